@@ -1,0 +1,35 @@
+# Two commands a newcomer needs: `make run` and `make test`. Both build .venv when missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test venv bench lint clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the project's dependencies change.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/incidentbot serve --host 127.0.0.1 --port 8000 $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/incidentbot runbooks check runbooks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/grouping.py
+	$(BIN)/python bench/diagnosis.py
+	$(BIN)/python bench/slack.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache incidentbot.db*

@@ -1,0 +1,5 @@
+import sys
+
+from incidentbot.cli import main
+
+sys.exit(main())

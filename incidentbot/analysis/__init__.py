@@ -1,0 +1,15 @@
+"""Hypothesis analysis: pure functions from events (with signature ids) to proposed causes.
+
+    from incidentbot.analysis import EventRecord, SignatureInfo, Constraints, Proposal, analyze, Topology
+
+No database, no network, no clock: plain dataclasses in, plain dataclasses out. See
+``engine.py`` for the evidence rules and ``Proposal`` for what ``confidence`` means.
+"""
+
+from .engine import Settings, analyze, version_key
+from .model import CAUSE_CLASSES, Constraints, EventRecord, Proposal, SignatureInfo, Topology
+
+__all__ = [
+    "analyze", "Settings", "EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology",
+    "CAUSE_CLASSES", "version_key",
+]

@@ -1,0 +1,69 @@
+"""Plain data in and out of the analysis. No behaviour beyond construction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology", "CAUSE_CLASSES"]
+
+CAUSE_CLASSES = ("hardware", "network", "software", "data", "infrastructure", "unknown")
+
+Topology = Mapping[str, str]
+"""host -> switch (leaf, rack): optional; sharpens localisation to a switch."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    signature_id: int
+    job_id: str
+    time: float  # epoch seconds
+    host: str | None = None
+    gpu: str | None = None
+    rank: int | None = None
+    step: int | None = None
+    cluster: str | None = None
+    code_version: str | None = None
+    versions: tuple[tuple[str, str], ...] = ()  # sorted (name, version)
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureInfo:
+    id: int
+    title: str
+    category: str = "unknown"
+    cause_class: str = "unknown"  # what the text itself says: hardware|network|software|data|infrastructure|unknown
+    details: tuple[tuple[str, str], ...] = ()  # e.g. (("xid", "79"),)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Decisions people made; the analysis obeys them."""
+
+    together: tuple[frozenset[int], ...] = ()  # signature groups that must be in one hypothesis (a human merge)
+    apart: tuple[frozenset[int], ...] = ()  # signature groups whose members must not share a hypothesis (a split)
+
+
+@dataclass
+class Proposal:
+    """One hypothesis: a cause that explains a set of events.
+
+    ``confidence`` is an evidence-strength score in 0..1, meant to be read as "how likely the
+    grouping and the cause class are right". It is a monotone map of the strongest test behind
+    the hypothesis (adjusted p-value p: confidence = s/(s+3) with s = -log10 p, so p=1e-3 gives
+    0.5, p=1e-9 gives 0.75, p=1e-30 gives 0.91), multiplied by 0.8 when the text's own known
+    meaning disagrees with the cause class inferred from the pattern, capped at 0.97. It is not
+    yet calibrated on resolved incidents: the poll/resolution history is meant to do that.
+    """
+
+    title: str
+    cause_class: str
+    scope: dict[str, list[str]]
+    confidence: float
+    evidence: list[str]
+    signature_ids: list[int]
+    event_ids: list[int]
+    kind: str  # localised_hardware | switch | regression | data_step | storm | co_occurrence | human_merge
+    key: str = ""  # a stable text key of the evidence profile (e.g. "host:c1-gpu0007"), for reconciliation
+    extra: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,164 @@
+"""FastAPI application: the contract's HTTP API. Routes translate JSON and call services."""
+
+
+import base64
+import hmac
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from incidentbot.api import schemas
+from incidentbot.api.limits import BodyLimit
+from incidentbot.ingest import from_alertmanager, validate_batch
+from incidentbot.runtime import Runtime
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, body: dict):
+        self.status, self.body = status, body
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, detail="cursor is not one this service issued") from None
+
+
+def _encode_cursor(n: int) -> str:
+    return base64.urlsafe_b64encode(str(n).encode()).decode().rstrip("=")
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        raise _BadRequest(400, {"detail": "empty body: expected a JSON object"})
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise _BadRequest(400, {"detail": "body is not valid UTF-8"}) from None
+    except RecursionError:
+        raise _BadRequest(400, {"detail": "JSON is nested too deeply"}) from None
+    except ValueError as exc:
+        raise _BadRequest(400, {"detail": f"body is not valid JSON: {exc}"}) from None
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    settings = rt.settings
+    tokens = settings.token_sources()
+
+    app = FastAPI(title="incidentbot", version="0.1.0",
+                  description="Failure signatures, root-cause hypotheses and channel votes for GPU training fleets.")
+    app.state.runtime = rt
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(_BadRequest)
+    async def _bad_request(_request: Request, exc: _BadRequest):
+        return JSONResponse(exc.body, status_code=exc.status)
+
+    def authorize(source: str, *, optional: bool = False):
+        def check(request: Request) -> str | None:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if not header and optional:
+                return None
+            if scheme.lower() != "bearer" or not token:
+                raise HTTPException(401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+            matched = None
+            # Compare against every token so timing says nothing about which one came close.
+            for known, limited_to in tokens.items():
+                if hmac.compare_digest(known.encode(), token.encode()):
+                    matched = (known, limited_to)
+            if matched is None:
+                raise HTTPException(401, detail="invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+            if matched[1] not in (None, source) and not (source == "read" and matched[1] in ("events", "alertmanager")):
+                raise HTTPException(403, detail=f"this token is limited to the {matched[1]} source")
+            return matched[1] or "any"
+        return check
+
+    EventsAuth = Annotated[str, Depends(authorize("events"))]
+    AlertAuth = Annotated[str, Depends(authorize("alertmanager"))]
+    ReadAuth = Annotated[str, Depends(authorize("read"))]
+    OptionalRead = Annotated[str | None, Depends(authorize("read", optional=True))]
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz():
+        ok = await run_in_threadpool(rt.db.ping)
+        return JSONResponse({"ok": ok, "database": "up" if ok else "down"}, status_code=200 if ok else 503)
+
+    @app.post("/v1/events", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
+              responses={400: {}, 401: {}, 413: {}, 422: {}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schemas.EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+    async def post_events(request: Request, _auth: EventsAuth):
+        body = _parse_json(await request.body())
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+            raise _BadRequest(422, {"detail": "expected {\"events\": [Event, ...]}"})
+        items = body["events"]
+        if not items:
+            raise _BadRequest(422, {"detail": "a batch holds 1 to %d events; this one is empty" % settings.max_batch_events})
+        if len(items) > settings.max_batch_events:
+            raise _BadRequest(413, {"detail": f"a batch holds at most {settings.max_batch_events} events; this one has {len(items)}"})
+        events, errors = validate_batch(items)
+        if errors:
+            raise _BadRequest(422, {"detail": f"{len({e.index for e in errors})} of {len(items)} events are invalid; nothing was stored",
+                                    "errors": [e.as_dict() for e in errors[:500]]})
+        result = await run_in_threadpool(rt.ingest.ingest, events, source=body.get("source") if isinstance(body.get("source"), str) and body.get("source") in ("reporter", "cli", "torchelastic") else "api")
+        return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
+
+    @app.post("/v1/alertmanager", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
+              responses={400: {}, 401: {}, 413: {}, 422: {}})
+    async def post_alertmanager(request: Request, _auth: AlertAuth):
+        body = _parse_json(await request.body())
+        try:
+            converted = from_alertmanager(body)
+        except ValueError as exc:
+            raise _BadRequest(422, {"detail": str(exc)}) from None
+        events, errors = validate_batch(list(converted))
+        if errors:
+            raise _BadRequest(422, {"detail": "some alerts cannot be stored; nothing was stored",
+                                    "errors": [e.as_dict() for e in errors[:500]]})
+        accepted = duplicates = 0
+        if events:
+            result = await run_in_threadpool(rt.ingest.ingest, events, source="alertmanager")
+            accepted, duplicates = result.accepted, result.duplicates
+        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "resolved_skipped": converted.skipped_resolved},
+                            status_code=202)
+
+    @app.get("/v1/events", response_model=schemas.EventPage, tags=["read"])
+    def get_events(_auth: OptionalRead, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
+        after = _decode_cursor(cursor)
+        rows, last = schemas.events_page(rt, limit=limit, after=after)
+        return {"events": rows, "next_cursor": _encode_cursor(last) if last is not None else None}
+
+    @app.get("/v1/signatures", response_model=schemas.SignaturePage, tags=["read"])
+    def get_signatures(_auth: OptionalRead, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
+        after = _decode_cursor(cursor)
+        rows, last = schemas.signatures_page(rt, limit=limit, after=after)
+        return {"signatures": rows, "next_cursor": _encode_cursor(last) if last is not None else None}
+
+    @app.get("/v1/signatures/{sid}", tags=["read"])
+    def get_signature(sid: str, _auth: OptionalRead):
+        return schemas.signature_detail(rt, sid)
+
+    @app.get("/v1/hypotheses", response_model=schemas.HypothesisList, tags=["read"])
+    def get_hypotheses(_auth: OptionalRead, status: str | None = None):
+        return {"hypotheses": schemas.hypotheses_list(rt, status=status)}
+
+    @app.get("/v1/hypotheses/{hid}", tags=["read"])
+    def get_hypothesis(hid: str, _auth: OptionalRead):
+        return schemas.hypothesis_detail(rt, hid)
+
+    @app.post("/v1/analyze", tags=["analysis"])
+    def post_analyze(_auth: OptionalRead):
+        return rt.hypotheses.analyze().as_dict()
+
+    return app

@@ -1,0 +1,110 @@
+"""Converters from other formats into the event schema (pure functions over parsed JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["from_alertmanager", "from_torchelastic", "AlertmanagerResult"]
+
+_PORT = re.compile(r":\d+$")
+
+
+class AlertmanagerResult(list):
+    """Events from a webhook payload; ``skipped_resolved`` counts 'resolved' notifications,
+    which end an alert rather than report a failure."""
+
+    skipped_resolved: int = 0
+
+
+def _first(d: dict, *names: str) -> str | None:
+    for n in names:
+        v = d.get(n)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return None
+
+
+def from_alertmanager(payload: Any) -> AlertmanagerResult:
+    """Alertmanager webhook (version 4) → events. Raises ValueError with a reason when malformed."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected an Alertmanager webhook object")
+    version = str(payload.get("version", "4"))
+    if version != "4":
+        raise ValueError(f"unsupported Alertmanager webhook version {version!r}: expected 4")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise ValueError("'alerts' must be a list")
+    common = payload.get("commonLabels") if isinstance(payload.get("commonLabels"), dict) else {}
+    out = AlertmanagerResult()
+    for i, alert in enumerate(alerts):
+        if not isinstance(alert, dict):
+            raise ValueError(f"alerts[{i}] must be an object")
+        if alert.get("status") == "resolved":
+            out.skipped_resolved += 1
+            continue
+        labels = {**common, **(alert.get("labels") or {})}
+        annotations = alert.get("annotations") or {}
+        if not isinstance(labels, dict) or not isinstance(annotations, dict):
+            raise ValueError(f"alerts[{i}]: labels and annotations must be objects")
+        labels = {str(k): str(v) for k, v in labels.items()}
+        annotations = {str(k): str(v) for k, v in annotations.items()}
+        alertname = labels.get("alertname", "alert")
+        text = " — ".join(t for t in (_first(annotations, "summary", "message"), _first(annotations, "description")) if t)
+        if not text:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
+            text = f"{alertname} firing" + (f" ({shown})" if shown else "")
+        elif alertname not in text:
+            text = f"{alertname}: {text}"
+        host = _first(labels, "host", "hostname", "node", "nodename", "instance")
+        fp = alert.get("fingerprint")
+        starts = alert.get("startsAt")
+        event = {
+            "job_id": _first(labels, "job_id", "training_job", "slurm_job_id", "run_id") or f"alertmanager/{labels.get('job', alertname)}",
+            "message": text,
+            "cluster": _first(labels, "cluster"),
+            "host": _PORT.sub("", host) if host else None,
+            "gpu": _first(labels, "gpu", "gpu_uuid", "UUID", "Hostname_gpu", "minor_number"),
+            "kind": "alert",
+            "attributes": {"labels": labels, "annotations": annotations, "generatorURL": alert.get("generatorURL"),
+                           "receiver": payload.get("receiver"), "source": "alertmanager"},
+        }
+        if isinstance(fp, str) and fp:
+            # A resend of the same firing has the same fingerprint and start: one event.
+            event["event_id"] = f"am:{fp}:{starts}" if starts else f"am:{fp}"
+        if isinstance(starts, str) and starts and not starts.startswith("0001-"):
+            event["time"] = starts
+        out.append({k: v for k, v in event.items() if v is not None})
+    return out
+
+
+def from_torchelastic(data: Any, *, job_id: str, rank: int | None = None, host: str | None = None) -> dict:
+    """The JSON that ``torch.distributed.elastic.multiprocessing.errors.record`` writes → one event."""
+    if isinstance(data, (str, bytes)):
+        data = json.loads(data)
+    if not isinstance(data, dict) or "message" not in data:
+        raise ValueError("not a torchelastic error file: expected an object with a 'message' field")
+    msg = data["message"]
+    extra: dict = {}
+    if isinstance(msg, dict):
+        extra = msg.get("extraInfo") or {}
+        text = str(msg.get("message", ""))
+        stack = extra.get("py_callstack")
+        if isinstance(stack, str) and stack.strip():
+            text = stack.rstrip() + ("\n" + text if text and text not in stack else "")
+    else:
+        text = str(msg)
+    event: dict[str, Any] = {"job_id": job_id, "message": text or "torchelastic error file with an empty message",
+                             "kind": "crash", "attributes": {"source": "torchelastic"}}
+    ts = extra.get("timestamp") if isinstance(extra, dict) else None
+    if ts is not None and str(ts).isdigit():
+        event["time"] = datetime.fromtimestamp(int(ts), tz=timezone.utc).isoformat()
+    if "errorCode" in data:
+        event["attributes"]["error_code"] = data["errorCode"]
+    if rank is not None:
+        event["rank"] = rank
+    if host:
+        event["host"] = host
+    return event

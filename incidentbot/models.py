@@ -1,0 +1,260 @@
+"""Database tables (SQLModel). Events are append-only; everything else is small and mutable.
+
+Ids people type (`S-12`, `H-7`, `P-3`) are these tables' integer keys with a prefix (see ids.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, TypeDecorator, BigInteger, Integer, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Ballot", "Decision", "DigestRun", "Event", "Hypothesis", "HypothesisLog", "HypothesisSignature",
+    "Outbox", "Poll", "PollOption", "RunbookLink", "Signature", "SignatureMember", "SlackMessage",
+    "KeyValue", "WorkClaim", "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out on every dialect (SQLite stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        if value is not None and dialect.name == "sqlite":
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None:
+            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value
+
+
+def _ts(**kw) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json(default_factory=dict) -> Any:
+    return Field(default_factory=default_factory, sa_type=JSON)
+
+
+class Event(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_event_signature_time", "signature_id", "time"),
+        Index("ix_event_job", "job_id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=128, unique=True)
+    job_id: str = Field(max_length=256)
+    message: str = Field(sa_type=Text)
+    time: datetime = _ts()
+    received_at: datetime = _ts(default_factory=utcnow)
+    source: str = Field(default="api", max_length=32)
+    cluster: str | None = Field(default=None, max_length=256)
+    host: str | None = Field(default=None, max_length=256)
+    gpu: str | None = Field(default=None, max_length=256)
+    rank: int | None = Field(default=None, sa_type=BigInteger)
+    step: int | None = Field(default=None, sa_type=BigInteger)
+    code_version: str | None = Field(default=None, max_length=256)
+    versions: dict = _json()
+    kind: str | None = Field(default=None, max_length=64)
+    attributes: dict = _json()
+    signature_id: int = Field(foreign_key="signature.id")
+    hypothesis_id: int | None = Field(default=None, index=True)
+
+
+class Signature(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    rules_version: str = Field(max_length=32)
+    title: str = Field(max_length=512)
+    category: str = Field(max_length=64, index=True)
+    cause_class: str = Field(max_length=32)
+    parser: str = Field(max_length=64)
+    template: str = Field(sa_type=Text)
+    details: dict = _json()
+    example: str = Field(default="", sa_type=Text)
+    count: int = Field(default=0, sa_type=BigInteger)
+    first_seen: datetime = _ts()
+    last_seen: datetime = _ts()
+    job_count: int = 0
+    host_count: int = 0
+    rank_count: int = 0
+    # A human merge points here; events keep their own signature and resolve through it.
+    merged_into: int | None = Field(default=None, foreign_key="signature.id")
+    muted_until: datetime | None = _ts(default=None)
+    created_at: datetime = _ts(default_factory=utcnow)
+    # What the alert message last showed, so the refresher knows when to edit it.
+    alerted_count: int = Field(default=0, sa_type=BigInteger)
+    alerted_jobs: int = 0
+    alerted_hosts: int = 0
+    alerted_at: datetime | None = _ts(default=None)
+
+
+class SignatureMember(SQLModel, table=True):
+    """Distinct jobs/hosts/ranks per signature: one row each, so counts are exact under replicas."""
+
+    signature_id: int = Field(foreign_key="signature.id", primary_key=True)
+    dim: str = Field(max_length=8, primary_key=True)  # job | host | rank
+    value: str = Field(max_length=256, primary_key=True)
+
+
+class Hypothesis(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=512)
+    # open | confirmed | resolved | rejected | regressed
+    status: str = Field(default="open", max_length=16, index=True)
+    cause_class: str = Field(max_length=32)
+    kind: str = Field(default="", max_length=32)
+    scope: dict = _json()
+    confidence: float = 0.0
+    evidence: list = _json(list)
+    event_count: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+    last_activity_at: datetime = _ts(default_factory=utcnow)
+    owner: str | None = Field(default=None, max_length=64)
+    # Set when a person merged this hypothesis into another one.
+    merged_into: int | None = Field(default=None)
+    resolution: dict = _json()  # cause, fix, link, fixed_in, by, at, rejected_reason
+    resolved_at: datetime | None = _ts(default=None)
+
+
+class HypothesisSignature(SQLModel, table=True):
+    hypothesis_id: int = Field(foreign_key="hypothesis.id", primary_key=True)
+    signature_id: int = Field(foreign_key="signature.id", primary_key=True)
+    event_count: int = Field(default=0, sa_type=BigInteger)
+
+
+class HypothesisLog(SQLModel, table=True):
+    """A hypothesis's timeline: created, evidence changes, votes, links, resolution, regressions."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    hypothesis_id: int = Field(foreign_key="hypothesis.id", index=True)
+    at: datetime = _ts(default_factory=utcnow)
+    kind: str = Field(max_length=32)
+    text: str = Field(sa_type=Text)
+    actor: str | None = Field(default=None, max_length=64)
+
+
+class Decision(SQLModel, table=True):
+    """What people decided; the analysis obeys these (merges, splits, rejections)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # together | apart
+    signature_ids: list = _json(list)
+    actor: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts(default_factory=utcnow)
+    active: bool = True
+
+
+class Outbox(SQLModel, table=True):
+    """A Slack call to make, written in the same transaction as its cause."""
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    # post (chat.postMessage, records ts under message_key) | update | ephemeral | response | view
+    op: str = Field(max_length=16)
+    message_key: str | None = Field(default=None, max_length=128)  # post/update: which message
+    thread_key: str | None = Field(default=None, max_length=128)  # reply in this message's thread
+    dedupe_key: str | None = Field(default=None, max_length=160, unique=True)
+    channel: str | None = Field(default=None, max_length=64)
+    payload: dict = _json()
+    status: str = Field(default="pending", max_length=16)  # pending | done | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    claimed_until: datetime | None = _ts(default=None)
+    last_error: str | None = Field(default=None, max_length=512)
+    created_at: datetime = _ts(default_factory=utcnow)
+    delivered_at: datetime | None = _ts(default=None)
+
+
+class SlackMessage(SQLModel, table=True):
+    """Where a message we own lives in Slack, so later updates edit it in place."""
+
+    key: str = Field(primary_key=True, max_length=128)
+    channel: str = Field(max_length=64)
+    ts: str = Field(max_length=32)
+    posted_at: datetime = _ts(default_factory=utcnow)
+
+
+class Poll(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    question: str = Field(max_length=1000)
+    status: str = Field(default="open", max_length=16)  # open | closed
+    anonymous: bool = True
+    creator: str = Field(max_length=64)
+    channel: str | None = Field(default=None, max_length=64)
+    hypothesis_ids: list = _json(list)
+    closes_at: datetime | None = _ts(default=None)
+    closed_at: datetime | None = _ts(default=None)
+    created_at: datetime = _ts(default_factory=utcnow)
+    tally_version: int = 0  # bumped per ballot; the message shows rendered_version
+    rendered_version: int = 0
+    outcome: dict = _json()
+
+
+class PollOption(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    poll_id: int = Field(foreign_key="poll.id", index=True)
+    position: int
+    label: str = Field(max_length=512)
+    hypothesis_id: int | None = None
+    # hypothesis | one_cause | separate | other
+    kind: str = Field(default="hypothesis", max_length=16)
+
+
+class Ballot(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("poll_id", "user_id", name="uq_ballot_poll_user"),)
+    id: int | None = Field(default=None, primary_key=True)
+    poll_id: int = Field(foreign_key="poll.id", index=True)
+    user_id: str = Field(max_length=64)
+    option_id: int = Field(foreign_key="polloption.id")
+    at: datetime = _ts(default_factory=utcnow)
+
+
+class RunbookLink(SQLModel, table=True):
+    """A hand-made link (or unlink) between a hypothesis/signature and a runbook."""
+
+    __table_args__ = (UniqueConstraint("target", "runbook_id", name="uq_runbooklink"),)
+    id: int | None = Field(default=None, primary_key=True)
+    target: str = Field(max_length=16)  # "H-3" or "S-12"
+    runbook_id: str = Field(max_length=128)
+    linked: bool = True  # False: a person unlinked an automatic match
+    actor: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts(default_factory=utcnow)
+
+
+class DigestRun(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("channel", "week", name="uq_digest_channel_week"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=64)
+    week: str = Field(max_length=10)  # 2025-W03
+    claimed_at: datetime = _ts(default_factory=utcnow)
+    claimed_by: str = Field(max_length=128)
+
+
+class WorkClaim(SQLModel, table=True):
+    """A named unit of background work claimed once (poll closing, analysis run markers)."""
+
+    key: str = Field(primary_key=True, max_length=160)
+    claimed_at: datetime = _ts(default_factory=utcnow)
+    claimed_by: str = Field(max_length=128)
+
+
+class KeyValue(SQLModel, table=True):
+    """Small pieces of service state (e.g. the last event id the analysis has seen)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_type=Text)

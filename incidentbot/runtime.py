@@ -1,0 +1,73 @@
+"""Wiring: build every service once from settings, so shells (HTTP, Slack, CLI) share them.
+
+Nothing here runs at import; tests build a Runtime with their own database and Slack stand-in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from incidentbot.db import Database
+from incidentbot.models import utcnow
+from incidentbot.services.hypotheses import HypothesisService
+from incidentbot.services.ingest import IngestService
+from incidentbot.services.runbooks import RunbookService
+from incidentbot.services.signatures import SignatureService
+from incidentbot.settings import Settings, SettingsError
+
+__all__ = ["Runtime", "build_runtime", "load_topology"]
+
+log = logging.getLogger(__name__)
+
+
+def load_topology(path: Path | None) -> dict[str, str]:
+    """``host switch`` per line (or ``host,switch``; ``#`` comments) → {host: switch}."""
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SettingsError(f"INCIDENTBOT_TOPOLOGY: cannot read {path}: {exc.strerror}") from None
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.replace(",", " ").split()
+        if len(parts) != 2:
+            raise SettingsError(f"INCIDENTBOT_TOPOLOGY: {path}:{n}: expected 'host switch', got {line!r}")
+        out[parts[0]] = parts[1]
+    return out
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Callable[[], datetime] = utcnow
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    ingest: IngestService = field(init=False)
+    signatures: SignatureService = field(init=False)
+    hypotheses: HypothesisService = field(init=False)
+    runbooks: RunbookService = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.ingest = IngestService(self.db, channel=s.channel, clock=self.clock)
+        self.signatures = SignatureService(self.db)
+        self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
+        self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
+
+
+def build_runtime(settings: Settings, *, db: Database | None = None, migrate: bool = True,
+                  clock: Callable[[], datetime] = utcnow) -> Runtime:
+    db = db or Database(settings.database_url)
+    if migrate:
+        db.migrate()
+    return Runtime(settings=settings, db=db, clock=clock)

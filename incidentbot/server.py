@@ -1,0 +1,41 @@
+"""``incidentbot serve``: the HTTP API, the Slack app, the background workers, one process."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+
+import uvicorn
+
+from incidentbot.logs import configure_logging
+from incidentbot.settings import load_settings
+
+__all__ = ["serve", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None, allow_remote: bool = False) -> int:
+    from incidentbot.app import build_app
+    from incidentbot.runtime import build_runtime
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    if not settings.uses_real_slack and not is_loopback(host) and not (allow_remote or settings.allow_remote_console):
+        print(f"incidentbot: refusing to serve the local console on {host}: without Slack credentials it is "
+              "for this machine only. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or pass --allow-remote.", file=sys.stderr)
+        return 2
+    rt = build_runtime(settings)
+    app = build_app(rt, demo=demo, port=port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    return 0

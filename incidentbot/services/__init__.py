@@ -1,0 +1,4 @@
+"""Services: the database work behind every shell (HTTP, Slack, CLI, scheduler).
+
+Each takes a :class:`incidentbot.db.Database` and plain values, and returns plain values.
+"""

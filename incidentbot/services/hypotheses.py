@@ -1,0 +1,259 @@
+"""Run the pure analysis over stored events and reconcile its proposals with stored hypotheses.
+
+Reconciliation keeps ids stable (a proposal takes over the stored hypothesis whose events it
+overlaps most), never undoes what people decided (resolved and rejected hypotheses keep their
+status; merges and splits are passed to the analysis as constraints), and logs what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, func, select, update
+
+from incidentbot import analysis
+from incidentbot.db import Database
+from incidentbot.models import (Decision, Event, Hypothesis, HypothesisLog, HypothesisSignature, KeyValue, Signature,
+                                WorkClaim, utcnow)
+from incidentbot.services.signatures import canonical_map
+
+__all__ = ["AnalysisSummary", "HypothesisService", "HUMAN_STATUSES"]
+
+log = logging.getLogger(__name__)
+
+# Statuses a person set; the analysis never changes them.
+HUMAN_STATUSES = frozenset({"resolved", "rejected", "confirmed"})
+OPEN_STATUSES = ("open", "confirmed", "regressed")
+MIN_OVERLAP = 0.3
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(slots=True)
+class AnalysisSummary:
+    events: int = 0
+    hypotheses: int = 0
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    retired: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    last_event_id: int = 0
+
+    def as_dict(self) -> dict:
+        return {"events": self.events, "hypotheses": self.hypotheses, "created": [f"H-{i}" for i in self.created],
+                "updated": [f"H-{i}" for i in self.updated], "retired": [f"H-{i}" for i in self.retired],
+                "seconds": round(self.seconds, 3)}
+
+
+class HypothesisService:
+    def __init__(self, db: Database, *, topology: Mapping[str, str] | None = None, clock: Callable[[], datetime] = utcnow,
+                 on_change: Callable[[object, list[int]], None] | None = None):
+        self.db = db
+        self.topology = dict(topology or {})
+        self.clock = clock
+        # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
+        self.on_change = on_change
+
+    # -- analysis ------------------------------------------------------------------------
+
+    def load_inputs(self, session) -> tuple[list[analysis.EventRecord], dict[int, analysis.SignatureInfo], analysis.Constraints, dict[int, int | None]]:
+        cmap = canonical_map(session)
+        e = Event.__table__.c
+        records: list[analysis.EventRecord] = []
+        current: dict[int, int | None] = {}
+        rows = session.connection().execute(select(
+            e.id, e.signature_id, e.job_id, e.time, e.host, e.gpu, e.rank, e.step, e.cluster, e.code_version, e.versions,
+            e.hypothesis_id).order_by(e.id))
+        ER = analysis.EventRecord
+        for (eid, sid, job, t, host, gpu, rank, step, cluster, code, versions, hid) in rows:
+            records.append(ER(id=eid, signature_id=cmap.get(sid, sid), job_id=job, time=t.timestamp(),
+                              host=host, gpu=gpu, rank=rank, step=step, cluster=cluster, code_version=code,
+                              versions=tuple(sorted((versions or {}).items()))))
+            current[eid] = hid
+        sigs = {s.id: analysis.SignatureInfo(id=s.id, title=s.title, category=s.category, cause_class=s.cause_class,
+                                             details=tuple(sorted((k, str(v)) for k, v in (s.details or {}).items())))
+                for s in session.scalars(select(Signature).where(Signature.merged_into.is_(None)))}
+        together, apart = [], []
+        for d in session.scalars(select(Decision).where(Decision.active.is_(True), Decision.kind.in_(("together", "apart"))).order_by(Decision.id)):
+            ids = frozenset(cmap.get(i, i) for i in d.signature_ids)
+            (together if d.kind == "together" else apart).append(ids)
+        return records, sigs, analysis.Constraints(together=tuple(together), apart=tuple(apart)), current
+
+    def analyze(self) -> AnalysisSummary:
+        started = _time.perf_counter()
+        with self.db.read() as session:
+            records, sigs, constraints, current = self.load_inputs(session)
+        proposals = analysis.analyze(records, sigs, topology=self.topology or None, constraints=constraints)
+        summary = self.reconcile(proposals, current, {r.id: r.signature_id for r in records})
+        summary.events = len(records)
+        summary.last_event_id = records[-1].id if records else 0
+        with self.db.write() as session:
+            _kv_set(session, "analysis.last_event_id", str(summary.last_event_id))
+            _kv_set(session, "analysis.finished_at", self.clock().isoformat())
+        summary.seconds = _time.perf_counter() - started
+        log.info("analysis: %d events, %d hypotheses (%d new) in %.2fs", summary.events, summary.hypotheses,
+                 len(summary.created), summary.seconds)
+        return summary
+
+    def analyze_if_due(self, *, worker: str, debounce: float = 10.0) -> bool:
+        """One unit of background work: analyse when events arrived since the last run and the
+        newest is ``debounce`` seconds old (a storm is analysed once it settles, or every minute)."""
+        with self.db.read() as session:
+            last_done = int(_kv_get(session, "analysis.last_event_id") or 0)
+            newest = session.scalar(select(func.max(Event.id))) or 0
+            if newest <= last_done:
+                return False
+            newest_received = session.scalar(select(Event.received_at).where(Event.id == newest))
+            last_finished = _kv_get(session, "analysis.finished_at")
+        now = self.clock()
+        quiet_for = (now - newest_received).total_seconds() if newest_received else debounce
+        since_last = (now - datetime.fromisoformat(last_finished)).total_seconds() if last_finished else 1e9
+        # Wait for a storm to settle, but never let results lag more than a minute behind.
+        if quiet_for < debounce and since_last < 60:
+            return False
+        if not self._claim(worker):
+            return False
+        try:
+            self.analyze()
+        finally:
+            self._release(worker)
+        return True
+
+    def _claim(self, worker: str) -> bool:
+        now = self.clock()
+        with self.db.write() as session:
+            session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_at < now - LEASE))
+            from incidentbot.services.sql import insert_for
+            stmt = insert_for(session, WorkClaim.__table__).values(key="analysis", claimed_at=now, claimed_by=worker).on_conflict_do_nothing()
+            return session.execute(stmt).rowcount == 1
+
+    def _release(self, worker: str) -> None:
+        with self.db.write() as session:
+            session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_by == worker))
+
+    # -- reconciliation ------------------------------------------------------------------
+
+    def reconcile(self, proposals: list, current: dict[int, int | None], sig_of: Mapping[int, int]) -> AnalysisSummary:
+        summary = AnalysisSummary(hypotheses=len(proposals))
+        now = self.clock()
+        with self.db.write() as session:
+            stored = {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None)))}
+            merged_to = dict(session.execute(select(Hypothesis.id, Hypothesis.merged_into).where(Hypothesis.merged_into.is_not(None))).all())
+            sizes = Counter(h for h in current.values() if h is not None)
+            # Pair proposals with stored hypotheses by event overlap, best pairs first.
+            pairs = []
+            for pi, p in enumerate(proposals):
+                overlap = Counter()
+                for eid in p.event_ids:
+                    h = current.get(eid)
+                    if h is not None:
+                        h = merged_to.get(h, h)
+                        overlap[h] += 1
+                for h, n in overlap.items():
+                    if h in stored:
+                        union = len(p.event_ids) + sizes.get(h, 0) - n
+                        pairs.append((n / union if union else 0.0, pi, h))
+            pairs.sort(reverse=True)
+            chosen: dict[int, int] = {}
+            taken: set[int] = set()
+            for score, pi, h in pairs:
+                if score >= MIN_OVERLAP and pi not in chosen and h not in taken:
+                    chosen[pi] = h
+                    taken.add(h)
+            new_assign: dict[int, int] = {}
+            created: list[int] = []
+            for pi, p in enumerate(proposals):
+                hid = chosen.get(pi)
+                if hid is None:
+                    h = Hypothesis(title=p.title[:512], cause_class=p.cause_class, kind=p.kind, scope=p.scope,
+                                   confidence=round(p.confidence, 4), evidence=list(p.evidence), event_count=len(p.event_ids),
+                                   created_at=now, updated_at=now, last_activity_at=now)
+                    session.add(h)
+                    session.flush()
+                    hid = h.id
+                    created.append(hid)
+                    session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="created", text=_describe(p)))
+                else:
+                    h = stored[hid]
+                    changed = (h.title != p.title[:512] or list(h.evidence) != list(p.evidence) or h.scope != p.scope
+                               or h.cause_class != p.cause_class)
+                    if changed:
+                        session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="evidence",
+                                                  text="evidence changed: " + "; ".join(p.evidence[:3])))
+                        summary.updated.append(hid)
+                    h.title, h.cause_class, h.kind, h.scope = p.title[:512], p.cause_class, p.kind, p.scope
+                    h.confidence, h.evidence, h.event_count = round(p.confidence, 4), list(p.evidence), len(p.event_ids)
+                    if changed:
+                        h.updated_at = now
+                    if h.status == "obsolete":
+                        h.status = "open"
+                for eid in p.event_ids:
+                    new_assign[eid] = hid
+                # Which signatures, with how many of their events each.
+                per_sig = Counter({sid: 0 for sid in p.signature_ids})
+                per_sig.update(sig_of[eid] for eid in p.event_ids if eid in sig_of)
+                session.execute(delete(HypothesisSignature).where(HypothesisSignature.hypothesis_id == hid))
+                session.add_all([HypothesisSignature(hypothesis_id=hid, signature_id=sid, event_count=n) for sid, n in per_sig.items()])
+            summary.created = created
+            # Hypotheses no proposal supports any more: retire open ones, keep human decisions.
+            for hid, h in stored.items():
+                if hid not in taken and h.status == "open":
+                    h.status = "obsolete"
+                    h.updated_at = now
+                    session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="retired", text="no longer supported by the events"))
+                    summary.retired.append(hid)
+            # Move events whose hypothesis changed (only the differences).
+            changes = [{"eid": eid, "hid": new_assign.get(eid)} for eid, old in current.items() if new_assign.get(eid) != old]
+            if changes:
+                stmt = update(Event.__table__).where(Event.__table__.c.id == bindparam("eid")).values(hypothesis_id=bindparam("hid"))
+                session.connection().execute(stmt, changes)
+            self._refresh_activity(session, set(new_assign.values()))
+            if self.on_change and created:
+                self.on_change(session, created)
+        return summary
+
+    def _refresh_activity(self, session, hids: set[int]) -> None:
+        if not hids:
+            return
+        e = Event.__table__.c
+        rows = session.execute(select(e.hypothesis_id, func.max(e.time)).where(e.hypothesis_id.in_(hids)).group_by(e.hypothesis_id)).all()
+        for hid, last in rows:
+            h = session.get(Hypothesis, hid)
+            if h is not None and last is not None:
+                h.last_activity_at = last
+
+    # -- reading -------------------------------------------------------------------------
+
+    def signature_ids(self, session, hid: int) -> list[int]:
+        return list(session.scalars(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid).order_by(HypothesisSignature.signature_id)))
+
+    def list(self, session, *, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[Hypothesis]:
+        q = select(Hypothesis).where(Hypothesis.merged_into.is_(None))
+        if statuses:
+            q = q.where(Hypothesis.status.in_(statuses))
+        return list(session.scalars(q.order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(limit)))
+
+    def log(self, session, hid: int, kind: str, text: str, *, actor: str | None = None) -> None:
+        session.add(HypothesisLog(hypothesis_id=hid, at=self.clock(), kind=kind, text=text, actor=actor))
+
+
+def _describe(p) -> str:
+    first = p.evidence[0] if p.evidence else ""
+    return f"proposed: {p.title} ({p.cause_class}, confidence {p.confidence:.0%}). {first}"
+
+
+def _kv_get(session, key: str) -> str | None:
+    row = session.get(KeyValue, key)
+    return row.value if row else None
+
+
+def _kv_set(session, key: str, value: str) -> None:
+    row = session.get(KeyValue, key)
+    if row is None:
+        session.add(KeyValue(key=key, value=value))
+    else:
+        row.value = value

@@ -1,0 +1,114 @@
+"""Runbooks for signatures and hypotheses: automatic matches plus what people linked or unlinked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from incidentbot.db import Database
+from incidentbot.models import RunbookLink, Signature, utcnow
+from incidentbot.runbooks import Runbook, load_with_errors, match_runbooks, summarize
+
+__all__ = ["RunbookService", "RunbookChoice"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunbookChoice:
+    runbook: Runbook
+    reason: str  # "linked by U123" or the matcher's reason
+    manual: bool
+
+
+class RunbookService:
+    def __init__(self, db: Database, directory: Path, *, base_url: str | None = None):
+        self.db = db
+        self.directory = Path(directory)
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.runbooks: dict[str, Runbook] = {}
+        self._auto: dict[int, list[tuple[str, str]]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        if not self.directory.is_dir():
+            log.warning("runbooks directory %s does not exist; no runbooks will be suggested", self.directory)
+            self.runbooks = {}
+            return
+        runbooks, errors = load_with_errors(self.directory)
+        for err in errors:
+            log.warning("runbook skipped: %s", err)
+        self.runbooks = {rb.id: rb for rb in runbooks}
+        self._auto.clear()
+
+    def url(self, runbook_id: str) -> str | None:
+        if not self.base_url or runbook_id not in self.runbooks:
+            return None
+        return f"{self.base_url}/{self.runbooks[runbook_id].path.name}"
+
+    def auto_for_signature(self, sig: Signature) -> list[tuple[str, str]]:
+        """(runbook id, reason) pairs the matcher proposes for a signature, best first (cached)."""
+        if sig.id not in self._auto:
+            details = sig.details or {}
+            xid = details.get("xid")
+            codes = [int(xid)] if isinstance(xid, (int, str)) and str(xid).isdigit() else []
+            matches = match_runbooks(self.runbooks.values(), category=sig.category, cause_class=sig.cause_class,
+                                     template=sig.template, xid_codes=codes, text=sig.example or "")
+            self._auto[sig.id] = [(m.id, m.reason) for m in matches[:3]]
+        return self._auto[sig.id]
+
+    def _links(self, session, target: str) -> dict[str, RunbookLink]:
+        return {l.runbook_id: l for l in session.scalars(select(RunbookLink).where(RunbookLink.target == target))}
+
+    def for_signature(self, session, sig: Signature) -> list[RunbookChoice]:
+        return self._choose(self._links(session, f"S-{sig.id}"), self.auto_for_signature(sig))
+
+    def for_hypothesis(self, session, hid: int, signatures: Iterable[Signature]) -> list[RunbookChoice]:
+        auto: list[tuple[str, str]] = []
+        seen = set()
+        # The hypothesis inherits its signatures' matches, most frequent signature first.
+        for sig in sorted(signatures, key=lambda s: -s.count):
+            for rid, reason in self.auto_for_signature(sig):
+                if rid not in seen:
+                    seen.add(rid)
+                    auto.append((rid, f"{reason} (via S-{sig.id})"))
+        return self._choose(self._links(session, f"H-{hid}"), auto)
+
+    def _choose(self, links: dict[str, RunbookLink], auto: list[tuple[str, str]]) -> list[RunbookChoice]:
+        out: list[RunbookChoice] = []
+        for rid, link in sorted(links.items(), key=lambda kv: kv[1].at):
+            if link.linked and rid in self.runbooks:
+                out.append(RunbookChoice(self.runbooks[rid], f"linked by {link.actor or 'a person'}", True))
+        for rid, reason in auto:
+            if rid in self.runbooks and rid not in links:
+                out.append(RunbookChoice(self.runbooks[rid], reason, False))
+        return out
+
+    def link(self, target: str, runbook_id: str, *, actor: str | None, linked: bool = True) -> None:
+        if runbook_id not in self.runbooks:
+            raise LookupError(f"no runbook {runbook_id!r}; try `runbooks <words>` to search")
+        from incidentbot.services.sql import insert_for
+        with self.db.write() as session:
+            stmt = insert_for(session, RunbookLink.__table__).values(target=target, runbook_id=runbook_id, linked=linked,
+                                                                   actor=actor, at=utcnow())
+            stmt = stmt.on_conflict_do_update(index_elements=["target", "runbook_id"],
+                                              set_={"linked": linked, "actor": actor, "at": utcnow()})
+            session.execute(stmt)
+
+    def search(self, query: str, *, limit: int = 8) -> list[Runbook]:
+        words = [w.lower() for w in query.split() if w]
+        scored = []
+        for rb in self.runbooks.values():
+            hay = " ".join([rb.id, rb.title, " ".join(rb.match.categories), " ".join(map(str, rb.match.xid)), rb.body]).lower()
+            title = (rb.id + " " + rb.title).lower()
+            score = sum(3 if w in title else 1 if w in hay else -100 for w in words) if words else 1
+            if score > 0:
+                scored.append((-score, rb.id, rb))
+        return [rb for _, _, rb in sorted(scored)[:limit]]
+
+    def summary(self, runbook_id: str, *, max_chars: int = 1200) -> str:
+        return summarize(self.runbooks[runbook_id], max_chars=max_chars)

@@ -1,0 +1,111 @@
+"""Signatures in the database: listing, merges people make (and undo), mutes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from incidentbot.db import Database
+from incidentbot.models import Decision, Signature, utcnow
+
+__all__ = ["SignatureService", "SignatureNotFound", "canonical_map"]
+
+
+class SignatureNotFound(LookupError):
+    pass
+
+
+def canonical_map(session: Session) -> dict[int, int]:
+    """signature id → the signature it is merged into (following chains); only merged ids appear."""
+    merged = dict(session.execute(select(Signature.id, Signature.merged_into).where(Signature.merged_into.is_not(None))).all())
+    out = {}
+    for sid in merged:
+        target, hops = merged[sid], 0
+        while target in merged and hops < 64:
+            target, hops = merged[target], hops + 1
+        out[sid] = target
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCounts:
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class SignatureService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def get(self, session: Session, sid: int) -> Signature:
+        sig = session.get(Signature, sid)
+        if sig is None:
+            raise SignatureNotFound(f"S-{sid} does not exist")
+        return sig
+
+    def members(self, session: Session, sid: int) -> list[Signature]:
+        """The signature and every signature merged into it."""
+        cmap = canonical_map(session)
+        ids = [sid] + [s for s, t in cmap.items() if t == sid]
+        return list(session.scalars(select(Signature).where(Signature.id.in_(ids))))
+
+    def totals(self, session: Session, sid: int) -> SignatureCounts:
+        sigs = self.members(session, sid)
+        return SignatureCounts(sum(s.count for s in sigs), min(s.first_seen for s in sigs), max(s.last_seen for s in sigs))
+
+    def merge(self, source: int, target: int, *, actor: str | None) -> None:
+        """Merge signature ``source`` into ``target``: later events of either land in ``target``."""
+        if source == target:
+            raise ValueError("a signature cannot be merged into itself")
+        with self.db.write() as session:
+            src, dst = self.get(session, source), self.get(session, target)
+            cmap = canonical_map(session)
+            if cmap.get(target, target) == source:
+                raise ValueError(f"S-{target} is already merged into S-{source}")
+            src.merged_into = cmap.get(dst.id, dst.id)
+            # Re-point signatures that were merged into the source.
+            for s in session.scalars(select(Signature).where(Signature.merged_into == source)):
+                s.merged_into = src.merged_into
+            session.add(Decision(kind="merge_signatures", signature_ids=[source, target], actor=actor))
+
+    def unmerge(self, source: int, *, actor: str | None) -> int:
+        """Undo a merge: ``source`` stands on its own again. Returns the id it was merged into."""
+        with self.db.write() as session:
+            src = self.get(session, source)
+            if src.merged_into is None:
+                raise ValueError(f"S-{source} is not merged into another signature")
+            previous = src.merged_into
+            src.merged_into = None
+            session.add(Decision(kind="unmerge_signatures", signature_ids=[source, previous], actor=actor))
+            return previous
+
+    def mute(self, sid: int, *, until: datetime | None, actor: str | None, duration: timedelta | None = None) -> datetime:
+        until = until or (utcnow() + (duration or timedelta(days=3650)))
+        with self.db.write() as session:
+            sig = self.get(session, sid)
+            sig.muted_until = until
+            session.add(Decision(kind="mute", signature_ids=[sid], actor=actor, active=True))
+        return until
+
+    def unmute(self, sid: int) -> None:
+        with self.db.write() as session:
+            self.get(session, sid).muted_until = None
+
+    def page(self, session: Session, *, limit: int, after: int | None, order: str = "id") -> list[Signature]:
+        q = select(Signature).where(Signature.merged_into.is_(None))
+        if order == "top":
+            q = q.order_by(Signature.count.desc(), Signature.id).limit(limit)
+        elif order == "new":
+            q = q.order_by(Signature.first_seen.desc(), Signature.id.desc()).limit(limit)
+        else:
+            if after is not None:
+                q = q.where(Signature.id > after)
+            q = q.order_by(Signature.id).limit(limit)
+        return list(session.scalars(q))
+
+    def count_open(self, session: Session) -> int:
+        return session.scalar(select(func.count()).select_from(Signature).where(Signature.merged_into.is_(None))) or 0

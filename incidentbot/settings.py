@@ -1,0 +1,178 @@
+"""Settings: one pydantic-settings class, built by :func:`load_settings`, never at import.
+
+Every variable the contract names is here under exactly that name. A wrong value fails at start
+with the variable's name and what it expects (:class:`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings", "parse_duration"]
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """A setting has a value the service cannot use; the message names the variable."""
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``7d``, ``1w`` → timedelta; anything else raises ValueError."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ValueError(f"expected a duration like 30m, 2h, 7d or 90d, got {text!r}")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def _env(name: str, default=None, **kw):
+    return Field(default, validation_alias=AliasChoices(name), **kw)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = _env("INCIDENTBOT_DATABASE_URL", "sqlite:///./incidentbot.db")
+    # Comma-separated; an entry may be `source:token` to limit that token to one source
+    # (`events`, `alertmanager`, `read`). A plain token is valid for every endpoint.
+    ingest_tokens: str = _env("INCIDENTBOT_INGEST_TOKENS", "")
+    slack_bot_token: str | None = _env("SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = _env("SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = _env("SLACK_APP_TOKEN")
+    slack_api_url: str = _env("SLACK_API_URL", DEFAULT_SLACK_API_URL)
+    channel: str | None = _env("INCIDENTBOT_CHANNEL")
+    slash_command: str = _env("INCIDENTBOT_SLASH_COMMAND", "/incident")
+    # Slack user ids allowed to merge, split, resolve, mute and close others' votes.
+    admins: str = _env("INCIDENTBOT_ADMINS", "")
+    admin_group: str | None = _env("INCIDENTBOT_ADMIN_GROUP")
+    topology: Path | None = _env("INCIDENTBOT_TOPOLOGY")
+    runbooks_dir: Path = _env("INCIDENTBOT_RUNBOOKS_DIR", Path("runbooks"))
+    runbook_url: str | None = _env("INCIDENTBOT_RUNBOOK_URL")
+    public_url: str = _env("INCIDENTBOT_PUBLIC_URL", "http://127.0.0.1:8000")
+    digest_cron: str = _env("INCIDENTBOT_DIGEST_CRON", "0 9 * * mon")
+    tz: str = _env("INCIDENTBOT_TZ", "UTC")
+    # Which process runs the scheduler: "on" (default) or "off". Running it in every replica is
+    # safe because each unit of work is claimed in the database.
+    scheduler: str = _env("INCIDENTBOT_SCHEDULER", "on")
+    workers: str = _env("INCIDENTBOT_WORKERS", "on")
+    log_format: str = _env("INCIDENTBOT_LOG_FORMAT", "text")
+    log_level: str = _env("INCIDENTBOT_LOG_LEVEL", "INFO")
+    max_batch_events: int = _env("INCIDENTBOT_MAX_BATCH_EVENTS", 5000, ge=1, le=100_000)
+    max_body_bytes: int = _env("INCIDENTBOT_MAX_BODY_BYTES", 10 * 1024 * 1024, ge=1024)
+    alert_update_interval: float = _env("INCIDENTBOT_ALERT_UPDATE_SECONDS", 30.0, ge=0)
+    analysis_debounce: float = _env("INCIDENTBOT_ANALYSIS_DEBOUNCE_SECONDS", 10.0, ge=0)
+    allow_remote_console: bool = _env("INCIDENTBOT_ALLOW_REMOTE_CONSOLE", False)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if not (v.startswith("sqlite") or v.startswith("postgresql")):
+            raise ValueError("expected a SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db")
+        if v.startswith("postgresql://") or v.startswith("postgres://"):
+            # psycopg 3 is the installed driver; a bare postgresql:// would ask for psycopg2.
+            v = "postgresql+psycopg://" + v.split("://", 1)[1]
+        return v
+
+    @field_validator("tz")
+    @classmethod
+    def _check_tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"expected an IANA time zone such as UTC or Europe/London, got {v!r}") from None
+        return v
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _check_cron(cls, v: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as exc:
+            raise ValueError(f"expected a 5-field crontab like '0 9 * * mon': {exc}") from None
+        return v
+
+    @field_validator("scheduler", "workers")
+    @classmethod
+    def _check_onoff(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in ("on", "off"):
+            raise ValueError("expected on or off")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in ("text", "json"):
+            raise ValueError("expected text or json")
+        return v
+
+    @field_validator("slash_command")
+    @classmethod
+    def _check_command(cls, v: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", v):
+            raise ValueError("expected a slash command such as /incident")
+        return v
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _check_api_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http(s) URL such as https://slack.com/api/")
+        return v if v.endswith("/") else v + "/"
+
+    # -- derived views -------------------------------------------------------------------
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_real_slack(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    def token_sources(self) -> dict[str, str | None]:
+        """token → the source it is limited to (None: any)."""
+        out: dict[str, str | None] = {}
+        for raw in self.ingest_tokens.split(","):
+            raw = raw.strip()
+            if not raw:
+                continue
+            source, sep, token = raw.partition(":")
+            if sep and source in ("events", "alertmanager", "read"):
+                out[token] = source
+            else:
+                out[raw] = None
+        return out
+
+    def admin_ids(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
+
+
+_NAMES = {name: (f.validation_alias.choices[0] if f.validation_alias else name) for name, f in Settings.model_fields.items()}
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings from the environment (and `.env`), with keyword overrides for tests."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            var = _NAMES.get(field, field)
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{var}: {msg} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

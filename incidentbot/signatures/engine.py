@@ -1,0 +1,646 @@
+"""Rule engine: parse first, mask second, then hash.
+
+Rules are tried in a fixed order (``RULES``); the first whose detector matches the text claims it.
+The order encodes precedence between overlapping symptoms, e.g. an illegal memory access
+reported from inside the NCCL watchdog is ``cuda_runtime``, an NCCL error whose last error is an
+InfiniBand completion is ``nccl_error``, and a raw NET/IB completion warning is
+``infiniband_rdma``.  Text no rule claims falls through to a Python traceback parser and finally
+to the generic template (``other``).
+
+Work cap: only the first ``MAX_ANALYSED`` characters (32 Ki) are analysed; lines are cut at 4 Ki
+characters for masking.  Nothing here raises on any ``str`` input.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
+from .xid import SEVERITY_RANK, xid_info
+
+RULES_VERSION = "2026.11-1"
+MAX_LINE = 4096
+MAX_TEMPLATE_LINES = 12
+
+
+class Ctx:
+    """Per-text parsing context; masked lines are computed lazily and recorded in ``found``."""
+
+    __slots__ = ("text", "found", "reasons", "_lines", "_masked")
+
+    def __init__(self, text: str, record: bool) -> None:
+        self.text = text
+        self.found: list | None = [] if record else None
+        self.reasons: list[str] = []
+        self._lines: list[str] | None = None
+        self._masked: dict[int, str] = {}
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = [ln[:MAX_LINE] for ln in self.text.splitlines() if ln.strip()]
+        return self._lines
+
+    def masked(self, i: int) -> str:
+        m = self._masked.get(i)
+        if m is None:
+            m = mask_line(self.lines[i], self.found)
+            self._masked[i] = m
+        return m
+
+    def matching(self, rx: re.Pattern, limit: int = MAX_TEMPLATE_LINES) -> list[str]:
+        """Masked lines that match *rx*, duplicates folded, first-seen order."""
+        out: list[str] = []
+        seen: set[str] = set()
+        hits = 0
+        for i, ln in enumerate(self.lines):
+            if rx.search(ln):
+                hits += 1
+                m = self.masked(i)
+                if m not in seen:
+                    seen.add(m)
+                    if len(out) < limit:
+                        out.append(m)
+        if hits > len(seen) and hits > 1:
+            self.reasons.append(f"{hits} matching lines folded into {len(seen)} after masking")
+        return out
+
+    def all_masked(self, limit: int = MAX_TEMPLATE_LINES) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        for i in range(len(self.lines)):
+            m = self.masked(i)
+            if m not in seen:
+                seen.add(m)
+                out.append(m)
+                if len(out) >= limit:
+                    break
+        n = len(self.lines)
+        if n > len(seen) and n > 1 and len(out) < limit:
+            self.reasons.append(f"{n} lines folded into {len(seen)} after masking")
+        return out
+
+
+@dataclass(slots=True)
+class Parsed:
+    title: str
+    template_lines: list[str]
+    cause_class: str
+    details: list[tuple[str, str]]
+    key_parts: tuple[str, ...]  # what identifies the failure mode within its category
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+_SIGNALS = {
+    "1": "SIGHUP", "2": "SIGINT", "4": "SIGILL", "6": "SIGABRT", "7": "SIGBUS", "8": "SIGFPE",
+    "9": "SIGKILL", "11": "SIGSEGV", "13": "SIGPIPE", "15": "SIGTERM",
+}
+
+
+def _first(rx: re.Pattern, text: str, group: int = 1) -> str | None:
+    m = rx.search(text)
+    return m.group(group) if m else None
+
+
+def _short(s: str, n: int = 90) -> str:
+    s = s.strip()
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _generic(ctx: Ctx, rx: re.Pattern, title: str, cause: str, kind: str | None = None) -> Parsed:
+    lines = ctx.matching(rx)
+    details = [("kind", kind)] if kind else []
+    return Parsed(title, lines, cause, details, (kind or "",) + tuple(lines[:4]))
+
+
+# --------------------------------------------------------------------------------------------
+# parsers (each returns Parsed)
+
+_XID = re.compile(r"\b(S?Xid) \(([^)\n]{0,40})\): (\d+)")
+
+
+def p_xid(ctx: Ctx) -> Parsed:
+    codes: list[tuple[str, int]] = []
+    for m in _XID.finditer(ctx.text):
+        codes.append((m.group(1), int(m.group(3))))
+    gpu = [c for k, c in codes if k == "Xid"]
+    distinct = list(dict.fromkeys(gpu))
+    if distinct:
+        best = distinct[0]
+        for c in distinct[1:]:
+            if SEVERITY_RANK.get(xid_info(c).severity, 0) > SEVERITY_RANK.get(xid_info(best).severity, 0):
+                best = c
+        info = xid_info(best)
+        title = f"Xid {best}: {info.meaning}"
+        cause, sev, mn = info.cause_class, info.severity, info.mnemonic
+        label = "xid"
+    else:
+        sx = list(dict.fromkeys(c for k, c in codes if k == "SXid"))
+        best = sx[0] if sx else 0
+        distinct = sx
+        title = f"NVSwitch SXid {best}"
+        cause, sev, mn = "hardware", "high", "NVSWITCH"
+        label = "sxid"
+    others = [str(c) for c in distinct if c != best]
+    ctx.reasons.append(
+        f"matched NVIDIA {label} lines: codes {', '.join(str(c) for c in distinct)}; "
+        f"primary {best} ({sev}) decides"
+    )
+    tl = ctx.matching(_XID)
+    details = [(label, str(best)), ("mnemonic", mn), ("severity", sev)]
+    if others:
+        details.append(("other_codes", ",".join(others)))
+    return Parsed(title, tl, cause, details, (label, str(best)))
+
+
+_OOM_TRIED = re.compile(r"Tried to allocate")
+
+
+def p_cuda_oom(ctx: Ctx) -> Parsed:
+    lines = ctx.matching(_CUDA_OOM)
+    ctx.reasons.append("matched CUDA out-of-memory wording (all historical wordings are one failure mode)")
+    return Parsed("CUDA out of memory", lines, "software", [("error", "cuda_oom")], ("cuda_oom",))
+
+
+_CUDA_KINDS: list[tuple[str, re.Pattern, str, str]] = [
+    ("illegal_memory_access", re.compile(r"illegal memory access"), "CUDA error: an illegal memory access was encountered", "unknown"),
+    ("ecc_uncorrectable", re.compile(r"uncorrectable ECC error", re.I), "CUDA error: uncorrectable ECC error encountered", "hardware"),
+    ("nvlink_uncorrectable", re.compile(r"uncorrectable NVLink error", re.I), "CUDA error: uncorrectable NVLink error", "hardware"),
+    ("device_side_assert", re.compile(r"device-side assert(?!ions)|Assertion `.{0,300}` failed"), "CUDA device-side assertion failed", "software"),
+    ("cublas", re.compile(r"CUBLAS_STATUS_\w+|kernel execution error"), "cuBLAS kernel execution failed", "unknown"),
+    ("misaligned_address", re.compile(r"misaligned address"), "CUDA error: misaligned address", "unknown"),
+    ("launch_failure", re.compile(r"unspecified launch failure|launch timed out"), "CUDA error: kernel launch failure", "unknown"),
+]
+_CUDA_MSG = re.compile(r"CUDA error: ([^\n.]{1,120})")
+
+
+def p_cuda_runtime(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    for kind, rx, title, cause in _CUDA_KINDS:
+        if rx.search(t):
+            break
+    else:
+        msg = _first(_CUDA_MSG, t)
+        kind = mask_line(msg).lower() if msg else "cuda_error"
+        title = f"CUDA error: {_short(mask_line(msg))}" if msg else "CUDA runtime error"
+        cause = "unknown"
+    if kind == "cublas":
+        code = _first(re.compile(r"(CUBLAS_STATUS_\w+)|error: (\d+)\)"), t)
+        title = f"cuBLAS failure {code}" if code else title
+    if "ProcessGroupNCCL" in t or "watchdog" in t:
+        ctx.reasons.append("CUDA error surfaced inside the NCCL watchdog: classified as the CUDA error, not a timeout")
+    ctx.reasons.append(f"matched CUDA runtime error: {kind}")
+    lines = ctx.matching(_CUDA_RUNTIME)
+    return Parsed(title, lines, cause, [("error", kind)], (kind,))
+
+
+_NCCL_ERR_KIND = re.compile(r"\b(nccl(?:System|UnhandledCuda|Remote|Internal|InvalidArgument|InvalidUsage|InProgress)\w*)")
+_NCCL_ERR_MSG = re.compile(r"NCCL error(?: in: \S+)?,? ([a-z][a-z ]{3,60}?)(?: \(|,)")
+_NCCL_CAUSE = {"ncclRemoteError": "network", "ncclSystemError": "infrastructure", "ncclInvalidUsage": "software",
+               "ncclInvalidArgument": "software", "ncclInternalError": "software", "ncclUnhandledCudaError": "unknown"}
+
+
+def p_nccl_error(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    kind = _first(_NCCL_ERR_KIND, t)
+    if kind is None:
+        msg = _first(_NCCL_ERR_MSG, t)
+        kind = {"unhandled system error": "ncclSystemError", "unhandled cuda error": "ncclUnhandledCudaError",
+                "internal error": "ncclInternalError", "invalid usage": "ncclInvalidUsage",
+                "remote process exited or there was a network error": "ncclRemoteError"}.get(msg or "", "ncclError")
+    kind = kind.rstrip(":")
+    ctx.reasons.append(f"matched NCCL error: {kind}")
+    lines = ctx.matching(_NCCL_ERROR)
+    return Parsed(f"NCCL error: {kind}", lines, _NCCL_CAUSE.get(kind, "unknown"), [("nccl_error", kind)], (kind,))
+
+
+_OPTYPE = re.compile(r"OpType=(\w+)")
+_RANKS = re.compile(r"\[(?:PG [^\]]{0,40})?Rank (\d+)\]")
+
+
+def p_nccl_watchdog(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    ops = sorted(set(_OPTYPE.findall(t)))
+    ranks = set(_RANKS.findall(t))
+    if ops:
+        kind = "collective_timeout"
+        title = f"NCCL watchdog timeout in {', '.join(ops)}"
+    elif "got stuck" in t or "heartbeat" in t.lower():
+        kind = "watchdog_stuck"
+        title = "NCCL watchdog stuck (heartbeat monitor)"
+    else:
+        kind = "ops_failed_process_down"
+        title = "NCCL operations failed or timed out; process taken down"
+    ctx.reasons.append(
+        f"matched NCCL watchdog line: {kind}" + (f", op {', '.join(ops)}" if ops else "")
+        + (f"; {len(ranks)} ranks' lines folded into one" if len(ranks) > 1 else "")
+        + "; sequence numbers, timeouts and sizes masked"
+    )
+    lines = ctx.matching(_NCCL_WATCHDOG)
+    details = [("kind", kind)]
+    if ops:
+        details.append(("op", ",".join(ops)))
+    return Parsed(title, lines, "unknown", details, (kind, ",".join(ops)))
+
+
+_IB_COMPLETION = re.compile(r"(?:with )?(?:error|status)[= ](\d+).{0,60}?vendor err (\d+)(?: \((\w+)\))?")
+_IB_RETRY = re.compile(r"[Tt]ransport retry count exceeded(?:.{0,40}?vend (0x[0-9a-fA-F]+))?")
+
+
+def p_infiniband(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    m = _IB_COMPLETION.search(t)
+    if m and "completion" in t:
+        status, vendor = m.group(1), m.group(2)
+        title = f"InfiniBand completion error status {status} (vendor err {vendor})"
+        details = [("ib_status", status), ("vendor_err", vendor)]
+        key: tuple[str, ...] = ("completion", status, vendor)
+        lines = ctx.matching(re.compile(r"completion from peer"))
+    elif _IB_RETRY.search(t):
+        title = "InfiniBand transport retry count exceeded"
+        details = [("ib_status", "12"), ("kind", "retry_exceeded")]
+        key = ("completion", "12", "retry")
+        lines = ctx.matching(_IB_RETRY)
+    else:
+        lines = ctx.matching(_IB_MISC)
+        first = lines[0] if lines else ""
+        ev = _first(re.compile(r"(mlx5_\w+|Port module event|Cable \w+|Link \w+)"), first) or "mlx5"
+        tail = first[first.find(ev):] if ev in first else first
+        title = f"Mellanox/IB event: {_short(tail, 70)}"
+        details = [("kind", ev)]
+        key = (ev,) + tuple(lines[:3])
+    ctx.reasons.append(f"matched InfiniBand/RDMA error: {title}")
+    cause = "hardware" if re.search(r"power|[Cc]able|[Tt]emperature", t) else "network"
+    return Parsed(title, lines, cause, details, key)
+
+
+_WARN = re.compile(r"NCCL WARN (.*)")
+
+
+def p_nccl_warn(ctx: Ctx) -> Parsed:
+    lines = ctx.matching(_WARN)
+    first = _first(_WARN, "\n".join(lines)) or ""
+    cause = "network" if re.search(r"[Cc]onnect|socket|ibv_|NET/", first) else "unknown"
+    if "Duplicate GPU" in first:
+        cause = "software"
+    ctx.reasons.append("matched NCCL WARN line; first warning decides")
+    return Parsed(f"NCCL WARN: {_short(first, 80)}", lines, cause, [("warn", first)], (first,))
+
+
+_DL_SIGNAL = re.compile(r"DataLoader worker \(pid[^)]*\) is killed by signal: ([A-Za-z][A-Za-z ]{1,30}?)[.\n]")
+
+
+def p_dataloader(ctx: Ctx) -> Parsed:
+    t = ctx.text + "\n"
+    sig = _first(_DL_SIGNAL, t)
+    if sig:
+        title, key = f"DataLoader worker killed by signal: {sig}", ("signal", sig)
+    elif "exited unexpectedly" in t:
+        title, key = "DataLoader worker exited unexpectedly", ("exited", "")
+    else:
+        title, key = "DataLoader worker error", ("other", "")
+    ctx.reasons.append(f"matched DataLoader worker failure ({key[0]} {key[1]})".strip())
+    lines = ctx.matching(_DATALOADER)
+    details = [("signal", sig)] if sig else [("kind", key[0])]
+    cause = "infrastructure" if sig == "Bus error" and "shared memory" in t else "unknown"
+    return Parsed(title, lines, cause, details, key)
+
+
+_EXITCODE = re.compile(r"exitcode\s*:?\s*(-?\d+)")
+_SIGNAME = re.compile(r"\b(SIG[A-Z]{2,6})\b")
+
+
+def p_launcher(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    code = _first(_EXITCODE, t)
+    sig = _SIGNALS.get(code[1:]) if code and code.startswith("-") else None
+    if sig is None:
+        m = re.search(r"(?:Signal \d+ \(|terminated with signal |received )(SIG[A-Z]{2,6})", t)
+        sig = m.group(1) if m else None
+    if "ChildFailedError" in t:
+        what = "torchrun child process failed"
+    elif "ProcessExitedException" in t:
+        what = "multiprocessing spawn: process terminated"
+    else:
+        what = "torch elastic worker failed"
+    title = what + (f" (exitcode {code})" if code else "") + (f" {sig}" if sig else "")
+    ctx.reasons.append(f"matched launcher failure summary: exitcode {code}, signal {sig}")
+    lines = ctx.matching(_LAUNCHER)
+    details = [(k, v) for k, v in (("exitcode", code), ("signal", sig)) if v]
+    cause = "infrastructure" if sig in ("SIGKILL",) else "unknown"
+    return Parsed(title, lines, cause, details, (what, code or "", sig or ""))
+
+
+def p_rendezvous(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    if "client socket has timed out" in t:
+        kind, title = "store_connect_timeout", "c10d store: client socket timed out connecting"
+    elif "gloo" in t and "Timed out" in t:
+        kind, title = "gloo_timeout", "gloo collective timed out (barrier/recv)"
+    else:
+        kind, title = "rendezvous", "rendezvous/store failure"
+    ctx.reasons.append(f"matched rendezvous/store failure: {kind}")
+    return Parsed(title, ctx.matching(_RENDEZVOUS), "network", [("kind", kind)], (kind,))
+
+
+_SLURM_KINDS = [
+    ("oom_kill", re.compile(r"oom-kill|Out Of Memory"), "SLURM: job step killed by cgroup OOM", "software"),
+    ("time_limit", re.compile(r"DUE TO TIME LIMIT"), "SLURM: job cancelled at time limit", "infrastructure"),
+    ("preempted", re.compile(r"DUE TO PREEMPTION"), "SLURM: job preempted", "infrastructure"),
+    ("node_fail", re.compile(r"DUE TO NODE FAILURE|NODE_FAIL"), "SLURM: node failure", "hardware"),
+    ("signal", re.compile(r"WTERMSIG \d+"), "SLURM: job ended by signal", "unknown"),
+    ("cancelled", re.compile(r"CANCELLED"), "SLURM: job step cancelled", "unknown"),
+]
+
+
+def p_slurm(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    for kind, rx, title, cause in _SLURM_KINDS:
+        if rx.search(t):
+            break
+    else:
+        kind, title, cause = "slurm", "SLURM error", "unknown"
+    sig = _first(re.compile(r"WTERMSIG (\d+)"), t)
+    if sig:
+        title += f" {_SIGNALS.get(sig, sig)}"
+    ctx.reasons.append(f"matched SLURM message: {kind}")
+    det = [("kind", kind)] + ([("signal", _SIGNALS.get(sig, sig))] if sig else [])
+    return Parsed(title, ctx.matching(_SLURM), cause, det, (kind, sig or ""))
+
+
+def p_kubernetes(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    reason = _first(re.compile(r"Reason:\s+(\w+)"), t)
+    code = _first(re.compile(r"Exit Code:\s+(\d+)"), t)
+    if "low on resource" in t or "Evicted" in t:
+        kind, title, cause = "evicted", "Kubernetes pod evicted: node low on resource", "infrastructure"
+    elif reason == "OOMKilled":
+        kind, title, cause = "oomkilled", "Kubernetes container OOMKilled", "software"
+    else:
+        kind = (reason or "terminated").lower()
+        title = f"Kubernetes container terminated: {reason or 'unknown'}" + (f" exit code {code}" if code else "")
+        cause = "unknown"
+    ctx.reasons.append(f"matched Kubernetes container state: {kind}")
+    det = [("kind", kind)] + ([("exit_code", code)] if code else [])
+    return Parsed(title, ctx.matching(_KUBERNETES), cause, det, (kind, code or ""))
+
+
+_HOSTHW_KINDS = [
+    ("block_io_error", re.compile(r"I/O error|blk_update_request"), "Block device I/O error"),
+    ("edac", re.compile(r"EDAC"), "Host memory ECC error (EDAC)"),
+    ("pcie_aer", re.compile(r"PCIe Bus Error|AER:"), "PCIe AER error"),
+    ("mce", re.compile(r"Machine check|mce:|Hardware Error"), "Machine check / hardware error"),
+]
+
+
+def p_host_hw(ctx: Ctx) -> Parsed:
+    for kind, rx, title in _HOSTHW_KINDS:
+        if rx.search(ctx.text):
+            break
+    else:
+        kind, title = "host_hw", "Host hardware error"
+    ctx.reasons.append(f"matched host hardware error: {kind}")
+    return Parsed(title, ctx.matching(_HOST_HW), "hardware", [("kind", kind)], (kind,))
+
+
+def _simple(title: str, cause: str, rx_name: str) -> Callable[[Ctx], Parsed]:
+    def p(ctx: Ctx) -> Parsed:
+        rx = globals()[rx_name]
+        lines = ctx.matching(rx)
+        ctx.reasons.append(f"matched {title.lower()} marker")
+        key_kind = _first(rx, ctx.text, 0) or ""
+        key_kind = mask_line(key_kind).lower()
+        return Parsed(f"{title}: {_short(lines[0], 70)}" if lines else title, lines, cause,
+                      [("kind", key_kind)], (key_kind,))
+    return p
+
+
+_LOSS_KINDS = [
+    ("nan_grad_norm", re.compile(r"NaN in (?:local )?grad norm|found NaN", re.I), "NaN in gradient norm"),
+    ("nan_result", re.compile(r"result nan|loss is nan|nan loss", re.I), "NaN loss/result"),
+    ("min_loss_scale", re.compile(r"loss scale already at minimum|minimum loss scale", re.I), "Loss scale reached its minimum"),
+    ("overflow", re.compile(r"OVERFLOW!|overflow detected", re.I), "Gradient overflow: loss scale reduced"),
+    ("grad_norm_spike", re.compile(r"grad norm|lm loss", re.I), "Loss / grad-norm spike"),
+]
+
+
+def p_loss(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    for kind, rx, title in _LOSS_KINDS:
+        if rx.search(t):
+            break
+    else:
+        kind, title = "loss", "Loss instability"
+    if kind == "grad_norm_spike":
+        vals = [float(v) for v in re.findall(r"grad norm: ([0-9.]+)", t[:MAX_ANALYSED])[:1000] if v.count(".") <= 1 and v != "."]
+        if len(vals) >= 2 and vals[0] > 0:
+            ctx.reasons.append(f"grad norm grew {max(vals) / vals[0]:.0f}x over {len(vals)} lines")
+    ctx.reasons.append(f"matched numerical-instability line: {kind}")
+    return Parsed(title, ctx.matching(_LOSS), "unknown", [("kind", kind)], (kind,))
+
+
+def p_hang(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    if re.search(r"Thread \d+ \(\w+\)|py-spy", t):
+        kind = "stack_dump"
+        # innermost/outermost frames of the first thread, line numbers dropped
+        fr = re.findall(r"^\s+([\w<>.]+) \(([^:()\n]+)", t, re.M)[:6]
+        title = "Hang: stack dump" + (f" waiting in {fr[0][0]} ({fr[0][1].rsplit('/', 1)[-1]})" if fr else "")
+        key = tuple(f for f, _ in fr)
+    else:
+        kind, title, key = "no_progress", "Hang: job running without progress", ()
+    ctx.reasons.append(f"matched hang marker: {kind}")
+    return Parsed(title, ctx.matching(_HANG), "unknown", [("kind", kind)], (kind,) + key)
+
+
+def p_checkpoint(ctx: Ctx) -> Parsed:
+    t = ctx.text
+    if "No space left" in t:
+        kind, title, cause = "disk_full", "Checkpoint I/O: no space left on device", "infrastructure"
+    elif "PytorchStreamWriter failed" in t or "write_record" in t:
+        kind, title, cause = "write_failed", "Checkpoint write failed (torch.save)", "infrastructure"
+    elif "PytorchStreamReader failed" in t:
+        kind, title, cause = "read_failed", "Checkpoint read failed (corrupt archive)", "data"
+    else:
+        kind, title, cause = "io_error", "Checkpoint I/O error", "infrastructure"
+    ctx.reasons.append(f"matched checkpoint I/O failure: {kind}")
+    return Parsed(title, ctx.matching(_CHECKPOINT), cause, [("kind", kind)], (kind,))
+
+
+def p_host_oom(ctx: Ctx) -> Parsed:
+    ctx.reasons.append("matched host OOM killer marker")
+    return Parsed("Host OOM: process killed", ctx.matching(_HOST_OOM), "software", [("kind", "oom_killed")], ("oom_killed",))
+
+
+_ALERT_NAME = re.compile(r"alertname[=:]\s*\"?([\w.:-]+)|\[FIRING(?::\d+)?\]\s*([\w.:-]+)")
+
+
+def p_alert(ctx: Ctx) -> Parsed:
+    m = _ALERT_NAME.search(ctx.text)
+    name = (m.group(1) or m.group(2)) if m else "alert"
+    ctx.reasons.append(f"matched Prometheus alert: {name}")
+    return Parsed(f"Alert {name}", ctx.all_masked(), "unknown", [("alertname", name)], (name,))
+
+
+# --- Python tracebacks -------------------------------------------------------------------
+
+_TB_START = "Traceback (most recent call last):"
+_FRAME = re.compile(r'^\s*File "([^"\n]{1,500})", line \d+, in ([^\s]{1,200})')
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]{0,150}(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Exited\w*)):?(?: (.*))?$")
+_CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause")
+_FRAMEWORK = re.compile(r"site-packages|dist-packages|/lib/python\d|<frozen|^<|/torch/|/usr/lib/|\.\.\./torch/")
+
+
+def parse_traceback(ctx: Ctx) -> tuple[str, str, list[str], list[str]] | None:
+    """Return (exception type, masked message, in-app function names nearest the error,
+    chain of exception types) for the last traceback, or None when no exception line is found."""
+    lines = [strip_line_prefix(ln) for ln in ctx.lines]
+    exc_type = msg = None
+    frames: list[tuple[str, str]] = []
+    chain: list[str] = []
+    cur_frames: list[tuple[str, str]] = []
+    for ln in lines:
+        s = ln.strip()
+        if s.startswith(_TB_START):
+            cur_frames = []
+            continue
+        fm = _FRAME.match(ln)
+        if fm:
+            cur_frames.append((fm.group(1), fm.group(2)))
+            continue
+        em = _EXC_LINE.match(s)
+        if em:
+            exc_type, msg = em.group(1), (em.group(2) or "")
+            chain.append(exc_type)
+            frames = cur_frames
+            cur_frames = []
+    if exc_type is None:
+        return None
+    app = [fn for path, fn in frames if not _FRAMEWORK.search(path)]
+    files = [path for path, _ in frames if not _FRAMEWORK.search(path)]
+    near = app[-3:]
+    where = ""
+    if app:
+        where = f"{files[-1].replace(chr(92), '/').rsplit('/', 1)[-1]}:{app[-1]}"
+    elif frames:
+        where = f"{frames[-1][0].rsplit('/', 1)[-1]}:{frames[-1][1]}"
+    return exc_type, mask_line(msg[:500]), near, chain[:-1] if len(chain) > 1 else [], where  # type: ignore[return-value]
+
+
+def p_traceback(ctx: Ctx) -> Parsed:
+    r = parse_traceback(ctx)
+    assert r is not None
+    exc, msg, near, chain, where = r  # type: ignore[misc]
+    exc = exc.replace("torch.cuda.", "torch.")
+    title = f"{exc} in {where}" if where else f"{exc}: {_short(msg, 60)}"
+    details = [("exception", exc)]
+    if near:
+        details.append(("frames", ">".join(near)))
+    if chain:
+        details.append(("chained_from", ">".join(chain)))
+    ctx.reasons.append(
+        f"parsed Python traceback: {exc}; grouped on type, masked message and in-app frames "
+        f"{', '.join(near) or '(none)'} (line numbers ignored)"
+    )
+    tl = [f"{exc}: {msg}"] + [f"in {fn}" for fn in near]
+    return Parsed(title, tl, "software", details, (exc, msg, *near))
+
+
+def p_other(ctx: Ctx) -> Parsed:
+    lines = ctx.all_masked()
+    ctx.reasons.append("no specific parser matched: generic template (numbers, ids, paths, hex, quoted values masked)")
+    title = _short(lines[0], 90) if lines else "(empty text)"
+    return Parsed(title, lines, "unknown", [], tuple(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# detectors (order = precedence)
+
+_XID_DET = re.compile(r"\bS?Xid \(")
+_CUDA_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation")
+_CUDA_RUNTIME = re.compile(
+    r"CUDA error:|illegal memory access|device-side assert(?!ions)|Assertion `.{0,300}` failed|CUBLAS_STATUS_"
+    r"|kernel execution error|uncorrectable ECC error|uncorrectable NVLink error|CUDA kernel errors might be asynchronously"
+    r"|Triton Error \[CUDA\]|c10::CUDAError"
+)
+_NCCL_ERROR = re.compile(r"NCCL error|\bnccl(?:System|UnhandledCuda|Remote|Internal|InvalidArgument|InvalidUsage)\w*")
+_NCCL_WATCHDOG = re.compile(
+    r"Watchdog caught collective operation timeout|watchdog got stuck|Some NCCL operations have failed or timed out"
+    r"|failure detected by watchdog|taking the entire process down|watchdog thread terminat|detected by watchdog"
+    r"|FlightRecorder is disabled"
+)
+_IB_MISC = re.compile(r"mlx5_|Port module event|ib_core|IBV_WC_|ibv_poll_cq")
+_INFINIBAND = re.compile(r"NET/IBP?\s?:\s?Got completion from peer|[Tt]ransport retry count exceeded|mlx5_|Port module event|IBV_WC_\w+_ERR")
+_NCCL_WARN = re.compile(r"NCCL WARN")
+_GPU_LOST = re.compile(
+    r"Unable to determine the device handle|GPU is lost|is/are busy or unavailable|all links are inActive"
+    r"|system not yet initialized|fallen off the bus|No devices were found|GPU requires reset|Unable to retrieve NVLink"
+)
+_GPU_HEALTH = re.compile(
+    r"DCGM_FR_\w+|\|\s*Diagnostic\s*\||(?:SRAM|DRAM) Uncorrectable|\|\s*Fail - GPU|row\s+remappings are pending"
+    r"|_fabricNotifyEvent|knvlink\w+|dcgmi diag|Retired Pages|Remapped Rows"
+)
+_HANG = re.compile(r"PULSE: .{0,80} is running|Thread \d+ \(idle\)|Thread \d+ \(active\)|py-spy|# The lagging one|appears to be hung|hang detected")
+_LOSS = re.compile(
+    r"found NaN|NaN in (?:local )?grad norm|Unexpected result nan|OVERFLOW!|overflow detected, setting loss scale"
+    r"|loss scale already at minimum|grad norm: |loss is nan|nan loss", re.I
+)
+_DATALOADER = re.compile(r"DataLoader worker|error in worker|in worker process")
+_CHECKPOINT = re.compile(
+    r"No space left on device|PytorchStreamWriter failed|PytorchStreamReader failed|write\(\): fd \d+ failed"
+    r"|serialization\.py\", line \d+, in _?save|checkpoint.{0,80}(?:failed|error)"
+)
+_LAUNCHER = re.compile(r"ChildFailedError|torch\.distributed\.elastic\.multiprocessing\.api.{0,20}failed|failed \(exitcode: -?\d+\)|ProcessExitedException")
+_RENDEZVOUS = re.compile(r"client socket has timed out|DistNetworkError|TCPStore|RendezvousTimeoutError|RendezvousConnectionError|gloo/transport|Timed out waiting \d+ms for \w+ operation")
+_SLURM = re.compile(r"slurmstepd:|srun: |slurm_script|_slurm_rpc|_job_complete: JobId|\*\*\* (?:JOB|STEP) \d+")
+_KUBERNETES = re.compile(r"Reason:\s+(?:OOMKilled|Error|Evicted|ContainerCannotRun)|The node was low on resource|Killing container with id|Exit Code:\s+\d+")
+_HOST_HW = re.compile(r"blk_update_request: I/O error|XFS \(\w+\): .{0,40}error|PCIe Bus Error|AER: |EDAC MC\d|\[Hardware Error\]|Machine check events logged|mce: \[Hardware")
+_HOST_OOM = re.compile(r"(?m)^Killed\s*$|Out of memory: Kill|oom-killer|oom_reaper|Memory cgroup out of memory")
+_ALERT = re.compile(r"alertname[=:]|\[FIRING(?::\d+)?\]|\[RESOLVED\]")
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*[A-Za-z_][\w.]*(?:Error|Exception)\b: ", re.M)
+
+RULES: list[tuple[str, str, re.Pattern, Callable[[Ctx], Parsed]]] = [
+    ("xid", "xid", _XID_DET, p_xid),
+    ("cuda_oom", "cuda_oom", _CUDA_OOM, p_cuda_oom),
+    ("cuda_runtime", "cuda_runtime", _CUDA_RUNTIME, p_cuda_runtime),
+    ("nccl_error", "nccl_error", _NCCL_ERROR, p_nccl_error),
+    ("nccl_watchdog_timeout", "nccl_watchdog", _NCCL_WATCHDOG, p_nccl_watchdog),
+    ("infiniband_rdma", "infiniband", _INFINIBAND, p_infiniband),
+    ("nccl_warn", "nccl_warn", _NCCL_WARN, p_nccl_warn),
+    ("gpu_lost", "gpu_lost", _GPU_LOST, _simple("GPU lost", "hardware", "_GPU_LOST")),
+    ("gpu_health_check", "gpu_health_check", _GPU_HEALTH, _simple("GPU health check failed", "hardware", "_GPU_HEALTH")),
+    ("hang", "hang", _HANG, p_hang),
+    ("loss_instability", "loss_instability", _LOSS, p_loss),
+    ("dataloader", "dataloader", _DATALOADER, p_dataloader),
+    ("checkpoint_io", "checkpoint_io", _CHECKPOINT, p_checkpoint),
+    ("launcher_elastic", "launcher_elastic", _LAUNCHER, p_launcher),
+    ("rendezvous_store", "rendezvous_store", _RENDEZVOUS, p_rendezvous),
+    ("slurm", "slurm", _SLURM, p_slurm),
+    ("kubernetes", "kubernetes", _KUBERNETES, p_kubernetes),
+    ("host_hardware", "host_hardware", _HOST_HW, p_host_hw),
+    ("host_oom", "host_oom", _HOST_OOM, p_host_oom),
+    ("alert", "alert", _ALERT, p_alert),
+]
+
+
+def run(text: str, record: bool) -> tuple[str, str, Parsed, Ctx]:
+    """Classify and parse *text*; returns (category, parser, parsed, ctx)."""
+    ctx = Ctx(text, record)
+    for category, parser, det, fn in RULES:
+        if det.search(text):
+            return category, parser, fn(ctx), ctx
+    if _TRACEBACK.search(text) and parse_traceback(ctx) is not None:
+        return "python_exception", "traceback", p_traceback(ctx), ctx
+    return "other", "template", p_other(ctx), ctx
+
+
+def digest(parts: tuple[str, ...]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p.encode("utf-8", "backslashreplace"))
+        h.update(b"\x1f")
+    return h.hexdigest()

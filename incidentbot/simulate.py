@@ -1,0 +1,764 @@
+"""Scenario simulator: a GPU fleet, training jobs over versions, and the failures they log.
+
+``simulate(seed, size=...)`` returns a :class:`Scenario`: events in the ingest API schema
+(``event_id, job_id, message, time, cluster, host, gpu, rank, step, code_version, versions,
+kind``), the fleet topology (host -> leaf switch) and, kept apart from the events, the truth:
+which cause produced each event, which of our templates rendered it, and the cause list.
+
+The cause mix follows the published shares in ``taxonomy.md`` (Llama 3 405B, 419 unexpected
+interruptions: GPU 64%, software 13%, network 8%, ...): GPU faults are the most numerous causes,
+then software, then network and data. Every scenario contains the "one bug, four symptoms" case
+(an upstream reduction bug since a torch release that shows up as a NaN loss, an illegal memory
+access, a device-side assert and a grad-norm spike, on all hosts) and confounders: the
+illegal-memory-access text also comes from one failing GPU, the watchdog-timeout storm comes both
+after switch faults and after a GPU falling off the bus, and a NaN loss also comes from a corrupt
+data shard.
+
+The message templates are our own, written after real failure texts (NCCL watchdog, NVRM Xid,
+CUDA runtime errors, InfiniBand completion errors, Python tracebacks); every variable part
+(ranks, pids, PCI ids, sequence numbers, sizes, timestamps) varies per event.
+
+Deterministic: the same seed and size give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+__all__ = ["Scenario", "Cause", "simulate", "write_scenario", "TEMPLATES", "SIZES"]
+
+EPOCH = datetime(2026, 11, 2, 0, 0, 0, tzinfo=timezone.utc)
+CHECKPOINT_EVERY = 500
+NOISE = "noise"  # cause id of benign noise and progress lines
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    category: str
+    cause_class: str  # what the text alone says (the "known meaning")
+    kind: str  # the reporter's label
+    render: Callable[[random.Random, dict[str, Any]], str]
+
+
+def _ts_glog(rng: random.Random, c: dict[str, Any]) -> str:
+    t: datetime = c["dt"]
+    return f"{t.month}{t.day:02d} {t:%H:%M:%S}.{rng.randrange(10**9):09d}"
+
+
+def _pci(c: dict[str, Any]) -> str:
+    return c["pci"]
+
+
+def _watchdog(rng, c):
+    seq = c.get("seq", rng.randrange(1000, 900000))
+    numel = c.get("numel", rng.choice([466119168, 544997376, 9801523, 268435456]))
+    op = c.get("op", "ALLREDUCE")
+    tmo = c.get("timeout_ms", 600000)
+    r = c["rank"]
+    return (
+        f"[rank{r}]:[E{_ts_glog(rng, c)} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+        f"operation timeout: WorkNCCL(SeqNum={seq}, OpType={op}, NumelIn={numel}, NumelOut={numel}, "
+        f"Timeout(ms)={tmo}) ran for {tmo + rng.randrange(10, 900)} milliseconds before timing out."
+    )
+
+
+def _xid79(rng, c):
+    return (
+        f"[{c['uptime']:.6f}] NVRM: Xid (PCI:{_pci(c)}): 79, pid={rng.randrange(1000, 4000000)}, "
+        f"name=python3, GPU has fallen off the bus."
+    )
+
+
+def _xid48(rng, c):
+    return (
+        f"[{c['uptime']:.6f}] NVRM: Xid (PCI:{_pci(c)}): 48, pid={rng.randrange(1000, 4000000)}, "
+        f"name=python3, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer "
+        f"at partition {rng.randrange(8)}, subpartition {rng.randrange(2)}."
+    )
+
+
+def _xid63(rng, c):
+    return (
+        f"NVRM: Xid (PCI:{_pci(c)}): 63, pid={rng.randrange(1000, 4000000)}, Row Remapper: New row marked "
+        f"for remapping, reset gpu to activate."
+    )
+
+
+def _xid94(rng, c):
+    return (
+        f"[{c['uptime']:.6f}] NVRM: Xid (PCI:{_pci(c)}): 94, pid={rng.randrange(1000, 4000000)}, "
+        f"name=python3, Contained: SM (0x1). RST: No, D-RST: No"
+    )
+
+
+def _cuda_unknown(rng, c):
+    return (
+        f"[default{c['gpu_idx']}]:terminate called after throwing an instance of 'c10::CUDAError'\n"
+        f"[default{c['gpu_idx']}]:  what():  CUDA error: unknown error\n"
+        f"[default{c['gpu_idx']}]:Exception raised from query at ../aten/src/ATen/cuda/CUDAEvent.h:95 "
+        f"(most recent call first):\n"
+        f"[default{c['gpu_idx']}]:frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x42 "
+        f"(0x{rng.randrange(16**12):012x} in /opt/conda/lib/python3.11/site-packages/torch/lib/libc10.so)"
+    )
+
+
+def _ecc_uncorrectable(rng, c):
+    return (
+        "Traceback (most recent call last):\n"
+        f'  File "/workspace/{c["job"]}/train.py", line 412, in train_step\n'
+        "    loss.backward()\n"
+        "RuntimeError: CUDA error: uncorrectable ECC error encountered\n"
+        "CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace "
+        "below might be incorrect."
+    )
+
+
+def _ima(rng, c):
+    r = c["rank"]
+    return (
+        f"[rank{r}]:[E{_ts_glog(rng, c)} ProcessGroupNCCL.cpp:1896] [PG ID {rng.randrange(4)} PG GUID "
+        f"{rng.randrange(8)} Rank {r}] Process group watchdog thread terminated with exception: CUDA error: "
+        "an illegal memory access was encountered\n"
+        "CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace "
+        "below might be incorrect.\n"
+        "For debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
+        "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions."
+    )
+
+
+def _nan_loss(rng, c):
+    return (
+        f" iteration {c['step']:>8}/ {c['total_steps']:>8} | consumed samples: {c['step'] * 2048:>12} | "
+        f"lm loss: nan | grad norm: nan | loss scale: 1.0 | number of skipped iterations: "
+        f"{rng.randrange(1, 4):>3} | number of nan iterations: {rng.randrange(1, 4):>3} |\n"
+        f"ERROR: found NaN in loss at iteration {c['step']}, aborting (rank {c['rank']})"
+    )
+
+
+def _device_assert(rng, c):
+    b, t = rng.randrange(512), rng.randrange(128)
+    line = (
+        "../aten/src/ATen/native/cuda/IndexKernel.cu:92: operator(): block: [{b},0,0], thread: [{t},0,0] "
+        'Assertion `-sizes[i] <= index && index < sizes[i] && "index out of bounds"` failed.'
+    )
+    lines = [line.format(b=b, t=t + k) for k in range(rng.randrange(2, 5))]
+    return "\n".join(lines) + (
+        "\nRuntimeError: CUDA error: device-side assert triggered\n"
+        "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions."
+    )
+
+
+def _grad_spike(rng, c):
+    return (
+        f"WARNING:megatron.training:grad norm spike at iteration {c['step']}: grad norm "
+        f"{rng.uniform(80, 9000):.1f} (running mean {rng.uniform(0.1, 0.4):.3f}), skipping update on rank {c['rank']}"
+    )
+
+
+def _ib_completion(rng, c):
+    a = ".".join(str(rng.randrange(1, 255)) for _ in range(4))
+    return (
+        f"{c['host']}:{rng.randrange(1000, 90000)}:{rng.randrange(1000, 90000)} [{c['gpu_idx']}] "
+        f"transport/net_ib.cc:1696 NCCL WARN NET/IB : Got completion from peer {a}<{rng.randrange(1024, 65535)}> "
+        f"with status=12 opcode=0 len=0 vendor err 129 (Recv) localGid ::ffff:{a} remoteGids::ffff:{a}\n"
+        f"{c['host']}:{rng.randrange(1000, 90000)}:{rng.randrange(1000, 90000)} [{c['gpu_idx']}] NCCL INFO "
+        "transport/net.cc:1302 -> 6"
+    )
+
+
+def _zlib_shard(rng, c):
+    return (
+        "Traceback (most recent call last):\n"
+        '  File "/opt/conda/lib/python3.11/site-packages/torch/utils/data/_utils/worker.py", line 308, in _worker_loop\n'
+        "    data = fetcher.fetch(index)\n"
+        f'  File "/workspace/{c["job"]}/data/indexed_dataset.py", line 233, in __getitem__\n'
+        "    return self._decompress(buf)\n"
+        f"zlib.error: Error -3 while decompressing data: invalid stored block lengths "
+        f"(shard /data/corpus/shard-{c['shard']:05d}.bin, offset {c['offset']})"
+    )
+
+
+def _oom_kill(rng, c):
+    sid = rng.randrange(100000, 999999)
+    return (
+        f"slurmstepd: error: Detected {rng.randrange(1, 4)} oom-kill event(s) in StepId={sid}.0 cgroup. "
+        "Some of your processes may have been killed by the cgroup out-of-memory handler."
+    )
+
+
+def _dl_killed(rng, c):
+    return f"RuntimeError: DataLoader worker (pid {rng.randrange(1000, 4000000)}) is killed by signal: Killed. "
+
+
+def _nccl_unhandled(rng, c):
+    return (
+        "torch.distributed.DistBackendError: NCCL error in: /opt/pytorch/pytorch/torch/csrc/distributed/c10d/"
+        f"NCCLUtils.hpp:{rng.choice([275, 317])}, unhandled cuda error (run with NCCL_DEBUG=INFO for details), "
+        f"NCCL version {c['versions'].get('nccl', '2.21.5')}\n"
+        "ncclUnhandledCudaError: Call to CUDA function failed.\n"
+        "Last error:\n"
+        f"Cuda failure {rng.choice([700, 719])} 'an illegal memory access was encountered'"
+    )
+
+
+def _cublas(rng, c):
+    return (
+        "RuntimeError: CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasGemmEx( handle, opa, "
+        "opb, m, n, k, &falpha, a, CUDA_R_16BF, lda, b, CUDA_R_16BF, ldb, &fbeta, c, CUDA_R_16BF, ldc, "
+        "CUDA_R_32F, CUBLAS_GEMM_DEFAULT_TENSOR_OP)`"
+    )
+
+
+def _progress(rng, c):
+    return (
+        f"[default0]: iteration {c['step']:>8}/ {c['total_steps']:>8} | elapsed time per iteration (s): "
+        f"{rng.uniform(1.8, 2.4):.2f} | learning rate: {rng.uniform(1e-5, 3e-4):.3E} | lm loss: "
+        f"{rng.uniform(1.9, 2.6):.6E} | grad norm: {rng.uniform(0.1, 0.4):.3f} | TFLOPs: {rng.uniform(380, 420):.2f} |"
+    )
+
+
+def _socket_refused(rng, c):
+    a = ".".join(str(rng.randrange(1, 255)) for _ in range(4))
+    return (
+        f"{c['host']}:{rng.randrange(1000, 90000)}:{rng.randrange(1000, 90000)} [{c['gpu_idx']}] "
+        f"misc/socket.cc:484 NCCL WARN socketStartConnect: Connect to {a}<{rng.randrange(1024, 65535)}> failed : "
+        "Connection refused"
+    )
+
+
+def _overflow(rng, c):
+    s = 2 ** rng.randrange(10, 17)
+    return (
+        f"[{c['dt']:%Y-%m-%d %H:%M:%S},{rng.randrange(1000):03d}] [INFO] [loss_scaler.py:183:update_scale] "
+        f"[deepspeed] OVERFLOW! Rank {c['rank']} Skipping step. Attempted loss scale: {s}, reducing to {s // 2}"
+    )
+
+
+def _sigterm(rng, c):
+    return (
+        "WARNING:torch.distributed.elastic.multiprocessing.api:Sending process "
+        f"{rng.randrange(1000, 4000000)} closing signal SIGTERM"
+    )
+
+
+def _ckpt_slow(rng, c):
+    return (
+        f"WARNING:checkpointing: saving checkpoint at iteration {c['step']} took {rng.uniform(60, 400):.1f} s "
+        f"(expected < 45 s) on rank {c['rank']}"
+    )
+
+
+def _socket_timeout(rng, c):
+    a = ".".join(str(rng.randrange(1, 255)) for _ in range(4))
+    return (
+        f"[W{_ts_glog(rng, c)} socket.cpp:{rng.choice([464, 697])}] [c10d] The client socket has timed out after "
+        f"{rng.choice([60, 300, 900])}s while trying to connect to ({a}, {rng.randrange(20000, 40000)})."
+    )
+
+
+_T = [
+    Template("nccl_watchdog_timeout", "nccl_watchdog_timeout", "unknown", "hang", _watchdog),
+    Template("xid79_fallen_off_bus", "xid", "hardware", "hardware", _xid79),
+    Template("xid48_dbe", "xid", "hardware", "hardware", _xid48),
+    Template("xid63_row_remap", "xid", "hardware", "hardware", _xid63),
+    Template("xid94_contained", "xid", "hardware", "hardware", _xid94),
+    Template("cuda_unknown_error", "cuda_runtime", "unknown", "crash", _cuda_unknown),
+    Template("cuda_uncorrectable_ecc", "cuda_runtime", "hardware", "crash", _ecc_uncorrectable),
+    Template("cuda_illegal_memory_access", "cuda_runtime", "software", "crash", _ima),
+    Template("nan_loss", "loss_instability", "software", "nan", _nan_loss),
+    Template("device_side_assert", "cuda_runtime", "software", "crash", _device_assert),
+    Template("grad_norm_spike", "loss_instability", "software", "nan", _grad_spike),
+    Template("ib_completion_error", "infiniband_rdma", "network", "network", _ib_completion),
+    Template("dataloader_zlib_error", "dataloader", "data", "crash", _zlib_shard),
+    Template("host_oom_kill", "host_oom", "infrastructure", "crash", _oom_kill),
+    Template("dataloader_worker_killed", "dataloader", "software", "crash", _dl_killed),
+    Template("nccl_unhandled_cuda_error", "nccl_error", "software", "crash", _nccl_unhandled),
+    Template("cublas_execution_failed", "cuda_runtime", "software", "crash", _cublas),
+    Template("progress", "progress", "unknown", "progress", _progress),
+    Template("nccl_socket_refused", "nccl_warn", "network", "warning", _socket_refused),
+    Template("deepspeed_overflow", "loss_instability", "software", "warning", _overflow),
+    Template("elastic_sigterm", "launcher_elastic", "unknown", "warning", _sigterm),
+    Template("checkpoint_slow", "checkpoint_io", "infrastructure", "warning", _ckpt_slow),
+    Template("c10d_socket_timeout", "rendezvous_store", "network", "warning", _socket_timeout),
+]
+TEMPLATES: dict[str, Template] = {t.name: t for t in _T}
+NOISE_TEMPLATES = (
+    "nccl_socket_refused", "deepspeed_overflow", "elastic_sigterm", "checkpoint_slow",
+    "c10d_socket_timeout", "xid63_row_remap",
+)
+
+
+# --------------------------------------------------------------------------- fleet and causes
+
+
+@dataclass
+class Cause:
+    id: str
+    kind: str  # localised_hardware | switch | regression | data_step | leak
+    cause_class: str
+    title: str
+    templates: list[str]
+    scope: dict[str, Any] = field(default_factory=dict)
+    hazard: float = 0.0  # failures per step of exposure
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "cause_class": self.cause_class, "title": self.title,
+            "templates": list(self.templates), "scope": self.scope,
+        }
+
+
+@dataclass
+class Scenario:
+    seed: int
+    size: str
+    events: list[dict[str, Any]]
+    topology: dict[str, str]
+    causes: list[dict[str, Any]]
+    event_cause: dict[str, str]  # event_id -> cause id ("noise" for benign)
+    event_template: dict[str, str]  # event_id -> template name (a stand-in grouping for tests)
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed, "size": self.size, "causes": self.causes,
+            "event_cause": self.event_cause, "event_template": self.event_template,
+            "topology": self.topology,
+        }
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    clusters: int
+    hosts_per_cluster: int
+    hosts_per_switch: int
+    jobs: int
+    job_hosts: tuple[int, int]
+    steps: tuple[int, int]
+    heartbeat_every: int
+    hw: int
+    switch: int
+    data: int
+    extra_regressions: int
+    noise_per_template: tuple[int, int]
+    hazard_scale: float
+    big_job_hosts: int = 0  # one job over this many hosts (the 100k-rank-style storm)
+
+
+SIZES: dict[str, SizeSpec] = {
+    "small": SizeSpec(2, 16, 8, 8, (4, 8), (12000, 20000), 4000, 3, 1, 1, 0, (4, 10), 1.0),
+    "medium": SizeSpec(4, 48, 8, 28, (6, 24), (15000, 30000), 2500, 7, 2, 2, 1, (15, 40), 1.0),
+    "large": SizeSpec(4, 160, 16, 60, (8, 40), (20000, 40000), 4000, 12, 3, 3, 1, (40, 120), 1.0, 256),
+}
+
+CODE_VERSIONS = ["v1.2", "v1.3", "v1.4", "v1.5"]
+TORCH_VERSIONS = ["2.2.2", "2.3.0", "2.3.1"]
+NCCL_VERSIONS = ["2.19.3", "2.20.5", "2.21.5"]
+
+
+@dataclass
+class Job:
+    id: str
+    cluster: str
+    hosts: list[str]
+    start: float  # seconds since EPOCH
+    total_steps: int
+    step_s: float
+    phases: list[tuple[int, str, dict[str, str]]]  # (from_step, code_version, versions)
+
+    def version_at(self, step: int) -> tuple[str, dict[str, str]]:
+        cur = self.phases[0]
+        for ph in self.phases:
+            if ph[0] <= step:
+                cur = ph
+        return cur[1], cur[2]
+
+
+def _pick_sizes(n: int | str) -> tuple[str, SizeSpec]:
+    if isinstance(n, str):
+        return n, SIZES[n]
+    # an int: the event count wanted, roughly; pick the nearest named size
+    name = "small" if n <= 6000 else "medium" if n <= 50000 else "large"
+    return name, SIZES[name]
+
+
+class _Builder:
+    def __init__(self, seed: int, size: str | int):
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.size_name, self.spec = _pick_sizes(size)
+        self.events: list[dict[str, Any]] = []
+        self.event_cause: dict[str, str] = {}
+        self.event_template: dict[str, str] = {}
+        self.pci: dict[tuple[str, int], str] = {}
+        self.uptime0: dict[str, float] = {}
+
+    # -- fleet
+    def build_fleet(self) -> None:
+        sp, rng = self.spec, self.rng
+        self.clusters: dict[str, list[str]] = {}
+        self.topology: dict[str, str] = {}
+        for c in range(sp.clusters):
+            cname = f"c{c + 1}"
+            hosts = [f"{cname}-gpu{h:04d}" for h in range(sp.hosts_per_cluster)]
+            self.clusters[cname] = hosts
+            for i, h in enumerate(hosts):
+                self.topology[h] = f"{cname}-leaf{i // sp.hosts_per_switch:02d}"
+                self.uptime0[h] = rng.uniform(1e5, 5e6)
+                buses = ["18", "2a", "3a", "5d", "9a", "ab", "ba", "db"]
+                for g in range(8):
+                    self.pci[(h, g)] = f"0000:{buses[g]}:00"
+        horizon = 6 * 86400.0
+        self.jobs: list[Job] = []
+        for j in range(sp.jobs):
+            cname = rng.choice(list(self.clusters))
+            pool = self.clusters[cname]
+            if j == 0 and sp.big_job_hosts:
+                cname = "c1"
+                pool = self.clusters[cname]
+                nh = min(sp.big_job_hosts, len(pool))
+            else:
+                nh = rng.randint(*sp.job_hosts)
+            start_idx = rng.randrange(len(pool))
+            hosts = [pool[(start_idx + k) % len(pool)] for k in range(nh)]
+            total = rng.randint(*sp.steps)
+            start = rng.uniform(0, horizon * 0.5)
+            # versions: newer builds more likely later; drawn independently per dimension
+            frac = start / horizon
+            code_i = min(len(CODE_VERSIONS) - 1, int(rng.random() * 2 + frac * 4))
+            torch_i = rng.choice([0, 0, 1, 1, 2]) if rng.random() < 0.8 else rng.randrange(3)
+            nccl_i = rng.randrange(3)
+            phases = [(0, CODE_VERSIONS[code_i], {"torch": TORCH_VERSIONS[torch_i], "nccl": NCCL_VERSIONS[nccl_i]})]
+            if rng.random() < 0.3 and code_i + 1 < len(CODE_VERSIONS):
+                phases.append((total // 2, CODE_VERSIONS[code_i + 1], dict(phases[0][2])))
+            self.jobs.append(Job(f"{cname}-run{j:03d}", cname, hosts, start, total, rng.uniform(1.6, 2.4), phases))
+        # make sure the torch onset has exposure on both sides
+        torch_seen = {ph[2]["torch"] for jb in self.jobs for ph in jb.phases}
+        if "2.2.2" not in torch_seen:
+            self.jobs[-1].phases[0][2]["torch"] = "2.2.2"
+        if not torch_seen & {"2.3.0", "2.3.1"}:
+            self.jobs[-2].phases[0][2]["torch"] = "2.3.0"
+
+    # -- causes
+    def build_causes(self) -> None:
+        sp, rng = self.spec, self.rng
+        self.causes: list[Cause] = []
+        busy_hosts: dict[str, int] = {}
+        for jb in self.jobs:
+            for h in jb.hosts:
+                busy_hosts[h] = busy_hosts.get(h, 0) + 1
+        used = sorted(busy_hosts)
+        bad = rng.sample(used, min(sp.hw, len(used)))
+        hw_kinds = ["fallen_off_bus", "hbm_dbe", "bad_gpu_ima"]
+        for i, h in enumerate(bad):
+            k = hw_kinds[i % 3] if i < 3 else rng.choice(hw_kinds)
+            gpu = rng.randrange(8)
+            tmpl = {
+                "fallen_off_bus": ["xid79_fallen_off_bus", "cuda_unknown_error", "nccl_watchdog_timeout"],
+                "hbm_dbe": ["xid48_dbe", "cuda_uncorrectable_ecc", "xid63_row_remap"],
+                "bad_gpu_ima": ["cuda_illegal_memory_access", "xid94_contained"],
+            }[k]
+            self.causes.append(Cause(
+                f"hw-{i}-{k}", "localised_hardware", "hardware", f"{k} on {h} GPU {gpu}", tmpl,
+                {"host": h, "gpu": gpu}, hazard=rng.uniform(1 / 3000, 1 / 1500) * sp.hazard_scale,
+            ))
+        switches = sorted({self.topology[h] for h in used})
+        # a switch whose hosts are used by at least one job with >= 2 hosts under it
+        cand = [s for s in switches if any(sum(self.topology[h] == s for h in jb.hosts) >= 2 for jb in self.jobs)]
+        for i, s in enumerate(rng.sample(cand, min(sp.switch, len(cand)))):
+            t0 = rng.uniform(0.1, 0.6) * 6 * 86400
+            self.causes.append(Cause(
+                f"net-{i}-switch", "switch", "network", f"leaf switch {s} flapping",
+                ["ib_completion_error", "nccl_watchdog_timeout"],
+                {"switch": s, "t0": t0, "t1": t0 + rng.uniform(8, 20) * 3600},
+                hazard=rng.uniform(1 / 6000, 1 / 3000) * sp.hazard_scale,
+            ))
+        self.causes.append(Cause(
+            "sw-torchsum", "regression", "software", "torch.sum reduction bug since torch 2.3.0",
+            ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"],
+            {"versions": {"torch": ["2.3.0", "2.3.1"]}}, hazard=rng.uniform(1 / 500, 1 / 300) * sp.hazard_scale,
+        ))
+        self.causes.append(Cause(
+            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.5",
+            ["host_oom_kill", "dataloader_worker_killed"],
+            {"code_version": ["v1.5"], "steps_to_oom": rng.randint(2500, 4000)},
+        ))
+        for i in range(sp.extra_regressions):
+            self.causes.append(Cause(
+                f"sw-nccl-{i}", "regression", "software", "NCCL 2.21.5 regression",
+                ["nccl_unhandled_cuda_error", "cublas_execution_failed"],
+                {"versions": {"nccl": ["2.21.5"]}}, hazard=rng.uniform(1 / 2500, 1 / 1200) * sp.hazard_scale,
+            ))
+        for i in range(sp.data):
+            jb = rng.choice([j for j in self.jobs if j.total_steps > 6000])
+            step = rng.randrange(2000, jb.total_steps - 1000)
+            if step % CHECKPOINT_EVERY == 0:
+                step += 7
+            self.causes.append(Cause(
+                f"data-{i}-shard", "data_step", "data", f"corrupt shard read by {jb.id} at step {step}",
+                ["dataloader_zlib_error", "nan_loss"],
+                {"job": jb.id, "step": step, "repeats": rng.randint(3, 5), "shard": rng.randrange(99999),
+                 "rank": rng.randrange(len(jb.hosts) * 8)},
+            ))
+
+    # -- events
+    def emit(self, cause: str, tmpl: str, jb: Job, t: float, step: int | None, host: str, gpu: int | None,
+             rank: int | None, **ctx: Any) -> None:
+        code, versions = jb.version_at(step or 0)
+        dt = EPOCH + timedelta(seconds=t)
+        c = {
+            "dt": dt, "host": host, "rank": rank if rank is not None else 0, "gpu_idx": gpu if gpu is not None else 0,
+            "pci": self.pci[(host, gpu if gpu is not None else 0)], "step": step or 0, "total_steps": jb.total_steps,
+            "job": jb.id, "versions": versions, "uptime": self.uptime0[host] + t,
+        }
+        c.update(ctx)
+        T = TEMPLATES[tmpl]
+        eid = f"s{self.seed}-{len(self.events):07d}"
+        ev = {
+            "event_id": eid, "job_id": jb.id, "message": T.render(self.rng, c),
+            "time": dt.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "cluster": jb.cluster, "host": host, "gpu": f"GPU{gpu}" if gpu is not None else None,
+            "rank": rank, "step": step, "code_version": code, "versions": dict(versions), "kind": T.kind,
+        }
+        self.events.append(ev)
+        self.event_cause[eid] = cause
+        self.event_template[eid] = tmpl
+
+    def storm(self, cause: str, jb: Job, t: float, step: int, skip_rank: int | None) -> None:
+        seq = self.rng.randrange(1000, 900000)
+        numel = self.rng.choice([466119168, 544997376, 268435456])
+        for hi, h in enumerate(jb.hosts):
+            for g in range(8):
+                r = hi * 8 + g
+                if r == skip_rank:
+                    continue
+                self.emit(cause, "nccl_watchdog_timeout", jb, t + self.rng.uniform(0, 4), step, h, g, r,
+                          seq=seq, numel=numel)
+
+    def run_jobs(self) -> None:
+        rng, sp = self.rng, self.spec
+        hw = [c for c in self.causes if c.kind == "localised_hardware"]
+        sw_c = [c for c in self.causes if c.kind == "switch"]
+        regs = [c for c in self.causes if c.kind == "regression"]
+        leak = next(c for c in self.causes if c.kind == "leak")
+        data = [c for c in self.causes if c.kind == "data_step"]
+        for jb in self.jobs:
+            step, t = 0, jb.start
+            data_left = {c.id: c.scope["repeats"] for c in data if c.scope["job"] == jb.id}
+            hb_next = {h: rng.randrange(sp.heartbeat_every // 2, sp.heartbeat_every) for h in jb.hosts}
+            guard = 0
+            while step < jb.total_steps and guard < 2000:
+                guard += 1
+                code, versions = jb.version_at(step)
+                # candidates: (fail_step, cause, extra)
+                cands: list[tuple[int, Cause, Any]] = []
+                for c in hw:
+                    if c.scope["host"] in jb.hosts:
+                        cands.append((step + _geom(rng, c.hazard), c, None))
+                for c in sw_c:
+                    under = [h for h in jb.hosts if self.topology[h] == c.scope["switch"]]
+                    if not under:
+                        continue
+                    # the fault is active in a time window; convert to steps of this segment
+                    s0 = step + max(0, int((c.scope["t0"] - t) / jb.step_s))
+                    s1 = step + int((c.scope["t1"] - t) / jb.step_s)
+                    if s1 <= step:
+                        continue
+                    f = s0 + _geom(rng, c.hazard * min(1.0, len(under) / 2))
+                    if f < s1:
+                        cands.append((f, c, under))
+                for c in regs:
+                    dim, vals = next(iter(c.scope["versions"].items()))
+                    if versions.get(dim) in vals:
+                        cands.append((step + _geom(rng, c.hazard), c, None))
+                if code in leak.scope["code_version"]:
+                    cands.append((step + leak.scope["steps_to_oom"] + rng.randrange(-300, 300), leak, None))
+                for c in data:
+                    if c.scope["job"] == jb.id and data_left[c.id] > 0 and step < c.scope["step"]:
+                        cands.append((c.scope["step"], c, None))
+                # phase boundary: a restart onto the next code version
+                nxt_phase = min((ph[0] for ph in jb.phases if ph[0] > step), default=None)
+                end = jb.total_steps if nxt_phase is None else nxt_phase
+                fail = min(cands, key=lambda x: (x[0], x[1].id), default=None)
+                stop = fail[0] if fail and fail[0] < end else end
+                # heartbeats up to stop
+                for h in jb.hosts:
+                    while hb_next[h] < stop:
+                        s = hb_next[h]
+                        hi = jb.hosts.index(h)
+                        self.emit(NOISE, "progress", jb, t + (s - step) * jb.step_s, s, h, 0, hi * 8)
+                        hb_next[h] += sp.heartbeat_every
+                tf = t + (stop - step) * jb.step_s
+                if not fail or fail[0] >= end:
+                    step, t = end, tf + (rng.uniform(300, 900) if nxt_phase is not None else 0)
+                    continue
+                f, c, extra = fail
+                self.fail(c, jb, tf, f, extra)
+                if c.kind == "data_step":
+                    data_left[c.id] -= 1
+                    if data_left[c.id] == 0:  # the team skips the shard and moves on
+                        step, t = f + 1, tf + rng.uniform(600, 3600)
+                        for h in jb.hosts:
+                            hb_next[h] = step + rng.randrange(1, sp.heartbeat_every)
+                        continue
+                resume = (f // CHECKPOINT_EVERY) * CHECKPOINT_EVERY
+                step, t = resume, tf + rng.uniform(300, 1200)
+                for h in jb.hosts:  # the replay logs progress again, at its own offsets
+                    hb_next[h] = resume + rng.randrange(1, sp.heartbeat_every)
+
+    def fail(self, c: Cause, jb: Job, t: float, step: int, extra: Any) -> None:
+        rng = self.rng
+        nranks = len(jb.hosts) * 8
+        if c.kind == "localised_hardware":
+            h, g = c.scope["host"], c.scope["gpu"]
+            r = jb.hosts.index(h) * 8 + g
+            k = c.id.split("-", 2)[2]
+            if k == "fallen_off_bus":
+                self.emit(c.id, "xid79_fallen_off_bus", jb, t, None, h, g, None)
+                self.emit(c.id, "cuda_unknown_error", jb, t + rng.uniform(1, 20), step, h, g, r)
+                if rng.random() < 0.5:
+                    self.storm(c.id, jb, t + 600 + rng.uniform(0, 60), step, r)
+            elif k == "hbm_dbe":
+                self.emit(c.id, "xid48_dbe", jb, t, None, h, g, None)
+                self.emit(c.id, "cuda_uncorrectable_ecc", jb, t + rng.uniform(0.5, 5), step, h, g, r)
+                if rng.random() < 0.4:
+                    self.emit(c.id, "xid63_row_remap", jb, t + rng.uniform(5, 60), None, h, g, None)
+            else:
+                self.emit(c.id, "cuda_illegal_memory_access", jb, t, step, h, g, r)
+                if rng.random() < 0.5:
+                    self.emit(c.id, "xid94_contained", jb, t - rng.uniform(0.1, 2), None, h, g, None)
+        elif c.kind == "switch":
+            under = extra
+            for h in rng.sample(under, rng.randint(1, min(3, len(under)))):
+                g = rng.randrange(8)
+                self.emit(c.id, "ib_completion_error", jb, t + rng.uniform(0, 3), step, h, g,
+                          jb.hosts.index(h) * 8 + g)
+            self.storm(c.id, jb, t + 600 + rng.uniform(0, 60), step, None)
+        elif c.kind == "regression":
+            tmpl = rng.choice(c.templates)
+            if tmpl in ("nan_loss", "grad_norm_spike"):
+                r, h, g = 0, jb.hosts[0], 0  # loss lines come from rank 0
+            else:
+                r = rng.randrange(nranks)
+                h, g = jb.hosts[r // 8], r % 8
+            self.emit(c.id, tmpl, jb, t, step, h, g, r)
+        elif c.kind == "leak":
+            h = rng.choice(jb.hosts)
+            g = rng.randrange(8)
+            self.emit(c.id, "host_oom_kill", jb, t, step, h, None, None)
+            for _ in range(rng.randint(1, 3)):
+                self.emit(c.id, "dataloader_worker_killed", jb, t + rng.uniform(0, 3), step, h, g,
+                          jb.hosts.index(h) * 8 + g)
+        elif c.kind == "data_step":
+            r = c.scope["rank"]
+            h, g = jb.hosts[r // 8], r % 8
+            self.emit(c.id, "dataloader_zlib_error", jb, t, step, h, g, r, shard=c.scope["shard"],
+                      offset=c.scope["step"] * 4096)
+            if rng.random() < 0.6:
+                self.emit(c.id, "nan_loss", jb, t - rng.uniform(1, 5), step, jb.hosts[0], 0, 0)
+
+    def noise(self) -> None:
+        rng, sp = self.rng, self.spec
+        weights = [jb.total_steps * len(jb.hosts) for jb in self.jobs]
+        for tmpl in NOISE_TEMPLATES:
+            for _ in range(rng.randint(*sp.noise_per_template)):
+                jb = rng.choices(self.jobs, weights)[0]
+                s = rng.randrange(jb.total_steps)
+                hi = rng.randrange(len(jb.hosts))
+                g = rng.randrange(8)
+                t = jb.start + s * jb.step_s * rng.uniform(1.0, 1.3)
+                self.emit(NOISE, tmpl, jb, t, s if tmpl != "xid63_row_remap" else None, jb.hosts[hi], g,
+                          hi * 8 + g if tmpl != "xid63_row_remap" else None)
+
+
+def _geom(rng: random.Random, p: float) -> int:
+    if p <= 0:
+        return 10**12
+    u = rng.random()
+    return 1 + int(math.log(1 - u) / math.log(1 - p))
+
+
+def simulate(seed: int, *, size: str | int = "small") -> Scenario:
+    b = _Builder(seed, size)
+    b.build_fleet()
+    b.build_causes()
+    b.run_jobs()
+    b.noise()
+    order = sorted(range(len(b.events)), key=lambda i: (b.events[i]["time"], b.events[i]["event_id"]))
+    events = [b.events[i] for i in order]
+    present = {c for c in b.event_cause.values()}
+    causes = [c.as_dict() for c in b.causes if c.id in present]
+    causes.append({"id": NOISE, "kind": "noise", "cause_class": "unknown", "title": "benign noise and progress",
+                   "templates": ["progress", *NOISE_TEMPLATES], "scope": {}})
+    return Scenario(seed, b.size_name, events, dict(b.topology), causes, b.event_cause, b.event_template)
+
+
+def write_scenario(scenario: Scenario, out_path: str | os.PathLike[str]) -> tuple[str, str]:
+    """Write ``events.jsonl`` (ingest schema, no truth inside) and ``<stem>.truth.json`` beside it;
+    also ``<stem>.topology.json`` (host -> switch)."""
+    out = os.fspath(out_path)
+    stem = out[: -len(".jsonl")] if out.endswith(".jsonl") else out
+    d = os.path.dirname(out)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for ev in scenario.events:
+            f.write(json.dumps(ev, sort_keys=True))
+            f.write("\n")
+    truth_path = stem + ".truth.json"
+    with open(truth_path, "w", encoding="utf-8") as f:
+        json.dump(scenario.truth, f, sort_keys=True)
+    with open(stem + ".topology.json", "w", encoding="utf-8") as f:
+        json.dump(scenario.topology, f, sort_keys=True, indent=0)
+    return out, truth_path
+
+
+# --------------------------------------------------------------------------- analysis inputs
+
+
+def parse_time(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def to_records(scenario: Scenario, signature_of: Callable[[dict[str, Any]], tuple[Any, Any]] | None = None):
+    """Turn the scenario's events into analysis inputs.
+
+    ``signature_of(event) -> (key, SignatureInfo-like fields)``; by default the stand-in grouping:
+    one signature per simulator template (the truth file names it), with the template's category
+    and cause class. Returns ``(records, signatures, id_to_event_id)``.
+    """
+    from incidentbot.analysis import EventRecord, SignatureInfo
+
+    sig_ids: dict[Any, int] = {}
+    sigs: dict[int, SignatureInfo] = {}
+    records = []
+    id_map: dict[int, str] = {}
+    for n, ev in enumerate(scenario.events, start=1):
+        if signature_of is None:
+            name = scenario.event_template[ev["event_id"]]
+            key = name
+            T = TEMPLATES[name]
+            info = (name.replace("_", " "), T.category, T.cause_class, ())
+        else:
+            key, info = signature_of(ev)
+        sid = sig_ids.get(key)
+        if sid is None:
+            sid = sig_ids[key] = len(sig_ids) + 1
+            sigs[sid] = SignatureInfo(sid, *info)
+        records.append(EventRecord(
+            id=n, signature_id=sid, job_id=ev["job_id"], time=parse_time(ev["time"]), host=ev.get("host"),
+            gpu=ev.get("gpu"), rank=ev.get("rank"), step=ev.get("step"), cluster=ev.get("cluster"),
+            code_version=ev.get("code_version"), versions=tuple(sorted((ev.get("versions") or {}).items())),
+        ))
+        id_map[n] = ev["event_id"]
+    return records, sigs, id_map

@@ -1,0 +1,165 @@
+"""Shared fixtures: a real database per backend (SQLite always, PostgreSQL when
+INCIDENTBOT_TEST_DATABASE_URL is set), a runtime wired to it, and a loopback HTTP server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import SQLModel
+
+from incidentbot.db import Database
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PG_URL = os.environ.get("INCIDENTBOT_TEST_DATABASE_URL")
+
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def pytest_report_header(config):
+    return f"database backends: {', '.join(BACKENDS)}" + ("" if PG_URL else " (set INCIDENTBOT_TEST_DATABASE_URL for PostgreSQL)")
+
+
+def _pg_admin_url(url: str) -> str:
+    base, _, _db = url.rpartition("/")
+    return base + "/postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_database_url():
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    if not PG_URL:
+        pytest.skip("INCIDENTBOT_TEST_DATABASE_URL not set")
+    name = f"incidentbot_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(_pg_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_URL.rpartition("/")[0] + "/" + name
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+_migrated: dict[str, Database] = {}
+
+
+def _truncate(db: Database) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for t in tables:
+                conn.execute(text(f'DELETE FROM "{t}"'))
+            conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+        else:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        key = "sqlite"
+        if key not in _migrated:
+            path = tmp_path_factory.mktemp("db") / "incidentbot.db"
+            _migrated[key] = Database(f"sqlite:///{path}")
+            _migrated[key].migrate()
+    else:
+        key = "postgresql"
+        if key not in _migrated:
+            url = request.getfixturevalue("pg_database_url")
+            _migrated[key] = Database(url)
+            _migrated[key].migrate()
+    db = _migrated[key]
+    _truncate(db)
+    return db.url
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings_factory(tmp_path, db_url):
+    from incidentbot.settings import load_settings
+
+    def make(**overrides):
+        values = dict(database_url=db_url, ingest_tokens="test-token,alertmanager:am-token,read:read-token",
+                      runbooks_dir=ROOT / "runbooks", channel=None)
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def runtime(db, settings_factory):
+    from incidentbot.runtime import build_runtime
+
+    return build_runtime(settings_factory(), db=db, migrate=False)
+
+
+@pytest.fixture
+def client(runtime):
+    from fastapi.testclient import TestClient
+
+    from incidentbot.api import create_app
+
+    with TestClient(create_app(runtime)) as c:
+        c.headers["Authorization"] = "Bearer test-token"
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A real uvicorn server on loopback in a thread."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_server(runtime):
+    from incidentbot.api import create_app
+
+    with LiveServer(create_app(runtime)) as server:
+        yield server
+
+
+def event(**kw) -> dict:
+    base = {"job_id": "job-1", "message": "RuntimeError: CUDA error: an illegal memory access was encountered"}
+    base.update(kw)
+    return base
