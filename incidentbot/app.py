@@ -1,20 +1,112 @@
-"""The whole service as one ASGI app: API + Slack endpoints + console, with workers on start-up."""
+"""The whole service as one ASGI app: the HTTP API, the Slack endpoints, the local console (when
+no Slack credentials are set) and the background workers, started and stopped with the app."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
+from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from slack_sdk import WebClient
+from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import create_app
 from incidentbot.runtime import Runtime
+from incidentbot.services.outbox import OutboxWorker
+from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette_response
+from incidentbot.slack.publish import Publisher
+from incidentbot.workers import Workers
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "SlackSetup", "LOCAL_CHANNEL_ID", "LOCAL_CHANNEL_NAME"]
 
 log = logging.getLogger(__name__)
 
+LOCAL_CHANNEL_ID = "C0INCIDENTS"
+LOCAL_CHANNEL_NAME = "incidents"
 
-def build_app(rt: Runtime, *, demo: bool | None = None, port: int = 8000) -> FastAPI:
-    app = create_app(rt)
+
+@dataclass
+class SlackSetup:
+    client: WebClient
+    signing_secret: str
+    workspace: object | None = None  # the in-process local stand-in, when there is no real Slack
+
+
+def local_slack(rt: Runtime, *, port: int) -> SlackSetup:
+    from incidentbot.localslack import Workspace
+
+    ws = Workspace()
+    ws.create_channel(LOCAL_CHANNEL_NAME, channel_id=LOCAL_CHANNEL_ID)
+    if rt.settings.channel and not ws.channel_id(rt.settings.channel):
+        ws.create_channel(rt.settings.channel.lstrip("#"))
+    for name in ("alice", "bob", "carol"):
+        ws.add_user(name)
+    client = WebClient(token=ws.bot_token, base_url=f"http://127.0.0.1:{port}/localslack/api/")
+    return SlackSetup(client=client, signing_secret=secrets.token_hex(16), workspace=ws)
+
+
+def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None = None, port: int = 8000,
+              start_workers: bool = True) -> FastAPI:
+    settings = rt.settings
+    if slack is None:
+        if settings.uses_real_slack:
+            slack = SlackSetup(client=WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url),
+                               signing_secret=settings.slack_signing_secret or "")
+        else:
+            slack = local_slack(rt, port=port)
+    publisher = Publisher(rt, clock=rt.clock)
+    outbox = OutboxWorker(rt.db, client=slack.client, render=publisher.render, clock=rt.clock, worker_id=rt.worker_id,
+                          on_delivered=publisher.on_delivered)
+
+    def digest_job(scheduler):
+        from incidentbot.digest import schedule_digest
+        schedule_digest(rt, scheduler)
+
+    workers = Workers(rt, outbox=outbox, publisher=publisher, digest_job=digest_job)
+    bolt = create_bolt_app(rt, client=slack.client, signing_secret=slack.signing_secret)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        socket_handler = None
+        if start_workers:
+            workers.start()
+        if settings.slack_app_token and settings.uses_real_slack:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            socket_handler = SocketModeHandler(bolt, settings.slack_app_token)
+            socket_handler.connect()
+            log.info("Slack Socket Mode connected")
+        demo_task = None
+        if slack.workspace is not None and demo:
+            from incidentbot.console.demo import start_demo
+            demo_task = start_demo(rt, port=port)
+        try:
+            yield
+        finally:
+            if demo_task is not None:
+                demo_task.stop()
+            if socket_handler is not None:
+                socket_handler.close()
+            workers.stop()
+
+    app = create_app(rt, lifespan=lifespan)
+    app.state.slack = slack
+    app.state.workers = workers
+    app.state.outbox = outbox
+    app.state.publisher = publisher
+    app.state.bolt = bolt
+
+    @app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request):
+        body = await request.body()
+        resp = await run_in_threadpool(bolt.dispatch, to_bolt_request(body, request))
+        workers.kick()
+        return to_starlette_response(resp)
+
+    if slack.workspace is not None:
+        from incidentbot.localslack import create_app as localslack_app
+        app.mount("/localslack", localslack_app(slack.workspace))
+        from incidentbot.console import mount_console
+        mount_console(app, rt, slack=slack, port=port)
     return app

@@ -15,10 +15,13 @@ from pathlib import Path
 
 from incidentbot.db import Database
 from incidentbot.models import utcnow
+from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
 from incidentbot.services.ingest import IngestService
+from incidentbot.services.resolutions import ResolutionService
 from incidentbot.services.runbooks import RunbookService
 from incidentbot.services.signatures import SignatureService
+from incidentbot.services.votes import VoteService
 from incidentbot.settings import Settings, SettingsError
 
 __all__ = ["Runtime", "build_runtime", "load_topology"]
@@ -56,6 +59,9 @@ class Runtime:
     signatures: SignatureService = field(init=False)
     hypotheses: HypothesisService = field(init=False)
     runbooks: RunbookService = field(init=False)
+    votes: VoteService = field(init=False)
+    resolutions: ResolutionService = field(init=False)
+    decisions: DecisionService = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -63,6 +69,10 @@ class Runtime:
         self.signatures = SignatureService(self.db)
         self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
+        self.votes = VoteService(self.db, clock=self.clock)
+        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.channel, clock=self.clock)
+        self.decisions = DecisionService(self.db, clock=self.clock)
+        self.ingest.regression_hook = self.resolutions.check_regressions
 
 
 def build_runtime(settings: Settings, *, db: Database | None = None, migrate: bool = True,

@@ -435,7 +435,7 @@ class _Builder:
             start = rng.uniform(0, horizon * 0.5)
             # versions: newer builds more likely later; drawn independently per dimension
             frac = start / horizon
-            code_i = min(len(CODE_VERSIONS) - 1, int(rng.random() * 2 + frac * 4))
+            code_i = min(len(CODE_VERSIONS) - 1, int(rng.random() * 3 + frac * 2))
             torch_i = rng.choice([0, 0, 1, 1, 2]) if rng.random() < 0.8 else rng.randrange(3)
             nccl_i = rng.randrange(3)
             phases = [(0, CODE_VERSIONS[code_i], {"torch": TORCH_VERSIONS[torch_i], "nccl": NCCL_VERSIONS[nccl_i]})]
@@ -489,9 +489,9 @@ class _Builder:
             {"versions": {"torch": ["2.3.0", "2.3.1"]}}, hazard=rng.uniform(1 / 500, 1 / 300) * sp.hazard_scale,
         ))
         self.causes.append(Cause(
-            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.5",
+            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.4",
             ["host_oom_kill", "dataloader_worker_killed"],
-            {"code_version": ["v1.5"], "steps_to_oom": rng.randint(2500, 4000)},
+            {"code_version": ["v1.4", "v1.5"], "steps_to_oom": rng.randint(800, 1500)},
         ))
         for i in range(sp.extra_regressions):
             self.causes.append(Cause(

@@ -50,7 +50,9 @@ class Settings:
     min_localised: int = 3
     min_localised_known: int = 2
     min_onset: int = 5  # occurrences needed before an onset is claimed
+    alpha_onset: float = 5e-3  # family-wise over all version dimensions and cut points
     onset_stray_frac: float = 0.05  # tolerated share of occurrences outside the onset versions
+    onset_stray_of_expected: float = 0.1  # ... and at most this share of what the rate would predict there
     precursor_window_s: float = 900.0  # a watchdog fires ~600 s after the hang starts
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
@@ -92,6 +94,11 @@ def confidence_from(p: float, *, agree: bool = True) -> float:
     if not agree:
         c *= 0.8
     return round(min(0.97, max(0.0, c)), 3)
+
+
+def _near(sorted_times: list[float], t: float, w: float) -> bool:
+    k = bisect.bisect_left(sorted_times, t - w)
+    return k < len(sorted_times) and sorted_times[k] <= t + w
 
 
 @dataclass
@@ -266,12 +273,16 @@ class _Engine:
     def data_steps(self) -> None:
         S = self.S
         keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+        where: dict[tuple[str, int, int], Counter] = defaultdict(Counter)  # the reader: same rank each time
         for s in sorted(self.by_sig):
             for i in self.by_sig[s]:
                 e = self.ev[i]
                 if e.step is None or i in self.in_storm:
                     continue
-                keys[(e.job_id, e.step)][s].add(self.occ[i])
+                k = (e.job_id, e.step)
+                if self.occ[i] not in keys[k][s]:
+                    keys[k][s].add(self.occ[i])
+                    where[(e.job_id, e.step, s)][e.rank if e.rank is not None else e.host] += 1
         distinct_keys_per_sig = Counter()
         for k, d in keys.items():
             for s in d:
@@ -279,26 +290,32 @@ class _Engine:
         primary: dict[int, list[tuple[str, int]]] = defaultdict(list)
         for k in sorted(keys):
             for s, occs in sorted(keys[k].items()):
-                if len(occs) >= S.data_min_repeats:
+                if len(occs) >= S.data_min_repeats and \
+                        where[(k[0], k[1], s)].most_common(1)[0][1] >= S.data_min_repeats:
                     primary[s].append(k)
         bad_keys: dict[tuple[str, int], int] = {}
+        primary_of: dict[tuple[str, int], set[int]] = defaultdict(set)
         for s, ks in sorted(primary.items()):
             # a signature that "recurs" at many steps is periodic logging, not a bad record
             if len(ks) > max(3, 0.05 * distinct_keys_per_sig[s]):
                 continue
             for k in ks:
-                bad_keys.setdefault(k, len(keys[k][s]))
+                if self.stops(s, k) >= S.data_min_repeats - 1:
+                    bad_keys.setdefault(k, len(keys[k][s]))
+                    primary_of[k].add(s)
         if not bad_keys:
             return
         for k in sorted(bad_keys):
             j, step = k
+            prim_t = sorted(self.ev[i].time for s in primary_of[k] for i in self.by_sig[s]
+                            if self.ev[i].job_id == j and self.ev[i].step == step)
             for s in sorted(keys[k]):
                 occs = keys[k][s]
-                if len(occs) < 2 and len(occs) < bad_keys[k]:
-                    # a single event at the bad step joins only if the signature shows there twice
-                    continue
                 idx = [i for i in self.by_sig[s] if self.ev[i].job_id == j and self.ev[i].step == step
                        and i not in self.taken and i not in self.in_storm]
+                if len(occs) < 2 and s not in primary_of[k]:
+                    # a lone event at the bad step joins only when it came with the failure there
+                    idx = [i for i in idx if _near(prim_t, self.ev[i].time, 120.0)]
                 if not idx:
                     continue
                 n_occ = len(occs)
@@ -309,17 +326,44 @@ class _Engine:
                 self.add(Component(s, "data_step", ("data", j, step), idx, p, ev,
                                    {"jobs": [j], "steps": [str(step)]}, cause_class="data"))
 
+    def stops(self, s: int, k: tuple[str, int]) -> int:
+        """How many occurrences of s at (job, step) were followed by a restart (the job's next step
+        seen a minute later is not beyond it), as a job failing at that step would be."""
+        j, step = k
+        tk = self.job_times[j]
+        idx = self.by_job[j]
+        n = 0
+        seen_occ = set()
+        for i in self.by_sig[s]:
+            e = self.ev[i]
+            if e.job_id != j or e.step != step or self.occ[i] in seen_occ:
+                continue
+            seen_occ.add(self.occ[i])
+            lo = bisect.bisect_right(tk, e.time + 60.0)
+            hi = bisect.bisect_right(tk, e.time + 1800.0)
+            later = [self.ev[idx[q]].step for q in range(lo, min(hi, lo + 500))]
+            later = [x for x in later if x is not None]
+            # the job did not get past this step in the next half hour (it restarted, or stopped):
+            # a few stray lines beyond it (a late log, a wrong clock) do not count as progress
+            if not later or sum(1 for x in later if x > step) <= 0.5 * len(later):
+                n += 1
+        return n
+
     def add(self, c: Component) -> None:
         self.components.append(c)
         self.taken.update(c.events)
 
     # ---- 3. localisation
-    def localise(self, s: int, idx: list[int]) -> list[int]:
-        """Take localised events of signature s out of idx; return the rest."""
+    def localise(self, s: int, idx: list[int], suspects: Sequence[str] = ()) -> list[int]:
+        """Take localised events of signature s out of idx; return the rest.
+
+        With ``suspects`` (hosts other signatures already pinned), only those hosts are tested,
+        with the correction for that many tests: a second symptom of a known bad host.
+        """
         S = self.S
         known = self.sig_class(s) in ("hardware", "network")
-        alpha = S.alpha_known if known else S.alpha
-        min_k = S.min_localised_known if known else S.min_localised
+        alpha = S.alpha_known if known or suspects else S.alpha
+        min_k = S.min_localised_known if known or suspects else S.min_localised
         with_host = [i for i in idx if self.ev[i].host is not None]
         if len(with_host) < min_k:
             return idx
@@ -328,64 +372,69 @@ class _Engine:
         if ranks and len(hosts_seen) >= 2 and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks):
             return idx  # logged by rank 0 only: where it shows says nothing about where it happens
         jobs = sorted({self.ev[i].job_id for i in with_host})
+        units: dict[str, set[tuple[str, int]]] = defaultdict(set)  # host -> occurrences
+        n_job: Counter = Counter()
+        for i in with_host:
+            e = self.ev[i]
+            u = (e.job_id, self.occ[i])
+            if u not in units[e.host]:
+                units[e.host].add(u)
+                n_job[e.job_id] += 1
+        k_h = {h: len(u) for h, u in units.items()}
+        n = sum(k_h.values())
+        # expected occurrences per host: each job's occurrences spread over its hosts by their exposure
         w: dict[str, float] = defaultdict(float)
         for j in jobs:
-            for h, x in self.expo.job_host.get(j, {}).items():
-                w[h] += x
+            jh = self.expo.job_host.get(j, {})
+            tot = sum(jh.values())
+            if tot <= 0:
+                continue
+            for h, x in jh.items():
+                w[h] += n_job[j] * x / tot
         W = sum(w.values())
         if W <= 0 or len(w) < 2:
             return idx
-        units: dict[str, set[tuple[str, int]]] = defaultdict(set)  # host -> occurrences
-        for i in with_host:
-            e = self.ev[i]
-            units[e.host].add((e.job_id, self.occ[i]))
-        k_h = {h: len(u) for h, u in units.items()}
-        n = sum(k_h.values())
         rest = set(idx)
-        # switch first: several hosts under one switch
-        if self.topo:
-            sw_w: dict[str, float] = defaultdict(float)
-            for h, x in w.items():
-                sw = self.topo.get(h)
-                if sw is not None:
-                    sw_w[sw] += x
-            if len(sw_w) >= 2:
-                sw_k: dict[str, int] = defaultdict(int)
-                sw_hosts: dict[str, list[str]] = defaultdict(list)
-                for h, k in k_h.items():
-                    sw = self.topo.get(h)
-                    if sw is not None:
-                        sw_k[sw] += k
-                        sw_hosts[sw].append(h)
-                for sw in sorted(sw_k, key=lambda x: (-sw_k[x] / (sw_w[x] / W * n + 1e-9), x))[:3]:
-                    k = sw_k[sw]
-                    hs = sorted(sw_hosts[sw])
-                    top = max(k_h[h] for h in hs)
-                    if len(hs) < 2 or top > 0.8 * k or k < min_k:
-                        continue
-                    share = sw_w[sw] / W
-                    p = min(1.0, binom_sf(k, n, share) * len(sw_w))
-                    if p >= alpha:
-                        continue
-                    take = [i for i in with_host if self.topo.get(self.ev[i].host) == sw and i in rest]
-                    rest.difference_update(take)
-                    ev = [f"{self.sig_title(s)}: {k} of {n} occurrences on {len(hs)} hosts under switch {sw} "
-                          f"({', '.join(hs[:6])}{'…' if len(hs) > 6 else ''}), which ran {share:.0%} of the affected "
-                          f"jobs' host-steps ({fmt_p(p)} over {len(sw_w)} switches)"]
-                    self.add(Component(s, "switch", ("switch", sw), take, p, ev,
-                                       {"switches": [sw], "hosts": hs}, cause_class="network"))
         H = len(w)
-        cands = sorted(k_h, key=lambda h: (-k_h[h] / (w.get(h, 0) / W * n + 1e-9), h))[:5]
+        # hosts: each tested against its expected share; Bonferroni over the hosts (or the suspects)
+        cands = sorted(k_h, key=lambda h: (-k_h[h] / (w.get(h, 0) / W * n + 1e-9), h))[:8]
+        n_tests = H
+        if suspects:
+            n_tests = len(suspects)
+            cands = [h for h in suspects if h in k_h]
+        hits: list[tuple[str, int, float, float]] = []
         for h in cands:
             k = k_h[h]
             if k < min_k or h not in w:
                 continue
+            share = w[h] / W
+            p = min(1.0, binom_sf(k, n, share) * n_tests)
+            if p < alpha:
+                hits.append((h, k, share, p))
+        # several pinned hosts under one switch: the switch, not the hosts
+        by_sw: dict[str, list[tuple[str, int, float, float]]] = defaultdict(list)
+        if self.topo and not suspects:
+            for hit in hits:
+                sw = self.topo.get(hit[0])
+                if sw is not None:
+                    by_sw[sw].append(hit)
+        if self.topo and not suspects and self.sig_class(s) == "network":
+            # a network symptom pinned to a host, with more of it elsewhere under the same switch: the switch
+            for hit in hits:
+                sw = self.topo.get(hit[0])
+                if sw is not None and hit not in by_sw[sw] and any(
+                        self.topo.get(h) == sw and h != hit[0] for h in k_h):
+                    by_sw[sw].append(hit)
+                    by_sw[sw].append(hit)
+        for sw in sorted(by_sw):
+            hs_hits = by_sw[sw]
+            if len(hs_hits) < 2:
+                continue
+            hits = [x for x in hits if x not in hs_hits]
+            self._switch_component(s, sw, with_host, rest, w, W, n, k_h, min(x[3] for x in hs_hits))
+        for h, k, share, p in hits:
             take = [i for i in with_host if self.ev[i].host == h and i in rest]
             if not take:
-                continue
-            share = w[h] / W
-            p = min(1.0, binom_sf(k, n, share) * H)
-            if p >= alpha:
                 continue
             rest.difference_update(take)
             gpus = Counter(self.ev[i].gpu for i in take if self.ev[i].gpu is not None)
@@ -396,10 +445,50 @@ class _Engine:
                 if gc >= 0.8 * sum(gpus.values()) and gc >= 2:
                     scope["gpus"] = [f"{h}/{g}"]
                     gtxt = f", {gc} of them on {g}"
-            ev = [f"{self.sig_title(s)}: {k} of {n} occurrences on host {h}{gtxt}; that host ran {share:.1%} of "
-                  f"the affected jobs' host-steps ({len(jobs)} jobs on {H} hosts; {fmt_p(p)})"]
+            ev = [f"{self.sig_title(s)}: {k} of {n} occurrences on host {h}{gtxt}; {share * n:.1f} expected from "
+                  f"the steps it ran in the affected jobs ({len(jobs)} jobs on {H} hosts; {fmt_p(p)})"]
             self.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
+        # then a spread over several hosts of one switch, none of them alone enough
+        if self.topo and not suspects:
+            sw_w: dict[str, float] = defaultdict(float)
+            for h, x in w.items():
+                sw = self.topo.get(h)
+                if sw is not None:
+                    sw_w[sw] += x
+            left_k: dict[str, int] = {h: len({(self.ev[i].job_id, self.occ[i]) for i in with_host
+                                               if self.ev[i].host == h and i in rest}) for h in k_h}
+            n2 = sum(left_k.values())
+            if len(sw_w) >= 2 and n2 >= min_k:
+                sw_k: dict[str, int] = defaultdict(int)
+                sw_hosts: dict[str, list[str]] = defaultdict(list)
+                for h, k in left_k.items():
+                    sw = self.topo.get(h)
+                    if sw is not None and k:
+                        sw_k[sw] += k
+                        sw_hosts[sw].append(h)
+                for sw in sorted(sw_k, key=lambda x: (-sw_k[x] / (sw_w[x] / W * n2 + 1e-9), x))[:3]:
+                    k = sw_k[sw]
+                    hs = sw_hosts[sw]
+                    if len(hs) < 2 or max(left_k[h] for h in hs) > 0.8 * k or k < min_k:
+                        continue
+                    p = min(1.0, binom_sf(k, n2, sw_w[sw] / W) * len(sw_w))
+                    if p < alpha:
+                        self._switch_component(s, sw, with_host, rest, w, W, n2, left_k, p)
         return [i for i in idx if i in rest]
+
+    def _switch_component(self, s, sw, with_host, rest, w, W, n, k_h, p) -> None:
+        take = [i for i in with_host if self.topo.get(self.ev[i].host) == sw and i in rest]
+        if not take:
+            return
+        rest.difference_update(take)
+        hs = sorted({self.ev[i].host for i in take})
+        k = len({(self.ev[i].job_id, self.occ[i], self.ev[i].host) for i in take})
+        exp_ = sum(x for h, x in w.items() if self.topo.get(h) == sw) / W * n
+        ev = [f"{self.sig_title(s)}: {k} of {n} occurrences on {len(hs)} hosts under switch {sw} "
+              f"({', '.join(hs[:6])}{'…' if len(hs) > 6 else ''}); {exp_:.1f} expected from the affected "
+              f"jobs' steps there ({fmt_p(p)})"]
+        self.add(Component(s, "switch", ("switch", sw), take, p, ev, {"switches": [sw], "hosts": hs},
+                           cause_class="network"))
 
     # ---- 4. onset
     def onset(self, s: int, idx: list[int]) -> list[int]:
@@ -457,6 +546,8 @@ class _Engine:
                 if E_out <= 0 or n_in <= 0 or n_out > S.onset_stray_frac * n_d:
                     continue
                 mu = n_d * E_out / E_tot
+                if n_out > S.onset_stray_of_expected * mu:
+                    continue  # present there too, only less often: a rate difference, not an onset
                 p = poisson_cdf(n_out, mu)
                 # every version inside A that ran long enough must show it too
                 ok = True
@@ -474,9 +565,9 @@ class _Engine:
         tests = [(min(1.0, p * n_cands), d, A, info) for p, d, A, info in tests]
         tests.sort(key=lambda t: (t[0], t[1], t[2]))
         best_p, d, A, info = tests[0]
-        if best_p >= S.alpha:
+        if best_p >= S.alpha_onset:
             return idx
-        compat = frozenset((d2, A2) for p2, d2, A2, _ in tests if p2 < S.alpha)
+        compat = frozenset((d2, A2) for p2, d2, A2, _ in tests if p2 < S.alpha_onset)
         # the same partition of exposure under another name (code v1.4 always with torch 2.3.0): say both
         confounded = [(d2, A2) for p2, d2, A2, _ in tests if p2 <= best_p * 1.0001 and (d2, A2) != (d, A)]
         Aset = set(A)
@@ -581,11 +672,15 @@ class _Engine:
     def run(self) -> list[Proposal]:
         self.bursts()
         self.data_steps()
+        rest: dict[int, list[int]] = {}
         for s in sorted(self.by_sig):
             idx = [i for i in self.by_sig[s] if i not in self.taken and i not in self.in_storm]
-            if not idx:
-                continue
-            idx = self.localise(s, idx)
+            if idx:
+                rest[s] = self.localise(s, idx)
+        suspects = sorted({c.key[1] for c in self.components if c.key[0] == "host"})
+        for s, idx in rest.items():
+            if idx and suspects:
+                idx = self.localise(s, idx, suspects)
             if idx:
                 self.onset(s, idx)
         groups = self.merge()
@@ -697,7 +792,7 @@ class _Engine:
         for (ps, s), c in pre_count.items():
             frac_storms = c / bursts_per_sig[s]
             frac_near = near_storm[ps] / max(1, len(self.by_sig[ps]))
-            if (c >= 2 or frac_storms >= 0.5) and frac_storms >= 0.2 and frac_near >= 0.3:
+            if (c >= 2 or frac_storms >= 0.5) and frac_near >= 0.3:
                 reliable.add((ps, s))
         new_h: dict[int, int] = {}  # precursor signature -> new storm hypothesis index
         stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
@@ -864,7 +959,9 @@ class _Hyp:
             title = (f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of "
                      f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart")
         elif kind == "storm":
-            title = f"{eng.sig_title(self.storm_precursor)} followed by storms of {symptoms}"
+            others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]
+            title = (f"{eng.sig_title(self.storm_precursor)}, then storms of {', '.join(others[:3])}"
+                     + (f" ({text_class})" if text_class != "unknown" else ""))
         else:
             title = f"People's merge: {symptoms}"
         lines: list[str] = []

@@ -52,12 +52,13 @@ def _parse_json(raw: bytes) -> Any:
         raise _BadRequest(400, {"detail": f"body is not valid JSON: {exc}"}) from None
 
 
-def create_app(rt: Runtime) -> FastAPI:
+def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     settings = rt.settings
     tokens = settings.token_sources()
 
     app = FastAPI(title="incidentbot", version="0.1.0",
-                  description="Failure signatures, root-cause hypotheses and channel votes for GPU training fleets.")
+                  description="Failure signatures, root-cause hypotheses and channel votes for GPU training fleets.",
+                  lifespan=lifespan)
     app.state.runtime = rt
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

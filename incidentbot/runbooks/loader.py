@@ -344,19 +344,23 @@ def load_with_errors(
     files = sorted(p for p in directory.glob("*.md") if p.is_file() and p.name.lower() != "readme.md")
     runbooks: list[Runbook] = []
     seen: dict[str, Runbook] = {}
+    first_path: dict[str, Path] = {}
     for path in files:
         rb, errs = parse_file(path, _display(path), samples=sample_list)
         errors.extend(errs)
-        if rb is None:
-            continue
-        if rb.id in seen:
-            errors.append(
-                CheckError(
-                    _display(path),
-                    _id_line(path),
-                    f"duplicate id '{rb.id}' (also in {_display(seen[rb.id].path)})",
+        raw_id, id_line = _raw_id(path)
+        if raw_id is not None:
+            if raw_id in first_path:
+                errors.append(
+                    CheckError(
+                        _display(path),
+                        id_line,
+                        f"duplicate id '{raw_id}' (also in {_display(first_path[raw_id])})",
+                    )
                 )
-            )
+                continue
+            first_path[raw_id] = path
+        if rb is None:
             continue
         seen[rb.id] = rb
         runbooks.append(rb)
@@ -366,7 +370,7 @@ def load_with_errors(
         shown = _display(rb.path)
         for i, rel in enumerate(rb.related):
             if rel == rb.id:
-                errors.append(CheckError(shown, rb._related_lines[i], f"runbook lists itself in related"))  # type: ignore[attr-defined]
+                errors.append(CheckError(shown, rb._related_lines[i], "runbook lists itself in related"))  # type: ignore[attr-defined]
             elif rel not in seen and rel not in stems:
                 errors.append(CheckError(shown, rb._related_lines[i], f"related runbook '{rel}' does not exist"))  # type: ignore[attr-defined]
         for line, target in iter_links(rb.body, rb._body_line):  # type: ignore[attr-defined]
@@ -380,14 +384,19 @@ def load_with_errors(
     return runbooks, errors
 
 
-def _id_line(path: Path) -> int:
+def _raw_id(path: Path) -> tuple[str | None, int]:
+    """The ``id`` value of a file's front matter and its line, even if the file is invalid."""
     try:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.startswith("id:"):
-                return n
-    except OSError:
-        pass
-    return 1
+        split = _split_front_matter(path.read_text(encoding="utf-8"))
+        if split is None:
+            return None, 1
+        node = yaml.compose(split[0], Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None, 1
+    info = _node_lines(node)
+    if "id" not in info or not isinstance(info["id"][1], yaml.ScalarNode):
+        return None, 1
+    return str(info["id"][1].value), 2 + info["id"][0]
 
 
 def load_runbooks(directory: Path) -> list[Runbook]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from .model import Runbook, RunbookMatch
 
 # "NVRM: Xid (PCI:0000:91:00): 79, ..." -- not SXid (NVSwitch), which has its own codes.
-_XID_IN_TEXT = re.compile(r"(?<![A-Za-z])Xid\s*(?:\([^)]*\))?\s*:?\s*(\d{1,3})\b")
+_XID_IN_TEXT = re.compile(r"(?<![A-Za-z])Xid\s*(?:\([^)]*\))?\s*:?\s*(\d{1,3})\b", re.IGNORECASE)
 
 W_XID = 10.0
 W_PATTERN = 6.0

@@ -7,35 +7,40 @@ import re
 from .loader import _find_section
 from .model import Runbook
 
-_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+(.*)$")
+_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+(.*)$")
 
 
 def first_steps(section_text: str | None, n: int = 3) -> list[str]:
-    """The first ``n`` top-level list items of a section (continuation lines joined)."""
+    """The first ``n`` top-level list items of a section.
+
+    Continuation lines and nested list items are folded into their parent item.
+    Falls back to the first paragraph when the section has no list.
+    """
     if not section_text:
         return []
     steps: list[str] = []
     current: list[str] | None = None
+    top_indent: int | None = None
     in_fence = False
     for line in section_text.splitlines():
-        if line.strip().startswith("```"):
+        if line.strip().startswith(("```", "~~~")):
             in_fence = not in_fence
             continue
-        if in_fence:
+        if in_fence or not line.strip():
             continue
-        m = _ITEM.match(line)
-        if m and not line.startswith("    "):
+        indent = len(line) - len(line.lstrip())
+        m = _ITEM.match(line.lstrip())
+        if m and (top_indent is None or indent <= top_indent):
+            top_indent = indent if top_indent is None else top_indent
             if current is not None:
                 steps.append(" ".join(current))
                 if len(steps) >= n:
                     return steps
             current = [m.group(1).strip()]
-        elif current is not None and line.strip() and line.startswith((" ", "\t")):
-            if not _ITEM.match(line.strip()):
-                current.append(line.strip())
-        elif current is not None and not line.strip():
-            continue
+        elif current is not None and indent > (top_indent or 0):
+            current.append(m.group(1).strip() if m else line.strip())
         elif current is not None:
+            # a paragraph after the list ends it
             steps.append(" ".join(current))
             current = None
             if len(steps) >= n:
@@ -53,13 +58,31 @@ def _clip(s: str, limit: int) -> str:
 
 
 def summarize(runbook: Runbook, max_chars: int = 1200, steps: int = 3) -> str:
-    """Title, severity, owner and the first steps of Confirm and Act."""
+    """Readable Slack summary: title, severity, owner and the first steps of Confirm and Act.
+
+    Whole lines are kept while they fit in ``max_chars``; a step that does not
+    fit is shortened (with "…") when enough room is left, otherwise dropped.
+    """
     head = f"*{runbook.title}* (`{runbook.id}`, severity {runbook.severity}, owner {runbook.owner})"
-    lines = [head]
+    if len(head) >= max_chars:
+        return _clip(head, max_chars)
+    out = head
     for name in ("Confirm", "Act"):
         items = first_steps(_find_section(runbook.sections, name), steps)
-        if items:
-            lines.append(f"{name}:")
-            lines.extend(f"• {_clip(item, 300)}" for item in items)
-    out = "\n".join(lines)
-    return _clip(out, max_chars)
+        if not items:
+            continue
+        label = f"\n{name}:"
+        if len(out) + len(label) + 20 > max_chars:
+            break
+        out += label
+        for item in items:
+            line = "\n• " + _clip(item, 280)
+            room = max_chars - len(out)
+            if len(line) <= room:
+                out += line
+            elif room >= 60:
+                out += _clip(line, room)
+                return out
+            else:
+                return out
+    return out

@@ -528,7 +528,7 @@ def parse_traceback(ctx: Ctx) -> tuple[str, str, list[str], list[str]] | None:
         where = f"{files[-1].replace(chr(92), '/').rsplit('/', 1)[-1]}:{app[-1]}"
     elif frames:
         where = f"{frames[-1][0].rsplit('/', 1)[-1]}:{frames[-1][1]}"
-    return exc_type, mask_line(msg[:500]), near, chain[:-1] if len(chain) > 1 else [], where  # type: ignore[return-value]
+    return exc_type, mask_line(msg[:500], ctx.found), near, chain[:-1] if len(chain) > 1 else [], where  # type: ignore[return-value]
 
 
 def p_traceback(ctx: Ctx) -> Parsed:

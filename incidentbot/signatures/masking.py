@@ -20,42 +20,79 @@ MAX_ANALYSED = 32 * 1024
 _MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 
-# Each entry: (kind, pattern).  Combined into one alternation with named groups.
-_PATTERNS: list[tuple[str, str]] = [
-    # timestamps ---------------------------------------------------------------------------
-    ("TS", r"\d{4}-\d{2}-\d{2}[T _]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
-    ("TS", _DAY + r",? \d{1,2} " + _MON + r" \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?"),
-    ("TS", r"(?:" + _DAY + r" )?" + _MON + r" +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: \d{4})?"),
-    ("TS", r"\b[EIWF]\d{3,4} \d{2}:\d{2}:\d{2}(?:\.\d+)?"),  # glog
-    ("TS", r"\[ *\+?\d+\.\d+\]"),  # dmesg [6781741.548768] / [  +0.000316]
-    ("TS", r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"),
-    ("TS", r"\b\d{4}-\d{2}-\d{2}\b"),
-    ("TS", r"\b\d{4}/\d{2}/\d{2}\b"),
-    # identifiers ------------------------------------------------------------------------------
-    ("UUID", r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-    ("PCI", r"(?:PCI:|(?<!\w)GPU|(?<![\w:]))[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?\b"),
-    ("GID", r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,7}:?(?:[0-9a-fA-F]{1,4}:?){0,7}[0-9a-fA-F]{1,4}(?:%\w+)?(?![\w:])"),
-    ("IP", r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:(?:<\d+>)|(?::\d+))?"),
-    ("HEX", r"\b0x[0-9a-fA-F]+\b"),
-    # context-keyed numbers ----------------------------------------------------------------------
-    ("RANK", r"(?<=\[Rank )\d+|(?<=\[rank)\d+|(?<=\brank)\d+|(?<=\brank )\d+|(?<=\bRank )\d+|(?<=rank: )\d+|(?<=local_rank: )\d+|(?<=\[default)\d+"),
-    ("PID", r"(?<=\bpid=)'?\d+'?|(?<=\bpid )\d+|(?<=\bpid: )\d+|(?<=\bPID )\d+|(?<=pid\(s\) )\d+|(?<=\bprocess )\d+"),
-    ("SEQ", r"(?<=SeqNum=)\d+|(?<=work: )\d+|(?<=sequence id: )\d+|(?<=work: )\d+"),
-    ("NUMEL", r"(?<=NumelIn=)\d+|(?<=NumelOut=)\d+"),
-    ("SIZE", r"\b\d+(?:\.\d+)? ?(?:[KMGTP]i?B|bytes)\b"),
-    ("DURATION", r"\b\d+(?:\.\d+)? ?(?:ms|us|ns|milliseconds|seconds|secs?|minutes|mins|hours|s)\b"),
-    ("DURATION", r"(?<=Timeout\(ms\)=)\d+"),
-    # per-run paths: temp dirs, home dirs, environment prefixes up to site-packages
-    ("PATH", r"/tmp/[^\s'\"):,]+"),
-    ("PATH", r"(?:/[\w.@+-]+)+/(?=(?:site|dist)-packages/)"),
-    ("PATH", r"/(?:home|Users|scratch|workspace|workspaces|data|mnt|pfss|gpfswork|lustre)/[^\s'\"):,]+"),
-    # everything else numeric
-    ("NUM", r"[-+]?\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"),
-]
+# Three passes, each one alternation whose branches all begin with a literal or a small character
+# class, so the regex engine can skip most positions quickly (no leading look-behinds).
+_H = r"[0-9a-fA-F]"
 
+# 1) timestamps (may span several tokens)
+_TS = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T _]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|" + _DAY + r"(?:,? \d{1,2} " + _MON + r" \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?| " + _MON
+    + r" +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: \d{4})?)"
+    r"|" + _MON + r" +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: \d{4})?"
+    r"|[EIWF]\d{3,4} \d{2}:\d{2}:\d{2}(?:\.\d+)?"
+    r"|\[ *\+?\d+\.\d+\]"
+    r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?"
+    r"|\d{4}/\d{2}/\d{2}"
+)
+# 2) numbers identified by the key in front of them
+_KEYED = re.compile(
+    r"(\[Rank |\[rank|\brank|Rank |rank: |local_rank: |\[default"
+    r"|pid=|pid |pid: |PID |pid\(s\) |process "
+    r"|SeqNum=|work: |sequence id: |NumelIn=|NumelOut=|Timeout\(ms\)=)('?\d+'?)"
+)
+_KEY_KIND = {
+    "[Rank ": "RANK", "[rank": "RANK", "rank": "RANK", "Rank ": "RANK", "rank: ": "RANK", "local_rank: ": "RANK",
+    "[default": "RANK", "pid=": "PID", "pid ": "PID", "pid: ": "PID", "PID ": "PID", "pid(s) ": "PID",
+    "process ": "PID", "SeqNum=": "SEQ", "work: ": "SEQ", "sequence id: ": "SEQ", "NumelIn=": "NUMEL",
+    "NumelOut=": "NUMEL", "Timeout(ms)=": "DURATION",
+}
+# 3) shapes, applied only to whitespace-separated tokens that hold a digit
+_PATTERNS: list[tuple[str, str]] = [
+    ("UUID", r"\b(?:GPU-|MIG-)?" + _H + r"{8}-" + _H + r"{4}-" + _H + r"{4}-" + _H + r"{4}-" + _H + r"{12}\b"),
+    ("PCI", r"(?:PCI:|GPU|\b)" + _H + r"{4,8}:" + _H + r"{2}:" + _H + r"{2}(?:\." + _H + r")?\b"),
+    ("GID", r"(?<![\w:])" + _H + r"{1,4}(?::" + _H + r"{0,4}){2,7}(?:%\w+)?(?![\w:])"),
+    ("IP", r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:<\d+>|:\d+)?"),
+    ("HEX", r"\b0x" + _H + r"+\b"),
+    ("SIZE", r"\b\d+(?:\.\d+)?(?:[KMGTP]i?B|bytes)\b"),
+    ("DURATION", r"\b\d+(?:\.\d+)?(?:ms|us|ns|s)\b"),
+    ("PATH", r"/tmp/[^\s'\"):,]+"),
+    ("PATH", r"/(?:home|Users|scratch|workspace|workspaces|data|mnt|pfss|gpfswork|lustre)/[^\s'\"):,]+"),
+    ("NUM", r"(?:(?<=GPU)|(?<![\w.]))\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"),  # not inside names like mlx5, c10d
+]
+# a number and its unit in two tokens ("304.00 MiB", "1800 seconds")
+_UNIT2 = re.compile(r"\d+(?:\.\d+)? (?:[KMGTP]i?B|bytes|ms|milliseconds|seconds|secs?|minutes|mins|hours)\b")
+_UNIT2_KIND = {"B": "SIZE", "s": "SIZE"}
 _COMBINED = re.compile("|".join(f"(?P<{k}_{i}>{p})" for i, (k, p) in enumerate(_PATTERNS)))
-_KIND_OF_GROUP = {f"{k}_{i}": k for i, (k, _) in enumerate(_PATTERNS)}
+_KIND_OF_GROUP = {f"{k}_{i}": f"<{k}>" for i, (k, _) in enumerate(_PATTERNS)}
+_TOKENS = re.compile(r"(\s+)")
+_DIGIT = re.compile(r"\d")
+
+
+def _shapes(text: str, found: list | None) -> str:
+    def _repl(m: re.Match) -> str:
+        kind = _KIND_OF_GROUP[m.lastgroup]
+        if found is not None:
+            found.append((kind[1:-1], m.group(0)))
+        return kind
+
+    def _unit(m: re.Match) -> str:
+        v = m.group(0)
+        kind = "SIZE" if v.endswith(("B", "bytes")) else "DURATION"
+        if found is not None:
+            found.append((kind, v))
+        return f"<{kind}>"
+
+    text = _UNIT2.sub(_unit, text)
+    parts = _TOKENS.split(text)
+    for i in range(0, len(parts), 2):
+        p = parts[i]
+        if p and not p.isalpha() and _DIGIT.search(p):
+            parts[i] = _COMBINED.sub(_repl, p)
+    return "".join(parts)
+
+
+_SITE = re.compile(r"/[\w.@+-]+(?:/[\w.@+-]+)*/(?=(?:site|dist)-packages/)")
 
 # NCCL debug prefix "host:pid:tid [dev]" — the host is masked here because it carries no digits
 # in general.
@@ -64,10 +101,26 @@ _LINE_PREFIX = re.compile(
     r"^(?:\s*\[(?:rank|default)\d+\]:\s?|\s*\[\d+,\d+\]<std\w+>:|\s*\[\d+\]\s(?=\[rank))+"
 )
 _HOST_CTX = re.compile(
-    r"(?<=host      : )\S+|(?<=\bnode: )[\w.-]+|(?<=\bnode )[\w.-]+(?=,)|(?<= ON )\S+(?= CANCELLED)"
-    r"|(?<=srun: error: )[\w.-]+(?=:)|(?<=^)[\w.-]+(?= kernel:)|(?<= )[\w.-]+(?= kernel:)"
-    r"|(?<=connect to \()[\w.-]+(?=,)"
+    r"(host      : |\bnode: | ON |srun: error: |connect to \()([\w.-]+)(?=[,: ]|$)", re.M
 )
+_KERNEL_HOST = re.compile(r"(?<![\w.-])([\w.-]+)(?= kernel:)")
+
+
+def _hosts(text: str, found: list | None) -> str:
+    def _h(m: re.Match) -> str:
+        if found is not None:
+            found.append(("HOST", m.group(2)))
+        return m.group(1) + "<HOST>"
+    text = _HOST_CTX.sub(_h, text)
+    if " kernel:" in text:
+        def _k(m: re.Match) -> str:
+            if m.group(1) == "<HOST>" or m.group(1).startswith("<"):
+                return m.group(1)
+            if found is not None:
+                found.append(("HOST", m.group(1)))
+            return "<HOST>"
+        text = _KERNEL_HOST.sub(_k, text)
+    return text
 
 
 def strip_line_prefix(line: str) -> str:
@@ -86,20 +139,33 @@ def mask(text: str, found: list | None = None) -> str:
             return "<HOST>:<PID>:<TID> [<DEV>]"
         text = _NCCL_PREFIX.sub(_nccl, text)
 
-    def _host(m: re.Match) -> str:
-        if found is not None:
-            found.append(("HOST", m.group(0)))
-        return "<HOST>"
+    if found is None:
+        text = _hosts(text, None)
+        text = _TS.sub("<TS>", text)
+        text = _KEYED.sub(lambda m: m.group(1) + "<" + _KEY_KIND[m.group(1)] + ">", text)
+        if "-packages/" in text:
+            text = _SITE.sub("<PATH>/", text)
+        return _shapes(text, None)
 
-    text = _HOST_CTX.sub(_host, text)
+    def _ts(m: re.Match) -> str:
+        found.append(("TS", m.group(0)))
+        return "<TS>"
 
-    def _repl(m: re.Match) -> str:
-        kind = _KIND_OF_GROUP[m.lastgroup]
-        if found is not None:
-            found.append((kind, m.group(0)))
-        return f"<{kind}>"
+    def _keyed(m: re.Match) -> str:
+        kind = _KEY_KIND[m.group(1)]
+        found.append((kind, m.group(2)))
+        return m.group(1) + "<" + kind + ">"
 
-    return _COMBINED.sub(_repl, text)
+    def _site(m: re.Match) -> str:
+        found.append(("PATH", m.group(0)))
+        return "<PATH>/"
+
+    text = _hosts(text, found)
+    text = _TS.sub(_ts, text)
+    text = _KEYED.sub(_keyed, text)
+    if "-packages/" in text:
+        text = _SITE.sub(_site, text)
+    return _shapes(text, found)
 
 
 _SPACES = re.compile(r"[ \t]+")

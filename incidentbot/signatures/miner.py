@@ -28,111 +28,115 @@ __all__ = ["preprocess", "tokens", "group", "TemplateMiner", "templates_of"]
 
 VAR = "<*>"
 
-# general shapes of variable text, one alternation, replaced by VAR -----------------------------
-_MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
-_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
-_VAR_RX = re.compile(
-    r"(?:" + _DAY + r",?\s+)?" + _MON + r"\s+\d{1,2},?(?:\s+\d{4})?\s+\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:\s+\d{4})?"  # dates
-    r"|\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
-    r"|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"  # IPv4[:port]
-    r"|(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])"  # IPv6 / MAC
-    r"|\b0x[0-9a-fA-F]+\b"
-    r"|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"  # UUID
-    r"|\(\s*[-+]?\d+(?:\.\d+)?\s*[A-Za-z%]{0,3}\s*\)"  # "(18.4 KB)", "(12)"
-    r"|<?\b\d+(?:\.\d+)?\s?(?:KB|MB|GB|kB|B|bytes|ms|sec|secs|seconds|s|min|mins)\b"  # number+unit
-    r"|\b[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b(?=.)"  # hex-looking runs with a digit
-    r"|[-+]?\d+(?:[.:,]\d+)*"  # numbers, times, versions
-)
-_SPLIT = re.compile(r"\s+")
+# token shapes ---------------------------------------------------------------------------------
 _HAS_DIGIT = re.compile(r"\d")
-
-
-def preprocess(line: str) -> str:
-    return _VAR_RX.sub(VAR, line)
-
-
-def _norm_token(tok: str) -> str:
-    return tok
-
-
-_VAR_RUN = re.compile(r"<\*>(?:\s+<\*>)+")
-
-
-_KV = re.compile(r"^([A-Za-z_][\w.-]*[=:])")
+_EMPTY = frozenset(("()", "[]", "{}", '""', "''", "<>", "(<*>)", "[<*>]"))
+_KV = re.compile(r"^([A-Za-z_][\w-]*[=:])")
+_WORD_DIGIT = re.compile(r"^[A-Za-z][A-Za-z_-]*\d$")  # ssh2, eth0, SOCKS5: a word, let columns decide
+_DATE_WORDS = frozenset(
+    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec Mon Tue Wed Thu Fri Sat Sun "
+    "Mon, Tue, Wed, Thu, Fri, Sat, Sun,".split()
+)
+_UNITS = frozenset("B KB MB GB TB kB KiB MiB GiB bytes ms us ns s sec secs seconds min mins minutes h hours %".split())
+_UNIT_STRIP = "()[],;:."
 
 
 def _tok(t: str) -> str:
-    """A token holding a digit (or an already-masked part) is a variable; for key=value tokens
-    only the value is."""
-    if t == VAR or not (_HAS_DIGIT.search(t) or VAR in t):
+    """Shape of one token: variables by shape become VAR; for key=value tokens only the value."""
+    if t in _EMPTY:
+        return VAR  # an empty bracketed value is a missing variable
+    if t[0] == "/" and len(t) > 1 or "://" in t or t.count("/") >= 2:
+        return VAR  # paths and URLs
+    if not _HAS_DIGIT.search(t) or _WORD_DIGIT.match(t):
         return t
     m = _KV.match(t)
     return m.group(1) + VAR if m else VAR
 
 
 def tokens(line: str) -> list[str]:
-    """Shape-masked tokens; a run of adjacent variables counts as one variable."""
+    """Shape-masked tokens of one line.
+
+    Tokens holding a digit (numbers, ids, addresses, times, hex, UUIDs), paths/URLs and empty
+    brackets are variables; a run of adjacent variables counts as one; month/day names and unit
+    words glued to a variable are part of it.
+    """
     out: list[str] = []
-    for t in _VAR_RX.sub(VAR, line[:4096]).split():
-        t = _tok(t)
-        if t == VAR and out and out[-1] == VAR:
+    for t in line[:4096].split():
+        if not t.isalpha():
+            t = _tok(t)
+            if t == VAR:
+                while out and out[-1] in _DATE_WORDS:
+                    out.pop()
+                if out and out[-1] == VAR:
+                    continue
+        elif out and out[-1] == VAR and t in _UNITS:
+            continue
+        if out and out[-1] == VAR and t.strip(_UNIT_STRIP) in _UNITS:
             continue
         out.append(t)
     return out
 
 
+def preprocess(line: str) -> str:
+    return " ".join(tokens(line))
+
+
 def _is_wordlike(v: str) -> bool:
-    return v != VAR
+    return VAR not in v
 
 
 # -- batch grouping -----------------------------------------------------------------------------
 
 MIN_REPEAT = 1
 GROUP_FACTOR = 1
-FIRST_TOKEN_BUCKET = False
-MAX_CONST_VALUES = 3  # a non-pattern column with more distinct values than this is a variable
+FIRST_TOKEN_BUCKET = True
+MIN_REST_CONST = 4
+MERGE_MANY = False
+MERGE_VAR = False
+MAX_CONST_VALUES = 4  # a non-pattern column with more distinct values than this is a variable
 
 
-def _group_bucket(rows: list[list[str]]) -> list[tuple[str, ...]]:
-    """Return a template per row of one length bucket."""
+def _group_bucket(rows: list[tuple[str, ...]], weights: list[int]) -> list[tuple[str, ...]]:
+    """Template per distinct row of one bucket (rows are distinct, weights are their counts)."""
     n = len(rows[0])
-    col = [Counter() for _ in range(n)]
-    for r in rows:
+    col: list[dict[str, int]] = [defaultdict(int) for _ in range(n)]
+    for r, w in zip(rows, weights):
         for i, t in enumerate(r):
-            col[i][t] += 1
+            col[i][t] += w
     # initial groups by longest common pattern
     groups: dict[tuple, list[int]] = defaultdict(list)
     for idx, r in enumerate(rows):
         freqs = [col[i][t] for i, t in enumerate(r)]
-        fc = Counter(f for f, t in zip(freqs, r) if t != VAR)
-        if fc:
-            best = max(fc.items(), key=lambda kv: (kv[1], kv[0]))[0]
-        else:
-            best = -1
+        fc: dict[int, int] = defaultdict(int)
+        for f, t in zip(freqs, r):
+            if t != VAR:
+                fc[f] += 1
+        best = max(fc.items(), key=lambda kv: (kv[1], kv[0]))[0] if fc else -1
         pat = tuple(t if (f >= best and t != VAR) else None for f, t in zip(freqs, r))
         groups[pat].append(idx)
-    out: list[tuple[str, ...] | None] = [None] * len(rows)
+    out: list[tuple[str, ...]] = [()] * len(rows)
     for pat, members in groups.items():
-        _split(rows, pat, members, out)
-    return out  # type: ignore[return-value]
+        _split(rows, weights, pat, members, out)
+    return out
 
 
-def _split(rows, pat, members, out) -> None:
+def _split(rows, weights, pat, members, out) -> None:
     n = len(pat)
-    free = [i for i in range(n) if pat[i] is None]
     tmpl = list(pat)
+    total = sum(weights[m] for m in members)
     const_cols = []
-    for i in free:
-        vals = Counter(rows[m][i] for m in members)
+    for i in range(n):
+        if pat[i] is not None:
+            continue
+        vals: dict[str, int] = defaultdict(int)
+        for m in members:
+            vals[rows[m][i]] += weights[m]
         if len(vals) == 1:
             tmpl[i] = next(iter(vals))
         elif (len(vals) <= MAX_CONST_VALUES and all(_is_wordlike(v) for v in vals)
-              and min(vals.values()) >= MIN_REPEAT and len(members) >= GROUP_FACTOR * len(vals)):
+              and min(vals.values()) >= MIN_REPEAT and total >= GROUP_FACTOR * len(vals)):
             const_cols.append(i)
         else:
-            tmpl[i] = VAR
-    for i in range(n):
-        if tmpl[i] is None and i not in const_cols:
             tmpl[i] = VAR
     if not const_cols:
         t = tuple(tmpl)
@@ -146,23 +150,69 @@ def _split(rows, pat, members, out) -> None:
         out[m] = tuple(t)
 
 
+def _merge(tm: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Across the templates of one bucket: a column in which templates otherwise equal take
+    a variable value, or more than MAX_CONST_VALUES values, is a variable for all of them."""
+    distinct = set(tm)
+    if len(distinct) < 2:
+        return tm
+    n = len(next(iter(distinct)))
+    mapping = {t: t for t in distinct}
+    for _ in range(3):
+        changed = False
+        cur = set(mapping.values())
+        for pos in range(n):
+            by_key: dict[tuple, set[str]] = defaultdict(set)
+            for t in cur:
+                by_key[t[:pos] + t[pos + 1:]].add(t[pos])
+            repl: dict[tuple, tuple] = {}
+            for key, vals in by_key.items():
+                if len(vals) > 1 and ((MERGE_MANY and len(vals) > MAX_CONST_VALUES) or (MERGE_VAR and any(VAR == v for v in vals))):
+                    for v in vals:
+                        old = key[:pos] + (v,) + key[pos:]
+                        repl[old] = key[:pos] + (VAR,) + key[pos:]
+            if repl:
+                changed = True
+                for k, v in mapping.items():
+                    mapping[k] = repl.get(v, v)
+                cur = set(mapping.values())
+        if not changed:
+            break
+    return [mapping[t] for t in tm]
+
+
 def templates_of(texts: Sequence[str]) -> list[str]:
     """Template string for each text (batch)."""
-    toks = [tokens(t) for t in texts]
-    buckets: dict[tuple, list[int]] = defaultdict(list)
-    for i, tk in enumerate(toks):
-        buckets[(len(tk), tk[0] if (tk and FIRST_TOKEN_BUCKET) else "")].append(i)
-    result: list[str] = [""] * len(texts)
-    for (n, _), idxs in buckets.items():
+    tok_cache: dict[str, tuple[str, ...]] = {}
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    per_text: list[tuple[str, ...]] = []
+    for t in texts:
+        tk = tok_cache.get(t)
+        if tk is None:
+            tk = tok_cache[t] = tuple(tokens(t))
+        counts[tk] += 1
+        per_text.append(tk)
+    buckets: dict[tuple, list[tuple[str, ...]]] = defaultdict(list)
+    for tk in counts:
+        buckets[(len(tk), tk[0] if (tk and FIRST_TOKEN_BUCKET) else "")].append(tk)
+    tmpl_of: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
+    for (n, _), rows in buckets.items():
         if n == 0:
-            for i in idxs:
-                result[i] = ""
             continue
-        rows = [toks[i] for i in idxs]
-        tm = _group_bucket(rows)
-        for i, t in zip(idxs, tm):
-            result[i] = " ".join(t)
-    return result
+        tm = _merge(_group_bucket(rows, [counts[r] for r in rows]))
+        for r, t in zip(rows, tm):
+            tmpl_of[r] = t
+    if FIRST_TOKEN_BUCKET:
+        # the first-token split is undone where many first tokens share the rest of a template
+        firsts: dict[tuple, set[str]] = defaultdict(set)
+        for t in set(tmpl_of.values()):
+            if t:
+                firsts[t[1:]].add(t[0])
+        for r, t in tmpl_of.items():
+            if t and len(firsts[t[1:]]) > MAX_CONST_VALUES and sum(x != VAR for x in t[1:]) >= MIN_REST_CONST:
+                tmpl_of[r] = (VAR,) + t[1:]
+    joined = {r: " ".join(t) for r, t in tmpl_of.items()}
+    return [joined[tk] for tk in per_text]
 
 
 def group(texts: Iterable[str]) -> list[int]:

@@ -1,0 +1,253 @@
+"""Slack delivery through the outbox table.
+
+Every message to post or edit is a row written in the same transaction as its cause. A worker
+delivers one row at a time (:meth:`OutboxWorker.deliver_one`), claiming it with a conditional
+UPDATE so several workers or replicas never send the same row. Errors split two ways (as
+healthchecks' transports do): transient ones (429 with Retry-After, 5xx, network) are retried with
+back-off; permanent ones (``channel_not_found``, ``invalid_blocks``…) are recorded on the row and
+reported, not retried forever. A post whose outcome is unknown (the process died, or the network
+dropped the answer) is looked up in the channel by its metadata before it is sent again, so a
+restart neither loses nor doubles a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select, update
+
+from incidentbot.db import Database
+from incidentbot.models import Outbox, SlackMessage, utcnow
+from incidentbot.services.sql import insert_for
+
+__all__ = ["OutboxWorker", "enqueue", "enqueue_update", "PERMANENT_ERRORS", "Rendered"]
+
+log = logging.getLogger(__name__)
+
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
+    "token_revoked", "token_expired", "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text",
+    "message_not_found", "cant_update_message", "edit_window_closed", "restricted_action", "missing_scope",
+    "invalid_arguments", "too_many_attachments", "user_not_found", "user_not_in_channel", "expired_url",
+    "used_url", "no_such_subteam", "invalid_metadata_format", "metadata_too_large", "ekm_access_denied",
+})
+CLAIM_FOR = timedelta(seconds=60)
+MAX_ATTEMPTS = 50
+METADATA_TYPE = "incidentbot_outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    text: str
+    blocks: list[dict] | None = None
+    # What the message showed (e.g. a signature's count), handed to ``on_delivered``.
+    shown: dict | None = None
+
+
+def enqueue(session, *, op: str, channel: str | None, payload: dict, message_key: str | None = None,
+            thread_key: str | None = None, dedupe_key: str | None = None) -> bool:
+    """Add a row unless one with the same dedupe key exists. Returns whether it was added."""
+    stmt = insert_for(session, Outbox.__table__).values(
+        op=op, channel=channel, payload=payload, message_key=message_key, thread_key=thread_key, dedupe_key=dedupe_key,
+        status="pending", attempts=0, next_attempt_at=utcnow(), created_at=utcnow())
+    if dedupe_key:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return session.execute(stmt).rowcount == 1
+
+
+def enqueue_update(session, *, message_key: str, payload: dict) -> bool:
+    """Edit a message in place; at most one edit waits per message (it renders the latest state)."""
+    return enqueue(session, op="update", channel=None, payload=payload, message_key=message_key,
+                   dedupe_key=f"update:{message_key}")
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, *, client: WebClient, render: Callable[[object, Outbox], Rendered | None],
+                 clock: Callable[[], datetime] = utcnow, worker_id: str = "worker",
+                 on_permanent_error: Callable[[Outbox, str], None] | None = None,
+                 on_delivered: Callable[[object, Outbox, Rendered], None] | None = None):
+        self.db = db
+        self.client = client
+        self.render = render
+        self.clock = clock
+        self.worker_id = worker_id
+        self.on_permanent_error = on_permanent_error
+        self.on_delivered = on_delivered
+        self.delivered = 0
+        self.errors: dict[str, int] = {}
+
+    def backlog(self) -> int:
+        from sqlalchemy import func
+
+        with self.db.read() as session:
+            return session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")) or 0
+
+    def drain(self, *, limit: int = 1000) -> int:
+        """Deliver until nothing is due (or ``limit`` rows); returns how many were handled."""
+        n = 0
+        while n < limit and self.deliver_one():
+            n += 1
+        return n
+
+    # -- one unit of work ----------------------------------------------------------------
+
+    def _claim(self) -> tuple[Outbox, dict[str, str]] | None:
+        now = self.clock()
+        with self.db.write() as session:
+            due = list(session.scalars(
+                select(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at <= now,
+                                     (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
+                .order_by(Outbox.id).limit(50)))
+            if not due:
+                return None
+            messages = {m.key: m for m in session.scalars(select(SlackMessage).where(
+                SlackMessage.key.in_({k for r in due for k in (r.message_key, r.thread_key) if k})))}
+            blocked_threads: set[str] = set()
+            for row in due:
+                needs = row.thread_key if row.op != "update" else row.message_key
+                order_key = row.thread_key or (row.message_key if row.op == "update" else None)
+                if order_key and order_key in blocked_threads:
+                    continue  # an earlier row of this thread goes first
+                if needs and needs not in messages:
+                    if self._parent_pending(session, needs):
+                        if order_key:
+                            blocked_threads.add(order_key)
+                        continue
+                    if row.op == "update":
+                        row.status, row.last_error = "failed", f"message {needs} was never posted"
+                        continue
+                    needs = None  # its thread never started: reply at the top level instead
+                claimed = session.execute(
+                    update(Outbox).where(Outbox.id == row.id, Outbox.status == "pending",
+                                         (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
+                    .values(claimed_until=now + CLAIM_FOR, attempts=Outbox.attempts + 1)).rowcount
+                if claimed != 1:
+                    continue
+                session.refresh(row)
+                refs = {}
+                if needs:
+                    refs = {"channel": messages[needs].channel, "ts": messages[needs].ts}
+                return row, refs
+        return None
+
+    def _parent_pending(self, session, key: str) -> bool:
+        return session.scalar(select(Outbox.id).where(Outbox.message_key == key, Outbox.op == "post",
+                                                      Outbox.status == "pending")) is not None
+
+    def deliver_one(self) -> bool:
+        claimed = self._claim()
+        if claimed is None:
+            return False
+        row, refs = claimed
+        try:
+            with self.db.read() as session:
+                rendered = self.render(session, row)
+            if rendered is None:
+                self._finish(row, ts=None, rendered=None, note="nothing to render")
+                return True
+            ts = self._send(row, refs, rendered)
+        except SlackApiError as exc:
+            self._failed(row, exc)
+            return True
+        except Exception as exc:  # noqa: BLE001 - network and unexpected errors are retried
+            self._retry(row, delay=self._backoff(row.attempts), error=f"unknown: {type(exc).__name__}: {exc}"[:500])
+            log.warning("outbox %s: delivery error, will retry: %s", row.id, exc)
+            return True
+        self._finish(row, ts=ts, rendered=rendered)
+        return True
+
+    def _metadata(self, row: Outbox) -> dict:
+        return {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}}
+
+    def _already_posted(self, row: Outbox, channel: str, thread_ts: str | None) -> str | None:
+        """When an earlier attempt's outcome is unknown, find the message it may have posted."""
+        oldest = str((row.created_at - timedelta(minutes=5)).timestamp())
+        try:
+            if thread_ts:
+                resp = self.client.conversations_replies(channel=channel, ts=thread_ts, oldest=oldest, limit=200,
+                                                         include_all_metadata=True)
+            else:
+                resp = self.client.conversations_history(channel=channel, oldest=oldest, limit=200, include_all_metadata=True)
+        except SlackApiError:
+            return None
+        for m in resp.get("messages", []):
+            meta = m.get("metadata") or {}
+            if meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("outbox_id") == row.id:
+                return m.get("ts")
+        return None
+
+    def _send(self, row: Outbox, refs: dict, r: Rendered) -> str | None:
+        p = row.payload or {}
+        if row.op == "post":
+            channel = refs.get("channel") or row.channel
+            thread_ts = refs.get("ts") if row.thread_key else None
+            if row.attempts > 1 and (row.last_error is None or row.last_error.startswith("unknown")):
+                found = self._already_posted(row, channel, thread_ts)
+                if found:
+                    log.info("outbox %s: already posted as %s; not posting again", row.id, found)
+                    return found
+            resp = self.client.chat_postMessage(channel=channel, text=r.text, blocks=r.blocks, thread_ts=thread_ts,
+                                                metadata=self._metadata(row), unfurl_links=False, unfurl_media=False)
+            return resp["ts"]
+        if row.op == "update":
+            self.client.chat_update(channel=refs["channel"], ts=refs["ts"], text=r.text, blocks=r.blocks)
+            return None
+        if row.op == "ephemeral":
+            self.client.chat_postEphemeral(channel=row.channel, user=p["user"], text=r.text, blocks=r.blocks)
+            return None
+        raise ValueError(f"unknown outbox op {row.op!r}")
+
+    def _finish(self, row: Outbox, *, ts: str | None, rendered: Rendered | None, note: str | None = None) -> None:
+        now = self.clock()
+        with self.db.write() as session:
+            session.execute(update(Outbox).where(Outbox.id == row.id).values(
+                status="done", delivered_at=now, claimed_until=None, last_error=note,
+                # a delivered edit frees its slot so the next change can queue one
+                dedupe_key=None if row.op == "update" else Outbox.dedupe_key))
+            if row.op == "post" and row.message_key and ts:
+                stmt = insert_for(session, SlackMessage.__table__).values(
+                    key=row.message_key, channel=row.channel, ts=ts, posted_at=now).on_conflict_do_nothing()
+                session.execute(stmt)
+            if rendered is not None and rendered.shown and self.on_delivered:
+                self.on_delivered(session, row, rendered)
+        self.delivered += 1
+
+    def _retry(self, row: Outbox, *, delay: float, error: str) -> None:
+        with self.db.write() as session:
+            session.execute(update(Outbox).where(Outbox.id == row.id).values(
+                next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None, last_error=error[:500]))
+
+    def _backoff(self, attempts: int) -> float:
+        return min(300.0, 0.5 * 2 ** min(attempts, 10)) * random.uniform(0.8, 1.2)
+
+    def _failed(self, row: Outbox, exc: SlackApiError) -> None:
+        status = getattr(exc.response, "status_code", 0)
+        error = (exc.response.get("error") if hasattr(exc.response, "get") else None) or f"http_{status}"
+        self.errors[error] = self.errors.get(error, 0) + 1
+        if status == 429:
+            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
+            try:
+                delay = max(0.0, float(retry_after))
+            except ValueError:
+                delay = 1.0
+            # Rate limits are not failures: the attempt is given back.
+            with self.db.write() as session:
+                session.execute(update(Outbox).where(Outbox.id == row.id).values(
+                    next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None,
+                    attempts=Outbox.attempts - 1, last_error="ratelimited"))
+            return
+        if error in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
+            with self.db.write() as session:
+                session.execute(update(Outbox).where(Outbox.id == row.id).values(
+                    status="failed", claimed_until=None, last_error=error[:500]))
+            log.error("outbox %s: Slack refused %s permanently: %s", row.id, row.op, error)
+            if self.on_permanent_error:
+                self.on_permanent_error(row, error)
+            return
+        self._retry(row, delay=self._backoff(row.attempts), error=error)

@@ -1,0 +1,138 @@
+"""Resolving, rejecting and reopening hypotheses; regressions when a resolved failure returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+
+from incidentbot.db import Database
+from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, utcnow
+from incidentbot.services.outbox import enqueue
+from incidentbot.services.versions import version_at_least
+from incidentbot.services.votes import VoteService
+
+__all__ = ["ResolutionService", "ResolutionError"]
+
+log = logging.getLogger(__name__)
+
+
+class ResolutionError(ValueError):
+    pass
+
+
+def _get(session, hid: int) -> Hypothesis:
+    h = session.get(Hypothesis, hid)
+    if h is None:
+        raise ResolutionError(f"H-{hid} does not exist")
+    return h
+
+
+class ResolutionService:
+    def __init__(self, db: Database, *, votes: VoteService, channel: str | None, clock: Callable[[], datetime] = utcnow):
+        self.db = db
+        self.votes = votes
+        self.channel = channel
+        self.clock = clock
+
+    def _thread_note(self, session, hid: int, text: str) -> None:
+        """A reply in the thread of the alert of the hypothesis's first signature."""
+        if not self.channel:
+            return
+        sid = session.scalar(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid)
+                             .order_by(HypothesisSignature.event_count.desc(), HypothesisSignature.signature_id))
+        if sid is None:
+            return
+        enqueue(session, op="post", channel=self.channel, thread_key=f"alert:S-{sid}",
+                payload={"text": text})
+
+    def resolve(self, hid: int, *, cause: str, fix: str = "", link: str = "", fixed_in: str = "", actor: str) -> None:
+        if not cause.strip():
+            raise ResolutionError("a resolution needs a cause")
+        now = self.clock()
+        with self.db.write() as session:
+            h = _get(session, hid)
+            h.status = "resolved"
+            h.resolution = {"cause": cause.strip()[:2000], "fix": fix.strip()[:2000], "link": link.strip()[:500],
+                            "fixed_in": fixed_in.strip()[:128], "by": actor, "at": now.isoformat()}
+            h.resolved_at = now
+            h.updated_at = now
+            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="resolved", actor=actor,
+                                      text=f"resolved: {cause.strip()[:300]}" + (f" (fixed in {fixed_in})" if fixed_in else "")))
+            absorbed = list(session.scalars(select(Hypothesis.id).where(Hypothesis.merged_into == hid)))
+            self.votes.record_outcome(session, hypothesis_id=hid, true_cause=True, absorbed=absorbed)
+            self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {_esc(cause)}")
+
+    def reject(self, hid: int, *, reason: str, actor: str) -> None:
+        if not reason.strip():
+            raise ResolutionError("say why it is rejected: `reject H-n REASON`")
+        now = self.clock()
+        with self.db.write() as session:
+            h = _get(session, hid)
+            h.status = "rejected"
+            h.resolution = {"rejected_reason": reason.strip()[:2000], "by": actor, "at": now.isoformat()}
+            h.updated_at = now
+            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="rejected", actor=actor, text=f"rejected: {reason.strip()[:300]}"))
+            self.votes.record_outcome(session, hypothesis_id=hid, true_cause=False)
+
+    def reopen(self, hid: int, *, actor: str) -> None:
+        now = self.clock()
+        with self.db.write() as session:
+            h = _get(session, hid)
+            if h.status not in ("resolved", "rejected", "obsolete"):
+                raise ResolutionError(f"H-{hid} is {h.status}, not resolved or rejected")
+            previous = h.status
+            h.status = "open"
+            h.updated_at = now
+            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="reopened", actor=actor, text=f"reopened (was {previous})"))
+
+    def check_regressions(self, session, rows: Sequence[dict]) -> list[int]:
+        """Called in the ingest transaction: reopen resolved hypotheses whose signatures return
+        on the fixed version or later. Returns the ids reopened."""
+        sids = {r["signature_id"] for r in rows}
+        if not sids:
+            return []
+        from incidentbot.services.signatures import canonical_map
+        cmap = canonical_map(session)
+        canon = {sid: cmap.get(sid, sid) for sid in sids}
+        found = session.execute(select(HypothesisSignature.signature_id, Hypothesis).join(
+            Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id).where(
+            HypothesisSignature.signature_id.in_(set(canon.values())), Hypothesis.status == "resolved")).all()
+        if not found:
+            return []
+        by_sig: dict[int, list[Hypothesis]] = {}
+        for sid, h in found:
+            by_sig.setdefault(sid, []).append(h)
+        reopened = []
+        now = self.clock()
+        for r in rows:
+            for h in by_sig.get(canon[r["signature_id"]], []):
+                if h.status != "resolved":
+                    continue
+                fixed_in = (h.resolution or {}).get("fixed_in") or ""
+                if fixed_in:
+                    name, sep, ver = fixed_in.partition("=")
+                    actual = (r.get("versions") or {}).get(name.strip()) if sep else r.get("code_version")
+                    if not version_at_least(actual, ver.strip() if sep else fixed_in):
+                        continue
+                if r["time"] <= (h.resolved_at or now) and not fixed_in:
+                    continue  # an old event arriving late is not a regression
+                h.status = "regressed"
+                h.updated_at = now
+                h.last_activity_at = now
+                where = f"job {r['job_id']}" + (f" on {r['code_version']}" if r.get("code_version") else "")
+                prev = h.resolution or {}
+                session.add(HypothesisLog(hypothesis_id=h.id, at=now, kind="regressed",
+                                          text=f"regressed: S-{canon[r['signature_id']]} came back in {where} "
+                                               f"after the resolution '{prev.get('cause', '')[:200]}'"))
+                self._thread_note(session, h.id, f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
+                                  f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
+                                  + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "") + f") but it is back in {_esc(where)}.")
+                reopened.append(h.id)
+        return reopened
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,220 @@
+"""The Bolt app: translate Slack payloads, call the command router and services, reply.
+
+HTTP mode is served by FastAPI at ``/slack/events`` through two conversion functions (Starlette
+request → BoltRequest, BoltResponse → Starlette response); Socket Mode is used instead when
+``SLACK_APP_TOKEN`` is set. Listeners acknowledge within Slack's 3 seconds: a command's reply rides
+on the ack when it is ready within ~1.5 s, otherwise the ack is empty and the reply follows through
+``response_url``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_sdk import WebClient
+from starlette.requests import Request
+from starlette.responses import Response
+
+from incidentbot.ids import IdError, parse_id
+from incidentbot.services.votes import PollClosed, PollError
+from incidentbot.slack.commands import CommandRouter, Invocation, Reply, share_button
+from incidentbot.slack.modals import RESOLVE_CALLBACK, read_resolution
+from incidentbot.slack.render import esc
+
+__all__ = ["create_bolt_app", "to_bolt_request", "to_starlette_response", "Permissions"]
+
+log = logging.getLogger(__name__)
+
+ACK_BUDGET = 1.5  # seconds a reply may take and still ride on the ack
+
+
+class Permissions:
+    """Who may merge, split, resolve, mute and close others' polls: INCIDENTBOT_ADMINS user ids
+    and members of INCIDENTBOT_ADMIN_GROUP. With neither set, everyone may."""
+
+    def __init__(self, *, admins: frozenset[str], group: str | None, client: WebClient, ttl: float = 300.0):
+        self.admins, self.group, self.client, self.ttl = admins, group, client, ttl
+        self._members: frozenset[str] = frozenset()
+        self._fetched = 0.0
+
+    def __call__(self, user: str) -> bool:
+        if not self.admins and not self.group:
+            return True
+        if user in self.admins:
+            return True
+        if self.group:
+            if time.monotonic() - self._fetched > self.ttl:
+                try:
+                    self._members = frozenset(self.client.usergroups_users_list(usergroup=self.group).get("users", []))
+                    self._fetched = time.monotonic()
+                except Exception:  # noqa: BLE001 - a Slack hiccup must not grant rights
+                    log.warning("could not read admin group %s", self.group, exc_info=True)
+            return user in self._members
+        return False
+
+
+def _reply_body(reply: Reply, *, command_text: str | None, in_channel: bool = False) -> dict:
+    blocks = list(reply.blocks)
+    if reply.shareable and command_text and not in_channel:
+        blocks.append(share_button(command_text))
+    return {"response_type": "in_channel" if in_channel else "ephemeral", "text": reply.text, "blocks": blocks}
+
+
+def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None) -> App:
+    settings = rt.settings
+    is_admin = is_admin or Permissions(admins=settings.admin_ids(), group=settings.admin_group, client=client)
+    router = CommandRouter(rt, is_admin=is_admin)
+    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False,
+              request_verification_enabled=True, process_before_response=False, raise_error_for_unhandled_request=False)
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slash")
+    app.router = router  # type: ignore[attr-defined]  # tests reach the router through the app
+
+    def run(inv: Invocation) -> Reply:
+        try:
+            return router.handle(inv)
+        except Exception:  # noqa: BLE001 - the user gets a message, the log gets the trace
+            log.exception("command failed: %r", inv.text[:200])
+            return Reply("Something went wrong on our side; the error is in the bot's log.",
+                         [{"type": "section", "text": {"type": "mrkdwn", "text": ":boom: Something went wrong on our side; the error is in the bot's log."}}])
+
+    @app.command(settings.slash_command)
+    def on_command(ack, command, respond, client):
+        inv = Invocation(user=command["user_id"], channel=command.get("channel_id"), text=command.get("text") or "",
+                         trigger_id=command.get("trigger_id"))
+        future = pool.submit(run, inv)
+        try:
+            reply = future.result(timeout=ACK_BUDGET)
+        except FutureTimeout:
+            ack(text="Working on it…")
+            reply = future.result()
+            if reply.view:
+                respond(text="That took too long to open a form; please run the command again.", response_type="ephemeral")
+            else:
+                respond(**_reply_body(reply, command_text=inv.text), replace_original=False)
+            return
+        if reply.view and inv.trigger_id:
+            client.views_open(trigger_id=inv.trigger_id, view=reply.view)
+            ack()
+            return
+        ack(**_reply_body(reply, command_text=inv.text))
+
+    def _user(body) -> str:
+        return (body.get("user") or {}).get("id", "")
+
+    def _channel(body) -> str | None:
+        return (body.get("channel") or {}).get("id") or settings.channel
+
+    def _say(respond, text: str) -> None:
+        respond(text=text, response_type="ephemeral", replace_original=False)
+
+    @app.action("ib:show")
+    def on_show(ack, body, action, respond):
+        ack()
+        reply = run(Invocation(user=_user(body), channel=_channel(body), text=f"show {action.get('value', '')}"))
+        respond(**_reply_body(reply, command_text=f"show {action.get('value', '')}"), replace_original=False)
+
+    @app.action("ib:share")
+    def on_share(ack, body, action, respond):
+        ack()
+        text = action.get("value", "")
+        reply = run(Invocation(user=_user(body), channel=_channel(body), text=text))
+        body_ = _reply_body(reply, command_text=None, in_channel=True)
+        body_["blocks"].append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"shared by <@{esc(_user(body))}>"}]})
+        respond(**body_, replace_original=False)
+
+    @app.action("ib:mute")
+    def on_mute(ack, body, action, respond):
+        ack()
+        reply = run(Invocation(user=_user(body), channel=_channel(body), text=f"mute {action.get('value', '')} for 24h"))
+        _say(respond, reply.text)
+        try:
+            _, sid = parse_id(action.get("value", ""), expect="S")
+        except IdError:
+            return
+        from incidentbot.services.outbox import enqueue_update
+        with rt.db.write() as session:
+            enqueue_update(session, message_key=f"alert:S-{sid}", payload={"render": "signature_alert", "signature_id": sid})
+
+    @app.action("ib:vote_start")
+    def on_vote_start(ack, body, action, respond):
+        ack()
+        value = action.get("value", "")
+        with rt.db.read() as session:
+            hyps = rt.votes.hypotheses_for(session, value)
+        reply = run(Invocation(user=_user(body), channel=_channel(body), text="vote " + " ".join(f"H-{h}" for h in hyps)))
+        _say(respond, reply.text)
+
+    @app.action("ib:vote")
+    def on_vote(ack, body, action, respond):
+        ack()
+        try:
+            pid, oid = (int(x) for x in action.get("value", "").removeprefix("P-").split(":"))
+            label = rt.votes.cast(poll_id=pid, user=_user(body), option_id=oid)
+        except PollClosed:
+            _say(respond, "This poll is closed; your click was not counted.")
+            return
+        except (PollError, ValueError) as exc:
+            _say(respond, f":warning: {esc(str(exc))}")
+            return
+        _say(respond, f"Your vote: {esc(label[:200])}. Click another option to change it.")
+
+    @app.action("ib:vote_close")
+    def on_vote_close(ack, body, action, respond):
+        ack()
+        reply = run(Invocation(user=_user(body), channel=_channel(body), text=f"vote close {action.get('value', '')}"))
+        _say(respond, reply.text)
+
+    @app.action("ib:resolve")
+    def on_resolve_button(ack, body, action, client, respond):
+        ack()
+        reply = run(Invocation(user=_user(body), channel=_channel(body), text=f"resolve {action.get('value', '')}"))
+        if reply.view:
+            client.views_open(trigger_id=body["trigger_id"], view=reply.view)
+        else:
+            _say(respond, reply.text)
+
+    @app.action("ib:link")
+    def on_link(ack):
+        ack()  # URL buttons open in the browser; Slack still sends the click
+
+    @app.view(RESOLVE_CALLBACK)
+    def on_resolve_submit(ack, body, view):
+        user = _user(body)
+        try:
+            hid, values, errors = read_resolution(view)
+        except (ValueError, IndexError):
+            ack(response_action="errors", errors={"cause": "This form is damaged; run the resolve command again."})
+            return
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        if not is_admin(user):
+            ack(response_action="errors", errors={"cause": "Only incident admins can resolve hypotheses."})
+            return
+        ack()
+        rt.resolutions.resolve(hid, cause=values["cause"], fix=values.get("fix", ""), link=values.get("link", ""),
+                               fixed_in=values.get("fixed_in", ""), actor=user)
+
+    @app.error
+    def on_error(error, body):
+        log.error("slack handler error: %s", error, exc_info=error)
+
+    return app
+
+
+# -- the two conversion functions of the HTTP adapter ---------------------------------------
+
+def to_bolt_request(body: bytes, request: Request) -> BoltRequest:
+    headers: dict[str, list[str]] = {}
+    for k, v in request.headers.items():
+        headers.setdefault(k.lower(), []).append(v)
+    return BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query, headers=headers)
+
+
+def to_starlette_response(resp: BoltResponse) -> Response:
+    headers = {k: v[0] if isinstance(v, list) else v for k, v in resp.headers.items() if k.lower() != "content-length"}
+    return Response(content=resp.body, status_code=resp.status, headers=headers)
+

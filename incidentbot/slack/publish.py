@@ -1,0 +1,118 @@
+"""What outbox rows become in Slack, rendered at delivery time from the current state, and the
+alert refresher that edits signature alerts in place as their counts grow."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from incidentbot.api.schemas import signature_record
+from incidentbot.models import Outbox, Poll, Signature, SlackMessage, utcnow
+from incidentbot.services.outbox import Rendered, enqueue, enqueue_update
+from incidentbot.services.signatures import canonical_map
+from incidentbot.slack import views
+from incidentbot.slack.polls import poll_blocks
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(self, rt, *, clock: Callable[[], datetime] = utcnow):
+        self.rt = rt
+        self.clock = clock
+
+    # -- rendering outbox rows ------------------------------------------------------------
+
+    def render(self, session, row: Outbox) -> Rendered | None:
+        p = row.payload or {}
+        kind = p.get("render")
+        if kind is None:
+            return Rendered(text=p.get("text", ""), blocks=p.get("blocks"))
+        if kind == "signature_alert":
+            return self.render_alert(session, int(p["signature_id"]))
+        if kind == "poll":
+            poll = session.get(Poll, int(p["poll_id"]))
+            if poll is None:
+                return None
+            text, blocks = poll_blocks(self.rt.votes.record(session, poll), voters=self.rt.votes.voters(session, poll.id),
+                                       public_url=self.rt.settings.public_url)
+            return Rendered(text=text, blocks=blocks, shown={"poll_id": poll.id, "version": poll.tally_version})
+        if kind == "digest":
+            from incidentbot.digest import render_blocks
+            text, blocks = render_blocks(self.rt, week=p["week"])
+            return Rendered(text=text, blocks=blocks)
+        raise ValueError(f"unknown render kind {kind!r}")
+
+    def render_alert(self, session, sid: int) -> Rendered | None:
+        sig = session.get(Signature, sid)
+        if sig is None:
+            return None
+        merged = [s for s in self.rt.signatures.members(session, sid) if s.id != sid]
+        record = signature_record(self.rt, session, sig, merged)
+        record["example"] = sig.example
+        choices = self.rt.runbooks.for_signature(session, sig)
+        runbook = None
+        if choices:
+            rb = choices[0].runbook
+            runbook = {"id": rb.id, "title": rb.title, "url": self.rt.runbooks.url(rb.id)}
+        muted = bool(sig.muted_until and sig.muted_until > self.clock())
+        text, blocks = views.signature_alert(record, runbook=runbook, public_url=self.rt.settings.public_url, muted=muted)
+        return Rendered(text=text, blocks=blocks, shown={"signature_id": sid, "count": record["count"],
+                                                        "jobs": sig.job_count, "hosts": sig.host_count})
+
+    def on_delivered(self, session, row: Outbox, rendered: Rendered) -> None:
+        shown = rendered.shown or {}
+        if "signature_id" in shown:
+            sig = session.get(Signature, shown["signature_id"])
+            if sig is not None:
+                sig.alerted_count, sig.alerted_at = shown["count"], self.clock()
+                if row.op == "post":
+                    sig.alerted_jobs, sig.alerted_hosts = shown["jobs"], shown["hosts"]
+        if "poll_id" in shown:
+            poll = session.get(Poll, shown["poll_id"])
+            if poll is not None and shown["version"] > poll.rendered_version:
+                poll.rendered_version = shown["version"]
+
+    # -- the alert refresher (one unit of work) ------------------------------------------
+
+    def refresh_alert_once(self, *, interval: float) -> bool:
+        """Edit one signature alert whose counts changed since it was last shown, at most once per
+        ``interval`` seconds per alert; spread to new jobs or hosts is said in the thread."""
+        now = self.clock()
+        with self.rt.db.write() as session:
+            posted = {m.key for m in session.scalars(select(SlackMessage).where(SlackMessage.key.like("alert:S-%")))}
+            if not posted:
+                return False
+            due = session.scalars(select(Signature).where(
+                Signature.merged_into.is_(None),
+                (Signature.alerted_at.is_(None)) | (Signature.alerted_at <= now - timedelta(seconds=interval)),
+                (Signature.muted_until.is_(None)) | (Signature.muted_until <= now),
+            ).order_by(Signature.last_seen.desc()).limit(200))
+            cmap = canonical_map(session)
+            for sig in due:
+                key = f"alert:S-{sig.id}"
+                if key not in posted:
+                    continue
+                merged = [s for s in self.rt.signatures.members(session, sig.id) if s.id != sig.id] if sig.id in cmap.values() else []
+                total = sig.count + sum(s.count for s in merged)
+                if total == sig.alerted_count:
+                    continue
+                enqueue_update(session, message_key=key, payload={"render": "signature_alert", "signature_id": sig.id})
+                spread = []
+                if sig.job_count > sig.alerted_jobs and sig.alerted_jobs:
+                    spread.append(f"{sig.job_count:,} jobs (was {sig.alerted_jobs:,})")
+                if sig.host_count > sig.alerted_hosts and sig.alerted_hosts:
+                    spread.append(f"{sig.host_count:,} hosts (was {sig.alerted_hosts:,})")
+                if spread and sig.alerted_jobs:
+                    enqueue(session, op="post", channel=self.rt.settings.channel, thread_key=key,
+                            payload={"text": f":arrow_upper_right: S-{sig.id} spread: now in " + " and ".join(spread) + "."})
+                sig.alerted_jobs, sig.alerted_hosts = sig.job_count, sig.host_count
+                # Claim this alert for ``interval`` even before delivery renders it.
+                sig.alerted_at = now
+                return True
+        return False

@@ -1,0 +1,184 @@
+"""What the bot shows: alerts, hypotheses, lists, help — from plain records to Block Kit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from incidentbot.slack.render import (actions, button, code, context, cut, divider, esc, fields, fmt_time, header,
+                                      limit_blocks, plural, section)
+
+__all__ = ["signature_alert", "hypothesis_blocks", "signature_blocks", "hypothesis_list", "signature_list", "help_blocks",
+           "notice", "SUBCOMMANDS"]
+
+CAUSE_EMOJI = {"hardware": ":wrench:", "network": ":satellite_antenna:", "software": ":bug:", "data": ":floppy_disk:",
+               "infrastructure": ":building_construction:", "unknown": ":grey_question:"}
+
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("list", "open hypotheses, newest activity first"),
+    ("show H-n | S-n | P-n", "evidence, scope, signatures, runbook, votes, resolution"),
+    ("signatures [new|top]", "the newest or most frequent failure signatures"),
+    ("analyze", "re-run the hypothesis analysis now"),
+    ("vote [H-a H-b …] [question] [--closes 2h] [--open]", "poll the channel on competing hypotheses"),
+    ("vote close P-n", "close a poll (its creator or an admin)"),
+    ("vote stats", "your own voting record (only you see it)"),
+    ("resolve H-n", "record the cause and fix (opens a form)"),
+    ("reject H-n REASON", "record that a hypothesis is wrong"),
+    ("reopen H-n", "reopen a resolved or rejected hypothesis"),
+    ("merge H-a H-b | S-a S-b", "one cause / one failure mode (admins)"),
+    ("split H-n S-x [S-y …]", "take signatures out into their own hypothesis (admins)"),
+    ("unmerge S-n", "undo a signature merge (admins)"),
+    ("mute S-n [for 24h]", "stop alert updates for a signature (admins)"),
+    ("unmute S-n", "resume alerts"),
+    ("link H-n|S-n RUNBOOK", "attach a runbook; `unlink` removes one"),
+    ("runbooks [words]", "search runbooks"),
+    ("digest preview", "this week's digest, only to you"),
+    ("help", "this list"),
+]
+
+
+def notice(text: str) -> tuple[str, list[dict]]:
+    return text, [section(text)]
+
+
+def help_blocks(command: str) -> tuple[str, list[dict]]:
+    lines = "\n".join(f"`{esc(command)} {esc(c)}` — {esc(d)}" for c, d in SUBCOMMANDS)
+    return f"{command} help", [section(f"*incidentbot* groups training failures into signatures (S-n), proposes "
+                                       f"root-cause hypotheses (H-n) and polls the room (P-n).\n\n{lines}")]
+
+
+def _runbook_line(rb: dict | None) -> str:
+    if not rb:
+        return "none matched yet"
+    title = esc(rb["title"])
+    return f"<{rb['url']}|{title}>" if rb.get("url") else f"*{title}* (`{esc(rb['id'])}`)"
+
+
+def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: bool = False) -> tuple[str, list[dict]]:
+    """The channel message for a signature; re-rendered in place as its counts grow."""
+    sid = sig["id"]
+    title = sig["title"]
+    text = f"New failure signature {sid}: {esc(title)} ({plural(sig['count'], 'event')})"
+    blocks = [
+        header(f"{sid} · {title}"),
+        fields([
+            ("Events", f"{sig['count']:,}"),
+            ("Where", f"{plural(sig['job_count'], 'job')} · {plural(sig['host_count'], 'host')} · {plural(sig['rank_count'], 'rank')}"),
+            ("First seen", fmt_time(sig["first_seen"])),
+            ("Last seen", fmt_time(sig["last_seen"])),
+            ("Kind", f"{CAUSE_EMOJI.get(sig['cause_class'], '')} {esc(sig['category'])} · {esc(sig['cause_class'])}"),
+            ("Runbook", _runbook_line(runbook)),
+        ]),
+        section(code(sig.get("example") or sig["template"], 1200)),
+    ]
+    if muted:
+        blocks.append(context(":no_bell: muted: counts are no longer updated here"))
+    blocks.append(actions([
+        button("Show", "ib:show", sid),
+        button("Mute 24h", "ib:mute", sid),
+        button("Start vote", "ib:vote_start", sid, style="primary"),
+        button("Full record", "ib:link", url=f"{public_url}/v1/signatures/{sid}"),
+    ], block_id=f"alert:{sid}"))
+    return text, blocks
+
+
+def _scope_text(scope: dict) -> str:
+    if not scope:
+        return "fleet-wide"
+    parts = []
+    for key, values in scope.items():
+        vals = list(values)[:8]
+        more = f" +{len(values) - 8}" if len(values) > 8 else ""
+        parts.append(f"{esc(key)}: {esc(', '.join(map(str, vals)))}{more}")
+    return "\n".join(parts)
+
+
+def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence[dict], polls: Sequence[dict],
+                      public_url: str, timeline: Sequence[dict] = ()) -> tuple[str, list[dict]]:
+    hid = h["id"]
+    text = f"{hid}: {esc(h['title'])} ({h['status']})"
+    blocks = [
+        header(f"{hid} · {h['title']}"),
+        fields([
+            ("Status", esc(h["status"])),
+            ("Cause class", f"{CAUSE_EMOJI.get(h['cause_class'], '')} {esc(h['cause_class'])}"),
+            ("Confidence", f"{h['confidence']:.0%}"),
+            ("Events", f"{h['event_count']:,}"),
+            ("Scope", _scope_text(h.get("scope") or {})),
+            ("Runbook", _runbook_line(runbooks[0] if runbooks else None)),
+        ]),
+    ]
+    if h.get("evidence"):
+        blocks.append(section("*Why*\n" + "\n".join(f"• {esc(line)}" for line in h["evidence"][:8])))
+    if signatures:
+        sig_lines = [f"`{s['id']}` {esc(cut(s['title'], 120))} — {s['count']:,} events" for s in signatures[:10]]
+        if len(signatures) > 10:
+            sig_lines.append(f"… and {len(signatures) - 10} more")
+        blocks.append(section("*Signatures*\n" + "\n".join(sig_lines)))
+    res = h.get("resolution") or {}
+    if res.get("cause") or res.get("rejected_reason"):
+        if res.get("rejected_reason"):
+            blocks.append(section(f"*Rejected* by <@{esc(res.get('by', ''))}>: {esc(res['rejected_reason'])}"))
+        else:
+            link = f" · <{esc(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
+            fixed = f" · fixed in `{esc(res['fixed_in'])}`" if res.get("fixed_in") else ""
+            blocks.append(section(f"*Resolution* by <@{esc(res.get('by', ''))}>: {esc(res.get('cause', ''))}\n"
+                                  f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link}"))
+    for p in polls[:3]:
+        tally = ", ".join(f"{esc(o['label'][:40])}: {o['votes']}" for o in p["options"] if o["votes"])
+        blocks.append(context(f"Poll {p['id']} ({p['status']}): {tally or 'no votes yet'}" +
+                              (f" — {esc(p['outcome_text'])}" if p.get("outcome_text") else "")))
+    if timeline:
+        blocks.append(context("\n".join(f"{fmt_time(t['at'])} {esc(t['kind'])}: {esc(cut(t['text'], 150))}" for t in timeline[-5:])))
+    blocks.append(actions([
+        button("Start vote", "ib:vote_start", hid, style="primary"),
+        button("Resolve", "ib:resolve", hid),
+        button("View timeline", "ib:link", url=f"{public_url}/h/{hid}"),
+    ], block_id=f"hyp:{hid}"))
+    return text, limit_blocks(blocks)
+
+
+def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | None, explain: dict | None) -> tuple[str, list[dict]]:
+    text = f"{sig['id']}: {esc(sig['title'])}"
+    blocks = [
+        header(f"{sig['id']} · {sig['title']}"),
+        fields([
+            ("Events", f"{sig['count']:,}"),
+            ("Where", f"{plural(sig['job_count'], 'job')} · {plural(sig['host_count'], 'host')} · {plural(sig['rank_count'], 'rank')}"),
+            ("First seen", fmt_time(sig["first_seen"])),
+            ("Last seen", fmt_time(sig["last_seen"])),
+            ("Kind", f"{esc(sig['category'])} · {esc(sig['cause_class'])}"),
+            ("Hypothesis", f"`{hypothesis['id']}` {esc(cut(hypothesis['title'], 100))}" if hypothesis else "none yet"),
+        ]),
+        section("*Template*\n" + code(sig["template"], 1500)),
+    ]
+    if explain:
+        blocks.append(context("Grouped by " + esc(explain["parser"]) + ": " + esc("; ".join(explain["reasons"][:3]))))
+    if runbooks:
+        blocks.append(section("*Runbook*: " + _runbook_line(runbooks[0]) + (f"\n{esc(cut(runbooks[0].get('summary', ''), 1200))}" if runbooks[0].get("summary") else "")))
+    if sig.get("merged_from"):
+        blocks.append(context("Merged here: " + ", ".join(sig["merged_from"])))
+    return text, blocks
+
+
+def hypothesis_list(items: Sequence[dict], *, command: str) -> tuple[str, list[dict]]:
+    if not items:
+        return "No open hypotheses.", [section(f"No open hypotheses. `{esc(command)} signatures` shows what has been seen.")]
+    blocks = [section(f"*{plural(len(items), 'open hypothesis', 'open hypotheses')}*, newest activity first")]
+    for h in items[:20]:
+        first = esc(cut(h["evidence"][0], 200)) if h.get("evidence") else ""
+        blocks.append(section(f"`{h['id']}` *{esc(cut(h['title'], 200))}*\n{CAUSE_EMOJI.get(h['cause_class'], '')} "
+                              f"{esc(h['cause_class'])} · {h['confidence']:.0%} · {h['status']} · "
+                              f"{', '.join(h['signature_ids'][:6])}\n{first}",
+                              accessory=button("Show", "ib:show", h["id"])))
+    if len(items) > 20:
+        blocks.append(context(f"… and {len(items) - 20} more: see GET /v1/hypotheses"))
+    return f"{len(items)} open hypotheses", limit_blocks(blocks)
+
+
+def signature_list(items: Sequence[dict], *, label: str) -> tuple[str, list[dict]]:
+    if not items:
+        return "No signatures yet.", [section("No failure signatures yet.")]
+    lines = [f"`{s['id']}` {esc(cut(s['title'], 150))} — {s['count']:,} events, {plural(s['job_count'], 'job')}, last {fmt_time(s['last_seen'])}"
+             for s in items[:25]]
+    return f"{label} signatures", [section(f"*{esc(label)} signatures*"), section("\n".join(lines))] + \
+        ([context(f"… and {len(items) - 25} more")] if len(items) > 25 else [])

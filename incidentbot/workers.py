@@ -1,0 +1,91 @@
+"""Background work. Each job is a "do one unit, return whether there was any" function whose claim
+is atomic in the database; APScheduler only triggers them, so running the scheduler in every
+replica is safe (a unit one replica claimed is invisible to the others)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
+from apscheduler.schedulers.background import BackgroundScheduler
+
+__all__ = ["Workers", "run_until_idle"]
+
+log = logging.getLogger(__name__)
+
+
+def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000) -> int:
+    """Call ``unit`` until it reports no work (or ``limit`` times); returns the units done."""
+    done = 0
+    while done < limit:
+        try:
+            if not unit():
+                break
+        except Exception:  # noqa: BLE001 - one bad unit must not stop the loop for good
+            log.exception("background unit %s failed", getattr(unit, "__name__", unit))
+            break
+        done += 1
+    return done
+
+
+class Workers:
+    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[], None] | None = None,
+                 jobstore_url: str | None = None):
+        self.rt = rt
+        self.outbox = outbox
+        self.publisher = publisher
+        self.digest_job = digest_job
+        self.jobstore_url = jobstore_url
+        self.scheduler: BackgroundScheduler | None = None
+        self._wake = threading.Event()
+        self.stats = {"deliveries": 0, "alert_refreshes": 0, "analyses": 0, "polls_closed": 0}
+
+    # -- the units ------------------------------------------------------------------------
+
+    def deliver(self) -> None:
+        self.stats["deliveries"] += run_until_idle(self.outbox.deliver_one, limit=200)
+
+    def refresh_alerts(self) -> None:
+        interval = self.rt.settings.alert_update_interval
+        self.stats["alert_refreshes"] += run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50)
+
+    def analyze(self) -> None:
+        if self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id, debounce=self.rt.settings.analysis_debounce):
+            self.stats["analyses"] += 1
+
+    def close_polls(self) -> None:
+        self.stats["polls_closed"] += run_until_idle(self.rt.votes.close_due, limit=100)
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.rt.settings
+        scheduler = BackgroundScheduler(executors={"default": APThreadPool(4)}, timezone=s.tz,
+                                        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        if s.workers == "on":
+            scheduler.add_job(self.deliver, "interval", seconds=0.25, id="outbox", replace_existing=True)
+            scheduler.add_job(self.refresh_alerts, "interval", seconds=2, id="alerts", replace_existing=True)
+            scheduler.add_job(self.analyze, "interval", seconds=2, id="analysis", replace_existing=True)
+            scheduler.add_job(self.close_polls, "interval", seconds=1, id="polls", replace_existing=True)
+        if s.scheduler == "on" and self.digest_job is not None:
+            self.digest_job(scheduler)
+        scheduler.start()
+        self.scheduler = scheduler
+        log.info("workers started (workers=%s, scheduler=%s)", s.workers, s.scheduler)
+
+    def kick(self, job_id: str = "outbox") -> None:
+        """Run a job soon instead of at its next interval (after a user action)."""
+        if self.scheduler is not None:
+            try:
+                self.scheduler.modify_job(job_id, next_run_time=datetime.now(self.scheduler.timezone))
+            except Exception:  # noqa: BLE001 - a missing job just means it is off in this process
+                pass
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            # Let running units finish their transaction; what is left stays in the outbox.
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
