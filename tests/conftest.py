@@ -163,3 +163,71 @@ def event(**kw) -> dict:
     base = {"job_id": "job-1", "message": "RuntimeError: CUDA error: an illegal memory access was encountered"}
     base.update(kw)
     return base
+
+
+class SlackHarness:
+    """The real service (API + Bolt app + workers) on loopback, talking to the local Slack stand-in."""
+
+    SECRET = "test-signing-secret"
+
+    def __init__(self, rt, ws, slack_server, service, sim, channel):
+        self.rt, self.ws, self.slack_server, self.service, self.sim, self.channel = rt, ws, slack_server, service, sim, channel
+
+    def command(self, text: str, *, user: str = "UALICE"):
+        return self.sim.slash_command("/incident", text, user=user, channel=self.channel)
+
+    def reply_text(self, resp, user: str = "UALICE", timeout: float = 10.0) -> str:
+        """What the user saw for a command: the ack body or the response_url follow-up."""
+        import json as _json
+        if resp.json and (resp.json.get("text") or resp.json.get("blocks")) and resp.json.get("text") != "Working on it…":
+            return _json.dumps(resp.json)
+        reply = self.sim.wait_for_reply(user, timeout=timeout)
+        return _json.dumps(reply)
+
+    def ingest(self, events):
+        import httpx as _httpx
+        r = _httpx.post(f"{self.service.url}/v1/events", json={"events": events},
+                        headers={"Authorization": "Bearer test-token"}, timeout=60)
+        assert r.status_code == 202, r.text
+        return r.json()
+
+    def channel_messages(self):
+        return self.ws.messages(self.channel)
+
+
+@pytest.fixture
+def slack_harness(db, settings_factory):
+    from slack_sdk import WebClient
+
+    from incidentbot.app import SlackSetup, build_app
+    from incidentbot.localslack import SlackSimulator, Workspace, run_in_thread
+    from incidentbot.runtime import build_runtime
+
+    ws = Workspace()
+    channel = ws.create_channel("gpu-incidents")
+    for name in ("alice", "bob", "carol", "dave"):
+        ws.add_user(name, user_id=f"U{name.upper()}")
+    server = run_in_thread(ws)
+    settings = settings_factory(channel=channel, alert_update_interval=0.5, analysis_debounce=0.2, scheduler="off",
+                                admins="UALICE")
+    rt = build_runtime(settings, db=db, migrate=False)
+    setup = SlackSetup(client=WebClient(token=ws.bot_token, base_url=server.api_url), signing_secret=SlackHarness.SECRET)
+    app = build_app(rt, slack=setup, start_workers=True)
+    with LiveServer(app) as service:
+        sim = SlackSimulator(ws, bot_url=f"{service.url}/slack/events", signing_secret=SlackHarness.SECRET,
+                             localslack_url=server.url)
+        yield SlackHarness(rt, ws, server, service, sim, channel)
+        sim.close()
+    server.stop()
+
+
+def eventually(predicate, *, timeout: float = 10.0, interval: float = 0.02):
+    """Wait for a condition the test cannot be notified of (database state), bounded in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

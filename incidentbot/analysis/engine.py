@@ -340,11 +340,16 @@ class _Engine:
                 continue
             seen_occ.add(self.occ[i])
             lo = bisect.bisect_right(tk, e.time + 60.0)
-            hi = bisect.bisect_right(tk, e.time + 1800.0)
-            later = [self.ev[idx[q]].step for q in range(lo, min(hi, lo + 500))]
-            later = [x for x in later if x is not None]
-            # the job did not get past this step in the next half hour (it restarted, or stopped):
-            # a few stray lines beyond it (a late log, a wrong clock) do not count as progress
+            hi = bisect.bisect_right(tk, e.time + 6 * 3600.0)
+            later: list[int] = []
+            for q in range(lo, min(hi, lo + 500)):
+                st = self.ev[idx[q]].step
+                if st is not None:
+                    later.append(st)
+                    if len(later) == 3:
+                        break
+            # the job's next steps do not go past this one (it restarted from a checkpoint, or stopped);
+            # a stray line beyond it (a late log, a wrong clock) is outvoted
             if not later or sum(1 for x in later if x > step) <= 0.5 * len(later):
                 n += 1
         return n

@@ -448,7 +448,7 @@ def p_hang(ctx: Ctx) -> Parsed:
     if re.search(r"Thread \d+ \(\w+\)|py-spy", t):
         kind = "stack_dump"
         # innermost/outermost frames of the first thread, line numbers dropped
-        fr = re.findall(r"^\s+([\w<>.]+) \(([^:()\n]+)", t, re.M)[:6]
+        fr = re.findall(r"^[ \t]+([\w<>.]+) \(([^:()\n]+)", t, re.M)[:6]
         title = "Hang: stack dump" + (f" waiting in {fr[0][0]} ({fr[0][1].rsplit('/', 1)[-1]})" if fr else "")
         key = tuple(f for f, _ in fr)
     else:
@@ -489,7 +489,7 @@ def p_alert(ctx: Ctx) -> Parsed:
 # --- Python tracebacks -------------------------------------------------------------------
 
 _TB_START = "Traceback (most recent call last):"
-_FRAME = re.compile(r'^\s*File "([^"\n]{1,500})", line \d+, in ([^\s]{1,200})')
+_FRAME = re.compile(r'^[ \t]*File "([^"\n]{1,500})", line \d+, in ([^\s]{1,200})')
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]{0,150}(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Exited\w*)):?(?: (.*))?$")
 _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause")
 _FRAMEWORK = re.compile(r"site-packages|dist-packages|/lib/python\d|<frozen|^<|/torch/|/usr/lib/|\.\.\./torch/")
@@ -550,8 +550,35 @@ def p_traceback(ctx: Ctx) -> Parsed:
     return Parsed(title, tl, "software", details, (exc, msg, *near))
 
 
+_QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"")
+_KV_VALUE = re.compile(r"\b([A-Za-z_][\w.-]{0,60}=)(?!<)([^\s,;)\]}]{1,200})")
+
+
+def _generic_line(line: str, found: list | None) -> str:
+    """Extra masking for text no parser knows: quoted values and key=value values."""
+    def q(m: re.Match) -> str:
+        if found is not None:
+            found.append(("STR", m.group(0)))
+        return "<STR>"
+
+    def kv(m: re.Match) -> str:
+        if found is not None:
+            found.append(("VALUE", m.group(2)))
+        return m.group(1) + "<VALUE>"
+
+    return _KV_VALUE.sub(kv, _QUOTED.sub(q, line))
+
+
 def p_other(ctx: Ctx) -> Parsed:
-    lines = ctx.all_masked()
+    seen: set[str] = set()
+    lines: list[str] = []
+    for ln in ctx.all_masked(limit=10 * MAX_TEMPLATE_LINES):
+        g = _generic_line(ln, ctx.found)
+        if g not in seen:
+            seen.add(g)
+            lines.append(g)
+            if len(lines) >= MAX_TEMPLATE_LINES:
+                break
     ctx.reasons.append("no specific parser matched: generic template (numbers, ids, paths, hex, quoted values masked)")
     title = _short(lines[0], 90) if lines else "(empty text)"
     return Parsed(title, lines, "unknown", [], tuple(lines))
@@ -601,7 +628,7 @@ _KUBERNETES = re.compile(r"Reason:\s+(?:OOMKilled|Error|Evicted|ContainerCannotR
 _HOST_HW = re.compile(r"blk_update_request: I/O error|XFS \(\w+\): .{0,40}error|PCIe Bus Error|AER: |EDAC MC\d|\[Hardware Error\]|Machine check events logged|mce: \[Hardware")
 _HOST_OOM = re.compile(r"(?m)^Killed\s*$|Out of memory: Kill|oom-killer|oom_reaper|Memory cgroup out of memory")
 _ALERT = re.compile(r"alertname[=:]|\[FIRING(?::\d+)?\]|\[RESOLVED\]")
-_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*[A-Za-z_][\w.]*(?:Error|Exception)\b: ", re.M)
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^[ \t]*[A-Za-z_][\w.]*(?:Error|Exception)\b: ", re.M)
 
 RULES: list[tuple[str, str, re.Pattern, Callable[[Ctx], Parsed]]] = [
     ("xid", "xid", _XID_DET, p_xid),

@@ -1,27 +1,31 @@
-"""Generic template mining for text no parser knows.
+"""Batch template mining for many log lines (``group(texts)`` / ``TemplateMiner``).
 
-Two entry points:
+``fingerprint()`` handles one text at a time (its generic parser lives in ``engine.p_other``);
+this module groups a corpus of lines, e.g. for the Loghub benchmark, with general rules only —
+nothing names a log source, one configuration for every input:
 
-* ``generic_key(line)``: deterministic, per-text masking used by ``fingerprint()`` for category
-  ``other`` (no state).
-* ``group(texts)`` / ``TemplateMiner``: batch grouping of many log lines into templates, using
-  the same general masking plus token-position statistics (ideas from Brain and Drain):
+1. Shape masking per token (``tokens``): a token holding a digit (numbers, ids, addresses,
+   times, hex, UUIDs), a path/URL, an empty bracket or a boolean is a variable; in ``key=value``
+   and ``key:value`` parts (also comma lists of them) only the value is; a word ending in one
+   digit (``eth0``, ``ssh2``) stays a word and the column statistics decide; a run of variables
+   counts as one; month/day names and unit words glued to a variable join it.
+2. Distinct token tuples are bucketed by (length, first token) and weighted by their counts.
+3. Inside a bucket, each (position, token) is counted; every row takes the frequency shared
+   by most of its constant positions as its "longest common pattern" (Brain's idea); rows with
+   the same pattern form a group.
+4. Inside a group, a column outside the pattern is a constant that splits the group when it
+   holds at most ``MAX_CONST_VALUES`` word values, or only UPPER_CASE enum-like values;
+   otherwise it is a variable.
+5. Templates differing only in their first token are merged again when more than
+   ``MAX_CONST_VALUES`` first tokens share a rest with at least ``MIN_REST_CONST`` constants.
 
-  1. mask tokens that are variables by shape alone (numbers, hex, IPs, ids with digits, paths);
-  2. bucket lines by token count;
-  3. inside a bucket, count each (position, token); for every line pick the frequency shared by
-     the largest number of its positions (its "longest common pattern"); lines with the same
-     pattern form an initial group;
-  4. inside a group, a column outside the pattern whose values are few, word-like, and each
-     repeated, is a constant that splits the group; otherwise it is a variable.
-  5. groups whose templates become identical after step 4 are merged.
-
-  No rule names a particular log source; there is one configuration for every input.
+Rows with equal templates form one group.  Cost: one pass over the lines plus work over the
+distinct token tuples only.
 """
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Iterable, Sequence
 
 __all__ = ["preprocess", "tokens", "group", "TemplateMiner", "templates_of"]
@@ -31,7 +35,6 @@ VAR = "<*>"
 # token shapes ---------------------------------------------------------------------------------
 _HAS_DIGIT = re.compile(r"\d")
 _EMPTY = frozenset(("()", "[]", "{}", '""', "''", "<>", "(<*>)", "[<*>]"))
-_KV = re.compile(r"^([A-Za-z_][\w-]*[=:])")
 _WORD_DIGIT = re.compile(r"^[A-Za-z][A-Za-z_-]*\d$")  # ssh2, eth0, SOCKS5: a word, let columns decide
 _DATE_WORDS = frozenset(
     "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec Mon Tue Wed Thu Fri Sat Sun "
@@ -41,16 +44,46 @@ _UNITS = frozenset("B KB MB GB TB kB KiB MiB GiB bytes ms us ns s sec secs secon
 _UNIT_STRIP = "()[],;:."
 
 
+_SEG = re.compile(r"([,;])")
+_KV_PREFIX = re.compile(r"^([A-Za-z_][\w-]*(?::[A-Za-z_][\w-]*)*?[=:])")
+_BOOL = frozenset(("true", "false", "True", "False", "TRUE", "FALSE", "null", "None"))
+
+
+def _seg(seg: str) -> str:
+    if not seg or not _HAS_DIGIT.search(seg) or _WORD_DIGIT.match(seg):
+        v = seg
+    else:
+        m = _KV_PREFIX.match(seg)
+        v = m.group(1) + VAR if (m and len(m.group(1)) > 1) else VAR
+    if MASK_BOOL:
+        m = _KV_PREFIX.match(v)
+        if m and v[m.end():] in _BOOL:
+            v = m.group(1) + VAR
+    return v
+
+
+_BOOLISH = re.compile(r"[=:](?:true|false|True|False|TRUE|FALSE|null|None)\b")
+
+
 def _tok(t: str) -> str:
-    """Shape of one token: variables by shape become VAR; for key=value tokens only the value."""
-    if t in _EMPTY:
-        return VAR  # an empty bracketed value is a missing variable
-    if t[0] == "/" and len(t) > 1 or "://" in t or t.count("/") >= 2:
+    """Shape of one token: variables by shape become VAR; in key=value / key:value parts (also
+    comma-separated lists of them) only the values are."""
+    if t in _EMPTY or (MASK_BOOL and t in _BOOL):
+        return VAR  # an empty bracketed value is a missing variable; booleans are values
+    if "/" in t and (t[0] == "/" and len(t) > 1 or "://" in t or t.count("/") >= 2):
         return VAR  # paths and URLs
-    if not _HAS_DIGIT.search(t) or _WORD_DIGIT.match(t):
+    if not _HAS_DIGIT.search(t) and not (MASK_BOOL and _BOOLISH.search(t)):
         return t
-    m = _KV.match(t)
-    return m.group(1) + VAR if m else VAR
+    if _WORD_DIGIT.match(t):
+        return t
+    if "," in t or ";" in t:
+        parts = _SEG.split(t)
+        out = "".join(_seg(p) if i % 2 == 0 else p for i, p in enumerate(parts))
+    else:
+        out = _seg(t)
+    if out.startswith(VAR) and len(out) > len(VAR) and VAR in out[len(VAR):] and "=" not in out:
+        return VAR
+    return out
 
 
 def tokens(line: str) -> list[str]:
@@ -87,12 +120,11 @@ def _is_wordlike(v: str) -> bool:
 
 # -- batch grouping -----------------------------------------------------------------------------
 
-MIN_REPEAT = 1
-GROUP_FACTOR = 1
+MASK_BOOL = True
+ENUM_CONSTANTS = True
+_ENUM = re.compile(r"^[A-Z][A-Z_]{2,}[.,;:]?$")
 FIRST_TOKEN_BUCKET = True
 MIN_REST_CONST = 4
-MERGE_MANY = False
-MERGE_VAR = False
 MAX_CONST_VALUES = 4  # a non-pattern column with more distinct values than this is a variable
 
 
@@ -123,7 +155,6 @@ def _group_bucket(rows: list[tuple[str, ...]], weights: list[int]) -> list[tuple
 def _split(rows, weights, pat, members, out) -> None:
     n = len(pat)
     tmpl = list(pat)
-    total = sum(weights[m] for m in members)
     const_cols = []
     for i in range(n):
         if pat[i] is not None:
@@ -133,9 +164,10 @@ def _split(rows, weights, pat, members, out) -> None:
             vals[rows[m][i]] += weights[m]
         if len(vals) == 1:
             tmpl[i] = next(iter(vals))
-        elif (len(vals) <= MAX_CONST_VALUES and all(_is_wordlike(v) for v in vals)
-              and min(vals.values()) >= MIN_REPEAT and total >= GROUP_FACTOR * len(vals)):
+        elif len(vals) <= MAX_CONST_VALUES and all(_is_wordlike(v) for v in vals):
             const_cols.append(i)
+        elif ENUM_CONSTANTS and len(vals) <= 4 * MAX_CONST_VALUES and all(_ENUM.match(v) for v in vals):
+            const_cols.append(i)  # UPPER_CASE values read as enum constants (states, event types)
         else:
             tmpl[i] = VAR
     if not const_cols:
@@ -148,37 +180,6 @@ def _split(rows, weights, pat, members, out) -> None:
         for i in const_cols:
             t[i] = rows[m][i]
         out[m] = tuple(t)
-
-
-def _merge(tm: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Across the templates of one bucket: a column in which templates otherwise equal take
-    a variable value, or more than MAX_CONST_VALUES values, is a variable for all of them."""
-    distinct = set(tm)
-    if len(distinct) < 2:
-        return tm
-    n = len(next(iter(distinct)))
-    mapping = {t: t for t in distinct}
-    for _ in range(3):
-        changed = False
-        cur = set(mapping.values())
-        for pos in range(n):
-            by_key: dict[tuple, set[str]] = defaultdict(set)
-            for t in cur:
-                by_key[t[:pos] + t[pos + 1:]].add(t[pos])
-            repl: dict[tuple, tuple] = {}
-            for key, vals in by_key.items():
-                if len(vals) > 1 and ((MERGE_MANY and len(vals) > MAX_CONST_VALUES) or (MERGE_VAR and any(VAR == v for v in vals))):
-                    for v in vals:
-                        old = key[:pos] + (v,) + key[pos:]
-                        repl[old] = key[:pos] + (VAR,) + key[pos:]
-            if repl:
-                changed = True
-                for k, v in mapping.items():
-                    mapping[k] = repl.get(v, v)
-                cur = set(mapping.values())
-        if not changed:
-            break
-    return [mapping[t] for t in tm]
 
 
 def templates_of(texts: Sequence[str]) -> list[str]:
@@ -199,7 +200,7 @@ def templates_of(texts: Sequence[str]) -> list[str]:
     for (n, _), rows in buckets.items():
         if n == 0:
             continue
-        tm = _merge(_group_bucket(rows, [counts[r] for r in rows]))
+        tm = _group_bucket(rows, [counts[r] for r in rows])
         for r, t in zip(rows, tm):
             tmpl_of[r] = t
     if FIRST_TOKEN_BUCKET:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incidentbot.slack.render import cut
+from incidentbot.slack.render import cut, plain
 
 __all__ = ["resolve_modal", "read_resolution", "RESOLVE_CALLBACK"]
 
@@ -23,7 +23,7 @@ def resolve_modal(hid: int, title: str) -> dict:
         "submit": {"type": "plain_text", "text": "Resolve"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            {"type": "section", "text": {"type": "plain_text", "text": cut(title, 2900)}},
+            {"type": "section", "text": {"type": "plain_text", "text": cut(plain(title), 2900)}},
             _input("cause", "Cause", placeholder="What actually caused it (e.g. torch.sum miscomputes on bf16 > 2^24 elements)", optional=False, multiline=True),
             _input("fix", "Fix", placeholder="What fixed it (e.g. pinned torch 2.3.1, drained host c2)", optional=True, multiline=True),
             _input("link", "Link", placeholder="PR, upstream issue or postmortem URL", optional=True, max_length=500),

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
 __all__ = [
-    "esc", "cut", "code", "section", "fields", "context", "actions", "button", "header", "divider",
+    "esc", "plain", "cut", "code", "section", "fields", "context", "actions", "button", "header", "divider",
     "SECTION_LIMIT", "FIELD_LIMIT", "BUTTON_TEXT_LIMIT", "MAX_BLOCKS", "fmt_time", "fmt_count", "plural",
 ]
 
@@ -26,6 +26,12 @@ ELLIPSIS = "…"
 def esc(text: object) -> str:
     """Escape untrusted text for mrkdwn (and for plain_text fallbacks, harmlessly)."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: object) -> str:
+    """Untrusted text for plain_text fields. Slack does not parse mentions there, but a copy of
+    the text may be pasted elsewhere: angle brackets become look-alikes, so it stays inert."""
+    return str(text).replace("<", "‹").replace(">", "›")
 
 
 def cut(text: str, limit: int, *, more: str = "") -> str:
@@ -81,8 +87,7 @@ def context(*texts: str) -> dict:
 
 
 def header(text: str) -> dict:
-    # plain_text: nothing in it is interpreted, so no escaping is needed (or wanted).
-    return {"type": "header", "text": {"type": "plain_text", "text": cut(str(text), HEADER_LIMIT) or " ", "emoji": False}}
+        return {"type": "header", "text": {"type": "plain_text", "text": cut(plain(text), HEADER_LIMIT) or " ", "emoji": False}}
 
 
 def divider() -> dict:
@@ -90,7 +95,7 @@ def divider() -> dict:
 
 
 def button(text: str, action_id: str, value: str = "", *, style: str | None = None, url: str | None = None) -> dict:
-    b: dict = {"type": "button", "text": {"type": "plain_text", "text": cut(text, BUTTON_TEXT_LIMIT), "emoji": False},
+    b: dict = {"type": "button", "text": {"type": "plain_text", "text": cut(plain(text), BUTTON_TEXT_LIMIT), "emoji": False},
                "action_id": action_id[:255]}
     if value:
         b["value"] = value[:BUTTON_VALUE_LIMIT]
