@@ -72,6 +72,9 @@ class Workers:
             scheduler.add_job(self.close_polls, "interval", seconds=1, id="polls", replace_existing=True)
         if s.scheduler == "on" and self.digest_job is not None:
             self.digest_job(scheduler)
+        # "skipped: maximum number of running instances" is the normal case when kick() asks for a
+        # run while one is going on; it is not worth a warning line per click.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         scheduler.start()
         self.scheduler = scheduler
         log.info("workers started (workers=%s, scheduler=%s)", s.workers, s.scheduler)

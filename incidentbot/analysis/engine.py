@@ -614,6 +614,69 @@ class _Engine:
                            compat=compat, cause_class="software", label=where))
         return keep
 
+    def onset_split(self, s: int, idx: list[int], keys: list[tuple[str, tuple[str, ...]]]) -> None:
+        S = self.S
+        occ_first: dict[int, int] = {}
+        for i in idx:
+            occ_first.setdefault(self.occ[i], i)
+        n = len(occ_first)
+        if n < S.min_onset:
+            return
+
+        def val(code, vers, d):
+            if d == "code_version":
+                return code
+            for name, v in vers:
+                if name == d:
+                    return v
+            return None
+
+        def which(code, vers, chosen):
+            for ki, (d, A) in enumerate(chosen):
+                if val(code, vers, d) in A:
+                    return ki
+            return -1
+
+        chosen: list[tuple[str, tuple[str, ...]]] = []
+        for d, A in keys:
+            inside = sum(1 for i in occ_first.values()
+                         if which(self.ev[i].code_version, self.ev[i].versions, chosen) < 0
+                         and val(self.ev[i].code_version, self.ev[i].versions, d) in A)
+            if inside >= 2:
+                chosen.append((d, A))
+        if len(chosen) < 2:
+            return
+        E_tot = E_out = 0.0
+        for (_j, code, vers, x) in self.expo.segments:
+            E_tot += x
+            if which(code, vers, chosen) < 0:
+                E_out += x
+        n_out = sum(1 for i in occ_first.values() if which(self.ev[i].code_version, self.ev[i].versions, chosen) < 0)
+        if E_tot <= 0 or E_out <= 0:
+            return
+        mu = n * E_out / E_tot
+        if n_out > S.onset_stray_frac * n or n_out > S.onset_stray_of_expected * mu:
+            return
+        p = min(1.0, poisson_cdf(n_out, mu) * len(keys))
+        if p >= S.alpha_onset:
+            return
+        parts: dict[int, list[int]] = defaultdict(list)
+        for i in idx:
+            k = which(self.ev[i].code_version, self.ev[i].versions, chosen)
+            if k >= 0:
+                parts[k].append(i)
+        for k, take in sorted(parts.items()):
+            d, A = chosen[k]
+            dn = "code" if d == "code_version" else d
+            other = "; ".join(f"{'code' if d2 == 'code_version' else d2} {', '.join(A2)}"
+                              for k2, (d2, A2) in enumerate(chosen) if k2 != k)
+            ev = [f"{self.sig_title(s)}: {n_out} occurrences in {fmt_n(E_out)} steps outside {dn} {', '.join(A)} "
+                  f"and {other} ({mu:.1f} expected); {len({self.occ[i] for i in take})} on {dn} {', '.join(A)} "
+                  f"({fmt_p(p)}): one text, split between two onsets"]
+            self.add(Component(s, "regression", ("onset", d, A), take, p, ev,
+                               {"versions": [f"{d}={v}" for v in A]}, compat=frozenset({(d, A)}),
+                               cause_class="software", label=f"since {dn} {A[0]}"))
+
     # ---- 5. merge into hypotheses
     def merge(self) -> list[list[int]]:
         comps = self.components
@@ -683,11 +746,21 @@ class _Engine:
             if idx:
                 rest[s] = self.localise(s, idx)
         suspects = sorted({c.key[1] for c in self.components if c.key[0] == "host"})
+        left: dict[int, list[int]] = {}
         for s, idx in rest.items():
             if idx and suspects:
                 idx = self.localise(s, idx, suspects)
             if idx:
-                self.onset(s, idx)
+                n_before = len(self.components)
+                keep = self.onset(s, idx)
+                if len(self.components) == n_before:
+                    left[s] = keep
+        # a symptom shared by two regressions (one text, two onsets): split it by the known onsets
+        known = sorted({(c.key[1], c.key[2]): c.p for c in self.components if c.kind == "regression"}.items(),
+                       key=lambda kv: (kv[1], kv[0]))
+        if len(known) >= 2:
+            for s, idx in left.items():
+                self.onset_split(s, idx, [k for k, _ in known])
         groups = self.merge()
         hyps = [_Hyp(self, [self.components[ci] for ci in g]) for g in groups]
         owner: dict[int, int] = {}

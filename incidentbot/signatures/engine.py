@@ -35,7 +35,7 @@ class Ctx:
         self.found: list | None = [] if record else None
         self.reasons: list[str] = []
         self._lines: list[str] | None = None
-        self._masked: dict[int, str] = {}
+        self._masked: dict = {}
 
     @property
     def lines(self) -> list[str]:
@@ -46,7 +46,14 @@ class Ctx:
     def masked(self, i: int) -> str:
         m = self._masked.get(i)
         if m is None:
-            m = mask_line(self.lines[i], self.found)
+            line = self.lines[i]
+            if self.found is None:  # identical raw lines mask identically
+                m = self._masked.get(line)  # type: ignore[call-overload]
+                if m is None:
+                    m = mask_line(line, None)
+                    self._masked[line] = m  # type: ignore[index]
+            else:
+                m = mask_line(line, self.found)
             self._masked[i] = m
         return m
 

@@ -69,13 +69,31 @@ _TOKENS = re.compile(r"(\s+)")
 _DIGIT = re.compile(r"\d")
 
 
-def _shapes(text: str, found: list | None) -> str:
+_TOKEN_CACHE: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+_TOKEN_CACHE_MAX = 50_000
+
+
+def _shape_token(tok: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Masked form of one digit-holding token and what was masked (memoised: tokens repeat)."""
+    hit = _TOKEN_CACHE.get(tok)
+    if hit is not None:
+        return hit
+    got: list[tuple[str, str]] = []
+
     def _repl(m: re.Match) -> str:
         kind = _KIND_OF_GROUP[m.lastgroup]
-        if found is not None:
-            found.append((kind[1:-1], m.group(0)))
+        got.append((kind[1:-1], m.group(0)))
         return kind
 
+    res = (_COMBINED.sub(_repl, tok), tuple(got))
+    if len(tok) <= 200:
+        if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[tok] = res
+    return res
+
+
+def _shapes(text: str, found: list | None) -> str:
     def _unit(m: re.Match) -> str:
         v = m.group(0)
         kind = "SIZE" if v.endswith(("B", "bytes")) else "DURATION"
@@ -88,7 +106,10 @@ def _shapes(text: str, found: list | None) -> str:
     for i in range(0, len(parts), 2):
         p = parts[i]
         if p and not p.isalpha() and _DIGIT.search(p):
-            parts[i] = _COMBINED.sub(_repl, p)
+            masked, got = _shape_token(p)
+            parts[i] = masked
+            if found is not None and got:
+                found.extend(got)
     return "".join(parts)
 
 

@@ -149,16 +149,20 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
 
     @app.action("ib:vote")
     def on_vote(ack, body, action, respond):
-        ack()
+        # The ballot is stored before the ack (a few milliseconds), so a click Slack saw
+        # acknowledged is a click counted.
         try:
             pid, oid = (int(x) for x in action.get("value", "").removeprefix("P-").split(":"))
             label = rt.votes.cast(poll_id=pid, user=_user(body), option_id=oid)
         except PollClosed:
+            ack()
             _say(respond, "This poll is closed; your click was not counted.")
             return
         except (PollError, ValueError) as exc:
+            ack()
             _say(respond, f":warning: {esc(str(exc))}")
             return
+        ack()
         _say(respond, f"Your vote: {esc(label[:200])}. Click another option to change it.")
 
     @app.action("ib:vote_close")
