@@ -89,6 +89,21 @@ def score(scenario_truth: Mapping[str, Any], proposals_or_event_to_hypothesis: A
     return Scores(macro, per, sb, found, len(hyp_events), absorbed)
 
 
+def calibration(scenario_truth: Mapping[str, Any], proposals, id_map: Mapping[int, str]) -> list[tuple[float, bool]]:
+    """(confidence, right) per proposal: right = its events best match one cause with F1 >= 0.8 and the
+    cause class agrees with the truth."""
+    ev_cause = scenario_truth["event_cause"]
+    klass = {c["id"]: c["cause_class"] for c in scenario_truth["causes"]}
+    sizes = Counter(ev_cause.values())
+    out = []
+    for p in proposals:
+        cs = Counter(ev_cause[id_map[i]] for i in p.event_ids)
+        c, k = cs.most_common(1)[0]
+        f1 = 2 * k / (len(p.event_ids) + sizes[c])
+        out.append((p.confidence, c != NOISE and f1 >= 0.8 and klass.get(c) == p.cause_class))
+    return out
+
+
 def baseline(records) -> dict[int, int]:
     """One hypothesis per signature (noise signatures included: grouping alone cannot tell)."""
     return {r.id: r.signature_id for r in records}
@@ -131,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(hdr)
     print("-" * len(hdr))
     allf, allb, founds, big_t = [], [], [], []
+    calib: list[tuple[float, bool]] = []
     for size in a.sizes.split(","):
         for seed in [int(x) for x in a.seeds.split(",")]:
             sc = simulate(seed, size=size)
@@ -139,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             props = analyze(recs, sigs, topology=sc.topology)
             dt = time.perf_counter() - t0
             s = score(sc.truth, props, id_map)
+            calib.extend(calibration(sc.truth, props, id_map))
             b = score(sc.truth, {id_map[k]: v for k, v in baseline(recs).items()})
             allf.append(s.macro_f1)
             allb.append(b.macro_f1)
@@ -158,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"single bug found in {sum(founds)}/{len(founds)} scenarios")
     for n, dt in big_t:
         print(f"analysis time, {n:,} events: {dt:.2f} s")
+    print("calibration (hypotheses by confidence: share whose events match one cause, F1>=0.8, right class):")
+    for lo, hi in ((0.0, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 1.01)):
+        b = [r for c, r in calib if lo <= c < hi]
+        if b:
+            print(f"  confidence {lo:.2f}-{min(hi, 1.0):.2f}: {sum(b)}/{len(b)} right ({sum(b) / len(b):.0%})")
     return 0
 
 

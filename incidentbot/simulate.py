@@ -358,7 +358,7 @@ class SizeSpec:
 SIZES: dict[str, SizeSpec] = {
     "small": SizeSpec(2, 16, 8, 8, (4, 8), (12000, 20000), 4000, 3, 1, 1, 0, (4, 10), 1.0),
     "medium": SizeSpec(4, 48, 8, 28, (6, 24), (15000, 30000), 2500, 7, 2, 2, 1, (15, 40), 1.0),
-    "large": SizeSpec(4, 160, 16, 60, (8, 40), (20000, 40000), 4000, 12, 3, 3, 1, (40, 120), 1.0, 256),
+    "large": SizeSpec(4, 160, 16, 60, (8, 40), (20000, 40000), 3000, 12, 3, 3, 1, (40, 120), 1.0, 256),
 }
 
 CODE_VERSIONS = ["v1.2", "v1.3", "v1.4", "v1.5"]
@@ -626,7 +626,8 @@ class _Builder:
             if k == "fallen_off_bus":
                 self.emit(c.id, "xid79_fallen_off_bus", jb, t, None, h, g, None)
                 self.emit(c.id, "cuda_unknown_error", jb, t + rng.uniform(1, 20), step, h, g, r)
-                if rng.random() < 0.5:
+                # every other rank times out ~600 s later; on the huge job, half as often (it is drained sooner)
+                if rng.random() < (0.5 if nranks <= 512 else 0.2):
                     self.storm(c.id, jb, t + 600 + rng.uniform(0, 60), step, r)
             elif k == "hbm_dbe":
                 self.emit(c.id, "xid48_dbe", jb, t, None, h, g, None)
@@ -762,3 +763,23 @@ def to_records(scenario: Scenario, signature_of: Callable[[dict[str, Any]], tupl
         ))
         id_map[n] = ev["event_id"]
     return records, sigs, id_map
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m incidentbot.simulate --seed N --out events.jsonl [--size small|medium|large|N]``"""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write a simulated GPU-fleet failure scenario (events + truth).")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--size", default="small")
+    ap.add_argument("--out", default="events.jsonl")
+    a = ap.parse_args(argv)
+    size: str | int = int(a.size) if a.size.isdigit() else a.size
+    sc = simulate(a.seed, size=size)
+    out, truth = write_scenario(sc, a.out)
+    print(f"{len(sc.events)} events -> {out}; truth -> {truth}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

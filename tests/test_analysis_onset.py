@@ -59,3 +59,32 @@ def test_present_on_both_versions_is_no_onset():
 def test_version_order_is_natural():
     assert sorted(["v1.10", "v1.9", "v1.2"], key=version_key) == ["v1.2", "v1.9", "v1.10"]
     assert version_key("2.3.0") < version_key("2.3.1") < version_key("2.10.0")
+
+
+def test_one_text_from_two_regressions_is_split_between_them():
+    # "illegal memory access" comes from a torch bug AND an NCCL bug; other symptoms pin each onset
+    f = Fleet()
+    IMA, ASSERT, CUBLAS = 21, 22, 23
+    f.sig(IMA, "CUDA illegal memory access", "cuda_runtime", "software")
+    f.sig(ASSERT, "device-side assert", "cuda_runtime", "software")
+    f.sig(CUBLAS, "cuBLAS execution failed", "cuda_runtime", "software")
+    combos = [("2.2.2", "2.19.3"), ("2.3.0", "2.19.3"), ("2.2.2", "2.21.5")]
+    for k, (tv, nv) in enumerate(combos * 2):
+        f.job(f"j{k}", hosts(4, f"h{k}-"), 12_000, versions={"torch": tv, "nccl": nv}, start=k * 7)
+    rng = random.Random(4)
+    torch_jobs = [j for j, jb in f.jobs.items() if dict(jb.versions)["torch"] == "2.3.0"]
+    nccl_jobs = [j for j, jb in f.jobs.items() if dict(jb.versions)["nccl"] == "2.21.5"]
+    truth = {}
+    for jobs, sigs, cause in ((torch_jobs, (IMA, ASSERT), "torch"), (nccl_jobs, (IMA, CUBLAS), "nccl")):
+        for sig in sigs:
+            for _ in range(20):
+                j = rng.choice(jobs)
+                r = rng.randrange(32)
+                truth[f.event(sig, j, rng.randrange(12_000), f.jobs[j].hosts[r // 8], rank=r).id] = cause
+    props = analyze(f.events, f.signatures)
+    assert len(props) == 2
+    for p in props:
+        assert p.kind == "regression" and IMA in p.signature_ids
+        causes = {truth[i] for i in p.event_ids}
+        assert len(causes) == 1
+    assert {tuple(sorted(p.signature_ids)) for p in props} == {(IMA, ASSERT), (IMA, CUBLAS)}

@@ -104,7 +104,7 @@ def test_large_scenario_analysed_within_budget():
 
     sc = simulate(1, size="large")
     recs, sigs, _ = to_records(sc)
-    assert len(recs) >= 80_000
+    assert len(recs) >= 70_000
     t0 = time.perf_counter()
     props = analyze(recs, sigs, topology=sc.topology)
     assert time.perf_counter() - t0 <= 5.0

@@ -27,6 +27,7 @@ Whatever no rule explains (rare, scattered, no profile) gets no hypothesis.
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 import re
 from collections import Counter, defaultdict
@@ -272,27 +273,46 @@ class _Engine:
     # ---- 2. recurrence at a step
     def data_steps(self) -> None:
         S = self.S
-        keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
-        where: dict[tuple[str, int, int], Counter] = defaultdict(Counter)  # the reader: same rank each time
+        # one flat pass: (job, step, sig) -> occurrences, and the most frequent reader (rank or host)
+        flat: dict[tuple, set[int] | int] = {}
+        where: dict[tuple, int] = {}
+        ev, occ, storm = self.ev, self.occ, self.in_storm
         for s in sorted(self.by_sig):
             for i in self.by_sig[s]:
-                e = self.ev[i]
-                if e.step is None or i in self.in_storm:
+                e = ev[i]
+                if e.step is None or i in storm:
                     continue
-                k = (e.job_id, e.step)
-                if self.occ[i] not in keys[k][s]:
-                    keys[k][s].add(self.occ[i])
-                    where[(e.job_id, e.step, s)][e.rank if e.rank is not None else e.host] += 1
-        distinct_keys_per_sig = Counter()
-        for k, d in keys.items():
-            for s in d:
-                distinct_keys_per_sig[s] += 1
+                k3 = (e.job_id, e.step, s)
+                o = occ[i]
+                cur = flat.get(k3)
+                if cur is None:
+                    flat[k3] = o  # most keys are seen once: keep an int, not a set
+                elif isinstance(cur, int):
+                    if cur == o:
+                        continue
+                    flat[k3] = {cur, o}
+                elif o in cur:
+                    continue
+                else:
+                    cur.add(o)
+                if cur is not None:
+                    k4 = (e.job_id, e.step, s, e.rank if e.rank is not None else e.host)
+                    where[k4] = where.get(k4, 1) + 1
+        distinct_keys_per_sig = Counter(k3[2] for k3 in flat)
+        same_reader: dict[tuple, int] = {}
+        for kk, v in where.items():
+            if v > same_reader.get(kk[:3], 0):
+                same_reader[kk[:3]] = v
+        keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(dict)
         primary: dict[int, list[tuple[str, int]]] = defaultdict(list)
-        for k in sorted(keys):
-            for s, occs in sorted(keys[k].items()):
-                if len(occs) >= S.data_min_repeats and \
-                        where[(k[0], k[1], s)].most_common(1)[0][1] >= S.data_min_repeats:
-                    primary[s].append(k)
+        for k3 in sorted(k for k, v in flat.items() if not isinstance(v, int)):
+            occs = flat[k3]
+            if len(occs) >= S.data_min_repeats and same_reader.get(k3, 0) >= S.data_min_repeats:
+                primary[k3[2]].append(k3[:2])
+        cand_keys = {k for ks in primary.values() for k in ks}
+        for k3, v in flat.items():
+            if k3[:2] in cand_keys:
+                keys[k3[:2]][k3[2]] = {v} if isinstance(v, int) else v
         bad_keys: dict[tuple[str, int], int] = {}
         primary_of: dict[tuple[str, int], set[int]] = defaultdict(set)
         for s, ks in sorted(primary.items()):
@@ -460,8 +480,11 @@ class _Engine:
                 sw = self.topo.get(h)
                 if sw is not None:
                     sw_w[sw] += x
-            left_k: dict[str, int] = {h: len({(self.ev[i].job_id, self.occ[i]) for i in with_host
-                                               if self.ev[i].host == h and i in rest}) for h in k_h}
+            left_u: dict[str, set] = defaultdict(set)
+            for i in with_host:
+                if i in rest:
+                    left_u[self.ev[i].host].add((self.ev[i].job_id, self.occ[i]))
+            left_k: dict[str, int] = {h: len(u) for h, u in left_u.items()}
             n2 = sum(left_k.values())
             if len(sw_w) >= 2 and n2 >= min_k:
                 sw_k: dict[str, int] = defaultdict(int)
@@ -614,7 +637,8 @@ class _Engine:
                            compat=compat, cause_class="software", label=where))
         return keep
 
-    def onset_split(self, s: int, idx: list[int], keys: list[tuple[str, tuple[str, ...]]]) -> None:
+    def onset_split(self, s: int, idx: list[int], keys: list[tuple[str, tuple[str, ...]]],
+                    labels: Mapping[tuple, str]) -> None:
         S = self.S
         occ_first: dict[int, int] = {}
         for i in idx:
@@ -675,7 +699,7 @@ class _Engine:
                   f"({fmt_p(p)}): one text, split between two onsets"]
             self.add(Component(s, "regression", ("onset", d, A), take, p, ev,
                                {"versions": [f"{d}={v}" for v in A]}, compat=frozenset({(d, A)}),
-                               cause_class="software", label=f"since {dn} {A[0]}"))
+                               cause_class="software", label=labels.get((d, A), f"on {dn} {', '.join(A)}")))
 
     # ---- 5. merge into hypotheses
     def merge(self) -> list[list[int]]:
@@ -758,9 +782,10 @@ class _Engine:
         # a symptom shared by two regressions (one text, two onsets): split it by the known onsets
         known = sorted({(c.key[1], c.key[2]): c.p for c in self.components if c.kind == "regression"}.items(),
                        key=lambda kv: (kv[1], kv[0]))
+        labels = {(c.key[1], c.key[2]): c.label for c in self.components if c.kind == "regression"}
         if len(known) >= 2:
             for s, idx in left.items():
-                self.onset_split(s, idx, [k for k, _ in known])
+                self.onset_split(s, idx, [k for k, _ in known], labels)
         groups = self.merge()
         hyps = [_Hyp(self, [self.components[ci] for ci in g]) for g in groups]
         owner: dict[int, int] = {}
@@ -870,9 +895,10 @@ class _Engine:
         for (ps, s), c in pre_count.items():
             frac_storms = c / bursts_per_sig[s]
             frac_near = near_storm[ps] / max(1, len(self.by_sig[ps]))
-            if (c >= 2 or frac_storms >= 0.5) and frac_near >= 0.3:
+            known = self.sig_class(ps) in ("hardware", "network")
+            if (c >= 2 or frac_storms >= 0.5 or (known and frac_near >= 0.8)) and frac_near >= 0.3:
                 reliable.add((ps, s))
-        new_h: dict[int, int] = {}  # precursor signature -> new storm hypothesis index
+        new_h: dict[tuple, int] = {}  # (precursor signature, its switch) -> new storm hypothesis index
         stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
         for (s, j, g), (_, _, t0, _) in zip(self.storm_bursts, starts):
             tk = self.job_times[j]
@@ -890,11 +916,14 @@ class _Engine:
             ps = self.ev[best].signature_id
             h = owner.get(best)
             if h is None:
-                if ps not in new_h:
-                    new_h[ps] = len(hyps)
+                sw = self.topo.get(self.ev[best].host) if self.ev[best].host else None
+                hk = (ps, sw)
+                if hk not in new_h:
+                    new_h[hk] = len(hyps)
                     hyps.append(_Hyp(self, [], storm_precursor=ps))
-                h = new_h[ps]
-                pre_ids = [i for i in self.by_sig[ps] if i not in owner and i not in self.in_storm]
+                h = new_h[hk]
+                pre_ids = [i for i in self.by_sig[ps] if i not in owner and i not in self.in_storm
+                           and (sw is None or self.topo.get(self.ev[i].host) == sw)]
                 hyps[h].add_events(ps, pre_ids, None)
                 for i in pre_ids:
                     owner[i] = h
@@ -1083,4 +1112,10 @@ def analyze(
     """Propose hypotheses (causes) for the events. Pure and deterministic."""
     if not events:
         return []
-    return _Engine(events, signatures, topology, constraints, settings).run()
+    gc_was_on = gc.isenabled()
+    gc.disable()  # many small tuples and no cycles: the cyclic collector only costs time here
+    try:
+        return _Engine(events, signatures, topology, constraints, settings).run()
+    finally:
+        if gc_was_on:
+            gc.enable()

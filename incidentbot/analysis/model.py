@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology", "CAUSE_CLASSES"]
 
@@ -66,4 +66,3 @@ class Proposal:
     event_ids: list[int]
     kind: str  # localised_hardware | switch | regression | data_step | storm | co_occurrence | human_merge
     key: str = ""  # a stable text key of the evidence profile (e.g. "host:c1-gpu0007"), for reconciliation
-    extra: dict[str, object] = field(default_factory=dict)

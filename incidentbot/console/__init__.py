@@ -18,7 +18,7 @@ import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -241,8 +241,12 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             if not isinstance(data, dict):
                 raise HTTPException(400, detail="expected a JSON object")
             return data
-        form = await request.form()
-        return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        # application/x-www-form-urlencoded, parsed here (no python-multipart dependency)
+        raw = await request.body()
+        try:
+            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=500))
+        except (UnicodeDecodeError, ValueError):
+            raise HTTPException(400, detail="expected a urlencoded form or JSON") from None
 
     def same_origin(request: Request) -> None:
         origin = request.headers.get("origin")

@@ -90,8 +90,9 @@ def run_digest(rt, *, week: str, channel: str) -> bool:
     with rt.db.write() as session:
         stmt = insert_for(session, DigestRun.__table__).values(
             channel=channel, week=week, claimed_at=rt.clock(), claimed_by=rt.worker_id[:128],
-        ).on_conflict_do_nothing(index_elements=["channel", "week"])
-        if session.execute(stmt).rowcount != 1:
+        ).on_conflict_do_nothing(index_elements=["channel", "week"]).returning(DigestRun.__table__.c.id)
+        # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement on PostgreSQL.
+        if session.execute(stmt).first() is None:
             return False
         key = f"digest:{channel}:{week}"
         enqueue(session, op="post", channel=channel, message_key=key, dedupe_key=key,

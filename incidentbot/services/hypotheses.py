@@ -128,8 +128,9 @@ class HypothesisService:
         with self.db.write() as session:
             session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_at < now - LEASE))
             from incidentbot.services.sql import insert_for
-            stmt = insert_for(session, WorkClaim.__table__).values(key="analysis", claimed_at=now, claimed_by=worker).on_conflict_do_nothing()
-            return session.execute(stmt).rowcount == 1
+            stmt = (insert_for(session, WorkClaim.__table__).values(key="analysis", claimed_at=now, claimed_by=worker)
+                    .on_conflict_do_nothing().returning(WorkClaim.__table__.c.key))
+            return session.execute(stmt).first() is not None
 
     def _release(self, worker: str) -> None:
         with self.db.write() as session:

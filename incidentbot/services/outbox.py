@@ -58,7 +58,8 @@ def enqueue(session, *, op: str, channel: str | None, payload: dict, message_key
         status="pending", attempts=0, next_attempt_at=utcnow(), created_at=utcnow())
     if dedupe_key:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: with PostgreSQL's implicit RETURNING the rowcount is not reliable.
+    return session.execute(stmt.returning(Outbox.__table__.c.id)).first() is not None
 
 
 def enqueue_update(session, *, message_key: str, payload: dict) -> bool:
@@ -126,7 +127,10 @@ class OutboxWorker:
                 claimed = session.execute(
                     update(Outbox).where(Outbox.id == row.id, Outbox.status == "pending",
                                          (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
-                    .values(claimed_until=now + CLAIM_FOR, attempts=Outbox.attempts + 1)).rowcount
+                    .values(claimed_until=now + CLAIM_FOR, attempts=Outbox.attempts + 1,
+                            # A claimed edit renders the state of now; a change after this moment
+                            # must be able to queue the next edit, so it leaves the dedupe slot.
+                            dedupe_key=None if row.op == "update" else Outbox.dedupe_key)).rowcount
                 if claimed != 1:
                     continue
                 session.refresh(row)
@@ -206,16 +210,16 @@ class OutboxWorker:
     def _finish(self, row: Outbox, *, ts: str | None, rendered: Rendered | None, note: str | None = None) -> None:
         now = self.clock()
         with self.db.write() as session:
+            # The cause's row (signature, poll) is touched before the outbox row: the same lock
+            # order as the transactions that write both, so PostgreSQL never sees a deadlock.
+            if rendered is not None and rendered.shown and self.on_delivered:
+                self.on_delivered(session, row, rendered)
             session.execute(update(Outbox).where(Outbox.id == row.id).values(
-                status="done", delivered_at=now, claimed_until=None, last_error=note,
-                # a delivered edit frees its slot so the next change can queue one
-                dedupe_key=None if row.op == "update" else Outbox.dedupe_key))
+                status="done", delivered_at=now, claimed_until=None, last_error=note))
             if row.op == "post" and row.message_key and ts:
                 stmt = insert_for(session, SlackMessage.__table__).values(
                     key=row.message_key, channel=row.channel, ts=ts, posted_at=now).on_conflict_do_nothing()
                 session.execute(stmt)
-            if rendered is not None and rendered.shown and self.on_delivered:
-                self.on_delivered(session, row, rendered)
         self.delivered += 1
 
     def _retry(self, row: Outbox, *, delay: float, error: str) -> None:

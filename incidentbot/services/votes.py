@@ -24,6 +24,7 @@ __all__ = ["PollClosed", "PollError", "VoteService", "VoterStats", "MAX_POLL_HYP
 
 MAX_POLL_HYPOTHESES = 6
 TALLY_DEBOUNCE = timedelta(seconds=1.5)
+TALLY_MIN_GAP = timedelta(seconds=4)
 
 
 class PollError(ValueError):
@@ -104,7 +105,9 @@ class VoteService:
         """Record or change ``user``'s ballot. Returns the option's label."""
         now = self.clock()
         with self.db.write() as session:
-            poll = session.get(Poll, poll_id)
+            # Lock the poll row first: every transaction touching a poll and its outbox rows takes
+            # them in this order, and a concurrent close cannot slip between check and ballot.
+            poll = session.get(Poll, poll_id, with_for_update=True)
             if poll is None:
                 raise PollError(f"P-{poll_id} does not exist")
             if poll.status != "open" or (poll.closes_at and poll.closes_at <= now):
@@ -126,16 +129,22 @@ class VoteService:
         added = enqueue(session, op="update", channel=None, message_key=key, dedupe_key=f"update:{key}",
                         payload={"render": "poll", "poll_id": poll.id})
         if added and not now_:
-            # Debounce: the edit waits a moment so a burst of clicks becomes one edit.
+            # Debounce: the edit waits a moment so a burst of clicks becomes one edit, and edits of
+            # one poll are at least TALLY_MIN_GAP apart (Slack allows ~50 chat.update a minute).
             from incidentbot.models import Outbox
-            session.execute(update(Outbox).where(Outbox.dedupe_key == f"update:{key}")
-                            .values(next_attempt_at=self.clock() + TALLY_DEBOUNCE))
+            now = self.clock()
+            # The last edit sent or being sent (a claimed row goes out about when it was due).
+            last = session.scalar(select(func.max(Outbox.next_attempt_at)).where(
+                Outbox.message_key == key, Outbox.op == "update",
+                (Outbox.status == "done") | Outbox.claimed_until.is_not(None)))
+            due = max(now + TALLY_DEBOUNCE, (last + TALLY_MIN_GAP) if last else now)
+            session.execute(update(Outbox).where(Outbox.dedupe_key == f"update:{key}").values(next_attempt_at=due))
 
     # -- closing ---------------------------------------------------------------------------------
 
     def close(self, *, poll_id: int, actor: str, is_admin: bool) -> None:
         with self.db.write() as session:
-            poll = session.get(Poll, poll_id)
+            poll = session.get(Poll, poll_id, with_for_update=True)
             if poll is None:
                 raise PollError(f"P-{poll_id} does not exist")
             if poll.creator != actor and not is_admin:

@@ -661,10 +661,49 @@ RULES: list[tuple[str, str, re.Pattern, Callable[[Ctx], Parsed]]] = [
 ]
 
 
+# Cheap pre-filter: a rule's detector can only match when one of these lower-case substrings
+# occurs in the lower-cased text (every detector branch contains one of them).
+GATES: dict[str, tuple[str, ...]] = {
+    "xid": ("xid (",),
+    "cuda_oom": ("out of memory", "outofmemory", "cuda_error_out_of_memory", "cudaerrormemoryallocation"),
+    "cuda_runtime": ("cuda error:", "illegal memory access", "device-side assert", "assertion `", "cublas_status_",
+                     "kernel execution error", "uncorrectable ecc error", "uncorrectable nvlink error",
+                     "cuda kernel errors might", "triton error [cuda]", "c10::cudaerror"),
+    "nccl_error": ("nccl",),
+    "nccl_watchdog_timeout": ("watchdog", "some nccl operations", "taking the entire process down", "flightrecorder"),
+    "infiniband_rdma": ("got completion from peer", "retry count exceeded", "mlx5_", "port module event", "ibv_wc_"),
+    "nccl_warn": ("nccl warn",),
+    "gpu_lost": ("unable to determine the device handle", "gpu is lost", "busy or unavailable", "all links are inactive",
+                 "system not yet initialized", "fallen off the bus", "no devices were found", "gpu requires reset",
+                 "unable to retrieve nvlink"),
+    "gpu_health_check": ("dcgm_fr_", "diagnostic", "uncorrectable", "fail - gpu", "remappings are pending",
+                         "_fabricnotifyevent", "knvlink", "dcgmi diag", "retired pages", "remapped rows"),
+    "hang": ("pulse:", "thread ", "py-spy", "# the lagging one", "appears to be hung", "hang detected"),
+    "loss_instability": ("nan", "overflow", "loss scale", "grad norm"),
+    "dataloader": ("dataloader worker", "error in worker", "in worker process"),
+    "checkpoint_io": ("no space left on device", "pytorchstreamwriter failed", "pytorchstreamreader failed", "write(): fd",
+                      "serialization.py", "checkpoint"),
+    "launcher_elastic": ("childfailederror", "torch.distributed.elastic.multiprocessing.api", "failed (exitcode:",
+                         "processexitedexception"),
+    "rendezvous_store": ("client socket has timed out", "distnetworkerror", "tcpstore", "rendezvoustimeouterror",
+                         "rendezvousconnectionerror", "gloo/transport", "timed out waiting"),
+    "slurm": ("slurmstepd:", "srun: ", "slurm_script", "_slurm_rpc", "_job_complete: jobid", "*** job ", "*** step "),
+    "kubernetes": ("reason:", "the node was low on resource", "killing container with id", "exit code:"),
+    "host_hardware": ("blk_update_request: i/o error", "xfs (", "pcie bus error", "aer: ", "edac mc", "[hardware error]",
+                      "machine check events logged", "mce: [hardware"),
+    "host_oom": ("killed", "out of memory: kill", "oom-killer", "oom_reaper", "memory cgroup out of memory"),
+    "alert": ("alertname", "[firing", "[resolved]"),
+}
+
+
 def run(text: str, record: bool) -> tuple[str, str, Parsed, Ctx]:
     """Classify and parse *text*; returns (category, parser, parsed, ctx)."""
     ctx = Ctx(text, record)
+    low = text.lower()
     for category, parser, det, fn in RULES:
+        gate = GATES.get(category)
+        if gate is not None and not any(g in low for g in gate):
+            continue
         if det.search(text):
             return category, parser, fn(ctx), ctx
     if _TRACEBACK.search(text) and parse_traceback(ctx) is not None:

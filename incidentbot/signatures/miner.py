@@ -5,10 +5,13 @@ this module groups a corpus of lines, e.g. for the Loghub benchmark, with genera
 nothing names a log source, one configuration for every input:
 
 1. Shape masking per token (``tokens``): a token holding a digit (numbers, ids, addresses,
-   times, hex, UUIDs), a path/URL, an empty bracket or a boolean is a variable; in ``key=value``
-   and ``key:value`` parts (also comma lists of them) only the value is; a word ending in one
-   digit (``eth0``, ``ssh2``) stays a word and the column statistics decide; a run of variables
-   counts as one; month/day names and unit words glued to a variable join it.
+   times, hex, UUIDs), a path/URL/component name (``a/b``), a dotted name (``a.b.c``, unless
+   it ends in an UPPER_CASE constant), an empty bracket or a boolean is a variable; in
+   ``key=value`` and ``key:value`` parts (also comma lists of them) only the value is, and a
+   quoted value counts as one token; a word ending in one digit (``eth0``, ``ssh2``) stays a
+   word and the column statistics decide; dot leaders (``label......0``) separate label and
+   value; a run of variables counts as one; month/day names and unit words glued to a
+   variable join it.
 2. Distinct token tuples are bucketed by (length, first token) and weighted by their counts.
 3. Inside a bucket, each (position, token) is counted; every row takes the frequency shared
    by most of its constant positions as its "longest common pattern" (Brain's idea); rows with
@@ -44,38 +47,37 @@ _UNITS = frozenset("B KB MB GB TB kB KiB MiB GiB bytes ms us ns s sec secs secon
 _UNIT_STRIP = "()[],;:."
 
 
+_QUOTE_STRIP = "\"'(){}[]<>,;"
+_QUOTED = re.compile(r'=("[^"\n]{0,200}"|\'[^\'\n]{0,200}\')')
+_LEADER = re.compile(r"(?<=[A-Za-z])\.{3,}(?=\w)")
 _SEG = re.compile(r"([,;])")
-_KV_PREFIX = re.compile(r"^([A-Za-z_][\w-]*(?::[A-Za-z_][\w-]*)*?[=:])")
+_KV_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z_-]*(?::[A-Za-z_][A-Za-z_-]*)*?[=:])(?=.)")
 _BOOL = frozenset(("true", "false", "True", "False", "TRUE", "FALSE", "null", "None"))
 
 
+def _is_var_value(v: str) -> bool:
+    """A value that is a variable by its shape alone."""
+    if v in _EMPTY or (MASK_BOOL and v in _BOOL):
+        return True  # an empty bracketed value is a missing variable; booleans are values
+    if "/" in v and (v[0] == "/" and len(v) > 1 or "://" in v or v.count("/") >= 2 or "." in v):
+        return True  # paths, URLs, package/component names
+    if DOTTED_NAMES and v.count(".") >= 2 and _DOTTED.match(v.strip(_QUOTE_STRIP)):
+        return True  # host names and other dotted names (a.b.c)
+    return bool(_HAS_DIGIT.search(v)) and not _WORD_DIGIT.match(v)
+
+
 def _seg(seg: str) -> str:
-    if not seg or not _HAS_DIGIT.search(seg) or _WORD_DIGIT.match(seg):
-        v = seg
-    else:
-        m = _KV_PREFIX.match(seg)
-        v = m.group(1) + VAR if (m and len(m.group(1)) > 1) else VAR
-    if MASK_BOOL:
-        m = _KV_PREFIX.match(v)
-        if m and v[m.end():] in _BOOL:
-            v = m.group(1) + VAR
-    return v
-
-
-_BOOLISH = re.compile(r"[=:](?:true|false|True|False|TRUE|FALSE|null|None)\b")
+    m = _KV_PREFIX.match(seg)
+    if m:
+        return m.group(1) + VAR if _is_var_value(seg[m.end():]) else seg
+    return VAR if _is_var_value(seg) else seg
 
 
 def _tok(t: str) -> str:
     """Shape of one token: variables by shape become VAR; in key=value / key:value parts (also
     comma-separated lists of them) only the values are."""
-    if t in _EMPTY or (MASK_BOOL and t in _BOOL):
-        return VAR  # an empty bracketed value is a missing variable; booleans are values
-    if "/" in t and (t[0] == "/" and len(t) > 1 or "://" in t or t.count("/") >= 2):
-        return VAR  # paths and URLs
-    if not _HAS_DIGIT.search(t) and not (MASK_BOOL and _BOOLISH.search(t)):
-        return t
-    if _WORD_DIGIT.match(t):
-        return t
+    if "=" not in t and ":" not in t:
+        return VAR if _is_var_value(t) else t
     if "," in t or ";" in t:
         parts = _SEG.split(t)
         out = "".join(_seg(p) if i % 2 == 0 else p for i, p in enumerate(parts))
@@ -94,8 +96,13 @@ def tokens(line: str) -> list[str]:
     words glued to a variable are part of it.
     """
     out: list[str] = []
-    for t in line[:4096].split():
-        if not t.isalpha():
+    line = line[:4096]
+    if '="' in line or "='" in line:  # a quoted key=value value is one token even with spaces
+        line = _QUOTED.sub(lambda m: m.group(0).replace(" ", "_"), line)
+    if "..." in line:  # dot leaders ("threshold......0") separate a label from its value
+        line = _LEADER.sub(" ", line)
+    for t in line.split():
+        if not t.isalpha() or (MASK_BOOL and t in _BOOL):
             t = _tok(t)
             if t == VAR:
                 while out and out[-1] in _DATE_WORDS:
@@ -121,6 +128,8 @@ def _is_wordlike(v: str) -> bool:
 # -- batch grouping -----------------------------------------------------------------------------
 
 MASK_BOOL = True
+DOTTED_NAMES = True
+_DOTTED = re.compile(r"^[A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*){2,}(?<!\.[A-Z][A-Z_])(?<![A-Z_][A-Z_])[.,:;]?$")
 ENUM_CONSTANTS = True
 _ENUM = re.compile(r"^[A-Z][A-Z_]{2,}[.,;:]?$")
 FIRST_TOKEN_BUCKET = True
