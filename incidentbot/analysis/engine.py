@@ -438,7 +438,10 @@ class _Engine:
                 hits.append((h, k, share, p))
         # several pinned hosts under one switch: the switch, not the hosts
         by_sw: dict[str, list[tuple[str, int, float, float]]] = defaultdict(list)
-        if self.topo and not suspects:
+        # ... unless the text says it is the GPU itself (Xid, ECC), or each host's events sit on one GPU
+        gpu_bound = self.sig_class(s) == "hardware" or (len(hits) >= 2 and all(
+            self._one_gpu([i for i in with_host if self.ev[i].host == h]) for h, *_ in hits))
+        if self.topo and not suspects and not gpu_bound:
             for hit in hits:
                 sw = self.topo.get(hit[0])
                 if sw is not None:
@@ -503,6 +506,10 @@ class _Engine:
                     if p < alpha:
                         self._switch_component(s, sw, with_host, rest, w, W, n2, left_k, p)
         return [i for i in idx if i in rest]
+
+    def _one_gpu(self, idx: list[int]) -> bool:
+        g = Counter(self.ev[i].gpu for i in idx if self.ev[i].gpu is not None)
+        return bool(g) and g.most_common(1)[0][1] >= 0.8 * len(idx) and len(idx) >= 2
 
     def _switch_component(self, s, sw, with_host, rest, w, W, n, k_h, p) -> None:
         take = [i for i in with_host if self.topo.get(self.ev[i].host) == sw and i in rest]
@@ -1076,6 +1083,11 @@ class _Hyp:
             lines.extend(c.evidence)
         if kind == "regression" and n_sym > 1:
             lines.insert(0, f"{n_sym} different symptoms share one onset and no location: " + symptoms)
+            jobs_of = {s: {ev[i].job_id for i in self.sig_events[s]} for s in self.sigs}
+            all_jobs = set().union(*jobs_of.values())
+            multi = sum(1 for j in all_jobs if sum(1 for s in self.sigs if j in jobs_of[s]) >= min(2, n_sym))
+            lines.insert(1, f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
+                            f"of the {n_sym} symptoms")
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)
         if classes:

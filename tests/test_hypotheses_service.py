@@ -1,0 +1,92 @@
+"""Hypotheses through the service: analysis over stored events, stable ids, human decisions win."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from incidentbot.models import Hypothesis, HypothesisLog
+from incidentbot.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return simulate(3, size="small")
+
+
+def ingest_scenario(client, scenario):
+    events = scenario.events
+    for i in range(0, len(events), 1000):
+        r = client.post("/v1/events", json={"events": events[i:i + 1000]})
+        assert r.status_code == 202, r.text
+
+
+def test_analyze_finds_the_single_bug_and_keeps_ids_stable(client, scenario):
+    ingest_scenario(client, scenario)
+    summary = client.post("/v1/analyze").json()
+    assert summary["events"] == len(scenario.events) and summary["created"]
+    hyps = client.get("/v1/hypotheses").json()["hypotheses"]
+    events = []
+    cursor = None
+    while True:
+        page = client.get("/v1/events", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+        events += page["events"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    by_hyp = {}
+    for e in events:
+        by_hyp.setdefault(e["hypothesis_id"], []).append(e["event_id"])
+    # The software regression with several unlike symptoms is one hypothesis.
+    regressions = [c for c in scenario.causes if c.get("kind") == "regression"]
+    assert regressions
+    for cause in regressions:
+        ids = {eid for eid, cid in scenario.event_cause.items() if cid == cause["id"]}
+        best = max(by_hyp.items(), key=lambda kv: len(ids & set(kv[1])) if kv[0] else -1)
+        assert best[0] is not None
+        assert len(ids & set(best[1])) / len(ids) >= 0.9, "one hypothesis explains the regression's symptoms"
+        assert len({e["signature_id"] for e in events if e["event_id"] in ids}) >= 2
+    for h in hyps:
+        assert h["evidence"] and 0 <= h["confidence"] <= 1 and h["signature_ids"]
+    # Re-running keeps ids and assignments.
+    again = client.post("/v1/analyze").json()
+    assert again["created"] == [] and again["retired"] == []
+    assert {h["id"] for h in client.get("/v1/hypotheses").json()["hypotheses"]} == {h["id"] for h in hyps}
+
+
+def test_human_decisions_survive_reanalysis(client, runtime, scenario):
+    ingest_scenario(client, scenario)
+    client.post("/v1/analyze")
+    hyps = client.get("/v1/hypotheses").json()["hypotheses"]
+    assert len(hyps) >= 3
+    a, b, c = (int(h["id"][2:]) for h in hyps[:3])
+    runtime.resolutions.reject(c, reason="the switch was fine", actor="UALICE")
+    merged = runtime.decisions.merge_hypotheses([a, b], actor="UALICE")
+    client.post("/v1/analyze")
+    with runtime.db.read() as s:
+        assert s.get(Hypothesis, c).status == "rejected"
+        assert s.get(Hypothesis, b).merged_into == a
+        sigs_a = set(runtime.hypotheses.signature_ids(s, a))
+    # The merged signatures stay together in one hypothesis after re-analysis.
+    after = {h["id"]: set(h["signature_ids"]) for h in client.get("/v1/hypotheses").json()["hypotheses"]}
+    assert {f"S-{x}" for x in sigs_a} <= after[f"H-{merged}"]
+    # Split one signature back out: it leaves the hypothesis at the next analysis.
+    out = sorted(sigs_a)[0]
+    runtime.decisions.split_hypothesis(a, [out], actor="UALICE")
+    client.post("/v1/analyze")
+    with runtime.db.read() as s:
+        assert out not in runtime.hypotheses.signature_ids(s, a)
+        kinds = [l.kind for l in s.scalars(select(HypothesisLog).where(HypothesisLog.hypothesis_id == a))]
+    assert "merged" in kinds and "split" in kinds
+    detail = client.get(f"/v1/hypotheses/H-{a}").json()
+    assert any(t["kind"] == "split" for t in detail["timeline"])
+
+
+def test_analysis_runs_by_itself_after_ingest(runtime, client, scenario):
+    ingest_scenario(client, scenario)
+    assert runtime.hypotheses.analyze_if_due(worker="w1", debounce=0.0) is True
+    assert runtime.hypotheses.analyze_if_due(worker="w1", debounce=0.0) is False  # nothing new
+    client.post("/v1/events", json={"events": [{"job_id": "late", "message": "RuntimeError: something new"}]})
+    assert runtime.hypotheses.analyze_if_due(worker="w1", debounce=0.0) is True

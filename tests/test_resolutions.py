@@ -1,0 +1,106 @@
+"""Resolutions, rejections and regressions (reopen on the fixed version or later, not before)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature
+from incidentbot.services.versions import compare_versions, version_at_least
+from tests.conftest import event, eventually
+
+ILLEGAL = "RuntimeError: CUDA error: an illegal memory access was encountered"
+
+
+@pytest.mark.parametrize("a,b,want", [
+    ("2.4.1", "2.4.0", 1), ("v1.10", "v1.9", 1), ("2.4", "2.4.0", 0), ("2.4.0rc1", "2.4.0", -1),
+    ("1.3", "1.14", -1), ("abc1234", "def5678", None), ("nightly", "2.4", None),
+])
+def test_version_order(a, b, want):
+    assert compare_versions(a, b) == want
+
+
+def test_unknown_versions_reopen():
+    assert version_at_least(None, "v2") and version_at_least("deadbeef", "v2") and not version_at_least("v1", "v2")
+
+
+def setup_resolved(client, runtime, *, fixed_in):
+    client.post("/v1/events", json={"events": [event(event_id=f"a{i}", job_id="j1", code_version="v1.4", message=ILLEGAL, rank=i) for i in range(5)]})
+    with runtime.db.write() as s:
+        h = Hypothesis(title="bad kernel in v1.4", cause_class="software")
+        s.add(h)
+        s.flush()
+        s.add(HypothesisSignature(hypothesis_id=h.id, signature_id=1, event_count=5))
+        hid = h.id
+    runtime.resolutions.resolve(hid, cause="kernel bug", fix="fixed the kernel", link="https://github.com/org/repo/pull/1",
+                                fixed_in=fixed_in, actor="UALICE")
+    return hid
+
+
+def status(runtime, hid):
+    with runtime.db.read() as s:
+        return s.get(Hypothesis, hid).status
+
+
+def test_event_on_older_version_does_not_reopen_but_later_does(client, runtime):
+    hid = setup_resolved(client, runtime, fixed_in="v1.5")
+    client.post("/v1/events", json={"events": [event(event_id="old", job_id="j2", code_version="v1.4", message=ILLEGAL)]})
+    assert status(runtime, hid) == "resolved"
+    client.post("/v1/events", json={"events": [event(event_id="new", job_id="j3", code_version="v1.6", message=ILLEGAL)]})
+    assert status(runtime, hid) == "regressed"
+    with runtime.db.read() as s:
+        log = [l.text for l in s.scalars(select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid, HypothesisLog.kind == "regressed"))]
+    assert log and "kernel bug" in log[0] and "j3" in log[0]
+    detail = client.get(f"/v1/hypotheses/H-{hid}").json()
+    assert detail["resolution"]["fixed_in"] == "v1.5" and detail["status"] == "regressed"
+
+
+def test_framework_version_fixed_in(client, runtime):
+    hid = setup_resolved(client, runtime, fixed_in="torch=2.4.1")
+    client.post("/v1/events", json={"events": [event(event_id="o", message=ILLEGAL, versions={"torch": "2.4.0"})]})
+    assert status(runtime, hid) == "resolved"
+    client.post("/v1/events", json={"events": [event(event_id="n", message=ILLEGAL, versions={"torch": "2.5.0"})]})
+    assert status(runtime, hid) == "regressed"
+
+
+def test_reject_records_why_and_reopen(client, runtime):
+    hid = setup_resolved(client, runtime, fixed_in="")
+    runtime.resolutions.reopen(hid, actor="UALICE")
+    runtime.resolutions.reject(hid, reason="it was the switch", actor="UBOB")
+    detail = client.get(f"/v1/hypotheses/H-{hid}").json()
+    assert detail["status"] == "rejected" and detail["resolution"]["rejected_reason"] == "it was the switch"
+    assert [t["kind"] for t in detail["timeline"]][-3:] == ["resolved", "reopened", "rejected"]
+
+
+def test_resolve_modal_flow_and_regression_thread_through_slack(slack_harness):
+    h = slack_harness
+    h.ingest([event(event_id=f"x{i}", code_version="v1.4", message=ILLEGAL, rank=i) for i in range(3)])
+    alert = h.ws.wait_for(lambda: h.channel_messages(), timeout=10)[0]
+    with h.rt.db.write() as s:
+        hyp = Hypothesis(title="kernel bug", cause_class="software")
+        s.add(hyp)
+        s.flush()
+        s.add(HypothesisSignature(hypothesis_id=hyp.id, signature_id=1, event_count=3))
+        hid = hyp.id
+    refused = h.command(f"resolve H-{hid}", user="UBOB")
+    assert "only incident admins" in h.reply_text(refused, user="UBOB")
+    resp = h.command(f"resolve H-{hid}")
+    assert resp.status == 200
+    view = h.ws.wait_for(lambda: h.ws.views_for("UALICE"), timeout=5)[-1]
+    bad = h.sim.submit_view(user="UALICE", view_id=view["id"], values={"cause": {"value": ""}, "fix": {"value": ""}, "link": {"value": "not a url"}, "fixed_in": {"value": ""}})
+    assert bad.json["response_action"] == "errors" and set(bad.json["errors"]) == {"cause", "link"}
+    ok = h.sim.submit_view(user="UALICE", view_id=view["id"], values={
+        "cause": {"value": "race in the fused <kernel>"}, "fix": {"value": "patched"},
+        "link": {"value": "https://example.org/pr/9"}, "fixed_in": {"value": "v1.5"}})
+    assert ok.status == 200
+    eventually(lambda: status(h.rt, hid) == "resolved")
+    with h.rt.db.read() as s:
+        res = s.get(Hypothesis, hid).resolution
+    assert res["by"] == "UALICE" and res["fixed_in"] == "v1.5"
+    h.ingest([event(event_id="back", job_id="job-z", code_version="v1.6", message=ILLEGAL)])
+    replies = h.ws.wait_for(lambda: [r for r in h.ws.replies(h.channel, alert["ts"]) if "Regression" in r["text"]], timeout=10)
+    assert "race in the fused &lt;kernel&gt;" in replies[0]["text"]
+    shown = h.reply_text(h.command(f"show H-{hid}"))
+    assert "regressed" in shown and "race in the fused" in shown
