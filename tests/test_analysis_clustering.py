@@ -172,3 +172,68 @@ def test_deterministic_and_order_independent():
     b = analyze(ev, f.signatures)
     assert a == b
     assert analyze([], f.signatures) == []
+
+
+def test_same_output_under_any_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json\n"
+        "from dataclasses import asdict\n"
+        "from incidentbot.simulate import simulate, to_records\n"
+        "from incidentbot.analysis import analyze\n"
+        "sc = simulate(2, size='small'); recs, sigs, _ = to_records(sc)\n"
+        "ps = analyze(recs, sigs, topology=sc.topology)\n"
+        "print(hashlib.sha1(json.dumps([asdict(p) for p in ps], sort_keys=True).encode()).hexdigest())\n"
+    )
+    outs = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                check=True).stdout)
+    assert len(outs) == 1
+
+
+XID79, SIGTERM = 40, 41
+
+
+def test_watchdog_storms_split_between_their_two_precursors():
+    # one watchdog text, two causes: storms after IB errors (switch) and after a GPU off the bus (host)
+    f = storm_fleet(n_storms=3)
+    f.sig(XID79, "Xid 79 GPU fallen off the bus", "xid", "hardware")
+    gs = hosts(8, "g")
+    hw_storm = set()
+    for k in range(4):
+        t = f.jobs["j2"].start + 4_000 * (k + 1)
+        f.event(XID79, "j2", None, "g05", gpu="GPU2", at=t)
+        for r in range(64):
+            if r != 42:
+                hw_storm.add(f.event(WATCHDOG, "j2", 2_000 * (k + 1), gs[r // 8], rank=r, at=t + 610 + r * 0.05).id)
+    props = analyze(f.events, f.signatures)
+    assert len(props) == 2
+    by_kind = {p.cause_class: p for p in props}
+    assert set(by_kind["hardware"].event_ids) == f.ids(XID79) | hw_storm
+    assert set(by_kind["network"].event_ids) == f.ids(IB) | (f.ids(WATCHDOG) - hw_storm)
+
+
+def test_co_occurring_symptom_joins_the_cause_it_follows():
+    f = Fleet()
+    f.sig(XID79, "Xid 79 GPU fallen off the bus", "xid", "hardware")
+    f.sig(SIGTERM, "elastic agent sends SIGTERM", "launcher_elastic", "unknown")
+    f.job("j1", hosts(8, "h"), 20_000)
+    f.job("j2", hosts(8, "g"), 20_000, start=50)
+    rng = random.Random(8)
+    for _ in range(10):
+        s = rng.randrange(20_000)
+        t = f.jobs["j1"].start + s * 2
+        f.event(XID79, "j1", None, "h03", gpu="GPU5", at=t)
+        f.event(SIGTERM, "j1", s, f"h0{rng.randrange(8)}", rank=rng.randrange(64), at=t + rng.uniform(2, 20))
+    f.event(SIGTERM, "j2", 700, "g01", rank=9)  # one unrelated
+    props = analyze(f.events, f.signatures)
+    assert len(props) == 1
+    p = props[0]
+    assert p.kind == "localised_hardware" and set(p.signature_ids) == {XID79, SIGTERM}
+    assert len(p.event_ids) == 20
+    assert any("10 of 11 occurrences within 60 s" in line for line in p.evidence)

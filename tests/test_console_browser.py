@@ -77,8 +77,8 @@ def test_alert_appears_live_and_failure_text_stays_text(console_service, page):
     ev = dict(sim_events(1)[0], event_id="evil-1", job_id="job-evil", message=EVIL)
     ingest(console_service, [ev])  # no reload: the page updates by long-polling
     alert = page.locator(".msg", has=page.locator(".block.header", has_text="S-"))
-    expect(alert.first).to_be_visible(timeout=20000)
-    expect(feed(page)).to_contain_text("<script>alert(1)</script>", timeout=10000)
+    expect(alert.first).to_be_visible(timeout=40000)
+    expect(feed(page)).to_contain_text("<script>alert(1)</script>", timeout=30000)
     assert page.locator("#feed script").count() == 0 and page.locator("#feed img").count() == 0
     assert page.dialogs == []
 

@@ -1,27 +1,43 @@
 """The hypothesis engine: from events with signature ids to proposed causes.
 
 Pure: no I/O, no clock. One pass builds the exposure (which job ran which versions on which
-hosts for how many steps, from the events themselves); then each signature's events go through
-the evidence rules in a fixed order, each rule taking the events it explains:
+hosts for how many steps, from the events themselves: the steps each (job, host) and each
+(job, version set) covered); then each signature's events go through the evidence rules in a
+fixed order, each rule taking the events it explains. The unit of counting is an *occurrence*:
+events of one signature in one job less than 30 s apart count once.
 
-1. **storms**: bursts of one signature from many ranks within seconds are set aside; they are
-   explained later by what preceded them (rule 7).
-2. **recurrence at a step**: the same (job, step) failing after >= 3 restarts -> bad data.
+1. **storms**: bursts of one signature from many hosts/ranks within seconds are set aside;
+   rule 7 explains them by what preceded them.
+2. **recurrence at a step**: the same (job, step) failing in >= 3 separate occurrences, read by
+   the same rank each time, with the job restarting behind it each time -> bad data. Periodic
+   logging (progress lines replayed after restarts) is told apart: many such steps in one job.
    Other signatures' events at that (job, step) join it.
-3. **localisation**: occurrences concentrated on one switch (with a topology) or host beyond
-   what the affected jobs' exposure allows (binomial tail, Bonferroni over the candidates).
-   Exposure, not raw counts: a host that ran more steps gets more of every signature.
-4. **onset**: occurrences only on some code/framework versions, absent on versions that ran
-   long enough to show them (Poisson: P(<= observed | rate seen elsewhere)). Too little exposure
-   on the clean side -> no claim.
+3. **localisation**: occurrences concentrated on a host beyond what exposure allows: each job's
+   occurrences are spread over that job's hosts by the steps they ran (so a host that ran more
+   steps, or sat in more jobs, is not suspect); binomial upper tail, Bonferroni over the hosts.
+   Several pinned hosts under one switch (topology given) -> the switch, unless the text is a
+   GPU's own (Xid/ECC) or each host's events sit on one GPU; a network symptom pinned to a host
+   with more of it under the same switch -> the switch; a spread over one switch's hosts with no
+   single host enough -> the switch. Rank-0-only logs (loss lines) are not localised. Second
+   pass: other signatures are tested on the hosts already pinned (few tests, looser threshold).
+4. **onset**: occurrences present on some code/framework versions ("since", "until", "only"
+   one value, per version dimension) and absent on the others, where the others ran long
+   enough: P(<= observed | the rate seen elsewhere x their steps), Bonferroni over all cut
+   points; too little exposure on the clean side -> no claim. A signature fitting no single
+   onset but the union of two found for other signatures is split between them.
 5. Components with one evidence profile (same host, same switch, same onset, same bad step)
-   merge into one hypothesis: "one bug, four symptoms". Human constraints are obeyed here.
-6. **co-occurrence**: leftover occurrences of a signature that reliably sit next to a
+   merge into one hypothesis: "one bug, four symptoms". Human constraints are obeyed here
+   (together: forced merge; apart: no merge puts two of the group together).
+6. **co-occurrence**: leftover occurrences of a signature that reliably (>= 70%) sit next to a
    hypothesis' events (same job, within a minute) join it.
-7. **precedence**: each storm burst is explained by the nearest reliable precursor before it in
-   the same job (IB completion errors, a GPU off the bus); the storm joins that hypothesis.
+7. **precedence**: a precursor is a signature seen before storms of another (twice, or before
+   half of them, or, when its text is a hardware/network error, nearly always next to storms);
+   each storm burst goes to the nearest precursor event before it in the same job (within
+   15 min: the NCCL watchdog fires ~10 min after a hang) and joins that event's hypothesis
+   (or a new "storm" hypothesis around the precursor, per switch).
 
-Whatever no rule explains (rare, scattered, no profile) gets no hypothesis.
+Whatever no rule explains (rare, scattered, no profile) gets no hypothesis. The confidence of a
+hypothesis is a monotone map of its strongest test (see ``Proposal``).
 """
 
 from __future__ import annotations
@@ -305,10 +321,22 @@ class _Engine:
                 same_reader[kk[:3]] = v
         keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(dict)
         primary: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        per_job_sig: dict[tuple[str, int], list[tuple[str, int, int]]] = defaultdict(list)
         for k3 in sorted(k for k, v in flat.items() if not isinstance(v, int)):
             occs = flat[k3]
             if len(occs) >= S.data_min_repeats and same_reader.get(k3, 0) >= S.data_min_repeats:
-                primary[k3[2]].append(k3[:2])
+                per_job_sig[(k3[0], k3[2])].append(k3)
+        if per_job_sig:
+            occ_in_job: Counter = Counter()
+            for k3, v in flat.items():
+                if (k3[0], k3[2]) in per_job_sig:
+                    occ_in_job[(k3[0], k3[2])] += 1 if isinstance(v, int) else len(v)
+            for js, k3s in sorted(per_job_sig.items()):
+                share = sum(len(flat[k3]) for k3 in k3s) / occ_in_job[js]
+                # a bad record: few such steps in the job, or most of the signature's failures there
+                if len(k3s) <= 2 or share >= 0.5:
+                    for k3 in k3s:
+                        primary[k3[2]].append(k3[:2])
         cand_keys = {k for ks in primary.values() for k in ks}
         for k3, v in flat.items():
             if k3[:2] in cand_keys:
@@ -446,17 +474,18 @@ class _Engine:
                 sw = self.topo.get(hit[0])
                 if sw is not None:
                     by_sw[sw].append(hit)
+        promote: set[str] = set()
         if self.topo and not suspects and self.sig_class(s) == "network":
             # a network symptom pinned to a host, with more of it elsewhere under the same switch: the switch
             for hit in hits:
                 sw = self.topo.get(hit[0])
-                if sw is not None and hit not in by_sw[sw] and any(
-                        self.topo.get(h) == sw and h != hit[0] for h in k_h):
-                    by_sw[sw].append(hit)
-                    by_sw[sw].append(hit)
+                if sw is not None and any(self.topo.get(h) == sw and h != hit[0] for h in k_h):
+                    if hit not in by_sw[sw]:
+                        by_sw[sw].append(hit)
+                    promote.add(sw)
         for sw in sorted(by_sw):
             hs_hits = by_sw[sw]
-            if len(hs_hits) < 2:
+            if len(hs_hits) < 2 and sw not in promote:
                 continue
             hits = [x for x in hits if x not in hs_hits]
             self._switch_component(s, sw, with_host, rest, w, W, n, k_h, min(x[3] for x in hs_hits))
@@ -631,11 +660,15 @@ class _Engine:
         hosts = Counter(self.ev[i].host for i in take if self.ev[i].host is not None)
         top_share = (hosts.most_common(1)[0][1] / sum(hosts.values())) if hosts else 0.0
         jobs_in = len({self.ev[i].job_id for i in take})
+        ranks = [self.ev[i].rank for i in take if self.ev[i].rank is not None]
+        rank0 = bool(ranks) and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks)
         ev = [
             f"{self.sig_title(s)}: {info['n_out']} occurrences in {fmt_n(info['E_out'])} {unit} on {dn} {out_txt} "
             f"({info['mu']:.1f} expected at the rate seen elsewhere); {info['n_in']} in "
             f"{fmt_n(info['E_in'])} {unit} on {dn} {', '.join(A)} ({fmt_p(best_p)})",
-            f"{self.sig_title(s)}: seen in {jobs_in} jobs on {len(hosts)} hosts, no host above {top_share:.0%}",
+            f"{self.sig_title(s)}: seen in {jobs_in} jobs, " + (
+                "logged by rank 0 only (so where it shows says nothing about where it happens)" if rank0 else
+                f"on {len(hosts)} hosts, no host above {top_share:.0%}"),
         ]
         if confounded:
             ev.append("cannot tell apart from " + ", ".join(f"{d2} {'/'.join(A2)}" for d2, A2 in confounded)
@@ -677,6 +710,18 @@ class _Engine:
                 chosen.append((d, A))
         if len(chosen) < 2:
             return
+        # where two onsets overlap (jobs on both), give the events to the one with the higher rate
+        # where it is alone: the likelier source of any one event there
+        rate: dict[int, float] = {}
+        for ki, (d, A) in enumerate(chosen):
+            others = [c for kj, c in enumerate(chosen) if kj != ki]
+            E_alone = sum(x for (_j, code, vers, x) in self.expo.segments
+                          if val(code, vers, d) in A and which(code, vers, others) < 0)
+            n_alone = sum(1 for i in occ_first.values()
+                          if val(self.ev[i].code_version, self.ev[i].versions, d) in A
+                          and which(self.ev[i].code_version, self.ev[i].versions, others) < 0)
+            rate[ki] = n_alone / E_alone if E_alone > 0 else 0.0
+        chosen = [chosen[ki] for ki in sorted(rate, key=lambda k: (-rate[k], k))]
         E_tot = E_out = 0.0
         for (_j, code, vers, x) in self.expo.segments:
             E_tot += x
@@ -827,6 +872,7 @@ class _Engine:
             if len(occs) < 3:
                 continue
             votes: Counter = Counter()
+            near_of: dict[int, set[int]] = {}
             for o, ii in occs.items():
                 e = self.ev[ii[0]]
                 lst = times.get(e.job_id)
@@ -836,6 +882,7 @@ class _Engine:
                 lo = bisect.bisect_left(tk, e.time - S.cooccur_window_s)
                 hi_ = bisect.bisect_right(tk, e.time + S.cooccur_window_s)
                 near = {lst[k][1] for k in range(lo, min(hi_, lo + 50))}
+                near_of[o] = near
                 for h in near:
                     votes[h] += 1
             if not votes:
@@ -845,7 +892,8 @@ class _Engine:
                 continue
             if not self.apart_allows(hyps[h].sigs | {s}):
                 continue
-            ids = [i for ii in occs.values() for i in ii]
+            # only the occurrences that sit next to it; the rest stay unexplained
+            ids = [i for o, ii in occs.items() if h in near_of.get(o, ()) for i in ii]
             hyps[h].add_events(s, ids, f"{self.sig_title(s)}: {v} of {len(occs)} occurrences within "
                                        f"{int(S.cooccur_window_s)} s of this cause's other events in the same job")
             for i in ids:
@@ -1035,9 +1083,7 @@ class _Hyp:
         elif kind == "switch":
             cause = "network"
         elif kind == "regression":
-            cause = "software"
-            if text_class == "infrastructure" and classes["software"] == 0:
-                cause = "software"
+            cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
         else:
@@ -1064,7 +1110,8 @@ class _Hyp:
         elif kind == "localised_hardware":
             h = scope.get("hosts", ["?"])[0]
             g = scope.get("gpus", [])
-            title = f"Faulty GPU hardware on {h}" + (f" ({g[0].split('/', 1)[1]})" if g else "") + f": {n_sym} symptom" + (
+            what = "Network fault at host" if cause == "network" else "Faulty GPU hardware on"
+            title = f"{what} {h}" + (f" ({g[0].split('/', 1)[1]})" if g else "") + f": {n_sym} symptom" + (
                 "s" if n_sym > 1 else "")
         elif kind == "switch":
             title = f"Network fault under switch {', '.join(scope.get('switches', ['?']))}: {n_sym} symptom" + (

@@ -54,7 +54,10 @@ class Proposal:
     the hypothesis (adjusted p-value p: confidence = s/(s+3) with s = -log10 p, so p=1e-3 gives
     0.5, p=1e-9 gives 0.75, p=1e-30 gives 0.91), multiplied by 0.8 when the text's own known
     meaning disagrees with the cause class inferred from the pattern, capped at 0.97. It is not
-    yet calibrated on resolved incidents: the poll/resolution history is meant to do that.
+    yet calibrated on resolved incidents: the poll/resolution history is meant to do that. On
+    the simulator (``bench/diagnosis.py``, 15 scenarios, ~200 hypotheses) it is conservative:
+    93% of hypotheses under 0.5 and 92-100% of those above were right (events match one true
+    cause with F1 >= 0.8 and the cause class agrees).
     """
 
     title: str

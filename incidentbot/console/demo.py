@@ -32,10 +32,10 @@ def _fallback_events() -> list[dict[str, Any]]:
     out = []
     for i in range(60):
         t = base + timedelta(minutes=7 * i)
-        host = f"c1-gpu{(i % 8):04d}"
+        host, gpu = f"c1-gpu{(i % 8):04d}", f"GPU{i % 8}"
         if i % 3 == 0:
-            msg = (f"NVRM: Xid (PCI:0000:{0x17 + i % 4:02x}:00): 79, pid={4000 + i}, GPU has fallen off the bus.")
-            host, kind = "c1-gpu0003", "crash"
+            msg = f"NVRM: Xid (PCI:0000:17:00): 79, pid={4000 + i}, GPU has fallen off the bus."
+            host, gpu, kind = "c1-gpu0003", "GPU3", "crash"
         elif i % 3 == 1:
             msg = (f"[rank{i}]:[E ProcessGroupNCCL.cpp:616] [Rank {i}] Watchdog caught collective operation timeout: "
                    f"WorkNCCL(SeqNum={1000 + i}, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for "
@@ -43,11 +43,21 @@ def _fallback_events() -> list[dict[str, Any]]:
             kind = "hang"
         else:
             msg = "RuntimeError: CUDA error: an illegal memory access was encountered"
-            kind = "crash"
+            host, gpu, kind = "c1-gpu0003", "GPU3", "crash"
         out.append({"event_id": f"demo-{i:05d}", "job_id": f"c1-run{i % 3:03d}", "message": msg,
                     "time": t.isoformat().replace("+00:00", "Z"), "cluster": "c1", "host": host,
-                    "gpu": f"GPU{i % 8}", "rank": i % 64, "step": 1000 + 150 * i, "code_version": "v1.4",
+                    "gpu": gpu, "rank": i % 64, "step": 1000 + 150 * i, "code_version": "v1.4",
                     "versions": {"torch": "2.3.0", "nccl": "2.20.5"}, "kind": kind})
+    # progress lines: every host ran the jobs, so one host failing stands out
+    for i in range(96):
+        t = base + timedelta(minutes=4 * i + 1)
+        step = 1000 + 100 * i
+        out.append({"event_id": f"demo-p{i:05d}", "job_id": f"c1-run{i % 3:03d}",
+                    "message": f"[default0]: iteration {step:>8}/ 20000 | lm loss: 2.31E+00 | grad norm: 0.21 |",
+                    "time": t.isoformat().replace("+00:00", "Z"), "cluster": "c1", "host": f"c1-gpu{i % 8:04d}",
+                    "gpu": "GPU0", "rank": (i % 8) * 8, "step": step, "code_version": "v1.4",
+                    "versions": {"torch": "2.3.0", "nccl": "2.20.5"}, "kind": "progress"})
+    out.sort(key=lambda e: e["time"])
     return out
 
 

@@ -32,13 +32,31 @@
   function apply(d) {
     var stick = nearBottom();
     version = Math.max(version, d.version);
-    feed.innerHTML = d.feed_html;  // server-rendered with autoescaping
-    feed.querySelectorAll("details.thread").forEach(function (el) {
-      if (openThreads.has(el.dataset.thread)) el.open = true;
-    });
+    patchFeed(d.feed_html);
     if (stick) feed.scrollTop = feed.scrollHeight;
     if (d.modal_key !== modalKey) { modal.innerHTML = d.modal_html; modalKey = d.modal_key; }
     side.innerHTML = d.side_html;
+  }
+
+  // Keep unchanged messages as they are (a click in progress is not lost to a re-render);
+  // swap in only messages whose server-rendered HTML changed. The HTML is autoescaped server-side.
+  function patchFeed(html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var old = new Map();
+    Array.prototype.forEach.call(feed.children, function (el) { if (el._src) old.set(el._src, el); });
+    var next = Array.prototype.map.call(tpl.content.children, function (n) {
+      var src = n.outerHTML;
+      var kept = old.get(src);
+      if (kept) { old.delete(src); return kept; }
+      n._src = src;
+      n.querySelectorAll("details.thread").forEach(function (el) {
+        if (openThreads.has(el.dataset.thread)) el.open = true;
+      });
+      return n;
+    });
+    var same = next.length === feed.children.length && next.every(function (n, i) { return feed.children[i] === n; });
+    if (!same) feed.replaceChildren.apply(feed, next);
   }
 
   function refresh() {
@@ -112,6 +130,7 @@
     location.href = "/?" + qs({ user: picker.value, channel: channel });
   });
 
+  patchFeed(feed.innerHTML);  // remember what the server sent for each message
   feed.scrollTop = feed.scrollHeight;
   document.getElementById("command-input").focus();
   loop();

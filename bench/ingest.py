@@ -1,0 +1,103 @@
+"""Ingest throughput over HTTP into SQLite and PostgreSQL, and a 100,000-rank watchdog burst.
+
+    .venv/bin/python bench/ingest.py [--events 100000] [--clients 4] [--backends sqlite,postgresql]
+
+The service runs as its own process (`incidentbot serve`, background workers off so only ingest is
+measured); clients post batches of 1,000 from threads. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _service import TOKEN, database, peak_rss_mib, rss_mib, service  # noqa: E402
+
+WATCHDOG = ("[rank{r}]:[E1206 18:44:{s:02}.{us} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+            "operation timeout: WorkNCCL(SeqNum={seq}, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
+            "Timeout(ms)=600000) ran for {ms} milliseconds before timing out.")
+MIXED = [
+    WATCHDOG,
+    "NVRM: Xid (PCI:0000:{b:02x}:00): 79, pid={pid}, GPU has fallen off the bus.",
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {g}.00 GiB. GPU {r} has a total capacity of 79.10 GiB of which 1.2 GiB is free.",
+    "RuntimeError: DataLoader worker (pid {pid}) is killed by signal: Killed.",
+    "{host}:{pid}:{pid2} [{r}] transport/net_ib.cc:1295 NCCL WARN NET/IB : Got completion from peer 10.0.{b}.{r}<{port}> with status=12 opcode=0 len=0 vendor err 129 (Recv)",
+    "Traceback (most recent call last):\n  File \"/job/train.py\", line {line}, in train_step\n    loss = model(batch)\n  File \"/job/model.py\", line 88, in forward\n    return self.head(x).sum()\nValueError: expected sequence of length {g} at dim 1 (got 7)",
+]
+
+
+def make_events(n: int, *, storm: bool, seed: int = 1, prefix: str = "e") -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        tpl = WATCHDOG if storm else MIXED[i % len(MIXED)]
+        r = i % 100_000
+        msg = tpl.format(r=r, s=rng.randrange(60), us=rng.randrange(10**9), seq=rng.randrange(10**6), ms=600000 + rng.randrange(100),
+                         b=rng.randrange(256), pid=rng.randrange(10**6), pid2=rng.randrange(10**6), g=rng.randrange(1, 80),
+                         host=f"node{rng.randrange(2000):04}", port=rng.randrange(1024, 65535), line=rng.randrange(10, 900))
+        out.append({"event_id": f"{prefix}-{i}", "job_id": "job-storm" if storm else f"job-{i % 50}", "message": msg,
+                    "host": f"node{r // 8:05}", "rank": r, "step": 1000 + i % 5000, "code_version": "v1.4",
+                    "versions": {"torch": "2.3.0", "nccl": "2.20.5"}})
+    return out
+
+
+def post_all(url: str, events: list[dict], *, clients: int, batch: int = 1000) -> tuple[float, int, int]:
+    batches = [events[i:i + batch] for i in range(0, len(events), batch)]
+    accepted = duplicates = 0
+
+    def send(b):
+        with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            for attempt in range(5):
+                r = c.post("/v1/events", json={"events": b})
+                if r.status_code == 202:
+                    return r.json()
+                time.sleep(0.2 * (attempt + 1))
+            raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for res in pool.map(send, batches):
+            accepted += res["accepted"]
+            duplicates += res["duplicates"]
+    return time.perf_counter() - started, accepted, duplicates
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    a = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in a.backends.split(","):
+            with database(kind, Path(tmp)) as url, service(url) as (base, proc):
+                mixed = make_events(a.events, storm=False, prefix="m")
+                secs, acc, dup = post_all(base, mixed, clients=a.clients)
+                rss_after_first = rss_mib(proc.pid)
+                rows.append((kind, f"{a.events:,} mixed events, batches of 1,000", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                storm = make_events(100_000, storm=True, prefix="s")
+                secs, acc, dup = post_all(base, storm, clients=8)
+                rows.append((kind, "100,000-rank watchdog burst", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                secs, acc, dup = post_all(base, storm[:20_000], clients=8)
+                rows.append((kind, "20,000 retried (all duplicates)", f"{(acc + dup) / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                more = make_events(a.events, storm=False, prefix="m2", seed=2)
+                post_all(base, more, clients=a.clients)
+                rows.append((kind, "memory: RSS after 100k / after 320k events, peak", f"{rss_after_first:.0f} / {rss_mib(proc.pid):.0f} MiB",
+                             f"peak {peak_rss_mib(proc.pid):.0f} MiB", "", ""))
+    print("| backend | workload | throughput | time | accepted | duplicates |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(str(x) for x in r) + " |")
+
+
+if __name__ == "__main__":
+    main()
