@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, TypeDecorator, BigInteger, Integer, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, LargeBinary, TypeDecorator, BigInteger, Integer, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -91,6 +91,7 @@ class Signature(SQLModel, table=True):
     job_count: int = 0
     host_count: int = 0
     rank_count: int = 0
+    rank_sketch: bytes | None = Field(default=None, sa_type=LargeBinary)  # HyperLogLog of job#rank
     # A human merge points here; events keep their own signature and resolve through it.
     merged_into: int | None = Field(default=None, foreign_key="signature.id")
     muted_until: datetime | None = _ts(default=None)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from incidentbot.api import schemas
 from incidentbot.api.limits import BodyLimit
 from incidentbot.ingest import from_alertmanager, validate_batch
+from incidentbot.ingest.schema import needs_cleaning
 from incidentbot.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -103,7 +104,8 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
               responses={400: {}, 401: {}, 413: {}, 422: {}},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schemas.EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
     async def post_events(request: Request, _auth: EventsAuth):
-        body = _parse_json(await request.body())
+        raw = await request.body()
+        body = _parse_json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise _BadRequest(422, {"detail": "expected {\"events\": [Event, ...]}"})
         items = body["events"]
@@ -111,7 +113,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             raise _BadRequest(422, {"detail": "a batch holds 1 to %d events; this one is empty" % settings.max_batch_events})
         if len(items) > settings.max_batch_events:
             raise _BadRequest(413, {"detail": f"a batch holds at most {settings.max_batch_events} events; this one has {len(items)}"})
-        events, errors = validate_batch(items)
+        events, errors = validate_batch(items, clean=needs_cleaning(raw))
         if errors:
             raise _BadRequest(422, {"detail": f"{len({e.index for e in errors})} of {len(items)} events are invalid; nothing was stored",
                                     "errors": [e.as_dict() for e in errors[:500]]})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-__all__ = ["EventIn", "BatchError", "validate_batch", "clean_text", "MAX_MESSAGE_BYTES"]
+__all__ = ["EventIn", "BatchError", "validate_batch", "needs_cleaning", "clean_text", "MAX_MESSAGE_BYTES"]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_INT = 2**63 - 1
@@ -61,21 +62,6 @@ class EventIn(BaseModel):
     kind: str | None = Field(default=None, max_length=64)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _keep_unknown_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = _clean_json(data)
-        # Unknown top-level fields are kept under `attributes`, never dropped.
-        if isinstance(data, dict) and not _KNOWN.issuperset(data):
-            data = dict(data)
-            attrs = data.get("attributes")
-            attrs = dict(attrs) if isinstance(attrs, dict) else ({} if attrs is None else {"attributes": attrs})
-            for key in [k for k in data if k not in _KNOWN]:
-                attrs.setdefault(str(key), data.pop(key))
-            data["attributes"] = attrs
-        return data
-
     @field_validator("message")
     @classmethod
     def _message(cls, v: str) -> str:
@@ -111,20 +97,82 @@ class BatchError:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
-def validate_batch(items: list[Any]) -> tuple[list[EventIn], list[BatchError]]:
-    """Validate every item; the batch is good only when the error list is empty."""
-    events: list[EventIn] = []
+def needs_cleaning(raw: bytes) -> bool:
+    """Whether a JSON body can hold text that must be cleaned: NUL and lone surrogates can only
+    arrive as ``\\u0000`` / ``\\udXXX`` escapes, so most bodies skip the per-string pass."""
+    return b"\\u0000" in raw or _SURROGATE_ESCAPE.search(raw) is not None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_ADAPTER = TypeAdapter(list[EventIn])
+
+
+def _prepare(item: dict, clean: bool) -> dict:
+    """Unknown top-level fields move under ``attributes`` (kept, never dropped); text is made
+    storable; nesting is bounded."""
+    if clean:
+        item = _clean_json(item)
+    if not _KNOWN.issuperset(item):
+        item = dict(item)
+        attrs = item.get("attributes")
+        attrs = dict(attrs) if isinstance(attrs, dict) else ({} if attrs is None else {"attributes": attrs})
+        for key in [k for k in item if k not in _KNOWN]:
+            attrs.setdefault(str(key), item.pop(key))
+        item["attributes"] = attrs
+    attrs = item.get("attributes")
+    if attrs and not clean:
+        _check_depth(attrs)
+    return item
+
+
+def _check_depth(value: Any, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        for v in value.values():
+            if isinstance(v, (dict, list)):
+                _check_depth(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                _check_depth(v, depth + 1)
+
+
+def validate_batch(items: list[Any], *, clean: bool = True) -> tuple[list[EventIn], list[BatchError]]:
+    """Validate every item; the batch is good only when the error list is empty.
+
+    ``clean=False`` skips the text-cleaning pass (see :func:`needs_cleaning`)."""
     errors: list[BatchError] = []
+    prepared: list[Any] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             errors.append(BatchError(i, "", "each event must be a JSON object"))
+            prepared.append(None)
             continue
         try:
-            events.append(EventIn.model_validate(item))
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False):
-                field = ".".join(str(p) for p in err["loc"]) or ""
-                errors.append(BatchError(i, field, err["msg"]))
+            prepared.append(_prepare(item, clean))
         except (ValueError, RecursionError) as exc:
-            errors.append(BatchError(i, "", str(exc)[:200]))
-    return events, errors
+            errors.append(BatchError(i, "attributes", str(exc)[:200]))
+            prepared.append(None)
+    if errors:
+        # Report every bad event, including the ones that fail the schema.
+        for i, item in enumerate(prepared):
+            if item is not None:
+                try:
+                    EventIn.model_validate(item)
+                except ValidationError as exc:
+                    errors.extend(_errors(exc, offset=i))
+        return [], sorted(errors, key=lambda e: e.index)
+    try:
+        return _ADAPTER.validate_python(prepared), []
+    except ValidationError as exc:
+        return [], _errors(exc)
+
+
+def _errors(exc: ValidationError, *, offset: int | None = None) -> list[BatchError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        index = offset if offset is not None else int(loc.pop(0))
+        out.append(BatchError(index, ".".join(str(p) for p in loc), err["msg"]))
+    return out

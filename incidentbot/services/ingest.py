@@ -10,13 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import case, func, select, update
+import psycopg
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from incidentbot import signatures
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
 from incidentbot.models import Event, Outbox, Signature, SignatureMember, utcnow
-from incidentbot.services.sql import insert_for
+from incidentbot.services import hll
+from incidentbot.services.sql import insert_for, insert_new
 
 __all__ = ["IngestResult", "IngestService"]
 
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 _EVENT = Event.__table__
 _SIG = Signature.__table__
 _MEMBER = SignatureMember.__table__
+RANKS_EXACT = 1000
 
 
 @dataclass(slots=True)
@@ -34,6 +38,10 @@ class IngestResult:
     new_signature_ids: list[int] = field(default_factory=list)
     # signature id → events accepted for it in this batch (for regression checks and metrics)
     per_signature: dict[int, int] = field(default_factory=dict)
+
+
+def _without_fp(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "_fp"}
 
 
 def _member_value(text: str) -> str:
@@ -51,6 +59,7 @@ class IngestService:
         self.clock = clock
         self.after_commit = after_commit
         self._sig_ids: dict[str, int] = {}
+        self._members: set[tuple[int, str, str]] = set()
         self.regression_hook: Callable | None = None
 
     def ingest(self, events: Sequence[EventIn], *, source: str = "api") -> IngestResult:
@@ -71,16 +80,35 @@ class IngestService:
                 "event_id": event_id, "job_id": ev.job_id, "message": ev.message, "time": ev.time or now,
                 "received_at": now, "source": source, "cluster": ev.cluster, "host": ev.host, "gpu": ev.gpu,
                 "rank": ev.rank, "step": ev.step, "code_version": ev.code_version, "versions": ev.versions,
-                "kind": ev.kind, "attributes": ev.attributes, "signature_id": fp.key,  # key → id below
+                "kind": ev.kind, "attributes": ev.attributes, "signature_id": None, "_fp": fp.key,
             })
         if not rows:
             return result
+        # One global lock order (signature keys, event ids, members, signature rows, each sorted)
+        # keeps concurrent batches on PostgreSQL from deadlocking; a deadlock or serialisation
+        # failure that happens anyway rolls back whole and is retried.
+        rows.sort(key=lambda r: r["event_id"])
+        for attempt in range(4):
+            try:
+                return self._store(rows, fps, result)
+            except (OperationalError, DBAPIError, psycopg.errors.OperationalError) as exc:
+                state = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+                if attempt == 3 or state not in ("40P01", "40001"):
+                    raise
+                log.warning("ingest transaction retried after %s", state)
+                result = IngestResult(duplicates=result.duplicates)
+        return result
+
+    def _store(self, rows: list[dict], fps: dict, result: IngestResult) -> IngestResult:
+        # Caches learn from a transaction only once it has committed.
+        self._pending_ids: dict[str, int] = {}
+        self._pending_members: list = []
         with self.db.write() as session:
             new_ids = self._ensure_signatures(session, fps, rows)
+            ids = {**self._sig_ids, **self._pending_ids}
             for row in rows:
-                row["signature_id"] = self._sig_ids[row["signature_id"]]
-            stmt = insert_for(session, _EVENT).on_conflict_do_nothing(index_elements=["event_id"]).returning(_EVENT.c.event_id)
-            inserted = {r[0] for r in session.execute(stmt, rows)}
+                row["signature_id"] = ids[row["_fp"]]
+            inserted = {r[0] for r in insert_new(session, _EVENT, [_without_fp(r) for r in rows], key="event_id")}
             result.accepted = len(inserted)
             result.duplicates += len(rows) - len(inserted)
             if inserted:
@@ -92,18 +120,22 @@ class IngestService:
                                        channel=self.channel, payload={"render": "signature_alert", "signature_id": sid}))
             if self.regression_hook and result.per_signature:
                 self.regression_hook(session, [r for r in rows if r["event_id"] in inserted])
+        self._sig_ids.update(self._pending_ids)
+        if len(self._members) > 500_000:
+            self._members.clear()
+        self._members.update(self._pending_members)
         if self.after_commit:
             self.after_commit(result)
         return result
 
     def _ensure_signatures(self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict]) -> set[int]:
-        missing = [k for k in fps if k not in self._sig_ids]
+        missing = sorted(k for k in fps if k not in self._sig_ids)
         if not missing:
             return set()
         first_time: dict[str, datetime] = {}
         example: dict[str, str] = {}
         for r in rows:
-            k = r["signature_id"]
+            k = r["_fp"]
             if k in fps and (k not in first_time or r["time"] < first_time[k]):
                 first_time[k] = r["time"]
                 example.setdefault(k, r["message"][:4000])
@@ -119,12 +151,13 @@ class IngestService:
         stmt = insert_for(session, _SIG).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(_SIG.c.id)
         new_ids = {r[0] for r in session.execute(stmt, values)}
         for sid, key in session.execute(select(_SIG.c.id, _SIG.c.fingerprint).where(_SIG.c.fingerprint.in_(missing))):
-            self._sig_ids[key] = sid
+            self._pending_ids[key] = sid
         return new_ids
 
     def _update_counters(self, session, rows: list[dict], result: IngestResult) -> None:
         agg: dict[int, list] = {}
         members: set[tuple[int, str, str]] = set()
+        ranks: dict[int, set[str]] = defaultdict(set)
         for r in rows:
             sid = r["signature_id"]
             a = agg.get(sid)
@@ -140,27 +173,46 @@ class IngestService:
             if r["host"]:
                 members.add((sid, "host", _member_value(r["host"])))
             if r["rank"] is not None:
-                members.add((sid, "rank", _member_value(f"{r['job_id']}#{r['rank']}")))
-        added: dict[int, dict[str, int]] = defaultdict(lambda: {"job": 0, "host": 0, "rank": 0})
-        stmt = (insert_for(session, _MEMBER).on_conflict_do_nothing()
-                .returning(_MEMBER.c.signature_id, _MEMBER.c.dim))
-        for sid, dim in session.execute(stmt, [{"signature_id": s, "dim": d, "value": v} for s, d, v in members]):
-            added[sid][dim] += 1
-        params = []
-        for sid, (n, first, last) in agg.items():
-            a = added[sid]
-            params.append({"sid": sid, "n": n, "first": first, "last": last, "j": a["job"], "h": a["host"], "r": a["rank"]})
-            result.per_signature[sid] = n
+                ranks[sid].add(f"{r['job_id']}#{r['rank']}")
+        # Jobs and hosts are counted exactly (a row each); members this process has stored before
+        # are skipped without a query.
+        new = sorted(m for m in members if m not in self._members)
+        grew: set[tuple[int, str]] = set()
+        if new:
+            stmt = insert_for(session, _MEMBER).on_conflict_do_nothing().returning(_MEMBER.c.signature_id, _MEMBER.c.dim)
+            grew = {tuple(r) for r in session.execute(stmt, [{"signature_id": s, "dim": d, "value": v} for s, d, v in new])}
+            self._pending_members = new
         c = _SIG.c
         # Ordered by id so two replicas updating the same signatures lock rows in one order.
-        params.sort(key=lambda p: p["sid"])
-        stmt = (update(_SIG).where(c.id == bindparam("sid")).values(
-            count=c.count + bindparam("n"), job_count=c.job_count + bindparam("j"),
-            host_count=c.host_count + bindparam("h"), rank_count=c.rank_count + bindparam("r")))
-        session.connection().execute(stmt, params)
-        # first/last seen: only move outwards (events may arrive out of order).
-        from sqlalchemy import case
-        stmt2 = (update(_SIG).where(c.id == bindparam("sid")).values(
-            first_seen=case((c.first_seen > bindparam("first"), bindparam("first")), else_=c.first_seen),
-            last_seen=case((c.last_seen < bindparam("last"), bindparam("last")), else_=c.last_seen)))
-        session.connection().execute(stmt2, [{"sid": p["sid"], "first": p["first"], "last": p["last"]} for p in params])
+        for sid in sorted(agg):
+            n, first, last = agg[sid]
+            result.per_signature[sid] = n
+            values = {
+                "count": c.count + n,
+                "first_seen": case((c.first_seen > first, first), else_=c.first_seen),
+                "last_seen": case((c.last_seen < last, last), else_=c.last_seen),
+            }
+            for dim, column in (("job", "job_count"), ("host", "host_count")):
+                if (sid, dim) in grew:
+                    values[column] = (select(func.count()).select_from(_MEMBER)
+                                      .where(_MEMBER.c.signature_id == sid, _MEMBER.c.dim == dim).scalar_subquery())
+            if ranks.get(sid):
+                values.update(self._count_ranks(session, sid, ranks[sid]))
+            session.execute(update(_SIG).where(c.id == sid).values(**values))
+
+    def _count_ranks(self, session, sid: int, ranks: set[str]) -> dict:
+        """Distinct ranks: exact (a row each) up to RANKS_EXACT, then a HyperLogLog sketch, so a
+        100,000-rank storm does not write 100,000 membership rows."""
+        c = _SIG.c
+        count, sketch = session.execute(select(c.rank_count, c.rank_sketch).where(c.id == sid).with_for_update(key_share=True)).one()
+        registers = bytearray(sketch or bytes(hll.SIZE))
+        changed = hll.add_all(registers, ranks)
+        out: dict = {"rank_sketch": bytes(registers)} if changed else {}
+        if count < RANKS_EXACT:
+            stmt = insert_for(session, _MEMBER).on_conflict_do_nothing().returning(_MEMBER.c.value)
+            added = session.execute(stmt, [{"signature_id": sid, "dim": "rank", "value": v} for v in sorted(map(_member_value, ranks))]).all()
+            exact = count + len(added)
+            out["rank_count"] = exact if exact < RANKS_EXACT else max(exact, hll.estimate(registers))
+        elif changed:
+            out["rank_count"] = max(count, hll.estimate(registers))
+        return out

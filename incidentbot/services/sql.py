@@ -1,14 +1,61 @@
-"""Dialect helpers: the same upsert on SQLite and PostgreSQL."""
+"""Dialect helpers: the same upsert on SQLite and PostgreSQL, and the bulk insert ingest needs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import JSON, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-__all__ = ["insert_for"]
+__all__ = ["insert_for", "insert_new"]
 
 
 def insert_for(session: Session, table):
     """An INSERT that knows ``on_conflict_do_nothing``/``do_update`` for this session's dialect."""
     name = session.get_bind().dialect.name
     return (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
+
+
+def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, returning: Sequence[str] | None = None) -> list[tuple]:
+    """Insert the rows whose ``key`` (a unique column) is not stored yet; return ``returning``
+    columns of the rows this call inserted (by default the key). Exact under concurrent writers.
+
+    SQLite: writers are serialised (BEGIN IMMEDIATE), so a look-up of existing keys followed by a
+    plain executemany is exact and fast. PostgreSQL: psycopg's pipelined ``executemany`` with
+    ``ON CONFLICT DO NOTHING RETURNING`` (SQLAlchemy's multi-VALUES form spends most of its time
+    in psycopg's query parser at this size).
+    """
+    if not rows:
+        return []
+    returning = list(returning or [key])
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        col = table.c[key]
+        keys = [r[key] for r in rows]
+        existing: set = set()
+        for i in range(0, len(keys), 900):
+            existing.update(conn.execute(select(col).where(col.in_(keys[i:i + 900]))).scalars())
+        fresh = [r for r in rows if r[key] not in existing]
+        if fresh:
+            conn.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=[key]), fresh)
+        return [tuple(r[c] for c in returning) for r in fresh]
+    from psycopg.types.json import Json
+
+    cols = list(rows[0])
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    q = lambda name: '"' + name.replace('"', '""') + '"'  # noqa: E731
+    sql = (f"INSERT INTO {q(table.name)} ({', '.join(map(q, cols))}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "
+           f"ON CONFLICT ({q(key)}) DO NOTHING RETURNING {', '.join(map(q, returning))}")
+    params = [{c: (Json(r[c]) if c in json_cols and r[c] is not None else r[c]) for c in cols} for r in rows]
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.executemany(sql, params, returning=True)
+        out: list[tuple] = []
+        while True:
+            out.extend(tuple(row) for row in cur.fetchall())
+            if not cur.nextset():
+                break
+        return out
+    finally:
+        cur.close()

@@ -107,7 +107,7 @@ class VoteService:
         with self.db.write() as session:
             # Lock the poll row first: every transaction touching a poll and its outbox rows takes
             # them in this order, and a concurrent close cannot slip between check and ballot.
-            poll = session.get(Poll, poll_id, with_for_update=True)
+            poll = session.get(Poll, poll_id, with_for_update={"key_share": True})
             if poll is None:
                 raise PollError(f"P-{poll_id} does not exist")
             if poll.status != "open" or (poll.closes_at and poll.closes_at <= now):
@@ -144,7 +144,7 @@ class VoteService:
 
     def close(self, *, poll_id: int, actor: str, is_admin: bool) -> None:
         with self.db.write() as session:
-            poll = session.get(Poll, poll_id, with_for_update=True)
+            poll = session.get(Poll, poll_id, with_for_update={"key_share": True})
             if poll is None:
                 raise PollError(f"P-{poll_id} does not exist")
             if poll.creator != actor and not is_admin:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 00:31:47.935991
+Create Date: 2026-11-28 01:02:45.314481
 """
 from alembic import op
 import sqlalchemy as sa
@@ -126,6 +126,7 @@ def upgrade() -> None:
     sa.Column('job_count', sa.Integer(), nullable=False),
     sa.Column('host_count', sa.Integer(), nullable=False),
     sa.Column('rank_count', sa.Integer(), nullable=False),
+    sa.Column('rank_sketch', sa.LargeBinary(), nullable=True),
     sa.Column('merged_into', sa.Integer(), nullable=True),
     sa.Column('muted_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
