@@ -38,15 +38,24 @@ def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, retur
             existing.update(conn.execute(select(col).where(col.in_(keys[i:i + 900]))).scalars())
         fresh = [r for r in rows if r[key] not in existing]
         if fresh:
-            conn.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=[key]), fresh)
+            # The driver's executemany with the columns' own bind processors: SQLAlchemy's
+            # per-row parameter machinery costs more than SQLite's insert at this size.
+            cols = list(fresh[0])
+            procs = _bind_processors(table, cols, conn.dialect)
+            sql = (f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))}) "
+                   f"ON CONFLICT ({_q(key)}) DO NOTHING")
+            cur = conn.connection.driver_connection.cursor()
+            try:
+                cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for c, p in zip(cols, procs)) for r in fresh])
+            finally:
+                cur.close()
         return [tuple(r[c] for c in returning) for r in fresh]
     from psycopg.types.json import Json
 
     cols = list(rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    q = lambda name: '"' + name.replace('"', '""') + '"'  # noqa: E731
-    sql = (f"INSERT INTO {q(table.name)} ({', '.join(map(q, cols))}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "
-           f"ON CONFLICT ({q(key)}) DO NOTHING RETURNING {', '.join(map(q, returning))}")
+    sql = (f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "
+           f"ON CONFLICT ({_q(key)}) DO NOTHING RETURNING {', '.join(map(_q, returning))}")
     params = [{c: (Json(r[c]) if c in json_cols and r[c] is not None else r[c]) for c in cols} for r in rows]
     cur = conn.connection.driver_connection.cursor()
     try:
@@ -59,3 +68,17 @@ def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, retur
         return out
     finally:
         cur.close()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_PROCESSORS: dict = {}
+
+
+def _bind_processors(table, cols: list[str], dialect) -> list:
+    key = (table.name, tuple(cols), dialect.name)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    return _PROCESSORS[key]
