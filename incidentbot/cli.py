@@ -85,8 +85,11 @@ def cmd_ingest(args) -> int:
         for err in errors:
             print(f"line {batch[err.index][0]}: {err.field or 'event'}: {err.message}", file=sys.stderr)
         rejected += len(bad)
-        if events:
-            a, d = sender.send([e for i, (_, e) in enumerate(batch) if i not in bad] if args.url else events)
+        good = [e for i, (_, e) in enumerate(batch) if i not in bad]
+        if bad and good:
+            events, _ = validate_batch(good)  # the file's bad lines are reported; the rest still goes in
+        if good:
+            a, d = sender.send(good if args.url else events)
             accepted += a
             duplicates += d
         batch = []
