@@ -58,7 +58,7 @@ def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None
             slack = local_slack(rt, port=port)
     publisher = Publisher(rt, clock=rt.clock)
     outbox = OutboxWorker(rt.db, client=slack.client, render=publisher.render, clock=rt.clock, worker_id=rt.worker_id,
-                          on_delivered=publisher.on_delivered)
+                          on_delivered=publisher.on_delivered, metrics=rt.metrics)
 
     def digest_job(scheduler):
         from incidentbot.digest import schedule_digest

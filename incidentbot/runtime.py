@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from incidentbot.db import Database
+from incidentbot.metrics import Metrics
 from incidentbot.models import utcnow
 from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
@@ -62,6 +63,7 @@ class Runtime:
     votes: VoteService = field(init=False)
     resolutions: ResolutionService = field(init=False)
     decisions: DecisionService = field(init=False)
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -73,6 +75,8 @@ class Runtime:
         self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
         self.ingest.regression_hook = self.resolutions.check_regressions
+        self.metrics = Metrics(self.db)
+        self.hypotheses.metrics = self.metrics
 
 
 def build_runtime(settings: Settings, *, db: Database | None = None, migrate: bool = True,

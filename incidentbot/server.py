@@ -36,6 +36,13 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
               "for this machine only. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or pass --allow-remote.", file=sys.stderr)
         return 2
     rt = build_runtime(settings)
+    if demo is None:
+        # The demo is the default only where it cannot get in anyone's way: no Slack, no data yet.
+        from sqlalchemy import func, select
+
+        from incidentbot.models import Event
+        with rt.db.read() as session:
+            demo = not settings.uses_real_slack and not session.scalar(select(func.count()).select_from(Event))
     app = build_app(rt, demo=demo, port=port)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     return 0

@@ -45,19 +45,24 @@ class Workers:
 
     # -- the units ------------------------------------------------------------------------
 
+    def _count(self, job: str, n: int) -> None:
+        self.stats[job] += n
+        if n:
+            self.rt.metrics.scheduler_runs.labels(job).inc(n)
+
     def deliver(self) -> None:
-        self.stats["deliveries"] += run_until_idle(self.outbox.deliver_one, limit=200)
+        self._count("deliveries", run_until_idle(self.outbox.deliver_one, limit=200))
 
     def refresh_alerts(self) -> None:
         interval = self.rt.settings.alert_update_interval
-        self.stats["alert_refreshes"] += run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50)
+        self._count("alert_refreshes", run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50))
 
     def analyze(self) -> None:
-        if self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id, debounce=self.rt.settings.analysis_debounce):
-            self.stats["analyses"] += 1
+        self._count("analyses", int(self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id,
+                                                                        debounce=self.rt.settings.analysis_debounce)))
 
     def close_polls(self) -> None:
-        self.stats["polls_closed"] += run_until_idle(self.rt.votes.close_due, limit=100)
+        self._count("polls_closed", run_until_idle(self.rt.votes.close_due, limit=100))
 
     # -- scheduling -----------------------------------------------------------------------
 

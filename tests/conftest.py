@@ -4,6 +4,7 @@ INCIDENTBOT_TEST_DATABASE_URL is set), a runtime wired to it, and a loopback HTT
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlmodel import SQLModel
 
 from incidentbot.db import Database
 
@@ -49,37 +49,45 @@ def pg_database_url():
     admin.dispose()
 
 
-_migrated: dict[str, Database] = {}
-
-
-def _truncate(db: Database) -> None:
-    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if db.is_sqlite:
-            for t in tables:
-                conn.execute(text(f'DELETE FROM "{t}"'))
-            conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
-        else:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+_templates: dict[str, str] = {}
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path_factory):
+def db_url(request, tmp_path_factory, tmp_path):
+    """A fresh, migrated database for each test: a copy of a template migrated once per session.
+
+    A fresh database per test (rather than truncating a shared one) means a background worker a
+    failed test left running can never touch the next test's data."""
     if request.param == "sqlite":
-        key = "sqlite"
-        if key not in _migrated:
-            path = tmp_path_factory.mktemp("db") / "incidentbot.db"
-            _migrated[key] = Database(f"sqlite:///{path}")
-            _migrated[key].migrate()
-    else:
-        key = "postgresql"
-        if key not in _migrated:
-            url = request.getfixturevalue("pg_database_url")
-            _migrated[key] = Database(url)
-            _migrated[key].migrate()
-    db = _migrated[key]
-    _truncate(db)
-    return db.url
+        if "sqlite" not in _templates:
+            path = tmp_path_factory.mktemp("template") / "template.db"
+            template = Database(f"sqlite:///{path}")
+            template.migrate()
+            with template.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            template.dispose()
+            _templates["sqlite"] = str(path)
+        target = tmp_path / "incidentbot.db"
+        shutil.copyfile(_templates["sqlite"], target)
+        yield f"sqlite:///{target}"
+        return
+    base = request.getfixturevalue("pg_database_url")
+    if "postgresql" not in _templates:
+        template = Database(base)
+        template.migrate()
+        template.dispose()
+        _templates["postgresql"] = base.rpartition("/")[2]
+    name = f"ibt_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_pg_admin_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_templates["postgresql"]}"'))
+    try:
+        yield base.rpartition("/")[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
 @pytest.fixture
@@ -134,7 +142,8 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                   timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

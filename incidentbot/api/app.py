@@ -2,6 +2,7 @@
 
 
 import base64
+import time
 import hmac
 import json
 import logging
@@ -95,6 +96,15 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     ReadAuth = Annotated[str, Depends(authorize("read"))]
     OptionalRead = Annotated[str | None, Depends(authorize("read", optional=True))]
 
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics():
+        from fastapi.responses import Response
+        from prometheus_client import CONTENT_TYPE_LATEST
+        return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    def count_rejected(source: str, n: int) -> None:
+        rt.metrics.events.labels("rejected", source).inc(n)
+
     @app.get("/healthz", tags=["ops"])
     async def healthz():
         ok = await run_in_threadpool(rt.db.ping)
@@ -115,9 +125,15 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             raise _BadRequest(413, {"detail": f"a batch holds at most {settings.max_batch_events} events; this one has {len(items)}"})
         events, errors = validate_batch(items, clean=needs_cleaning(raw))
         if errors:
+            count_rejected("api", len(items))
             raise _BadRequest(422, {"detail": f"{len({e.index for e in errors})} of {len(items)} events are invalid; nothing was stored",
                                     "errors": [e.as_dict() for e in errors[:500]]})
-        result = await run_in_threadpool(rt.ingest.ingest, events, source=body.get("source") if isinstance(body.get("source"), str) and body.get("source") in ("reporter", "cli", "torchelastic") else "api")
+        source = body.get("source") if body.get("source") in ("reporter", "cli", "torchelastic") else "api"
+        started = time.perf_counter()
+        result = await run_in_threadpool(rt.ingest.ingest, events, source=source)
+        rt.metrics.ingest_seconds.labels(source).observe(time.perf_counter() - started)
+        rt.metrics.events.labels("accepted", source).inc(result.accepted)
+        rt.metrics.events.labels("duplicate", source).inc(result.duplicates)
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
 
     @app.post("/v1/alertmanager", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
@@ -130,12 +146,15 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             raise _BadRequest(422, {"detail": str(exc)}) from None
         events, errors = validate_batch(list(converted))
         if errors:
+            count_rejected("alertmanager", len(converted))
             raise _BadRequest(422, {"detail": "some alerts cannot be stored; nothing was stored",
                                     "errors": [e.as_dict() for e in errors[:500]]})
         accepted = duplicates = 0
         if events:
             result = await run_in_threadpool(rt.ingest.ingest, events, source="alertmanager")
             accepted, duplicates = result.accepted, result.duplicates
+            rt.metrics.events.labels("accepted", "alertmanager").inc(accepted)
+            rt.metrics.events.labels("duplicate", "alertmanager").inc(duplicates)
         return JSONResponse({"accepted": accepted, "duplicates": duplicates, "resolved_skipped": converted.skipped_resolved},
                             status_code=202)
 

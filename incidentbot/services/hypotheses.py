@@ -57,6 +57,7 @@ class HypothesisService:
         self.clock = clock
         # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
         self.on_change = on_change
+        self.metrics = None
 
     # -- analysis ------------------------------------------------------------------------
 
@@ -95,6 +96,8 @@ class HypothesisService:
             _kv_set(session, "analysis.last_event_id", str(summary.last_event_id))
             _kv_set(session, "analysis.finished_at", self.clock().isoformat())
         summary.seconds = _time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.analysis_seconds.observe(summary.seconds)
         log.info("analysis: %d events, %d hypotheses (%d new) in %.2fs", summary.events, summary.hypotheses,
                  len(summary.created), summary.seconds)
         return summary

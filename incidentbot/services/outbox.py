@@ -72,7 +72,7 @@ class OutboxWorker:
     def __init__(self, db: Database, *, client: WebClient, render: Callable[[object, Outbox], Rendered | None],
                  clock: Callable[[], datetime] = utcnow, worker_id: str = "worker",
                  on_permanent_error: Callable[[Outbox, str], None] | None = None,
-                 on_delivered: Callable[[object, Outbox, Rendered], None] | None = None):
+                 on_delivered: Callable[[object, Outbox, Rendered], None] | None = None, metrics=None):
         self.db = db
         self.client = client
         self.render = render
@@ -80,6 +80,7 @@ class OutboxWorker:
         self.worker_id = worker_id
         self.on_permanent_error = on_permanent_error
         self.on_delivered = on_delivered
+        self.metrics = metrics
         self.delivered = 0
         self.errors: dict[str, int] = {}
 
@@ -160,6 +161,8 @@ class OutboxWorker:
             self._failed(row, exc)
             return True
         except Exception as exc:  # noqa: BLE001 - network and unexpected errors are retried
+            if self.metrics is not None:
+                self.metrics.delivery_errors.labels("network").inc()
             self._retry(row, delay=self._backoff(row.attempts), error=f"unknown: {type(exc).__name__}: {exc}"[:500])
             log.warning("outbox %s: delivery error, will retry: %s", row.id, exc)
             return True
@@ -221,6 +224,8 @@ class OutboxWorker:
                     key=row.message_key, channel=row.channel, ts=ts, posted_at=now).on_conflict_do_nothing()
                 session.execute(stmt)
         self.delivered += 1
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(row.op).inc()
 
     def _retry(self, row: Outbox, *, delay: float, error: str) -> None:
         with self.db.write() as session:
@@ -234,6 +239,8 @@ class OutboxWorker:
         status = getattr(exc.response, "status_code", 0)
         error = (exc.response.get("error") if hasattr(exc.response, "get") else None) or f"http_{status}"
         self.errors[error] = self.errors.get(error, 0) + 1
+        if self.metrics is not None:
+            self.metrics.delivery_errors.labels(error).inc()
         if status == 429:
             retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
             try:

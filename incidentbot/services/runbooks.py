@@ -31,7 +31,7 @@ class RunbookService:
         self.directory = Path(directory)
         self.base_url = base_url.rstrip("/") if base_url else None
         self.runbooks: dict[str, Runbook] = {}
-        self._auto: dict[int, list[tuple[str, str]]] = {}
+        self._auto: dict[tuple, list[tuple[str, str]]] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -51,15 +51,19 @@ class RunbookService:
         return f"{self.base_url}/{self.runbooks[runbook_id].path.name}"
 
     def auto_for_signature(self, sig: Signature) -> list[tuple[str, str]]:
-        """(runbook id, reason) pairs the matcher proposes for a signature, best first (cached)."""
-        if sig.id not in self._auto:
-            details = sig.details or {}
-            xid = details.get("xid")
-            codes = [int(xid)] if isinstance(xid, (int, str)) and str(xid).isdigit() else []
+        """(runbook id, reason) pairs the matcher proposes for a signature, best first (cached by
+        what the matcher reads, so the cache can never answer for another signature)."""
+        details = sig.details or {}
+        xid = details.get("xid")
+        codes = (int(xid),) if isinstance(xid, (int, str)) and str(xid).isdigit() else ()
+        key = (sig.category, sig.cause_class, sig.template, codes, sig.example or "")
+        if key not in self._auto:
             matches = match_runbooks(self.runbooks.values(), category=sig.category, cause_class=sig.cause_class,
                                      template=sig.template, xid_codes=codes, text=sig.example or "")
-            self._auto[sig.id] = [(m.id, m.reason) for m in matches[:3]]
-        return self._auto[sig.id]
+            if len(self._auto) > 20_000:
+                self._auto.clear()
+            self._auto[key] = [(m.id, m.reason) for m in matches[:3]]
+        return self._auto[key]
 
     def _links(self, session, target: str) -> dict[str, RunbookLink]:
         return {l.runbook_id: l for l in session.scalars(select(RunbookLink).where(RunbookLink.target == target))}
