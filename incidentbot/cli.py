@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from incidentbot.db import SchemaAheadError
 from incidentbot.settings import SettingsError, load_settings
 
 __all__ = ["main"]
@@ -226,7 +227,20 @@ def cmd_digest(args) -> int:
     from incidentbot.digest import preview
 
     rt = _runtime()
-    print(preview(rt, week=args.week))
+    try:
+        print(preview(rt, week=args.week))
+    except ValueError as exc:
+        print(f"incidentbot: --week: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from incidentbot.db import Database
+
+    db = Database(load_settings().database_url)
+    db.migrate()
+    print("database schema is up to date")
     return 0
 
 
@@ -292,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="events.jsonl")
     s.set_defaults(func=cmd_simulate)
 
+    s = sub.add_parser("migrate", help="upgrade the database schema (serve does this on start too)")
+    s.set_defaults(func=cmd_migrate)
+
     s = sub.add_parser("prune", help="delete old raw events, keeping signature and hypothesis history")
     s.add_argument("--older-than", default="90d")
     s.set_defaults(func=cmd_prune)
@@ -304,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         args.size = int(args.size)
     try:
         return args.func(args) or 0
-    except SettingsError as exc:
+    except (SettingsError, SchemaAheadError) as exc:
         print(f"incidentbot: {exc}", file=sys.stderr)
         return 2
 

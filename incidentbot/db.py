@@ -108,7 +108,18 @@ class Database:
                 f"the database schema is at revision {', '.join(unknown)}, which this incidentbot does not know: "
                 "it was migrated by a newer version. Run that version, or restore a backup taken before the upgrade."
             )
-        command.upgrade(cfg, "head")
+        if self.is_sqlite:
+            command.upgrade(cfg, "head")
+            return
+        # Replicas starting together on an old schema: one migrates, the others wait for it and
+        # then find nothing to do.
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(7317001)"))
+            try:
+                command.upgrade(cfg, "head")
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(7317001)"))
+                conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,65 @@
+"""Operations: prune keeps history, metrics, schema-ahead refusal, the migrate command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select, text
+
+from incidentbot.db import Database, SchemaAheadError
+from incidentbot.models import Event, Hypothesis, HypothesisSignature, Signature
+from incidentbot.services.prune import prune
+from tests.conftest import ROOT, event
+
+
+def test_prune_removes_old_events_and_keeps_history(client, runtime, db):
+    client.post("/v1/events", json={"events": [event(event_id=f"p{i}", rank=i) for i in range(30)]})
+    with db.write() as s:
+        s.execute(Event.__table__.update().where(Event.event_id.in_([f"p{i}" for i in range(20)]))
+                  .values(received_at=datetime.now(timezone.utc) - timedelta(days=120)))
+        h = Hypothesis(title="kept", cause_class="software", event_count=30)
+        s.add(h)
+        s.flush()
+        s.add(HypothesisSignature(hypothesis_id=h.id, signature_id=1, event_count=30))
+    assert prune(db, older_than=timedelta(days=90), batch=7) == 20
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 10
+        assert s.get(Signature, 1).count == 30
+        assert s.scalar(select(func.count()).select_from(Hypothesis)) == 1
+    assert client.get("/v1/signatures").json()["signatures"][0]["count"] == 30
+
+
+def test_metrics_count_ingest_outcomes(client):
+    client.post("/v1/events", json={"events": [event(event_id="m1"), event(event_id="m1")]})
+    client.post("/v1/events", json={"events": [{"job_id": "x"}]})
+    body = client.get("/metrics").text
+    assert 'incidentbot_events_total{outcome="accepted",source="api"} 1.0' in body
+    assert 'incidentbot_events_total{outcome="duplicate",source="api"} 1.0' in body
+    assert 'incidentbot_events_total{outcome="rejected",source="api"} 1.0' in body
+    assert 'incidentbot_signatures{state="active"} 1.0' in body
+    assert "incidentbot_ingest_seconds_bucket" in body
+    assert "test-token" not in body
+
+
+def test_schema_ahead_of_the_code_is_refused(db_url):
+    db = Database(db_url)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed9999'"))
+    with pytest.raises(SchemaAheadError, match="f00dfeed9999"):
+        db.migrate()
+    out = subprocess.run([sys.executable, "-m", "incidentbot", "migrate"], capture_output=True, text=True, cwd=ROOT,
+                         env={"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2 and "newer version" in out.stderr and "Traceback" not in out.stderr
+    db.dispose()
+
+
+def test_migrate_command_on_a_new_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    out = subprocess.run([sys.executable, "-m", "incidentbot", "migrate"], capture_output=True, text=True, cwd=ROOT,
+                         env={"INCIDENTBOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    with Database(url).read() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 0
