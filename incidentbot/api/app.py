@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import schemas
@@ -67,6 +68,18 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     @app.exception_handler(_BadRequest)
     async def _bad_request(_request: Request, exc: _BadRequest):
         return JSONResponse(exc.body, status_code=exc.status)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError):
+        # The database refused or dropped the transaction (read-only, disk full, connection lost,
+        # server restarting): it was rolled back, so say so, and that a retry is the right move.
+        # Errors that say a request or the code is wrong (constraint, data, programming) stay 500s.
+        if not isinstance(exc, (OperationalError, InternalError, InterfaceError)) and not exc.connection_invalidated:
+            raise exc
+        reason = " ".join(str(getattr(exc, "orig", exc) or type(exc).__name__).split())[:300]
+        log.error("%s %s: database unavailable: %s", request.method, request.url.path, reason)
+        return JSONResponse({"detail": f"database unavailable, nothing was stored; retry later ({reason})"},
+                            status_code=503, headers={"Retry-After": "5"})
 
     def authorize(source: str, *, optional: bool = False):
         def check(request: Request) -> str | None:

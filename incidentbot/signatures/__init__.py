@@ -143,10 +143,11 @@ def _fingerprint_cached(text: str) -> Fingerprint:
 # rewriting tokens and re-fingerprinting. Later texts of that shape cost one regex pass and a dict
 # look-up instead of a full parse: a 100,000-rank storm, or a fleet's Xid lines, parse once.
 _TOKEN = re.compile(r"[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*")
-_MAX_PROBED_TOKENS = 24
+_MAX_PROBED_TOKENS = 256
 _SHAPES_MAX = 65536
 _NO_CACHE = object()
 _shapes: dict[str, object] = {}
+_sightings: dict[str, int] = {}
 _SHAPE = str.maketrans("0123456789abcdefABCDEF", "0000000000aaaaaaAAAAAA")
 _ROT_A = str.maketrans("0123456789abcdefABCDEF", "3456789012defabcDEFABC")
 _ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
@@ -168,7 +169,10 @@ def _rewrite(text: str, which, table) -> str:
 
 
 def _learn(text: str, tokens: list[str], key: str):
-    """Which token positions the key depends on: () when none, None when it cannot be told."""
+    """Which token positions the key depends on: () when none, None when it cannot be told.
+
+    Group testing: rewrite a set of tokens at once and split only the sets that change the key,
+    so a shape with a hundred numbers and one that matters costs a few dozen parses, once."""
     def same(which) -> bool:
         return all(_fingerprint_cached(_rewrite(text, which, t)).key == key for t in (_ROT_A, _ROT_B))
 
@@ -176,14 +180,37 @@ def _learn(text: str, tokens: list[str], key: str):
         return ()
     if len(tokens) > _MAX_PROBED_TOKENS:
         return None
-    matter = tuple(i for i in range(len(tokens)) if not same({i}))
+
+    def find(group: list[int]) -> list[int]:
+        if same(set(group)):
+            return []
+        if len(group) == 1:
+            return group
+        mid = len(group) // 2
+        return find(group[:mid]) + find(group[mid:])
+
+    matter = tuple(find(list(range(len(tokens)))))
     rest = set(range(len(tokens))) - set(matter)
-    return matter if matter and same(rest) else None
+    return matter if matter and len(matter) <= 8 and same(rest) else None
+
+
+_by_text: dict[str, Fingerprint] = {}
 
 
 def fingerprint(text: str) -> Fingerprint:
     """Fingerprint of one failure text (pure, deterministic across processes, cached)."""
-    text = _clean(text)
+    fp = _by_text.get(text)  # type: ignore[arg-type]
+    if fp is not None:
+        return fp
+    fp = _fingerprint(_clean(text))
+    if isinstance(text, str):
+        if len(_by_text) >= _SHAPES_MAX:
+            _by_text.clear()
+        _by_text[text] = fp
+    return fp
+
+
+def _fingerprint(text: str) -> Fingerprint:
     tokens = _TOKEN.findall(text)
     if not tokens:
         return _fingerprint_cached(text)
@@ -201,6 +228,14 @@ def fingerprint(text: str) -> Fingerprint:
                 fp = table[values] = _fingerprint_cached(text)
             return fp
     fp = _fingerprint_cached(text)
+    # A shape is learned on its second sight: one-off texts cost one parse, not a dozen.
+    seen = _sightings.get(shape, 0) + 1
+    if seen < 2:
+        if len(_sightings) >= _SHAPES_MAX:
+            _sightings.clear()
+        _sightings[shape] = seen
+        return fp
+    _sightings.pop(shape, None)
     matter = _learn(text, tokens, fp.key)
     if len(_shapes) >= _SHAPES_MAX:
         _shapes.clear()
