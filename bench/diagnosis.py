@@ -133,13 +133,68 @@ def _grouping(mode: str):
     return sig_of
 
 
+def main_http(a) -> int:
+    """Each scenario ingested through POST /v1/events, analysed by POST /v1/analyze, scored from
+    the hypothesis_id that GET /v1/events reports for each event."""
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _service import TOKEN, database, service
+    from ingest import post_all
+
+    from incidentbot.simulate import simulate
+
+    print(f"through the HTTP API ({a.backend}, topology file from the fleet); grouping: incidentbot.signatures.fingerprint")
+    hdr = f"{'size':<7}{'seed':>5}{'events':>9}{'ingest s':>9}{'analyze s':>10}{'hyps':>6}{'macroF1':>9}{'1-bug F1':>9}{'found':>7}"
+    print(hdr)
+    print("-" * len(hdr))
+    allf, founds = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in a.sizes.split(","):
+            for seed in (int(x) for x in a.seeds.split(",")):
+                sc = simulate(seed, size=size)
+                topo = Path(tmp) / f"topology-{size}-{seed}.txt"
+                topo.write_text("".join(f"{h} {sw}\n" for h, sw in sorted(sc.topology.items())))
+                with database(a.backend, Path(tmp)) as url, service(url, extra_env={"INCIDENTBOT_TOPOLOGY": str(topo)}) as (base, _proc):
+                    secs, _acc, _dup = post_all(base, sc.events, clients=4)
+                    with httpx.Client(base_url=base, timeout=600, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+                        t0 = time.perf_counter()
+                        summary = c.post("/v1/analyze").json()
+                        analyze_s = time.perf_counter() - t0
+                        e2h, cursor = {}, None
+                        while True:
+                            page = c.get("/v1/events", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+                            e2h.update({e["event_id"]: e["hypothesis_id"] for e in page["events"]})
+                            cursor = page["next_cursor"]
+                            if not cursor:
+                                break
+                s_ = score(sc.truth, e2h)
+                allf.append(s_.macro_f1)
+                founds.append(s_.single_bug_found)
+                one = f"{s_.single_bug_f1:.3f}" if s_.single_bug_f1 is not None else "-"
+                print(f"{size:<7}{seed:>5}{len(sc.events):>9,}{secs:>9.1f}{analyze_s:>10.2f}{summary['hypotheses']:>6}"
+                      f"{s_.macro_f1:>9.3f}{one:>9}{'yes' if s_.single_bug_found else 'NO':>7}")
+    print("-" * len(hdr))
+    print(f"mean macro F1 {sum(allf) / len(allf):.3f}; single bug found in {sum(founds)}/{len(founds)} scenarios")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="1,2,3,4,5")
     ap.add_argument("--sizes", default="small,medium,large")
     ap.add_argument("--grouping", default="auto", choices=["auto", "template", "engine"])
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--http", action="store_true", help="ingest through the real API of an `incidentbot serve` process")
+    ap.add_argument("--backend", default="sqlite", help="with --http: sqlite or postgresql")
     a = ap.parse_args(argv)
+    if a.http:
+        return main_http(a)
     sig_of = _grouping(a.grouping)
     print(f"grouping: {'incidentbot.signatures.fingerprint' if sig_of else 'stand-in (one signature per simulator template)'}")
     hdr = f"{'size':<7}{'seed':>5}{'events':>9}{'causes':>7}{'hyps':>6}{'macroF1':>9}{'base F1':>9}{'1-bug F1':>9}{'found':>7}{'noise in':>9}{'analyze s':>10}"

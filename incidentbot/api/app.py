@@ -2,12 +2,14 @@
 
 
 import base64
+import sqlite3
 import time
 import hmac
 import json
 import logging
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
@@ -69,17 +71,25 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     async def _bad_request(_request: Request, exc: _BadRequest):
         return JSONResponse(exc.body, status_code=exc.status)
 
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError):
+    async def _database_error(request: Request, exc: Exception):
         # The database refused or dropped the transaction (read-only, disk full, connection lost,
         # server restarting): it was rolled back, so say so, and that a retry is the right move.
         # Errors that say a request or the code is wrong (constraint, data, programming) stay 500s.
-        if not isinstance(exc, (OperationalError, InternalError, InterfaceError)) and not exc.connection_invalidated:
+        # Ingest uses the driver's own executemany, so driver errors can arrive unwrapped.
+        orig = getattr(exc, "orig", None) or exc
+        unavailable = (isinstance(exc, (OperationalError, InternalError, InterfaceError))
+                       or getattr(exc, "connection_invalidated", False)
+                       or isinstance(orig, (psycopg.OperationalError, psycopg.InternalError, psycopg.InterfaceError,
+                                            sqlite3.OperationalError)))
+        if not unavailable:
             raise exc
-        reason = " ".join(str(getattr(exc, "orig", exc) or type(exc).__name__).split())[:300]
+        reason = " ".join(str(orig or type(exc).__name__).split())[:300]
         log.error("%s %s: database unavailable: %s", request.method, request.url.path, reason)
         return JSONResponse({"detail": f"database unavailable, nothing was stored; retry later ({reason})"},
                             status_code=503, headers={"Retry-After": "5"})
+
+    for db_error in (DBAPIError, psycopg.Error, sqlite3.Error):
+        app.add_exception_handler(db_error, _database_error)
 
     def authorize(source: str, *, optional: bool = False):
         def check(request: Request) -> str | None:

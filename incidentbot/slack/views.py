@@ -46,6 +46,12 @@ def help_blocks(command: str) -> tuple[str, list[dict]]:
                                        f"root-cause hypotheses (H-n) and polls the room (P-n).\n\n{lines}")]
 
 
+def link_url(url: str) -> str:
+    """A user-supplied URL for the ``<url|label>`` form: escaped, and without ``|`` or whitespace,
+    which would end the URL early and let the user write the label (``https://x|<anything>``)."""
+    return esc(url).replace("|", "%7C").replace(" ", "%20").replace("\n", "%0A").replace("\t", "%09")
+
+
 def _runbook_line(rb: dict | None) -> str:
     if not rb:
         return "none matched yet"
@@ -119,7 +125,7 @@ def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence
         if res.get("rejected_reason"):
             blocks.append(section(f"*Rejected* by <@{esc(res.get('by', ''))}>: {esc(res['rejected_reason'])}"))
         else:
-            link = f" · <{esc(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
+            link = f" · <{link_url(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
             fixed = f" · fixed in `{esc(res['fixed_in'])}`" if res.get("fixed_in") else ""
             blocks.append(section(f"*Resolution* by <@{esc(res.get('by', ''))}>: {esc(res.get('cause', ''))}\n"
                                   f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link}"))
