@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import timezone
 
 from sqlalchemy import JSON, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -77,8 +79,50 @@ def _q(name: str) -> str:
 _PROCESSORS: dict = {}
 
 
+def _sqlite_datetime(value):
+    # Exactly SQLAlchemy's SQLite storage format (always six digits of microseconds: the column
+    # is compared as text), from an aware datetime, in UTC.
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+
+
+_JSON_MEMO: dict = {}
+
+
+def _json_text(value):
+    if value is None:
+        return None
+    if not value:
+        return "{}" if isinstance(value, dict) else json.dumps(value)
+    # Version maps repeat across a batch ({"torch": "2.3.0", …}): serialise each once.
+    # Only string-to-string maps: 1 == True would make two different dicts one key.
+    key = (tuple(value.items()) if isinstance(value, dict) and len(value) <= 16
+           and all(type(v) is str for v in value.values()) else None)
+    hit = _JSON_MEMO.get(key) if key is not None else None
+    if hit is not None:
+        return hit
+    text = json.dumps(value)
+    if key is not None:
+        if len(_JSON_MEMO) > 4096:
+            _JSON_MEMO.clear()
+        _JSON_MEMO[key] = text
+    return text
+
+
 def _bind_processors(table, cols: list[str], dialect) -> list:
     key = (table.name, tuple(cols), dialect.name)
     if key not in _PROCESSORS:
-        _PROCESSORS[key] = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+        procs = []
+        for c in cols:
+            col_type = table.c[c].type
+            if dialect.name == "sqlite" and type(col_type).__name__ == "UTCDateTime":
+                procs.append(_sqlite_datetime)
+            elif isinstance(col_type, JSON):
+                procs.append(_json_text)
+            else:
+                procs.append(col_type.dialect_impl(dialect).bind_processor(dialect))
+        _PROCESSORS[key] = procs
     return _PROCESSORS[key]
