@@ -150,3 +150,18 @@ def test_healthz_and_openapi(client):
     spec = client.get("/openapi.json").json()
     for path in ("/v1/events", "/v1/alertmanager", "/v1/signatures", "/v1/hypotheses", "/v1/analyze", "/healthz"):
         assert path in spec["paths"]
+
+
+def test_rule_version_change_keeps_the_old_signature(client, db, runtime):
+    from sqlalchemy import update as sa_update
+    client.post("/v1/events", json={"events": [event(event_id="r1")]})
+    with db.write() as s:
+        # As if these rows were made by older rules with another fingerprint.
+        s.execute(sa_update(Signature).values(rules_version="2020.01-1", fingerprint="old-fp"))
+    runtime.ingest._sig_ids.clear()  # a restart: the process forgets what it knew
+    runtime.ingest._members.clear()
+    r = client.post("/v1/events", json={"events": [event(event_id="r2")]})
+    assert r.status_code == 202
+    sigs = client.get("/v1/signatures").json()["signatures"]
+    assert len(sigs) == 1 and sigs[0]["id"] == "S-1" and sigs[0]["count"] == 2 and sigs[0]["merged_from"] == ["S-2"]
+    assert {e["signature_id"] for e in client.get("/v1/events").json()["events"]} == {"S-1"}

@@ -205,6 +205,19 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     def get_hypothesis(hid: str, _auth: OptionalRead):
         return schemas.hypothesis_detail(rt, hid)
 
+    @app.get("/v1/polls", response_model=schemas.PollList, tags=["read"])
+    def get_polls(_auth: ReadAuth, status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200):
+        with rt.db.read() as session:
+            polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, limit=limit)]
+        if status:
+            polls = [p for p in polls if p["status"] == status]
+        return {"polls": polls}
+
+    @app.get("/v1/runbooks", response_model=schemas.RunbookList, tags=["read"])
+    def get_runbooks(_auth: OptionalRead):
+        with rt.db.read() as session:
+            return {"runbooks": rt.runbooks.usage(session)}
+
     @app.post("/v1/analyze", tags=["analysis"])
     def post_analyze(_auth: OptionalRead):
         return rt.hypotheses.analyze().as_dict()

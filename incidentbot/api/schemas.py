@@ -96,6 +96,47 @@ class HypothesisList(BaseModel):
     hypotheses: list[HypothesisOut]
 
 
+class PollOptionOut(BaseModel):
+    id: int
+    label: str
+    hypothesis_id: str | None
+    votes: int
+
+
+class PollOut(BaseModel):
+    id: str
+    status: str
+    question: str
+    hypothesis_ids: list[str]
+    options: list[PollOptionOut]
+    anonymous: bool
+    creator: str
+    closes_at: datetime | None = None
+    closed_at: datetime | None = None
+    created_at: datetime
+    outcome: dict[str, Any] | None = None
+
+
+class PollList(BaseModel):
+    polls: list[PollOut]
+
+
+class RunbookUsage(BaseModel):
+    id: str
+    title: str
+    severity: str
+    owner: str
+    last_reviewed: str
+    url: str | None
+    incidents: list[str]  # hypotheses it served (linked by hand, or their top automatic match)
+    resolved: int
+    mean_hours_to_resolution: float | None
+
+
+class RunbookList(BaseModel):
+    runbooks: list[RunbookUsage]
+
+
 def _id(text: str, prefix: str) -> int:
     try:
         return parse_id(text, expect=prefix)[1]

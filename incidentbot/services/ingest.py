@@ -105,6 +105,7 @@ class IngestService:
         self._pending_members: list = []
         with self.db.write() as session:
             new_ids = self._ensure_signatures(session, fps, rows)
+            new_ids -= self._carry_over_rule_changes(session, new_ids)
             ids = {**self._sig_ids, **self._pending_ids}
             for row in rows:
                 row["signature_id"] = ids[row["_fp"]]
@@ -153,6 +154,24 @@ class IngestService:
         for sid, key in session.execute(select(_SIG.c.id, _SIG.c.fingerprint).where(_SIG.c.fingerprint.in_(missing))):
             self._pending_ids[key] = sid
         return new_ids
+
+    def _carry_over_rule_changes(self, session, new_ids: set[int]) -> set[int]:
+        """A signature made by new grouping rules whose template and category match one made by
+        older rules is merged into the old one, so history, merges and alerts carry over a rules
+        upgrade (Sentry keeps old groups alive across grouping-config changes for the same reason)."""
+        if not new_ids:
+            return set()
+        c = _SIG.c
+        fresh = session.execute(select(c.id, c.category, c.template).where(c.id.in_(new_ids))).all()
+        carried = set()
+        for sid, category, template in fresh:
+            old = session.scalar(select(c.id).where(c.category == category, c.template == template,
+                                                    c.rules_version != signatures.RULES_VERSION, c.merged_into.is_(None),
+                                                    c.id != sid).order_by(c.id).limit(1))
+            if old is not None:
+                session.execute(update(_SIG).where(c.id == sid).values(merged_into=old))
+                carried.add(sid)
+        return carried
 
     def _update_counters(self, session, rows: list[dict], result: IngestResult) -> None:
         agg: dict[int, list] = {}

@@ -103,6 +103,31 @@ class RunbookService:
                                               set_={"linked": linked, "actor": actor, "at": utcnow()})
             session.execute(stmt)
 
+    def usage(self, session) -> list[dict]:
+        """Each runbook with the incidents (hypotheses) it served and their time to resolution,
+        so a runbook that is often matched but rarely leads to a fix stands out."""
+        from incidentbot.models import Hypothesis, HypothesisSignature
+
+        served: dict[str, list[Hypothesis]] = {rid: [] for rid in self.runbooks}
+        hyps = list(session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None))))
+        links: dict[int, list[int]] = {}
+        for hid, sid in session.execute(select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id)):
+            links.setdefault(hid, []).append(sid)
+        sigs = {s.id: s for s in session.scalars(select(Signature))}
+        for h in hyps:
+            choices = self.for_hypothesis(session, h.id, [sigs[s] for s in links.get(h.id, []) if s in sigs])
+            if choices:
+                served[choices[0].runbook.id].append(h)
+        out = []
+        for rid, rb in sorted(self.runbooks.items()):
+            done = [h for h in served[rid] if h.status == "resolved" and h.resolved_at]
+            hours = [(h.resolved_at - h.created_at).total_seconds() / 3600 for h in done]
+            out.append({"id": rid, "title": rb.title, "severity": rb.severity, "owner": rb.owner,
+                        "last_reviewed": rb.last_reviewed.isoformat(), "url": self.url(rid),
+                        "incidents": [f"H-{h.id}" for h in served[rid]], "resolved": len(done),
+                        "mean_hours_to_resolution": round(sum(hours) / len(hours), 2) if hours else None})
+        return out
+
     def search(self, query: str, *, limit: int = 8) -> list[Runbook]:
         words = [w.lower() for w in query.split() if w]
         scored = []
