@@ -40,6 +40,12 @@ class IngestResult:
     per_signature: dict[int, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Learned:
+    ids: dict[str, int] = field(default_factory=dict)
+    members: list = field(default_factory=list)
+
+
 def _without_fp(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "_fp"}
 
@@ -100,20 +106,20 @@ class IngestService:
         return result
 
     def _store(self, rows: list[dict], fps: dict, result: IngestResult) -> IngestResult:
-        # Caches learn from a transaction only once it has committed.
-        self._pending_ids: dict[str, int] = {}
-        self._pending_members: list = []
+        # Caches learn from a transaction only once it has committed (and requests run on
+        # several threads at once, so what a transaction learns stays local until then).
+        learned = _Learned()
         with self.db.write() as session:
-            new_ids = self._ensure_signatures(session, fps, rows)
+            new_ids = self._ensure_signatures(session, fps, rows, learned)
             new_ids -= self._carry_over_rule_changes(session, new_ids)
-            ids = {**self._sig_ids, **self._pending_ids}
+            ids = {**self._sig_ids, **learned.ids}
             for row in rows:
                 row["signature_id"] = ids[row["_fp"]]
             inserted = {r[0] for r in insert_new(session, _EVENT, [_without_fp(r) for r in rows], key="event_id")}
             result.accepted = len(inserted)
             result.duplicates += len(rows) - len(inserted)
             if inserted:
-                self._update_counters(session, [r for r in rows if r["event_id"] in inserted], result)
+                self._update_counters(session, [r for r in rows if r["event_id"] in inserted], result, learned)
             result.new_signature_ids = sorted(new_ids)
             if self.channel:
                 for sid in result.new_signature_ids:
@@ -121,15 +127,16 @@ class IngestService:
                                        channel=self.channel, payload={"render": "signature_alert", "signature_id": sid}))
             if self.regression_hook and result.per_signature:
                 self.regression_hook(session, [r for r in rows if r["event_id"] in inserted])
-        self._sig_ids.update(self._pending_ids)
+        self._sig_ids.update(learned.ids)
         if len(self._members) > 500_000:
             self._members.clear()
-        self._members.update(self._pending_members)
+        self._members.update(learned.members)
         if self.after_commit:
             self.after_commit(result)
         return result
 
-    def _ensure_signatures(self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict]) -> set[int]:
+    def _ensure_signatures(self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict],
+                           learned: "_Learned") -> set[int]:
         missing = sorted(k for k in fps if k not in self._sig_ids)
         if not missing:
             return set()
@@ -152,7 +159,7 @@ class IngestService:
         stmt = insert_for(session, _SIG).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(_SIG.c.id)
         new_ids = {r[0] for r in session.execute(stmt, values)}
         for sid, key in session.execute(select(_SIG.c.id, _SIG.c.fingerprint).where(_SIG.c.fingerprint.in_(missing))):
-            self._pending_ids[key] = sid
+            learned.ids[key] = sid
         return new_ids
 
     def _carry_over_rule_changes(self, session, new_ids: set[int]) -> set[int]:
@@ -173,7 +180,7 @@ class IngestService:
                 carried.add(sid)
         return carried
 
-    def _update_counters(self, session, rows: list[dict], result: IngestResult) -> None:
+    def _update_counters(self, session, rows: list[dict], result: IngestResult, learned: "_Learned") -> None:
         agg: dict[int, list] = {}
         members: set[tuple[int, str, str]] = set()
         ranks: dict[int, set[str]] = defaultdict(set)
@@ -200,7 +207,7 @@ class IngestService:
         if new:
             stmt = insert_for(session, _MEMBER).on_conflict_do_nothing().returning(_MEMBER.c.signature_id, _MEMBER.c.dim)
             grew = {tuple(r) for r in session.execute(stmt, [{"signature_id": s, "dim": d, "value": v} for s, d, v in new])}
-            self._pending_members = new
+            learned.members = new
         c = _SIG.c
         # Ordered by id so two replicas updating the same signatures lock rows in one order.
         for sid in sorted(agg):
