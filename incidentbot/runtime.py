@@ -25,7 +25,9 @@ from incidentbot.services.signatures import SignatureService
 from incidentbot.services.votes import VoteService
 from incidentbot.settings import Settings, SettingsError
 
-__all__ = ["Runtime", "build_runtime", "load_topology"]
+__all__ = ["Runtime", "build_runtime", "load_topology", "ANNOUNCE_CONFIDENCE"]
+
+ANNOUNCE_CONFIDENCE = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,21 @@ class Runtime:
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics
+        self.hypotheses.on_change = self._announce_hypotheses
+
+    def _announce_hypotheses(self, session, created: list[int]) -> None:
+        """New hypotheses the analysis is fairly sure of are posted in the channel (once each),
+        in the same transaction that created them."""
+        from incidentbot.models import Hypothesis
+        from incidentbot.services.outbox import enqueue
+
+        if not self.settings.channel:
+            return
+        for hid in created:
+            h = session.get(Hypothesis, hid)
+            if h is not None and h.confidence >= ANNOUNCE_CONFIDENCE:
+                enqueue(session, op="post", channel=self.settings.channel, message_key=f"hyp:H-{hid}",
+                        dedupe_key=f"post:hyp:H-{hid}", payload={"render": "hypothesis", "hypothesis_id": hid})
 
 
 def build_runtime(settings: Settings, *, db: Database | None = None, migrate: bool = True,

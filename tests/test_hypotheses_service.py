@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from incidentbot.models import Hypothesis, HypothesisLog
 from incidentbot.simulate import simulate
@@ -90,3 +91,19 @@ def test_analysis_runs_by_itself_after_ingest(runtime, client, scenario):
     assert runtime.hypotheses.analyze_if_due(worker="w1", debounce=0.0) is False  # nothing new
     client.post("/v1/events", json={"events": [{"job_id": "late", "message": "RuntimeError: something new"}]})
     assert runtime.hypotheses.analyze_if_due(worker="w1", debounce=0.0) is True
+
+
+def test_confident_new_hypotheses_are_announced_once(slack_harness, scenario):
+    h = slack_harness
+    events = scenario.events
+    for i in range(0, len(events), 1000):
+        h.ingest(events[i:i + 1000])
+    h.rt.hypotheses.analyze()
+    h.rt.hypotheses.analyze()
+    with h.rt.db.read() as s:
+        confident = s.scalar(select(func.count()).select_from(Hypothesis).where(Hypothesis.confidence >= 0.5))
+    assert confident >= 1
+    posts = h.ws.wait_for(lambda: (lambda m: m if len(m) >= confident else None)(
+        [m for m in h.channel_messages() if m["text"].startswith("New hypothesis")]), timeout=20)
+    assert len(posts) == confident
+    assert all("View timeline" in json.dumps(m["blocks"]) for m in posts)

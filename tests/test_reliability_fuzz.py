@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
@@ -52,7 +52,7 @@ def test_api_never_5xx_and_answers_match_the_schema(live_server):
 # -- Slack text escaping ---------------------------------------------------------------------------
 
 ANGLE = st.lists(st.sampled_from(list("<>&;!@#|amplgt ") + ["&amp;", "&lt;", "&gt;", "<!channel>", "<@U1>", "é", "🔥"]),
-                 max_size=400).map("".join)
+                 max_size=100).map("".join)
 ANY_TEXT = st.one_of(st.text(), ANGLE, st.text(alphabet=st.characters(codec="utf-8"), max_size=5000))
 ENTITY_SPLIT = re.compile(r"&(?!amp;|lt;|gt;)")
 
@@ -87,10 +87,17 @@ def test_cut_respects_the_limit_and_never_splits_an_entity(text, limit, more):
 
 # -- Block Kit rendering with arbitrary text -------------------------------------------------------
 
-TEXT = st.one_of(st.text(max_size=200), ANGLE, st.text(min_size=2900, max_size=6000))
+# Long texts are built by repetition: cheap to generate, and past every Slack limit.
+LONG = st.builds(lambda t, n: t * n, st.one_of(st.text(min_size=1, max_size=12), ANGLE.filter(bool)), st.integers(200, 2000))
+TEXT = st.one_of(st.text(max_size=100), ANGLE, LONG)
 SHORT = st.one_of(st.text(min_size=1, max_size=40), ANGLE.filter(bool))
 WHEN = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc))
 COUNT = st.integers(min_value=0, max_value=10**12)
+
+
+# Big generated texts make shrinking slow; a failure prints its example without it.
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+STATUS = st.sampled_from(["open", "confirmed", "resolved", "rejected", "regressed", "obsolete"])  # set by the service, not typed
 
 
 def _check(text: str, blocks: list[dict]) -> None:
@@ -106,7 +113,7 @@ def _check(text: str, blocks: list[dict]) -> None:
         assert token.startswith(("<!date^", "<@", "<http")), token
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.data_too_large, HealthCheck.too_slow])
 @given(title=TEXT, template=TEXT, example=st.one_of(st.none(), TEXT), category=SHORT, cause=SHORT, n=COUNT, first=WHEN,
        last=WHEN, runbook=st.one_of(st.none(), st.fixed_dictionaries({"id": SHORT, "title": TEXT})), muted=st.booleans())
 def test_signature_alert_always_valid(title, template, example, category, cause, n, first, last, runbook, muted):
@@ -115,12 +122,12 @@ def test_signature_alert_always_valid(title, template, example, category, cause,
     _check(*views.signature_alert(sig, runbook=runbook, public_url="http://127.0.0.1:8000", muted=muted))
 
 
-@settings(max_examples=60, deadline=None)
-@given(title=TEXT, status=SHORT, evidence=st.lists(TEXT, max_size=12), scope=st.dictionaries(SHORT, st.lists(SHORT, max_size=12), max_size=4),
+@settings(max_examples=60, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.data_too_large, HealthCheck.too_slow])
+@given(title=TEXT, status=STATUS, evidence=st.lists(TEXT, max_size=12), scope=st.dictionaries(SHORT, st.lists(SHORT, max_size=12), max_size=4),
        sigs=st.lists(st.fixed_dictionaries({"title": TEXT, "count": COUNT}), max_size=14),
        resolution=st.fixed_dictionaries({}, optional={"cause": TEXT, "fix": TEXT, "link": st.one_of(TEXT, TEXT.map(lambda t: "https://x.example/" + t)),
                                                      "fixed_in": SHORT, "by": SHORT, "rejected_reason": TEXT}),
-       polls_=st.lists(st.fixed_dictionaries({"status": SHORT, "outcome_text": TEXT,
+       polls_=st.lists(st.fixed_dictionaries({"status": st.sampled_from(["open", "closed"]), "outcome_text": TEXT,
                                               "options": st.lists(st.fixed_dictionaries({"label": TEXT, "votes": COUNT}), max_size=6)}), max_size=4),
        timeline=st.lists(st.fixed_dictionaries({"at": WHEN, "kind": SHORT, "text": TEXT}), max_size=8),
        confidence=st.floats(min_value=0, max_value=1))
@@ -133,7 +140,7 @@ def test_hypothesis_blocks_always_valid(title, status, evidence, scope, sigs, re
                                     timeline=timeline))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.data_too_large, HealthCheck.too_slow])
 @given(question=TEXT, labels=st.lists(TEXT, min_size=1, max_size=8), votes=st.lists(COUNT, min_size=8, max_size=8),
        status=st.sampled_from(["open", "closed"]), anonymous=st.booleans(), creator=SHORT,
        voters=st.lists(SHORT, max_size=40), closes=st.one_of(st.none(), WHEN),
@@ -158,7 +165,7 @@ EVENTISH = st.fixed_dictionaries(
                   "attributes": JSON, "kind": JSON, "surprise": JSON})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, phases=NO_SHRINK)
 @given(st.lists(st.one_of(JSON, EVENTISH), max_size=8), st.booleans())
 def test_validate_batch_never_raises(items, clean):
     events, errors = validate_batch(items, clean=clean)
@@ -178,7 +185,7 @@ PAYLOAD = st.one_of(JSON, st.fixed_dictionaries({}, optional={"version": JSON | 
                                                             "commonLabels": JSON, "groupLabels": JSON, "externalURL": JSON}))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, phases=NO_SHRINK)
 @given(PAYLOAD)
 def test_from_alertmanager_raises_only_value_error(payload):
     try:

@@ -42,11 +42,30 @@ class Publisher:
             text, blocks = poll_blocks(self.rt.votes.record(session, poll), voters=self.rt.votes.voters(session, poll.id),
                                        public_url=self.rt.settings.public_url)
             return Rendered(text=text, blocks=blocks, shown={"poll_id": poll.id, "version": poll.tally_version})
+        if kind == "hypothesis":
+            return self.render_hypothesis(session, int(p["hypothesis_id"]))
         if kind == "digest":
             from incidentbot.digest import render_blocks
             text, blocks = render_blocks(self.rt, week=p["week"])
             return Rendered(text=text, blocks=blocks)
         raise ValueError(f"unknown render kind {kind!r}")
+
+    def render_hypothesis(self, session, hid: int) -> Rendered | None:
+        from incidentbot.api.schemas import hypothesis_record
+        from incidentbot.models import Hypothesis
+
+        h = session.get(Hypothesis, hid)
+        if h is None:
+            return None
+        record = hypothesis_record(self.rt, session, h)
+        sids = [int(x[2:]) for x in record["signature_ids"]]
+        sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sids)))) if sids else []
+        sig_records = [signature_record(self.rt, session, s) for s in sorted(sigs, key=lambda s: -s.count)]
+        runbooks = [{"id": c.runbook.id, "title": c.runbook.title, "url": self.rt.runbooks.url(c.runbook.id)}
+                    for c in self.rt.runbooks.for_hypothesis(session, hid, sigs)[:1]]
+        text, blocks = views.hypothesis_blocks(record, signatures=sig_records, runbooks=runbooks, polls=[],
+                                               public_url=self.rt.settings.public_url)
+        return Rendered(text=f"New hypothesis {text}", blocks=blocks)
 
     def render_alert(self, session, sid: int) -> Rendered | None:
         sig = session.get(Signature, sid)
