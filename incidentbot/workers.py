@@ -17,10 +17,11 @@ __all__ = ["Workers", "run_until_idle"]
 log = logging.getLogger(__name__)
 
 
-def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000) -> int:
-    """Call ``unit`` until it reports no work (or ``limit`` times); returns the units done."""
+def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000, stop: threading.Event | None = None) -> int:
+    """Call ``unit`` until it reports no work (or ``limit`` times, or ``stop`` is set); returns
+    the units done."""
     done = 0
-    while done < limit:
+    while done < limit and not (stop is not None and stop.is_set()):
         try:
             if not unit():
                 break
@@ -40,7 +41,7 @@ class Workers:
         self.digest_job = digest_job
         self.jobstore_url = jobstore_url
         self.scheduler: BackgroundScheduler | None = None
-        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self.stats = {"deliveries": 0, "alert_refreshes": 0, "analyses": 0, "polls_closed": 0}
 
     # -- the units ------------------------------------------------------------------------
@@ -51,18 +52,19 @@ class Workers:
             self.rt.metrics.scheduler_runs.labels(job).inc(n)
 
     def deliver(self) -> None:
-        self._count("deliveries", run_until_idle(self.outbox.deliver_one, limit=200))
+        self._count("deliveries", run_until_idle(self.outbox.deliver_one, limit=200, stop=self._stopping))
 
     def refresh_alerts(self) -> None:
         interval = self.rt.settings.alert_update_interval
-        self._count("alert_refreshes", run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50))
+        self._count("alert_refreshes", run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50,
+                                                         stop=self._stopping))
 
     def analyze(self) -> None:
         self._count("analyses", int(self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id,
                                                                         debounce=self.rt.settings.analysis_debounce)))
 
     def close_polls(self) -> None:
-        self._count("polls_closed", run_until_idle(self.rt.votes.close_due, limit=100))
+        self._count("polls_closed", run_until_idle(self.rt.votes.close_due, limit=100, stop=self._stopping))
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class Workers:
                 pass
 
     def stop(self) -> None:
+        self._stopping.set()  # loops end after their current unit; what is left stays in the outbox
         if self.scheduler is not None:
             # Let running units finish their transaction; what is left stays in the outbox.
             self.scheduler.shutdown(wait=True)

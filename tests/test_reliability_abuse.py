@@ -65,6 +65,8 @@ def _raw(client, body: bytes, path: str = "/v1/events"):
     ("huge integer rank", json.dumps({"events": [event(rank=10**30)]}).encode(), {422}),
     ("5,000-digit integer", b'{"events": [{"job_id": "j", "message": "m", "step": ' + b"9" * 5000 + b"}]}", {400, 422}),
     ("float overflow", b'{"events": [{"job_id": "j", "message": "m", "step": 1e999}]}', {400, 422}),
+    ("year 670 (unreadable back from SQLite)", json.dumps({"events": [event(time="0670-10-13T14:29:53Z")]}).encode(), {422}),
+    ("year 9999 with an offset", json.dumps({"events": [event(time="9999-12-31T23:59:59-05:00")]}).encode(), {422}),
     ("negative rank", json.dumps({"events": [event(rank=-1)]}).encode(), {422}),
     ("invalid UTF-8", b'{"events": [{"job_id": "j", "message": "\xff\xfe bad \xc3\x28"}]}', {400}),
     ("raw NUL byte inside a string", b'{"events": [{"job_id": "j", "message": "a\x00b"}]}', {400}),
@@ -86,7 +88,8 @@ def test_hostile_bodies_are_refused_and_store_nothing(client, runtime, name, bod
 
 
 def test_hostile_alertmanager_bodies(client, runtime):
-    for body in (b"[" * 100_000, b'{"version": "4", "alerts": "no"}', b'{"alerts": [1, 2]}', b"\xff", b"null", b"1e999"):
+    for body in (b"[" * 100_000, b'{"version": "4", "alerts": "no"}', b'{"alerts": [1, 2]}', b"\xff", b"null", b"1e999",
+                 b'{"alerts": [{"labels": [1, 2]}]}', b'{"alerts": [{"labels": "x", "annotations": []}]}'):
         r = _raw(client, body, "/v1/alertmanager")
         assert r.status_code in (400, 422), (body[:20], r.status_code, r.text[:200])
     assert count(runtime.db, Event) == 0

@@ -67,6 +67,21 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     app.state.runtime = rt
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict:
+        # The events route reads its body itself (whole-batch validation), so FastAPI does not
+        # know EventBatch/EventIn: add them to the components its requestBody refers to.
+        if app.openapi_schema is None:
+            spec = base_openapi()
+            batch = schemas.EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(batch.pop("$defs", {}))
+            components["EventBatch"] = batch
+        return app.openapi_schema
+
+    app.openapi = openapi
+
     @app.exception_handler(_BadRequest)
     async def _bad_request(_request: Request, exc: _BadRequest):
         return JSONResponse(exc.body, status_code=exc.status)
@@ -135,7 +150,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
 
     @app.post("/v1/events", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
               responses={400: {}, 401: {}, 413: {}, 422: {}},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schemas.EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}}})
     async def post_events(request: Request, _auth: EventsAuth):
         raw = await request.body()
         body = _parse_json(raw)

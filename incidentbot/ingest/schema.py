@@ -14,6 +14,8 @@ __all__ = ["EventIn", "BatchError", "validate_batch", "needs_cleaning", "clean_t
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_INT = 2**63 - 1
 MAX_JSON_DEPTH = 32
+MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 _KNOWN = {"event_id", "job_id", "message", "time", "cluster", "host", "gpu", "rank", "step", "code_version",
           "versions", "kind", "attributes"}
@@ -84,6 +86,11 @@ class EventIn(BaseModel):
     def _time(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:
             v = v.replace(tzinfo=timezone.utc)  # RFC 3339 requires an offset; assume UTC when a job omits it
+        # A failure time outside this range is a broken clock or a typo; SQLite also cannot read
+        # back years before 1000 (its text format is not zero-padded), which made one such event
+        # break every later GET /v1/events.
+        if v is not None and not (MIN_TIME <= v <= MAX_TIME):
+            raise ValueError("time must be between 1970-01-01 and 2200-01-01")
         return v
 
 

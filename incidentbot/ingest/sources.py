@@ -45,10 +45,12 @@ def from_alertmanager(payload: Any) -> AlertmanagerResult:
         if alert.get("status") == "resolved":
             out.skipped_resolved += 1
             continue
-        labels = {**common, **(alert.get("labels") or {})}
+        own_labels = alert.get("labels") or {}
         annotations = alert.get("annotations") or {}
-        if not isinstance(labels, dict) or not isinstance(annotations, dict):
+        # Check the types before merging: `{**common, **[...]}` would raise TypeError, not ValueError.
+        if not isinstance(own_labels, dict) or not isinstance(annotations, dict):
             raise ValueError(f"alerts[{i}]: labels and annotations must be objects")
+        labels = {**common, **own_labels}
         labels = {str(k): str(v) for k, v in labels.items()}
         annotations = {str(k): str(v) for k, v in annotations.items()}
         alertname = labels.get("alertname", "alert")

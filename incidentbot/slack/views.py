@@ -59,6 +59,16 @@ def _runbook_line(rb: dict | None) -> str:
     return f"<{rb['url']}|{title}>" if rb.get("url") else f"*{title}* (`{esc(rb['id'])}`)"
 
 
+def _signature_facts(sig: dict) -> list[tuple[str, str]]:
+    return [
+        ("Events", f"{sig['count']:,}"),
+        ("Where", f"{plural(sig['job_count'], 'job')} · {plural(sig['host_count'], 'host')} · {plural(sig['rank_count'], 'rank')}"),
+        ("First seen", fmt_time(sig["first_seen"])),
+        ("Last seen", fmt_time(sig["last_seen"])),
+        ("Kind", f"{CAUSE_EMOJI.get(sig['cause_class'], '')} {esc(sig['category'])} · {esc(sig['cause_class'])}"),
+    ]
+
+
 def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: bool = False) -> tuple[str, list[dict]]:
     """The channel message for a signature; re-rendered in place as its counts grow."""
     sid = sig["id"]
@@ -66,14 +76,7 @@ def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: 
     text = f"New failure signature {sid}: {esc(title)} ({plural(sig['count'], 'event')})"
     blocks = [
         header(f"{sid} · {title}"),
-        fields([
-            ("Events", f"{sig['count']:,}"),
-            ("Where", f"{plural(sig['job_count'], 'job')} · {plural(sig['host_count'], 'host')} · {plural(sig['rank_count'], 'rank')}"),
-            ("First seen", fmt_time(sig["first_seen"])),
-            ("Last seen", fmt_time(sig["last_seen"])),
-            ("Kind", f"{CAUSE_EMOJI.get(sig['cause_class'], '')} {esc(sig['category'])} · {esc(sig['cause_class'])}"),
-            ("Runbook", _runbook_line(runbook)),
-        ]),
+        fields(_signature_facts(sig) + [("Runbook", _runbook_line(runbook))]),
         section(code(sig.get("example") or sig["template"], 1200)),
     ]
     if muted:
@@ -147,14 +150,8 @@ def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | 
     text = f"{sig['id']}: {esc(sig['title'])}"
     blocks = [
         header(f"{sig['id']} · {sig['title']}"),
-        fields([
-            ("Events", f"{sig['count']:,}"),
-            ("Where", f"{plural(sig['job_count'], 'job')} · {plural(sig['host_count'], 'host')} · {plural(sig['rank_count'], 'rank')}"),
-            ("First seen", fmt_time(sig["first_seen"])),
-            ("Last seen", fmt_time(sig["last_seen"])),
-            ("Kind", f"{esc(sig['category'])} · {esc(sig['cause_class'])}"),
-            ("Hypothesis", f"`{hypothesis['id']}` {esc(cut(hypothesis['title'], 100))}" if hypothesis else "none yet"),
-        ]),
+        fields(_signature_facts(sig) + [
+            ("Hypothesis", f"`{hypothesis['id']}` {esc(cut(hypothesis['title'], 100))}" if hypothesis else "none yet")]),
         section("*Template*\n" + code(sig["template"], 1500)),
     ]
     if explain:
