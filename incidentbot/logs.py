@@ -44,3 +44,6 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Per-run and per-request chatter from libraries is not an "event of interest".
+    for name in ("apscheduler.executors.default", "apscheduler.scheduler", "httpx", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

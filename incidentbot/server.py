@@ -35,6 +35,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
         print(f"incidentbot: refusing to serve the local console on {host}: without Slack credentials it is "
               "for this machine only. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or pass --allow-remote.", file=sys.stderr)
         return 2
+    if not settings.uses_real_slack and not settings.channel:
+        # The local console shows one channel; alerts, polls and digests go there.
+        from incidentbot.app import LOCAL_CHANNEL_ID
+        settings = settings.model_copy(update={"channel": LOCAL_CHANNEL_ID})
     rt = build_runtime(settings)
     if demo is None:
         # The demo is the default only where it cannot get in anyone's way: no Slack, no data yet.
