@@ -63,3 +63,20 @@ def test_migrate_command_on_a_new_database(tmp_path):
     assert out.returncode == 0, out.stderr
     with Database(url).read() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_json_logs_never_contain_tokens(capsys):
+    import json as _json
+    import logging
+
+    from incidentbot.logs import configure_logging
+
+    configure_logging("json", "INFO")
+    try:
+        logging.getLogger("incidentbot.test").info("posting with xoxb-1234-5678-abcdef and Bearer s3cr3t-token")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        record = _json.loads(line)
+        assert record["level"] == "INFO" and record["logger"] == "incidentbot.test"
+        assert "xoxb-1234" not in line and "s3cr3t-token" not in line and "[redacted]" in record["message"]
+    finally:
+        logging.getLogger().handlers[:] = []
