@@ -161,7 +161,7 @@ def kill_during_delivery(db_url: str, slack, *, signatures: int = 6, delay: floa
         o.sent = o.acknowledged = signatures
         if failing:
             ws.wait_for(lambda: len(slack.top_level()) >= 1, timeout=30)
-            ws.fail_for(3, 503)
+            ws.fail_for(2, 503)
             ws.wait_for(lambda: ws.call_count("chat.postMessage") >= 3, timeout=30)
         else:
             ws.wait_for(lambda: len(slack.top_level()) >= 2, timeout=30)
@@ -277,7 +277,6 @@ def slack_down_for_a_while(db_url: str, slack, *, seconds_429: float = 4, second
         ws.fail_for(seconds_500, 500)
         ingest([{"event_id": f"late-{k}", "job_id": f"job-late-{k}", "rank": 100 + k, "message": watchdog.format(r=100 + k)}
                 for k in range(3)])
-        time.sleep(seconds_500)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and db_counts(db_url)["outbox_open"]:
             time.sleep(0.2)

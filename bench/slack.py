@@ -85,9 +85,10 @@ def main() -> None:
                "INCIDENTBOT_CHANNEL": channel}
         with service(url, extra_env=env) as (base, _proc):
             sim = SlackSimulator(ws, bot_url=f"{base}/slack/events", signing_secret=SECRET, localslack_url=slack.url)
+            import httpx
             t = time.perf_counter()
-            sim.slash_command("/incident", "analyze", user=user, channel=channel)
-            print(f"analysis (through /incident analyze) {time.perf_counter() - t:.1f}s", file=sys.stderr)
+            httpx.post(f"{base}/v1/analyze", timeout=900).raise_for_status()
+            print(f"analysis of {a.events:,} events (POST /v1/analyze) {time.perf_counter() - t:.1f}s", file=sys.stderr)
             commands = ["list", "help", "show H-1", "show S-17", "signatures top", "signatures new", "runbooks nccl", "vote stats"]
             lat: dict[str, list[float]] = {c: [] for c in commands}
             for i in range(a.requests):

@@ -75,6 +75,8 @@ class Event(SQLModel, table=True):
 
 
 class Signature(SQLModel, table=True):
+    __table_args__ = (Index("ix_signature_first_seen", "first_seen"), Index("ix_signature_count", "count"),
+                      Index("ix_signature_merged_into", "merged_into"))
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)
     rules_version: str = Field(max_length=32)

@@ -79,6 +79,7 @@ class Runtime:
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics
+        self.hypotheses.max_events = s.analysis_max_events
         self.hypotheses.on_change = self._announce_hypotheses
 
     def _announce_hypotheses(self, session, created: list[int]) -> None:

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = _env("INCIDENTBOT_MAX_BODY_BYTES", 10 * 1024 * 1024, ge=1024)
     alert_update_interval: float = _env("INCIDENTBOT_ALERT_UPDATE_SECONDS", 30.0, ge=0)
     analysis_debounce: float = _env("INCIDENTBOT_ANALYSIS_DEBOUNCE_SECONDS", 10.0, ge=0)
+    # The analysis reads at most this many of the most recent events (bounded time; 0: all).
+    analysis_max_events: int = _env("INCIDENTBOT_ANALYSIS_MAX_EVENTS", 300_000, ge=0)
     allow_remote_console: bool = _env("INCIDENTBOT_ALLOW_REMOTE_CONSOLE", False)
 
     @field_validator("database_url")

@@ -23,18 +23,20 @@ from storm import slack_standin  # noqa: E402
 
 
 def test_sigkill_during_ingest_loses_no_acknowledged_event_and_stores_retries_once(db_url):
-    o = faults.kill_during_ingest(db_url, events=3_000, batch=100, clients=6, kills=2)
-    assert o.transport_errors > 0, "the kills happened while requests were in flight"
-    assert o.acknowledged == o.sent == 3_000
+    o = faults.kill_during_ingest(db_url, events=2_000, batch=50, clients=6, kills=1)
+    assert o.transport_errors > 0, "the kill happened while requests were in flight"
+    assert o.acknowledged == o.sent == 2_000
     assert o.lost == 0, "an event acknowledged with 202 is never lost"
-    assert o.stored == o.extra["distinct"] == 3_000, "retried batches are stored once"
-    assert o.extra["signature_count_sum"] == 3_000, "counters agree with the rows: nothing half-written"
+    assert o.stored == o.extra["distinct"] == 2_000, "retried batches are stored once"
+    assert o.extra["signature_count_sum"] == 2_000, "counters agree with the rows: nothing half-written"
 
 
 @pytest.mark.parametrize("failing", [False, True], ids=["slack-slow", "slack-503"])
 def test_sigkill_during_slack_delivery_neither_loses_nor_doubles_a_message(db_url, failing):
+    if failing and db_url.startswith("postgresql"):
+        pytest.skip("the outbox logic under a failing Slack does not depend on the backend; kept quick on one")
     with slack_standin() as slack:
-        o = faults.kill_during_delivery(db_url, slack, signatures=6, failing=failing)
+        o = faults.kill_during_delivery(db_url, slack, signatures=6, failing=failing, delay=0.5)
     assert o.extra["counts"]["outbox_open"] == 0 and o.extra["counts"]["outbox_failed"] == 0
     assert o.stored == 6, f"one alert per signature, none lost, none doubled: {o}"
     assert o.extra["duplicates"] == 0 and o.lost == 0
@@ -47,22 +49,22 @@ def test_sigkill_during_slack_delivery_neither_loses_nor_doubles_a_message(db_ur
 
 def test_slack_429_then_500_for_a_stretch_everything_delivered_once_in_order(db_url):
     with slack_standin() as slack:
-        o = faults.slack_down_for_a_while(db_url, slack, seconds_429=3, seconds_500=3, jobs=4)
+        o = faults.slack_down_for_a_while(db_url, slack, seconds_429=2, seconds_500=1.5, jobs=3)
     assert o.statuses.get(429, 0) >= 1 and o.statuses.get(500, 0) >= 1, o.statuses
     assert o.extra["outbox_failed"] == 0
     assert o.lost == 0 and o.extra["duplicates"] == 0
-    assert o.stored == o.extra["outbox_posts"] >= 5
+    assert o.stored == o.extra["outbox_posts"] >= 4
     assert o.extra["replies"] >= 1 and o.extra["in_order"], o.extra
 
 
 def test_postgresql_dropping_connections_under_traffic(db_url):
     if not db_url.startswith("postgresql"):
         pytest.skip("connection termination is a PostgreSQL scenario")
-    o = faults.pg_connections_dropped(db_url, events=3_000, batch=100, clients=4, storm_seconds=2.0, every=0.2)
+    o = faults.pg_connections_dropped(db_url, events=2_000, batch=50, clients=4, storm_seconds=1.5, every=0.15)
     assert o.extra["terminated"] > 0
     assert o.lost == 0
-    assert o.stored == o.extra["distinct"] == 3_000
-    assert o.extra["signature_count_sum"] == 3_000, "nothing half-written"
+    assert o.stored == o.extra["distinct"] == 2_000
+    assert o.extra["signature_count_sum"] == 2_000, "nothing half-written"
     assert o.extra["health_after"] == 200 and o.extra["recovered_s"] is not None and o.extra["recovered_s"] < 10
     assert set(o.statuses) <= {202, 503}, f"errors clients can retry, never a bare 500: {o.statuses}"
 

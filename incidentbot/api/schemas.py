@@ -216,9 +216,9 @@ def hypothesis_record(rt, session, h: Hypothesis) -> dict:
                 resolution=h.resolution or {})
 
 
-def hypotheses_list(rt, *, status: str | None) -> list[dict]:
+def hypotheses_list(rt, *, status: str | None, limit: int = 500) -> list[dict]:
     with rt.db.read() as session:
-        hs = rt.hypotheses.list(session, statuses=tuple(status.split(",")) if status else None)
+        hs = rt.hypotheses.list(session, statuses=tuple(status.split(",")) if status else None, limit=limit)
         return [hypothesis_record(rt, session, h) for h in hs]
 
 

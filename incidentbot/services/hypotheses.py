@@ -58,6 +58,7 @@ class HypothesisService:
         # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
         self.on_change = on_change
         self.metrics = None
+        self.max_events = 0  # 0: all events
 
     # -- analysis ------------------------------------------------------------------------
 
@@ -66,9 +67,13 @@ class HypothesisService:
         e = Event.__table__.c
         records: list[analysis.EventRecord] = []
         current: dict[int, int | None] = {}
-        rows = session.connection().execute(select(
-            e.id, e.signature_id, e.job_id, e.time, e.host, e.gpu, e.rank, e.step, e.cluster, e.code_version, e.versions,
-            e.hypothesis_id).order_by(e.id))
+        q = select(e.id, e.signature_id, e.job_id, e.time, e.host, e.gpu, e.rank, e.step, e.cluster, e.code_version,
+                   e.versions, e.hypothesis_id)
+        if self.max_events:
+            # Bounded time: the most recent events; older ones keep the hypothesis they had.
+            newest = session.scalar(select(func.max(e.id))) or 0
+            q = q.where(e.id > newest - self.max_events)
+        rows = session.connection().execute(q.order_by(e.id))
         ER = analysis.EventRecord
         for (eid, sid, job, t, host, gpu, rank, step, cluster, code, versions, hid) in rows:
             records.append(ER(id=eid, signature_id=cmap.get(sid, sid), job_id=job, time=t.timestamp(),
@@ -240,6 +245,10 @@ class HypothesisService:
         if statuses:
             q = q.where(Hypothesis.status.in_(statuses))
         return list(session.scalars(q.order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(limit)))
+
+    def count(self, session, *, statuses: tuple[str, ...]) -> int:
+        return session.scalar(select(func.count()).select_from(Hypothesis).where(
+            Hypothesis.merged_into.is_(None), Hypothesis.status.in_(statuses))) or 0
 
     def log(self, session, hid: int, kind: str, text: str, *, actor: str | None = None) -> None:
         session.add(HypothesisLog(hypothesis_id=hid, at=self.clock(), kind=kind, text=text, actor=actor))

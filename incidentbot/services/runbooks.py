@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class RunbookService:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.runbooks: dict[str, Runbook] = {}
         self._auto: dict[tuple, list[tuple[str, str]]] = {}
+        self._usage: tuple[float, list[dict]] | None = None
         self.reload()
 
     def reload(self) -> None:
@@ -103,19 +105,42 @@ class RunbookService:
                                               set_={"linked": linked, "actor": actor, "at": utcnow()})
             session.execute(stmt)
 
-    def usage(self, session) -> list[dict]:
+    def usage(self, session, *, max_age: float = 0.0) -> list[dict]:
         """Each runbook with the incidents (hypotheses) it served and their time to resolution,
-        so a runbook that is often matched but rarely leads to a fix stands out."""
+        so a runbook that is often matched but rarely leads to a fix stands out. ``max_age``:
+        seconds a previous answer may be reused (the slash command's search uses 30)."""
+        now = time.monotonic()
+        if max_age and self._usage is not None and now - self._usage[0] < max_age:
+            return self._usage[1]
+        out = self._compute_usage(session)
+        self._usage = (now, out)
+        return out
+
+    def _compute_usage(self, session) -> list[dict]:
         from incidentbot.models import Hypothesis, HypothesisSignature
 
         served: dict[str, list[Hypothesis]] = {rid: [] for rid in self.runbooks}
         hyps = list(session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None))))
         links: dict[int, list[int]] = {}
-        for hid, sid in session.execute(select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id)):
-            links.setdefault(hid, []).append(sid)
-        sigs = {s.id: s for s in session.scalars(select(Signature))}
+        # A hypothesis is served by the runbook of its biggest signatures: the top few suffice.
+        for hid, sid in session.execute(select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id)
+                                        .order_by(HypothesisSignature.hypothesis_id, HypothesisSignature.event_count.desc())):
+            if len(links.setdefault(hid, [])) < 5:
+                links[hid].append(sid)
+        needed = {sid for v in links.values() for sid in v}
+        sigs = {s.id: s for s in session.scalars(select(Signature).where(Signature.id.in_(needed)))} if needed else {}
+        all_links: dict[str, dict[str, RunbookLink]] = {}
+        for link in session.scalars(select(RunbookLink)):
+            all_links.setdefault(link.target, {})[link.runbook_id] = link
         for h in hyps:
-            choices = self.for_hypothesis(session, h.id, [sigs[s] for s in links.get(h.id, []) if s in sigs])
+            hsigs = sorted((sigs[s] for s in links.get(h.id, []) if s in sigs), key=lambda s: -s.count)
+            auto, seen = [], set()
+            for sig in hsigs:
+                for rid, reason in self.auto_for_signature(sig):
+                    if rid not in seen:
+                        seen.add(rid)
+                        auto.append((rid, reason))
+            choices = self._choose(all_links.get(f"H-{h.id}", {}), auto)
             if choices:
                 served[choices[0].runbook.id].append(h)
         out = []

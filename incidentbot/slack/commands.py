@@ -95,8 +95,11 @@ class CommandRouter:
         return Reply(text, blocks)
 
     def list(self, inv, args) -> Reply:
-        items = schemas.hypotheses_list(self.rt, status="open,confirmed,regressed")
-        text, blocks = views.hypothesis_list(items, command=self.command)
+        # The message shows 20; one more says whether there are others.
+        items = schemas.hypotheses_list(self.rt, status="open,confirmed,regressed", limit=21)
+        with self.rt.db.read() as session:
+            total = self.rt.hypotheses.count(session, statuses=("open", "confirmed", "regressed"))
+        text, blocks = views.hypothesis_list(items, command=self.command, total=total)
         return Reply(text, blocks, shareable=True)
 
     def show(self, inv, args) -> Reply:
@@ -336,7 +339,7 @@ class CommandRouter:
             text = f"No runbook matches `{esc(' '.join(args))}`."
             return Reply(text, [section(text)])
         with self.rt.db.read() as session:
-            usage = {u["id"]: u for u in self.rt.runbooks.usage(session)}
+            usage = {u["id"]: u for u in self.rt.runbooks.usage(session, max_age=30)}
         lines = []
         for rb in found:
             url = self.rt.runbooks.url(rb.id)

@@ -163,19 +163,20 @@ def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | 
     return text, blocks
 
 
-def hypothesis_list(items: Sequence[dict], *, command: str) -> tuple[str, list[dict]]:
+def hypothesis_list(items: Sequence[dict], *, command: str, total: int | None = None) -> tuple[str, list[dict]]:
     if not items:
         return "No open hypotheses.", [section(f"No open hypotheses. `{esc(command)} signatures` shows what has been seen.")]
-    blocks = [section(f"*{plural(len(items), 'open hypothesis', 'open hypotheses')}*, newest activity first")]
+    total = len(items) if total is None else total
+    blocks = [section(f"*{plural(total, 'open hypothesis', 'open hypotheses')}*, newest activity first")]
     for h in items[:20]:
         first = esc(cut(h["evidence"][0], 200)) if h.get("evidence") else ""
         blocks.append(section(f"`{h['id']}` *{esc(cut(h['title'], 200))}*\n{CAUSE_EMOJI.get(h['cause_class'], '')} "
                               f"{esc(h['cause_class'])} · {h['confidence']:.0%} · {h['status']} · "
                               f"{', '.join(h['signature_ids'][:6])}\n{first}",
                               accessory=button("Show", "ib:show", h["id"])))
-    if len(items) > 20:
-        blocks.append(context(f"… and {len(items) - 20} more: see GET /v1/hypotheses"))
-    return f"{len(items)} open hypotheses", limit_blocks(blocks)
+    if total > 20:
+        blocks.append(context(f"… and {total - 20} more: see GET /v1/hypotheses"))
+    return f"{total} open hypotheses", limit_blocks(blocks)
 
 
 def signature_list(items: Sequence[dict], *, label: str) -> tuple[str, list[dict]]:

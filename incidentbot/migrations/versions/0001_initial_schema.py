@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 01:02:45.314481
+Create Date: 2026-11-28 01:42:49.599437
 """
 from alembic import op
 import sqlalchemy as sa
@@ -140,6 +140,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('signature', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_signature_category'), ['category'], unique=False)
+        batch_op.create_index('ix_signature_count', ['count'], unique=False)
+        batch_op.create_index('ix_signature_first_seen', ['first_seen'], unique=False)
+        batch_op.create_index('ix_signature_merged_into', ['merged_into'], unique=False)
 
     op.create_table('slackmessage',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
@@ -265,6 +268,9 @@ def downgrade() -> None:
     op.drop_table('workclaim')
     op.drop_table('slackmessage')
     with op.batch_alter_table('signature', schema=None) as batch_op:
+        batch_op.drop_index('ix_signature_merged_into')
+        batch_op.drop_index('ix_signature_first_seen')
+        batch_op.drop_index('ix_signature_count')
         batch_op.drop_index(batch_op.f('ix_signature_category'))
 
     op.drop_table('signature')
