@@ -338,20 +338,15 @@ class CommandRouter:
         if not found:
             text = f"No runbook matches `{esc(' '.join(args))}`."
             return Reply(text, [section(text)])
-        with self.rt.db.read() as session:
-            usage = {u["id"]: u for u in self.rt.runbooks.usage(session, max_age=30)}
         lines = []
         for rb in found:
             url = self.rt.runbooks.url(rb.id)
             name = f"<{url}|{esc(rb.title)}>" if url else f"*{esc(rb.title)}*"
-            u = usage.get(rb.id, {})
-            served = ""
-            if u.get("incidents"):
-                ttr = f", mean {u['mean_hours_to_resolution']:.1f} h to resolve" if u.get("mean_hours_to_resolution") is not None else ""
-                served = f" — served {len(u['incidents'])}, resolved {u['resolved']}{ttr}"
-            lines.append(f"`{esc(rb.id)}` {name} — {esc(rb.severity)}{served}")
+            lines.append(f"`{esc(rb.id)}` {name} — {esc(rb.severity)}")
         return Reply(f"{len(found)} runbooks", [section("\n".join(lines)),
-                                                 context(f"`{esc(self.command)} link H-n RUNBOOK-ID` attaches one.")], shareable=True)
+                                                 context(f"`{esc(self.command)} link H-n RUNBOOK-ID` attaches one. "
+                                                         "GET /v1/runbooks shows the incidents each served and their time to resolution.")],
+                     shareable=True)
 
     def digest(self, inv, args) -> Reply:
         if not args or args[0].lower() != "preview":
