@@ -302,6 +302,7 @@ def slack_down_for_a_while(db_url: str, slack, *, seconds_429: float = 4, second
     for call in ws.calls():
         statuses[call.status] = statuses.get(call.status, 0) + 1
     o.statuses = statuses
+    o.extra["order"] = {t: v for t, v in by_thread.items() if len(v) > 1}
     o.extra.update(outbox_posts=posts, outbox_failed=failed, duplicates=len(ids) - len(set(ids)),
                    in_order=all(v[1:] == sorted(v[1:]) and all(x > v[0] for x in v[1:]) for v in by_thread.values()),
                    threads=len(by_thread), replies=sum(len(v) - 1 for v in by_thread.values()),

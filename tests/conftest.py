@@ -183,15 +183,23 @@ class SlackHarness:
         self.rt, self.ws, self.slack_server, self.service, self.sim, self.channel = rt, ws, slack_server, service, sim, channel
 
     def command(self, text: str, *, user: str = "UALICE"):
-        return self.sim.slash_command("/incident", text, user=user, channel=self.channel)
+        before = len(self.ws.ephemeral_for(user))
+        resp = self.sim.slash_command("/incident", text, user=user, channel=self.channel)
+        resp.replies_before = before
+        return resp
+
+    def reply(self, resp, user: str = "UALICE", timeout: float = 10.0) -> dict:
+        """What the user saw for a command: the ack body when the reply rode on it, else the
+        response_url follow-up that replaced "Working on it…"."""
+        body = resp.json
+        if isinstance(body, dict) and body.get("blocks"):
+            return body
+        return self.sim.wait_for_reply(user, lambda r: bool(r.get("blocks")) and "Working on it" not in (r.get("text") or ""),
+                                       after=getattr(resp, "replies_before", 0), timeout=timeout)
 
     def reply_text(self, resp, user: str = "UALICE", timeout: float = 10.0) -> str:
-        """What the user saw for a command: the ack body or the response_url follow-up."""
         import json as _json
-        if resp.json and (resp.json.get("text") or resp.json.get("blocks")) and resp.json.get("text") != "Working on it…":
-            return _json.dumps(resp.json)
-        reply = self.sim.wait_for_reply(user, timeout=timeout)
-        return _json.dumps(reply)
+        return _json.dumps(self.reply(resp, user, timeout))
 
     def ingest(self, events):
         import httpx as _httpx

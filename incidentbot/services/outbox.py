@@ -116,6 +116,11 @@ class OutboxWorker:
                 order_key = row.thread_key or (row.message_key if row.op == "update" else None)
                 if order_key and order_key in blocked_threads:
                     continue  # an earlier row of this thread goes first
+                if row.op == "post" and row.thread_key and self._earlier_reply_pending(session, row):
+                    # An earlier reply of this thread is backing off (5xx, 429) and so is not in
+                    # `due`: replies must not overtake it, or the thread reads out of order.
+                    blocked_threads.add(order_key)
+                    continue
                 if needs and needs not in messages:
                     if self._parent_pending(session, needs):
                         if order_key:
@@ -140,6 +145,10 @@ class OutboxWorker:
                     refs = {"channel": messages[needs].channel, "ts": messages[needs].ts}
                 return row, refs
         return None
+
+    def _earlier_reply_pending(self, session, row: Outbox) -> bool:
+        return session.scalar(select(Outbox.id).where(Outbox.thread_key == row.thread_key, Outbox.op == "post",
+                                                      Outbox.status == "pending", Outbox.id < row.id).limit(1)) is not None
 
     def _parent_pending(self, session, key: str) -> bool:
         return session.scalar(select(Outbox.id).where(Outbox.message_key == key, Outbox.op == "post",
