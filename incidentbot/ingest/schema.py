@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 
 __all__ = ["EventIn", "BatchError", "validate_batch", "needs_cleaning", "clean_text", "MAX_MESSAGE_BYTES"]
 
@@ -60,7 +60,8 @@ class EventIn(BaseModel):
     rank: int | None = Field(default=None, ge=0, le=MAX_INT)
     step: int | None = Field(default=None, ge=0, le=MAX_INT)
     code_version: str | None = Field(default=None, max_length=256)
-    versions: dict[str, str] = Field(default_factory=dict, max_length=64)
+    versions: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=128)]] = Field(
+        default_factory=dict, max_length=64)
     kind: str | None = Field(default=None, max_length=64)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
@@ -70,16 +71,6 @@ class EventIn(BaseModel):
         if len(v.encode("utf-8")) > MAX_MESSAGE_BYTES:
             raise ValueError(f"message is longer than {MAX_MESSAGE_BYTES} bytes of UTF-8")
         return v
-
-    @field_validator("versions")
-    @classmethod
-    def _versions(cls, v: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for k, val in v.items():
-            if len(k) > 64 or len(val) > 128:
-                raise ValueError("version names are at most 64 characters and values 128")
-            out[k] = val
-        return out
 
     @field_validator("time")
     @classmethod

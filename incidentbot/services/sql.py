@@ -85,8 +85,10 @@ def _sqlite_datetime(value):
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+        if value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
 
 
 _JSON_MEMO: dict = {}

@@ -153,10 +153,6 @@ _ROT_A = str.maketrans("0123456789abcdefABCDEF", "3456789012defabcDEFABC")
 _ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
 
 
-def _shape_of(m: re.Match) -> str:
-    return m.group().translate(_SHAPE)
-
-
 def _rewrite(text: str, which, table) -> str:
     i = -1
 
@@ -215,7 +211,8 @@ def _fingerprint(text: str) -> Fingerprint:
     if not tokens:
         return _fingerprint_cached(text)
     # Class-preserving, like the rewrites that learn a shape: 9b and a3 are different shapes.
-    shape = _TOKEN.sub(_shape_of, text)
+    # (Built from C-level string operations: the skeleton, then the tokens' character classes.)
+    shape = _TOKEN.sub("\x00", text) + "\x01" + "\x02".join(tokens).translate(_SHAPE)
     entry = _shapes.get(shape)
     if entry is _NO_CACHE:
         return _fingerprint_cached(text)
