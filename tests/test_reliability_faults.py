@@ -44,7 +44,9 @@ def test_sigkill_during_slack_delivery_neither_loses_nor_doubles_a_message(db_ur
     if not failing:
         # The post in flight at the kill reached Slack; after the restart it was looked up by its
         # metadata rather than posted again.
-        assert o.extra["lookups"] >= 1 and o.extra["posts"] == 6
+        assert o.extra["posts"] == 6
+        if o.extra["claimed_at_kill"]:
+            assert o.extra["lookups"] >= 1
 
 
 def test_slack_429_then_500_for_a_stretch_everything_delivered_once_in_order(db_url):

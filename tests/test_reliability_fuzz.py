@@ -172,7 +172,7 @@ EVENTISH = st.fixed_dictionaries(
                   "attributes": JSON, "kind": JSON, "surprise": JSON})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(st.one_of(JSON, EVENTISH), max_size=8), st.booleans())
 def test_validate_batch_never_raises(items, clean):
     events, errors = validate_batch(items, clean=clean)
@@ -192,7 +192,7 @@ PAYLOAD = st.one_of(JSON, st.fixed_dictionaries({}, optional={"version": JSON | 
                                                             "commonLabels": JSON, "groupLabels": JSON, "externalURL": JSON}))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(PAYLOAD)
 def test_from_alertmanager_raises_only_value_error(payload):
     try:
