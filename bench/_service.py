@@ -44,14 +44,15 @@ def database(kind: str, tmp: Path):
 
 
 @contextmanager
-def service(db_url: str, *, workers: str = "off", extra_env: dict | None = None):
+def service(db_url: str, *, workers: str = "off", extra_env: dict | None = None, processes: int = 1):
     port = free_port()
     env = dict(os.environ, INCIDENTBOT_DATABASE_URL=db_url, INCIDENTBOT_INGEST_TOKENS=TOKEN,
                INCIDENTBOT_WORKERS=workers, INCIDENTBOT_SCHEDULER="off", INCIDENTBOT_LOG_LEVEL="WARNING",
                **(extra_env or {}))
     # The service's log goes to a file: an unread pipe would fill and stall the server.
     log = tempfile.NamedTemporaryFile("w+", prefix="incidentbot-bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--no-demo"],
+    proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--no-demo",
+                             "--workers", str(processes)],
                             env=env, cwd=ROOT, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -74,15 +75,24 @@ def service(db_url: str, *, workers: str = "off", extra_env: dict | None = None)
             proc.kill()
 
 
-def peak_rss_mib(pid: int) -> float:
+def _family(pid: int) -> list[int]:
+    """The process and its children (uvicorn's worker processes)."""
+    out = [pid]
+    for child in Path(f"/proc/{pid}/task").glob("*/children"):
+        out += [int(c) for c in child.read_text().split()]
+    return out
+
+
+def _status_kib(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(key):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    return sum(_status_kib(p, "VmHWM:") for p in _family(pid)) / 1024
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return sum(_status_kib(p, "VmRSS:") for p in _family(pid)) / 1024

@@ -75,23 +75,29 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--processes", type=int, default=1, help="`serve --workers N` (with placeholder Slack credentials)")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in a.backends.split(","):
-            with database(kind, Path(tmp)) as url, service(url) as (base, proc):
+            env = {}
+            if a.processes > 1:
+                # Several processes need Slack credentials; no channel is set, so nothing is posted.
+                env = {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": "http://127.0.0.1:9/api/"}
+            with database(kind, Path(tmp)) as url, service(url, extra_env=env, processes=a.processes) as (base, proc):
                 mixed = make_events(a.events, storm=False, prefix="m")
                 secs, acc, dup = post_all(base, mixed, clients=a.clients)
                 rss_after_first = rss_mib(proc.pid)
-                rows.append((kind, f"{a.events:,} mixed events, batches of 1,000", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                label = f" ({a.processes} processes)" if a.processes > 1 else ""
+                rows.append((kind + label, f"{a.events:,} mixed events, batches of 1,000", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
                 storm = make_events(100_000, storm=True, prefix="s")
                 secs, acc, dup = post_all(base, storm, clients=8)
-                rows.append((kind, "100,000-rank watchdog burst", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                rows.append((kind + label, "100,000-rank watchdog burst", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
                 secs, acc, dup = post_all(base, storm[:20_000], clients=8)
-                rows.append((kind, "20,000 retried (all duplicates)", f"{(acc + dup) / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                rows.append((kind + label, "20,000 retried (all duplicates)", f"{(acc + dup) / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
                 more = make_events(a.events, storm=False, prefix="m2", seed=2)
                 post_all(base, more, clients=a.clients)
-                rows.append((kind, "memory: RSS after 100k / after 320k events, peak", f"{rss_after_first:.0f} / {rss_mib(proc.pid):.0f} MiB",
+                rows.append((kind + label, "memory: RSS after 100k / after 320k events, peak" + (" (all processes)" if label else ""), f"{rss_after_first:.0f} / {rss_mib(proc.pid):.0f} MiB",
                              f"peak {peak_rss_mib(proc.pid):.0f} MiB", "", ""))
     print("| backend | workload | throughput | time | accepted | duplicates |")
     print("|---|---|---|---|---|---|")

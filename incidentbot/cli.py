@@ -27,7 +27,7 @@ def _runtime(*, migrate: bool = True):
 def cmd_serve(args) -> int:
     from incidentbot.server import serve
 
-    return serve(host=args.host, port=args.port, demo=args.demo, allow_remote=args.allow_remote)
+    return serve(host=args.host, port=args.port, demo=args.demo, allow_remote=args.allow_remote, workers=args.workers)
 
 
 # -- ingest --------------------------------------------------------------------------------
@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
                    help="feed a simulated incident into the local console (default: on for an empty database without Slack)")
     s.add_argument("--allow-remote", action="store_true", help="let the local console listen on a non-loopback address")
+    s.add_argument("--workers", type=int, default=1, help="worker processes (needs Slack credentials; default 1)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("ingest", help="ingest events from a JSON-lines file (or -)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import sys
 
 import uvicorn
@@ -25,7 +26,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None, allow_remote: bool = False) -> int:
+def worker_app():
+    """The ASGI app of one worker process of ``serve --workers N`` (the parent migrated)."""
+    from incidentbot.app import build_app
+    from incidentbot.runtime import build_runtime
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return build_app(build_runtime(settings, migrate=False), demo=False, port=int(os.environ.get("INCIDENTBOT_PORT", "8000")))
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None, allow_remote: bool = False,
+          workers: int = 1) -> int:
     from incidentbot.app import build_app
     from incidentbot.runtime import build_runtime
 
@@ -39,6 +51,19 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
         # The local console shows one channel; alerts, polls and digests go there.
         from incidentbot.app import LOCAL_CHANNEL_ID
         settings = settings.model_copy(update={"channel": LOCAL_CHANNEL_ID})
+    if workers > 1:
+        # Several processes: more CPU for parsing and fingerprinting; every claim is in the
+        # database, so they share work safely. The local stand-in keeps its state in one process,
+        # so this needs real Slack.
+        if not settings.uses_real_slack:
+            print("incidentbot: --workers needs Slack credentials (the local console lives in one process)", file=sys.stderr)
+            return 2
+        from incidentbot.db import Database
+        Database(settings.database_url).migrate()
+        os.environ["INCIDENTBOT_PORT"] = str(port)
+        uvicorn.run("incidentbot.server:worker_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", timeout_graceful_shutdown=10)
+        return 0
     rt = build_runtime(settings)
     if demo is None:
         # The demo is the default only where it cannot get in anyone's way: no Slack, no data yet.

@@ -80,3 +80,41 @@ def test_json_logs_never_contain_tokens(capsys):
         assert "xoxb-1234" not in line and "s3cr3t-token" not in line and "[redacted]" in record["message"]
     finally:
         logging.getLogger().handlers[:] = []
+
+
+def test_serve_with_worker_processes(tmp_path):
+    import os
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    port = free_port()
+    base_env = {"INCIDENTBOT_DATABASE_URL": url, "INCIDENTBOT_INGEST_TOKENS": "t", "PATH": os.environ["PATH"]}
+    refused = subprocess.run([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
+                             capture_output=True, text=True, cwd=ROOT, env=base_env, timeout=60)
+    assert refused.returncode == 2 and "Slack credentials" in refused.stderr
+    env = {**base_env, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "http://127.0.0.1:9/api/"}
+    proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.2)
+        results = [httpx.post(f"http://127.0.0.1:{port}/v1/events", headers={"Authorization": "Bearer t"},
+                              json={"events": [event(event_id=f"w{i}-{j}", rank=j) for j in range(50)]}).json()
+                   for i in range(10)]
+        assert sum(r["accepted"] for r in results) == 500
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    with Database(url).read() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 500
