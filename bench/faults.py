@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import create_engine, func, select, text, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import PG_ADMIN, database  # noqa: E402
+from _service import database  # noqa: E402
 from storm import TOKEN, Service, db_counts, slack_standin  # noqa: E402
 
 TEXTS = [
@@ -105,6 +105,16 @@ def stored_ids(db_url: str) -> set[str]:
 
 # -- 1. SIGKILL in the middle of ingest ------------------------------------------------------------
 
+def _tally(o, db_url: str, cl, evs, t0: float) -> dict:
+    """Fill in what was sent, stored and lost (acknowledged but not stored); return the counts."""
+    o.seconds = time.perf_counter() - t0
+    o.sent = len(evs)
+    counts = db_counts(db_url)
+    o.stored = counts["events"]
+    o.lost = len(cl.acked_ids - stored_ids(db_url))
+    return counts
+
+
 def kill_during_ingest(db_url: str, *, events: int = 20_000, batch: int = 200, clients: int = 6, kills: int = 2) -> Outcome:
     o = Outcome("SIGKILL during ingest")
     evs = mixed_events(events, prefix="k")
@@ -127,12 +137,7 @@ def kill_during_ingest(db_url: str, *, events: int = 20_000, batch: int = 200, c
                 f.result()
     finally:
         svc.stop()
-    o.seconds = time.perf_counter() - t0
-    o.sent = len(evs)
-    ids = stored_ids(db_url)
-    counts = db_counts(db_url)
-    o.stored = counts["events"]
-    o.lost = len(cl.acked_ids - ids)
+    counts = _tally(o, db_url, cl, evs, t0)
     o.extra.update(distinct=counts["distinct_ids"], signature_count_sum=counts["signature_count_sum"], kills=kills)
     return o
 
@@ -238,12 +243,7 @@ def pg_connections_dropped(db_url: str, *, events: int = 12_000, batch: int = 20
     finally:
         svc.stop()
         admin.dispose()
-    o.seconds = time.perf_counter() - t0
-    o.sent = len(evs)
-    ids = stored_ids(db_url)
-    counts = db_counts(db_url)
-    o.stored = counts["events"]
-    o.lost = len(cl.acked_ids - ids)
+    counts = _tally(o, db_url, cl, evs, t0)
     o.extra.update(terminated=terminated, recovered_s=recovered, health_after=health, distinct=counts["distinct_ids"],
                    signature_count_sum=counts["signature_count_sum"], server_log_5xx=svc.log_text().count("Traceback"))
     return o

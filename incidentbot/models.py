@@ -14,8 +14,12 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Ballot", "Decision", "DigestRun", "Event", "Hypothesis", "HypothesisLog", "HypothesisSignature",
     "Outbox", "Poll", "PollOption", "RunbookLink", "Signature", "SignatureMember", "SlackMessage",
-    "KeyValue", "WorkClaim", "utcnow",
+    "KeyValue", "OPEN_STATUSES", "WorkClaim", "utcnow",
 ]
+
+
+# Hypothesis statuses that still need attention (listed, polled, counted as open).
+OPEN_STATUSES = ("open", "confirmed", "regressed")
 
 
 def utcnow() -> datetime:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import sys
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, event, func, select
 
-from incidentbot.models import Event, Outbox, Signature
+from incidentbot.models import Event, Signature
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))

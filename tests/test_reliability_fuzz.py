@@ -7,7 +7,6 @@ import re
 from datetime import datetime, timezone
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 
 from incidentbot.localslack import SlackSimulator, Workspace, run_in_thread
 from tests.conftest import PG_URL, ROOT, eventually, free_port

@@ -7,12 +7,10 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import func, select
 
 from incidentbot.models import Ballot, Hypothesis, Poll, PollOption
 from incidentbot.runtime import build_runtime
-from tests.conftest import eventually
 
 
 def make_hypotheses(db, n=2):

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from incidentbot.console.chart import timeline_svg
 from incidentbot.console.mrkdwn import mrkdwn, plain
+from incidentbot.models import OPEN_STATUSES
 
 __all__ = ["mount_console", "console_token", "hypothesis_page_data"]
 
@@ -210,7 +211,7 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         from incidentbot.api import schemas
 
         try:
-            return schemas.hypotheses_list(rt, status="open,confirmed,regressed")[:30]
+            return schemas.hypotheses_list(rt, status=",".join(OPEN_STATUSES), limit=30)
         except Exception:  # noqa: BLE001 - the sidebar is a convenience
             log.debug("sidebar hypotheses failed", exc_info=True)
             return []

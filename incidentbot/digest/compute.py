@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from incidentbot.models import Event, Hypothesis, HypothesisLog, HypothesisSignature, Poll, Signature
+from incidentbot.models import OPEN_STATUSES, Event, Hypothesis, HypothesisLog, HypothesisSignature, Poll, Signature
 from incidentbot.services.signatures import canonical_map
 
 from .weeks import day_bounds, last_full_week, normalize_week, week_bounds
@@ -21,7 +21,6 @@ __all__ = ["Digest", "SignatureRow", "HypothesisRow", "PollRow", "AttentionRow",
            "OPEN_STATUSES", "HYPOTHESIS_KINDS"]
 
 SPARK = "▁▂▃▄▅▆▇█"
-OPEN_STATUSES = ("open", "confirmed", "regressed")
 # Timeline kinds the digest reports, in the order it shows them.
 HYPOTHESIS_KINDS = ("opened", "confirmed", "resolved", "regressed", "rejected", "reopened")
 _LOG_KIND = {"created": "opened", "confirmed": "confirmed", "resolved": "resolved", "regressed": "regressed",

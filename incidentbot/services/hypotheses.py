@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time as _time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,13 +22,10 @@ from incidentbot.models import (Decision, Event, Hypothesis, HypothesisLog, Hypo
                                 WorkClaim, utcnow)
 from incidentbot.services.signatures import canonical_map
 
-__all__ = ["AnalysisSummary", "HypothesisService", "HUMAN_STATUSES"]
+__all__ = ["AnalysisSummary", "HypothesisService"]
 
 log = logging.getLogger(__name__)
 
-# Statuses a person set; the analysis never changes them.
-HUMAN_STATUSES = frozenset({"resolved", "rejected", "confirmed"})
-OPEN_STATUSES = ("open", "confirmed", "regressed")
 MIN_OVERLAP = 0.3
 LEASE = timedelta(minutes=5)
 

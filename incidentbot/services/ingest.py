@@ -58,12 +58,10 @@ class IngestService:
     """Turns validated events into rows. One instance per process; it caches fingerprint → id,
     which is safe because signature rows are never deleted or re-keyed."""
 
-    def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow,
-                 after_commit: Callable[[IngestResult], None] | None = None):
+    def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow):
         self.db = db
         self.channel = channel
         self.clock = clock
-        self.after_commit = after_commit
         self._sig_ids: dict[str, int] = {}
         self._members: set[tuple[int, str, str]] = set()
         self.regression_hook: Callable | None = None
@@ -131,8 +129,6 @@ class IngestService:
         if len(self._members) > 500_000:
             self._members.clear()
         self._members.update(learned.members)
-        if self.after_commit:
-            self.after_commit(result)
         return result
 
     def _ensure_signatures(self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict],

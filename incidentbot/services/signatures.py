@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -30,12 +29,6 @@ def canonical_map(session: Session) -> dict[int, int]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureCounts:
-    count: int
-    first_seen: datetime
-    last_seen: datetime
-
 
 class SignatureService:
     def __init__(self, db: Database):
@@ -52,10 +45,6 @@ class SignatureService:
         cmap = canonical_map(session)
         ids = [sid] + [s for s, t in cmap.items() if t == sid]
         return list(session.scalars(select(Signature).where(Signature.id.in_(ids))))
-
-    def totals(self, session: Session, sid: int) -> SignatureCounts:
-        sigs = self.members(session, sid)
-        return SignatureCounts(sum(s.count for s in sigs), min(s.first_seen for s in sigs), max(s.last_seen for s in sigs))
 
     def merge(self, source: int, target: int, *, actor: str | None) -> None:
         """Merge signature ``source`` into ``target``: later events of either land in ``target``."""

@@ -8,7 +8,6 @@ few message edits, not one per click.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from incidentbot.db import Database
-from incidentbot.models import Ballot, Hypothesis, HypothesisLog, Poll, PollOption, utcnow
+from incidentbot.models import OPEN_STATUSES, Ballot, Hypothesis, HypothesisLog, Poll, PollOption, utcnow
 from incidentbot.services.outbox import enqueue
 from incidentbot.services.sql import insert_for
 
@@ -69,7 +68,7 @@ class VoteService:
                     raise PollError(f"no such hypothesis: {', '.join(missing)}")
             else:
                 hyps = list(session.scalars(select(Hypothesis).where(
-                    Hypothesis.status.in_(("open", "confirmed", "regressed")), Hypothesis.merged_into.is_(None))
+                    Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
                     .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(MAX_POLL_HYPOTHESES)))
                 if not hyps:
                     raise PollError("there are no open hypotheses to vote on")
@@ -228,7 +227,7 @@ class VoteService:
                 Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id).where(
                 HypothesisSignature.signature_id == n, Hypothesis.merged_into.is_(None))))
         others = session.scalars(select(Hypothesis.id).where(
-            Hypothesis.status.in_(("open", "confirmed", "regressed")), Hypothesis.merged_into.is_(None))
+            Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
             .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(MAX_POLL_HYPOTHESES))
         return list(dict.fromkeys([*first, *others]))[:MAX_POLL_HYPOTHESES]
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from incidentbot.api import schemas
 from incidentbot.ids import IdError, parse_id
-from incidentbot.models import Hypothesis, Poll, Signature
+from incidentbot.models import OPEN_STATUSES, Hypothesis, Poll, Signature
 from incidentbot.services.resolutions import ResolutionError
 from incidentbot.services.signatures import SignatureNotFound
 from incidentbot.services.votes import PollError
@@ -96,9 +96,9 @@ class CommandRouter:
 
     def list(self, inv, args) -> Reply:
         # The message shows 20; one more says whether there are others.
-        items = schemas.hypotheses_list(self.rt, status="open,confirmed,regressed", limit=21)
+        items = schemas.hypotheses_list(self.rt, status=",".join(OPEN_STATUSES), limit=21)
         with self.rt.db.read() as session:
-            total = self.rt.hypotheses.count(session, statuses=("open", "confirmed", "regressed"))
+            total = self.rt.hypotheses.count(session, statuses=OPEN_STATUSES)
         text, blocks = views.hypothesis_list(items, command=self.command, total=total)
         return Reply(text, blocks, shareable=True)
 

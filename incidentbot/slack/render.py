@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 __all__ = [
     "esc", "plain", "cut", "code", "section", "fields", "context", "actions", "button", "header", "divider",
-    "SECTION_LIMIT", "FIELD_LIMIT", "BUTTON_TEXT_LIMIT", "MAX_BLOCKS", "fmt_time", "fmt_count", "plural",
+    "SECTION_LIMIT", "FIELD_LIMIT", "BUTTON_TEXT_LIMIT", "MAX_BLOCKS", "fmt_time", "plural",
 ]
 
 SECTION_LIMIT = 3000
@@ -54,10 +54,6 @@ def code(text: str, limit: int = 1500) -> str:
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
-
-
-def fmt_count(n: int) -> str:
-    return f"{n:,}"
 
 
 def fmt_time(dt: datetime | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from incidentbot.slack.render import (actions, button, code, context, cut, divider, esc, fields, fmt_time, header,
+from incidentbot.slack.render import (actions, button, code, context, cut, esc, fields, fmt_time, header,
                                       limit_blocks, plural, section)
 
 __all__ = ["signature_alert", "hypothesis_blocks", "signature_blocks", "hypothesis_list", "signature_list", "help_blocks",
