@@ -33,7 +33,10 @@ def test_watchdog_storm_is_stored_once_grouped_once_and_posted_once(db_url):
     # One alert, edited in place a few times, showing the whole storm; nothing left to send.
     assert r.alert_shows_total, "the alert never showed the final count"
     assert r.top_level_messages == 1
-    assert 1 <= r.alert_edits <= 10
+    # Zero edits is right too: the outbox renders at delivery, so when the storm is stored before
+    # the first post goes out, that post already shows the total (in-place edits of an alert that
+    # was posted first are pinned by test_slack_e2e::test_alert_is_posted_once_and_updated_in_place).
+    assert r.alert_edits <= 10
     assert r.counts["outbox_open"] == 0 and r.counts["outbox_failed"] == 0
     assert len(everything) <= 5, f"a storm is not a flood of messages: {len(everything)}"
     # The service kept answering during the storm.
