@@ -3,6 +3,7 @@ INCIDENTBOT_TEST_DATABASE_URL is set), a runtime wired to it, and a loopback HTT
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -84,6 +85,11 @@ def db_url(request, tmp_path_factory, tmp_path):
     try:
         yield base.rpartition("/")[0] + "/" + name
     finally:
+        # Finalise connections a test leaked (exception tracebacks keep them in reference cycles)
+        # now, while their database still exists. Left to a later, random garbage collection, the
+        # pool logs a ROLLBACK failure from inside whatever runs then; on CPython 3.11.7 that once
+        # landed inside pytest's own ast.parse and crashed the run (cpython gh-106905).
+        gc.collect()
         with admin.connect() as conn:
             conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
