@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
 import psycopg
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from incidentbot import signatures
@@ -19,7 +19,7 @@ from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
 from incidentbot.models import Event, Outbox, Signature, SignatureMember, utcnow
 from incidentbot.services import hll
-from incidentbot.services.sql import insert_for, insert_new
+from incidentbot.services.sql import insert_counted, insert_for, insert_new, sql_time
 
 __all__ = ["IngestResult", "IngestService"]
 
@@ -29,6 +29,21 @@ _EVENT = Event.__table__
 _SIG = Signature.__table__
 _MEMBER = SignatureMember.__table__
 RANKS_EXACT = 1000
+_EVENT_COLUMNS = ("event_id", "job_id", "message", "time", "received_at", "source", "cluster", "host", "gpu", "rank",
+                  "step", "code_version", "versions", "kind", "attributes", "signature_id")
+_MEMBER_COLUMNS = ("signature_id", "dim", "value")
+
+
+def _counters_sql(dialect: str) -> str:
+    """One UPDATE per touched signature, sent as one executemany. Jobs, hosts and ranks grow by
+    what this transaction's member inserts added (exact under concurrent writers); the rank
+    fields change only when given."""
+    least, greatest = ("min", "max") if dialect == "sqlite" else ("LEAST", "GREATEST")
+    return (f"UPDATE {_SIG.name} SET count = count + :n, "
+            f"first_seen = {least}(first_seen, :first), last_seen = {greatest}(last_seen, :last), "
+            "job_count = job_count + :jobs, host_count = host_count + :hosts, "
+            "rank_count = coalesce(:rank_count, rank_count), rank_sketch = coalesce(:rank_sketch, rank_sketch) "
+            "WHERE id = :id")
 
 
 @dataclass(slots=True)
@@ -44,10 +59,6 @@ class IngestResult:
 class _Learned:
     ids: dict[str, int] = field(default_factory=dict)
     members: list = field(default_factory=list)
-
-
-def _without_fp(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "_fp"}
 
 
 def _member_value(text: str) -> str:
@@ -113,18 +124,20 @@ class IngestService:
             ids = {**self._sig_ids, **learned.ids}
             for row in rows:
                 row["signature_id"] = ids[row["_fp"]]
-            inserted = {r[0] for r in insert_new(session, _EVENT, [_without_fp(r) for r in rows], key="event_id")}
+            inserted = {r[0] for r in insert_new(session, _EVENT, rows, key="event_id", columns=_EVENT_COLUMNS)}
             result.accepted = len(inserted)
             result.duplicates += len(rows) - len(inserted)
-            if inserted:
-                self._update_counters(session, [r for r in rows if r["event_id"] in inserted], result, learned)
+            if len(inserted) < len(rows):
+                rows = [r for r in rows if r["event_id"] in inserted]
+            if rows:
+                self._update_counters(session, rows, result, learned)
             result.new_signature_ids = sorted(new_ids)
             if self.channel:
                 for sid in result.new_signature_ids:
                     session.add(Outbox(op="post", message_key=f"alert:S-{sid}", dedupe_key=f"post:alert:S-{sid}",
                                        channel=self.channel, payload={"render": "signature_alert", "signature_id": sid}))
             if self.regression_hook and result.per_signature:
-                self.regression_hook(session, [r for r in rows if r["event_id"] in inserted])
+                self.regression_hook(session, rows)
         self._sig_ids.update(learned.ids)
         if len(self._members) > 500_000:
             self._members.clear()
@@ -196,45 +209,45 @@ class IngestService:
                 members.add((sid, "host", _member_value(r["host"])))
             if r["rank"] is not None:
                 ranks[sid].add(f"{r['job_id']}#{r['rank']}")
-        # Jobs and hosts are counted exactly (a row each); members this process has stored before
-        # are skipped without a query.
+        # Jobs, hosts and ranks are counted exactly (a row each; ranks up to RANKS_EXACT, then a
+        # sketch); members this process has stored before are skipped without a query.
         new = sorted(m for m in members if m not in self._members)
-        grew: set[tuple[int, str]] = set()
-        if new:
-            stmt = insert_for(session, _MEMBER).on_conflict_do_nothing().returning(_MEMBER.c.signature_id, _MEMBER.c.dim)
-            grew = {tuple(r) for r in session.execute(stmt, [{"signature_id": s, "dim": d, "value": v} for s, d, v in new])}
-            learned.members = new
-        c = _SIG.c
+        added = insert_counted(session, _MEMBER, _MEMBER_COLUMNS, new, count_by=2)
+        learned.members = new
+        rank_fields = self._count_ranks(session, ranks) if ranks else {}
+        params = []
         # Ordered by id so two replicas updating the same signatures lock rows in one order.
         for sid in sorted(agg):
             n, first, last = agg[sid]
             result.per_signature[sid] = n
-            values = {
-                "count": c.count + n,
-                "first_seen": case((c.first_seen > first, first), else_=c.first_seen),
-                "last_seen": case((c.last_seen < last, last), else_=c.last_seen),
-            }
-            for dim, column in (("job", "job_count"), ("host", "host_count")):
-                if (sid, dim) in grew:
-                    values[column] = (select(func.count()).select_from(_MEMBER)
-                                      .where(_MEMBER.c.signature_id == sid, _MEMBER.c.dim == dim).scalar_subquery())
-            if ranks.get(sid):
-                values.update(self._count_ranks(session, sid, ranks[sid]))
-            session.execute(update(_SIG).where(c.id == sid).values(**values))
+            rank_count, sketch = rank_fields.get(sid, (None, None))
+            params.append({"id": sid, "n": n, "first": sql_time(session, first), "last": sql_time(session, last),
+                           "jobs": added[(sid, "job")], "hosts": added[(sid, "host")],
+                           "rank_count": rank_count, "rank_sketch": sketch})
+        session.execute(text(_counters_sql(session.get_bind().dialect.name)), params)
 
-    def _count_ranks(self, session, sid: int, ranks: set[str]) -> dict:
-        """Distinct ranks: exact (a row each) up to RANKS_EXACT, then a HyperLogLog sketch, so a
-        100,000-rank storm does not write 100,000 membership rows."""
+    def _count_ranks(self, session, ranks: dict[int, set[str]]) -> dict[int, tuple[int | None, bytes | None]]:
+        """Distinct ranks per signature: exact (a row each) up to RANKS_EXACT, then a HyperLogLog
+        sketch, so a 100,000-rank storm does not write 100,000 membership rows. Returns the new
+        (rank_count, sketch) of each signature whose ranks changed (None where unchanged)."""
         c = _SIG.c
-        count, sketch = session.execute(select(c.rank_count, c.rank_sketch).where(c.id == sid).with_for_update(key_share=True)).one()
-        registers = bytearray(sketch or bytes(hll.SIZE))
-        changed = hll.add_all(registers, ranks)
-        out: dict = {"rank_sketch": bytes(registers)} if changed else {}
-        if count < RANKS_EXACT:
-            stmt = insert_for(session, _MEMBER).on_conflict_do_nothing().returning(_MEMBER.c.value)
-            added = session.execute(stmt, [{"signature_id": sid, "dim": "rank", "value": v} for v in sorted(map(_member_value, ranks))]).all()
-            exact = count + len(added)
-            out["rank_count"] = exact if exact < RANKS_EXACT else max(exact, hll.estimate(registers))
-        elif changed:
-            out["rank_count"] = max(count, hll.estimate(registers))
+        state = session.execute(select(c.id, c.rank_count, c.rank_sketch).where(c.id.in_(sorted(ranks)))
+                                .order_by(c.id).with_for_update(key_share=True)).all()
+        exact_rows = []
+        sketches: dict[int, tuple[int, bytearray, bool]] = {}
+        for sid, count, sketch in state:
+            registers = bytearray(sketch or bytes(hll.SIZE))
+            changed = hll.add_all(registers, ranks[sid])
+            sketches[sid] = (count, registers, changed)
+            if count < RANKS_EXACT:
+                exact_rows += [(sid, "rank", v) for v in sorted(map(_member_value, ranks[sid]))]
+        added = insert_counted(session, _MEMBER, _MEMBER_COLUMNS, exact_rows, count_by=1)
+        out: dict[int, tuple[int | None, bytes | None]] = {}
+        for sid, (count, registers, changed) in sketches.items():
+            sketch = bytes(registers) if changed else None
+            if count < RANKS_EXACT:
+                exact = count + added[sid]
+                out[sid] = (exact if exact < RANKS_EXACT else max(exact, hll.estimate(registers)), sketch)
+            elif changed:
+                out[sid] = (max(count, hll.estimate(registers)), sketch)
         return out

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timezone
+from operator import itemgetter
 
 from sqlalchemy import JSON, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-__all__ = ["insert_for", "insert_new"]
+__all__ = ["insert_for", "insert_new", "insert_counted", "sql_time"]
 
 
 def insert_for(session: Session, table):
@@ -19,9 +21,11 @@ def insert_for(session: Session, table):
     return (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
 
 
-def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, returning: Sequence[str] | None = None) -> list[tuple]:
+def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, returning: Sequence[str] | None = None,
+               columns: Sequence[str] | None = None) -> list[tuple]:
     """Insert the rows whose ``key`` (a unique column) is not stored yet; return ``returning``
     columns of the rows this call inserted (by default the key). Exact under concurrent writers.
+    ``columns`` names the keys of the row dicts to store (by default all of them).
 
     SQLite: writers are serialised (BEGIN IMMEDIATE), so a look-up of existing keys followed by a
     plain executemany is exact and fast. PostgreSQL: psycopg's pipelined ``executemany`` with
@@ -42,19 +46,18 @@ def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, retur
         if fresh:
             # The driver's executemany with the columns' own bind processors: SQLAlchemy's
             # per-row parameter machinery costs more than SQLite's insert at this size.
-            cols = list(fresh[0])
-            procs = _bind_processors(table, cols, conn.dialect)
+            cols = list(columns or fresh[0])
             sql = (f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))}) "
                    f"ON CONFLICT ({_q(key)}) DO NOTHING")
             cur = conn.connection.driver_connection.cursor()
             try:
-                cur.executemany(sql, [tuple(p(r[c]) if p else r[c] for c, p in zip(cols, procs)) for r in fresh])
+                cur.executemany(sql, _sqlite_params(table, cols, fresh, conn.dialect))
             finally:
                 cur.close()
         return [tuple(r[c] for c in returning) for r in fresh]
     from psycopg.types.json import Json
 
-    cols = list(rows[0])
+    cols = list(columns or rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     sql = (f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "
            f"ON CONFLICT ({_q(key)}) DO NOTHING RETURNING {', '.join(map(_q, returning))}")
@@ -67,6 +70,45 @@ def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, retur
             out.extend(tuple(row) for row in cur.fetchall())
             if not cur.nextset():
                 break
+        return out
+    finally:
+        cur.close()
+
+
+def insert_counted(session: Session, table, cols: Sequence[str], rows: Sequence[tuple], *, count_by: int) -> Counter:
+    """INSERT … ON CONFLICT DO NOTHING of plain-valued tuples; returns how many rows this call
+    inserted per value of their first ``count_by`` columns. Exact under concurrent writers (a
+    conflicting row counts for the transaction that inserted it), so counters kept from these
+    numbers need no recount.
+
+    ``rows`` are sorted by the caller (one lock order for all writers)."""
+    out: Counter = Counter()
+    if not rows:
+        return out
+    conn = session.connection()
+    names = ", ".join(map(_q, cols))
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        if conn.dialect.name == "sqlite":
+            # One executemany per group: its rowcount is the group's inserted rows.
+            sql = f"INSERT INTO {_q(table.name)} ({names}) VALUES ({', '.join('?' * len(cols))}) ON CONFLICT DO NOTHING"
+            prefix = itemgetter(*range(count_by)) if count_by > 1 else itemgetter(0)
+            start = 0
+            for end in range(1, len(rows) + 1):
+                if end == len(rows) or prefix(rows[end]) != prefix(rows[start]):
+                    cur.executemany(sql, rows[start:end])
+                    if cur.rowcount:
+                        out[prefix(rows[start])] += cur.rowcount
+                    start = end
+            return out
+        # PostgreSQL: one statement over arrays, one round trip; RETURNING tells the groups.
+        types = [table.c[c].type.compile(dialect=conn.dialect) for c in cols]
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        sql = (f"INSERT INTO {_q(table.name)} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING "
+               f"RETURNING {', '.join(map(_q, cols[:count_by]))}")
+        cur.execute(sql, [list(col) for col in zip(*rows)])
+        for got in cur.fetchall():
+            out[got[0] if count_by == 1 else tuple(got)] += 1
         return out
     finally:
         cur.close()
@@ -91,6 +133,11 @@ def _sqlite_datetime(value):
     return value.isoformat(" ", "microseconds")
 
 
+def sql_time(session: Session, value):
+    """A datetime as a raw driver parameter for this session's dialect (SQLite keeps UTC text)."""
+    return _sqlite_datetime(value) if session.get_bind().dialect.name == "sqlite" else value
+
+
 _JSON_MEMO: dict = {}
 
 
@@ -112,6 +159,33 @@ def _json_text(value):
             _JSON_MEMO.clear()
         _JSON_MEMO[key] = text
     return text
+
+
+def _sqlite_params(table, cols: list[str], rows: Sequence[dict], dialect) -> list[tuple]:
+    """Row tuples for the driver: plain columns are picked in C (itemgetter); only the columns
+    whose type needs a conversion (times, JSON) go through Python, and a batch's repeated
+    values (its receive time, its version maps) are converted once."""
+    procs = _bind_processors(table, cols, dialect)
+    pick = itemgetter(*cols)
+    convert = [(i, p) for i, p in enumerate(procs) if p is not None]
+    if not convert:
+        return [pick(r) for r in rows]
+    out = []
+    memo: dict = {}
+    for r in rows:
+        values = list(pick(r))
+        for i, p in convert:
+            v = values[i]
+            if v is None:
+                continue
+            # datetimes and string-valued dicts repeat within a batch; key on identity+position.
+            k = (i, id(v))
+            hit = memo.get(k)
+            if hit is None or hit[0] is not v:
+                hit = memo[k] = (v, p(v))
+            values[i] = hit[1]
+        out.append(tuple(values))
+    return out
 
 
 def _bind_processors(table, cols: list[str], dialect) -> list:
