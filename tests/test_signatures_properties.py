@@ -113,3 +113,34 @@ def test_deterministic_across_processes() -> None:
             cwd=ROOT, env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
         )
         assert json.loads(out.stdout) == keys
+
+
+EXEMPLARS = ROOT.parent / "shared" / "data" / "gpu-failures" / "exemplars.jsonl"
+
+
+@pytest.mark.skipif(not EXEMPLARS.exists(), reason="needs ../shared/data/gpu-failures/exemplars.jsonl")
+def test_shape_cache_agrees_with_a_full_parse() -> None:
+    """The shape cache answers for every text of a shape (numbers of any value, and of any width
+    in the same width class) after learning from two of them: its answer must be the one a full
+    parse gives, for real failure texts with their numbers rewritten."""
+    import random
+    import re
+
+    from incidentbot.signatures import _build
+
+    rng = random.Random(11)
+
+    def rewrite(m: re.Match) -> str:
+        n = len(m.group())
+        width = n if n == 4 or n > 9 else rng.randint(1, 3) if n <= 3 else rng.randint(5, 9)
+        return str(rng.randrange(10 ** (width - 1) if width > 1 else 0, 10 ** width)) if rng.random() < 0.6 else m.group()
+
+    texts = [json.loads(line)["text"] for line in EXEMPLARS.open(encoding="utf-8")]
+    checked = 0
+    for text in texts:
+        variants = [text + f"\n[rank{rng.randrange(10 ** rng.randint(1, 6))}] pid {rng.randrange(10 ** rng.randint(1, 7))}"
+                    for _ in range(6)] + [re.sub(r"\d+", rewrite, text) for _ in range(40)]
+        for v in variants:
+            assert fingerprint(v).key == _build(v, False)[0].key, v[:300]
+            checked += 1
+    assert checked == 46 * len(texts)

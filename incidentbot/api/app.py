@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from incidentbot.api import schemas
 from incidentbot.api.limits import BodyLimit
 from incidentbot.ingest import from_alertmanager, validate_batch
-from incidentbot.ingest.schema import needs_cleaning
+from incidentbot.ingest.schema import needs_cleaning, validate_body_fast
 from incidentbot.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -148,11 +148,8 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         ok = await run_in_threadpool(rt.db.ping)
         return JSONResponse({"ok": ok, "database": "up" if ok else "down"}, status_code=200 if ok else 503)
 
-    @app.post("/v1/events", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
-              responses={400: {}, 401: {}, 413: {}, 422: {}},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}}})
-    async def post_events(request: Request, _auth: EventsAuth):
-        raw = await request.body()
+    def _validate_events_body(raw: bytes) -> tuple[list, Any]:
+        """The full path: every problem of the batch reported, by index and field."""
         body = _parse_json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise _BadRequest(422, {"detail": "expected {\"events\": [Event, ...]}"})
@@ -166,7 +163,19 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             count_rejected("api", len(items))
             raise _BadRequest(422, {"detail": f"{len({e.index for e in errors})} of {len(items)} events are invalid; nothing was stored",
                                     "errors": [e.as_dict() for e in errors[:500]]})
-        source = body.get("source") if body.get("source") in ("reporter", "cli", "torchelastic") else "api"
+        return events, body.get("source")
+
+    @app.post("/v1/events", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
+              responses={400: {}, 401: {}, 413: {}, 422: {}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}}})
+    async def post_events(request: Request, _auth: EventsAuth):
+        raw = await request.body()
+        fast = validate_body_fast(raw, max_events=settings.max_batch_events)
+        if fast is not None:
+            events, source = fast
+        else:
+            events, source = _validate_events_body(raw)
+        source = source if source in ("reporter", "cli", "torchelastic") else "api"
         started = time.perf_counter()
         result = await run_in_threadpool(rt.ingest.ingest, events, source=source)
         rt.metrics.ingest_seconds.labels(source).observe(time.perf_counter() - started)

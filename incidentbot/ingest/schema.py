@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 
-__all__ = ["EventIn", "BatchError", "validate_batch", "needs_cleaning", "clean_text", "MAX_MESSAGE_BYTES"]
+__all__ = ["EventIn", "BatchError", "validate_batch", "validate_body_fast", "needs_cleaning", "clean_text",
+           "MAX_MESSAGE_BYTES"]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_INT = 2**63 - 1
@@ -165,6 +166,38 @@ def validate_batch(items: list[Any], *, clean: bool = True) -> tuple[list[EventI
         return _ADAPTER.validate_python(prepared), []
     except ValidationError as exc:
         return [], _errors(exc)
+
+
+class _Body(BaseModel):
+    """``{"events": [...]}`` as the events route takes it; other top-level keys are ignored."""
+
+    events: list[EventIn]
+    source: Any = None
+
+
+_BODY = TypeAdapter(_Body)
+
+
+def validate_body_fast(raw: bytes, *, max_events: int) -> tuple[list[EventIn], Any] | None:
+    """The common case in one pass of pydantic's JSON parser (about twice as fast as ``json.loads``
+    then validating): a body whose events all validate as sent. Returns (events, source), or None
+    for anything else (unknown fields to move under ``attributes``, text to clean, a bad event, a
+    batch too small or large) so the caller takes the full path, which gives the exact errors."""
+    if needs_cleaning(raw):
+        return None
+    try:
+        body = _BODY.validate_json(raw)
+    except (ValidationError, ValueError):
+        return None
+    if not 1 <= len(body.events) <= max_events:
+        return None
+    try:
+        for ev in body.events:
+            if ev.attributes:
+                _check_depth(ev.attributes)
+    except (ValueError, RecursionError):
+        return None
+    return body.events, body.source
 
 
 def _errors(exc: ValidationError, *, offset: int | None = None) -> list[BatchError]:

@@ -143,12 +143,18 @@ def _fingerprint_cached(text: str) -> Fingerprint:
 # rewriting tokens and re-fingerprinting. Later texts of that shape cost one regex pass and a dict
 # look-up instead of a full parse: a 100,000-rank storm, or a fleet's Xid lines, parse once.
 _TOKEN = re.compile(r"[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*")
+_TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
 _MAX_PROBED_TOKENS = 256
 _SHAPES_MAX = 65536
 _NO_CACHE = object()
+_BY_WIDTH = object()
 _shapes: dict[str, object] = {}
 _sightings: dict[str, int] = {}
 _SHAPE = str.maketrans("0123456789abcdefABCDEF", "0000000000aaaaaaAAAAAA")
+# All-digit tokens are classed by width, not by exact width: 1-3 digits, 4 (years, PCI domains)
+# and 5-9 digits each make one class, so ranks and pids of any size share a shape.
+_SHORT_NUMBER = re.compile(r"(?<![0aA])0{1,3}(?![0aA])")
+_LONG_NUMBER = re.compile(r"(?<![0aA])0{5,9}(?![0aA])")
 _ROT_A = str.maketrans("0123456789abcdefABCDEF", "3456789012defabcDEFABC")
 _ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
 
@@ -164,33 +170,70 @@ def _rewrite(text: str, which, table) -> str:
     return _TOKEN.sub(repl, text)
 
 
-def _learn(text: str, tokens: list[str], key: str):
-    """Which token positions the key depends on: () when none, None when it cannot be told.
+def _resize(token: str) -> str:
+    """Another all-digit token of the same width class (see ``_shape``) but another width."""
+    n = len(token)
+    if n <= 3:
+        return "7" if n > 1 else "37"
+    if 5 <= n <= 9:
+        return "5" * (6 if n == 5 else n - 1)
+    return token
+
+
+def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
+    """Which token positions the key depends on: () when none, None when it cannot be told; and
+    whether the answer also holds for other widths of the shape's all-digit tokens (asked only
+    when ``widths``: a width-class shape stands for all of them).
 
     Group testing: rewrite a set of tokens at once and split only the sets that change the key,
-    so a shape with a hundred numbers and one that matters costs a few dozen parses, once."""
-    def same(which) -> bool:
-        return all(_fingerprint_cached(_rewrite(text, which, t)).key == key for t in (_ROT_A, _ROT_B))
+    so a shape with a hundred numbers and one that matters costs a few dozen parses, once. The
+    search uses one rewrite; the answer is then checked with a second one."""
+    def same(which, tables=(_ROT_A,)) -> bool:
+        return all(_fingerprint_cached(_rewrite(text, which, t)).key == key for t in tables)
 
-    if same(None):
-        return ()
+    def resized(which) -> bool:
+        i = -1
+
+        def repl(m):
+            nonlocal i
+            i += 1
+            tok = m.group()
+            return _resize(tok) if i in which and tok.isdigit() else tok
+
+        return _fingerprint_cached(_TOKEN.sub(repl, text)).key == key
+
+    every = set(range(len(tokens)))
+    if same(every, (_ROT_A, _ROT_B)):
+        return (), (not widths or resized(every))
     if len(tokens) > _MAX_PROBED_TOKENS:
-        return None
+        return None, False
 
-    def find(group: list[int]) -> list[int]:
-        if same(set(group)):
+    def find(units: list[tuple[int, ...]]) -> list[int]:
+        if same({i for unit in units for i in unit}):
             return []
-        if len(group) == 1:
-            return group
-        mid = len(group) // 2
-        return find(group[:mid]) + find(group[mid:])
+        if len(units) == 1:
+            return list(units[0])
+        mid = len(units) // 2
+        return find(units[:mid]) + find(units[mid:])
 
-    matter = tuple(find(list(range(len(tokens)))))
-    rest = set(range(len(tokens))) - set(matter)
-    return matter if matter and len(matter) <= 8 and same(rest) else None
+    # Token by token first. A pasted log that repeats one failure on several lines may depend on
+    # a value wherever it appears (the Xid code of either line): rewriting one copy changes
+    # nothing, so then the tokens of one value are rewritten together.
+    by_value: dict[str, list[int]] = {}
+    for i, tok in enumerate(tokens):
+        by_value.setdefault(tok, []).append(i)
+    for units in ([(i,) for i in range(len(tokens))], [tuple(v) for v in by_value.values()]):
+        matter = tuple(sorted(find(units)))
+        rest = every - set(matter)
+        if matter and len(matter) <= 8 and same(rest, (_ROT_A, _ROT_B)):
+            return matter, (not widths or resized(rest))
+    return None, False
 
 
 _by_text: dict[str, Fingerprint] = {}
+_DIGITS = str.maketrans("0123456789", "0000000000")
+# digit-zeroed text -> (spans of the tokens that matter, that shape's table of fingerprints)
+_by_digits: dict[str, tuple[tuple[tuple[int, int], ...], dict]] = {}
 
 
 def fingerprint(text: str) -> Fingerprint:
@@ -206,24 +249,67 @@ def fingerprint(text: str) -> Fingerprint:
     return fp
 
 
+def _spans(parts: list[str], matter: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """Character spans of the tokens at positions ``matter`` (``parts`` as _TOKEN_SPLIT gives)."""
+    spans, pos = [], 0
+    for i, part in enumerate(parts):
+        if i % 2 and i // 2 in matter:
+            spans.append((pos, pos + len(part)))
+        pos += len(part)
+    return tuple(spans)
+
+
 def _fingerprint(text: str) -> Fingerprint:
-    tokens = _TOKEN.findall(text)
+    # Fast path: the text with its digits zeroed names one shape exactly (same tokens, same
+    # widths), so a learned shape is found by one translate and one look-up, and the tokens that
+    # matter are read by position. Texts with other digits or widths fall through and add theirs.
+    digits = text.translate(_DIGITS)
+    fast = _by_digits.get(digits)
+    if fast is not None:
+        spans, table = fast
+        fp = table.get(tuple([text[a:b] for a, b in spans]))
+        if fp is not None:
+            return fp
+    # One regex pass gives both the tokens and the text around them.
+    parts = _TOKEN_SPLIT.split(text)
+    tokens = parts[1::2]
     if not tokens:
         return _fingerprint_cached(text)
     # Class-preserving, like the rewrites that learn a shape: 9b and a3 are different shapes.
-    # (Built from C-level string operations: the skeleton, then the tokens' character classes.)
-    shape = _TOKEN.sub("\x00", text) + "\x01" + "\x02".join(tokens).translate(_SHAPE)
+    # All-digit tokens are classed by width class (a rank of 7 and of 70000 share a shape), unless
+    # learning found that width matters for this shape (mlx5_core is not mlx37_core): then the
+    # exact-width shape is used. (Built from C-level string operations.)
+    skeleton = "\x00".join(parts[0::2])
+    exact = "\x02".join(tokens).translate(_SHAPE)
+    shape = skeleton + "\x01" + _LONG_NUMBER.sub("5", _SHORT_NUMBER.sub("1", exact))
     entry = _shapes.get(shape)
+    widths = True
+    if entry is _BY_WIDTH:
+        shape, widths = skeleton + "\x03" + exact, False
+        entry = _shapes.get(shape)
     if entry is _NO_CACHE:
         return _fingerprint_cached(text)
     if entry is not None:
-        matter, table = entry
-        if not matter or max(matter) < len(tokens):
-            values = tuple(tokens[i] for i in matter)
+        matter, table, checked = entry
+        values = tuple(tokens[i] for i in matter)
+        if not widths or exact in checked:
             fp = table.get(values)
             if fp is None:
                 fp = table[values] = _fingerprint_cached(text)
+            _remember_digits(digits, parts, matter, table)
             return fp
+        # Widths this shape has not been checked with (a rank of 7 where it learned 70000): the
+        # first such text is parsed and must agree with what the shape predicts; a disagreement
+        # (a PCI id of other widths is no longer a PCI id) sends the shape back to exact widths.
+        fp = _fingerprint_cached(text)
+        predicted = table.get(values)
+        if predicted is not None:
+            if predicted.key == fp.key:
+                checked.add(exact)
+                _remember_digits(digits, parts, matter, table)
+            else:
+                _shapes[shape] = _BY_WIDTH
+        return fp
     fp = _fingerprint_cached(text)
     # A shape is learned on its second sight: one-off texts cost one parse, not a dozen.
     seen = _sightings.get(shape, 0) + 1
@@ -233,11 +319,23 @@ def _fingerprint(text: str) -> Fingerprint:
         _sightings[shape] = seen
         return fp
     _sightings.pop(shape, None)
-    matter = _learn(text, tokens, fp.key)
+    matter, width_free = _learn(text, tokens, fp.key, widths=widths)
     if len(_shapes) >= _SHAPES_MAX:
         _shapes.clear()
-    _shapes[shape] = _NO_CACHE if matter is None else (matter, {tuple(tokens[i] for i in matter): fp})
+    learned = _NO_CACHE if matter is None else (matter, {tuple(tokens[i] for i in matter): fp}, {exact})
+    if widths and matter is not None and not width_free:
+        _shapes[shape] = _BY_WIDTH
+        shape = skeleton + "\x03" + exact
+    _shapes[shape] = learned
+    if matter is not None:
+        _remember_digits(digits, parts, matter, learned[1])
     return fp
+
+
+def _remember_digits(digits: str, parts: list[str], matter: tuple[int, ...], table: dict) -> None:
+    if len(_by_digits) >= _SHAPES_MAX:
+        _by_digits.clear()
+    _by_digits[digits] = (_spans(parts, matter), table)
 
 
 def explain(text: str) -> Explanation:
