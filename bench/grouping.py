@@ -155,7 +155,7 @@ def fingerprint_throughput() -> dict[str, float]:
     full = [_build(t, False)[0].key for t in later[:3000]]
     out["novel multi-line (a full parse each)"] = 3000 / (time.perf_counter() - t0)
     agree = sum(fingerprint(t).key == k for t, k in zip(later, full))
-    print(f"cached fingerprints that agree with a full parse: {agree:,} of {len(full):,}")
+    print(f"  (cached answers that agree with a full parse: {agree:,} of {len(full):,})")
     firsts = [texts[i % len(texts)].splitlines()[0] + f" #{i}" for i in range(3000)]
     t0 = time.perf_counter()
     for t in firsts:
@@ -199,8 +199,8 @@ def main(argv=None) -> int:
     print("-" * len(hdr))
     print(f"{'average':<12} {tot['ge']/k:>9.3f} {tot['gd']/k:>9.3f} {tot['gm']/k:>10.3f} {tot['se']/k:>12.0f} {tot['sd']/k:>12.0f} {tot['sm']/k:>13.0f}")
     if (DATA / "gpu-failures" / "exemplars.jsonl").is_file():
-        rates = fingerprint_throughput()
         print("\nfingerprint() on the 103 GPU exemplar texts (avg ~500 chars, multi-line), one core:")
+        rates = fingerprint_throughput()
         for name, rate in rates.items():
             print(f"  {name:<48} {rate:>12,.0f} texts/s")
     return 0

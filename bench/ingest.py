@@ -87,6 +87,42 @@ def post_all(url: str, events: list[dict], *, clients: int, batch: int = 1000) -
     return elapsed, accepted, duplicates
 
 
+def raw_sqlite_baseline(tmp: Path, events: list[dict]) -> float:
+    """events/s of the database alone: the same rows (fingerprints and signature ids precomputed)
+    through sqlite3's executemany into the migrated schema, 1,000 per transaction, WAL and
+    synchronous=FULL as the service runs it. No HTTP, validation, grouping or counters."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from incidentbot.db import Database
+
+    path = tmp / "raw.db"
+    Database(f"sqlite:///{path}").migrate()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("INSERT INTO signature (fingerprint, rules_version, title, category, cause_class, parser, template, details,"
+                 " example, count, first_seen, last_seen, created_at, job_count, host_count, rank_count, alerted_count,"
+                 " alerted_jobs, alerted_hosts) VALUES ('f', 'r', 't', 'other', 'unknown', 'p', 't', '{}', 'e', 0,"
+                 " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 0, 0, 0, 0, 0, 0)")
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    rows = [(e["event_id"], e["job_id"], e["message"], now, now, "api", None, e["host"], None, e["rank"], e["step"],
+             e["code_version"], json.dumps(e["versions"]), None, "{}", 1) for e in events]
+    sql = ("INSERT INTO event (event_id, job_id, message, time, received_at, source, cluster, host, gpu, rank, step,"
+           " code_version, versions, kind, attributes, signature_id) VALUES (" + ", ".join("?" * 16) + ")"
+           " ON CONFLICT (event_id) DO NOTHING")
+    started = time.perf_counter()
+    for i in range(0, len(rows), 1000):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows[i:i + 1000])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    stored = conn.execute("SELECT count(*) FROM event").fetchone()[0]
+    conn.close()
+    assert stored == len(rows), (stored, len(rows))
+    return len(rows) / elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
@@ -116,6 +152,10 @@ def main() -> None:
                 post_all(base, more, clients=a.clients)
                 rows.append((kind + label, "memory: RSS after 100k / after 320k events, peak" + (" (all processes)" if label else ""), f"{rss_after_first:.0f} / {rss_mib(proc.pid):.0f} MiB",
                              f"peak {peak_rss_mib(proc.pid):.0f} MiB", "", ""))
+        if "sqlite" in a.backends.split(","):
+            rate = raw_sqlite_baseline(Path(tmp), make_events(a.events, storm=False, prefix="r"))
+            rows.append(("sqlite (reference)", f"raw executemany of {a.events:,} mixed rows, no service", f"{rate:,.0f} events/s",
+                         f"{a.events / rate:.1f} s", "", ""))
     print("| backend | workload | throughput | time | accepted | duplicates |")
     print("|---|---|---|---|---|---|")
     for r in rows:
