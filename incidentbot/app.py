@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 
@@ -99,6 +100,11 @@ def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None
 
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request):
+        if not slack.signing_secret:
+            # Socket Mode without a signing secret: nothing could verify a request here, so none
+            # is taken (an empty secret would accept anything signed with an empty key).
+            return JSONResponse({"detail": "this service takes Slack requests over Socket Mode, not HTTP "
+                                           "(set SLACK_SIGNING_SECRET to accept them here too)"}, status_code=404)
         body = await request.body()
         resp = await run_in_threadpool(bolt.dispatch, to_bolt_request(body, request))
         workers.kick()

@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -98,7 +98,9 @@ class LocalSlackApi:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+        self.socket_url = ""  # ws://host:port/socket-mode, set from the first request that asks
         self.methods: dict[str, Callable[[dict], dict]] = {
+            "apps.connections.open": self.apps_connections_open,
             "auth.test": self.auth_test,
             "chat.postMessage": self.chat_post_message,
             "chat.update": self.chat_update,
@@ -115,6 +117,10 @@ class LocalSlackApi:
             "views.update": self.views_update,
             "views.push": self.views_push,
         }
+
+    # ------------------------------------------------------------------ Socket Mode
+    def apps_connections_open(self, params: dict) -> dict:
+        return {"url": f"{self.socket_url}?ticket={self.ws.socket_mode.new_ticket()}"}
 
     # ------------------------------------------------------------------ helpers
     def _channel(self, params: dict, key: str = "channel") -> str:
@@ -380,8 +386,12 @@ class LocalSlackApi:
         token = token or str(params.get("token") or "")
         if not token:
             return done(200, {"ok": False, "error": "not_authed"})
-        if token not in ws.tokens:
+        if token not in ws.tokens and token != ws.app_token:
             return done(200, {"ok": False, "error": "invalid_auth"})
+        # An app-level token opens Socket Mode connections and does nothing else; a bot token
+        # cannot open them.
+        if (token == ws.app_token) != (method == "apps.connections.open"):
+            return done(200, {"ok": False, "error": "not_allowed_token_type"})
 
         handler = self.methods.get(method)
         if handler is None:
@@ -410,12 +420,18 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     @app.api_route("/api/{method}", methods=["GET", "POST"])
     async def web_api(method: str, request: Request) -> JSONResponse:
+        if method == "apps.connections.open":
+            api.socket_url = str(request.url_for("socket_mode")).replace("http", "ws", 1)
         try:
             params, ctype = await read_params(request)
         except ApiError as exc:
             return JSONResponse({"ok": False, "error": exc.error})
         headers = {k.lower(): v for k, v in request.headers.items()}
         return await run_in_threadpool(api.call, method, params, headers, ctype)
+
+    @app.websocket("/socket-mode", name="socket_mode")
+    async def socket_mode(websocket: WebSocket) -> None:
+        await workspace.socket_mode.serve(websocket)
 
     @app.post("/response/{token}")
     async def response_url(token: str, request: Request):

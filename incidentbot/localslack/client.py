@@ -82,9 +82,13 @@ class SlackSimulator:
         http: Optional[httpx.Client] = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        socket_mode: bool = False,
     ) -> None:
         self.ws = workspace
         self.bot_url = bot_url
+        # Socket Mode: requests go as envelopes on the app's open WebSocket instead of signed
+        # HTTP requests to `bot_url`, and the envelope's acknowledgement is the ack.
+        self.socket_mode = socket_mode
         self.localslack_url = localslack_url.rstrip("/")
         self.verifier = SignatureVerifier(signing_secret)
         self.clock = clock
@@ -137,6 +141,27 @@ class SlackSimulator:
             elapsed=time.monotonic() - started,
         )
 
+    def _deliver(self, kind: str, *, form: Optional[dict] = None, payload: Optional[dict] = None,
+                 stale: bool = False, bad_signature: bool = False) -> BotResponse:
+        """One request from Slack: `form` fields (a slash command) or a JSON `payload`
+        (interactivity, events), over HTTP or Socket Mode."""
+        if self.socket_mode:
+            if stale or bad_signature:
+                raise ValueError("Socket Mode requests are not signed: nothing to make stale or forge")
+            envelope_type = {"slash_command": "slash_commands", "event": "events_api"}.get(kind, "interactive")
+            started = time.monotonic()
+            ack = self.ws.socket_mode.deliver(envelope_type, form if form is not None else payload or {})
+            body = ack.get("payload")
+            return BotResponse(kind=kind, status=200, text=json.dumps(body) if body else "", headers={},
+                               elapsed=time.monotonic() - started)
+        if form is not None:
+            return self.post_signed(urlencode(form).encode(), stale=stale, bad_signature=bad_signature, kind=kind)
+        if kind == "event":
+            return self.post_signed(json.dumps(payload).encode(), content_type="application/json", stale=stale,
+                                    bad_signature=bad_signature, kind=kind)
+        return self.post_signed(urlencode({"payload": json.dumps(payload)}).encode(), stale=stale,
+                                bad_signature=bad_signature, kind=kind)
+
     # ------------------------------------------------------------------ helpers
     def _user(self, user: str) -> dict:
         u = self.ws.user(user)
@@ -187,9 +212,7 @@ class SlackSimulator:
             "response_url": self.response_url_for(token),
             "trigger_id": trigger_id,
         }
-        resp = self.post_signed(
-            urlencode(form).encode(), stale=stale, bad_signature=bad_signature, kind="slash_command"
-        )
+        resp = self._deliver("slash_command", form=form, stale=stale, bad_signature=bad_signature)
         resp.user, resp.channel, resp.response_url, resp.trigger_id, resp.payload = (
             u["id"], ch["id"], form["response_url"], trigger_id, form,
         )
@@ -321,8 +344,7 @@ class SlackSimulator:
             }
         if view is not None:
             payload["view"] = {k: v for k, v in view.items() if k != "user"}
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        resp = self.post_signed(body, stale=stale, bad_signature=bad_signature, kind="block_actions")
+        resp = self._deliver("block_actions", payload=payload, stale=stale, bad_signature=bad_signature)
         resp.user, resp.channel, resp.response_url, resp.trigger_id, resp.payload = (
             u["id"], ch["id"] if ch else None, response_url, trigger_id, payload,
         )
@@ -369,8 +391,7 @@ class SlackSimulator:
             "is_enterprise_install": False,
             "enterprise": None,
         }
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        resp = self.post_signed(body, stale=stale, bad_signature=bad_signature, kind="view_submission")
+        resp = self._deliver("view_submission", payload=payload, stale=stale, bad_signature=bad_signature)
         resp.user, resp.trigger_id, resp.payload = u["id"], payload["trigger_id"], payload
         if resp.status == 200:
             self._apply_view_ack(u["id"], view["id"], resp.json)
@@ -412,10 +433,7 @@ class SlackSimulator:
             ],
             "is_ext_shared_channel": False,
         }
-        body = json.dumps(envelope).encode()
-        resp = self.post_signed(
-            body, content_type="application/json", stale=stale, bad_signature=bad_signature, kind="event"
-        )
+        resp = self._deliver("event", payload=envelope, stale=stale, bad_signature=bad_signature)
         resp.user, resp.channel, resp.payload = event.get("user"), event.get("channel"), envelope
         return self._finish(resp)
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TypeVar
 
+from .socket_mode import SocketModeHub
+
 T = TypeVar("T")
 
 RESPONSE_URL_MAX_USES = 5
@@ -123,6 +125,7 @@ class Workspace:
         alice = ws.add_user("alice")            # -> "U..." id
         ch = ws.create_channel("gpu-incidents")  # -> "C..." id
         ws.bot_token                              # "xoxb-local-..." accepted by the Web API
+        ws.app_token                              # "xapp-local-..." opens Socket Mode connections
     """
 
     def __init__(
@@ -148,6 +151,9 @@ class Workspace:
 
         self.bot_token: str = bot_token or f"xoxb-local-{secrets.token_hex(8)}"
         self.tokens: set[str] = {self.bot_token}
+        # The app-level token (Socket Mode): good for apps.connections.open only.
+        self.app_token: str = f"xapp-local-{secrets.token_hex(8)}"
+        self.socket_mode = SocketModeHub()
         self.team_id = team_id
         self.team_name = team_name
         self.bot_user_id = bot_user_id
