@@ -40,8 +40,9 @@ def local_slack(rt: Runtime, *, port: int) -> SlackSetup:
 
     ws = Workspace()
     ws.create_channel(LOCAL_CHANNEL_NAME, channel_id=LOCAL_CHANNEL_ID)
-    if rt.settings.channel and not ws.channel_id(rt.settings.channel):
-        ws.create_channel(rt.settings.channel.lstrip("#"))
+    for channel in rt.settings.channels:
+        if not ws.channel_id(channel):
+            ws.create_channel(channel.lstrip("#"))
     for name in ("alice", "bob", "carol"):
         ws.add_user(name)
     client = WebClient(token=ws.bot_token, base_url=f"http://127.0.0.1:{port}/localslack/api/")

@@ -72,14 +72,19 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
-    def ping(self) -> bool:
+    def health(self) -> str:
+        """``up``; ``read-only`` when reads work but writes would be refused (SQLite's query_only,
+        a PostgreSQL standby or default_transaction_read_only); or ``down``."""
         try:
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return True
+                if self.is_sqlite:
+                    read_only = bool(conn.exec_driver_sql("PRAGMA query_only").scalar())
+                else:
+                    read_only = conn.exec_driver_sql("SELECT current_setting('transaction_read_only')").scalar() == "on"
+            return "read-only" if read_only else "up"
         except Exception:  # noqa: BLE001 - any failure means "not healthy"
-            log.warning("database ping failed", exc_info=True)
-            return False
+            log.warning("database health check failed", exc_info=True)
+            return "down"
 
     # -- migrations ----------------------------------------------------------------------
 

@@ -69,12 +69,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.ingest = IngestService(self.db, channel=s.channel, clock=self.clock)
+        self.ingest = IngestService(self.db, channel=s.alert_channel, clock=self.clock)
         self.signatures = SignatureService(self.db)
         self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
         self.votes = VoteService(self.db, clock=self.clock)
-        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.channel, clock=self.clock)
+        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
@@ -93,7 +93,7 @@ class Runtime:
         for hid in created:
             h = session.get(Hypothesis, hid)
             if h is not None and h.confidence >= ANNOUNCE_CONFIDENCE:
-                enqueue(session, op="post", channel=self.settings.channel, message_key=f"hyp:H-{hid}",
+                enqueue(session, op="post", channel=self.settings.alert_channel, message_key=f"hyp:H-{hid}",
                         dedupe_key=f"post:hyp:H-{hid}", payload={"render": "hypothesis", "hypothesis_id": hid})
 
 

@@ -26,12 +26,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _with_channel_ids(settings):
+    if not settings.uses_real_slack:
+        return settings
+    from slack_sdk import WebClient
+
+    from incidentbot.slack.channels import resolve_channel_names
+    return resolve_channel_names(settings, WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
+                                                     timeout=10))
+
+
 def worker_app():
     """The ASGI app of one worker process of ``serve --workers N`` (the parent migrated)."""
     from incidentbot.app import build_app
     from incidentbot.runtime import build_runtime
 
-    settings = load_settings()
+    settings = _with_channel_ids(load_settings())
     configure_logging(settings.log_format, settings.log_level)
     return build_app(build_runtime(settings, migrate=False), demo=False, port=int(os.environ.get("INCIDENTBOT_PORT", "8000")))
 
@@ -51,6 +61,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
         # The local console shows one channel; alerts, polls and digests go there.
         from incidentbot.app import LOCAL_CHANNEL_ID
         settings = settings.model_copy(update={"channel": LOCAL_CHANNEL_ID})
+    settings = _with_channel_ids(settings)
     if workers > 1:
         # Several processes: more CPU for parsing and fingerprinting; every claim is in the
         # database, so they share work safely. The local stand-in keeps its state in one process,

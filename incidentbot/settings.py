@@ -23,6 +23,8 @@ class SettingsError(Exception):
     """A setting has a value the service cannot use; the message names the variable."""
 
 
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+_CHANNEL_NAME = re.compile(r"#?[a-z0-9][a-z0-9._-]{0,79}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -128,6 +130,16 @@ class Settings(BaseSettings):
             raise ValueError("expected a slash command such as /incident")
         return v
 
+    @field_validator("channel")
+    @classmethod
+    def _check_channel(cls, v: str | None) -> str | None:
+        parts = [p.strip() for p in (v or "").split(",") if p.strip()]
+        for p in parts:
+            if not (CHANNEL_ID.fullmatch(p) or _CHANNEL_NAME.fullmatch(p)):
+                raise ValueError(f"{p!r} is neither a channel id (C0123ABCDEF) nor a channel name (#gpu-incidents); "
+                                 "several are comma-separated, the first gets alerts and polls")
+        return ",".join(parts) or None
+
     @field_validator("slack_api_url")
     @classmethod
     def _check_api_url(cls, v: str) -> str:
@@ -140,6 +152,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def channels(self) -> list[str]:
+        """INCIDENTBOT_CHANNEL as a list (each gets a digest)."""
+        return [c for c in (self.channel or "").split(",") if c]
+
+    @property
+    def alert_channel(self) -> str | None:
+        """Where alerts, polls and announcements go: the first channel."""
+        return self.channels[0] if self.channel else None
 
     @property
     def uses_real_slack(self) -> bool:

@@ -328,9 +328,12 @@ def test_slack_manifest():
 
 
 def test_slack_manifest_history_scopes_are_needed():
-    """channels:history/groups:history are there because the outbox reads the channel back."""
+    """channels:history/groups:history are there because the outbox reads the channel back;
+    channels:read/groups:read because channel names are looked up."""
     outbox = (ROOT / "incidentbot" / "services" / "outbox.py").read_text()
     assert "conversations_history" in outbox and "include_all_metadata=True" in outbox
+    assert "conversations_list" in (ROOT / "incidentbot" / "slack" / "channels.py").read_text()
+    assert {"channels:read", "groups:read"} <= set(yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"])
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------------

@@ -105,5 +105,7 @@ def test_read_only_database_is_a_clear_503_never_a_silent_202(client, runtime, d
         assert c.scalar(select(func.count()).select_from(Signature)) == 1
         assert c.scalar(select(func.sum(Signature.count))) == 1
     engine.dispose()
-    # Reads still work and say so.
+    # Reads still work; the health check says why ingest is refused.
     assert client.get("/v1/events").status_code == 200
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json() == {"ok": False, "database": "read-only"}

@@ -290,3 +290,29 @@ def test_group_api_small() -> None:
     # few distinct word values in a column are constants of separate templates
     ids2 = group(["state changed to RUNNING", "state changed to STOPPED"] * 3)
     assert ids2[0] != ids2[1] and ids2[0] == ids2[2]
+
+
+# Numerical-instability lines as training frameworks print them: text -> the kind it is filed as.
+LOSS_LINES = [
+    (" iteration     1200/  500000 | lm loss: nan | loss scale: 1.0 | grad norm: nan | number of nan iterations:   1 |",
+     "nan_grad_norm"),
+    (" iteration     1200/  500000 | lm loss: nan | loss scale: 1.0 | grad norm: 3.2 | number of nan iterations:   1 |",
+     "nan_result"),
+    (" iteration     1200/  500000 | lm loss: 9.8E+01 | grad norm: 1843.2 | number of nan iterations:   0 |", "grad_norm_spike"),
+    ("WARNING: loss spike detected at step 48211: loss 11.82 > 3.0 x running mean 2.41", "loss_spike"),
+    ("Found inf or nan in gradients; skipping step 4821, reducing loss scale to 32768.0", "overflow"),
+    ("Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to 32768.0", "overflow"),
+    ("step 100: loss=nan", "nan_result"),
+]
+NOT_LOSS = ["Finance report: nanoseconds spent 12", "training loss: 2.31 after warmup"]
+
+
+@pytest.mark.parametrize("line,kind", LOSS_LINES)
+def test_loss_lines(line: str, kind: str) -> None:
+    fp = fingerprint(line)
+    assert (fp.category, fp.detail("kind")) == ("loss_instability", kind), fp.title
+
+
+@pytest.mark.parametrize("line", NOT_LOSS)
+def test_not_loss_lines(line: str) -> None:
+    assert fingerprint(line).category != "loss_instability"

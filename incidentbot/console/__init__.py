@@ -143,7 +143,7 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     app.state.console_simulator = sim
     settings = rt.settings
     public = (settings.public_url or "").rstrip("/")
-    default_channel = ws.channel_id(settings.channel or "") or ws.channel_id("C0INCIDENTS") or \
+    default_channel = ws.channel_id(settings.alert_channel or "") or ws.channel_id("C0INCIDENTS") or \
         next((c["id"] for c in ws.channels() if not c.get("is_im")), None)
 
     def user_name(uid: str) -> str | None:

@@ -51,8 +51,7 @@ _LOCK = threading.Lock()
 
 def channels(rt) -> list[str]:
     """INCIDENTBOT_CHANNEL as a list: a comma-separated value is several channels."""
-    raw = rt.settings.channel or ""
-    return list(dict.fromkeys(c.strip() for c in raw.split(",") if c.strip()))
+    return list(dict.fromkeys(rt.settings.channels))
 
 
 def default_week(rt) -> str:

@@ -20,7 +20,7 @@ from typing import Callable
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
 
-RULES_VERSION = "2026.11-1"
+RULES_VERSION = "2026.11-2"
 MAX_LINE = 4096
 MAX_TEMPLATE_LINES = 12
 
@@ -427,10 +427,14 @@ def _simple(title: str, cause: str, rx_name: str) -> Callable[[Ctx], Parsed]:
 
 
 _LOSS_KINDS = [
-    ("nan_grad_norm", re.compile(r"NaN in (?:local )?grad norm|found NaN", re.I), "NaN in gradient norm"),
-    ("nan_result", re.compile(r"result nan|loss is nan|nan loss", re.I), "NaN loss/result"),
+    ("nan_grad_norm", re.compile(r"NaN in (?:local )?grad norm|found NaN|grad norm: nan\b", re.I), "NaN in gradient norm"),
+    # (a Megatron progress line says "lm loss: nan" or counts its NaN iterations)
+    ("nan_result", re.compile(r"result nan|loss is nan|nan loss|\bloss\s*[:=]\s*nan\b|number of nan iterations:\s*[1-9]", re.I),
+     "NaN loss/result"),
     ("min_loss_scale", re.compile(r"loss scale already at minimum|minimum loss scale", re.I), "Loss scale reached its minimum"),
-    ("overflow", re.compile(r"OVERFLOW!|overflow detected", re.I), "Gradient overflow: loss scale reduced"),
+    ("overflow", re.compile(r"OVERFLOW!|overflow detected|Gradient overflow|inf or nan in gradients", re.I),
+     "Gradient overflow: loss scale reduced"),
+    ("loss_spike", re.compile(r"\bloss spike|\bspike in (?:the )?(?:training )?loss", re.I), "Loss spike"),
     ("grad_norm_spike", re.compile(r"grad norm|lm loss", re.I), "Loss / grad-norm spike"),
 ]
 
@@ -621,7 +625,8 @@ _GPU_HEALTH = re.compile(
 _HANG = re.compile(r"PULSE: .{0,80} is running|Thread \d+ \(idle\)|Thread \d+ \(active\)|py-spy|# The lagging one|appears to be hung|hang detected")
 _LOSS = re.compile(
     r"found NaN|NaN in (?:local )?grad norm|Unexpected result nan|OVERFLOW!|overflow detected, setting loss scale"
-    r"|loss scale already at minimum|grad norm: |loss is nan|nan loss", re.I
+    r"|loss scale already at minimum|grad norm: |loss is nan|nan loss|Gradient overflow|inf or nan in gradients"
+    r"|\bloss spike|\bspike in (?:the )?(?:training )?loss|\bloss\s*[:=]\s*nan\b", re.I
 )
 _DATALOADER = re.compile(r"DataLoader worker|error in worker|in worker process")
 _CHECKPOINT = re.compile(
@@ -679,7 +684,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "gpu_health_check": ("dcgm_fr_", "diagnostic", "uncorrectable", "fail - gpu", "remappings are pending",
                          "_fabricnotifyevent", "knvlink", "dcgmi diag", "retired pages", "remapped rows"),
     "hang": ("pulse:", "thread ", "py-spy", "# the lagging one", "appears to be hung", "hang detected"),
-    "loss_instability": ("nan", "overflow", "loss scale", "grad norm"),
+    "loss_instability": ("nan", "overflow", "loss scale", "grad norm", "spike"),
     "dataloader": ("dataloader worker", "error in worker", "in worker process"),
     "checkpoint_io": ("no space left on device", "pytorchstreamwriter failed", "pytorchstreamreader failed", "write(): fd",
                       "serialization.py", "checkpoint"),

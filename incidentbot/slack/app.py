@@ -107,7 +107,7 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
         return (body.get("user") or {}).get("id", "")
 
     def _channel(body) -> str | None:
-        return (body.get("channel") or {}).get("id") or settings.channel
+        return (body.get("channel") or {}).get("id") or settings.alert_channel
 
     def _say(respond, text: str) -> None:
         respond(text=text, response_type="ephemeral", replace_original=False)

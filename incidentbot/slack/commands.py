@@ -221,7 +221,7 @@ class CommandRouter:
             else:
                 words.append(a)
             i += 1
-        channel = self.rt.settings.channel or inv.channel
+        channel = self.rt.settings.alert_channel or inv.channel
         pid = self.rt.votes.create(creator=inv.user, channel=channel, hypothesis_ids=hyps, question=" ".join(words),
                                    anonymous=anonymous, closes_at=closes)
         text = f"Poll P-{pid} is posted in the channel." + (f" It closes {closes:%Y-%m-%d %H:%M} UTC." if closes else "")

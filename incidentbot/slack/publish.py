@@ -128,7 +128,7 @@ class Publisher:
                 if sig.host_count > sig.alerted_hosts and sig.alerted_hosts:
                     spread.append(f"{sig.host_count:,} hosts (was {sig.alerted_hosts:,})")
                 if spread and sig.alerted_jobs:
-                    enqueue(session, op="post", channel=self.rt.settings.channel, thread_key=key,
+                    enqueue(session, op="post", channel=self.rt.settings.alert_channel, thread_key=key,
                             payload={"text": f":arrow_upper_right: S-{sig.id} spread: now in " + " and ".join(spread) + "."})
                 sig.alerted_jobs, sig.alerted_hosts = sig.job_count, sig.host_count
                 # Claim this alert for ``interval`` even before delivery renders it.
