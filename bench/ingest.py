@@ -123,13 +123,35 @@ def raw_sqlite_baseline(tmp: Path, events: list[dict]) -> float:
     return len(rows) / elapsed
 
 
+def soak(n: int, *, clients: int) -> None:
+    """RSS of one service process as its SQLite database grows: every in-process cache is bounded,
+    so memory should level off."""
+    step = 250_000
+    print("| events stored | RSS | peak RSS | events/s over the step |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp, database("sqlite", Path(tmp)) as url, service(url) as (base, proc):
+        for start in range(0, n, step):
+            # new jobs, hosts and texts all along: the worst case for the caches
+            events = make_events(min(step, n - start), storm=False, prefix=f"k{start}", seed=start + 3)
+            for e in events:
+                e["job_id"] = f"{e['job_id']}-{start // step}"
+            secs, acc, _dup = post_all(base, events, clients=clients)
+            print(f"| {start + acc:,} | {rss_mib(proc.pid):.0f} MiB | {peak_rss_mib(proc.pid):.0f} MiB | {acc / secs:,.0f} |",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--processes", type=int, default=1, help="`serve --workers N` (with placeholder Slack credentials)")
+    ap.add_argument("--soak", type=int, default=0, metavar="N",
+                    help="instead: post N mixed events to SQLite and print RSS every 250,000 (memory as the database grows)")
     a = ap.parse_args()
+    if a.soak:
+        soak(a.soak, clients=a.clients)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in a.backends.split(","):
