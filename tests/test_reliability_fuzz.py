@@ -199,3 +199,33 @@ def test_from_alertmanager_raises_only_value_error(payload):
     except ValueError:
         return
     validate_batch(list(converted))
+
+
+VALIDISH = st.fixed_dictionaries(
+    {"job_id": st.text(min_size=1, max_size=20), "message": st.text(min_size=1, max_size=60)},
+    optional={"event_id": st.text(min_size=1, max_size=20), "rank": st.integers(-2, 10**20) | st.floats() | st.booleans() | st.text(max_size=3),
+              "step": st.integers(0, 10**6) | st.none(), "time": st.sampled_from(["2025-01-01T00:00:00", "2025-01-01T00:00:00+02:00", "1969-12-31T00:00:00Z", "x"]),
+              "host": st.text(max_size=10) | st.none(), "versions": st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers(), max_size=3),
+              "attributes": JSON, "kind": st.text(max_size=5), "surprise": JSON})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(VALIDISH, min_size=1, max_size=6), st.sampled_from([None, "cli", "reporter", 7]))
+def test_fast_body_path_agrees_with_the_full_path(items, source):
+    """POST /v1/events validates most bodies in one pass of pydantic's JSON parser; whenever that
+    pass accepts a body, the full path must accept it too, with the same events."""
+    import json as _json
+
+    from incidentbot.ingest.schema import needs_cleaning, validate_body_fast
+
+    try:
+        raw = _json.dumps({"events": items, "source": source}).encode()
+    except ValueError:
+        return
+    fast = validate_body_fast(raw, max_events=5000)
+    if fast is None:
+        return
+    events, errors = validate_batch(_json.loads(raw)["events"], clean=needs_cleaning(raw))
+    assert not errors, errors
+    assert [e.model_dump() for e in fast[0]] == [e.model_dump() for e in events]
+    assert fast[1] == source
