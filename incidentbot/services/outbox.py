@@ -38,6 +38,7 @@ PERMANENT_ERRORS = frozenset({
     "used_url", "no_such_subteam", "invalid_metadata_format", "metadata_too_large", "ekm_access_denied",
 })
 CLAIM_FOR = timedelta(seconds=60)
+UNKNOWN_OUTCOME = "unknown: the attempt did not record how it ended"
 MAX_ATTEMPTS = 50
 METADATA_TYPE = "incidentbot_outbox"
 
@@ -99,7 +100,9 @@ class OutboxWorker:
 
     # -- one unit of work ----------------------------------------------------------------
 
-    def _claim(self) -> tuple[Outbox, dict[str, str]] | None:
+    def _claim(self) -> tuple[Outbox, dict[str, str], str | None] | None:
+        """The next due row, claimed; the refs of the message it edits or replies to; and how
+        the previous attempt ended (its recorded error, or the unknown-outcome mark)."""
         now = self.clock()
         with self.db.write() as session:
             due = list(session.scalars(
@@ -130,10 +133,14 @@ class OutboxWorker:
                         row.status, row.last_error = "failed", f"message {needs} was never posted"
                         continue
                     needs = None  # its thread never started: reply at the top level instead
+                previous = row.last_error
                 claimed = session.execute(
                     update(Outbox).where(Outbox.id == row.id, Outbox.status == "pending",
                                          (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
-                    .values(claimed_until=now + CLAIM_FOR, attempts=Outbox.attempts + 1,
+                    # Until this attempt records how it ended, its outcome is unknown: if the
+                    # process dies after Slack took a post, the next attempt must look before
+                    # posting again (whatever an earlier attempt's error was).
+                    .values(claimed_until=now + CLAIM_FOR, attempts=Outbox.attempts + 1, last_error=UNKNOWN_OUTCOME,
                             # A claimed edit renders the state of now; a change after this moment
                             # must be able to queue the next edit, so it leaves the dedupe slot.
                             dedupe_key=None if row.op == "update" else Outbox.dedupe_key)).rowcount
@@ -143,7 +150,7 @@ class OutboxWorker:
                 refs = {}
                 if needs:
                     refs = {"channel": messages[needs].channel, "ts": messages[needs].ts}
-                return row, refs
+                return row, refs, previous
         return None
 
     def _earlier_reply_pending(self, session, row: Outbox) -> bool:
@@ -158,14 +165,14 @@ class OutboxWorker:
         claimed = self._claim()
         if claimed is None:
             return False
-        row, refs = claimed
+        row, refs, previous = claimed
         try:
             with self.db.read() as session:
                 rendered = self.render(session, row)
             if rendered is None:
                 self._finish(row, ts=None, rendered=None, note="nothing to render")
                 return True
-            ts = self._send(row, refs, rendered)
+            ts = self._send(row, refs, rendered, previous=previous)
         except SlackApiError as exc:
             self._failed(row, exc)
             return True
@@ -198,12 +205,15 @@ class OutboxWorker:
                 return m.get("ts")
         return None
 
-    def _send(self, row: Outbox, refs: dict, r: Rendered) -> str | None:
+    def _send(self, row: Outbox, refs: dict, r: Rendered, *, previous: str | None = None) -> str | None:
         p = row.payload or {}
         if row.op == "post":
             channel = refs.get("channel") or row.channel
             thread_ts = refs.get("ts") if row.thread_key else None
-            if row.attempts > 1 and (row.last_error is None or row.last_error.startswith("unknown")):
+            # Look for the message an earlier attempt may have posted: it may have died after
+            # Slack took the post, and a 5xx can come after the post was stored. Only a 429
+            # says for certain that nothing was posted.
+            if row.attempts > 1 and previous != "ratelimited":
                 found = self._already_posted(row, channel, thread_ts)
                 if found:
                     log.info("outbox %s: already posted as %s; not posting again", row.id, found)
