@@ -103,3 +103,35 @@ def test_resolve_modal_flow_and_regression_thread_through_slack(slack_harness):
     assert "race in the fused &lt;kernel&gt;" in replies[0]["text"]
     shown = h.reply_text(h.command(f"show H-{hid}"))
     assert "regressed" in shown and "race in the fused" in shown
+
+
+def test_link_unlink_and_search_runbooks_through_slack(slack_harness):
+    from incidentbot.models import RunbookLink
+
+    h = slack_harness
+    h.ingest([event(event_id=f"l{i}", message=ILLEGAL, rank=i) for i in range(2)])
+    with h.rt.db.write() as s:
+        hyp = Hypothesis(title="kernel bug", cause_class="software")
+        s.add(hyp)
+        s.flush()
+        s.add(HypothesisSignature(hypothesis_id=hyp.id, signature_id=1, event_count=2))
+        hid = hyp.id
+    # A target that does not exist is a polite no, and nothing is stored.
+    missing = h.reply_text(h.command("link H-999 cuda-oom"))
+    assert "H-999 does not exist" in missing and "Traceback" not in missing
+    assert "no runbook" in h.reply_text(h.command(f"link H-{hid} no-such-runbook"))
+    with h.rt.db.read() as s:
+        assert s.scalars(select(RunbookLink)).all() == []
+    # Linked by hand: shown on the hypothesis, logged on its timeline; unlinked: gone again.
+    assert f"Linked runbook `silent-data-corruption` to H-{hid}" in h.reply_text(h.command(f"link H-{hid} silent-data-corruption"))
+    assert "silent-data-corruption" in h.reply_text(h.command(f"show H-{hid}")) or "Silent data corruption" in h.reply_text(h.command(f"show H-{hid}"))
+    with h.rt.db.read() as s:
+        kinds = [l.kind for l in s.scalars(select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid))]
+    assert "runbook" in kinds
+    h.command(f"unlink H-{hid} silent-data-corruption")
+    with h.rt.db.read() as s:
+        assert [l.linked for l in s.scalars(select(RunbookLink))] == [False]
+    # Search matches at word starts: "oom" finds the OOM runbooks, not "room".
+    found = h.reply_text(h.command("runbooks oom"))
+    assert "cuda-oom" in found and "dataloader-host-oom" in found and "checkpoint-io-failures" not in found
+    assert "No runbook matches" in h.reply_text(h.command("runbooks zzzqqq"))

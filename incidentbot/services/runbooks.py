@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,8 +98,13 @@ class RunbookService:
     def link(self, target: str, runbook_id: str, *, actor: str | None, linked: bool = True) -> None:
         if runbook_id not in self.runbooks:
             raise LookupError(f"no runbook {runbook_id!r}; try `runbooks <words>` to search")
+        from incidentbot.models import Hypothesis
         from incidentbot.services.sql import insert_for
+        prefix, _, number = target.partition("-")
         with self.db.write() as session:
+            model = {"H": Hypothesis, "S": Signature}.get(prefix)
+            if model is None or not number.isdigit() or session.get(model, int(number)) is None:
+                raise LookupError(f"{target} does not exist")
             stmt = insert_for(session, RunbookLink.__table__).values(target=target, runbook_id=runbook_id, linked=linked,
                                                                    actor=actor, at=utcnow())
             stmt = stmt.on_conflict_do_update(index_elements=["target", "runbook_id"],
@@ -154,12 +160,13 @@ class RunbookService:
         return out
 
     def search(self, query: str, *, limit: int = 8) -> list[Runbook]:
-        words = [w.lower() for w in query.split() if w]
+        # A word matches at the start of a word ("mem" finds "memory"; "oom" does not find "room").
+        words = [re.compile(r"(?<![a-z0-9])" + re.escape(w.lower())) for w in query.split() if w]
         scored = []
         for rb in self.runbooks.values():
             hay = " ".join([rb.id, rb.title, " ".join(rb.match.categories), " ".join(map(str, rb.match.xid)), rb.body]).lower()
             title = (rb.id + " " + rb.title).lower()
-            score = sum(3 if w in title else 1 if w in hay else -100 for w in words) if words else 1
+            score = sum(3 if w.search(title) else 1 if w.search(hay) else -100 for w in words) if words else 1
             if score > 0:
                 scored.append((-score, rb.id, rb))
         return [rb for _, _, rb in sorted(scored)[:limit]]
