@@ -5,6 +5,7 @@ Nothing here runs at import; tests build a Runtime with their own database and S
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -33,13 +34,22 @@ log = logging.getLogger(__name__)
 
 
 def load_topology(path: Path | None) -> dict[str, str]:
-    """``host switch`` per line (or ``host,switch``; ``#`` comments) → {host: switch}."""
+    """``host switch`` per line (or ``host,switch``; ``#`` comments), or a JSON object
+    ``{"host": "switch"}`` (what ``incidentbot simulate`` writes) → {host: switch}."""
     if path is None:
         return {}
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise SettingsError(f"INCIDENTBOT_TOPOLOGY: cannot read {path}: {exc.strerror}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise SettingsError(f"INCIDENTBOT_TOPOLOGY: {path} is not valid JSON: {exc}") from None
+        if not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in data.items()):
+            raise SettingsError(f"INCIDENTBOT_TOPOLOGY: {path}: expected a JSON object of host → switch names")
+        return dict(data)
     out = {}
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()

@@ -109,3 +109,51 @@ def test_large_scenario_analysed_within_budget():
     props = analyze(recs, sigs, topology=sc.topology)
     assert time.perf_counter() - t0 <= 5.0
     assert any(p.kind == "regression" and len(p.signature_ids) == 4 for p in props)
+
+
+def test_cli_simulate_ingest_analyze_with_the_written_topology(tmp_path):
+    """The documented loop from a terminal: simulate a scenario, ingest it, analyse it with the
+    topology file the simulator wrote (INCIDENTBOT_TOPOLOGY takes its JSON as well as
+    'host switch' lines)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", INCIDENTBOT_INGEST_TOKENS="t")
+    env.pop("INCIDENTBOT_TOPOLOGY", None)
+
+    def run(*args, **extra):
+        out = subprocess.run([sys.executable, "-m", "incidentbot", *args], capture_output=True, text=True,
+                             env={**env, **extra}, cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    assert "wrote" in run("simulate", "--seed", "2", "--size", "small", "--out", "ev.jsonl")
+    topology = tmp_path / "ev.topology.json"
+    assert topology.exists()
+    assert "accepted" in run("ingest", "ev.jsonl")
+    analysed = run("analyze", INCIDENTBOT_TOPOLOGY=str(topology))
+    assert "hypotheses" in analysed
+    hyps = json.loads(run("hypotheses", "--json"))["hypotheses"]
+    assert hyps and all(h["id"].startswith("H-") for h in hyps)
+
+
+def test_load_topology_formats_and_errors(tmp_path):
+    from incidentbot.runtime import load_topology
+    from incidentbot.settings import SettingsError
+
+    lines = tmp_path / "t.txt"
+    lines.write_text("# host switch\nnode1 leaf1\nnode2,leaf1\n\n")
+    assert load_topology(lines) == {"node1": "leaf1", "node2": "leaf1"}
+    js = tmp_path / "t.json"
+    js.write_text(json.dumps({"node1": "leaf1", "node3": "leaf2"}))
+    assert load_topology(js) == {"node1": "leaf1", "node3": "leaf2"}
+    for bad, needle in (("node1 leaf1 extra\n", "expected 'host switch'"), ('{"node1": 3}', "JSON object"),
+                        ("{not json", "not valid JSON")):
+        p = tmp_path / "bad"
+        p.write_text(bad)
+        with pytest.raises(SettingsError) as exc:
+            load_topology(p)
+        assert "INCIDENTBOT_TOPOLOGY" in str(exc.value) and needle in str(exc.value)
+    with pytest.raises(SettingsError):
+        load_topology(tmp_path / "missing")
