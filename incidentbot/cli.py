@@ -163,7 +163,7 @@ class _HttpSender:
 
 def cmd_analyze(args) -> int:
     rt = _runtime()
-    summary = rt.hypotheses.analyze()
+    summary = rt.hypotheses.analyze_exclusive(worker=f"{rt.worker_id}:cli")
     print(f"analysed {summary.events:,} events in {summary.seconds:.2f}s: {summary.hypotheses} hypotheses "
           f"({len(summary.created)} new, {len(summary.updated)} changed, {len(summary.retired)} retired)")
     return cmd_hypotheses(argparse.Namespace(json=False, all=False), rt=rt)

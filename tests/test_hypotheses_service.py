@@ -106,3 +106,21 @@ def test_confident_new_hypotheses_are_announced_once(slack_harness, scenario):
         [m for m in h.channel_messages() if m["text"].startswith("New hypothesis")]), timeout=20)
     assert len(posts) == confident
     assert all("View timeline" in json.dumps(m["blocks"]) for m in posts)
+
+
+def test_analyze_now_waits_for_the_background_run_instead_of_racing_it(client, runtime, scenario):
+    import threading
+    import time
+
+    from incidentbot.services.hypotheses import AnalysisBusy
+
+    assert client.post("/v1/events", json={"events": scenario.events[:300]}).status_code == 202
+    assert runtime.hypotheses._claim("background")  # the worker is analysing
+    with pytest.raises(AnalysisBusy):
+        runtime.hypotheses.analyze_exclusive(worker="cli", wait=0.3)
+    threading.Timer(0.5, runtime.hypotheses._release, args=("background",)).start()
+    started = time.monotonic()
+    r = client.post("/v1/analyze")
+    assert r.status_code == 200 and r.json()["events"] == 300
+    assert time.monotonic() - started >= 0.4, "it ran while the background analysis held the lease"
+    assert runtime.hypotheses._claim("next"), "the API released the lease"

@@ -245,6 +245,11 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
 
     @app.post("/v1/analyze", tags=["analysis"])
     def post_analyze(_auth: OptionalRead):
-        return rt.hypotheses.analyze().as_dict()
+        from incidentbot.services.hypotheses import AnalysisBusy
+        try:
+            # The background worker's lease: two analyses never reconcile over each other.
+            return rt.hypotheses.analyze_exclusive(worker=f"{rt.worker_id}:api").as_dict()
+        except AnalysisBusy as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     return app

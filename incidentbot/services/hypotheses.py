@@ -22,12 +22,16 @@ from incidentbot.models import (Decision, Event, Hypothesis, HypothesisLog, Hypo
                                 WorkClaim, utcnow)
 from incidentbot.services.signatures import canonical_map
 
-__all__ = ["AnalysisSummary", "HypothesisService"]
+__all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService"]
 
 log = logging.getLogger(__name__)
 
 MIN_OVERLAP = 0.3
 LEASE = timedelta(minutes=5)
+
+
+class AnalysisBusy(Exception):
+    """Another analysis holds the lease for longer than the caller would wait."""
 
 
 @dataclass(slots=True)
@@ -127,6 +131,20 @@ class HypothesisService:
         finally:
             self._release(worker)
         return True
+
+    def analyze_exclusive(self, *, worker: str, wait: float = 60.0) -> AnalysisSummary:
+        """Analyse now, under the same lease as the background worker, so two runs never
+        reconcile against each other's half-written state; waits up to ``wait`` seconds for a
+        running analysis to finish, then raises AnalysisBusy."""
+        deadline = _time.monotonic() + wait
+        while not self._claim(worker):
+            if _time.monotonic() > deadline:
+                raise AnalysisBusy(f"an analysis has been running for over {wait:.0f} s; try again later")
+            _time.sleep(0.1)
+        try:
+            return self.analyze()
+        finally:
+            self._release(worker)
 
     def _claim(self, worker: str) -> bool:
         now = self.clock()
