@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from incidentbot.models import Hypothesis, HypothesisLog
+from incidentbot.models import Event, Hypothesis, HypothesisLog
 from incidentbot.simulate import simulate
 
 
@@ -124,3 +124,23 @@ def test_analyze_now_waits_for_the_background_run_instead_of_racing_it(client, r
     assert r.status_code == 200 and r.json()["events"] == 300
     assert time.monotonic() - started >= 0.4, "it ran while the background analysis held the lease"
     assert runtime.hypotheses._claim("next"), "the API released the lease"
+
+
+def test_a_rejected_hypothesis_is_not_proposed_again_nor_credited_with_events(client, runtime, scenario):
+    ingest_scenario(client, scenario)
+    client.post("/v1/analyze")
+    hyps = client.get("/v1/hypotheses").json()["hypotheses"]
+    target = int(hyps[0]["id"][2:])
+    with runtime.db.read() as s:
+        before = s.get(Hypothesis, target)
+        title, evidence = before.title, list(before.evidence)
+    runtime.resolutions.reject(target, reason="not the cause: we checked", actor="UALICE")
+    for _ in range(2):  # the second run no longer sees any event pointing at it
+        summary = client.post("/v1/analyze").json()
+        assert summary["created"] == [], "the rejected claim came back under a new id"
+    with runtime.db.read() as s:
+        h = s.get(Hypothesis, target)
+        assert h.status == "rejected" and h.title == title and list(h.evidence) == evidence
+        assert s.scalar(select(func.count()).select_from(Event).where(Event.hypothesis_id == target)) == 0
+    listed = {h["id"]: h for h in client.get("/v1/hypotheses").json()["hypotheses"]}
+    assert listed[f"H-{target}"]["status"] == "rejected"

@@ -41,6 +41,7 @@ class AnalysisSummary:
     created: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     retired: list[int] = field(default_factory=list)
+    held_rejected: list[int] = field(default_factory=list)  # proposed again, but people rejected them
     seconds: float = 0.0
     last_event_id: int = 0
 
@@ -190,8 +191,28 @@ class HypothesisService:
                     taken.add(h)
             new_assign: dict[int, int] = {}
             created: list[int] = []
+            # A rejected hypothesis keeps its signatures; the same claim proposed again (same kind
+            # and cause class over mostly the same signatures) is that rejected one, even once
+            # none of its events point at it any more.
+            rejected = {hid: frozenset(self.signature_ids(session, hid)) for hid, h in stored.items() if h.status == "rejected"}
+            for pi, p in enumerate(proposals):
+                if pi in chosen or not rejected:
+                    continue
+                sigs = frozenset(p.signature_ids)
+                for hid, rsigs in rejected.items():
+                    same_claim = stored[hid].kind == p.kind and stored[hid].cause_class == p.cause_class
+                    if same_claim and hid not in taken and len(sigs & rsigs) / max(1, len(sigs | rsigs)) >= MIN_OVERLAP:
+                        chosen[pi] = hid
+                        taken.add(hid)
+                        break
             for pi, p in enumerate(proposals):
                 hid = chosen.get(pi)
+                if hid is not None and stored[hid].status == "rejected":
+                    # People said this is not the cause: their record stays as they judged it, the
+                    # same grouping is not proposed again under a new id, and its events are left
+                    # unexplained rather than credited to a rejected cause.
+                    summary.held_rejected.append(hid)
+                    continue
                 if hid is None:
                     h = Hypothesis(title=p.title[:512], cause_class=p.cause_class, kind=p.kind, scope=p.scope,
                                    confidence=round(p.confidence, 4), evidence=list(p.evidence), event_count=len(p.event_ids),
