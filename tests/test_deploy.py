@@ -47,8 +47,6 @@ FOREIGN_ENV = {
 }
 # Variables read by other parts of incidentbot (not the service's settings) that docs may name.
 OTHER_INCIDENTBOT_ENV = {"INCIDENTBOT_URL", "INCIDENTBOT_TOKEN"}  # incidentbot/reporter.py, `incidentbot ingest --url`
-MIGRATE_ONE_LINER = ("from incidentbot.settings import load_settings; from incidentbot.db import Database; "
-                     "Database(load_settings().database_url).migrate()")
 NAME_RE = re.compile(r"\b((?:INCIDENTBOT|SLACK)_[A-Z0-9_]+)\b")
 
 
@@ -189,7 +187,7 @@ def test_service_pdb_and_job_select_the_right_pods():
     assert not svc["spec"]["selector"].items() <= job_labels.items()
     assert not pdb["spec"]["selector"]["matchLabels"].items() <= job_labels.items()
     (c,) = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"][:2] == ["python", "-c"] and c["command"][2] == MIGRATE_ONE_LINER
+    assert c["command"] == ["incidentbot", "migrate"]
     assert c["image"] == dep["spec"]["template"]["spec"]["containers"][0]["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
@@ -401,7 +399,7 @@ def test_dockerfile_runs_non_root_with_healthcheck_and_runbooks():
                 assert (ROOT / src).exists(), src
     text = DOCKERFILE.read_text()
     assert "PRODUCTION WITH SLACK CREDENTIALS" in text
-    assert MIGRATE_ONE_LINER in text
+    assert "incidentbot:0.1.0 incidentbot migrate" in text
 
 
 def test_dockerfile_uid_matches_kubernetes():
@@ -470,17 +468,15 @@ def _env_for(tmp_path, **extra) -> dict[str, str]:
 
 
 def test_separate_migration_step_works(tmp_path):
-    r = subprocess.run([sys.executable, "-c", MIGRATE_ONE_LINER], cwd=tmp_path, env=_env_for(tmp_path),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    """What the migrate Job and the Dockerfile's comment run: `incidentbot migrate`, twice."""
+    for _ in range(2):  # running it again is a no-op, as it is when the service then starts
+        r = subprocess.run([sys.executable, "-m", "incidentbot", "migrate"], cwd=tmp_path, env=_env_for(tmp_path),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
     import sqlite3
 
     with sqlite3.connect(tmp_path / "deploy.db") as conn:
         assert conn.execute("select version_num from alembic_version").fetchall()
-    # Running it again is a no-op, as it is when the service then starts.
-    r = subprocess.run([sys.executable, "-c", MIGRATE_ONE_LINER], cwd=tmp_path, env=_env_for(tmp_path),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
 
 
 def _incidentbot() -> str:
