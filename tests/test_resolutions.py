@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 import pytest
 from sqlalchemy import select
@@ -135,3 +137,35 @@ def test_link_unlink_and_search_runbooks_through_slack(slack_harness):
     found = h.reply_text(h.command("runbooks oom"))
     assert "cuda-oom" in found and "dataloader-host-oom" in found and "checkpoint-io-failures" not in found
     assert "No runbook matches" in h.reply_text(h.command("runbooks zzzqqq"))
+
+
+def test_late_event_without_a_version_does_not_reopen_a_fix(client, runtime):
+    hid = setup_resolved(client, runtime, fixed_in="v1.5")
+    # Sent late by a job that ran before the resolution and reports no version: not a regression.
+    client.post("/v1/events", json={"events": [event(event_id="late", job_id="j9", time="2020-01-01T00:00:00Z", message=ILLEGAL)]})
+    assert status(runtime, hid) == "resolved"
+    # Without a version but after the resolution: the fix cannot be shown to hold, so it reopens.
+    client.post("/v1/events", json={"events": [event(event_id="now", job_id="j9", message=ILLEGAL)]})
+    assert status(runtime, hid) == "regressed"
+
+
+def test_regression_note_goes_to_the_alert_of_the_signature_that_came_back(slack_harness):
+    h = slack_harness
+    other = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    h.ingest([event(event_id=f"big{i}", message=ILLEGAL, rank=i) for i in range(5)] +
+             [event(event_id="small0", message=other, rank=0)])
+    alerts = h.ws.wait_for(lambda: len(h.channel_messages()) >= 2 and h.channel_messages(), timeout=10)
+    by_text = {("illegal" if "illegal memory" in json.dumps(m["blocks"]).lower() else "oom"): m for m in alerts}
+    with h.rt.db.write() as s:
+        hyp = Hypothesis(title="one bug", cause_class="software")
+        s.add(hyp)
+        s.flush()
+        s.add_all([HypothesisSignature(hypothesis_id=hyp.id, signature_id=1, event_count=5),
+                   HypothesisSignature(hypothesis_id=hyp.id, signature_id=2, event_count=1)])
+        hid = hyp.id
+    h.rt.resolutions.resolve(hid, cause="allocator bug", actor="UALICE")
+    h.ingest([event(event_id="oom-back", job_id="job-q", message=other)])
+    replies = h.ws.wait_for(lambda: [r for r in h.ws.replies(h.channel, by_text["oom"]["ts"]) if "Regression" in r["text"]],
+                            timeout=10)
+    assert "allocator bug" in replies[0]["text"]
+    assert not [r for r in h.ws.replies(h.channel, by_text["illegal"]["ts"]) if "Regression" in r["text"]]

@@ -37,12 +37,14 @@ class ResolutionService:
         self.channel = channel
         self.clock = clock
 
-    def _thread_note(self, session, hid: int, text: str) -> None:
-        """A reply in the thread of the alert of the hypothesis's first signature."""
+    def _thread_note(self, session, hid: int, text: str, *, sid: int | None = None) -> None:
+        """A reply in the thread of signature ``sid``'s alert (by default the hypothesis's biggest
+        signature)."""
         if not self.channel:
             return
-        sid = session.scalar(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid)
-                             .order_by(HypothesisSignature.event_count.desc(), HypothesisSignature.signature_id))
+        if sid is None:
+            sid = session.scalar(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid)
+                                 .order_by(HypothesisSignature.event_count.desc(), HypothesisSignature.signature_id))
         if sid is None:
             return
         enqueue(session, op="post", channel=self.channel, thread_key=f"alert:S-{sid}",
@@ -112,13 +114,16 @@ class ResolutionService:
                 if h.status != "resolved":
                     continue
                 fixed_in = (h.resolution or {}).get("fixed_in") or ""
+                actual = None
                 if fixed_in:
                     name, sep, ver = fixed_in.partition("=")
                     actual = (r.get("versions") or {}).get(name.strip()) if sep else r.get("code_version")
                     if not version_at_least(actual, ver.strip() if sep else fixed_in):
                         continue
-                if r["time"] <= (h.resolved_at or now) and not fixed_in:
-                    continue  # an old event arriving late is not a regression
+                if r["time"] <= (h.resolved_at or now) and not actual:
+                    # An old event arriving late is not a regression, unless it says it ran the
+                    # fixed version (then the fix did not hold, whenever it was sent).
+                    continue
                 h.status = "regressed"
                 h.updated_at = now
                 h.last_activity_at = now
@@ -127,7 +132,7 @@ class ResolutionService:
                 session.add(HypothesisLog(hypothesis_id=h.id, at=now, kind="regressed",
                                           text=f"regressed: S-{canon[r['signature_id']]} came back in {where} "
                                                f"after the resolution '{prev.get('cause', '')[:200]}'"))
-                self._thread_note(session, h.id, f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
+                self._thread_note(session, h.id, sid=canon[r["signature_id"]], text=f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
                                   f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
                                   + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "") + f") but it is back in {_esc(where)}.")
                 reopened.append(h.id)
