@@ -7,7 +7,7 @@ import re
 __all__ = ["format_id", "parse_id", "IdError"]
 
 _PREFIX = {"S": "signature", "H": "hypothesis", "P": "poll"}
-_ID = re.compile(r"^\s*([SHPshp])-?(\d{1,12})\s*$")
+_ID = re.compile(r"^\s*([SHPshp])-?([0-9]{1,12})\s*$")  # ASCII digits only: "H-٣" is not H-3
 
 
 class IdError(ValueError):

@@ -34,7 +34,13 @@ def parse_duration(text: str) -> timedelta:
     m = _DURATION.match(text or "")
     if not m:
         raise ValueError(f"expected a duration like 30m, 2h, 7d or 90d, got {text!r}")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    # At most ~100 years, so that now ± the duration stays a valid datetime (mute, --closes, prune);
+    # the length check comes first so that a huge number never reaches int() or timedelta().
+    max_seconds = 36500 * 86400
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) * _UNITS[m.group(2)] > max_seconds:
+        raise ValueError(f"{text.strip()!r} is too long: a duration can be at most 36500d (about 100 years)")
+    return timedelta(seconds=int(digits) * _UNITS[m.group(2)])
 
 
 def _env(name: str, default=None, **kw):

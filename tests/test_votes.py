@@ -7,6 +7,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
+import httpx
 from sqlalchemy import func, select
 
 from incidentbot.models import Ballot, Hypothesis, Poll, PollOption
@@ -142,3 +143,46 @@ def test_calibration_matches_a_hand_computation(db, settings_factory):
     assert (right.polls, right.hits, right.brier) == (1, 1, 0.0)
     assert (wrong.polls, wrong.hits, wrong.brier) == (1, 0, 2.0)
     assert room == {"scored": 1, "room_right": 0, "underdog_wins": [f"P-{pid}"], "mean_share_for_truth": 0.1}
+
+
+def _click_option(h, msg, option_id: int, user: str):
+    h.sim.click_button(user=user, action_id="ib:vote", channel=h.channel, message_ts=msg["ts"], block_id=f"opt:{option_id}")
+
+
+def test_open_ballot_deadline_show_outcome_and_stats_through_slack(slack_harness):
+    h = slack_harness
+    h1, h2 = make_hypotheses(h.rt.db)
+    posted = h.reply_text(h.command(f"vote H-{h1} H-{h2} Which one? --open --closes 2h"))
+    assert "P-1" in posted and "closes" in posted
+    msg = h.ws.wait_for(lambda: poll_message(h), timeout=10)
+    assert "closes" in json.dumps(msg["blocks"]) and "open ballot" in json.dumps(msg["blocks"])
+    with h.rt.db.read() as s:
+        opts = {o.hypothesis_id: o.id for o in s.scalars(select(PollOption).where(PollOption.poll_id == 1)) if o.hypothesis_id}
+    # Two for H1, one (Carol) for H2: an open ballot shows who voted what.
+    for user, hyp in (("UALICE", h1), ("UBOB", h1), ("UCAROL", h2)):
+        _click_option(h, msg, opts[hyp], user)
+    h.ws.wait_for(lambda: "<@UCAROL>" in json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"]), timeout=10)
+    # The poll is on the hypothesis.
+    assert "P-1" in h.reply_text(h.command(f"show H-{h1}"))
+    # H2, with the fewest votes, turns out to be the cause: the channel message says so in place.
+    h.rt.resolutions.resolve(h2, cause="the least-voted one", actor="UALICE")
+    h.ws.wait_for(lambda: "Underdog win" in json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"]), timeout=10)
+    # Each voter's record, privately.
+    assert "1 resolved open-ballot polls: 1 right (100%)" in h.reply_text(h.command("vote stats", user="UCAROL"), user="UCAROL")
+    assert "0 right (0%)" in h.reply_text(h.command("vote stats", user="UBOB"), user="UBOB")
+
+
+def test_anonymous_poll_never_shows_who_voted(slack_harness):
+    h = slack_harness
+    h1, h2 = make_hypotheses(h.rt.db)
+    h.command(f"vote H-{h1} H-{h2}")
+    msg = h.ws.wait_for(lambda: poll_message(h), timeout=10)
+    with h.rt.db.read() as s:
+        opt = s.scalars(select(PollOption).where(PollOption.poll_id == 1, PollOption.hypothesis_id == h1)).one()
+    _click_option(h, msg, opt.id, "UBOB")
+    h.ws.wait_for(lambda: "1 vote" in json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"]), timeout=10)
+    blocks = json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"])
+    assert "UBOB" not in blocks and "anonymous" in blocks
+    assert "UBOB" not in json.dumps(h.reply(h.command("show P-1")))
+    listed = httpx.get(f"{h.service.url}/v1/polls", headers={"Authorization": "Bearer read-token"}).json()
+    assert listed["polls"] and "UBOB" not in json.dumps(listed)

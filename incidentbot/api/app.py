@@ -233,9 +233,8 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     @app.get("/v1/polls", response_model=schemas.PollList, tags=["read"])
     def get_polls(_auth: ReadAuth, status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200):
         with rt.db.read() as session:
-            polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, limit=limit)]
-        if status:
-            polls = [p for p in polls if p["status"] == status]
+            # Filtered in the query, so `limit` counts polls of that status.
+            polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, status=status, limit=limit)]
         return {"polls": polls}
 
     @app.get("/v1/runbooks", response_model=schemas.RunbookList, tags=["read"])

@@ -32,9 +32,14 @@ def parse_week(text: str) -> tuple[int, int]:
         raise DigestWeekError(f"expected an ISO week like 2025-W03, got {text!r}")
     year, week = int(m.group(1)), int(m.group(2))
     try:
-        date.fromisocalendar(year, week, 1)
+        monday = date.fromisocalendar(year, week, 1)
     except ValueError:
         raise DigestWeekError(f"{year} has no ISO week {week}") from None
+    try:
+        # The week's bounds, seen from any UTC offset, must be dates too (9999-W52 ends in year 10000).
+        monday - timedelta(days=1), monday + timedelta(days=8)
+    except OverflowError:
+        raise DigestWeekError(f"{year:04d}-W{week:02d} is outside the supported dates") from None
     return year, week
 
 

@@ -203,8 +203,11 @@ class VoteService:
                 "anonymous": poll.anonymous, "creator": poll.creator, "closes_at": poll.closes_at,
                 "closed_at": poll.closed_at, "created_at": poll.created_at, "outcome": poll.outcome or None}
 
-    def polls(self, session, *, hypothesis_id: int | None = None, limit: int = 200) -> list[Poll]:
-        polls = list(session.scalars(select(Poll).order_by(Poll.id.desc()).limit(limit if hypothesis_id is None else 5000)))
+    def polls(self, session, *, hypothesis_id: int | None = None, status: str | None = None, limit: int = 200) -> list[Poll]:
+        q = select(Poll).order_by(Poll.id.desc())
+        if status:
+            q = q.where(Poll.status == status)
+        polls = list(session.scalars(q.limit(limit if hypothesis_id is None else 5000)))
         if hypothesis_id is not None:
             polls = [p for p in polls if hypothesis_id in p.hypothesis_ids][:limit]
         return polls
@@ -269,6 +272,10 @@ class VoteService:
             })
             poll.outcome = outcome
             touched.append(poll.id)
+        for poll in self.polls(session, hypothesis_id=hypothesis_id):
+            if poll.id in touched:
+                # The poll's message in the channel shows the outcome too, not only `show P-n`.
+                self._queue_tally_edit(session, poll, now_=True)
         return touched
 
     def voter_stats(self, session, user: str) -> VoterStats:
