@@ -103,3 +103,15 @@ def test_show_signature_and_list_through_slack(slack_harness):
     assert "S-1" in h.reply_text(resp)
     resp = h.command("show S-999")
     assert "does not exist" in h.reply_text(resp)
+
+
+def test_long_texts_are_cut_with_a_link_to_the_full_record(slack_harness):
+    from incidentbot.localslack import validate_message
+
+    h = slack_harness
+    words = " ".join(f"state_{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}=ready" for i in range(400))
+    h.ingest([event(event_id="long", message=f"trainer dump before exit: {words}")])
+    shown = h.reply(h.command("show S-1"))
+    text = json.dumps(shown)
+    assert "Full text" in text and f"{h.rt.settings.public_url}/v1/signatures/S-1" in text
+    assert validate_message({"blocks": shown["blocks"], "text": shown.get("text", "")}) is None

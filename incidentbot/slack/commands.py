@@ -152,7 +152,8 @@ class CommandRouter:
                 h = session.get(Hypothesis, hid)
                 hyp = {"id": f"H-{h.id}", "title": h.title}
         runbooks = [self._runbook_dict(r) for r in sig["runbook_ids"][:1]]
-        text, blocks = views.signature_blocks(sig, runbooks=runbooks, hypothesis=hyp, explain=sig.get("explain"))
+        text, blocks = views.signature_blocks(sig, runbooks=runbooks, hypothesis=hyp, explain=sig.get("explain"),
+                                              public_url=self.rt.settings.public_url)
         return Reply(text, blocks, shareable=True)
 
     def _show_poll(self, pid: int) -> Reply:

@@ -25,7 +25,10 @@ def poll_blocks(poll: dict, *, voters: dict[int, list[str]], public_url: str) ->
         if not poll["anonymous"] and voters.get(o["id"]):
             names = voters[o["id"]]
             who = "\n" + " ".join(f"<@{esc(u)}>" for u in names[:15]) + (f" +{len(names) - 15}" if len(names) > 15 else "")
-        line = f"*{esc(cut(o['label'], 300))}*\n`{_bar(o['votes'], total)}` {o['votes']}{who}"
+        label = esc(o["label"])
+        if len(label) > 300 and o.get("hypothesis_id"):
+            label = cut(label, 300, more=f" <{public_url}/h/{o['hypothesis_id']}|more>")
+        line = f"*{cut(label, 300)}*\n`{_bar(o['votes'], total)}` {o['votes']}{who}"
         accessory = button("Vote", "ib:vote", f"{pid}:{o['id']}") if is_open else None
         blocks.append(section(line, accessory=accessory, block_id=f"opt:{o['id']}"))
     meta = [f"{total} {'vote' if total == 1 else 'votes'}", "anonymous" if poll["anonymous"] else "open ballot",

@@ -46,10 +46,14 @@ def cut(text: str, limit: int, *, more: str = "") -> str:
     return head + ELLIPSIS + more
 
 
-def code(text: str, limit: int = 1500) -> str:
-    """A code block of untrusted text (escaped; backticks cannot close it early)."""
+def code(text: str, limit: int = 1500, *, more_url: str | None = None) -> str:
+    """A code block of untrusted text (escaped; backticks cannot close it early). When the text is
+    cut and ``more_url`` is given, a link to the whole of it follows the block."""
     body = esc(text).replace("```", "`\u200b``")
-    return "```" + cut(body, limit - 6) + "```"
+    link = f"\n<{more_url}|Full text>" if more_url else ""
+    if len(body) <= limit - 6:
+        return "```" + body + "```"
+    return "```" + cut(body, limit - 6 - len(link)) + "```" + link
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

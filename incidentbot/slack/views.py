@@ -121,7 +121,7 @@ def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence
     if signatures:
         sig_lines = [f"`{s['id']}` {esc(cut(s['title'], 120))} — {s['count']:,} events" for s in signatures[:10]]
         if len(signatures) > 10:
-            sig_lines.append(f"… and {len(signatures) - 10} more")
+            sig_lines.append(f"… and <{public_url}/h/{hid}|{len(signatures) - 10} more>")
         blocks.append(section("*Signatures*\n" + "\n".join(sig_lines)))
     res = h.get("resolution") or {}
     if res.get("cause") or res.get("rejected_reason"):
@@ -146,13 +146,14 @@ def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence
     return text, limit_blocks(blocks)
 
 
-def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | None, explain: dict | None) -> tuple[str, list[dict]]:
+def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | None, explain: dict | None,
+                     public_url: str) -> tuple[str, list[dict]]:
     text = f"{sig['id']}: {esc(sig['title'])}"
     blocks = [
         header(f"{sig['id']} · {sig['title']}"),
         fields(_signature_facts(sig) + [
             ("Hypothesis", f"`{hypothesis['id']}` {esc(cut(hypothesis['title'], 100))}" if hypothesis else "none yet")]),
-        section("*Template*\n" + code(sig["template"], 1500)),
+        section("*Template*\n" + code(sig["template"], 1500, more_url=f"{public_url}/v1/signatures/{sig['id']}")),
     ]
     if explain:
         blocks.append(context("Grouped by " + esc(explain["parser"]) + ": " + esc("; ".join(explain["reasons"][:3]))))
