@@ -49,6 +49,9 @@ class Metrics:
                                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
         self.deliveries = Counter("incidentbot_slack_deliveries", "Outbox rows delivered to Slack", ["op"], registry=r)
         self.delivery_errors = Counter("incidentbot_slack_delivery_errors", "Slack delivery errors by Slack error code", ["error"], registry=r)
+        self.refused = Counter("incidentbot_requests_refused", "API requests refused before anything was stored, "
+                               "by path and reason (unauthorized, forbidden, bad_json, too_large, invalid)",
+                               ["path", "reason"], registry=r)
         self.scheduler_runs = Counter("incidentbot_scheduler_runs", "Background units of work done", ["job"], registry=r)
         r.register(_DatabaseCollector(db))
 

@@ -109,6 +109,9 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, db: Database | None = None, migrate: bool = True,
                   clock: Callable[[], datetime] = utcnow) -> Runtime:
+    from incidentbot import audit
+
+    audit.install()
     db = db or Database(settings.database_url)
     if migrate:
         db.migrate()

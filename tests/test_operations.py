@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -118,3 +119,80 @@ def test_serve_with_worker_processes(tmp_path):
         proc.wait(20)
     with Database(url).read() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 500
+
+
+def test_metrics_cover_refusals_analysis_outbox_and_scheduler(db, settings_factory):
+    """Every family the operator's guide lists, moved by the thing it counts."""
+    from fastapi.testclient import TestClient
+    from slack_sdk import WebClient
+
+    from incidentbot.app import SlackSetup, build_app
+    from incidentbot.localslack import Workspace, run_in_thread
+    from incidentbot.runtime import build_runtime
+
+    ws = Workspace()
+    server = run_in_thread(ws)
+    try:
+        rt = build_runtime(settings_factory(channel="C0GONE0000", scheduler="off", max_body_bytes=20_000), db=db, migrate=False)
+        app = build_app(rt, slack=SlackSetup(client=WebClient(token=ws.bot_token, base_url=server.api_url), signing_secret="s"),
+                        start_workers=False)
+        with TestClient(app) as c:
+            auth = {"Authorization": "Bearer test-token"}
+            assert c.post("/v1/events", content=b"{nope", headers=auth).status_code == 400
+            assert c.post("/v1/events", json={"events": []}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert c.post("/v1/events", json={"events": []}, headers={"Authorization": "Bearer read-token"}).status_code == 403
+            assert c.post("/v1/events", content=b"x" * 30_000, headers=auth).status_code == 413
+            assert c.post("/v1/events", json={"events": [event(event_id=f"e{i}", rank=i) for i in range(5)]}, headers=auth).status_code == 202
+            am = {"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "GPUFellOffBus", "instance": "n1"},
+                                                                  "annotations": {"description": "Xid 79"}, "fingerprint": "f1"}]}
+            assert c.post("/v1/alertmanager", json=am, headers={"Authorization": "Bearer am-token"}).status_code == 202
+            assert c.post("/v1/analyze", headers=auth).status_code == 200
+            # The configured channel does not exist: the alerts fail permanently, by Slack's code.
+            app.state.workers.deliver()
+            with rt.db.write() as s:
+                s.add(Hypothesis(title="one bug", cause_class="software"))
+            body = c.get("/metrics").text
+    finally:
+        server.stop()
+    for line in ('incidentbot_requests_refused_total{path="/v1/events",reason="bad_json"} 1.0',
+                 'incidentbot_requests_refused_total{path="/v1/events",reason="unauthorized"} 1.0',
+                 'incidentbot_requests_refused_total{path="/v1/events",reason="forbidden"} 1.0',
+                 'incidentbot_requests_refused_total{path="/v1/events",reason="too_large"} 1.0',
+                 'incidentbot_events_total{outcome="accepted",source="alertmanager"} 1.0',
+                 'incidentbot_ingest_seconds_count{source="alertmanager"} 1.0',
+                 'incidentbot_analysis_seconds_count 1.0',
+                 'incidentbot_slack_delivery_errors_total{error="channel_not_found"}'):
+        assert line in body, line
+    assert re.search(r'incidentbot_hypotheses\{status="open"\} [1-9]', body)
+    assert re.search(r'incidentbot_outbox_backlog\{status="failed"\} [1-9]', body)
+    assert re.search(r'incidentbot_scheduler_runs_total\{job="deliveries"\} [1-9]', body)
+    assert "test-token" not in body and "am-token" not in body
+
+
+def test_one_log_line_per_event_of_interest_and_none_for_rolled_back_work(client, runtime, caplog):
+    import logging
+
+    from incidentbot.models import Hypothesis as H
+
+    caplog.set_level(logging.INFO, logger="incidentbot.audit")
+    client.post("/v1/events", json={"events": [event(event_id="a1")]})
+    with runtime.db.write() as s:
+        h = H(title="one bug", cause_class="software")
+        s.add(h)
+        s.flush()
+        hid = h.id
+    runtime.resolutions.resolve(hid, cause="kernel race", actor="UALICE")
+    runtime.signatures.mute(1, until=None, actor="UBOB", duration=timedelta(hours=2))
+    with pytest.raises(RuntimeError):
+        with runtime.db.write() as s:
+            runtime.resolutions._thread_note(s, hid, "never")
+            s.add(H(title="rolled back", cause_class="software"))
+            from incidentbot.models import HypothesisLog
+            s.add(HypothesisLog(hypothesis_id=hid, at=datetime.now(timezone.utc), kind="note", text="rolled back"))
+            s.flush()
+            raise RuntimeError("abort")
+    lines = [r.getMessage() for r in caplog.records if r.name == "incidentbot.audit"]
+    assert any(l.startswith("S-1 new signature (cuda_runtime)") for l in lines), lines
+    assert any(l.startswith(f"H-{hid} resolved by UALICE: resolved: kernel race") for l in lines), lines
+    assert any(l.startswith("S-1 muted until") for l in lines), lines
+    assert not any("rolled back" in l for l in lines), lines

@@ -65,7 +65,8 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
                   description="Failure signatures, root-cause hypotheses and channel votes for GPU training fleets.",
                   lifespan=lifespan)
     app.state.runtime = rt
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       on_refuse=lambda path: rt.metrics.refused.labels(path, "too_large").inc())
 
     base_openapi = app.openapi
 
@@ -82,8 +83,11 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
 
     app.openapi = openapi
 
+    _REASONS = {400: "bad_json", 413: "too_large", 422: "invalid"}
+
     @app.exception_handler(_BadRequest)
-    async def _bad_request(_request: Request, exc: _BadRequest):
+    async def _bad_request(request: Request, exc: _BadRequest):
+        rt.metrics.refused.labels(request.url.path, _REASONS.get(exc.status, str(exc.status))).inc()
         return JSONResponse(exc.body, status_code=exc.status)
 
     async def _database_error(request: Request, exc: Exception):
@@ -113,6 +117,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             if not header and optional:
                 return None
             if scheme.lower() != "bearer" or not token:
+                rt.metrics.refused.labels(request.url.path, "unauthorized").inc()
                 raise HTTPException(401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
             matched = None
             # Compare against every token so timing says nothing about which one came close.
@@ -123,8 +128,10 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             if console and hmac.compare_digest(console.encode(), token.encode()):
                 matched = (console, None)
             if matched is None:
+                rt.metrics.refused.labels(request.url.path, "unauthorized").inc()
                 raise HTTPException(401, detail="invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
             if matched[1] not in (None, source) and not (source == "read" and matched[1] in ("events", "alertmanager")):
+                rt.metrics.refused.labels(request.url.path, "forbidden").inc()
                 raise HTTPException(403, detail=f"this token is limited to the {matched[1]} source")
             return matched[1] or "any"
         return check
@@ -199,7 +206,9 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
                                     "errors": [e.as_dict() for e in errors[:500]]})
         accepted = duplicates = 0
         if events:
+            started = time.perf_counter()
             result = await run_in_threadpool(rt.ingest.ingest, events, source="alertmanager")
+            rt.metrics.ingest_seconds.labels("alertmanager").observe(time.perf_counter() - started)
             accepted, duplicates = result.accepted, result.duplicates
             rt.metrics.events.labels("accepted", "alertmanager").inc(accepted)
             rt.metrics.events.labels("duplicate", "alertmanager").inc(duplicates)

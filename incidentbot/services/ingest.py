@@ -14,7 +14,7 @@ import psycopg
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from incidentbot import signatures
+from incidentbot import audit, signatures
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
 from incidentbot.models import Event, Outbox, Signature, SignatureMember, utcnow
@@ -169,6 +169,8 @@ class IngestService:
         new_ids = {r[0] for r in session.execute(stmt, values)}
         for sid, key in session.execute(select(_SIG.c.id, _SIG.c.fingerprint).where(_SIG.c.fingerprint.in_(missing))):
             learned.ids[key] = sid
+            if sid in new_ids:
+                audit.note(session, f"S-{sid} new signature ({fps[key].category}): {fps[key].title[:200]}")
         return new_ids
 
     def _carry_over_rule_changes(self, session, new_ids: set[int]) -> set[int]:

@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select, update
 
 from incidentbot.db import Database
+from incidentbot import audit
 from incidentbot.models import Outbox, SlackMessage, utcnow
 from incidentbot.services.sql import insert_for
 
@@ -238,6 +239,9 @@ class OutboxWorker:
                 self.on_delivered(session, row, rendered)
             session.execute(update(Outbox).where(Outbox.id == row.id).values(
                 status="done", delivered_at=now, claimed_until=None, last_error=note))
+            if row.op == "post":
+                audit.note(session, f"posted {row.message_key or 'a reply'} to {row.channel}"
+                                    + (f" in the thread of {row.thread_key}" if row.thread_key else "") + (f" ({note})" if note else ""))
             if row.op == "post" and row.message_key and ts:
                 stmt = insert_for(session, SlackMessage.__table__).values(
                     key=row.message_key, channel=row.channel, ts=ts, posted_at=now).on_conflict_do_nothing()

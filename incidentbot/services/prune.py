@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
+from incidentbot import audit
 from incidentbot.db import Database
 from incidentbot.models import Event, utcnow
 
@@ -22,6 +23,8 @@ def prune(db: Database, *, older_than: timedelta, clock: Callable[[], datetime] 
         with db.write() as session:
             ids = list(session.scalars(select(Event.id).where(Event.received_at < cutoff).order_by(Event.id).limit(batch)))
             if not ids:
+                if total:
+                    audit.note(session, f"pruned {total:,} events received before {cutoff:%Y-%m-%d %H:%M} UTC")
                 return total
             session.execute(delete(Event).where(Event.id.in_(ids)))
             total += len(ids)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from incidentbot import audit
 from incidentbot.db import Database
 from incidentbot.models import OPEN_STATUSES, Ballot, Hypothesis, HypothesisLog, Poll, PollOption, utcnow
 from incidentbot.services.outbox import enqueue
@@ -157,6 +158,7 @@ class VoteService:
         won = session.execute(update(Poll).where(Poll.id == poll.id, Poll.status == "open")
                               .values(status="closed", closed_at=now)).rowcount
         if won:
+            audit.note(session, f"P-{poll.id} closed ({by})")
             for hid in poll.hypothesis_ids:
                 session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="vote",
                                           text=f"poll P-{poll.id} closed ({by}): {self._tally_text(session, poll.id)}", actor=by))
