@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# Real failure texts (outside the package): runbook patterns are also tried on them when present.
+SAMPLES := ../shared/data/gpu-failures/exemplars.jsonl
 
 .PHONY: run test venv bench lint clean
 
@@ -22,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/incidentbot serve --host 127.0.0.1 --port 8000 $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/incidentbot runbooks check runbooks
+	$(BIN)/incidentbot runbooks check runbooks $(if $(wildcard $(SAMPLES)),--samples $(SAMPLES))
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -212,7 +212,7 @@ def cmd_explain(args) -> int:
 def cmd_runbooks(args) -> int:
     from incidentbot.runbooks.check import main_check
 
-    return main_check([args.dir])
+    return main_check([args.dir, *(f"--samples={f}" for f in args.samples or ())])
 
 
 def cmd_simulate(args) -> int:
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs = s.add_subparsers(dest="runbooks_command", required=True)
     c = rs.add_parser("check", help="validate runbooks; non-zero exit on any error")
     c.add_argument("dir", nargs="?", default="runbooks")
+    c.add_argument("--samples", action="append", metavar="FILE",
+                   help="sample failure texts every pattern is also tried on: one per line, or .jsonl with \"text\"")
     c.set_defaults(func=cmd_runbooks)
 
     s = sub.add_parser("simulate", help="write a simulated incident scenario as events.jsonl (+ truth)")

@@ -522,3 +522,27 @@ def test_engine_templates_hit_runbook_patterns(shipped):
         if not match_runbooks(shipped, category="", template=fp.template):
             pattern_misses.append(row["subcategory"])
     assert len(pattern_misses) <= 0.05 * len(rows), pattern_misses
+
+
+def test_cli_samples_from_a_jsonl_file(tmp_path):
+    """`incidentbot runbooks check DIR --samples exemplars.jsonl`, as `make test` runs it."""
+    import json as _json
+    import subprocess
+    import sys
+
+    text = GOOD.format(id="x").replace("    - 'fallen off the bus'", "    - 'fallen off the bus'\n    - 'GSP RPC timeout'")
+    write(tmp_path, "x.md", text)
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(_json.dumps({"text": "NVRM: Xid 119: GSP RPC timeout\non GPU 3"}) + "\n")
+
+    def check(*extra):
+        return subprocess.run([sys.executable, "-m", "incidentbot", "runbooks", "check", str(tmp_path), *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    without = check()
+    assert without.returncode == 1 and "matches none of the examples" in without.stderr
+    assert check("--samples", str(samples)).returncode == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    out = check("--samples", str(bad))
+    assert out.returncode == 2 and f"{bad}:1:" in out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -20,16 +21,25 @@ def main_check(argv: list[str] | None = None) -> int:
         type=Path,
         action="append",
         default=[],
-        help="file of extra sample failure texts, one per line (may repeat)",
+        help="file of extra sample failure texts: one per line, or JSON lines with a \"text\" field (.jsonl); may repeat",
     )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     samples: list[str] = []
     for f in args.samples:
         try:
-            samples.extend(line for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
+            lines = [line for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as exc:
             print(f"{f}:0: cannot read samples: {exc}", file=sys.stderr)
             return 2
+        if f.suffix == ".jsonl":
+            for n, line in enumerate(lines, 1):
+                try:
+                    samples.append(str(json.loads(line)["text"]))
+                except (ValueError, KeyError, TypeError):
+                    print(f"{f}:{n}: expected a JSON object with a \"text\" field", file=sys.stderr)
+                    return 2
+        else:
+            samples.extend(lines)
     directory = Path(args.directory)
     errors = check_runbooks(directory, samples=samples)
     if errors:
