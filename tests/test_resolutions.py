@@ -130,6 +130,9 @@ def test_link_unlink_and_search_runbooks_through_slack(slack_harness):
     with h.rt.db.read() as s:
         kinds = [l.kind for l in s.scalars(select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid))]
     assert "runbook" in kinds
+    # The hypothesis shows the runbook's first steps, as Slack text (no Markdown ** left).
+    shown = h.reply_text(h.command(f"show H-{hid}"))
+    assert "Confirm:" in shown and "**" not in shown
     h.command(f"unlink H-{hid} silent-data-corruption")
     with h.rt.db.read() as s:
         assert [l.linked for l in s.scalars(select(RunbookLink))] == [False]

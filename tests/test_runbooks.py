@@ -546,3 +546,13 @@ def test_cli_samples_from_a_jsonl_file(tmp_path):
     bad.write_text("not json\n")
     out = check("--samples", str(bad))
     assert out.returncode == 2 and f"{bad}:1:" in out.stderr
+
+
+def test_summaries_are_slack_mrkdwn_not_markdown(shipped):
+    from incidentbot.runbooks.summary import to_mrkdwn
+
+    assert to_mrkdwn("**Drain** it; see [ECC](gpu-ecc-row-remap.md) and [docs](https://docs.nvidia.com/x)") == \
+        "*Drain* it; see ECC and docs (https://docs.nvidia.com/x)"
+    for rb in shipped:
+        text = summarize(rb)
+        assert "**" not in text and not re.search(r"\]\([^)]*\)", text), (rb.id, text)

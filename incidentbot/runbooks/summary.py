@@ -57,6 +57,17 @@ def _clip(s: str, limit: int) -> str:
     return s if len(s) <= limit else s[: max(0, limit - 1)].rstrip() + "…"
 
 
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def to_mrkdwn(text: str) -> str:
+    """Markdown inline marks as Slack shows them: **bold** → *bold*; a link keeps its words (and
+    an absolute URL in brackets; a link to another runbook file means nothing in Slack)."""
+    text = _BOLD.sub(r"*\1*", text)
+    return _LINK.sub(lambda m: m.group(1) + (f" ({m.group(2)})" if m.group(2).startswith(("http://", "https://")) else ""), text)
+
+
 def summarize(runbook: Runbook, max_chars: int = 1200, steps: int = 3) -> str:
     """Readable Slack summary: title, severity, owner and the first steps of Confirm and Act.
 
@@ -68,7 +79,7 @@ def summarize(runbook: Runbook, max_chars: int = 1200, steps: int = 3) -> str:
         return _clip(head, max_chars)
     out = head
     for name in ("Confirm", "Act"):
-        items = first_steps(_find_section(runbook.sections, name), steps)
+        items = [to_mrkdwn(i) for i in first_steps(_find_section(runbook.sections, name), steps)]
         if not items:
             continue
         label = f"\n{name}:"

@@ -118,6 +118,8 @@ def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence
     ]
     if h.get("evidence"):
         blocks.append(section("*Why*\n" + "\n".join(f"• {esc(line)}" for line in h["evidence"][:8])))
+    if runbooks and runbooks[0].get("summary"):
+        blocks.append(section("*Runbook*: " + _runbook_line(runbooks[0]) + "\n" + esc(cut(runbooks[0]["summary"], 1200))))
     if signatures:
         sig_lines = [f"`{s['id']}` {esc(cut(s['title'], 120))} — {s['count']:,} events" for s in signatures[:10]]
         if len(signatures) > 10:
