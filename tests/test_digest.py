@@ -3,6 +3,8 @@ scheduling. Multi-process and crash/restart tests are in test_digest_delivery.py
 
 from __future__ import annotations
 
+import json
+
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -431,3 +433,38 @@ def test_the_scheduled_job_fires_and_posts_once(rt, clock, monkeypatch):
         sched.shutdown(wait=True)
     assert calls[1] == []
     assert _counts(rt) == (1, 1)
+
+
+def test_digest_preview_in_slack_is_the_plain_text_and_posts_nothing(slack_harness):
+    from incidentbot.digest import preview
+    from tests.conftest import event
+
+    h = slack_harness
+    h.ingest([event(event_id="d1")])
+    h.ws.wait_for(lambda: h.channel_messages(), timeout=10)
+    before = len(h.channel_messages())
+    reply = h.reply(h.command("digest preview"))
+    shown = json.dumps(reply)
+    expected = preview(h.rt)
+    assert "```" in shown and "Preview only" in shown
+    for line in [l for l in expected.splitlines() if l.strip()][:3]:
+        assert json.dumps(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))[1:-1] in shown, line
+    assert len(h.channel_messages()) == before
+    first = preview(h.rt, week="2025-W03").splitlines()[0]
+    assert json.dumps(first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))[1:-1] in \
+        h.reply_text(h.command("digest preview 2025-W03"))
+    assert "digest preview" in h.reply_text(h.command("digest"))  # usage
+
+
+def test_cli_digest_preview_and_a_bad_week(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}")
+    ok = subprocess.run([sys.executable, "-m", "incidentbot", "digest", "--preview", "--week", "2025-W03"],
+                        capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "incidentbot", "digest", "--preview", "--week", "2025-W99"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "week" in bad.stderr.lower() and "Traceback" not in bad.stderr

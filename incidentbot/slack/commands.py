@@ -22,7 +22,7 @@ from incidentbot.services.signatures import SignatureNotFound
 from incidentbot.services.votes import PollError
 from incidentbot.settings import parse_duration
 from incidentbot.slack import views
-from incidentbot.slack.render import button, actions, context, esc, section
+from incidentbot.slack.render import actions, button, context, cut, esc, section
 
 __all__ = ["Invocation", "Reply", "CommandRouter", "UsageError"]
 
@@ -352,9 +352,21 @@ class CommandRouter:
     def digest(self, inv, args) -> Reply:
         if not args or args[0].lower() != "preview":
             raise UsageError(f"`{self.command} digest preview [2025-W03]`")
-        from incidentbot.digest import render_blocks
-        text, blocks = render_blocks(self.rt, week=args[1] if len(args) > 1 else None)
-        return Reply(text, blocks)
+        from incidentbot.digest import preview
+        text = preview(self.rt, week=args[1] if len(args) > 1 else None)
+        # The plain-text digest, as `incidentbot digest --preview` prints it, in code blocks of
+        # whole lines (a section holds 3,000 characters).
+        chunks, current = [], ""
+        for line in text.splitlines():
+            line = cut(esc(line), 2800)
+            if current and len(current) + len(line) + 1 > 2800:
+                chunks.append(current)
+                current = ""
+            current += line + "\n"
+        chunks.append(current)
+        blocks = [section("```" + c.rstrip("\n").replace("```", "`\u200b``") + "```") for c in chunks if c.strip()][:40]
+        blocks.append(context("Preview only: nothing was posted. The weekly post goes to the channel on schedule."))
+        return Reply(text.splitlines()[0] if text.strip() else "Digest preview", blocks)
 
 
 def _parse_deadline(text: str, *, now: datetime) -> datetime:
