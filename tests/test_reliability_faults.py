@@ -109,3 +109,36 @@ def test_read_only_database_is_a_clear_503_never_a_silent_202(client, runtime, d
     assert client.get("/v1/events").status_code == 200
     health = client.get("/healthz")
     assert health.status_code == 503 and health.json() == {"ok": False, "database": "read-only"}
+
+
+def test_full_disk_is_a_503_that_loses_nothing_and_recovers(client, runtime, db_url):
+    """SQLite's max_page_count stands in for a full disk: the write fails with SQLITE_FULL,
+    exactly as when the file system has no space left."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("a full disk is simulated through SQLite's page limit")
+    ok = client.post("/v1/events", json={"events": [{"event_id": f"pre-{i}", "job_id": "j", "message": "RuntimeError: one"}
+                                                    for i in range(10)]})
+    assert ok.status_code == 202
+    db = runtime.db
+    with db.engine.connect() as c:
+        pages = c.exec_driver_sql("PRAGMA page_count").scalar()
+
+    @event.listens_for(db.engine, "connect")
+    def _full(dbapi_conn, _record):
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+    db.engine.dispose()
+    big = [{"event_id": f"big-{i}", "job_id": "j", "message": f"RuntimeError: {'x' * 2000} {i}"} for i in range(200)]
+    r = client.post("/v1/events", json={"events": big})
+    assert r.status_code == 503, r.text
+    assert "full" in r.json()["detail"] and r.headers.get("retry-after")
+    with db.engine.connect() as c:
+        assert c.scalar(select(func.count()).select_from(Event)) == 10
+        assert c.scalar(select(func.sum(Signature.count))) == 10, "counters agree with the rows"
+    # Space again: the same batch goes in whole, once.
+    event.remove(db.engine, "connect", _full)
+    db.engine.dispose()
+    again = client.post("/v1/events", json={"events": big})
+    assert again.status_code == 202 and again.json()["accepted"] == 200
+    with db.engine.connect() as c:
+        assert c.scalar(select(func.count()).select_from(Event)) == 210
