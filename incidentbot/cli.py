@@ -255,6 +255,16 @@ def cmd_prune(args) -> int:
     return 0
 
 
+def _duration_arg(text: str) -> str:
+    from incidentbot.settings import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="incidentbot", description="Failure signatures, hypotheses and votes for GPU training fleets.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -314,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_migrate)
 
     s = sub.add_parser("prune", help="delete old raw events, keeping signature and hypothesis history")
-    s.add_argument("--older-than", default="90d")
+    s.add_argument("--older-than", default="90d", type=_duration_arg, help="a duration like 90d, 12w or 36h")
     s.set_defaults(func=cmd_prune)
     return p
 

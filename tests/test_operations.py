@@ -196,3 +196,32 @@ def test_one_log_line_per_event_of_interest_and_none_for_rolled_back_work(client
     assert any(l.startswith(f"H-{hid} resolved by UALICE: resolved: kernel race") for l in lines), lines
     assert any(l.startswith("S-1 muted until") for l in lines), lines
     assert not any("rolled back" in l for l in lines), lines
+
+
+def test_prune_command_then_analysis_keeps_what_people_decided(client, runtime, db, db_url):
+    """`incidentbot prune --older-than 90d` from a terminal, then a re-analysis: old raw events go;
+    signatures keep their counters; a resolved hypothesis keeps its status and resolution."""
+    client.post("/v1/events", json={"events": [event(event_id=f"q{i}", rank=i) for i in range(12)]})
+    with db.write() as s:
+        s.execute(Event.__table__.update().where(Event.event_id.in_([f"q{i}" for i in range(8)]))
+                  .values(received_at=datetime.now(timezone.utc) - timedelta(days=100)))
+        h = Hypothesis(title="old bug", cause_class="software", event_count=12)
+        s.add(h)
+        s.flush()
+        s.add(HypothesisSignature(hypothesis_id=h.id, signature_id=1, event_count=12))
+        hid = h.id
+    runtime.resolutions.resolve(hid, cause="fixed long ago", actor="UALICE")
+    env = {"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "incidentbot", "prune", "--older-than", "90d"], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pruned 8 raw events" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "incidentbot", "prune", "--older-than", "ninety"], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert client.post("/v1/analyze").status_code == 200
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 4
+        assert s.get(Signature, 1).count == 12
+        kept = s.get(Hypothesis, hid)
+        assert kept.status == "resolved" and kept.resolution["cause"] == "fixed long ago"
