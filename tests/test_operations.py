@@ -225,3 +225,100 @@ def test_prune_command_then_analysis_keeps_what_people_decided(client, runtime, 
         assert s.get(Signature, 1).count == 12
         kept = s.get(Hypothesis, hid)
         assert kept.status == "resolved" and kept.resolution["cause"] == "fixed long ago"
+
+
+def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox_to_the_next_process(tmp_path, db_url):
+    """SIGTERM while clients post and alerts wait for Slack: every 202 is stored, nothing half
+    written, the process exits cleanly, and the next process delivers each alert once."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import httpx
+
+    from incidentbot.localslack import Workspace, run_in_thread
+    from incidentbot.models import Outbox
+    from tests.conftest import free_port
+
+    ws = Workspace()
+    channel = ws.create_channel("gpu-incidents")
+    slack = run_in_thread(ws)
+    ws.fail_for(3600, 503, method="chat.postMessage")  # Slack down: alerts wait in the outbox
+    port = free_port()
+    env = {"INCIDENTBOT_DATABASE_URL": db_url, "INCIDENTBOT_INGEST_TOKENS": "t", "PATH": os.environ["PATH"],
+           "SLACK_BOT_TOKEN": ws.bot_token, "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack.api_url,
+           "INCIDENTBOT_CHANNEL": channel, "INCIDENTBOT_SCHEDULER": "off"}
+
+    def start():
+        proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+
+    KINDS = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf"]  # seven failure modes
+    proc = start()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def client(n: int):
+        with httpx.Client(timeout=30) as c:
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                batch = [event(event_id=f"c{n}-{i}-{j}", rank=j, message=f"{KINDS[i % 7]}Error: the loader failed") for j in range(50)]
+                try:
+                    r = c.post(f"http://127.0.0.1:{port}/v1/events", json={"events": batch}, headers={"Authorization": "Bearer t"})
+                except httpx.HTTPError:
+                    return  # the server is going away: a real client would retry elsewhere
+                if r.status_code == 202:
+                    acked.extend(e["event_id"] for e in batch)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn finishes in-flight requests, runs the shutdown (workers stop, claims released), then
+    # re-raises the signal so the exit status says SIGTERM.
+    assert proc.wait(30) in (0, -signal.SIGTERM), "serve did not stop on SIGTERM"
+    stop.set()
+    for t in threads:
+        t.join(30)
+    db = Database(db_url)
+    try:
+        with db.read() as s:
+            stored = set(s.scalars(select(Event.event_id)))
+            assert acked and set(acked) <= stored, "an acknowledged event was lost"
+            assert s.scalar(select(func.sum(Signature.count))) == len(stored), "counters agree with the rows"
+            waiting = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending"))
+            assert waiting >= 1
+            assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_until.is_not(None))) == 0, \
+                "a claim outlived the process"
+        # Slack is back; the next process delivers every alert, once.
+        ws.clear_faults()
+        proc = start()
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with db.read() as s:
+                    if not s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")):
+                        break
+                assert time.monotonic() < deadline, "the next process did not deliver the outbox"
+                time.sleep(0.2)
+            with db.read() as s:
+                signatures = s.scalar(select(func.count()).select_from(Signature))
+            assert len(ws.messages(channel)) == signatures == 7
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    finally:
+        db.dispose()
+        slack.stop()
