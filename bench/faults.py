@@ -1,6 +1,7 @@
 """Fault injection against a real `incidentbot serve` subprocess: SIGKILL during ingest, SIGKILL
-during Slack delivery, PostgreSQL dropping the service's connections under traffic, and Slack
-answering 429 then 500 for a long stretch.
+during Slack delivery, PostgreSQL dropping the service's connections under traffic, a PostgreSQL
+server of its own crashing and restarting under traffic, and Slack answering 429 then 500 for a
+long stretch.
 
     .venv/bin/python bench/faults.py [--backends sqlite,postgresql] [--scale 4]
 
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,6 +251,97 @@ def pg_connections_dropped(db_url: str, *, events: int = 12_000, batch: int = 20
     return o
 
 
+# -- 3b. A real PostgreSQL restart (crash and recovery) under traffic ------------------------------
+
+@contextmanager
+def throwaway_postgres():
+    """A PostgreSQL server of its own (initdb in a temporary directory, a free port), run as the
+    postgres user, so the test can crash and restart it without touching the shared server.
+    Yields (url, restart); restart() stops it the way a crash does (`pg_ctl -m immediate`) and
+    starts it again (crash recovery). Raises RuntimeError when it cannot be had here."""
+    import glob
+    import os
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins or os.geteuid() != 0:
+        raise RuntimeError("needs PostgreSQL's initdb/pg_ctl and root (to run them as the postgres user)")
+    bindir = Path(bins[-1]).parent
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError("no postgres user") from None
+    root = Path(tempfile.mkdtemp(prefix="incidentbot-pg-"))
+    data = root / "data"
+    os.chown(root, pw.pw_uid, pw.pw_gid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def as_postgres(*args: str, check: bool = True):
+        return subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True, timeout=120,
+                              check=check)
+
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    try:
+        as_postgres(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"could not start a throwaway PostgreSQL: {exc.stderr[-500:]}") from None
+
+    def restart(down_for: float = 1.0) -> None:
+        as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        time.sleep(down_for)
+        as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", restart
+    finally:
+        as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop", check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pg_restarted(db_url: str, restart, *, events: int = 12_000, batch: int = 200, clients: int = 4,
+                 down_for: float = 1.0) -> Outcome:
+    """The PostgreSQL server crashes (immediate stop) and comes back after ``down_for`` seconds
+    while clients post: acknowledged events survive the crash, retried batches are stored once,
+    counters agree with the rows, and the service recovers without a restart of its own."""
+    o = Outcome("PostgreSQL server crashed and restarted under traffic")
+    evs = mixed_events(events, prefix="r")
+    batches = [evs[i:i + batch] for i in range(0, len(evs), batch)]
+    svc = Service(db_url, None, workers="on").start()
+    cl = Clients(lambda: svc.url, o)
+    t0 = time.perf_counter()
+    recovered = None
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            futures = [pool.submit(cl.send, b) for b in batches]
+            while o.acknowledged < len(evs) // 5:
+                time.sleep(0.01)
+            restart(down_for)
+            back = time.monotonic()
+            while recovered is None and time.monotonic() - back < 30:
+                try:
+                    if httpx.get(svc.url + "/healthz", timeout=5).status_code == 200:
+                        recovered = time.monotonic() - back
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            for f in futures:
+                f.result()
+        health = httpx.get(svc.url + "/healthz", timeout=5).status_code
+    finally:
+        svc.stop()
+    counts = _tally(o, db_url, cl, evs, t0)
+    o.extra.update(recovered_s=recovered, health_after=health, distinct=counts["distinct_ids"],
+                   signature_count_sum=counts["signature_count_sum"], server_tracebacks=svc.log_text().count("Traceback"))
+    return o
+
+
 # -- 4. Slack answering 429 and then 500 for a long stretch ----------------------------------------
 
 def slack_down_for_a_while(db_url: str, slack, *, seconds_429: float = 4, seconds_500: float = 4, jobs: int = 5) -> Outcome:
@@ -327,6 +420,11 @@ def main() -> None:
             if kind == "postgresql":
                 with database(kind, Path(tmp)) as url:
                     rows.append((kind, pg_connections_dropped(url, events=3_000 * a.scale, storm_seconds=5)))
+                try:
+                    with throwaway_postgres() as (url, restart):
+                        rows.append((kind, pg_restarted(url, restart, events=3_000 * a.scale, down_for=3.0)))
+                except RuntimeError as exc:
+                    print(f"skipped the PostgreSQL restart: {exc}", file=sys.stderr)
             with database(kind, Path(tmp)) as url, slack_standin() as slack:
                 rows.append((kind, slack_down_for_a_while(url, slack, seconds_429=10, seconds_500=10)))
     print("| backend | fault | sent / acknowledged (202) | stored | acknowledged but lost | client saw | time | details |")

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 __all__ = ["Workers", "run_until_idle"]
 
@@ -25,6 +26,12 @@ def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000, stop: threadi
         try:
             if not unit():
                 break
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down or restarting: say so in one line (the request path says the
+            # same), and try again at the next trigger.
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+            log.warning("background unit %s: database unavailable: %s", getattr(unit, "__name__", unit), reason)
+            break
         except Exception:  # noqa: BLE001 - one bad unit must not stop the loop for good
             log.exception("background unit %s failed", getattr(unit, "__name__", unit))
             break
@@ -60,8 +67,10 @@ class Workers:
                                                          stop=self._stopping))
 
     def analyze(self) -> None:
-        self._count("analyses", int(self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id,
-                                                                        debounce=self.rt.settings.analysis_debounce)))
+        def analyze_once() -> bool:
+            return self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id, debounce=self.rt.settings.analysis_debounce)
+
+        self._count("analyses", run_until_idle(analyze_once, limit=1))
 
     def close_polls(self) -> None:
         self._count("polls_closed", run_until_idle(self.rt.votes.close_due, limit=100, stop=self._stopping))

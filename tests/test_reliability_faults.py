@@ -142,3 +142,23 @@ def test_full_disk_is_a_503_that_loses_nothing_and_recovers(client, runtime, db_
     assert again.status_code == 202 and again.json()["accepted"] == 200
     with db.engine.connect() as c:
         assert c.scalar(select(func.count()).select_from(Event)) == 210
+
+
+def test_postgresql_server_crash_and_restart_under_traffic(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server restart is a PostgreSQL scenario")
+    try:
+        server = faults.throwaway_postgres()
+        url, restart = server.__enter__()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        o = faults.pg_restarted(url, restart, events=2_000, batch=50, clients=4, down_for=1.0)
+    finally:
+        server.__exit__(None, None, None)
+    assert o.lost == 0, "an acknowledged event did not survive the crash"
+    assert o.stored == o.extra["distinct"] == 2_000
+    assert o.extra["signature_count_sum"] == 2_000, "nothing half-written"
+    assert o.extra["health_after"] == 200 and o.extra["recovered_s"] is not None and o.extra["recovered_s"] < 15
+    assert set(o.statuses) <= {202, 503}, f"errors clients can retry, never a bare 500: {o.statuses}"
+    assert o.extra["server_tracebacks"] == 0, "a database outage is one log line per failure, not a stack trace"
