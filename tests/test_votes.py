@@ -186,3 +186,15 @@ def test_anonymous_poll_never_shows_who_voted(slack_harness):
     assert "UBOB" not in json.dumps(h.reply(h.command("show P-1")))
     listed = httpx.get(f"{h.service.url}/v1/polls", headers={"Authorization": "Bearer read-token"}).json()
     assert listed["polls"] and "UBOB" not in json.dumps(listed)
+
+
+def test_a_deadline_closes_the_poll_through_the_workers_and_the_message_says_so(slack_harness):
+    h = slack_harness
+    h1, h2 = make_hypotheses(h.rt.db)
+    assert "closes" in h.reply_text(h.command(f"vote H-{h1} H-{h2} Quick one --closes 2s"))
+    msg = h.ws.wait_for(lambda: poll_message(h), timeout=10)
+    # No one closes it: the background job does, and the message loses its buttons.
+    h.ws.wait_for(lambda: "Close poll" not in json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"]), timeout=15)
+    with h.rt.db.read() as s:
+        assert s.get(Poll, 1).status == "closed"
+    assert "closed" in json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"])
