@@ -407,6 +407,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--scale", type=int, default=4, help="multiplies the event counts of the ingest scenarios")
+    ap.add_argument("--slack-outage", type=float, default=60.0, metavar="SECONDS",
+                    help="how long Slack answers 429, and then as long 500 (default 60 + 60)")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -426,7 +428,7 @@ def main() -> None:
                 except RuntimeError as exc:
                     print(f"skipped the PostgreSQL restart: {exc}", file=sys.stderr)
             with database(kind, Path(tmp)) as url, slack_standin() as slack:
-                rows.append((kind, slack_down_for_a_while(url, slack, seconds_429=10, seconds_500=10)))
+                rows.append((kind, slack_down_for_a_while(url, slack, seconds_429=a.slack_outage, seconds_500=a.slack_outage)))
     print("| backend | fault | sent / acknowledged (202) | stored | acknowledged but lost | client saw | time | details |")
     print("|---|---|---|---|---|---|---|---|")
     for kind, o in rows:

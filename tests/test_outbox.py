@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import select
 
 from incidentbot.localslack import Workspace, run_in_thread
 from incidentbot.models import Outbox, utcnow
@@ -79,3 +80,25 @@ def test_a_429_needs_no_look_up(db, slack):
     worker.deliver_one()
     assert len(ws.messages(channel)) == 1
     assert not ws.calls("conversations.history")
+
+
+def test_rows_backing_off_go_out_as_soon_as_slack_is_back(db, slack):
+    ws, channel, client = slack
+    now = [utcnow() + timedelta(seconds=1)]
+    worker = _worker(db, client, lambda: now[0])
+    with db.write() as s:
+        for k in range(3):
+            enqueue(s, op="post", channel=channel, message_key=f"alert:S-{k}", dedupe_key=f"post:alert:S-{k}", payload={})
+    ws.fail_for(10**6, 500, method="chat.postMessage")
+    for _ in range(6):  # a long outage: each row is retried and backs off further each time
+        with db.read() as s:
+            now[0] = max(r.next_attempt_at for r in s.scalars(select(Outbox))) + timedelta(seconds=1)
+        worker.drain()
+    with db.read() as s:
+        waits = sorted(r.next_attempt_at for r in s.scalars(select(Outbox)))
+    assert waits[-1] - now[0] > timedelta(seconds=20), "the rows are backing off"
+    ws.clear_faults()
+    # Only the first row's back-off has ended; once it goes through, the others follow at once.
+    now[0] = waits[0] + timedelta(seconds=1)
+    worker.drain()
+    assert len(ws.messages(channel)) == 3

@@ -184,7 +184,19 @@ class OutboxWorker:
             log.warning("outbox %s: delivery error, will retry: %s", row.id, exc)
             return True
         self._finish(row, ts=ts, rendered=rendered)
+        if row.attempts > 1:
+            self._wake_backed_off()
         return True
+
+    def _wake_backed_off(self) -> None:
+        """A retried row just went through: Slack is back. Rows backing off after 5xx or network
+        errors are due now instead of at the end of their (up to five-minute) back-off; rows
+        waiting out a 429's Retry-After keep waiting."""
+        now = self.clock()
+        with self.db.write() as session:
+            session.execute(update(Outbox).where(
+                Outbox.status == "pending", Outbox.next_attempt_at > now, Outbox.last_error.is_not(None),
+                Outbox.last_error != "ratelimited").values(next_attempt_at=now))
 
     def _metadata(self, row: Outbox) -> dict:
         return {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}}
