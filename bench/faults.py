@@ -94,6 +94,28 @@ class Clients:
         raise RuntimeError("batch never acknowledged")
 
 
+def _traffic(name: str, db_url: str, *, prefix: str, events: int, batch: int, workers: str):
+    """A scenario's outcome, its events and their batches, a started service, and its clients."""
+    o = Outcome(name)
+    evs = mixed_events(events, prefix=prefix)
+    batches = [evs[i:i + batch] for i in range(0, len(evs), batch)]
+    svc = Service(db_url, None, workers=workers).start()
+    return o, evs, batches, svc, Clients(lambda: svc.url, o)
+
+
+def _seconds_until_healthy(url: str, *, limit: float = 30.0) -> float | None:
+    """Seconds from now until the service's /healthz answers 200 (None if not within ``limit``)."""
+    since = time.monotonic()
+    while time.monotonic() - since < limit:
+        try:
+            if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                return time.monotonic() - since
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return None
+
+
 def stored_ids(db_url: str) -> set[str]:
     from incidentbot.models import Event
 
@@ -118,11 +140,8 @@ def _tally(o, db_url: str, cl, evs, t0: float) -> dict:
 
 
 def kill_during_ingest(db_url: str, *, events: int = 20_000, batch: int = 200, clients: int = 6, kills: int = 2) -> Outcome:
-    o = Outcome("SIGKILL during ingest")
-    evs = mixed_events(events, prefix="k")
-    batches = [evs[i:i + batch] for i in range(0, len(evs), batch)]
-    svc = Service(db_url, None, workers="off").start()
-    cl = Clients(lambda: svc.url, o)
+    o, evs, batches, svc, cl = _traffic("SIGKILL during ingest", db_url, prefix="k", events=events, batch=batch,
+                                        workers="off")
     t0 = time.perf_counter()
     try:
         with ThreadPoolExecutor(clients) as pool:
@@ -209,13 +228,10 @@ def pg_connections_dropped(db_url: str, *, events: int = 12_000, batch: int = 20
                            storm_seconds: float = 3.0, every: float = 0.25) -> Outcome:
     """What a PostgreSQL restart looks like to the service: every server connection is terminated,
     repeatedly, while clients post. Clients see errors they can retry; nothing is half-written."""
-    o = Outcome("PostgreSQL connections terminated under traffic")
     dbname = db_url.rsplit("/", 1)[1]
     admin = create_engine(db_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    evs = mixed_events(events, prefix="p")
-    batches = [evs[i:i + batch] for i in range(0, len(evs), batch)]
-    svc = Service(db_url, None, workers="on").start()
-    cl = Clients(lambda: svc.url, o)
+    o, evs, batches, svc, cl = _traffic("PostgreSQL connections terminated under traffic", db_url, prefix="p",
+                                        events=events, batch=batch, workers="on")
     terminated = 0
     t0 = time.perf_counter()
     try:
@@ -230,15 +246,7 @@ def pg_connections_dropped(db_url: str, *, events: int = 12_000, batch: int = 20
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                         "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": dbname}).scalar()
                 time.sleep(every)
-            last_kill = time.monotonic()
-            recovered = None
-            while recovered is None and time.monotonic() - last_kill < 30:
-                try:
-                    if httpx.get(svc.url + "/healthz", timeout=5).status_code == 200:
-                        recovered = time.monotonic() - last_kill
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
+            recovered = _seconds_until_healthy(svc.url)
             for f in futures:
                 f.result()
         health = httpx.get(svc.url + "/healthz", timeout=5).status_code
@@ -310,27 +318,16 @@ def pg_restarted(db_url: str, restart, *, events: int = 12_000, batch: int = 200
     """The PostgreSQL server crashes (immediate stop) and comes back after ``down_for`` seconds
     while clients post: acknowledged events survive the crash, retried batches are stored once,
     counters agree with the rows, and the service recovers without a restart of its own."""
-    o = Outcome("PostgreSQL server crashed and restarted under traffic")
-    evs = mixed_events(events, prefix="r")
-    batches = [evs[i:i + batch] for i in range(0, len(evs), batch)]
-    svc = Service(db_url, None, workers="on").start()
-    cl = Clients(lambda: svc.url, o)
+    o, evs, batches, svc, cl = _traffic("PostgreSQL server crashed and restarted under traffic", db_url, prefix="r",
+                                        events=events, batch=batch, workers="on")
     t0 = time.perf_counter()
-    recovered = None
     try:
         with ThreadPoolExecutor(clients) as pool:
             futures = [pool.submit(cl.send, b) for b in batches]
             while o.acknowledged < len(evs) // 5:
                 time.sleep(0.01)
             restart(down_for)
-            back = time.monotonic()
-            while recovered is None and time.monotonic() - back < 30:
-                try:
-                    if httpx.get(svc.url + "/healthz", timeout=5).status_code == 200:
-                        recovered = time.monotonic() - back
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
+            recovered = _seconds_until_healthy(svc.url)
             for f in futures:
                 f.result()
         health = httpx.get(svc.url + "/healthz", timeout=5).status_code

@@ -254,3 +254,15 @@ def eventually(predicate, *, timeout: float = 10.0, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def add_hypothesis(db, title: str, signatures: dict[int, int], *, cause_class: str = "software", **fields) -> int:
+    """A hypothesis made by hand over ``signatures`` ({signature id: event count}); returns its id."""
+    from incidentbot.models import Hypothesis, HypothesisSignature
+
+    with db.write() as s:
+        h = Hypothesis(title=title, cause_class=cause_class, **fields)
+        s.add(h)
+        s.flush()
+        s.add_all([HypothesisSignature(hypothesis_id=h.id, signature_id=sid, event_count=n) for sid, n in signatures.items()])
+        return h.id

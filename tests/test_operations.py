@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from incidentbot.db import Database, SchemaAheadError
 from incidentbot.models import Event, Hypothesis, HypothesisSignature, Signature
 from incidentbot.services.prune import prune
-from tests.conftest import ROOT, event
+from tests.conftest import ROOT, add_hypothesis, event
 
 
 def test_prune_removes_old_events_and_keeps_history(client, runtime, db):
@@ -205,11 +205,7 @@ def test_prune_command_then_analysis_keeps_what_people_decided(client, runtime, 
     with db.write() as s:
         s.execute(Event.__table__.update().where(Event.event_id.in_([f"q{i}" for i in range(8)]))
                   .values(received_at=datetime.now(timezone.utc) - timedelta(days=100)))
-        h = Hypothesis(title="old bug", cause_class="software", event_count=12)
-        s.add(h)
-        s.flush()
-        s.add(HypothesisSignature(hypothesis_id=h.id, signature_id=1, event_count=12))
-        hid = h.id
+    hid = add_hypothesis(db, "old bug", {1: 12}, event_count=12)
     runtime.resolutions.resolve(hid, cause="fixed long ago", actor="UALICE")
     env = {"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "incidentbot", "prune", "--older-than", "90d"], capture_output=True,

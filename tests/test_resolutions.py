@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature
 from incidentbot.services.versions import compare_versions, version_at_least
-from tests.conftest import event, eventually
+from tests.conftest import add_hypothesis, event, eventually
 
 ILLEGAL = "RuntimeError: CUDA error: an illegal memory access was encountered"
 
@@ -79,12 +79,7 @@ def test_resolve_modal_flow_and_regression_thread_through_slack(slack_harness):
     h = slack_harness
     h.ingest([event(event_id=f"x{i}", code_version="v1.4", message=ILLEGAL, rank=i) for i in range(3)])
     alert = h.ws.wait_for(lambda: h.channel_messages(), timeout=10)[0]
-    with h.rt.db.write() as s:
-        hyp = Hypothesis(title="kernel bug", cause_class="software")
-        s.add(hyp)
-        s.flush()
-        s.add(HypothesisSignature(hypothesis_id=hyp.id, signature_id=1, event_count=3))
-        hid = hyp.id
+    hid = add_hypothesis(h.rt.db, "kernel bug", {1: 3})
     refused = h.command(f"resolve H-{hid}", user="UBOB")
     assert "only incident admins" in h.reply_text(refused, user="UBOB")
     resp = h.command(f"resolve H-{hid}")
@@ -112,12 +107,7 @@ def test_link_unlink_and_search_runbooks_through_slack(slack_harness):
 
     h = slack_harness
     h.ingest([event(event_id=f"l{i}", message=ILLEGAL, rank=i) for i in range(2)])
-    with h.rt.db.write() as s:
-        hyp = Hypothesis(title="kernel bug", cause_class="software")
-        s.add(hyp)
-        s.flush()
-        s.add(HypothesisSignature(hypothesis_id=hyp.id, signature_id=1, event_count=2))
-        hid = hyp.id
+    hid = add_hypothesis(h.rt.db, "kernel bug", {1: 2})
     # A target that does not exist is a polite no, and nothing is stored.
     missing = h.reply_text(h.command("link H-999 cuda-oom"))
     assert "H-999 does not exist" in missing and "Traceback" not in missing
@@ -159,13 +149,7 @@ def test_regression_note_goes_to_the_alert_of_the_signature_that_came_back(slack
              [event(event_id="small0", message=other, rank=0)])
     alerts = h.ws.wait_for(lambda: len(h.channel_messages()) >= 2 and h.channel_messages(), timeout=10)
     by_text = {("illegal" if "illegal memory" in json.dumps(m["blocks"]).lower() else "oom"): m for m in alerts}
-    with h.rt.db.write() as s:
-        hyp = Hypothesis(title="one bug", cause_class="software")
-        s.add(hyp)
-        s.flush()
-        s.add_all([HypothesisSignature(hypothesis_id=hyp.id, signature_id=1, event_count=5),
-                   HypothesisSignature(hypothesis_id=hyp.id, signature_id=2, event_count=1)])
-        hid = hyp.id
+    hid = add_hypothesis(h.rt.db, "one bug", {1: 5, 2: 1})
     h.rt.resolutions.resolve(hid, cause="allocator bug", actor="UALICE")
     h.ingest([event(event_id="oom-back", job_id="job-q", message=other)])
     replies = h.ws.wait_for(lambda: [r for r in h.ws.replies(h.channel, by_text["oom"]["ts"]) if "Regression" in r["text"]],
