@@ -12,7 +12,7 @@ from sqlalchemy import JSON, LargeBinary, TypeDecorator, BigInteger, Integer, Co
 from sqlmodel import Field, SQLModel
 
 __all__ = [
-    "Ballot", "Decision", "DigestRun", "Event", "Hypothesis", "HypothesisLog", "HypothesisSignature",
+    "Ballot", "Decision", "DigestRun", "Event", "Hypothesis", "HypothesisLog", "HypothesisSignature", "JobExposure",
     "Outbox", "Poll", "PollOption", "RunbookLink", "Signature", "SignatureMember", "SlackMessage",
     "KeyValue", "OPEN_STATUSES", "WorkClaim", "utcnow",
 ]
@@ -258,6 +258,25 @@ class WorkClaim(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=160)
     claimed_at: datetime = _ts(default_factory=utcnow)
     claimed_by: str = Field(max_length=128)
+
+
+class JobExposure(SQLModel, table=True):
+    """How far a job ran on one host with one code and framework version, from its progress
+    reports (events of kind ``progress``): the exposure that makes a failure's absence mean
+    something ("0 occurrences in 140,000 steps on v1.3"). One row per segment, widened in place."""
+
+    __table_args__ = (UniqueConstraint("job_id", "host", "code_version", "versions_key", name="uq_jobexposure_segment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=256)
+    host: str = Field(default="", max_length=256)
+    code_version: str = Field(default="", max_length=256)
+    versions: dict = _json()
+    versions_key: str = Field(max_length=32)  # a hash of the sorted version map
+    first_step: int | None = Field(default=None, sa_type=BigInteger)
+    last_step: int | None = Field(default=None, sa_type=BigInteger)
+    first_seen: datetime = _ts()
+    last_seen: datetime = _ts()
 
 
 class KeyValue(SQLModel, table=True):

@@ -284,7 +284,9 @@ _T = [
     Template("dataloader_worker_killed", "dataloader", "software", "crash", _dl_killed),
     Template("nccl_unhandled_cuda_error", "nccl_error", "software", "crash", _nccl_unhandled),
     Template("cublas_execution_failed", "cuda_runtime", "software", "crash", _cublas),
-    Template("progress", "progress", "unknown", "progress", _progress),
+    # An iteration log line a job forwarded (kind "log"): benign noise the analysis must not dress
+    # up as a cause. (Kind "progress" would make it a progress report, kept as exposure.)
+    Template("progress", "progress", "unknown", "log", _progress),
     Template("nccl_socket_refused", "nccl_warn", "network", "warning", _socket_refused),
     Template("deepspeed_overflow", "loss_instability", "software", "warning", _overflow),
     Template("elastic_sigterm", "launcher_elastic", "unknown", "warning", _sigterm),

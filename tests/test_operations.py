@@ -318,3 +318,15 @@ def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox
     finally:
         db.dispose()
         slack.stop()
+
+
+def test_migrations_build_exactly_the_schema_the_models_describe(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import incidentbot.models  # noqa: F401 - registers every table
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == [], diff

@@ -227,13 +227,15 @@ class Exposure:
 
 
 class _Engine:
-    def __init__(self, events, signatures, topology, constraints, settings: Settings):
+    def __init__(self, events, signatures, topology, constraints, settings: Settings, exposure=()):
         self.ev: list[EventRecord] = sorted(events, key=lambda e: (e.time, e.id))
         self.sigs: Mapping[int, SignatureInfo] = signatures
         self.topo: Mapping[str, str] = topology or {}
         self.cons = constraints
         self.S = settings
-        self.expo = Exposure(self.ev)
+        # Progress reports widen what each job is known to have run (hosts, versions, steps);
+        # they are not failures, so only the exposure sees them.
+        self.expo = Exposure(self.ev + sorted(exposure, key=lambda e: (e.time, e.id)) if exposure else self.ev)
         self.by_sig: dict[int, list[int]] = defaultdict(list)
         self.by_job: dict[str, list[int]] = defaultdict(list)
         for i, e in enumerate(self.ev):
@@ -1167,14 +1169,18 @@ def analyze(
     topology: Topology | None = None,
     constraints: Constraints = Constraints(),
     settings: Settings = DEFAULT,
+    exposure: Sequence[EventRecord] = (),
 ) -> list[Proposal]:
-    """Propose hypotheses (causes) for the events. Pure and deterministic."""
+    """Propose hypotheses (causes) for the events. Pure and deterministic.
+
+    ``exposure``: records of jobs running without failing (from progress reports); they count
+    only as exposure (which hosts, versions and steps ran), never as events of a signature."""
     if not events:
         return []
     gc_was_on = gc.isenabled()
     gc.disable()  # many small tuples and no cycles: the cyclic collector only costs time here
     try:
-        return _Engine(events, signatures, topology, constraints, settings).run()
+        return _Engine(events, signatures, topology, constraints, settings, exposure).run()
     finally:
         if gc_was_on:
             gc.enable()

@@ -91,11 +91,27 @@ class HypothesisService:
             (together if d.kind == "together" else apart).append(ids)
         return records, sigs, analysis.Constraints(together=tuple(together), apart=tuple(apart)), current
 
+    def load_exposure(self, session) -> list[analysis.EventRecord]:
+        """Each progress segment (job, host, versions) as two exposure records: where it started
+        and how far it got."""
+        from incidentbot.models import JobExposure
+
+        out = []
+        for x in session.scalars(select(JobExposure).order_by(JobExposure.id)):
+            versions = tuple(sorted((x.versions or {}).items()))
+            for n, (t, step) in enumerate(((x.first_seen, x.first_step), (x.last_seen, x.last_step))):
+                out.append(analysis.EventRecord(id=-(2 * x.id + n), signature_id=-1, job_id=x.job_id, time=t.timestamp(),
+                                                host=x.host or None, step=step, code_version=x.code_version or None,
+                                                versions=versions))
+        return out
+
     def analyze(self) -> AnalysisSummary:
         started = _time.perf_counter()
         with self.db.read() as session:
             records, sigs, constraints, current = self.load_inputs(session)
-        proposals = analysis.analyze(records, sigs, topology=self.topology or None, constraints=constraints)
+            exposure = self.load_exposure(session)
+        proposals = analysis.analyze(records, sigs, topology=self.topology or None, constraints=constraints,
+                                     exposure=exposure)
         summary = self.reconcile(proposals, current, {r.id: r.signature_id for r in records})
         summary.events = len(records)
         summary.last_event_id = records[-1].id if records else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -11,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from incidentbot import audit, signatures
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
-from incidentbot.models import Event, Outbox, Signature, SignatureMember, utcnow
+from incidentbot.models import Event, JobExposure, Outbox, Signature, SignatureMember, utcnow
 from incidentbot.services import hll
 from incidentbot.services.sql import insert_counted, insert_for, insert_new, sql_time
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 _EVENT = Event.__table__
 _SIG = Signature.__table__
 _MEMBER = SignatureMember.__table__
+_EXPOSURE = JobExposure.__table__
+PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000
 _EVENT_COLUMNS = ("event_id", "job_id", "message", "time", "received_at", "source", "cluster", "host", "gpu", "rank",
                   "step", "code_version", "versions", "kind", "attributes", "signature_id")
@@ -50,6 +53,7 @@ def _counters_sql(dialect: str) -> str:
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
+    progress: int = 0  # progress reports among the accepted (kept as job exposure, not as events)
     new_signature_ids: list[int] = field(default_factory=list)
     # signature id → events accepted for it in this batch (for regression checks and metrics)
     per_signature: dict[int, int] = field(default_factory=dict)
@@ -83,6 +87,15 @@ class IngestService:
         fps: dict[str, signatures.Fingerprint] = {}
         seen: set[str] = set()
         result = IngestResult()
+        progress = [ev for ev in events if ev.kind == PROGRESS]
+        if progress:
+            # Progress reports are not failures: they widen the job's exposure (hosts, versions,
+            # steps) and are kept as segments, not as events.
+            events = [ev for ev in events if ev.kind != PROGRESS]
+            with self.db.write() as session:
+                self._record_exposure(session, progress, now)
+            result.accepted += len(progress)
+            result.progress = len(progress)
         for ev in events:
             event_id = ev.event_id or f"ev-{uuid.uuid4().hex}"
             if event_id in seen:
@@ -111,7 +124,7 @@ class IngestService:
                 if attempt == 3 or state not in ("40P01", "40001"):
                     raise
                 log.warning("ingest transaction retried after %s", state)
-                result = IngestResult(duplicates=result.duplicates)
+                result = IngestResult(accepted=result.progress, duplicates=result.duplicates, progress=result.progress)
         return result
 
     def _store(self, rows: list[dict], fps: dict, result: IngestResult) -> IngestResult:
@@ -125,7 +138,7 @@ class IngestService:
             for row in rows:
                 row["signature_id"] = ids[row["_fp"]]
             inserted = {r[0] for r in insert_new(session, _EVENT, rows, key="event_id", columns=_EVENT_COLUMNS)}
-            result.accepted = len(inserted)
+            result.accepted += len(inserted)
             result.duplicates += len(rows) - len(inserted)
             if len(inserted) < len(rows):
                 rows = [r for r in rows if r["event_id"] in inserted]
@@ -143,6 +156,36 @@ class IngestService:
             self._members.clear()
         self._members.update(learned.members)
         return result
+
+    def _record_exposure(self, session, progress: Sequence[EventIn], now: datetime) -> None:
+        """Widen each (job, host, code version, versions) segment to the steps and times reported."""
+        segments: dict[tuple[str, str, str, str], list] = {}
+        for ev in progress:
+            versions = dict(ev.versions)
+            key = (ev.job_id, ev.host or "", ev.code_version or "",
+                   hashlib.blake2b(json.dumps(sorted(versions.items())).encode(), digest_size=16).hexdigest())
+            t = ev.time or now
+            seg = segments.get(key)
+            if seg is None:
+                segments[key] = [versions, ev.step, ev.step, t, t]
+                continue
+            if ev.step is not None:
+                seg[1] = ev.step if seg[1] is None else min(seg[1], ev.step)
+                seg[2] = ev.step if seg[2] is None else max(seg[2], ev.step)
+            seg[3], seg[4] = min(seg[3], t), max(seg[4], t)
+        stmt = insert_for(session, _EXPOSURE)
+        x, new = _EXPOSURE.c, stmt.excluded
+        least, greatest = (func.min, func.max) if session.get_bind().dialect.name == "sqlite" else (func.least, func.greatest)
+        stmt = stmt.on_conflict_do_update(index_elements=["job_id", "host", "code_version", "versions_key"], set_={
+            # NULL steps (reports without a step) never narrow a segment.
+            "first_step": least(func.coalesce(x.first_step, new.first_step), func.coalesce(new.first_step, x.first_step)),
+            "last_step": greatest(func.coalesce(x.last_step, new.last_step), func.coalesce(new.last_step, x.last_step)),
+            "first_seen": least(x.first_seen, new.first_seen), "last_seen": greatest(x.last_seen, new.last_seen)})
+        for key in sorted(segments):  # one lock order for concurrent writers
+            versions, first, last, t0, t1 = segments[key]
+            session.execute(stmt, {"job_id": key[0], "host": key[1], "code_version": key[2], "versions_key": key[3],
+                                   "versions": versions, "first_step": first, "last_step": last,
+                                   "first_seen": t0, "last_seen": t1})
 
     def _ensure_signatures(self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict],
                            learned: "_Learned") -> set[int]:
