@@ -100,3 +100,23 @@ def test_rank0_logger_is_not_a_host_fault():
         for _ in range(15):
             f.event(WARN, j, rng.randrange(20_000), f.jobs[j].hosts[0], rank=0)
     assert analyze(f.events, f.signatures) == []
+
+
+def test_known_meaning_lowers_the_bar_for_localisation_and_says_so():
+    """Three occurrences on one of sixteen hosts: enough for a text that itself means hardware
+    (Xid 79) at the looser threshold, with the evidence line saying why; not for a warning of no
+    known meaning, which stays silent at that count."""
+    def one_host(sig, n):
+        f = fleet_two_jobs()
+        f.job("j3", hosts(16), 20_000, start=500)
+        rng = random.Random(1)
+        for _ in range(n):
+            f.event(sig, "j3", rng.randrange(20_000), "h03", rank=29)
+        return analyze(f.events, f.signatures)
+
+    (xid,) = one_host(XID79, 3)
+    assert xid.kind == "localised_hardware" and xid.scope["hosts"] == ["h03"]
+    assert any(line.startswith("known meaning: Xid 79 GPU fallen off the bus means hardware") for line in xid.evidence)
+    assert one_host(WARN, 3) == []
+    (warn,) = one_host(WARN, 5)  # with more occurrences the warning's own evidence suffices
+    assert not any(line.startswith("known meaning") for line in warn.evidence)
