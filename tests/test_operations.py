@@ -311,7 +311,9 @@ def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox
                 time.sleep(0.2)
             with db.read() as s:
                 signatures = s.scalar(select(func.count()).select_from(Signature))
-            assert len(ws.messages(channel)) == signatures == 7
+            alerts = [m for m in ws.messages(channel)
+                      if any(str(b.get("block_id", "")).startswith("alert:") for b in m.get("blocks") or [])]
+            assert len(alerts) == signatures == 7  # (a hypothesis announcement may join them; it is not counted)
         finally:
             proc.terminate()
             proc.wait(30)
