@@ -90,7 +90,9 @@ class IngestService:
         progress = [ev for ev in events if ev.kind == PROGRESS]
         if progress:
             # Progress reports are not failures: they widen the job's exposure (hosts, versions,
-            # steps) and are kept as segments, not as events.
+            # steps) and are kept as segments, not as events. Widening is idempotent, so they
+            # commit on their own: a resent batch (after a failure of the events' transaction)
+            # changes nothing twice.
             events = [ev for ev in events if ev.kind != PROGRESS]
             with self.db.write() as session:
                 self._record_exposure(session, progress, now)
