@@ -367,8 +367,17 @@ def slack_down_for_a_while(db_url: str, slack, *, seconds_429: float = 4, second
         ws.fail_for(seconds_500, 500)
         ingest([{"event_id": f"late-{k}", "job_id": f"job-late-{k}", "rank": 100 + k, "message": watchdog.format(r=100 + k)}
                 for k in range(3)])
+        # Settled: the outbox empty and still empty a refresher period later (the alert refresher
+        # runs every 2 s and may queue an edit and a thread note after the last post went out).
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and db_counts(db_url)["outbox_open"]:
+        quiet_since = None
+        while time.monotonic() < deadline:
+            if db_counts(db_url)["outbox_open"]:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 3.0:
+                break
             time.sleep(0.2)
     finally:
         svc.stop()
