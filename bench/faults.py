@@ -230,32 +230,48 @@ def pg_connections_dropped(db_url: str, *, events: int = 12_000, batch: int = 20
     repeatedly, while clients post. Clients see errors they can retry; nothing is half-written."""
     dbname = db_url.rsplit("/", 1)[1]
     admin = create_engine(db_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    o, evs, batches, svc, cl = _traffic("PostgreSQL connections terminated under traffic", db_url, prefix="p",
-                                        events=events, batch=batch, workers="on")
     terminated = 0
+
+    def storm() -> None:
+        nonlocal terminated
+        end = time.monotonic() + storm_seconds
+        while time.monotonic() < end:
+            with admin.connect() as c:
+                terminated += c.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": dbname}).scalar()
+            time.sleep(every)
+
+    try:
+        o = _database_fault("PostgreSQL connections terminated under traffic", db_url, storm, prefix="p",
+                            events=events, batch=batch, clients=clients, after=0.1)
+    finally:
+        admin.dispose()
+    o.extra["terminated"] = terminated
+    return o
+
+
+def _database_fault(name: str, db_url: str, fault, *, prefix: str, events: int, batch: int, clients: int,
+                    after: float) -> Outcome:
+    """Clients post; once ``after`` of the events are acknowledged, ``fault()`` runs; then how long
+    the service took to answer /healthz again, and what the database holds once every batch is in."""
+    o, evs, batches, svc, cl = _traffic(name, db_url, prefix=prefix, events=events, batch=batch, workers="on")
     t0 = time.perf_counter()
     try:
         with ThreadPoolExecutor(clients) as pool:
             futures = [pool.submit(cl.send, b) for b in batches]
-            while o.acknowledged < len(evs) // 10:
+            while o.acknowledged < len(evs) * after:
                 time.sleep(0.01)
-            end = time.monotonic() + storm_seconds
-            while time.monotonic() < end:
-                with admin.connect() as c:
-                    terminated += c.execute(text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": dbname}).scalar()
-                time.sleep(every)
+            fault()
             recovered = _seconds_until_healthy(svc.url)
             for f in futures:
                 f.result()
         health = httpx.get(svc.url + "/healthz", timeout=5).status_code
     finally:
         svc.stop()
-        admin.dispose()
     counts = _tally(o, db_url, cl, evs, t0)
-    o.extra.update(terminated=terminated, recovered_s=recovered, health_after=health, distinct=counts["distinct_ids"],
-                   signature_count_sum=counts["signature_count_sum"], server_log_5xx=svc.log_text().count("Traceback"))
+    o.extra.update(recovered_s=recovered, health_after=health, distinct=counts["distinct_ids"],
+                   signature_count_sum=counts["signature_count_sum"], server_tracebacks=svc.log_text().count("Traceback"))
     return o
 
 
@@ -318,25 +334,8 @@ def pg_restarted(db_url: str, restart, *, events: int = 12_000, batch: int = 200
     """The PostgreSQL server crashes (immediate stop) and comes back after ``down_for`` seconds
     while clients post: acknowledged events survive the crash, retried batches are stored once,
     counters agree with the rows, and the service recovers without a restart of its own."""
-    o, evs, batches, svc, cl = _traffic("PostgreSQL server crashed and restarted under traffic", db_url, prefix="r",
-                                        events=events, batch=batch, workers="on")
-    t0 = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(clients) as pool:
-            futures = [pool.submit(cl.send, b) for b in batches]
-            while o.acknowledged < len(evs) // 5:
-                time.sleep(0.01)
-            restart(down_for)
-            recovered = _seconds_until_healthy(svc.url)
-            for f in futures:
-                f.result()
-        health = httpx.get(svc.url + "/healthz", timeout=5).status_code
-    finally:
-        svc.stop()
-    counts = _tally(o, db_url, cl, evs, t0)
-    o.extra.update(recovered_s=recovered, health_after=health, distinct=counts["distinct_ids"],
-                   signature_count_sum=counts["signature_count_sum"], server_tracebacks=svc.log_text().count("Traceback"))
-    return o
+    return _database_fault("PostgreSQL server crashed and restarted under traffic", db_url, lambda: restart(down_for),
+                           prefix="r", events=events, batch=batch, clients=clients, after=0.2)
 
 
 # -- 4. Slack answering 429 and then 500 for a long stretch ----------------------------------------

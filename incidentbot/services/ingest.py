@@ -20,7 +20,7 @@ from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
 from incidentbot.models import Event, JobExposure, Outbox, Signature, SignatureMember, utcnow
 from incidentbot.services import hll
-from incidentbot.services.sql import insert_counted, insert_for, insert_new, sql_time
+from incidentbot.services.sql import insert_counted, insert_for, insert_new, least_greatest, sql_time
 
 __all__ = ["IngestResult", "IngestService"]
 
@@ -41,7 +41,7 @@ def _counters_sql(dialect: str) -> str:
     """One UPDATE per touched signature, sent as one executemany. Jobs, hosts and ranks grow by
     what this transaction's member inserts added (exact under concurrent writers); the rank
     fields change only when given."""
-    least, greatest = ("min", "max") if dialect == "sqlite" else ("LEAST", "GREATEST")
+    least, greatest = least_greatest(dialect)
     return (f"UPDATE {_SIG.name} SET count = count + :n, "
             f"first_seen = {least}(first_seen, :first), last_seen = {greatest}(last_seen, :last), "
             "job_count = job_count + :jobs, host_count = host_count + :hosts, "
@@ -177,7 +177,7 @@ class IngestService:
             seg[3], seg[4] = min(seg[3], t), max(seg[4], t)
         stmt = insert_for(session, _EXPOSURE)
         x, new = _EXPOSURE.c, stmt.excluded
-        least, greatest = (func.min, func.max) if session.get_bind().dialect.name == "sqlite" else (func.least, func.greatest)
+        least, greatest = (getattr(func, name) for name in least_greatest(session.get_bind().dialect.name))
         stmt = stmt.on_conflict_do_update(index_elements=["job_id", "host", "code_version", "versions_key"], set_={
             # NULL steps (reports without a step) never narrow a segment.
             "first_step": least(func.coalesce(x.first_step, new.first_step), func.coalesce(new.first_step, x.first_step)),

@@ -12,13 +12,18 @@ from sqlalchemy import JSON, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-__all__ = ["insert_for", "insert_new", "insert_counted", "sql_time"]
+__all__ = ["insert_for", "insert_new", "insert_counted", "sql_time", "least_greatest"]
 
 
 def insert_for(session: Session, table):
     """An INSERT that knows ``on_conflict_do_nothing``/``do_update`` for this session's dialect."""
     name = session.get_bind().dialect.name
     return (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
+
+
+def least_greatest(dialect: str) -> tuple[str, str]:
+    """The SQL names of the two-argument minimum and maximum (SQLite's scalar min/max)."""
+    return ("min", "max") if dialect == "sqlite" else ("least", "greatest")
 
 
 def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, returning: Sequence[str] | None = None,

@@ -43,6 +43,7 @@ Categories (``CATEGORIES``):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -140,8 +141,9 @@ def _fingerprint_cached(text: str) -> Fingerprint:
 # Texts of one failure differ mostly in numbers (ranks, pids, addresses, timestamps). The shape of
 # a text is the text with every number-like token replaced; for each shape we learn, once, which
 # of its tokens the fingerprint depends on (an Xid code does, a PCI address or pid does not) by
-# rewriting tokens and re-fingerprinting. Later texts of that shape cost one regex pass and a dict
-# look-up instead of a full parse: a 100,000-rank storm, or a fleet's Xid lines, parse once.
+# rewriting tokens and re-fingerprinting. Later texts of that shape cost a translate or a regex
+# pass and a dict look-up instead of a full parse: a 100,000-rank storm, or a fleet's Xid lines,
+# parse once.
 _TOKEN = re.compile(r"[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*")
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
 _MAX_PROBED_TOKENS = 256
@@ -159,19 +161,23 @@ _ROT_A = str.maketrans("0123456789abcdefABCDEF", "3456789012defabcDEFABC")
 _ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
 
 
-def _rewrite(text: str, which, table) -> str:
+def _rewrite(text: str, which, change: Callable[[str], str]) -> str:
+    """``text`` with ``change`` applied to the tokens at positions ``which`` (all when None)."""
     i = -1
 
     def repl(m):
         nonlocal i
         i += 1
-        return m.group().translate(table) if which is None or i in which else m.group()
+        return change(m.group()) if which is None or i in which else m.group()
 
     return _TOKEN.sub(repl, text)
 
 
 def _resize(token: str) -> str:
-    """Another all-digit token of the same width class (see ``_shape``) but another width."""
+    """An all-digit token of another width in the same width class (``_SHORT_NUMBER``, 4 digits,
+    ``_LONG_NUMBER``); other tokens unchanged."""
+    if not token.isdigit():
+        return token
     n = len(token)
     if n <= 3:
         return "7" if n > 1 else "37"
@@ -189,18 +195,10 @@ def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
     so a shape with a hundred numbers and one that matters costs a few dozen parses, once. The
     search uses one rewrite; the answer is then checked with a second one."""
     def same(which, tables=(_ROT_A,)) -> bool:
-        return all(_fingerprint_cached(_rewrite(text, which, t)).key == key for t in tables)
+        return all(_fingerprint_cached(_rewrite(text, which, lambda tok: tok.translate(t))).key == key for t in tables)
 
     def resized(which) -> bool:
-        i = -1
-
-        def repl(m):
-            nonlocal i
-            i += 1
-            tok = m.group()
-            return _resize(tok) if i in which and tok.isdigit() else tok
-
-        return _fingerprint_cached(_TOKEN.sub(repl, text)).key == key
+        return _fingerprint_cached(_rewrite(text, which, _resize)).key == key
 
     every = set(range(len(tokens)))
     if same(every, (_ROT_A, _ROT_B)):
@@ -236,6 +234,13 @@ _DIGITS = str.maketrans("0123456789", "0000000000")
 _by_digits: dict[str, tuple[tuple[tuple[int, int], ...], dict]] = {}
 
 
+def _bounded_put(cache: dict, key, value) -> None:
+    # The caches start over when full: simpler than LRU, and a fleet's failure modes relearn fast.
+    if len(cache) >= _SHAPES_MAX:
+        cache.clear()
+    cache[key] = value
+
+
 def fingerprint(text: str) -> Fingerprint:
     """Fingerprint of one failure text (pure, deterministic across processes, cached)."""
     fp = _by_text.get(text)  # type: ignore[arg-type]
@@ -243,9 +248,7 @@ def fingerprint(text: str) -> Fingerprint:
         return fp
     fp = _fingerprint(_clean(text))
     if isinstance(text, str):
-        if len(_by_text) >= _SHAPES_MAX:
-            _by_text.clear()
-        _by_text[text] = fp
+        _bounded_put(_by_text, text, fp)
     return fp
 
 
@@ -314,28 +317,22 @@ def _fingerprint(text: str) -> Fingerprint:
     # A shape is learned on its second sight: one-off texts cost one parse, not a dozen.
     seen = _sightings.get(shape, 0) + 1
     if seen < 2:
-        if len(_sightings) >= _SHAPES_MAX:
-            _sightings.clear()
-        _sightings[shape] = seen
+        _bounded_put(_sightings, shape, seen)
         return fp
     _sightings.pop(shape, None)
     matter, width_free = _learn(text, tokens, fp.key, widths=widths)
-    if len(_shapes) >= _SHAPES_MAX:
-        _shapes.clear()
     learned = _NO_CACHE if matter is None else (matter, {tuple(tokens[i] for i in matter): fp}, {exact})
     if widths and matter is not None and not width_free:
-        _shapes[shape] = _BY_WIDTH
+        _bounded_put(_shapes, shape, _BY_WIDTH)
         shape = skeleton + "\x03" + exact
-    _shapes[shape] = learned
+    _bounded_put(_shapes, shape, learned)
     if matter is not None:
         _remember_digits(digits, parts, matter, learned[1])
     return fp
 
 
 def _remember_digits(digits: str, parts: list[str], matter: tuple[int, ...], table: dict) -> None:
-    if len(_by_digits) >= _SHAPES_MAX:
-        _by_digits.clear()
-    _by_digits[digits] = (_spans(parts, matter), table)
+    _bounded_put(_by_digits, digits, (_spans(parts, matter), table))
 
 
 def explain(text: str) -> Explanation:
