@@ -147,6 +147,9 @@ def _fingerprint_cached(text: str) -> Fingerprint:
 _TOKEN = re.compile(r"[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*")
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
 _MAX_PROBED_TOKENS = 256
+# Texts whose key depends on more tokens than this are parsed each time (a table keyed by so many
+# values would rarely be hit). A pasted Megatron log repeats "number of nan iterations: 0" per line.
+_MAX_MATTER = 32
 _SHAPES_MAX = 65536
 _NO_CACHE = object()
 _BY_WIDTH = object()
@@ -223,7 +226,7 @@ def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
     for units in ([(i,) for i in range(len(tokens))], [tuple(v) for v in by_value.values()]):
         matter = tuple(sorted(find(units)))
         rest = every - set(matter)
-        if matter and len(matter) <= 8 and same(rest, (_ROT_A, _ROT_B)):
+        if matter and len(matter) <= _MAX_MATTER and same(rest, (_ROT_A, _ROT_B)):
             return matter, (not widths or resized(rest))
     return None, False
 
