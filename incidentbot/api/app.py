@@ -150,6 +150,15 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     def count_rejected(source: str, n: int) -> None:
         rt.metrics.events.labels("rejected", source).inc(n)
 
+    async def ingest(events: list, source: str):
+        """Store a validated batch off the event loop, timed and counted by source."""
+        started = time.perf_counter()
+        result = await run_in_threadpool(rt.ingest.ingest, events, source=source)
+        rt.metrics.ingest_seconds.labels(source).observe(time.perf_counter() - started)
+        rt.metrics.events.labels("accepted", source).inc(result.accepted)
+        rt.metrics.events.labels("duplicate", source).inc(result.duplicates)
+        return result
+
     @app.get("/healthz", tags=["ops"])
     async def healthz():
         state = await run_in_threadpool(rt.db.health)
@@ -184,11 +193,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         else:
             events, source = _validate_events_body(raw)
         source = source if source in ("reporter", "cli", "torchelastic") else "api"
-        started = time.perf_counter()
-        result = await run_in_threadpool(rt.ingest.ingest, events, source=source)
-        rt.metrics.ingest_seconds.labels(source).observe(time.perf_counter() - started)
-        rt.metrics.events.labels("accepted", source).inc(result.accepted)
-        rt.metrics.events.labels("duplicate", source).inc(result.duplicates)
+        result = await ingest(events, source)
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
 
     @app.post("/v1/alertmanager", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
@@ -206,12 +211,8 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
                                     "errors": [e.as_dict() for e in errors[:500]]})
         accepted = duplicates = 0
         if events:
-            started = time.perf_counter()
-            result = await run_in_threadpool(rt.ingest.ingest, events, source="alertmanager")
-            rt.metrics.ingest_seconds.labels("alertmanager").observe(time.perf_counter() - started)
+            result = await ingest(events, "alertmanager")
             accepted, duplicates = result.accepted, result.duplicates
-            rt.metrics.events.labels("accepted", "alertmanager").inc(accepted)
-            rt.metrics.events.labels("duplicate", "alertmanager").inc(duplicates)
         return JSONResponse({"accepted": accepted, "duplicates": duplicates, "resolved_skipped": converted.skipped_resolved},
                             status_code=202)
 

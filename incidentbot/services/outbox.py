@@ -40,6 +40,7 @@ PERMANENT_ERRORS = frozenset({
 })
 CLAIM_FOR = timedelta(seconds=60)
 UNKNOWN_OUTCOME = "unknown: the attempt did not record how it ended"
+RATELIMITED = "ratelimited"  # the last_error of a row waiting out a 429's Retry-After
 MAX_ATTEMPTS = 50
 METADATA_TYPE = "incidentbot_outbox"
 
@@ -196,7 +197,7 @@ class OutboxWorker:
         with self.db.write() as session:
             session.execute(update(Outbox).where(
                 Outbox.status == "pending", Outbox.next_attempt_at > now, Outbox.last_error.is_not(None),
-                Outbox.last_error != "ratelimited").values(next_attempt_at=now))
+                Outbox.last_error != RATELIMITED).values(next_attempt_at=now))
 
     def _metadata(self, row: Outbox) -> dict:
         return {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}}
@@ -226,7 +227,7 @@ class OutboxWorker:
             # Look for the message an earlier attempt may have posted: it may have died after
             # Slack took the post, and a 5xx can come after the post was stored. Only a 429
             # says for certain that nothing was posted.
-            if row.attempts > 1 and previous != "ratelimited":
+            if row.attempts > 1 and previous != RATELIMITED:
                 found = self._already_posted(row, channel, thread_ts)
                 if found:
                     log.info("outbox %s: already posted as %s; not posting again", row.id, found)
@@ -286,7 +287,7 @@ class OutboxWorker:
             with self.db.write() as session:
                 session.execute(update(Outbox).where(Outbox.id == row.id).values(
                     next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None,
-                    attempts=Outbox.attempts - 1, last_error="ratelimited"))
+                    attempts=Outbox.attempts - 1, last_error=RATELIMITED))
             return
         if error in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             with self.db.write() as session:

@@ -22,7 +22,7 @@ from incidentbot.services.signatures import SignatureNotFound
 from incidentbot.services.votes import PollError
 from incidentbot.settings import parse_duration
 from incidentbot.slack import views
-from incidentbot.slack.render import actions, button, context, cut, esc, section
+from incidentbot.slack.render import actions, button, code, context, esc, section
 
 __all__ = ["Invocation", "Reply", "CommandRouter", "UsageError"]
 
@@ -356,15 +356,16 @@ class CommandRouter:
         text = preview(self.rt, week=args[1] if len(args) > 1 else None)
         # The plain-text digest, as `incidentbot digest --preview` prints it, in code blocks of
         # whole lines (a section holds 3,000 characters).
-        chunks, current = [], ""
+        chunks: list[list[str]] = [[]]
+        size = 0
         for line in text.splitlines():
-            line = cut(esc(line), 2800)
-            if current and len(current) + len(line) + 1 > 2800:
-                chunks.append(current)
-                current = ""
-            current += line + "\n"
-        chunks.append(current)
-        blocks = [section("```" + c.rstrip("\n").replace("```", "`\u200b``") + "```") for c in chunks if c.strip()][:40]
+            n = len(esc(line)) + 1
+            if chunks[-1] and size + n > 2800:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(line)
+            size += n
+        blocks = [section(code("\n".join(c), 2900)) for c in chunks if "".join(c).strip()][:40]
         blocks.append(context("Preview only: nothing was posted. The weekly post goes to the channel on schedule."))
         return Reply(text.splitlines()[0] if text.strip() else "Digest preview", blocks)
 

@@ -59,6 +59,11 @@ def _runbook_line(rb: dict | None) -> str:
     return f"<{rb['url']}|{title}>" if rb.get("url") else f"*{title}* (`{esc(rb['id'])}`)"
 
 
+def _runbook_steps(rb: dict) -> str:
+    """The runbook's summary: title, severity, owner and its first Confirm and Act steps."""
+    return esc(cut(rb["summary"], 1200))
+
+
 def _signature_facts(sig: dict) -> list[tuple[str, str]]:
     return [
         ("Events", f"{sig['count']:,}"),
@@ -119,7 +124,8 @@ def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence
     if h.get("evidence"):
         blocks.append(section("*Why*\n" + "\n".join(f"• {esc(line)}" for line in h["evidence"][:8])))
     if runbooks and runbooks[0].get("summary"):
-        blocks.append(section("*Runbook*: " + _runbook_line(runbooks[0]) + "\n" + esc(cut(runbooks[0]["summary"], 1200))))
+        # (the runbook's link is in the fields above)
+        blocks.append(section(_runbook_steps(runbooks[0])))
     if signatures:
         sig_lines = [f"`{s['id']}` {esc(cut(s['title'], 120))} — {s['count']:,} events" for s in signatures[:10]]
         if len(signatures) > 10:
@@ -160,7 +166,8 @@ def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | 
     if explain:
         blocks.append(context("Grouped by " + esc(explain["parser"]) + ": " + esc("; ".join(explain["reasons"][:3]))))
     if runbooks:
-        blocks.append(section("*Runbook*: " + _runbook_line(runbooks[0]) + (f"\n{esc(cut(runbooks[0].get('summary', ''), 1200))}" if runbooks[0].get("summary") else "")))
+        blocks.append(section("*Runbook*: " + _runbook_line(runbooks[0])
+                              + ("\n" + _runbook_steps(runbooks[0]) if runbooks[0].get("summary") else "")))
     if sig.get("merged_from"):
         blocks.append(context("Merged here: " + ", ".join(sig["merged_from"])))
     return text, blocks
