@@ -162,8 +162,10 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz():
         state = await run_in_threadpool(rt.db.health)
-        # Read-only is not healthy: every event sent here would be refused.
-        return JSONResponse({"ok": state == "up", "database": state}, status_code=200 if state == "up" else 503)
+        # The contract: 200 while the database answers. A read-only one answers, so the status
+        # stays 200 and the body says that ingest would be refused ("writable": false).
+        return JSONResponse({"ok": state != "down", "database": state, "writable": state == "up"},
+                            status_code=200 if state != "down" else 503)
 
     def _validate_events_body(raw: bytes) -> tuple[list, Any]:
         """The full path: every problem of the batch reported, by index and field."""
