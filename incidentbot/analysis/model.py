@@ -26,6 +26,12 @@ class EventRecord:
     cluster: str | None = None
     code_version: str | None = None
     versions: tuple[tuple[str, str], ...] = ()  # sorted (name, version)
+    # How many stored events this record stands for. Analysis reads occurrence aggregates kept at
+    # ingest (one row per signature x job x host x version set x time bucket), so a 100,000-rank
+    # storm is a few thousand records; every count the rules make weighs a record by this.
+    count: int = 1
+    run: str | None = None  # the run a job belongs to, when the reporter says (attributes.run_id)
+    attempt: int | None = None  # the restart attempt within the run, when known
 
 
 @dataclass(frozen=True, slots=True)
