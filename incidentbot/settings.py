@@ -82,6 +82,31 @@ class Settings(BaseSettings):
     # The analysis reads at most this many of the most recent events (bounded time; 0: all).
     analysis_max_events: int = _env("INCIDENTBOT_ANALYSIS_MAX_EVENTS", 300_000, ge=0)
     allow_remote_console: bool = _env("INCIDENTBOT_ALLOW_REMOTE_CONSOLE", False)
+    # New-signature alerts: at most this many per job per window, and this many in all per window
+    # (roll-ups included); the rest are counted in one "N new failure modes in job X" message
+    # that is edited in place. A flood of unique texts is then a few messages, not thousands.
+    new_signature_alerts: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS", 5, ge=0)
+    new_signature_alerts_total: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS_TOTAL", 30, ge=1)
+    new_signature_window: str = _env("INCIDENTBOT_NEW_SIGNATURE_WINDOW", "10m")
+    # An event time further than this from receive time is stored at receive time (the sent time
+    # is kept), so one wrong clock cannot set a signature's last_seen to 2199 for good.
+    max_time_skew: str = _env("INCIDENTBOT_MAX_TIME_SKEW", "1d")
+
+    @field_validator("new_signature_window", "max_time_skew")
+    @classmethod
+    def _check_duration(cls, v: str) -> str:
+        d = parse_duration(v)
+        if d.total_seconds() <= 0:
+            raise ValueError(f"expected a positive duration like 10m or 1d, got {v!r}")
+        return v
+
+    @property
+    def new_signature_window_td(self) -> timedelta:
+        return parse_duration(self.new_signature_window)
+
+    @property
+    def max_time_skew_td(self) -> timedelta:
+        return parse_duration(self.max_time_skew)
 
     @field_validator("database_url")
     @classmethod

@@ -196,7 +196,11 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             events, source = _validate_events_body(raw)
         source = source if source in ("reporter", "cli", "torchelastic") else "api"
         result = await ingest(events, source)
-        return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
+        body = {"accepted": result.accepted, "duplicates": result.duplicates}
+        if result.time_adjusted:
+            # Stored at receive time, with the sent time kept (INCIDENTBOT_MAX_TIME_SKEW).
+            body["time_adjusted"] = result.time_adjusted
+        return JSONResponse(body, status_code=202)
 
     @app.post("/v1/alertmanager", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
               responses={400: {}, 401: {}, 413: {}, 422: {}})
