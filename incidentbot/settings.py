@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     # New-signature alerts: at most this many per job per window, and this many in all per window
     # (roll-ups included); the rest are counted in one "N new failure modes in job X" message
     # that is edited in place. A flood of unique texts is then a few messages, not thousands.
-    new_signature_alerts: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS", 5, ge=0)
-    new_signature_alerts_total: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS_TOTAL", 30, ge=1)
+    new_signature_alerts: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS", 10, ge=0)
+    new_signature_alerts_total: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS_TOTAL", 40, ge=1)
     new_signature_window: str = _env("INCIDENTBOT_NEW_SIGNATURE_WINDOW", "10m")
     # An event time further than this from receive time is stored at receive time (the sent time
     # is kept), so one wrong clock cannot set a signature's last_seen to 2199 for good.

@@ -84,7 +84,7 @@ def test_the_quota_starts_again_in_the_next_window(db):
 
 
 def test_ordinary_new_signatures_still_get_their_alerts(db):
-    svc = IngestService(db, channel="C1")
+    svc = IngestService(db, channel="C1", alert_policy=NewSignaturePolicy())
     svc.ingest([EventIn(event_id="x1", job_id="j1", message="NVRM: Xid (PCI:0000:91:00): 79, pid=1896, GPU has fallen off the bus."),
                 EventIn(event_id="x2", job_id="j1", message="RuntimeError: CUDA error: an illegal memory access was encountered")])
     alerts, rollups = _alerts_and_rollups(db)
@@ -188,7 +188,7 @@ def test_the_api_reply_counts_adjusted_times(client):
 
 def test_a_rollup_reaches_the_channel_through_the_real_app(slack_harness):
     h = slack_harness
-    texts = _unique_texts(40, seed=11)
+    texts = _unique_texts(40, seed=11)  # more than the default 10 a job gets per window
     h.ingest([{"job_id": "job-<!channel>", "message": t} for t in texts])
     msgs = eventually(lambda: [m for m in h.channel_messages() if "more new failure modes" in (m.get("text") or "")],
                       timeout=20)
@@ -196,6 +196,6 @@ def test_a_rollup_reaches_the_channel_through_the_real_app(slack_harness):
     assert "<!channel>" not in msgs[0]["text"]  # the job id is escaped, it pings nobody
     alerts = eventually(lambda: [m for m in h.channel_messages()
                                  if (m.get("text") or "").startswith("New failure signature")], timeout=20)
-    assert len(alerts) == 5
+    assert len(alerts) == 10
     texts_in_order = [m.get("text") or "" for m in h.channel_messages()]
     assert "more new failure modes" in texts_in_order[-1]  # the roll-up follows the alerts it continues

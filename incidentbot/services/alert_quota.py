@@ -32,8 +32,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True, slots=True)
 class NewSignaturePolicy:
-    per_job: int = 5  # alerts of its own a job gets per window
-    total: int = 30  # messages (alerts and roll-ups) the whole service gets per window
+    per_job: int = 10  # alerts of its own a job gets per window
+    total: int = 40  # messages (alerts and roll-ups) the whole service gets per window
     window: timedelta = timedelta(minutes=10)
 
 
