@@ -42,13 +42,11 @@ def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000, stop: threadi
 
 
 class Workers:
-    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[], None] | None = None,
-                 jobstore_url: str | None = None):
+    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[], None] | None = None):
         self.rt = rt
         self.outbox = outbox
         self.publisher = publisher
         self.digest_job = digest_job
-        self.jobstore_url = jobstore_url
         self.scheduler: BackgroundScheduler | None = None
         self._stopping = threading.Event()
         self.stats = {"deliveries": 0, "alert_refreshes": 0, "analyses": 0, "polls_closed": 0, "outbox_pruned": 0}

@@ -110,14 +110,12 @@ def prune_delivered(db: Database, *, older_than: timedelta = timedelta(hours=1),
 class OutboxWorker:
     def __init__(self, db: Database, *, client: WebClient, render: Callable[[object, Outbox], Rendered | None],
                  clock: Callable[[], datetime] = utcnow, worker_id: str = "worker",
-                 on_permanent_error: Callable[[Outbox, str], None] | None = None,
                  on_delivered: Callable[[object, Outbox, Rendered], None] | None = None, metrics=None):
         self.db = db
         self.client = client
         self.render = render
         self.clock = clock
         self.worker_id = worker_id
-        self.on_permanent_error = on_permanent_error
         self.on_delivered = on_delivered
         self.metrics = metrics
         self.delivered = 0
@@ -330,7 +328,5 @@ class OutboxWorker:
                 session.execute(update(Outbox).where(Outbox.id == row.id).values(
                     status="failed", claimed_until=None, last_error=error[:500]))
             log.error("outbox %s: Slack refused %s permanently: %s", row.id, row.op, error)
-            if self.on_permanent_error:
-                self.on_permanent_error(row, error)
             return
         self._retry(row, delay=self._backoff(row.attempts), error=error)
