@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from .families import FAMILIES, SIZES
 from .sim import Sim
 
-__all__ = ["generate", "Scenario", "FAMILIES", "SIZES"]
+__all__ = ["generate", "pick_family", "Scenario", "FAMILIES", "SIZES"]
 
 
 @dataclass
@@ -74,12 +74,17 @@ class Scenario:
     meta: dict = field(default_factory=dict)
 
 
+def pick_family(seed: int) -> str:
+    """The family ``generate(seed)`` uses when none is given."""
+    return sorted(FAMILIES)[random.Random(f"fleetgen-family:{seed}").randrange(len(FAMILIES))]
+
+
 def generate(seed: int, *, family: str | None = None, size: str = "medium") -> Scenario:
     """A scenario, the same for the same (seed, family, size)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
     if family is None:
-        family = sorted(FAMILIES)[random.Random(f"fleetgen-family:{seed}").randrange(len(FAMILIES))]
+        family = pick_family(seed)
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, not {family!r}")
     P = SIZES[size]

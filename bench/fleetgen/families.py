@@ -76,9 +76,14 @@ def _install_single_bug(sim: Sim, *, cause: str, cond, symptoms: list[str], fata
         limit = att.start_step + int(4 * DAY / att.run.step_s)
         mild = [x for x in symptoms if x not in fatal]
         bad = [x for x in symptoms if x in fatal]
+        unseen = [x for x in symptoms if x not in seen]
         while s < limit:
-            # most firings are survivable (a NaN or a spike, the step is skipped); some kill the job
-            sym = r.choice(bad) if (r.random() < fatal_share or not mild) and bad else r.choice(mild)
+            # most firings are survivable (a NaN or a spike, the step is skipped); some kill the job.
+            # Symptoms not yet shown come first, so even a short scenario shows all of them.
+            if unseen:
+                sym = unseen.pop(0)
+            else:
+                sym = r.choice(bad) if (r.random() < fatal_share or not mild) and bad else r.choice(mild)
             att.bug_plan.append((s, sym))
             if sym in fatal:
                 break
@@ -101,6 +106,7 @@ def _install_single_bug(sim: Sim, *, cause: str, cond, symptoms: list[str], fata
             h = att.host_of(rk)
             sim.emit(sym, cause, t, att=att, host=h, rank=rk, kind="nan", ctx=sim.ctx(att, h, t, rank=rk, step=s))
 
+    seen = sim.causes[cause]["symptoms"]  # what has been emitted so far (emit keeps it)
     sim.bug_checks.append(plan)
     sim.own_hazards.append(hazard)
     sim.on_end.append(finish)
@@ -301,7 +307,7 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
     sim.own_hazards.append(lambda att: (att.start + limit_h * 3600 - r.uniform(0, 30), "time_limit", {"cause": tl}))
     meta["time_limit_h"] = limit_h
     leak_code = codes[1]
-    _install_leak(sim, code_version=leak_code, hours=(16, 36))
+    _install_leak(sim, code_version=leak_code, hours=(8, 20))
     meta["leak_code_version"] = leak_code
     for ci, cl in enumerate(fleet.clusters):
         if ci == 1 or r.random() < 0.5:
@@ -361,7 +367,7 @@ def fam_racks(r: random.Random, P: dict) -> Built:
         sim.schedule(t, "repeat", cause=twin, host=host, lr=lr, kind="gpu_bad_ima")
     meta["ima_twins"] = {"hardware_host": host.name, "software": {"flash_attn": fa_bad}}
     leak_code = codes[2]
-    _install_leak(sim, code_version=leak_code, hours=(14, 30))
+    _install_leak(sim, code_version=leak_code, hours=(8, 18))
     meta["leak_code_version"] = leak_code
     hang_code = codes[0]
     hang = sim.add_cause("software", "eval_hang", {"code_version": hang_code})

@@ -88,7 +88,7 @@ class Emitted:
 
 def rfc3339(t: float) -> str:
     d = datetime.fromtimestamp(t, tz=timezone.utc)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond // 1000:03d}Z"
 
 
 class Sim:
@@ -118,6 +118,7 @@ class Sim:
         self.own_hazards: list[Callable[[Attempt], tuple[float, str, dict] | None]] = []
         self.on_end: list[Callable[[Attempt], None]] = []
         self._intervals: dict[str, list[Attempt]] | None = None
+        self._clusters = {c.name: c for c in fleet.clusters}
 
     # ------------------------------------------------------------ causes and events
     def add_cause(self, cause_class: str, kind: str, scope: dict, **extra) -> str:
@@ -152,7 +153,7 @@ class Sim:
         return c
 
     def cluster_of(self, host: Host) -> Cluster:
-        return next(c for c in self.fleet.clusters if c.name == host.cluster)
+        return self._clusters[host.cluster]
 
     def emit(self, template: str, cause: str, t: float, *, att: Attempt | None, host: Host | None,
              rank: int | None = None, source: str = "app", kind: str | None = None, ctx: dict | None = None,
@@ -202,7 +203,7 @@ class Sim:
                 ev["attributes"] = dict(attrs)
         if kind is None:
             kind = {"kernel": "hardware", "sched": "scheduler", "health": "health"}.get(source)
-        if kind and r.random() >= self.spec.get("kind_drop", 0.0):
+        if kind and (kind == "progress" or r.random() >= self.spec.get("kind_drop", 0.0)):
             ev["kind"] = kind
         if source != "app":
             ev.setdefault("attributes", {})["source"] = {"kernel": self.spec["kern_source"], "sched": self.spec["scheduler"],
