@@ -147,7 +147,7 @@ def test_hardware_precursor_then_storm_timeout_later(family):
             checked += 1
     assert checked >= 1
     assert sum(sc.truth["interruptions"].get(k, 0) for k in ("hardware", "network")) >= \
-        0.5 * sum(sc.truth["interruptions"].values())
+        0.45 * sum(sc.truth["interruptions"].values())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -222,10 +222,15 @@ def test_slurm_shapes():
     for run, jobs in sc.truth["runs"].items():
         assert all(j.isdigit() for j in jobs) and len(set(jobs)) == len(jobs)
     # storage stall: one cause, every running job of the cluster storms at once
-    stall = _events_of(sc, "storage_stall")
-    assert stall and len({e["cluster"] for e in stall}) == 1
-    wd = [e for e in stall if sc.truth["event_template"][e["event_id"]].startswith("nccl_watchdog")]
-    assert len({e["job_id"] for e in wd}) >= 2
+    stalls = [c["id"] for c in sc.truth["causes"] if c["kind"] == "storage_stall"]
+    assert stalls
+    hit_many = 0
+    for cid in stalls:
+        evs = [e for e in sc.events if sc.truth["event_cause"].get(e["event_id"]) == cid]
+        assert len({e["cluster"] for e in evs}) == 1
+        wd = [e for e in evs if sc.truth["event_template"][e["event_id"]].startswith("nccl_watchdog")]
+        hit_many += len({e["job_id"] for e in wd}) >= 2
+    assert hit_many
     # the NCCL upgrade: the regression only after it, only on that cluster
     up = sc.meta["upgrade"]
     reg = _events_of(sc, "nccl_upgrade_regression")

@@ -11,9 +11,12 @@ from .sim import DAY, Attempt, Run, Sim, expo, poisson_times
 
 SIZES = {
     # target events, days, hosts per cluster, hosts per run, runs, background interruptions, leaf size
-    "small": dict(target=5000, days=5, hosts=56, run_hosts=(8, 20), runs=4, bg=24, leaf=8),
-    "medium": dict(target=20000, days=10, hosts=160, run_hosts=(24, 48), runs=6, bg=70, leaf=16),
-    "large": dict(target=70000, days=21, hosts=400, run_hosts=(48, 128), runs=9, bg=160, leaf=16),
+    "small": dict(target=5000, days=5, hosts=64, run_hosts=(10, 24), runs=4, bg=30, leaf=8,
+                  leak_h=(4, 10), vbug_h=(8, 14)),
+    "medium": dict(target=20000, days=10, hosts=160, run_hosts=(20, 40), runs=6, bg=95, leaf=16,
+                   leak_h=(12, 28), vbug_h=(40, 70)),
+    "large": dict(target=70000, days=21, hosts=400, run_hosts=(32, 80), runs=9, bg=170, leaf=16,
+                  leak_h=(16, 36), vbug_h=(60, 90)),
 }
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z; each seed shifts it by up to a month
 
@@ -297,7 +300,7 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
                                                                   "since": upgrade_at})
 
     def regress(att: Attempt):
-        if att.versions.get("nccl") == "2.21.5" and r.random() < 0.15:
+        if att.versions.get("nccl") == "2.21.5" and r.random() < 0.1:
             return att.start + r.uniform(30, 600), "regress", {"cause": reg}
         return None
 
@@ -307,12 +310,12 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
     sim.own_hazards.append(lambda att: (att.start + limit_h * 3600 - r.uniform(0, 30), "time_limit", {"cause": tl}))
     meta["time_limit_h"] = limit_h
     leak_code = codes[1]
-    _install_leak(sim, code_version=leak_code, hours=(8, 20))
+    _install_leak(sim, code_version=leak_code, hours=P["leak_h"])
     meta["leak_code_version"] = leak_code
     for ci, cl in enumerate(fleet.clusters):
         if ci == 1 or r.random() < 0.5:
             st = sim.add_cause("infrastructure", "storage_stall", {"cluster": cl.name, "storage": cl.storage})
-            for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, r.randint(1, 3)):
+            for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, 1 + (P["runs"] > 4) * r.randint(0, 2)):
                 sim.schedule(t, "stall", cause=st, cluster=cl.name)
     _start_runs(sim)
     return Built(sim=sim, meta=meta, single_bug=sb)
@@ -357,7 +360,7 @@ def fam_racks(r: random.Random, P: dict) -> Built:
     meta["single_bug"] = {"condition": {"torch": "2.6.0"}, "onset": "torch upgrade", "symptoms": syms}
     _common(sim, r, P, meta)
     _install_vbug(sim, kind="version_kernel_bug", cond=lambda a: a.versions.get("flash_attn") == fa_bad,
-                  scope={"versions": {"flash_attn": fa_bad}}, symptoms=["cuda_illegal_memory_access"], mean_h=r.uniform(20, 40))
+                  scope={"versions": {"flash_attn": fa_bad}}, symptoms=["cuda_illegal_memory_access"], mean_h=r.uniform(*P["vbug_h"]))
     # the hardware twin: a bad GPU on one host writing the same illegal-memory-access text
     host = r.choice(sim.runs[0].hosts)
     lr = r.randrange(8)
@@ -367,7 +370,7 @@ def fam_racks(r: random.Random, P: dict) -> Built:
         sim.schedule(t, "repeat", cause=twin, host=host, lr=lr, kind="gpu_bad_ima")
     meta["ima_twins"] = {"hardware_host": host.name, "software": {"flash_attn": fa_bad}}
     leak_code = codes[2]
-    _install_leak(sim, code_version=leak_code, hours=(8, 18))
+    _install_leak(sim, code_version=leak_code, hours=P["leak_h"])
     meta["leak_code_version"] = leak_code
     hang_code = codes[0]
     hang = sim.add_cause("software", "eval_hang", {"code_version": hang_code})

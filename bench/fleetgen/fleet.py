@@ -20,7 +20,7 @@ NIC_PCI = ["0000:1a:00.0", "0000:3c:00.0", "0000:4d:00.0", "0000:5e:00.0",
            "0000:9c:00.0", "0000:bc:00.0", "0000:cc:00.0", "0000:dc:00.0"]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: hosts and attempts are compared and looked up often
 class Host:
     name: str            # as the training job and the scheduler spell it
     kernel_name: str     # as kernel/agent lines spell it (an FQDN in some fleets)
@@ -32,7 +32,7 @@ class Host:
     uptime: float = 0.0  # dmesg seconds since boot at the scenario's start
 
 
-@dataclass
+@dataclass(eq=False)
 class Cluster:
     name: str
     hosts: list[Host] = field(default_factory=list)
@@ -43,7 +43,7 @@ class Cluster:
     fsname: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
 class Fleet:
     clusters: list[Cluster]
     naming: str

@@ -17,7 +17,7 @@ from .fleet import NIC_PCI, Cluster, Fleet, Host, nodelist
 DAY = 86400.0
 
 
-@dataclass
+@dataclass(eq=False)
 class Run:
     name: str
     cluster: Cluster
@@ -44,7 +44,7 @@ class Run:
         return dict(cur)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: hosts and attempts are compared and looked up often
 class Attempt:
     run: Run
     n: int                   # 1 for the first attempt of the run
