@@ -254,14 +254,16 @@ def on_unknown_xid(sim: Sim, t: float, *, cause: str, xid: int) -> None:
 
 
 def on_evict(sim: Sim, t: float, *, cause: str) -> None:
-    """A pod eviction nobody explained (ephemeral storage); the run restarts."""
+    """A kill nobody explained: a pod eviction (Kubernetes) or a bare SIGKILL in the SLURM
+    controller's log; the run restarts."""
     att = _pick_live(sim)
     if att is None:
         return
     h = sim.r.choice(att.hosts)
-    sim.emit("k8s_evicted", cause, t, att=att, host=h, source="sched",
-             ctx=sim.ctx(att, h, t, pod=f"{att.job_id}-worker-{att.hosts.index(h)}"))
-    sim.end_attempt(att, t + 30, "evicted", cause=cause)
+    tmpl = "k8s_evicted" if sim.spec["scheduler"] == "k8s" else "slurmctld_wtermsig9"
+    sim.emit(tmpl, cause, t, att=att, host=h, source="sched",
+             ctx=sim.ctx(att, h, t, pod=f"{att.job_id}-worker-{att.hosts.index(h)}", nodelist=_nl(att)))
+    sim.end_attempt(att, t + 30, "killed", cause=cause)
 
 
 # ------------------------------------------------------------------ an attempt's own hazards

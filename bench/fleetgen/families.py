@@ -11,8 +11,8 @@ from .sim import DAY, Attempt, Run, Sim, expo, poisson_times
 
 SIZES = {
     # target events, days, hosts per cluster, hosts per run, runs, background interruptions, leaf size
-    "small": dict(target=5000, days=5, hosts=64, run_hosts=(10, 24), runs=4, bg=30, leaf=8,
-                  leak_h=(4, 10), vbug_h=(8, 14)),
+    "small": dict(target=5000, days=5, hosts=64, run_hosts=(10, 24), runs=4, bg=40, leaf=8,
+                  leak_h=(6, 14), vbug_h=(14, 24)),
     "medium": dict(target=20000, days=10, hosts=160, run_hosts=(20, 40), runs=6, bg=95, leaf=16,
                    leak_h=(12, 28), vbug_h=(40, 70)),
     "large": dict(target=70000, days=21, hosts=400, run_hosts=(32, 80), runs=9, bg=170, leaf=16,
@@ -179,7 +179,7 @@ def _common(sim: Sim, r: random.Random, P: dict, meta: dict) -> None:
     meta["unexplained_xids"] = xids
     data_run = r.choice(sim.runs)
     meta["data_fault_run"] = data_run.name
-    _install_data_fault(sim, data_run, n_steps=r.randint(1, 3), recur=(2, 4))
+    _install_data_fault(sim, data_run, n_steps=r.randint(1, 2 if P["runs"] <= 4 else 3), recur=(2, 4))
 
 
 def _start_runs(sim: Sim) -> None:
@@ -317,6 +317,9 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
             st = sim.add_cause("infrastructure", "storage_stall", {"cluster": cl.name, "storage": cl.storage})
             for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, 1 + (P["runs"] > 4) * r.randint(0, 2)):
                 sim.schedule(t, "stall", cause=st, cluster=cl.name)
+    unexplained = sim.add_cause("unknown", "scheduler_kill_unexplained", {"scheduler": "slurm"})
+    for t in poisson_times(r, t0, sim.horizon, r.randint(2, 4)):
+        sim.schedule(t, "evict", cause=unexplained)
     _start_runs(sim)
     return Built(sim=sim, meta=meta, single_bug=sb)
 
@@ -382,6 +385,9 @@ def fam_racks(r: random.Random, P: dict) -> Built:
     for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, r.randint(2, 4)):
         sim.schedule(t, "flap", cause=flap, leaf=leaf, cluster=cl.name)
     meta["bad_leaf"] = leaf
+    unexplained = sim.add_cause("unknown", "scheduler_kill_unexplained", {"scheduler": "slurm"})
+    for t in poisson_times(r, t0, sim.horizon, r.randint(2, 4)):
+        sim.schedule(t, "evict", cause=unexplained)
     _start_runs(sim)
     return Built(sim=sim, meta=meta, single_bug=sb)
 

@@ -71,7 +71,7 @@ def build_fleet(r: random.Random, *, naming: str, n_clusters: int, hosts_per_clu
     slurm_prefixes = r.sample(["node", "gn", "gpu", "hgx", "dgx"], k=n_clusters)
     for ci in range(n_clusters):
         cl = Cluster(name=cluster_names[ci], driver=drivers[ci % len(drivers)],
-                     board=r.choice(list(BOARDS)), storage=f"{r.choice(['lustre', 'vast', 'weka'])}-{ci + 1:02d}",
+                     board=r.choice(list(BOARDS)), storage=f"10.{200 + ci}.0.{r.randint(2, 250)}",
                      fsname=r.choice(["scratch", "lfs01", "ckpt"]))
         n_leaves = max(2, hosts_per_cluster // leaf_size)
         rack_base = r.randint(1, 40)
@@ -107,7 +107,7 @@ def nodelist(names: list[str]) -> str:
     """SLURM's compressed host list: ``node[097-116,120]``, ``gpu-r12-n[01-08],gpu-r13-n[01-04]``."""
     groups: dict[tuple[str, int], list[int]] = {}
     plain: list[str] = []
-    for n in names:
+    for n in sorted(names):
         m = _NUM_TAIL.match(n)
         if not m:
             plain.append(n)

@@ -538,6 +538,14 @@ def slurm_time_limit(r: random.Random, c: dict) -> str:
             "TIME LIMIT ***")
 
 
+def slurmctld_wtermsig9(r: random.Random, c: dict) -> str:
+    """exemplar "slurmctld_job_complete_wtermsig9_silent_kill": only the controller saw it."""
+    d = _dt(c["t"])
+    ms = f"{d.microsecond // 1000:03d}"
+    return (f"[{d:%Y-%m-%dT%H:%M:%S}.{ms}] _job_complete: JobId={c['job_num']} WTERMSIG 9\n"
+            f"[{d:%Y-%m-%dT%H:%M:%S}.{ms}] _job_complete: JobId={c['job_num']} done")
+
+
 def k8s_evicted(r: random.Random, c: dict) -> str:
     return (f"Warning  Evicted  pod/{c['pod']}  The node was low on resource: ephemeral-storage. Threshold quantity: "
             f"{r.choice([10, 20, 50])}Gi, available: {r.randint(100, 9000)}Mi.")
