@@ -125,7 +125,7 @@ def test_hardware_precursor_then_storm_timeout_later(family):
     by_cause = defaultdict(list)
     for e in sc.events:
         by_cause[sc.truth["event_cause"].get(e["event_id"])].append(e)
-    checked = 0
+    checked, gaps = 0, []
     for cid, c in _kinds(sc).items():
         if c["cause_class"] != "hardware":
             continue
@@ -140,12 +140,13 @@ def test_hardware_precursor_then_storm_timeout_later(family):
             before = [p for p in pre if start - timeout / 1000 - 120 <= p <= start]
             if not before:
                 continue  # this failure left no Xid (a power supply, or a lemon's quiet repeat)
-            gap = start - before[0]
-            assert timeout / 1000 <= gap <= timeout / 1000 + 5, (cid, gap)
+            gaps.append(any(timeout / 1000 <= start - p <= timeout / 1000 + 5 for p in before))
             assert all(f"Timeout(ms)={timeout}" in w["message"] for w in ws)
             assert len({w["rank"] for w in ws}) >= 8 * 4 - 1
             checked += 1
     assert checked >= 1
+    # an Xid in the window that is not the storm's own precursor (a lemon's quiet repeat) is rare
+    assert sum(gaps) >= 0.8 * len(gaps)
     assert sum(sc.truth["interruptions"].get(k, 0) for k in ("hardware", "network")) >= \
         0.45 * sum(sc.truth["interruptions"].values())
 
@@ -209,7 +210,17 @@ def test_ipfabric_shapes():
     first = [e for e in flap if sc.truth["event_template"][e["event_id"]] in ("mlx5_link_flap", "ib_completion_error")]
     assert {sc.topology[e["host"]] for e in first} == {conf["bad_leaf"]}
     storm = [e for e in flap if sc.truth["event_template"][e["event_id"]].startswith("nccl_watchdog")]
-    assert storm and len({sc.topology[e["host"]] for e in storm}) > 1  # the storm spans the whole job
+    leaf_hosts = {h for h, leaf in sc.topology.items() if leaf == conf["bad_leaf"]}
+    assert not leaf_hosts & {e["host"] for e in storm}  # the ranks behind the switch failed first
+    # one text, two causes: the bug's illegal memory access on many hosts, a bad GPU's on one
+    twin_host = sc.meta["ima_twins"]["hardware_host"]
+    ima = defaultdict(set)
+    for e in sc.events:
+        if sc.truth["event_template"].get(e["event_id"]) == "cuda_illegal_memory_access":
+            c = _kinds(sc)[sc.truth["event_cause"][e["event_id"]]]
+            if c["kind"] == "many_symptom_bug" or c["scope"].get("hosts") == [twin_host]:
+                ima[c["kind"]].add(e["host"])
+    assert ima["gpu_bad_ima"] == {twin_host} and ima["many_symptom_bug"]
     # restarts: a run has several job ids, tied by torchelastic run id or attempt
     run, jobs = max(sc.truth["runs"].items(), key=lambda kv: len(kv[1]))
     assert len(jobs) >= 2
@@ -240,7 +251,8 @@ def test_slurm_shapes():
     up = sc.meta["upgrade"]
     reg = _events_of(sc, "nccl_upgrade_regression")
     assert reg and all(e["versions"]["nccl"] == "2.21.5" and e["cluster"] == up["cluster"] and _t(e) >= up["at"] for e in reg)
-    assert _events_of(sc, "scheduler_time_limit") or sc.meta["time_limit_h"] == 48
+    limit = _events_of(sc, "scheduler_time_limit")
+    assert limit and all("DUE TO TIME LIMIT" in e["message"] and "[" in e["host"] for e in limit)
     assert _events_of(sc, "host_memory_leak")
 
 
@@ -266,7 +278,7 @@ def test_racks_shapes():
         if sc.truth["event_template"].get(e["event_id"]) == "cuda_illegal_memory_access":
             cid = sc.truth["event_cause"][e["event_id"]]
             hosts["twin" if cid == twin else _kinds(sc)[cid]["kind"]].add(e["host"])
-    assert hosts["twin"] == {twin_host} and len(hosts["version_kernel_bug"]) >= 2
+    assert hosts["twin"] == {twin_host} and hosts["version_kernel_bug"]
     # a software hang: a storm with no precursor
     hang = _events_of(sc, "eval_hang")
     assert hang and {sc.truth["event_template"][e["event_id"]] for e in hang} <= {

@@ -176,9 +176,12 @@ def on_bg(sim: Sim, t: float) -> None:
             sim.schedule(t + r.uniform(0.3, 4.0) * DAY * (k + 1) / 2, "repeat", cause=cause, host=host, lr=lr, kind=kind)
 
 
-def on_repeat(sim: Sim, t: float, *, cause: str, host: Host, lr: int, kind: str) -> None:
+def on_repeat(sim: Sim, t: float, *, cause: str, host: Host, lr: int, kind: str, tries: int = 3) -> None:
+    """A lemon fails again, if it is in use; between attempts it waits for the next one."""
     att = sim.host_att.get(host.name)
     if att is None or att.end is not None:
+        if tries > 0:
+            sim.schedule(t + sim.r.uniform(1800, 5 * 3600), "repeat", cause=cause, host=host, lr=lr, kind=kind, tries=tries - 1)
         return
     sc = sim.causes[cause]["scope"]
     if host.name not in sc.get("hosts", []):
@@ -271,7 +274,8 @@ def on_evict(sim: Sim, t: float, *, cause: str) -> None:
 def own_time_limit(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:
     h = att.hosts[0]
     sim.emit("slurm_time_limit", cause, t, att=att, host=h, source="sched", ctx=sim.ctx(att, h, t, nodelist=_nl(att)))
-    sim.end_attempt(att, t + 50, "time limit", cause=cause, restart_delay=(60, 900))
+    # a planned end, not one of the unexpected interruptions the mix is about
+    sim.end_attempt(att, t + 50, "time limit", restart_delay=(60, 900))
 
 
 def own_leak(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:

@@ -11,12 +11,12 @@ from .sim import DAY, Attempt, Run, Sim, expo, poisson_times
 
 SIZES = {
     # target events, days, hosts per cluster, hosts per run, runs, background interruptions, leaf size
-    "small": dict(target=5000, days=5, hosts=64, run_hosts=(10, 24), runs=4, bg=40, leaf=8,
-                  leak_h=(6, 14), vbug_h=(14, 24)),
+    "small": dict(target=5000, days=5, hosts=64, run_hosts=(10, 24), runs=4, bg=50, leaf=8,
+                  leak_h=(4, 9), vbug_h=(14, 24), time_limit_h=[10, 12]),
     "medium": dict(target=20000, days=10, hosts=160, run_hosts=(20, 40), runs=6, bg=95, leaf=16,
-                   leak_h=(12, 28), vbug_h=(40, 70)),
+                   leak_h=(12, 28), vbug_h=(40, 70), time_limit_h=[12, 24]),
     "large": dict(target=70000, days=21, hosts=400, run_hosts=(32, 80), runs=9, bg=170, leaf=16,
-                  leak_h=(16, 36), vbug_h=(60, 90)),
+                  leak_h=(16, 36), vbug_h=(60, 90), time_limit_h=[24, 48]),
 }
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z; each seed shifts it by up to a month
 
@@ -122,7 +122,7 @@ def _install_data_fault(sim: Sim, run: Run, *, n_steps: int, recur: tuple[int, i
     sim.spec.setdefault("bad_shards", {})[run.name] = {}
     # bad samples early enough that the run reaches them
     for _ in range(n_steps):
-        step = r.randint(2000, max(2500, int(sim.horizon * 0.5 / run.step_s)))
+        step = r.randint(1200, max(1600, int(sim.horizon * 0.15 / run.step_s)))
         run.bad_steps[step] = r.randint(*recur)
         sim.spec["bad_shards"][run.name][step] = {
             "shard": f"/datasets/{r.choice(['web-v3', 'code-mix', 'books2'])}/shard-{r.randint(0, 4095):05d}.jsonl.zst",
@@ -167,6 +167,26 @@ def _install_vbug(sim: Sim, *, kind: str, cond, scope: dict, symptoms: list[str]
     return cause
 
 
+def _busy_leaf(r: random.Random, sim: Sim, cl) -> str:
+    """A leaf switch some run has hosts behind (a flap there interrupts jobs)."""
+    used = {h.name for run in sim.runs for h in run.hosts}
+    busy = [leaf for leaf, hosts in cl.leaves.items() if any(h.name in used for h in hosts)]
+    return r.choice(busy or list(cl.leaves))
+
+
+def _install_ima_twin(sim: Sim, r: random.Random):
+    """The hardware twin of a software bug: a bad GPU on one host writing the same
+    illegal-memory-access text, several times, because nobody drains it."""
+    host = r.choice(sim.runs[0].hosts)
+    sim.undrained.add(host.name)
+    lr = r.randrange(8)
+    twin = sim.add_cause("hardware", "gpu_bad_ima", {"hosts": [host.name], "gpu": host.pcis[lr], "gpu_index": lr,
+                                                     "cluster": host.cluster})
+    for t in poisson_times(r, sim.t0 + 0.05 * sim.horizon, 0.9 * sim.horizon, r.randint(4, 8)):
+        sim.schedule(t, "repeat", cause=twin, host=host, lr=lr, kind="gpu_bad_ima")
+    return host
+
+
 def _common(sim: Sim, r: random.Random, P: dict, meta: dict) -> None:
     """Shapes every family has: the background mix, unexplained Xids, a data fault."""
     for t in poisson_times(r, sim.t0 + 0.02 * sim.horizon, 0.97 * sim.horizon, P["bg"]):
@@ -177,7 +197,7 @@ def _common(sim: Sim, r: random.Random, P: dict, meta: dict) -> None:
         for t in poisson_times(r, sim.t0, sim.horizon, r.randint(6, 10 + P["bg"] // 2)):
             sim.schedule(t, "unknown_xid", cause=cause, xid=x)
     meta["unexplained_xids"] = xids
-    data_run = r.choice(sim.runs)
+    data_run = r.choice(sim.runs[: max(1, len(sim.runs) - 2)])  # one that starts early enough to reach its bad steps
     meta["data_fault_run"] = data_run.name
     _install_data_fault(sim, data_run, n_steps=r.randint(1, 2 if P["runs"] <= 4 else 3), recur=(2, 4))
 
@@ -240,9 +260,11 @@ def fam_ipfabric(r: random.Random, P: dict) -> Built:
                         every=(400, 1200))
     meta["single_bug"] = {"condition": {"torch": bug_pair[0], "cuda": bug_pair[1]}, "symptoms": syms}
     _common(sim, r, P, meta)
+    host = _install_ima_twin(sim, r)
+    meta["ima_twins"] = {"hardware_host": host.name, "software": {"torch": bug_pair[0], "cuda": bug_pair[1]}}
     # the confounder: cluster az2 runs the odd driver and also has the flapping switch
     bad = fleet.clusters[1]
-    leaf = r.choice(list(bad.leaves)[: max(1, len(bad.leaves) - 1)])
+    leaf = _busy_leaf(r, sim, bad)
     flap = sim.add_cause("network", "switch_flap", {"leaf": leaf, "cluster": bad.name, "hosts": [h.name for h in bad.leaves[leaf]]})
     for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, r.randint(3, 5)):
         sim.schedule(t, "flap", cause=flap, leaf=leaf, cluster=bad.name)
@@ -269,21 +291,22 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
                 summary_share=0.35, kind_drop=0.4, fs=r.choice(["lustre", "nfs"]), nvlink5=False)
     t0 = T0 + r.randint(0, 30) * DAY
     sim = Sim(r, fleet, spec, t0=t0, horizon=P["days"] * DAY)
-    upgrade_at = t0 + r.uniform(0.35, 0.6) * sim.horizon
+    upgrade_at = t0 + r.uniform(0.3, 0.5) * sim.horizon
     up_cluster = fleet.clusters[0].name
     te_run, te_mover = r.sample(range(P["runs"]), 2)
 
     def versions_for(r, i, cl, start):
         v = {"torch": r.choice(["2.3.1", "2.4.0"]), "cuda": "12.4", "nccl": "2.20.5", "driver": cl.driver,
              "transformer_engine": "1.12.0" if i == te_run else "1.11.0"}
-        out = [(0.0, v)]
+        changes = []
         if cl.name == up_cluster:
-            out.append((upgrade_at, {**v, "nccl": "2.21.5"}))
+            changes.append((upgrade_at, {"nccl": "2.21.5"}))
         if i == te_mover:
-            at = start + r.uniform(0.4, 0.7) * sim.horizon
-            out = [(since, x) for since, x in out if since < at] + [(at, {**out[-1][1], "transformer_engine": "1.12.0"})]
-            if cl.name == up_cluster and upgrade_at >= at:
-                out.append((upgrade_at, {**out[-1][1], "nccl": "2.21.5"}))
+            changes.append((start + r.uniform(0.4, 0.7) * sim.horizon, {"transformer_engine": "1.12.0"}))
+        out, cur = [(0.0, v)], v
+        for when, delta in sorted(changes, key=lambda c: c[0]):
+            cur = {**cur, **delta}
+            out.append((when, cur))
         return out
 
     codes = [f"v{r.randint(1, 3)}.{r.randint(0, 9)}.{k}" for k in range(3)]
@@ -299,13 +322,21 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
     reg = sim.add_cause("software", "nccl_upgrade_regression", {"versions": {"nccl": "2.21.5"}, "cluster": up_cluster,
                                                                   "since": upgrade_at})
 
+    hits: dict[str, int] = {}
+
     def regress(att: Attempt):
-        if att.versions.get("nccl") == "2.21.5" and r.random() < 0.1:
+        # the first attempt of a run on the new NCCL always meets it; later ones now and then,
+        # and after three the operators pin the old transport setting
+        if att.versions.get("nccl") != "2.21.5" or hits.get(att.run.name, 0) >= 3:
+            return None
+        if hits.get(att.run.name) is None or r.random() < 0.15:
+            hits[att.run.name] = hits.get(att.run.name, 0) + 1
             return att.start + r.uniform(30, 600), "regress", {"cause": reg}
+        hits.setdefault(att.run.name, 0)
         return None
 
     sim.own_hazards.append(regress)
-    limit_h = r.choice([24, 48])
+    limit_h = r.choice(P["time_limit_h"])
     tl = sim.add_cause("infrastructure", "scheduler_time_limit", {"time_limit_h": limit_h})
     sim.own_hazards.append(lambda att: (att.start + limit_h * 3600 - r.uniform(0, 30), "time_limit", {"cause": tl}))
     meta["time_limit_h"] = limit_h
@@ -313,9 +344,9 @@ def fam_slurm(r: random.Random, P: dict) -> Built:
     _install_leak(sim, code_version=leak_code, hours=P["leak_h"])
     meta["leak_code_version"] = leak_code
     for ci, cl in enumerate(fleet.clusters):
-        if ci == 1 or r.random() < 0.5:
+        if ci == 1 or (P["runs"] > 4 and r.random() < 0.5):
             st = sim.add_cause("infrastructure", "storage_stall", {"cluster": cl.name, "storage": cl.storage})
-            for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, 1 + (P["runs"] > 4) * r.randint(0, 2)):
+            for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, r.randint(2, 3)):
                 sim.schedule(t, "stall", cause=st, cluster=cl.name)
     unexplained = sim.add_cause("unknown", "scheduler_kill_unexplained", {"scheduler": "slurm"})
     for t in poisson_times(r, t0, sim.horizon, r.randint(2, 4)):
@@ -342,11 +373,11 @@ def fam_racks(r: random.Random, P: dict) -> Built:
     t0 = T0 + r.randint(0, 30) * DAY
     sim = Sim(r, fleet, spec, t0=t0, horizon=P["days"] * DAY)
     fa_bad = "2.7.0.post2"
-    movers = set(r.sample(range(P["runs"]), max(2, P["runs"] // 3)))
+    movers = set(r.sample(range(P["runs"] - 2), max(2, P["runs"] // 3)))  # among the runs that start early
 
     def versions_for(r, i, cl, start):
         v = {"torch": "2.5.1", "cuda": r.choice(["12.4", "12.6"]), "nccl": "2.21.5", "driver": cl.driver,
-             "flash_attn": fa_bad if i % 3 == 1 else "2.6.3"}
+             "flash_attn": fa_bad if i % 2 == 1 else "2.6.3"}
         out = [(0.0, v)]
         if i in movers:  # a few runs move to torch 2.6.0 mid-run: the bug's onset
             out.append((start + r.uniform(0.4, 0.7) * sim.horizon, {**v, "torch": "2.6.0", "nccl": "2.21.5"}))
@@ -364,13 +395,7 @@ def fam_racks(r: random.Random, P: dict) -> Built:
     _common(sim, r, P, meta)
     _install_vbug(sim, kind="version_kernel_bug", cond=lambda a: a.versions.get("flash_attn") == fa_bad,
                   scope={"versions": {"flash_attn": fa_bad}}, symptoms=["cuda_illegal_memory_access"], mean_h=r.uniform(*P["vbug_h"]))
-    # the hardware twin: a bad GPU on one host writing the same illegal-memory-access text
-    host = r.choice(sim.runs[0].hosts)
-    lr = r.randrange(8)
-    twin = sim.add_cause("hardware", "gpu_bad_ima", {"hosts": [host.name], "gpu": host.pcis[lr], "gpu_index": lr,
-                                                     "cluster": host.cluster})
-    for t in poisson_times(r, t0 + 0.05 * sim.horizon, 0.9 * sim.horizon, r.randint(4, 8)):
-        sim.schedule(t, "repeat", cause=twin, host=host, lr=lr, kind="gpu_bad_ima")
+    host = _install_ima_twin(sim, r)
     meta["ima_twins"] = {"hardware_host": host.name, "software": {"flash_attn": fa_bad}}
     leak_code = codes[2]
     _install_leak(sim, code_version=leak_code, hours=P["leak_h"])
@@ -380,7 +405,7 @@ def fam_racks(r: random.Random, P: dict) -> Built:
     for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, r.randint(2, 4)):
         sim.schedule(t, "hang", cause=hang, code_version=hang_code)
     cl = fleet.clusters[-1]
-    leaf = r.choice(list(cl.leaves)[:3])
+    leaf = _busy_leaf(r, sim, cl)
     flap = sim.add_cause("network", "switch_flap", {"leaf": leaf, "cluster": cl.name, "hosts": [h.name for h in cl.leaves[leaf]]})
     for t in poisson_times(r, t0 + 0.1 * sim.horizon, 0.85 * sim.horizon, r.randint(2, 4)):
         sim.schedule(t, "flap", cause=flap, leaf=leaf, cluster=cl.name)

@@ -112,6 +112,7 @@ class Sim:
         self.pool: dict[str, list[Host]] = {c.name: [] for c in fleet.clusters}
         self.repair: list[tuple[float, Host]] = []
         self.drain: set[str] = set()
+        self.undrained: set[str] = set()
         self.interruptions: dict[str, int] = {}
         self.interruptions_by_kind: dict[str, int] = {}
         self.bug_checks: list[Callable[[Attempt], None]] = []
@@ -297,7 +298,9 @@ class Sim:
                 del self.host_att[h.name]
         for fn in self.on_end:
             fn(att)
-        resume = (att.step_at(t) // att.run.ckpt_every) * att.run.ckpt_every
+        # the last checkpoint completed before the failing step (a failure at a checkpoint step
+        # replays that step)
+        resume = ((att.step_at(t) - 1) // att.run.ckpt_every) * att.run.ckpt_every
         resume = max(resume, att.start_step)
         self.schedule(t + self.r.uniform(*restart_delay), "start", run=att.run, step=resume)
 
@@ -324,6 +327,8 @@ class Sim:
                 fn(att)
 
     def drain_host(self, host: Host, t: float, *, days: tuple[float, float] = (0.5, 3.0)) -> None:
+        if host.name in self.undrained:
+            return  # a part nobody has caught yet keeps failing where it is
         self.drain.add(host.name)
         self.repair.append((t + self.r.uniform(*days) * DAY, host))
 
