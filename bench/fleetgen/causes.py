@@ -141,7 +141,7 @@ def hardware_failure(sim: Sim, att: Attempt, host: Host, lr: int, t: float, caus
     elif kind == "collective_hang_unknown":
         end = sim.storm(att, t, cause, desync=True)
         drain = False
-    sim.end_attempt(att, end, kind, cause=cause)
+    sim.end_attempt(att, end, kind, cause=cause, stopped=t)
     if drain and r.random() < 0.7:
         sim.drain_host(host, t)
 
@@ -212,7 +212,7 @@ def on_flap(sim: Sim, t: float, *, cause: str, leaf: str, cluster: str) -> None:
     for att in hit.values():
         first = {att.hosts.index(h) * 8 + k for h in att.hosts if h in hosts for k in range(8)}
         end = sim.storm(att, t, cause, skip_ranks=first)
-        sim.end_attempt(att, end, "switch flap", cause=cause)
+        sim.end_attempt(att, end, "switch flap", cause=cause, stopped=t)
 
 
 def on_stall(sim: Sim, t: float, *, cause: str, cluster: str) -> None:
@@ -234,7 +234,7 @@ def on_stall(sim: Sim, t: float, *, cause: str, cluster: str) -> None:
             sim.emit(tmpl, cause, tt, att=att, host=att.host_of(rk), rank=rk, kind="crash",
                      ctx=sim.ctx(att, att.host_of(rk), tt, rank=rk))
         end = sim.storm(att, t, cause, skip_ranks=set(writers))
-        sim.end_attempt(att, end, "storage stall", cause=cause)
+        sim.end_attempt(att, end, "storage stall", cause=cause, stopped=t)
 
 
 def on_hang(sim: Sim, t: float, *, cause: str, code_version: str) -> None:
@@ -244,7 +244,7 @@ def on_hang(sim: Sim, t: float, *, cause: str, code_version: str) -> None:
         return
     att = sim.r.choice(cands)
     end = sim.storm(att, t, cause, desync=True)
-    sim.end_attempt(att, end, "hang", cause=cause)
+    sim.end_attempt(att, end, "hang", cause=cause, stopped=t)
 
 
 def on_unknown_xid(sim: Sim, t: float, *, cause: str, xid: int) -> None:
@@ -266,7 +266,7 @@ def on_evict(sim: Sim, t: float, *, cause: str) -> None:
     tmpl = "k8s_evicted" if sim.spec["scheduler"] == "k8s" else "slurmctld_wtermsig9"
     sim.emit(tmpl, cause, t, att=att, host=h, source="sched",
              ctx=sim.ctx(att, h, t, pod=f"{att.job_id}-worker-{att.hosts.index(h)}", nodelist=_nl(att)))
-    sim.end_attempt(att, t + 30, "killed", cause=cause)
+    sim.end_attempt(att, t + 30, "killed", cause=cause, stopped=t)
 
 
 # ------------------------------------------------------------------ an attempt's own hazards
@@ -275,7 +275,7 @@ def own_time_limit(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:
     h = att.hosts[0]
     sim.emit("slurm_time_limit", cause, t, att=att, host=h, source="sched", ctx=sim.ctx(att, h, t, nodelist=_nl(att)))
     # a planned end, not one of the unexpected interruptions the mix is about
-    sim.end_attempt(att, t + 50, "time limit", restart_delay=(60, 900))
+    sim.end_attempt(att, t + 50, "time limit", restart_delay=(60, 900), stopped=t)
 
 
 def own_leak(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:
@@ -293,7 +293,7 @@ def own_leak(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:
         sim.emit("elastic_exitcode_9", cause, t + r.uniform(1, 10), att=att, host=h, rank=rk, kind="crash",
                  ctx=sim.ctx(att, h, t, rank=rk))
     sim.crash_summary(att, t + 20, cause, rk, exitcode=-9)
-    sim.end_attempt(att, t + 60, "host oom", cause=cause)
+    sim.end_attempt(att, t + 60, "host oom", cause=cause, stopped=t)
 
 
 def own_data(sim: Sim, att: Attempt, t: float, *, step: int) -> None:
@@ -311,7 +311,7 @@ def own_data(sim: Sim, att: Attempt, t: float, *, step: int) -> None:
                  ctx=sim.ctx(att, h, t + 0.2, rank=rk, step=step))
     sim.crash_summary(att, t + 10, cause, rk)
     run.bad_steps[step] -= 1
-    sim.end_attempt(att, t + 30, "data", cause=cause)
+    sim.end_attempt(att, t + 30, "data", cause=cause, stopped=t)
 
 
 def own_vbug(sim: Sim, att: Attempt, t: float, *, cause: str, symptoms: list[str]) -> None:
@@ -322,7 +322,7 @@ def own_vbug(sim: Sim, att: Attempt, t: float, *, cause: str, symptoms: list[str
     tmpl = r.choice(symptoms)
     sim.emit(tmpl, cause, t, att=att, host=h, rank=rk, kind="crash", ctx=sim.ctx(att, h, t, rank=rk))
     sim.crash_summary(att, t + 8, cause, rk)
-    sim.end_attempt(att, t + 30, "version bug", cause=cause)
+    sim.end_attempt(att, t + 30, "version bug", cause=cause, stopped=t)
 
 
 def own_sbug(sim: Sim, att: Attempt, t: float, *, cause: str, symptom: str, step: int) -> None:
@@ -330,7 +330,7 @@ def own_sbug(sim: Sim, att: Attempt, t: float, *, cause: str, symptom: str, step
     rk = r.randrange(att.world)
     h = att.host_of(rk)
     sim.emit(symptom, cause, t, att=att, host=h, rank=rk, kind="crash", ctx=sim.ctx(att, h, t, rank=rk, step=step))
-    sim.end_attempt(att, t + 30, "single bug", cause=cause)
+    sim.end_attempt(att, t + 30, "single bug", cause=cause, stopped=t)
 
 
 def own_regress(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:
@@ -341,7 +341,7 @@ def own_regress(sim: Sim, att: Attempt, t: float, *, cause: str) -> None:
         tt = t + r.uniform(0, 5)
         tmpl = "nccl_proxy_connect_failed" if r.random() < 0.7 else "nccl_ibv_modify_qp"
         sim.emit(tmpl, cause, tt, att=att, host=h, rank=rk, kind="crash", ctx=sim.ctx(att, h, tt, rank=rk))
-    sim.end_attempt(att, t + 40, "nccl regression", cause=cause)
+    sim.end_attempt(att, t + 40, "nccl regression", cause=cause, stopped=t)
 
 
 HANDLERS = {"bg": on_bg, "repeat": on_repeat, "flap": on_flap, "stall": on_stall, "hang": on_hang,

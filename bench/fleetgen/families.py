@@ -11,12 +11,12 @@ from .sim import DAY, Attempt, Run, Sim, expo, poisson_times
 
 SIZES = {
     # target events, days, hosts per cluster, hosts per run, runs, background interruptions, leaf size
-    "small": dict(target=5000, days=5, hosts=64, run_hosts=(10, 24), runs=4, bg=50, leaf=8,
+    "small": dict(target=5000, days=5, hosts=64, run_hosts=(8, 18), runs=4, bg=50, leaf=8,
                   leak_h=(4, 9), vbug_h=(14, 24), time_limit_h=[10, 12]),
     "medium": dict(target=20000, days=10, hosts=160, run_hosts=(20, 40), runs=6, bg=95, leaf=16,
-                   leak_h=(12, 28), vbug_h=(40, 70), time_limit_h=[12, 24]),
+                   leak_h=(8, 20), vbug_h=(40, 70), time_limit_h=[24]),
     "large": dict(target=70000, days=21, hosts=400, run_hosts=(32, 80), runs=9, bg=170, leaf=16,
-                  leak_h=(16, 36), vbug_h=(60, 90), time_limit_h=[24, 48]),
+                  leak_h=(12, 30), vbug_h=(60, 90), time_limit_h=[48]),
 }
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z; each seed shifts it by up to a month
 
@@ -103,7 +103,7 @@ def _install_single_bug(sim: Sim, *, cause: str, cond, symptoms: list[str], fata
             if sym in fatal:
                 continue
             t = att.time_of_step(s)
-            if t >= att.end:
+            if t >= att.stopped:
                 break
             rk = r.randrange(att.world)
             h = att.host_of(rk)
@@ -122,7 +122,7 @@ def _install_data_fault(sim: Sim, run: Run, *, n_steps: int, recur: tuple[int, i
     sim.spec.setdefault("bad_shards", {})[run.name] = {}
     # bad samples early enough that the run reaches them
     for _ in range(n_steps):
-        step = r.randint(1200, max(1600, int(sim.horizon * 0.15 / run.step_s)))
+        step = r.randint(1200, max(1600, int(sim.horizon * 0.08 / run.step_s)))
         run.bad_steps[step] = r.randint(*recur)
         sim.spec["bad_shards"][run.name][step] = {
             "shard": f"/datasets/{r.choice(['web-v3', 'code-mix', 'books2'])}/shard-{r.randint(0, 4095):05d}.jsonl.zst",

@@ -56,6 +56,7 @@ class Attempt:
     attrs: dict
     job_num: int = 0
     end: float | None = None
+    stopped: float | None = None
     reason: str = ""
     warmup: float = 0.0
     bug_plan: list[tuple[int, str]] = field(default_factory=list)  # single-bug firings (step, symptom)
@@ -283,10 +284,13 @@ class Sim:
         self._attempt_start_noise(att)
 
     def end_attempt(self, att: Attempt, t: float, reason: str, *, cause: str | None = None,
-                    restart_delay: tuple[float, float] = (180, 2400)) -> None:
+                    restart_delay: tuple[float, float] = (180, 2400), stopped: float | None = None) -> None:
+        """``t`` is when the job is gone; ``stopped`` when training stopped making steps (a hang
+        lasts until the watchdog fires, and no step is done meanwhile)."""
         if att.end is not None:
             return
         att.end = t
+        att.stopped = min(t, stopped) if stopped is not None else t
         att.reason = reason
         if cause:
             c = self.causes[cause]
@@ -300,7 +304,7 @@ class Sim:
             fn(att)
         # the last checkpoint completed before the failing step (a failure at a checkpoint step
         # replays that step)
-        resume = ((att.step_at(t) - 1) // att.run.ckpt_every) * att.run.ckpt_every
+        resume = ((att.step_at(att.stopped) - 1) // att.run.ckpt_every) * att.run.ckpt_every
         resume = max(resume, att.start_step)
         self.schedule(t + self.r.uniform(*restart_delay), "start", run=att.run, step=resume)
 
@@ -321,7 +325,7 @@ class Sim:
                 continue
             self.spec["handlers"][what](self, t, **p)
         for att in list(self.running.values()):
-            att.end = end
+            att.end = att.stopped = end
             att.reason = "scenario end"
             for fn in self.on_end:
                 fn(att)
@@ -390,7 +394,7 @@ class Sim:
         r = self.r
         every = self.spec["progress_every"]
         s = ((att.start_step // every) + 1) * every
-        last = att.step_at(att.end)
+        last = att.step_at(att.stopped or att.end)
         loss = r.uniform(2.0, 2.6)
         while s < last:
             t = att.time_of_step(s)
@@ -401,7 +405,7 @@ class Sim:
         while ck < last:
             if r.random() < self.spec.get("slow_ckpt_share", 0.15):
                 t = att.time_of_step(ck) + r.uniform(301, 900)
-                if t < att.end:
+                if t < (att.stopped or att.end):
                     self.emit("checkpoint_slow", "noise", t, att=att, host=att.hosts[0], rank=0, kind="info",
                               ctx=self.ctx(att, att.hosts[0], t, rank=0, step=ck))
             ck += att.run.ckpt_every
