@@ -33,14 +33,15 @@ Families (``family=None`` picks one from the seed):
     restart count in attributes, a new job id after max_restarts) or an ``attempt`` attribute;
     kernel lines in Talos format. Two clusters with different drivers, and the flapping switch
     sits in the cluster with the odd driver (a version that stands for a cluster). The single bug
-    is active only under one torch x CUDA pair and includes the illegal-memory-access text a bad
-    GPU also writes. Unexplained pod evictions.
+    is active only under one torch x CUDA pair and includes the illegal-memory-access text that a
+    bad GPU on one host (never drained) also writes. Unexplained pod evictions.
 ``slurm``
     SLURM; ``node001`` numbering; a requeue gets a new numeric job id (``job_name`` attribute
     links them); job-level lines carry the node list (``node[097-116,120]``) in ``host``; GPU as
     ``GPU3``; time-limit cancellations; shared storage stalls that storm every job of a cluster at
     once; an NCCL upgrade mid-scenario on one cluster with a regression after it; a host-memory
-    leak in one code version; the single bug under one Transformer Engine release.
+    leak in one code version; bare ``WTERMSIG 9`` kills in the controller log nobody explains; the
+    single bug under one Transformer Engine release (one run from the start, one moving onto it).
 ``racks``
     SLURM with rack-token names (``gpu-r12-n07``) and FQDNs in kernel (journald) lines; restarts
     as ``-r2`` suffixes or an ``attempt`` attribute; a top-of-rack switch flapping; a software hang
@@ -51,8 +52,12 @@ Truth: ``event_cause`` maps every non-progress event to a cause id or "noise";
 ``event_template`` names the symptom template; ``causes`` lists id, cause_class (hardware, network,
 software, data, infrastructure, unknown), kind, symptoms and scope; ``single_bug`` is the
 many-symptom bug's id; ``progress_event_ids`` lists the progress reports (not scored); ``runs``
-maps each run to its job ids; ``host_aliases`` maps FQDNs to short names; ``interruptions``
-counts attempt-ending failures per cause class.
+maps each run to its job ids (the lineage the engine must find); ``host_aliases`` maps FQDNs to short names; ``interruptions``
+counts attempt-ending failures per cause class (time-limit ends are planned, not counted);
+``interruptions_by_kind`` the same per cause kind. A hardware cause is one failing part (a GPU,
+a NIC, a host), so one signature (an ECC error) is spread over many causes to be told apart by
+scope; the launcher's ChildFailedError summary and the watchdog storm texts are shared by every
+cause that ends jobs, as in real fleets.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ at the bottom say which handler a queued item or an attempt's own hazard calls."
 from __future__ import annotations
 
 from .fleet import Host
-from .sim import DAY, Attempt, Sim, expo
+from .sim import DAY, Attempt, Sim
 
 # The 419 unexpected interruptions of Llama 3 405B (taxonomy.md, section 1), as cause kinds.
 # "Faulty GPU" (148) is split over its three usual faces. "Software bug" and "Dependency" are left
@@ -348,4 +348,4 @@ HANDLERS = {"bg": on_bg, "repeat": on_repeat, "flap": on_flap, "stall": on_stall
             "unknown_xid": on_unknown_xid, "evict": on_evict}
 OWN_HANDLERS = {"time_limit": own_time_limit, "leak": own_leak, "data": own_data, "vbug": own_vbug,
                 "sbug": own_sbug, "regress": own_regress}
-__all__ = ["HARDWARE_MIX", "HANDLERS", "OWN_HANDLERS", "hardware_failure", "expo"]
+__all__ = ["HARDWARE_MIX", "HANDLERS", "OWN_HANDLERS", "hardware_failure"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from . import causes as C
-from .fleet import Fleet, build_fleet
+from .fleet import build_fleet
 from .sim import DAY, Attempt, Run, Sim, expo, poisson_times
 
 SIZES = {

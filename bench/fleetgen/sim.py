@@ -360,14 +360,12 @@ class Sim:
                 myop, myseq = ("_ALLGATHER_BASE", 513, 2052), seq + 2
             c = self.ctx(att, h, tt, rank=rank, seq=myseq, optype=myop, step=step)
             self.emit(tmpl, cause, tt, att=att, host=h, rank=rank, kind="hang", ctx=c)
-        first = sorted(skip_ranks)[:4] or [odd if odd >= 0 else 0]
         for h in att.hosts:
             if self.r.random() < self.spec.get("summary_share", 0.5):
                 tt = tfire + r.uniform(2, 30)
                 lr_first = [x for x in range(att.hosts.index(h) * 8, att.hosts.index(h) * 8 + 8)][:3]
                 c = self.ctx(att, h, tt, rank=lr_first[0], exitcode=-6, failed_ranks=lr_first)
                 self.emit("elastic_child_failed", cause, tt, att=att, host=h, rank=lr_first[0], kind="crash", ctx=c)
-        del first
         return tfire + 30
 
     def crash_summary(self, att: Attempt, t: float, cause: str, rank: int, exitcode: int = 1) -> None:
