@@ -34,7 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["LogRecord", "LogParser", "parse_text", "classify", "KIND_RULES", "looks_like_jsonl"]
+__all__ = ["LogRecord", "LogParser", "parse_text", "classify", "KIND_RULES", "looks_like_jsonl", "to_event", "record_event_id",
+           "with_defaults"]
 
 _PREFIX_WINDOW = 320
 MAX_LINE_CHARS = 8 * 1024  # a longer line is cut (the shell cuts before decoding, this is the parser's own bound)
@@ -484,3 +485,36 @@ def looks_like_jsonl(first_line: str) -> bool:
 def with_defaults(record: LogRecord, **values: Any) -> LogRecord:
     """The record with ``values`` filled where the text gave nothing."""
     return replace(record, **{k: v for k, v in values.items() if getattr(record, k) is None and v is not None})
+
+
+def record_event_id(record: LogRecord, *, identity: str) -> str:
+    """Stable across re-reads: the file's identity, where the record starts and what it says."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{identity}|{record.start}|".encode() + record.text.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"lf:{digest[:40]}"
+
+
+def to_event(record: LogRecord, *, identity: str, job_id: str, host: str | None = None, rank: int | None = None,
+             source: str | None = None) -> dict:
+    """A failure record → an event of the API's schema. The text's own job, host and rank win;
+    the arguments (the command's flags) fill what it lacks."""
+    event: dict[str, Any] = {"event_id": record_event_id(record, identity=identity), "job_id": record.job_id or job_id,
+                             "message": record.text, "kind": record.kind}
+    if record.time is not None:
+        event["time"] = record.time.isoformat()
+    for name, value in (("host", record.host or host), ("rank", record.rank if record.rank is not None else rank),
+                        ("gpu", record.gpu)):
+        if value is not None:
+            event[name] = value
+    attributes: dict[str, Any] = {"source": "logfile", "format": record.format, "line": record.line, "offset": record.start}
+    if source:
+        attributes["file"] = source
+    for name in ("local_rank", "pid", "level"):
+        if getattr(record, name) is not None:
+            attributes[name] = getattr(record, name)
+    if record.cut_lines:
+        attributes["cut_lines"] = record.cut_lines
+    attributes.update(record.extra)
+    event["attributes"] = attributes
+    return event
