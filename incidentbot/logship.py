@@ -22,6 +22,7 @@ import glob as globmod
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -36,6 +37,7 @@ __all__ = ["choose_target", "ingest_once", "follow", "default_state_path", "Targ
            "DatabaseTarget", "ingest_torchelastic", "Tally"]
 
 MAX_LINE_BYTES = 64 * 1024
+_SLURM_OUTPUT = re.compile(r"^slurm-(\d+)(?:_\d+)?\.out$")
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -227,7 +229,8 @@ class FileReader:
         self.lineno = 0
         self.partial = b""
         self.log = log
-        self.job_id = defaults.job_id or Path(name).stem or "unknown"
+        slurm = _SLURM_OUTPUT.match(Path(name).name)  # sbatch's default slurm-<jobid>.out names the job
+        self.job_id = defaults.job_id or (slurm[1] if slurm else Path(name).stem) or "unknown"
 
     def read_available(self, *, final: bool) -> tuple[list[Unit], int]:
         """Units from the lines that arrived; a last line without a newline waits unless final."""

@@ -131,8 +131,8 @@ _P_SYSLOG = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d:\d\d:\d\d) (\S{1,255}) 
 _P_DMESG = re.compile(r"\[ {0,12}(\d{1,12}\.\d{1,9})\] ?")
 _P_DMESG_T = re.compile(r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) ([ \d]\d) (\d\d:\d\d:\d\d) (\d{4})\] ?")
 _P_NCCL = re.compile(r"([\w.-]{1,255}):(\d{1,10}):(\d{1,10}) \[(\d{1,4})\] NCCL (INFO|WARN|ERROR|TRACE|ABORT) ")
-_P_GLOG = re.compile(r"([IWEF])(\d\d)(\d\d) (\d\d:\d\d:\d\d\.\d{1,9}) {1,8}(\d{1,10}) [^\]\s]{1,200}\] ?")
-_P_C10 = re.compile(r"\[([IWEF])(\d\d)(\d\d) (\d\d:\d\d:\d\d\.\d{1,9})(?: (\d{1,10}))? [^\]\s]{1,200}\] ?")
+_P_GLOG = re.compile(r"([IWEF])(\d{1,2})(\d\d) (\d\d:\d\d:\d\d\.\d{1,9}) {1,8}(\d{1,10}) [^\]\s]{1,200}\] ?")
+_P_C10 = re.compile(r"\[([IWEF])(\d{1,2})(\d\d) (\d\d:\d\d:\d\d\.\d{1,9})(?: (\d{1,10}))? [^\]\s]{1,200}\] ?")
 _P_PYLOG_BRACKET = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d{1,6})?)\] [\w.]{1,200}: \[([A-Z]{4,8})\] ")
 _P_ISO_LEVEL = re.compile(r"\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)\]?[ |:-]{0,4}"
                           r"(?:\[?(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?[ :|-]{0,4})?")
@@ -223,10 +223,11 @@ KIND_RULES: list[tuple[str, re.Pattern[str], bool]] = [
                         r"\bhung_task|blocked for more than \d+ seconds|\bNCCL (WARN|ERROR)\b.{0,200}\btimeout", re.I), True),
     ("nccl", re.compile(r"^NCCL (WARN|ERROR|ABORT)\b|\bncclInternalError|\bncclSystemError|\bncclUnhandledCudaError|\bncclRemoteError", re.M), True),
     ("hardware", re.compile(r"\bmce: \[Hardware Error\]|\bEDAC\b.{0,40}\berror|\bPCIe Bus Error|\bAER: .{0,40}error|"
-                            r"\blink (is )?down\b|\bibv_\w+ failed", re.I), True),
+                            r"\blink (is )?down\b|\bibv_\w+ failed|fallen off the bus|Cable unplugged", re.I), True),
     ("nan", re.compile(r"\bloss\b.{0,40}\bnan\b|\bnan\b.{0,20}\bloss\b|non-finite loss", re.I), True),
     ("slurm", re.compile(r"\*\*\* (JOB|STEP) \d+.{0,300}CANCELLED|DUE TO (TIME LIMIT|NODE FAILURE|PREEMPTION)"), True),
     ("warning", re.compile(r"\b\w*Warning: "), False),
+    ("error", re.compile(r"^[\w.]*(Error|Exception)\b:", re.M), False),  # a Python exception line on its own
     ("error", re.compile(r"\b(errors?|exceptions?|failed|failure|fatal|panic|abort(ed)?|killed|cancell?ed|unreachable)\b", re.I), False),
     ("warning", re.compile(r"\bwarn(ing)?\b", re.I), False),
 ]
@@ -307,7 +308,7 @@ class LogParser:
     """Incremental: ``feed`` lines (with their byte offsets), take the records it returns,
     ``flush`` at the end (or when a followed file has been quiet). Linear in the input."""
 
-    def __init__(self, *, year: int | None = None, max_lines: int = 400, max_total_lines: int = 5000):
+    def __init__(self, *, year: int | None = None, max_lines: int = 400, max_total_lines: int = 20000):
         self.year = year
         self.max_lines = max_lines
         self.max_total_lines = max_total_lines
