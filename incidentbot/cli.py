@@ -66,7 +66,7 @@ def cmd_ingest(args) -> int:
             state = Path(args.state) if args.state else logship.default_state_path(args.file)
             log(f"ingest: following {args.file}; place kept in {state}")
             tally = logship.follow(args.file, target=target, defaults=defaults, batch=args.batch, state_path=state, log=log,
-                                   progress=progress, poll=args.poll, should_stop=lambda: stop["now"])
+                                   progress=progress, poll=args.poll, flush_after=args.flush_after, should_stop=lambda: stop["now"])
         else:
             tally = logship.ingest_once(args.file, target=target, defaults=defaults, batch=args.batch, log=log, progress=progress)
     except logship.TargetError as exc:
@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", action="store_true", help="keep reading: tail the file(s) and new ones matching the glob")
     s.add_argument("--state", help="where --follow keeps its place (default $XDG_STATE_HOME/incidentbot/follow-<hash>.json)")
     s.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
+    s.add_argument("--flush-after", type=float, default=3.0,
+                   help="--follow: seconds a file may be quiet before its last record counts as complete (default 3)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("analyze", help="run hypothesis analysis now and print a summary")
