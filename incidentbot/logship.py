@@ -436,6 +436,10 @@ def _head(stream: IO[bytes], n: int = 256) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest()[:16], len(data)
 
 
+def _pread_hash(stream: IO[bytes], n: int) -> str:
+    return hashlib.sha256(os.pread(stream.fileno(), n, 0)).hexdigest()[:16]
+
+
 @dataclass
 class _Followed:
     path: str
@@ -510,8 +514,9 @@ def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, stat
                 size = os.fstat(r.stream.fileno()).st_size
             except OSError:
                 size = r.offset
-            if size < r.offset:  # truncated in place (copytruncate): a new generation from byte 0
-                log(f"{f.path}: truncated; reading it again from the start")
+            rewritten = size < r.offset or (f.head[1] and _pread_hash(r.stream, f.head[1]) != f.head[0])
+            if rewritten:  # truncated in place (copytruncate) or rewritten: a new generation from byte 0
+                log(f"{f.path}: truncated or rewritten; reading it again from the start")
                 f.generation += 1
                 r.stream.seek(0)
                 f.reader = r = FileReader(r.stream, name=f.path, identity=f"{key}#{f.generation}", defaults=defaults,
