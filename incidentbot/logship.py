@@ -232,12 +232,15 @@ class FileReader:
         slurm = _SLURM_OUTPUT.match(Path(name).name)  # sbatch's default slurm-<jobid>.out names the job
         self.job_id = defaults.job_id or (slurm[1] if slurm else Path(name).stem) or "unknown"
 
-    def read_available(self, *, final: bool) -> tuple[list[Unit], int]:
+    def read_available(self, *, final: bool, max_chunks: int | None = None) -> tuple[list[Unit], int]:
         """Units from the lines that arrived; a last line without a newline waits unless final."""
         units: list[Unit] = []
         lines = 0
-        while True:
-            chunk = self.stream.read(1 << 20)
+        chunks = 0
+        while max_chunks is None or chunks < max_chunks:
+            chunks += 1
+            # read1: what is there now, so a pipe (``tail -f x | incidentbot ingest -``) is not held back
+            chunk = self.stream.read1(1 << 20) if hasattr(self.stream, "read1") else self.stream.read(1 << 20)
             if not chunk:
                 break
             data = self.partial + chunk
@@ -376,12 +379,12 @@ def ingest_once(pattern: str, *, target: Target, defaults: Defaults, batch: int,
                             year=_year_of(st), log=log)
         queue: list[Unit] = []
         while True:
-            units, lines = reader.read_available(final=False)
+            units, lines = reader.read_available(final=False, max_chunks=1)
             tally.lines += lines
             queue.extend(units)
             if not units and not lines:
                 break
-            while len(queue) >= batch:
+            while len(queue) >= batch or (queue and path == "-"):  # a pipe's events go when they come
                 _deliver(target, queue[:batch], tally, name=reader.name, log=log)
                 del queue[:batch]
                 progress(tally, False)

@@ -154,7 +154,7 @@ TB = ('[rank{r}]: Traceback (most recent call last):\n[rank{r}]:   File "train.p
 def block(n: int) -> str:
     """Rank 0 and 1 interleaving: an INFO line, a traceback each (interleaved line by line), a WARN."""
     a, b = TB.format(r=0, n=n).splitlines(True), TB.format(r=1, n=n).splitlines(True)
-    mixed = "".join(x + y for x, y in zip(a, b))
+    mixed = "".join(x + y for x, y in zip(a, b, strict=True))
     return f"[rank0]: step {n} loss 2.0\n{mixed}host1:100:{n} [0] NCCL WARN Net : Connection closed by remote peer (step {n})\n"
 
 
@@ -230,7 +230,6 @@ def test_follow_restart_rotation_truncation_lose_nothing_and_send_nothing_twice(
     texts = sorted(e["event_id"] for e in events)
     assert len(set(texts)) == len(texts)
     # Every traceback of every step and rank arrived whole, once.
-    from incidentbot.db import Database  # noqa: F401 - the service is in-process: read its rows through the API
     got = httpx.get(f"{live_server.url}/v1/signatures", headers={"Authorization": "Bearer test-token"}).json()["signatures"]
     assert sum(s["count"] for s in got) == 22
     assert "rotated away and read to its end" in err and "truncated" in err
