@@ -239,24 +239,50 @@ BENIGN = re.compile(r"Setting OMP_NUM_THREADS environment variable for each proc
 _LEVEL_KIND = {"error": "error", "fatal": "error", "warning": "warning"}
 
 
+def _flags(rule: re.Pattern[str]) -> str:
+    return "".join(c for c, f in (("i", re.I), ("m", re.M)) if rule.flags & f)
+
+
+def _one_pattern(rules: list[tuple[str, re.Pattern[str], bool]]) -> re.Pattern[str]:
+    """The rules as one alternation (one scan of the text instead of one per rule); the group that
+    matched says which rule, and leftmost-first order keeps "first rule wins" for a given position."""
+    return re.compile("|".join(f"(?P<r{i}>(?{_flags(rule) or '-i'}:{rule.pattern}))" for i, (_, rule, _) in enumerate(rules)))
+
+
+_STRONG = [r for r in KIND_RULES if r[2]]
+_WEAK = [r for r in KIND_RULES if not r[2]]
+_STRONG_ONE = _one_pattern(_STRONG)
+_WEAK_ONE = _one_pattern(_WEAK)
+
+
+def _first_rule(one: re.Pattern[str], rules: list[tuple[str, re.Pattern[str], bool]], text: str) -> str | None:
+    """The kind of the earliest rule in the list that matches anywhere (the list order is the priority)."""
+    m = one.search(text)
+    if m is None:
+        return None
+    best = int(m.lastgroup[1:]) if m.lastgroup else len(rules)
+    # Only rules earlier in the list than the one found can still win; they are few and rarely run.
+    for i in range(best):
+        if rules[i][1].search(text):
+            return rules[i][0]
+    return rules[best][0]
+
+
 def classify(text: str, *, level: str | None = None) -> tuple[str | None, str]:
     """(kind, why) for a record's text, kind None when it is not a failure."""
     head = text[:4096] + ("\n" + text[-2048:] if len(text) > 6144 else "")
-    for kind, rule, strong in KIND_RULES:
-        if not strong:
-            break
-        if rule.search(head):
-            return kind, f"matches the {kind} rule"
+    kind = _first_rule(_STRONG_ONE, _STRONG, head)
+    if kind is not None:
+        return kind, f"matches the {kind} rule"
     if BENIGN.search(head.strip()):
         return None, "a known benign message"
     if level in ("info", "debug"):
         return None, f"logged at {level} level"
     if level in _LEVEL_KIND:
         return _LEVEL_KIND[level], f"logged at {level} level"
-    plain = NEGATIONS.sub(" ", head)
-    for kind, rule, strong in KIND_RULES:
-        if not strong and rule.search(plain):
-            return kind, f"has {kind} words"
+    kind = _first_rule(_WEAK_ONE, _WEAK, NEGATIONS.sub(" ", head))
+    if kind is not None:
+        return kind, f"has {kind} words"
     return None, "no failure words"
 
 
