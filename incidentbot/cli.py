@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from incidentbot.db import SchemaAheadError
@@ -32,131 +29,56 @@ def cmd_serve(args) -> int:
 
 # -- ingest --------------------------------------------------------------------------------
 
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
-
-    def __init__(self, total_bytes: int | None):
-        self.tty = sys.stderr.isatty()
-        self.total = total_bytes
-        self.last = 0.0
-
-    def update(self, done_bytes: int, accepted: int, duplicates: int, rejected: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.tty or (not force and now - self.last < 0.2):
-            return
-        self.last = now
-        pct = f"{100 * done_bytes / self.total:5.1f}% " if self.total else ""
-        sys.stderr.write(f"\r{pct}accepted {accepted:,}  duplicates {duplicates:,}  rejected {rejected:,}   ")
-        sys.stderr.flush()
-        if force:
-            sys.stderr.write("\n")
-
-
-def _read_lines(path: str) -> tuple[Iterator[tuple[int, int, str]], int | None]:
-    if path == "-":
-        stream, size = sys.stdin, None
-    else:
-        p = Path(path)
-        stream, size = p.open(encoding="utf-8", errors="surrogateescape"), p.stat().st_size
-
-    def gen():
-        done = 0
-        for n, line in enumerate(stream, 1):
-            done += len(line)
-            yield n, done, line
-
-    return gen(), size
-
-
 def cmd_ingest(args) -> int:
-    from incidentbot.ingest import from_torchelastic, validate_batch
+    import signal
 
-    lines, size = _read_lines(args.file)
-    progress = _Progress(size)
-    accepted = duplicates = rejected = 0
-    batch: list[tuple[int, dict]] = []
-    sender = _HttpSender(args.url, args.token) if args.url else _DbSender()
+    from incidentbot import logship
 
-    def flush():
-        nonlocal accepted, duplicates, rejected, batch
-        if not batch:
-            return
-        events, errors = validate_batch([e for _, e in batch])
-        bad = {e.index for e in errors}
-        for err in errors:
-            print(f"line {batch[err.index][0]}: {err.field or 'event'}: {err.message}", file=sys.stderr)
-        rejected += len(bad)
-        good = [e for i, (_, e) in enumerate(batch) if i not in bad]
-        if bad and good:
-            events, _ = validate_batch(good)  # the file's bad lines are reported; the rest still goes in
-        if good:
-            a, d = sender.send(good if args.url else events)
-            accepted += a
-            duplicates += d
-        batch = []
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
 
-    if args.torchelastic:
-        text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
-        try:
-            batch.append((1, from_torchelastic(text, job_id=args.job_id or os.environ.get("TORCHELASTIC_RUN_ID") or "unknown",
-                                               rank=args.rank, host=args.host)))
-        except ValueError as exc:
-            print(f"{args.file}: {exc}", file=sys.stderr)
-            return 1
-        flush()
-    else:
-        for n, done, line in lines:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                item = json.loads(line)
-            except (ValueError, RecursionError) as exc:
-                print(f"line {n}: not JSON: {str(exc)[:120]}", file=sys.stderr)
-                rejected += 1
-                continue
-            batch.append((n, item))
-            if len(batch) >= args.batch:
-                flush()
-                progress.update(done, accepted, duplicates, rejected)
-        flush()
-    progress.update(size or 0, accepted, duplicates, rejected, force=True)
-    print(json.dumps({"accepted": accepted, "duplicates": duplicates, "rejected": rejected}))
-    return 0 if rejected == 0 else 2
+    tty = sys.stderr.isatty()
 
+    def progress(tally, final: bool) -> None:
+        if tty:
+            sys.stderr.write(f"\r{tally.lines:,} lines  accepted {tally.accepted:,}  duplicates {tally.duplicates:,}  "
+                             f"rejected {tally.rejected:,}  skipped {tally.skipped:,}   ")
+            sys.stderr.flush()
 
-class _DbSender:
-    def __init__(self):
-        self.rt = _runtime()
+    stop = {"now": False}
 
-    def send(self, events) -> tuple[int, int]:
-        r = self.rt.ingest.ingest(events, source="cli")
-        return r.accepted, r.duplicates
+    def on_signal(signum, frame) -> None:  # finish the batch in hand, save the place, exit
+        stop["now"] = True
 
-
-class _HttpSender:
-    def __init__(self, url: str, token: str | None):
-        import httpx
-
-        token = token or os.environ.get("INCIDENTBOT_TOKEN") or (load_settings().ingest_tokens.split(",")[0].split(":")[-1] or None)
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=60,
-                                   headers={"Authorization": f"Bearer {token}"} if token else {})
-
-    def send(self, events) -> tuple[int, int]:
-        for attempt in range(5):
-            try:
-                r = self.client.post("/v1/events", json={"events": events})
-            except Exception as exc:  # noqa: BLE001 - network errors are retried
-                err = str(exc)
-            else:
-                if r.status_code == 202:
-                    body = r.json()
-                    return body["accepted"], body["duplicates"]
-                if r.status_code < 500:
-                    raise SystemExit(f"the service refused the batch: HTTP {r.status_code}: {r.text[:500]}")
-                err = f"HTTP {r.status_code}"
-            time.sleep(min(2 ** attempt * 0.5, 8))
-        raise SystemExit(f"could not deliver a batch after 5 attempts: {err}")
+    if args.follow:
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    try:
+        target = logship.choose_target(url=args.url, token=args.token, follow=args.follow, log=log,
+                                       should_stop=lambda: stop["now"])
+        log(f"ingest: sending to {target.where}")
+        defaults = logship.Defaults(job_id=args.job_id, host=args.host, rank=args.rank)
+        if args.torchelastic:
+            tally = logship.ingest_torchelastic(args.file, target=target, job_id=args.job_id, host=args.host, rank=args.rank, log=log)
+        elif args.follow:
+            if args.file == "-":
+                raise logship.TargetError("--follow needs a file or a glob, not -")
+            state = Path(args.state) if args.state else logship.default_state_path(args.file)
+            log(f"ingest: following {args.file}; place kept in {state}")
+            tally = logship.follow(args.file, target=target, defaults=defaults, batch=args.batch, state_path=state, log=log,
+                                   progress=progress, poll=args.poll, flush_after=args.flush_after, should_stop=lambda: stop["now"])
+        else:
+            tally = logship.ingest_once(args.file, target=target, defaults=defaults, batch=args.batch, log=log, progress=progress)
+    except logship.TargetError as exc:
+        if tty:
+            sys.stderr.write("\n")
+        log(f"incidentbot ingest: {exc}")
+        return 2
+    if tty:
+        sys.stderr.write("\n")
+    log(f"ingest: {tally.describe()}; written to {target.where}")
+    print(json.dumps(tally.as_summary()))
+    return 0 if tally.rejected == 0 else 2
 
 
 # -- analysis and reading ---------------------------------------------------------------------
@@ -278,15 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="worker processes (needs Slack credentials; default 1)")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("ingest", help="ingest events from a JSON-lines file (or -)")
-    s.add_argument("file")
+    s = sub.add_parser("ingest", help="ingest events from JSON lines or plain log files (FILE, GLOB or -)",
+                       description="Plain log text (torchrun, [rankN]: lines, NCCL, syslog, journalctl, dmesg, SLURM) or "
+                                   "JSON lines (events, or journalctl -o json), detected per file. Without --url: "
+                                   "$INCIDENTBOT_DATABASE_URL, else a service at $INCIDENTBOT_URL (default "
+                                   "http://127.0.0.1:8000), else ./incidentbot.db if it exists, else an error.")
+    s.add_argument("file", help="a file, a glob (quote it) or - for standard input; with --torchelastic a file or directory")
     s.add_argument("--url", help="post to a running service instead of writing the database")
     s.add_argument("--token", help="bearer token for --url (default: $INCIDENTBOT_TOKEN or the first ingest token)")
     s.add_argument("--batch", type=int, default=1000)
-    s.add_argument("--torchelastic", action="store_true", help="FILE is a torchelastic error file (@record's JSON)")
-    s.add_argument("--job-id")
-    s.add_argument("--rank", type=int)
-    s.add_argument("--host")
+    s.add_argument("--torchelastic", action="store_true",
+                   help="FILE is a torchelastic error file (@record's JSON) or a torchelastic log directory")
+    s.add_argument("--job-id", help="job for records that do not name one (default: the file's name; torchelastic: the run id)")
+    s.add_argument("--rank", type=int, help="rank for records whose prefix gives none")
+    s.add_argument("--host", help="host for records that name none (torchelastic: default this machine's hostname)")
+    s.add_argument("--follow", action="store_true", help="keep reading: tail the file(s) and new ones matching the glob")
+    s.add_argument("--state", help="where --follow keeps its place (default $XDG_STATE_HOME/incidentbot/follow-<hash>.json)")
+    s.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
+    s.add_argument("--flush-after", type=float, default=3.0,
+                   help="--follow: seconds a file may be quiet before its last record counts as complete (default 3)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("analyze", help="run hypothesis analysis now and print a summary")

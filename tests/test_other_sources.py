@@ -108,12 +108,12 @@ def test_ingest_cli_into_database_and_over_http(tmp_path, db_url, live_server):
     env = {"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "incidentbot", "ingest", str(path)], capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 2
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"accepted": 5, "duplicates": 0, "rejected": 2}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"accepted": 5, "duplicates": 0, "rejected": 2, "skipped": 0}
     assert "line 3: not JSON" in out.stderr and "line 7: message" in out.stderr
     out = subprocess.run([sys.executable, "-m", "incidentbot", "ingest", "-", "--url", live_server.url, "--token", "test-token"],
                          input="\n".join(lines[:2]) + "\n", capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"accepted": 0, "duplicates": 2, "rejected": 0}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"accepted": 0, "duplicates": 2, "rejected": 0, "skipped": 0}
 
 
 def test_settings_errors_name_the_variable(tmp_path):

@@ -1,6 +1,7 @@
 """Ways failure events come in: the HTTP/CLI schema, Alertmanager, torchelastic error files."""
 
 from incidentbot.ingest.schema import EventIn, BatchError, validate_batch, MAX_MESSAGE_BYTES
-from incidentbot.ingest.sources import from_alertmanager, from_torchelastic
+from incidentbot.ingest.sources import from_alertmanager
+from incidentbot.ingest.torchelastic import from_torchelastic
 
 __all__ = ["EventIn", "BatchError", "validate_batch", "MAX_MESSAGE_BYTES", "from_alertmanager", "from_torchelastic"]

@@ -1,13 +1,13 @@
-"""Converters from other formats into the event schema (pure functions over parsed JSON)."""
+"""Converters from other formats into the event schema (pure functions over parsed JSON).
+
+torchelastic error files: ingest/torchelastic.py."""
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["from_alertmanager", "from_torchelastic", "AlertmanagerResult"]
+__all__ = ["from_alertmanager", "AlertmanagerResult"]
 
 _PORT = re.compile(r":\d+$")
 
@@ -80,33 +80,3 @@ def from_alertmanager(payload: Any) -> AlertmanagerResult:
             event["time"] = starts
         out.append({k: v for k, v in event.items() if v is not None})
     return out
-
-
-def from_torchelastic(data: Any, *, job_id: str, rank: int | None = None, host: str | None = None) -> dict:
-    """The JSON that ``torch.distributed.elastic.multiprocessing.errors.record`` writes → one event."""
-    if isinstance(data, (str, bytes)):
-        data = json.loads(data)
-    if not isinstance(data, dict) or "message" not in data:
-        raise ValueError("not a torchelastic error file: expected an object with a 'message' field")
-    msg = data["message"]
-    extra: dict = {}
-    if isinstance(msg, dict):
-        extra = msg.get("extraInfo") or {}
-        text = str(msg.get("message", ""))
-        stack = extra.get("py_callstack")
-        if isinstance(stack, str) and stack.strip():
-            text = stack.rstrip() + ("\n" + text if text and text not in stack else "")
-    else:
-        text = str(msg)
-    event: dict[str, Any] = {"job_id": job_id, "message": text or "torchelastic error file with an empty message",
-                             "kind": "crash", "attributes": {"source": "torchelastic"}}
-    ts = extra.get("timestamp") if isinstance(extra, dict) else None
-    if ts is not None and str(ts).isdigit():
-        event["time"] = datetime.fromtimestamp(int(ts), tz=timezone.utc).isoformat()
-    if "errorCode" in data:
-        event["attributes"]["error_code"] = data["errorCode"]
-    if rank is not None:
-        event["rank"] = rank
-    if host:
-        event["host"] = host
-    return event
