@@ -134,6 +134,12 @@ class IngestService:
         # several threads at once, so what a transaction learns stays local until then).
         learned = _Learned()
         with self.db.write() as session:
+            # A duplicate makes nothing: an event already stored (a resend with the same id and
+            # other text) must not create a signature, nor post its alert.
+            rows = self._drop_stored(session, rows, result)
+            if not rows:
+                return result
+            fps = {r["_fp"]: fps[r["_fp"]] for r in rows}
             new_ids = self._ensure_signatures(session, fps, rows, learned)
             new_ids -= self._carry_over_rule_changes(session, new_ids)
             ids = {**self._sig_ids, **learned.ids}
@@ -144,6 +150,13 @@ class IngestService:
             result.duplicates += len(rows) - len(inserted)
             if len(inserted) < len(rows):
                 rows = [r for r in rows if r["event_id"] in inserted]
+                # A concurrent writer stored one of these ids after the look-up above: a
+                # signature made only for such rows holds no event, so it is not kept.
+                empty = new_ids - {r["signature_id"] for r in rows}
+                if empty:
+                    session.execute(_SIG.delete().where(_SIG.c.id.in_(sorted(empty))))
+                    new_ids -= empty
+                    learned.ids = {k: v for k, v in learned.ids.items() if v not in empty}
             if rows:
                 self._update_counters(session, rows, result, learned)
             result.new_signature_ids = sorted(new_ids)
@@ -158,6 +171,22 @@ class IngestService:
             self._members.clear()
         self._members.update(learned.members)
         return result
+
+    def _drop_stored(self, session, rows: list[dict], result: IngestResult) -> list[dict]:
+        """Rows whose event id is stored already, counted as duplicates and dropped before any
+        signature is made. Only rows that would make a new signature are looked up: the others
+        are found by the insert itself, so a steady stream pays nothing extra."""
+        fresh_fp = [r["event_id"] for r in rows if r["_fp"] not in self._sig_ids]
+        if not fresh_fp:
+            return rows
+        col = _EVENT.c.event_id
+        stored: set[str] = set()
+        for i in range(0, len(fresh_fp), 900):
+            stored.update(session.scalars(select(col).where(col.in_(fresh_fp[i:i + 900]))))
+        if not stored:
+            return rows
+        result.duplicates += len(stored)
+        return [r for r in rows if r["event_id"] not in stored]
 
     def _record_exposure(self, session, progress: Sequence[EventIn], now: datetime) -> None:
         """Widen each (job, host, code version, versions) segment to the steps and times reported."""
