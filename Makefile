@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
+# Host and port have one home: `serve`'s own defaults (127.0.0.1:8000), so `make run ARGS="--port
+# 8123"` passes one --port and links follow it. The demo feeds a simulated incident (only here).
 run: $(STAMP)
-	$(BIN)/incidentbot serve --host 127.0.0.1 --port 8000 $(ARGS)
+	$(BIN)/incidentbot serve --demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/incidentbot runbooks check runbooks $(if $(wildcard $(SAMPLES)),--samples $(SAMPLES))

@@ -215,6 +215,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         # payload over the batch cap is stored in chunks of at most the cap, each its own
         # transaction (refusing it would lose the group for good). Every alert has a
         # deterministic event id, so a retry after a failed chunk stores each alert once.
+        rt.metrics.events.labels("resolved", "alertmanager").inc(converted.skipped_resolved)
         accepted = duplicates = batches = 0
         size = settings.max_batch_events
         for start in range(0, len(events), size):
