@@ -31,7 +31,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("unmute S-n", "resume alerts"),
     ("link H-n|S-n RUNBOOK", "attach a runbook; `unlink` removes one"),
     ("runbooks [words]", "search runbooks"),
-    ("digest preview", "this week's digest, only to you"),
+    ("digest preview [2025-W03]", "last week's digest (the last full week), or the week named; only to you"),
     ("help", "this list"),
 ]
 
