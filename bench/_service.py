@@ -47,8 +47,8 @@ def database(kind: str, tmp: Path):
 def service(db_url: str, *, workers: str = "off", extra_env: dict | None = None, processes: int = 1):
     port = free_port()
     env = dict(os.environ, INCIDENTBOT_DATABASE_URL=db_url, INCIDENTBOT_INGEST_TOKENS=TOKEN,
-               INCIDENTBOT_WORKERS=workers, INCIDENTBOT_SCHEDULER="off", INCIDENTBOT_LOG_LEVEL="WARNING",
-               **(extra_env or {}))
+               INCIDENTBOT_WORKERS=workers, INCIDENTBOT_SCHEDULER="off", INCIDENTBOT_LOG_LEVEL="WARNING")
+    env.update(extra_env or {})  # may override the defaults above (bench/memory.py turns the scheduler on)
     # The service's log goes to a file: an unread pipe would fill and stall the server.
     log = tempfile.NamedTemporaryFile("w+", prefix="incidentbot-bench-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--no-demo",

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import database, service  # noqa: E402
+from _service import TOKEN, database, service  # noqa: E402
 
 from incidentbot.db import Database  # noqa: E402
 from incidentbot.localslack import SlackSimulator, Workspace, run_in_thread  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
             sim = SlackSimulator(ws, bot_url=f"{base}/slack/events", signing_secret=SECRET, localslack_url=slack.url)
             import httpx
             t = time.perf_counter()
-            httpx.post(f"{base}/v1/analyze", timeout=900).raise_for_status()
+            httpx.post(f"{base}/v1/analyze", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=900).raise_for_status()
             print(f"analysis of {a.events:,} events (POST /v1/analyze) {time.perf_counter() - t:.1f}s", file=sys.stderr)
             commands = ["list", "help", "show H-1", "show S-17", "signatures top", "signatures new", "runbooks nccl", "vote stats"]
             lat: dict[str, list[float]] = {c: [] for c in commands}

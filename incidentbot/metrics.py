@@ -52,6 +52,10 @@ class Metrics:
         self.refused = Counter("incidentbot_requests_refused", "API requests refused before anything was stored, "
                                "by path and reason (unauthorized, forbidden, bad_json, too_large, invalid)",
                                ["path", "reason"], registry=r)
+        self.auth_failures = Counter("incidentbot_auth_failures", "Failed authentications by reason (missing, not_bearer, "
+                                     "invalid, wrong_scope, console_session, console_csrf, host)", ["reason"], registry=r)
+        self.slack_duplicates = Counter("incidentbot_slack_duplicate_deliveries", "Slack requests delivered again "
+                                        "(retries, resends), acked without acting, by kind", ["kind"], registry=r)
         self.scheduler_runs = Counter("incidentbot_scheduler_runs", "Background units of work done", ["job"], registry=r)
         r.register(_DatabaseCollector(db))
 

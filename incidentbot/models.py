@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Ballot", "Decision", "DigestRun", "Event", "Hypothesis", "HypothesisLog", "HypothesisSignature", "JobExposure",
     "Outbox", "Poll", "PollOption", "RunbookLink", "Signature", "SignatureMember", "SlackMessage",
-    "KeyValue", "OPEN_STATUSES", "WorkClaim", "utcnow",
+    "KeyValue", "NewSignatureQuota", "OPEN_STATUSES", "WorkClaim", "utcnow",
 ]
 
 
@@ -76,6 +76,9 @@ class Event(SQLModel, table=True):
     attributes: dict = _json()
     signature_id: int = Field(foreign_key="signature.id")
     hypothesis_id: int | None = Field(default=None, index=True)
+    # The time the sender gave when it was further from receive time than the allowed skew; the
+    # event is then stored at receive time (`time`), so a clock in 2199 cannot pin `last_seen`.
+    sent_time: datetime | None = _ts(default=None)
 
 
 class Signature(SQLModel, table=True):
@@ -169,10 +172,13 @@ class Decision(SQLModel, table=True):
 class Outbox(SQLModel, table=True):
     """A Slack call to make, written in the same transaction as its cause."""
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"), Index("ix_outbox_claim", "status", "priority", "id"))
     id: int | None = Field(default=None, primary_key=True)
     # post (chat.postMessage, records ts under message_key) | update | ephemeral | response | view
     op: str = Field(max_length=16)
+    # Lower goes first: an answer to a person, then polls, digests and announcements, and
+    # signature alerts last, so a poll never waits behind an alert backlog (outbox.PRIORITY).
+    priority: int = Field(default=5)
     message_key: str | None = Field(default=None, max_length=128)  # post/update: which message
     thread_key: str | None = Field(default=None, max_length=128)  # reply in this message's thread
     dedupe_key: str | None = Field(default=None, max_length=160, unique=True)
@@ -185,6 +191,18 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=512)
     created_at: datetime = _ts(default_factory=utcnow)
     delivered_at: datetime | None = _ts(default=None)
+
+
+class NewSignatureQuota(SQLModel, table=True):
+    """How many new-signature alerts one job (or, with job_id NULL, the whole service) was given
+    in one window, and the new signatures beyond the cap, which one roll-up message reports."""
+
+    key: str = Field(primary_key=True, max_length=96)  # window start + job hash, or window start + "*"
+    window_start: datetime = _ts()
+    job_id: str | None = Field(default=None, max_length=256)
+    announced: int = 0
+    rolled: int = 0  # new signatures held back and counted in the roll-up
+    sample: list = _json(list)  # the first few held-back signature ids, for the roll-up's text
 
 
 class SlackMessage(SQLModel, table=True):

@@ -19,6 +19,7 @@ from incidentbot.metrics import Metrics
 from incidentbot.models import utcnow
 from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
+from incidentbot.services.alert_quota import NewSignaturePolicy
 from incidentbot.services.ingest import IngestService
 from incidentbot.services.resolutions import ResolutionService
 from incidentbot.services.runbooks import RunbookService
@@ -79,7 +80,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.ingest = IngestService(self.db, channel=s.alert_channel, clock=self.clock)
+        self.ingest = IngestService(
+            self.db, channel=s.alert_channel, clock=self.clock, max_time_skew=s.max_time_skew_td,
+            alert_policy=NewSignaturePolicy(per_job=s.new_signature_alerts, total=s.new_signature_alerts_total,
+                                            window=s.new_signature_window_td))
         self.signatures = SignatureService(self.db)
         self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)

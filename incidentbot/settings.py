@@ -43,6 +43,18 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(digits) * _UNITS[m.group(2)])
 
 
+TOKEN_SCOPES = ("events", "alertmanager", "read", "metrics")
+
+
+def _token_problem(token: str) -> str | None:
+    """Why ``token`` can never be sent in an HTTP header, or None. Never echoes the token."""
+    for i, ch in enumerate(token):
+        if not ("!" <= ch <= "~"):
+            what = "a space" if ch.isspace() else f"U+{ord(ch):04X}"
+            return f"has {what} at position {i + 1}"
+    return None
+
+
 def _env(name: str, default=None, **kw):
     return Field(default, validation_alias=AliasChoices(name), **kw)
 
@@ -52,7 +64,8 @@ class Settings(BaseSettings):
 
     database_url: str = _env("INCIDENTBOT_DATABASE_URL", "sqlite:///./incidentbot.db")
     # Comma-separated; an entry may be `source:token` to limit that token to one source
-    # (`events`, `alertmanager`, `read`). A plain token is valid for every endpoint.
+    # (`events`, `alertmanager`, `read`, `metrics`). A plain token is valid for every endpoint.
+    # Printable ASCII only (an HTTP header cannot carry anything else): checked at start.
     ingest_tokens: str = _env("INCIDENTBOT_INGEST_TOKENS", "")
     slack_bot_token: str | None = _env("SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = _env("SLACK_SIGNING_SECRET")
@@ -82,6 +95,31 @@ class Settings(BaseSettings):
     # The analysis reads at most this many of the most recent events (bounded time; 0: all).
     analysis_max_events: int = _env("INCIDENTBOT_ANALYSIS_MAX_EVENTS", 300_000, ge=0)
     allow_remote_console: bool = _env("INCIDENTBOT_ALLOW_REMOTE_CONSOLE", False)
+    # New-signature alerts: at most this many per job per window, and this many in all per window
+    # (roll-ups included); the rest are counted in one "N new failure modes in job X" message
+    # that is edited in place. A flood of unique texts is then a few messages, not thousands.
+    new_signature_alerts: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS", 10, ge=0)
+    new_signature_alerts_total: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS_TOTAL", 40, ge=1)
+    new_signature_window: str = _env("INCIDENTBOT_NEW_SIGNATURE_WINDOW", "10m")
+    # An event time further than this from receive time is stored at receive time (the sent time
+    # is kept), so one wrong clock cannot set a signature's last_seen to 2199 for good.
+    max_time_skew: str = _env("INCIDENTBOT_MAX_TIME_SKEW", "1d")
+
+    @field_validator("new_signature_window", "max_time_skew")
+    @classmethod
+    def _check_duration(cls, v: str) -> str:
+        d = parse_duration(v)
+        if d.total_seconds() <= 0:
+            raise ValueError(f"expected a positive duration like 10m or 1d, got {v!r}")
+        return v
+
+    @property
+    def new_signature_window_td(self) -> timedelta:
+        return parse_duration(self.new_signature_window)
+
+    @property
+    def max_time_skew_td(self) -> timedelta:
+        return parse_duration(self.max_time_skew)
 
     @field_validator("database_url")
     @classmethod
@@ -92,6 +130,35 @@ class Settings(BaseSettings):
             # psycopg 3 is the installed driver; a bare postgresql:// would ask for psycopg2.
             v = "postgresql+psycopg://" + v.split("://", 1)[1]
         return v
+
+    @field_validator("ingest_tokens")
+    @classmethod
+    def _check_tokens(cls, v: str) -> str:
+        # A token travels in an HTTP header, which is ASCII: a token with other characters (a
+        # pasted "smart" quote, a non-breaking space) could never match, so refuse it at start.
+        for n, raw in enumerate(v.split(","), start=1):
+            raw = raw.strip()
+            if not raw:
+                continue
+            scope, sep, token = raw.partition(":")
+            if sep and scope in TOKEN_SCOPES and not token:
+                raise ValueError(f"entry {n} ({scope}:) has no token after the colon; expected SCOPE:TOKEN")
+            bad = _token_problem(token if sep and scope in TOKEN_SCOPES else raw)
+            if bad:
+                raise ValueError(f"entry {n} {bad}; expected comma-separated tokens of printable ASCII "
+                                 f"(letters, digits, punctuation), each optionally as SCOPE:TOKEN with SCOPE one of "
+                                 f"{', '.join(TOKEN_SCOPES)}")
+        return v
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token")
+    @classmethod
+    def _check_secret(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        bad = _token_problem(v.strip())
+        if bad:
+            raise ValueError(f"the value {bad}; expected printable ASCII as Slack shows it (no spaces or quotes)")
+        return v.strip()
 
     @field_validator("tz")
     @classmethod
@@ -181,7 +248,7 @@ class Settings(BaseSettings):
             if not raw:
                 continue
             source, sep, token = raw.partition(":")
-            if sep and source in ("events", "alertmanager", "read"):
+            if sep and source in TOKEN_SCOPES:
                 out[token] = source
             else:
                 out[raw] = None
@@ -194,6 +261,9 @@ class Settings(BaseSettings):
 _NAMES = {name: (f.validation_alias.choices[0] if f.validation_alias else name) for name, f in Settings.model_fields.items()}
 
 
+_SECRET_VARS = {"INCIDENTBOT_INGEST_TOKENS", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"}
+
+
 def load_settings(**overrides) -> Settings:
     """Build settings from the environment (and `.env`), with keyword overrides for tests."""
     try:
@@ -204,5 +274,6 @@ def load_settings(**overrides) -> Settings:
             field = str(err["loc"][0]) if err["loc"] else "?"
             var = _NAMES.get(field, field)
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{var}: {msg} (got {err.get('input')!r})")
+            got = "" if var in _SECRET_VARS else f" (got {err.get('input')!r})"
+            lines.append(f"{var}: {msg}{got}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

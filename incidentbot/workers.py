@@ -13,6 +13,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from incidentbot.services.outbox import prune_delivered
+
 __all__ = ["Workers", "run_until_idle"]
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,14 @@ def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000, stop: threadi
 
 
 class Workers:
-    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[], None] | None = None,
-                 jobstore_url: str | None = None):
+    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[], None] | None = None):
         self.rt = rt
         self.outbox = outbox
         self.publisher = publisher
         self.digest_job = digest_job
-        self.jobstore_url = jobstore_url
         self.scheduler: BackgroundScheduler | None = None
         self._stopping = threading.Event()
-        self.stats = {"deliveries": 0, "alert_refreshes": 0, "analyses": 0, "polls_closed": 0}
+        self.stats = {"deliveries": 0, "alert_refreshes": 0, "analyses": 0, "polls_closed": 0, "outbox_pruned": 0}
 
     # -- the units ------------------------------------------------------------------------
 
@@ -72,6 +72,12 @@ class Workers:
 
         self._count("analyses", run_until_idle(analyze_once, limit=1))
 
+    def prune_outbox(self) -> None:
+        def prune_once() -> bool:
+            return prune_delivered(self.rt.db, clock=self.rt.clock) > 0
+
+        self._count("outbox_pruned", run_until_idle(prune_once, limit=20, stop=self._stopping))
+
     def close_polls(self) -> None:
         self._count("polls_closed", run_until_idle(self.rt.votes.close_due, limit=100, stop=self._stopping))
 
@@ -86,6 +92,7 @@ class Workers:
             scheduler.add_job(self.refresh_alerts, "interval", seconds=2, id="alerts", replace_existing=True)
             scheduler.add_job(self.analyze, "interval", seconds=2, id="analysis", replace_existing=True)
             scheduler.add_job(self.close_polls, "interval", seconds=1, id="polls", replace_existing=True)
+            scheduler.add_job(self.prune_outbox, "interval", seconds=60, id="outbox-prune", replace_existing=True)
         if s.scheduler == "on" and self.digest_job is not None:
             self.digest_job(scheduler)
         # "skipped: maximum number of running instances" is the normal case when kick() asks for a

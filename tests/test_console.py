@@ -91,9 +91,26 @@ def console_app(db, settings_factory):
 
     rt = build_runtime(settings_factory(channel="C0INCIDENTS", scheduler="off"), db=db, migrate=False)
     app = build_app(rt, port=free_port(), start_workers=False)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         c.rt, c.ws = rt, app.state.slack.workspace
+        open_console(c, "http://127.0.0.1")
         yield c
+
+
+def open_console(client, origin: str) -> str:
+    """What the console page gives a browser: its session cookie (kept by `client`) and the CSRF
+    token in the page; the client then sends both, and the Origin a browser would send."""
+    page = client.get("/")
+    assert page.status_code == 200, page.text
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text).group(1)
+    client.headers.update({"Origin": origin, "X-CSRF-Token": token})
+    return token
+
+
+def console_client(service) -> httpx.Client:
+    client = httpx.Client(base_url=service.url, timeout=60)
+    open_console(client, service.url)
+    return client
 
 
 def test_console_page_renders_channel_blocks_threads_edits_and_ephemeral(console_app):
@@ -150,7 +167,7 @@ def test_hypothesis_page_chart_and_404(console_app):
     evil = dict(sim_events(1)[0], event_id="evil-1", message=EVIL)
     r = c.post("/v1/events", json={"events": sim_events() + [evil]}, headers={"Authorization": "Bearer test-token"})
     assert r.status_code == 202
-    created = c.post("/v1/analyze").json()["created"]
+    created = c.post("/v1/analyze", headers={"Authorization": "Bearer test-token"}).json()["created"]
     assert created, "the simulated scenario forms hypotheses"
     hid = created[0]
     page = c.get(f"/h/{hid}")
@@ -189,7 +206,7 @@ def test_console_is_not_mounted_with_real_slack(db, settings_factory):
     rt = build_runtime(settings_factory(slack_bot_token="xoxb-real", slack_signing_secret="s3cret", scheduler="off"),
                        db=db, migrate=False)
     app = build_app(rt, port=free_port(), start_workers=False)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         for path in ("/", "/h/H-1", "/console/state", "/console/static/console.js"):
             assert c.get(path).status_code == 404, path
         assert c.post("/console/command", data={"user": "alice", "text": "/incident list"}).status_code in (404, 405)
@@ -233,8 +250,11 @@ def console_service(db, settings_factory):
         yield server
 
 
-def post_json(url: str, **data) -> httpx.Response:
-    return httpx.post(url, json=data, headers={"Accept": "application/json"}, timeout=30)
+AUTH = {"Authorization": "Bearer test-token"}
+
+
+def post_json(client: httpx.Client, path: str, **data) -> httpx.Response:
+    return client.post(path, json=data, headers={"Accept": "application/json"}, timeout=30)
 
 
 def ingest(service, events):
@@ -245,42 +265,45 @@ def ingest(service, events):
 
 def test_command_click_and_submit_go_through_the_bot(console_service):
     s, ws = console_service, console_service.ws
+    b = console_client(s)
     alice = next(u["id"] for u in ws.users() if u["name"] == "alice")
-    r = post_json(f"{s.url}/console/command", user="alice", text="/incident list")
+    r = post_json(b, "/console/command", user="alice", text="/incident list")
     assert r.status_code == 200 and r.json()["ok"]
     eph = ws.wait_for(lambda: [e for e in ws.ephemeral_for(alice) if "open hypotheses" in e["text"].lower()], timeout=10)
     assert eph
     # form posts without JavaScript redirect back to the console
-    r = httpx.post(f"{s.url}/console/command", data={"user": "alice", "text": "hello <b>team</b>"})
+    csrf = b.headers.pop("X-CSRF-Token")  # a form sent without JavaScript carries the token as a field
+    r = b.post("/console/command", data={"csrf": csrf, "user": "alice", "text": "hello <b>team</b>"})
+    b.headers["X-CSRF-Token"] = csrf
     assert r.status_code == 303 and r.headers["location"].startswith("/?")
     msg = ws.wait_for(lambda: [m for m in ws.messages("C0INCIDENTS") if "hello" in m["text"]])[0]
     assert msg["text"] == "hello &lt;b&gt;team&lt;/b&gt;"
-    assert post_json(f"{s.url}/console/command", user="alice", text="/nope").status_code == 400
+    assert post_json(b, "/console/command", user="alice", text="/nope").status_code == 400
 
     ingest(s, sim_events())
-    assert httpx.post(f"{s.url}/v1/analyze", timeout=60).json()["created"]
-    r = post_json(f"{s.url}/console/command", user="alice", text="/incident vote")
+    assert httpx.post(f"{s.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"]
+    r = post_json(b, "/console/command", user="alice", text="/incident vote")
     assert r.json()["ok"]
     poll = ws.wait_for(lambda: [m for m in ws.messages("C0INCIDENTS") if m["text"].startswith("Poll ")], timeout=15)[0]
     block = next(b for b in poll["blocks"] if b.get("accessory", {}).get("action_id") == "ib:vote")
-    r = post_json(f"{s.url}/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"],
+    r = post_json(b, "/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"],
                   action_id="ib:vote", block_id=block["block_id"])
     assert r.status_code == 200 and r.json()["ok"]
     ws.wait_for(lambda: "1 vote" in json.dumps(ws.message("C0INCIDENTS", poll["ts"])["blocks"]), timeout=15)
-    assert post_json(f"{s.url}/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"],
+    assert post_json(b, "/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"],
                      action_id="ib:nothing").status_code == 404
 
     # a modal: open the resolve form, submit it empty (errors), then filled (closes)
-    hid = httpx.get(f"{s.url}/v1/hypotheses").json()["hypotheses"][0]["id"]
-    assert post_json(f"{s.url}/console/command", user="alice", text=f"/incident resolve {hid}").json()["ok"]
+    hid = httpx.get(f"{s.url}/v1/hypotheses", headers=AUTH).json()["hypotheses"][0]["id"]
+    assert post_json(b, "/console/command", user="alice", text=f"/incident resolve {hid}").json()["ok"]
     view = ws.wait_for(lambda: ws.views_for(alice), timeout=10)[-1]
-    r = post_json(f"{s.url}/console/submit", user="alice", view_id=view["id"], values={"cause": {"value": ""}})
+    r = post_json(b, "/console/submit", user="alice", view_id=view["id"], values={"cause": {"value": ""}})
     assert r.json()["errors"].get("cause")
-    r = httpx.post(f"{s.url}/console/submit", headers={"Accept": "application/json"},
+    r = b.post("/console/submit", headers={"Accept": "application/json"},
                    data={"user": "alice", "view_id": view["id"], 'field:["cause", "value"]': "bad <fan> firmware",
                          'field:["fix", "value"]': "reflashed"})
     assert r.json()["ok"] and not ws.views_for(alice)
-    detail = httpx.get(f"{s.url}/v1/hypotheses/{hid}").json()
+    detail = httpx.get(f"{s.url}/v1/hypotheses/{hid}", headers=AUTH).json()
     assert detail["resolution"]["cause"] == "bad <fan> firmware"
     page = httpx.get(f"{s.url}/h/{hid}").text
     assert "bad &lt;fan&gt; firmware" in page and "P-1" in page
@@ -295,7 +318,7 @@ def test_demo_feeds_events_over_the_ingest_api_and_analyzes(console_service):
     finally:
         task.stop()
     assert task.error is None and task.sent == len(task.events) and task.analyses >= 1
-    hyps = httpx.get(f"{console_service.url}/v1/hypotheses").json()["hypotheses"]
+    hyps = httpx.get(f"{console_service.url}/v1/hypotheses", headers=AUTH).json()["hypotheses"]
     assert hyps
     console_service.ws.wait_for(lambda: console_service.ws.messages("C0INCIDENTS"), timeout=15)
 

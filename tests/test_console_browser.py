@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_console import EVIL, console_service, ingest, sim_events  # noqa: F401 - fixture
+from tests.test_console import AUTH, EVIL, console_service, ingest, sim_events  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
 
@@ -86,7 +86,7 @@ def test_alert_appears_live_and_failure_text_stays_text(console_service, page):
 def test_vote_button_changes_tally(console_service, page):
     from playwright.sync_api import expect
     ingest(console_service, sim_events())
-    assert httpx.post(f"{console_service.url}/v1/analyze", timeout=60).json()["created"]
+    assert httpx.post(f"{console_service.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"]
     page.goto(f"{console_service.url}/?user=alice")
     send(page, "/incident vote")
     poll = page.locator(".msg", has=page.locator(".block.header", has_text="P-1"))
@@ -106,7 +106,7 @@ def test_vote_button_changes_tally(console_service, page):
 def test_hypothesis_page_chart(console_service, page):
     from playwright.sync_api import expect
     ingest(console_service, sim_events())
-    hid = httpx.post(f"{console_service.url}/v1/analyze", timeout=60).json()["created"][0]
+    hid = httpx.post(f"{console_service.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"][0]
     page.goto(f"{console_service.url}/h/{hid}")
     expect(page.locator("h1")).to_contain_text(hid)
     chart = page.locator("svg.timeline-chart")
@@ -123,7 +123,7 @@ def test_hypothesis_page_chart(console_service, page):
 def test_view_timeline_link_and_resolve_modal(console_service, page):
     from playwright.sync_api import expect
     ingest(console_service, sim_events())
-    hid = httpx.post(f"{console_service.url}/v1/analyze", timeout=60).json()["created"][0]
+    hid = httpx.post(f"{console_service.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"][0]
     page.goto(f"{console_service.url}/?user=alice")
     send(page, f"/incident show {hid}")
     card = page.locator(".msg.ephemeral", has=page.locator(".block.header", has_text=hid))
@@ -138,7 +138,7 @@ def test_view_timeline_link_and_resolve_modal(console_service, page):
     modal.locator("textarea").first.fill("fan firmware <b>bug</b>")
     modal.locator(".modal-submit").click()
     expect(page.locator("form.modal")).to_have_count(0, timeout=10000)
-    detail = httpx.get(f"{console_service.url}/v1/hypotheses/{hid}").json()
+    detail = httpx.get(f"{console_service.url}/v1/hypotheses/{hid}", headers=AUTH).json()
     assert detail["resolution"]["cause"] == "fan firmware <b>bug</b>"
 
 
@@ -151,7 +151,7 @@ def shots(service, page):
     page.goto(f"{service.url}/?user=alice")
     page.wait_for_selector(".msg")
     page.screenshot(path=str(out / "console.png"))
-    hid = httpx.get(f"{service.url}/v1/hypotheses").json()["hypotheses"][0]["id"]
+    hid = httpx.get(f"{service.url}/v1/hypotheses", headers=AUTH).json()["hypotheses"][0]["id"]
     page.goto(f"{service.url}/h/{hid}")
     page.wait_for_selector("svg.timeline-chart")
     page.screenshot(path=str(out / "hypothesis.png"), full_page=True)

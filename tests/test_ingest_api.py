@@ -160,6 +160,7 @@ def test_rule_version_change_keeps_the_old_signature(client, db, runtime):
         s.execute(sa_update(Signature).values(rules_version="2020.01-1", fingerprint="old-fp"))
     runtime.ingest._sig_ids.clear()  # a restart: the process forgets what it knew
     runtime.ingest._members.clear()
+    runtime.ingest._older_rules = None
     r = client.post("/v1/events", json={"events": [event(event_id="r2")]})
     assert r.status_code == 202
     sigs = client.get("/v1/signatures").json()["signatures"]

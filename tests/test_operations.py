@@ -151,7 +151,7 @@ def test_metrics_cover_refusals_analysis_outbox_and_scheduler(db, settings_facto
             app.state.workers.deliver()
             with rt.db.write() as s:
                 s.add(Hypothesis(title="one bug", cause_class="software"))
-            body = c.get("/metrics").text
+            body = c.get("/metrics", headers=auth).text  # TestClient is not a loopback peer
     finally:
         server.stop()
     for line in ('incidentbot_requests_refused_total{path="/v1/events",reason="bad_json"} 1.0',

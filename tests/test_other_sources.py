@@ -45,7 +45,7 @@ def test_reporter_against_the_real_service(live_server, runtime):
     with pytest.raises(ValueError):
         with reporter.guard(step=lambda: 1300):
             raise ValueError("loss is nan")
-    events = httpx.get(f"{live_server.url}/v1/events").json()["events"]
+    events = httpx.get(f"{live_server.url}/v1/events", headers={"Authorization": "Bearer test-token"}).json()["events"]
     assert len(events) == 2
     first = events[0]
     assert first["job_id"] == "run-9" and first["rank"] == 3 and first["host"] == "h9" and first["step"] == 1200

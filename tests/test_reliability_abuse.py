@@ -274,7 +274,7 @@ def console_app(db, settings_factory):
 
     rt = build_runtime(settings_factory(channel="C0INCIDENTS", scheduler="off"), db=db, migrate=False)
     app = build_app(rt, port=free_port(), start_workers=False)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # the console answers to loopback names only
         c.rt = rt
         yield c
 

@@ -4,7 +4,6 @@
 import base64
 import sqlite3
 import time
-import hmac
 import json
 import logging
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, Operationa
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import schemas
+from incidentbot.api.auth import Credentials, HostAllowList
 from incidentbot.api.limits import BodyLimit
 from incidentbot.ingest import from_alertmanager, validate_batch
 from incidentbot.ingest.schema import needs_cleaning, validate_body_fast
@@ -66,7 +66,8 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
                   lifespan=lifespan)
     app.state.runtime = rt
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       on_refuse=lambda path: rt.metrics.refused.labels(path, "too_large").inc())
+                       on_refuse=lambda path: rt.metrics.refused.labels(
+                           path if path in ("/v1/events", "/v1/alertmanager") else "other", "too_large").inc())
 
     base_openapi = app.openapi
 
@@ -110,39 +111,18 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     for db_error in (DBAPIError, psycopg.Error, sqlite3.Error):
         app.add_exception_handler(db_error, _database_error)
 
-    def authorize(source: str, *, optional: bool = False):
-        def check(request: Request) -> str | None:
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            if not header and optional:
-                return None
-            if scheme.lower() != "bearer" or not token:
-                rt.metrics.refused.labels(request.url.path, "unauthorized").inc()
-                raise HTTPException(401, detail="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-            matched = None
-            # Compare against every token so timing says nothing about which one came close.
-            for known, limited_to in tokens.items():
-                if hmac.compare_digest(known.encode(), token.encode()):
-                    matched = (known, limited_to)
-            console = getattr(request.app.state, "console_token", None)  # local console/demo only (console/__init__.py)
-            if console and hmac.compare_digest(console.encode(), token.encode()):
-                matched = (console, None)
-            if matched is None:
-                rt.metrics.refused.labels(request.url.path, "unauthorized").inc()
-                raise HTTPException(401, detail="invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-            if matched[1] not in (None, source) and not (source == "read" and matched[1] in ("events", "alertmanager")):
-                rt.metrics.refused.labels(request.url.path, "forbidden").inc()
-                raise HTTPException(403, detail=f"this token is limited to the {matched[1]} source")
-            return matched[1] or "any"
-        return check
+    credentials = Credentials(tokens, metrics=rt.metrics, hosts=HostAllowList.for_settings(settings))
+    app.state.credentials = credentials  # the local console adds its demo feeder's token here
 
-    EventsAuth = Annotated[str, Depends(authorize("events"))]
-    AlertAuth = Annotated[str, Depends(authorize("alertmanager"))]
-    ReadAuth = Annotated[str, Depends(authorize("read"))]
-    OptionalRead = Annotated[str | None, Depends(authorize("read", optional=True))]
+    EventsAuth = Annotated[str, Depends(credentials.require("events"))]
+    AlertAuth = Annotated[str, Depends(credentials.require("alertmanager"))]
+    ReadAuth = Annotated[str, Depends(credentials.require("read"))]
+    MetricsAuth = Annotated[str, Depends(credentials.require_local_or("metrics"))]
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    def metrics():
+    def metrics(_auth: MetricsAuth):
+        # Counts and durations only (no failure text, no ids): a loopback scraper needs nothing,
+        # anyone else a token of scope `metrics` (or an unrestricted one).
         from fastapi.responses import Response
         from prometheus_client import CONTENT_TYPE_LATEST
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -196,7 +176,11 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             events, source = _validate_events_body(raw)
         source = source if source in ("reporter", "cli", "torchelastic") else "api"
         result = await ingest(events, source)
-        return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
+        body = {"accepted": result.accepted, "duplicates": result.duplicates}
+        if result.time_adjusted:
+            # Stored at receive time, with the sent time kept (INCIDENTBOT_MAX_TIME_SKEW).
+            body["time_adjusted"] = result.time_adjusted
+        return JSONResponse(body, status_code=202)
 
     @app.post("/v1/alertmanager", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
               responses={400: {}, 401: {}, 413: {}, 422: {}})
@@ -225,27 +209,27 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
                              "batches": batches}, status_code=202)
 
     @app.get("/v1/events", response_model=schemas.EventPage, tags=["read"])
-    def get_events(_auth: OptionalRead, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
+    def get_events(_auth: ReadAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
         after = _decode_cursor(cursor)
         rows, last = schemas.events_page(rt, limit=limit, after=after)
         return {"events": rows, "next_cursor": _encode_cursor(last) if last is not None else None}
 
     @app.get("/v1/signatures", response_model=schemas.SignaturePage, tags=["read"])
-    def get_signatures(_auth: OptionalRead, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
+    def get_signatures(_auth: ReadAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
         after = _decode_cursor(cursor)
         rows, last = schemas.signatures_page(rt, limit=limit, after=after)
         return {"signatures": rows, "next_cursor": _encode_cursor(last) if last is not None else None}
 
     @app.get("/v1/signatures/{sid}", tags=["read"])
-    def get_signature(sid: str, _auth: OptionalRead):
+    def get_signature(sid: str, _auth: ReadAuth):
         return schemas.signature_detail(rt, sid)
 
     @app.get("/v1/hypotheses", response_model=schemas.HypothesisList, tags=["read"])
-    def get_hypotheses(_auth: OptionalRead, status: str | None = None):
+    def get_hypotheses(_auth: ReadAuth, status: str | None = None):
         return {"hypotheses": schemas.hypotheses_list(rt, status=status)}
 
     @app.get("/v1/hypotheses/{hid}", tags=["read"])
-    def get_hypothesis(hid: str, _auth: OptionalRead):
+    def get_hypothesis(hid: str, _auth: ReadAuth):
         return schemas.hypothesis_detail(rt, hid)
 
     @app.get("/v1/polls", response_model=schemas.PollList, tags=["read"])
@@ -256,12 +240,12 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         return {"polls": polls}
 
     @app.get("/v1/runbooks", response_model=schemas.RunbookList, tags=["read"])
-    def get_runbooks(_auth: OptionalRead):
+    def get_runbooks(_auth: ReadAuth):
         with rt.db.read() as session:
             return {"runbooks": rt.runbooks.usage(session)}
 
     @app.post("/v1/analyze", tags=["analysis"])
-    def post_analyze(_auth: OptionalRead):
+    def post_analyze(_auth: ReadAuth):
         from incidentbot.services.hypotheses import AnalysisBusy
         try:
             # The background worker's lease: two analyses never reconcile over each other.

@@ -18,9 +18,9 @@ import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
@@ -136,7 +136,16 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
 
     token = secrets.token_urlsafe(32)
     app.state.console_token = token
+    # The demo feeder sends events and asks for analyses over the real API with this token; it
+    # is an ordinary credential of the API's table, limited to sending events (and reading).
+    app.state.credentials.add(token, scope="events", who="console demo feeder")
     _TOKENS[port] = token
+    from incidentbot.console.guard import ConsoleGuard, HostAllowList
+    guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
+    app.state.console_guard = guard
+    # Every route of this app, not only the console's: the API and the local Slack stand-in are
+    # on the same origin, and a rebinding page must reach none of them.
+    app.add_middleware(guard.host_middleware())
     base = f"http://127.0.0.1:{port}"
     sim = SlackSimulator(ws, bot_url=f"{base}/slack/events", signing_secret=slack.signing_secret,
                          localslack_url=f"{base}/localslack", timeout=30.0)
@@ -166,11 +175,13 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     env.globals["user_name"] = user_name
     env.globals["command"] = settings.slash_command
 
-    def render(name: str, status: int = 200, **ctx) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status,
+    def render(name: str, status: int = 200, *, session: str, **ctx) -> HTMLResponse:
+        page = HTMLResponse(env.get_template(name).render(csrf=guard.csrf_token(session), **ctx), status_code=status,
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                                      "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                                                 "style-src 'self'; script-src 'self'; frame-ancestors 'none'"})
+        guard.set_cookie(page, session)
+        return page
 
     # -- who and where ----------------------------------------------------------------------------
 
@@ -216,11 +227,11 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             log.debug("sidebar hypotheses failed", exc_info=True)
             return []
 
-    def snapshot(cid: str, user: dict) -> dict:
+    def snapshot(cid: str, user: dict, *, session: str) -> dict:
         version = ws.version  # read first: a change while rendering is caught by the next wait
         views = ws.views_for(user["id"])
         view = views[-1] if views else None
-        ctx = dict(user=user, channel=ws.channel(cid), items=feed_items(cid, user["id"]), view=view,
+        ctx = dict(csrf=guard.csrf_token(session), user=user, channel=ws.channel(cid), items=feed_items(cid, user["id"]), view=view,
                    hypotheses=open_hypotheses())
         return {
             "version": version,
@@ -249,11 +260,6 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         except (UnicodeDecodeError, ValueError):
             raise HTTPException(400, detail="expected a urlencoded form or JSON") from None
 
-    def same_origin(request: Request) -> None:
-        origin = request.headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
-            raise HTTPException(403, detail="cross-origin requests are not accepted by the local console")
-
     def wants_json(request: Request) -> bool:
         return "application/json" in request.headers.get("accept", "") or \
             "application/json" in request.headers.get("content-type", "")
@@ -273,22 +279,24 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     # -- pages ------------------------------------------------------------------------------------
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def console_page(user: str | None = None, channel: str | None = None, error: str | None = None):
+    def console_page(request: Request, user: str | None = None, channel: str | None = None, error: str | None = None):
+        session = guard.page_session(request)
         u = resolve_user(user)
         cid = resolve_channel(channel)
-        snap = snapshot(cid, u)
+        snap = snapshot(cid, u, session=session)
         chans = [c for c in ws.channels() if not c.get("is_im")]
-        return render("console.html", user=u, users=humans(), channel=ws.channel(cid), channels=chans, snap=snap,
+        return render("console.html", session=session, user=u, users=humans(), channel=ws.channel(cid), channels=chans, snap=snap,
                       error=error)
 
     @app.get("/console/state", include_in_schema=False)
-    def console_state(user: str | None = None, channel: str | None = None):
-        return JSONResponse(snapshot(resolve_channel(channel), resolve_user(user)), headers={"Cache-Control": "no-store"})
+    def console_state(session: str = Depends(guard.session), user: str | None = None, channel: str | None = None):
+        return JSONResponse(snapshot(resolve_channel(channel), resolve_user(user), session=session),
+                            headers={"Cache-Control": "no-store"})
 
     @app.post("/console/command", include_in_schema=False)
     async def console_command(request: Request):
-        same_origin(request)
         data = await read_input(request)
+        guard.check_state_change(request, data)
         u = resolve_user(data.get("user"))
         cid = resolve_channel(data.get("channel"))
         text = str(data.get("text") or "").strip()
@@ -310,8 +318,8 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
 
     @app.post("/console/click", include_in_schema=False)
     async def console_click(request: Request):
-        same_origin(request)
         data = await read_input(request)
+        guard.check_state_change(request, data)
         u = resolve_user(data.get("user"))
         action_id = str(data.get("action_id") or "")
         if not action_id:
@@ -360,8 +368,8 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
 
     @app.post("/console/submit", include_in_schema=False)
     async def console_submit(request: Request):
-        same_origin(request)
         data = await read_input(request)
+        guard.check_state_change(request, data)
         u = resolve_user(data.get("user"))
         view_id = data.get("view_id") or None
         stack = ws.views_for(u["id"])
@@ -381,30 +389,32 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
 
     @app.post("/console/close", include_in_schema=False)
     async def console_close(request: Request):
-        same_origin(request)
         data = await read_input(request)
+        guard.check_state_change(request, data)
         u = resolve_user(data.get("user"))
         ws.close_view(u["id"])
         return done(request, data, {"ok": True})
 
     # -- hypothesis pages -------------------------------------------------------------------------
 
-    def not_found(hid: str) -> HTMLResponse:
-        return render("404.html", status=404, what=hid)
+    def not_found(hid: str, session: str) -> HTMLResponse:
+        return render("404.html", status=404, session=session, what=hid)
 
     @app.get("/h/{hid}", include_in_schema=False, response_class=HTMLResponse)
-    def hypothesis_page(hid: str):
+    def hypothesis_page(request: Request, hid: str):
+        session = guard.page_session(request)
         data = hypothesis_page_data(rt, hid)
         if data is None:
-            return not_found(hid)
+            return not_found(hid, session)
         chart = timeline_svg(data["points"], titles=data["titles"])
-        return render("hypothesis.html", chart=chart, **data)
+        return render("hypothesis.html", session=session, chart=chart, **data)
 
     @app.get("/h/{hid}/chart.svg", include_in_schema=False)
-    def hypothesis_chart(hid: str):
+    def hypothesis_chart(request: Request, hid: str):
+        session = guard.page_session(request)
         data = hypothesis_page_data(rt, hid)
         if data is None:
-            return not_found(hid)
+            return not_found(hid, session)
         svg = timeline_svg(data["points"], titles=data["titles"], standalone=True)
         return Response(str(svg), media_type="image/svg+xml",
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",

@@ -27,6 +27,50 @@ from .model import (
 )
 
 _FENCE = "---"
+# A runbook is a page of Markdown; anything this large is a mistake or an attack, and is refused
+# before it is read (the YAML parser is pure Python and memory grows with the document).
+MAX_RUNBOOK_BYTES = 256 * 1024
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``): front matter never needs them, and they are
+    what a "billion laughs" document expands from (a few lines → gigabytes of nested lists)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in runbook front matter; write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _compose_front(front: str) -> tuple[yaml.Node | None, Any]:
+    """(the composed node, its plain data), with aliases refused; raises yaml.YAMLError."""
+    loader = _NoAliasLoader(front)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _read_runbook(path: Path, directory: Path | None = None) -> str:
+    """The file's text; OSError/ValueError (with the reason) when it must not be read: too
+    large, or a symlink to a file outside the runbooks folder."""
+    if directory is not None:
+        real, root = path.resolve(), directory.resolve()
+        if not real.is_relative_to(root):
+            raise ValueError(f"a link to {real}, outside the runbooks folder {root}; refused "
+                             "(copy the file into the folder instead)")
+    size = path.stat().st_size
+    if size > MAX_RUNBOOK_BYTES:
+        raise ValueError(f"file is {size:,} bytes; a runbook may be at most {MAX_RUNBOOK_BYTES // 1024} KiB")
+    with path.open("rb") as f:
+        raw = f.read(MAX_RUNBOOK_BYTES + 1)  # the file may have grown since stat()
+    if len(raw) > MAX_RUNBOOK_BYTES:
+        raise ValueError(f"file is over {MAX_RUNBOOK_BYTES // 1024} KiB; a runbook may be at most that")
+    return raw.decode("utf-8")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
@@ -105,11 +149,12 @@ def _str_list(value: Any) -> list[Any] | None:
 
 
 def parse_file(
-    path: Path, display: str | None = None, *, samples: Iterable[str] = ()
+    path: Path, display: str | None = None, *, samples: Iterable[str] = (), directory: Path | None = None
 ) -> tuple[Runbook | None, list[CheckError]]:
     """Parse one runbook file. Returns (runbook or None, per-file errors).
 
-    A runbook is returned only when it has no errors.
+    A runbook is returned only when it has no errors. With ``directory``, a file that resolves
+    outside it (a symlink from elsewhere) is refused.
     """
     shown = display or str(path)
     errors: list[CheckError] = []
@@ -118,8 +163,8 @@ def parse_file(
         errors.append(CheckError(shown, line, msg))
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = _read_runbook(path, directory)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         err(1, f"cannot read file: {exc}")
         return None, errors
 
@@ -131,8 +176,7 @@ def parse_file(
     base = 2  # file line of the first front-matter line
 
     try:
-        node = yaml.compose(front, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(front)
+        node, data = _compose_front(front)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = base + (mark.line if mark else 0)
@@ -346,9 +390,9 @@ def load_with_errors(
     seen: dict[str, Runbook] = {}
     first_path: dict[str, Path] = {}
     for path in files:
-        rb, errs = parse_file(path, _display(path), samples=sample_list)
+        rb, errs = parse_file(path, _display(path), samples=sample_list, directory=directory)
         errors.extend(errs)
-        raw_id, id_line = _raw_id(path)
+        raw_id, id_line = _raw_id(path, directory)
         if raw_id is not None:
             if raw_id in first_path:
                 errors.append(
@@ -384,14 +428,14 @@ def load_with_errors(
     return runbooks, errors
 
 
-def _raw_id(path: Path) -> tuple[str | None, int]:
+def _raw_id(path: Path, directory: Path | None = None) -> tuple[str | None, int]:
     """The ``id`` value of a file's front matter and its line, even if the file is invalid."""
     try:
-        split = _split_front_matter(path.read_text(encoding="utf-8"))
+        split = _split_front_matter(_read_runbook(path, directory))
         if split is None:
             return None, 1
-        node = yaml.compose(split[0], Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        node, _ = _compose_front(split[0])
+    except (OSError, ValueError, yaml.YAMLError):
         return None, 1
     info = _node_lines(node)
     if "id" not in info or not isinstance(info["id"][1], yaml.ScalarNode):

@@ -7,7 +7,9 @@ status; merges and splits are passed to the analysis as constraints), and logs w
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time as _time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -27,7 +29,10 @@ __all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService"]
 log = logging.getLogger(__name__)
 
 MIN_OVERLAP = 0.3
-LEASE = timedelta(minutes=5)
+# The analysis lease: its holder renews it every HEARTBEAT while it runs, so a holder that died
+# (SIGKILL, a lost node) stops renewing and is replaced LEASE later, well within a minute.
+LEASE = timedelta(seconds=30)
+HEARTBEAT = 5.0  # seconds
 
 
 class AnalysisBusy(Exception):
@@ -143,10 +148,8 @@ class HypothesisService:
             return False
         if not self._claim(worker):
             return False
-        try:
+        with self._heartbeat(worker):
             self.analyze()
-        finally:
-            self._release(worker)
         return True
 
     def analyze_exclusive(self, *, worker: str, wait: float = 60.0) -> AnalysisSummary:
@@ -158,10 +161,8 @@ class HypothesisService:
             if _time.monotonic() > deadline:
                 raise AnalysisBusy(f"an analysis has been running for over {wait:.0f} s; try again later")
             _time.sleep(0.1)
-        try:
+        with self._heartbeat(worker):
             return self.analyze()
-        finally:
-            self._release(worker)
 
     def _claim(self, worker: str) -> bool:
         now = self.clock()
@@ -171,6 +172,37 @@ class HypothesisService:
             stmt = (insert_for(session, WorkClaim.__table__).values(key="analysis", claimed_at=now, claimed_by=worker)
                     .on_conflict_do_nothing().returning(WorkClaim.__table__.c.key))
             return session.execute(stmt).first() is not None
+
+    def _renew(self, worker: str) -> bool:
+        """Push the lease's expiry on; False when it is no longer ours (it expired and was taken)."""
+        with self.db.write() as session:
+            done = session.execute(update(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_by == worker)
+                                   .values(claimed_at=self.clock()))
+            return done.rowcount == 1
+
+    @contextlib.contextmanager
+    def _heartbeat(self, worker: str):
+        """Hold the claimed lease while the body runs: renew it every HEARTBEAT seconds from a
+        thread, release it at the end (a dead process simply stops renewing)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT):
+                try:
+                    if not self._renew(worker):
+                        log.warning("analysis lease of %s was lost (not renewed in time)", worker)
+                        return
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+                    log.warning("analysis lease renewal failed: %s", " ".join(str(exc).split())[:200])
+
+        thread = threading.Thread(target=beat, name="analysis-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self._release(worker)
 
     def _release(self, worker: str) -> None:
         with self.db.write() as session:

@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from sqlalchemy import func, select, text, update
@@ -18,8 +18,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from incidentbot import audit, signatures
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
-from incidentbot.models import Event, JobExposure, Outbox, Signature, SignatureMember, utcnow
+from incidentbot.models import Event, JobExposure, Signature, SignatureMember, utcnow
 from incidentbot.services import hll
+from incidentbot.services.alert_quota import NewSignaturePolicy, queue_new_signature_alerts
 from incidentbot.services.sql import insert_counted, insert_for, insert_new, least_greatest, sql_time
 
 __all__ = ["IngestResult", "IngestService"]
@@ -33,7 +34,7 @@ _EXPOSURE = JobExposure.__table__
 PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000
 _EVENT_COLUMNS = ("event_id", "job_id", "message", "time", "received_at", "source", "cluster", "host", "gpu", "rank",
-                  "step", "code_version", "versions", "kind", "attributes", "signature_id")
+                  "step", "code_version", "versions", "kind", "attributes", "signature_id", "sent_time")
 _MEMBER_COLUMNS = ("signature_id", "dim", "value")
 
 
@@ -55,6 +56,8 @@ class IngestResult:
     duplicates: int = 0
     progress: int = 0  # progress reports among the accepted (kept as job exposure, not as events)
     new_signature_ids: list[int] = field(default_factory=list)
+    rolled_up: int = 0  # new signatures counted in a roll-up message instead of an alert of their own
+    time_adjusted: int = 0  # events whose time was too far from receive time, stored at receive time
     # signature id → events accepted for it in this batch (for regression checks and metrics)
     per_signature: dict[int, int] = field(default_factory=dict)
 
@@ -73,11 +76,19 @@ class IngestService:
     """Turns validated events into rows. One instance per process; it caches fingerprint → id,
     which is safe because signature rows are never deleted or re-keyed."""
 
-    def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow):
+    # Fingerprint -> id entries kept; past this the map starts again (a look-up of the missing
+    # keys is one query per batch), so a flood of unique texts cannot grow it without bound.
+    SIG_CACHE_MAX = 100_000
+
+    def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow,
+                 alert_policy: NewSignaturePolicy = NewSignaturePolicy(), max_time_skew: timedelta = timedelta(days=1)):
         self.db = db
         self.channel = channel
         self.clock = clock
+        self.alert_policy = alert_policy
+        self.max_time_skew = max_time_skew
         self._sig_ids: dict[str, int] = {}
+        self._older_rules: bool | None = None  # whether signatures of older grouping rules exist
         self._members: set[tuple[int, str, str]] = set()
         self.regression_hook: Callable | None = None
 
@@ -106,8 +117,13 @@ class IngestService:
             seen.add(event_id)
             fp = signatures.fingerprint(ev.message)
             fps.setdefault(fp.key, fp)
+            t, sent = ev.time or now, None
+            if ev.time is not None and abs(ev.time - now) > self.max_time_skew:
+                # Kept, not refused: the failure is real even when the node's clock is not.
+                t, sent = now, ev.time
+                result.time_adjusted += 1
             rows.append({
-                "event_id": event_id, "job_id": ev.job_id, "message": ev.message, "time": ev.time or now,
+                "event_id": event_id, "job_id": ev.job_id, "message": ev.message, "time": t, "sent_time": sent,
                 "received_at": now, "source": source, "cluster": ev.cluster, "host": ev.host, "gpu": ev.gpu,
                 "rank": ev.rank, "step": ev.step, "code_version": ev.code_version, "versions": ev.versions,
                 "kind": ev.kind, "attributes": ev.attributes, "signature_id": None, "_fp": fp.key,
@@ -126,7 +142,8 @@ class IngestService:
                 if attempt == 3 or state not in ("40P01", "40001"):
                     raise
                 log.warning("ingest transaction retried after %s", state)
-                result = IngestResult(accepted=result.progress, duplicates=result.duplicates, progress=result.progress)
+                result = IngestResult(accepted=result.progress, duplicates=result.duplicates, progress=result.progress,
+                                      time_adjusted=result.time_adjusted)
         return result
 
     def _store(self, rows: list[dict], fps: dict, result: IngestResult) -> IngestResult:
@@ -134,17 +151,24 @@ class IngestService:
         # several threads at once, so what a transaction learns stays local until then).
         learned = _Learned()
         with self.db.write() as session:
-            # A duplicate makes nothing: an event already stored (a resend with the same id and
-            # other text) must not create a signature, nor post its alert.
-            rows = self._drop_stored(session, rows, result)
-            if not rows:
-                return result
-            fps = {r["_fp"]: fps[r["_fp"]] for r in rows}
+            # Duplicates are set aside before any signature is made: a resent id whose text
+            # differs (an Alertmanager resend, a retried batch) must not leave an empty signature.
+            stored = self._stored_event_ids(session, [r["event_id"] for r in rows])
+            if stored:
+                result.duplicates += sum(1 for r in rows if r["event_id"] in stored)
+                rows = [r for r in rows if r["event_id"] not in stored]
+                if not rows:
+                    return result
+                live = {r["_fp"] for r in rows}
+                fps = {k: v for k, v in fps.items() if k in live}
             new_ids = self._ensure_signatures(session, fps, rows, learned)
             new_ids -= self._carry_over_rule_changes(session, new_ids)
-            ids = {**self._sig_ids, **learned.ids}
+            # Look-ups, not a merged copy: copying the whole map per batch made a batch's cost
+            # grow with every signature ever seen.
+            known, fresh = self._sig_ids, learned.ids
             for row in rows:
-                row["signature_id"] = ids[row["_fp"]]
+                k = row["_fp"]
+                row["signature_id"] = fresh[k] if k in fresh else known[k]
             inserted = {r[0] for r in insert_new(session, _EVENT, rows, key="event_id", columns=_EVENT_COLUMNS)}
             result.accepted += len(inserted)
             result.duplicates += len(rows) - len(inserted)
@@ -159,34 +183,33 @@ class IngestService:
                     learned.ids = {k: v for k, v in learned.ids.items() if v not in empty}
             if rows:
                 self._update_counters(session, rows, result, learned)
-            result.new_signature_ids = sorted(new_ids)
-            if self.channel:
-                for sid in result.new_signature_ids:
-                    session.add(Outbox(op="post", message_key=f"alert:S-{sid}", dedupe_key=f"post:alert:S-{sid}",
-                                       channel=self.channel, payload={"render": "signature_alert", "signature_id": sid}))
+            # A signature whose every event was a duplicate (a resend racing its first copy) is
+            # not news: no alert for a signature that holds nothing.
+            first_job: dict[int, str] = {}
+            for r in rows:
+                if r["signature_id"] in new_ids:
+                    first_job.setdefault(r["signature_id"], r["job_id"])
+            result.new_signature_ids = sorted(first_job)
+            if self.channel and first_job:
+                queued = queue_new_signature_alerts(session, new=sorted(first_job.items()), channel=self.channel,
+                                                    policy=self.alert_policy, now=self.clock())
+                result.rolled_up = len(queued.rolled)
             if self.regression_hook and result.per_signature:
                 self.regression_hook(session, rows)
+        if len(self._sig_ids) + len(learned.ids) > self.SIG_CACHE_MAX:
+            self._sig_ids.clear()
         self._sig_ids.update(learned.ids)
         if len(self._members) > 500_000:
             self._members.clear()
         self._members.update(learned.members)
         return result
 
-    def _drop_stored(self, session, rows: list[dict], result: IngestResult) -> list[dict]:
-        """Rows whose event id is stored already, counted as duplicates and dropped before any
-        signature is made. Only rows that would make a new signature are looked up: the others
-        are found by the insert itself, so a steady stream pays nothing extra."""
-        fresh_fp = [r["event_id"] for r in rows if r["_fp"] not in self._sig_ids]
-        if not fresh_fp:
-            return rows
+    def _stored_event_ids(self, session, event_ids: list[str]) -> set[str]:
         col = _EVENT.c.event_id
-        stored: set[str] = set()
-        for i in range(0, len(fresh_fp), 900):
-            stored.update(session.scalars(select(col).where(col.in_(fresh_fp[i:i + 900]))))
-        if not stored:
-            return rows
-        result.duplicates += len(stored)
-        return [r for r in rows if r["event_id"] not in stored]
+        out: set[str] = set()
+        for i in range(0, len(event_ids), 900):  # under SQLite's bound-parameter limit
+            out.update(session.execute(select(col).where(col.in_(event_ids[i:i + 900]))).scalars())
+        return out
 
     def _record_exposure(self, session, progress: Sequence[EventIn], now: datetime) -> None:
         """Widen each (job, host, code version, versions) segment to the steps and times reported."""
@@ -254,13 +277,27 @@ class IngestService:
         if not new_ids:
             return set()
         c = _SIG.c
+        if self._older_rules is None:
+            # New signatures are always made by the current rules, so once a process has seen
+            # none of older rules it never will: the look-up below is skipped for good (it was
+            # a scan per new signature, the cost that grew with a flood).
+            self._older_rules = session.scalar(
+                select(c.id).where(c.rules_version != signatures.RULES_VERSION).limit(1)) is not None
+        if not self._older_rules:
+            return set()
         fresh = session.execute(select(c.id, c.category, c.template).where(c.id.in_(new_ids))).all()
+        templates = sorted({t for _, _, t in fresh})
+        old_by_shape: dict[tuple[str, str], int] = {}
+        for i in range(0, len(templates), 500):  # one query per 500 templates, not one per signature
+            for oid, category, template in session.execute(
+                    select(c.id, c.category, c.template).where(
+                        c.template.in_(templates[i:i + 500]), c.rules_version != signatures.RULES_VERSION,
+                        c.merged_into.is_(None)).order_by(c.id)):
+                old_by_shape.setdefault((category, template), oid)
         carried = set()
         for sid, category, template in fresh:
-            old = session.scalar(select(c.id).where(c.category == category, c.template == template,
-                                                    c.rules_version != signatures.RULES_VERSION, c.merged_into.is_(None),
-                                                    c.id != sid).order_by(c.id).limit(1))
-            if old is not None:
+            old = old_by_shape.get((category, template))
+            if old is not None and old != sid:
                 session.execute(update(_SIG).where(c.id == sid).values(merged_into=old))
                 carried.add(sid)
         return carried

@@ -20,14 +20,15 @@ from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from incidentbot.db import Database
 from incidentbot import audit
 from incidentbot.models import Outbox, SlackMessage, utcnow
 from incidentbot.services.sql import insert_for
 
-__all__ = ["OutboxWorker", "enqueue", "enqueue_update", "PERMANENT_ERRORS", "Rendered"]
+__all__ = ["OutboxWorker", "enqueue", "enqueue_update", "priority_of", "prune_delivered", "PERMANENT_ERRORS", "PRIORITY",
+           "Rendered"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,20 @@ MAX_ATTEMPTS = 50
 METADATA_TYPE = "incidentbot_outbox"
 
 
+# Delivery order by what a message is (lower first). A person waiting on an answer comes first;
+# polls and digests must never wait behind an alert backlog (a storm of new signatures queues
+# hundreds of alerts); edits and thread notes of alerts come last with the alerts themselves.
+PRIORITY = {"ephemeral": 0, "response": 0, "view": 0, "poll": 1, "digest": 2, "hypothesis": 3,
+            "signature_rollup": 5, "signature_alert": 5}
+DEFAULT_PRIORITY = 5
+
+
+def priority_of(op: str, payload: dict | None) -> int:
+    if op in PRIORITY:
+        return PRIORITY[op]
+    return PRIORITY.get((payload or {}).get("render") or "", DEFAULT_PRIORITY)
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     text: str
@@ -54,10 +69,11 @@ class Rendered:
 
 
 def enqueue(session, *, op: str, channel: str | None, payload: dict, message_key: str | None = None,
-            thread_key: str | None = None, dedupe_key: str | None = None) -> bool:
+            thread_key: str | None = None, dedupe_key: str | None = None, priority: int | None = None) -> bool:
     """Add a row unless one with the same dedupe key exists. Returns whether it was added."""
     stmt = insert_for(session, Outbox.__table__).values(
         op=op, channel=channel, payload=payload, message_key=message_key, thread_key=thread_key, dedupe_key=dedupe_key,
+        priority=priority_of(op, payload) if priority is None else priority,
         status="pending", attempts=0, next_attempt_at=utcnow(), created_at=utcnow())
     if dedupe_key:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -71,17 +87,35 @@ def enqueue_update(session, *, message_key: str, payload: dict) -> bool:
                    dedupe_key=f"update:{message_key}")
 
 
+def prune_delivered(db: Database, *, older_than: timedelta = timedelta(hours=1), limit: int = 5000,
+                    clock: Callable[[], datetime] = utcnow) -> int:
+    """One unit of work: delete up to ``limit`` delivered rows that no longer guard anything.
+
+    A row that still holds its dedupe key is the record that its message was queued once (an
+    alert, a poll, an announcement), so it stays: those are bounded by the messages that exist.
+    Delivered edits (which leave their dedupe slot when claimed), thread notes and ephemeral
+    replies are what a storm makes by the thousand; they go after ``older_than``, so the outbox
+    is bounded by what is pending plus one row per message. Returns how many rows went.
+    """
+    cutoff = clock() - older_than
+    with db.write() as session:
+        ids = list(session.scalars(select(Outbox.id).where(
+            Outbox.status == "done", Outbox.dedupe_key.is_(None), Outbox.delivered_at < cutoff)
+            .order_by(Outbox.id).limit(limit)))
+        if ids:
+            session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
+    return len(ids)
+
+
 class OutboxWorker:
     def __init__(self, db: Database, *, client: WebClient, render: Callable[[object, Outbox], Rendered | None],
                  clock: Callable[[], datetime] = utcnow, worker_id: str = "worker",
-                 on_permanent_error: Callable[[Outbox, str], None] | None = None,
                  on_delivered: Callable[[object, Outbox, Rendered], None] | None = None, metrics=None):
         self.db = db
         self.client = client
         self.render = render
         self.clock = clock
         self.worker_id = worker_id
-        self.on_permanent_error = on_permanent_error
         self.on_delivered = on_delivered
         self.metrics = metrics
         self.delivered = 0
@@ -110,7 +144,7 @@ class OutboxWorker:
             due = list(session.scalars(
                 select(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at <= now,
                                      (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
-                .order_by(Outbox.id).limit(50)))
+                .order_by(Outbox.priority, Outbox.id).limit(50)))
             if not due:
                 return None
             messages = {m.key: m for m in session.scalars(select(SlackMessage).where(
@@ -294,7 +328,5 @@ class OutboxWorker:
                 session.execute(update(Outbox).where(Outbox.id == row.id).values(
                     status="failed", claimed_until=None, last_error=error[:500]))
             log.error("outbox %s: Slack refused %s permanently: %s", row.id, row.op, error)
-            if self.on_permanent_error:
-                self.on_permanent_error(row, error)
             return
         self._retry(row, delay=self._backoff(row.attempts), error=error)

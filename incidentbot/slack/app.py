@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from incidentbot.ids import IdError, parse_id
+from incidentbot.services.deliveries import DeliveryLog, delivery_key
 from incidentbot.services.votes import PollClosed, PollError
 from incidentbot.slack.commands import CommandRouter, Invocation, Reply, share_button
 from incidentbot.slack.modals import RESOLVE_CALLBACK, read_resolution
@@ -65,13 +66,31 @@ def _reply_body(reply: Reply, *, command_text: str | None, in_channel: bool = Fa
     return {"response_type": "in_channel" if in_channel else "ephemeral", "text": reply.text, "blocks": blocks}
 
 
-def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None) -> App:
+def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None,
+                    deliveries: DeliveryLog | None = None) -> App:
     settings = rt.settings
     is_admin = is_admin or Permissions(admins=settings.admin_ids(), group=settings.admin_group, client=client)
     router = CommandRouter(rt, is_admin=is_admin)
     app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False,
               request_verification_enabled=True, process_before_response=False, raise_error_for_unhandled_request=False)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slash")
+    deliveries = deliveries or DeliveryLog(rt.db, clock=rt.clock)
+
+    @app.use
+    def once_per_delivery(req, body, next):
+        # After Bolt's own checks (signature, URL verification), before any listener: a delivery
+        # Slack sends again (X-Slack-Retry-Num, a resent command or click) is acked and dropped.
+        key = delivery_key(body) if isinstance(body, dict) else None
+        if key is None or deliveries.first_time(key, by=rt.worker_id):
+            return next()
+        retry = (req.headers.get("x-slack-retry-num") or [""])[0]
+        reason = (req.headers.get("x-slack-retry-reason") or [""])[0]
+        kind = "event" if key.startswith("event:") else str(body.get("type") or ("command" if body.get("command") else "other"))[:40]
+        rt.metrics.slack_duplicates.labels(kind).inc()
+        log.info("Slack delivered %s again (retry %s %s): already handled, acked without acting",
+                 key[:80], retry or "-", reason[:40])
+        return BoltResponse(status=200, body="")
+
     app.router = router  # type: ignore[attr-defined]  # tests reach the router through the app
 
     def run(inv: Invocation) -> Reply:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from incidentbot.api.schemas import signature_record
-from incidentbot.models import Outbox, Poll, Signature, SlackMessage, utcnow
+from incidentbot.models import NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, utcnow
 from incidentbot.services.outbox import Rendered, enqueue, enqueue_update
 from incidentbot.services.signatures import canonical_map
 from incidentbot.slack import views
@@ -35,6 +35,15 @@ class Publisher:
             return Rendered(text=p.get("text", ""), blocks=p.get("blocks"))
         if kind == "signature_alert":
             return self.render_alert(session, int(p["signature_id"]))
+        if kind == "signature_rollup":
+            quota = session.get(NewSignatureQuota, str(p["quota"]))
+            if quota is None:
+                return None
+            text, blocks = views.signature_rollup(
+                job_id=quota.job_id, rolled=quota.rolled, sample=[f"S-{i}" for i in quota.sample],
+                since=quota.window_start, per_job=self.rt.settings.new_signature_alerts,
+                window=self.rt.settings.new_signature_window, command=self.rt.settings.slash_command)
+            return Rendered(text=text, blocks=blocks)
         if kind == "poll":
             poll = session.get(Poll, int(p["poll_id"]))
             if poll is None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from incidentbot.slack.render import (actions, button, code, context, cut, esc, fields, fmt_time, header,
                                       limit_blocks, plural, section)
 
-__all__ = ["signature_alert", "hypothesis_blocks", "signature_blocks", "hypothesis_list", "signature_list", "help_blocks",
+__all__ = ["signature_alert", "signature_rollup", "hypothesis_blocks", "signature_blocks", "hypothesis_list", "signature_list", "help_blocks",
            "notice", "SUBCOMMANDS"]
 
 CAUSE_EMOJI = {"hardware": ":wrench:", "network": ":satellite_antenna:", "software": ":bug:", "data": ":floppy_disk:",
@@ -94,6 +94,21 @@ def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: 
         button("Start vote", "ib:vote_start", sid, style="primary"),
         button("Full record", "ib:link", url=f"{public_url}/v1/signatures/{sid}"),
     ], block_id=f"alert:{sid}"))
+    return text, blocks
+
+
+def signature_rollup(*, job_id: str | None, rolled: int, sample: Sequence[str], since, per_job: int, window: str,
+                     command: str) -> tuple[str, list[dict]]:
+    """One message for the new signatures a flood made beyond the alert quota (edited in place
+    as the count grows), instead of an alert each."""
+    where = f"in job `{esc(cut(job_id, 200))}`" if job_id is not None else "across jobs"
+    why = (f"more than {per_job} in {window}" if job_id is not None else "the channel's limit for this window was reached")
+    text = f"{rolled:,} more new failure {'mode' if rolled == 1 else 'modes'} {where} since {fmt_time(since)}"
+    names = ", ".join(sample) + (f" and {rolled - len(sample):,} more" if rolled > len(sample) else "")
+    blocks = [
+        section(f":rotating_light: *{text}*, not announced one by one ({why}).\n{names}"),
+        context(f"`{command} signatures new` lists them; `{command} merge S-a S-b` joins ones that are one failure mode."),
+    ]
     return text, blocks
 
 

@@ -15,6 +15,10 @@
   var openThreads = new Set();
   var refreshing = null;
 
+  // Same-origin proof for every state-changing request (the server also checks Origin and Host).
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
   function qs(obj) { return new URLSearchParams(obj).toString(); }
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
@@ -98,7 +102,7 @@
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
     try {
-      var r = await fetch(action, { method: "POST", body: body, headers: { Accept: "application/json" } });
+      var r = await fetch(action, { method: "POST", body: body, headers: { Accept: "application/json", "X-CSRF-Token": csrf } });
       var d = {};
       try { d = await r.json(); } catch (err) { d = { ok: r.ok }; }
       if (!r.ok || d.ok === false) {
@@ -122,7 +126,7 @@
     if (!a) return;
     var data;
     try { data = JSON.parse(a.dataset.click); } catch (err) { return; }
-    fetch("/console/click", { method: "POST", body: new URLSearchParams(data), headers: { Accept: "application/json" } }).catch(function () {});
+    fetch("/console/click", { method: "POST", body: new URLSearchParams(data), headers: { Accept: "application/json", "X-CSRF-Token": csrf } }).catch(function () {});
   });
 
   var picker = document.getElementById("user-select");
