@@ -11,6 +11,7 @@ import pytest
 from incidentbot.console.chart import timeline_svg
 from incidentbot.slack.views import signature_alert
 from tests.conftest import add_hypothesis, free_port
+from tests.test_console import open_console
 
 XID79 = "NVRM: Xid (PCI:0000:91:00): 79, pid=1896, GPU has fallen off the bus."
 WATCHDOG = ("[rank{r}]:[E ProcessGroupNCCL.cpp:616] [Rank {r}] Watchdog caught collective operation timeout: "
@@ -55,16 +56,19 @@ def console_app(db, settings_factory):
 
     rt = build_runtime(settings_factory(channel="C0INCIDENTS", scheduler="off"), db=db, migrate=False)
     app = build_app(rt, port=free_port(), start_workers=False)
-    with TestClient(app) as c:
+    # The console answers only for its own Host (127.0.0.1), and /h/ pages need its session cookie.
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         c.rt = rt
         c.headers["Authorization"] = "Bearer test-token"
+        open_console(c, "http://127.0.0.1")
         yield c
 
 
 def test_runbook_panel_renders_mrkdwn(console_app):
     c = console_app
-    c.post("/v1/events", json={"events": [{"job_id": "run-1", "host": "node-7", "gpu": "GPU3", "message": XID79,
-                                           "time": T0.isoformat()}]})
+    r = c.post("/v1/events", json={"events": [{"job_id": "run-1", "host": "node-7", "gpu": "GPU3", "message": XID79,
+                                               "time": T0.isoformat()}]})
+    assert r.status_code == 202, r.text
     hid = add_hypothesis(c.rt.db, "GPU3 on node-7 fell off the bus", {1: 1}, cause_class="hardware")
     summary = c.rt.runbooks.summary("gpu-fallen-off-bus")
     assert "*" in summary  # the summary is Slack mrkdwn (bold headings)
