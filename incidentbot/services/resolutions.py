@@ -120,7 +120,10 @@ class ResolutionService:
                     actual = (r.get("versions") or {}).get(name.strip()) if sep else r.get("code_version")
                     if not version_at_least(actual, ver.strip() if sep else fixed_in):
                         continue
-                if r["time"] <= (h.resolved_at or now) and not actual:
+                # The time the event says it happened: one stored at receive time because its
+                # clock was off (sent_time) still tells that it ran before the fix.
+                happened = r.get("sent_time") or r["time"]
+                if happened <= (h.resolved_at or now) and not actual:
                     # An old event arriving late is not a regression, unless it says it ran the
                     # fixed version (then the fix did not hold, whenever it was sent).
                     continue
