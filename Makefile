@@ -6,22 +6,33 @@ STAMP := $(VENV)/.installed-dev
 # Real failure texts (outside the package): runbook patterns are also tried on them when present.
 SAMPLES := ../shared/data/gpu-failures/exemplars.jsonl
 
-.PHONY: run test venv bench lint clean
+.PHONY: run test venv bench lint clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the project's dependencies change.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Dependencies come from the lock files (exact versions, with hashes), the package itself is
+# installed editable on top without resolving anything. Reinstall when either changes.
+# `make lock` re-resolves pyproject.toml into requirements.lock (deploy) and requirements-dev.lock.
+LOCK_FLAGS := --python-version 3.11 --universal --generate-hashes
+$(STAMP): pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
 
 venv: $(STAMP)
 
+# Host and port have one home: `serve`'s own defaults (127.0.0.1:8000), so `make run ARGS="--port
+# 8123"` passes one --port and links follow it. The demo feeds a simulated incident (only here).
 run: $(STAMP)
-	$(BIN)/incidentbot serve --host 127.0.0.1 --port 8000 $(ARGS)
+	$(BIN)/incidentbot serve --demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/incidentbot runbooks check runbooks $(if $(wildcard $(SAMPLES)),--samples $(SAMPLES))

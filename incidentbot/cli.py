@@ -194,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the service (HTTP API, Slack app, workers)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
-                   help="feed a simulated incident into the local console (default: on for an empty database without Slack)")
+    s.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False,
+                   help="feed a simulated incident into the local console (writes simulated events: never without it)")
     s.add_argument("--allow-remote", action="store_true", help="let the local console listen on a non-loopback address")
     s.add_argument("--workers", type=int, default=1, help="worker processes (needs Slack credentials; default 1)")
     s.set_defaults(func=cmd_serve)

@@ -75,14 +75,53 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
         uvicorn.run("incidentbot.server:worker_app", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", timeout_graceful_shutdown=10)
         return 0
+    settings = with_served_url(settings, host=host, port=port)
     rt = build_runtime(settings)
-    if demo is None:
-        # The demo is the default only where it cannot get in anyone's way: no Slack, no data yet.
-        from sqlalchemy import func, select
-
-        from incidentbot.models import Event
-        with rt.db.read() as session:
-            demo = not settings.uses_real_slack and not session.scalar(select(func.count()).select_from(Event))
+    # The demo writes simulated events into the database, so it runs only when asked: any client
+    # of the contract would otherwise read events nobody sent.
+    demo = bool(demo)
+    if demo and settings.uses_real_slack:
+        print("incidentbot: --demo feeds the local console; it does not run with Slack credentials set", file=sys.stderr)
+        demo = False
     app = build_app(rt, demo=demo, port=port)
+    print(startup_banner(settings, host=host, port=port, workspace=app.state.slack.workspace, demo=demo), flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     return 0
+
+
+def _shown_host(host: str) -> str:
+    """The address a person can open: the unspecified address means this machine too."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def with_served_url(settings, *, host: str, port: int):
+    """Links in messages (digests, alerts, polls) point at the address served, unless
+    INCIDENTBOT_PUBLIC_URL says otherwise: the port comes from one place, ``serve --port``."""
+    if "public_url" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"public_url": f"http://{_shown_host(host)}:{port}"})
+
+
+def startup_banner(settings, *, host: str, port: int, workspace, demo: bool) -> str:
+    """What ``serve`` prints on start: where the console and API are and, without Slack
+    credentials, the local Slack stand-in's Web API URL and bot token, for
+    ``slack_sdk.WebClient(token=..., base_url=...)``."""
+    base = f"http://{_shown_host(host)}:{port}"
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    lines = [f"incidentbot serving on {base}  (database {database})",
+             f"  HTTP API:             {base}/v1/  (OpenAPI at {base}/docs)"]
+    if workspace is not None:
+        lines += [f"  console:              {base}/",
+                  f"  Slack stand-in API:   {base}/localslack/api/",
+                  f"  Slack stand-in token: {workspace.bot_token}",
+                  "  (no Slack credentials: messages go to the local stand-in; "
+                  "slack_sdk.WebClient(token=TOKEN, base_url=API) talks to it)"]
+    else:
+        lines.append(f"  Slack:                {settings.slack_api_url}")
+    if demo:
+        lines.append("  demo: feeding a simulated incident into the console")
+    return "\n".join(lines)

@@ -158,12 +158,27 @@ def test_button_text_76_rejected(client):
         [section("x", block_id="b" * 256)],
         [{"type": "actions", "elements": [button_block(action_id=f"a{i}")["elements"][0] for i in range(26)]}],
         [{"type": "no_such_block"}],
+        # What Slack refuses beyond the size limits: a header with mrkdwn text, a header over
+        # 150 characters, one action_id twice in a block, one block_id twice in a message.
+        [{"type": "header", "text": {"type": "mrkdwn", "text": "*H-1* regressed"}}],
+        [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+        [{"type": "actions", "elements": [button_block(action_id="ib:vote")["elements"][0]] * 2}],
+        [section("a", block_id="same"), section("b", block_id="same")],
     ],
 )
 def test_block_kit_limits(client, blocks):
     with pytest.raises(SlackApiError) as ei:
         client.chat_postMessage(channel="C0INC", text="x", blocks=blocks)
     assert api_error(ei) == "invalid_blocks"
+
+
+def test_what_slack_accepts_is_accepted(client):
+    """The known-good twins of the refusals above."""
+    client.chat_postMessage(channel="C0INC", text="x", blocks=[
+        {"type": "header", "text": {"type": "plain_text", "text": "h" * 150}},
+        {"type": "actions", "elements": [button_block(action_id=a)["elements"][0] for a in ("ib:a", "ib:b")]},
+        {"type": "actions", "elements": [button_block(action_id="ib:a")["elements"][0]]},  # same id, other block
+        section("a", block_id="one"), section("b", block_id="two")])
 
 
 def test_text_limits(client):

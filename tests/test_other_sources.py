@@ -75,11 +75,11 @@ def test_reporter_retries_5xx_with_one_event_id():
 def test_alertmanager_conversion_and_webhook(client):
     events = from_alertmanager(AM_PAYLOAD)
     assert events.skipped_resolved == 1
-    assert events[0]["host"] == "c1-gpu0007" and events[0]["gpu"] == "3" and events[0]["job_id"] == "run-42"
+    assert events[0]["host"] == "c1-gpu0007" and events[0]["gpu"] == "GPU3" and events[0]["job_id"] == "run-42"
     assert events[0]["cluster"] == "c1" and events[0]["event_id"] == "am:a1b2c3:2025-01-20T10:00:00Z"
     headers = {"Authorization": "Bearer am-token"}
     r = client.post("/v1/alertmanager", json=AM_PAYLOAD, headers=headers)
-    assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0, "resolved_skipped": 1}
+    assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0, "resolved_skipped": 1, "batches": 1}
     assert client.post("/v1/alertmanager", json=AM_PAYLOAD, headers=headers).json()["duplicates"] == 1
     sig = client.get("/v1/signatures").json()["signatures"][0]
     assert sig["category"] == "xid" and "79" in sig["title"]

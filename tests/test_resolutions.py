@@ -58,6 +58,42 @@ def test_event_on_older_version_does_not_reopen_but_later_does(client, runtime):
     assert detail["resolution"]["fixed_in"] == "v1.5" and detail["status"] == "regressed"
 
 
+XID79 = "NVRM: Xid (PCI:0000:91:00): 79, pid=1896, GPU has fallen off the bus."
+
+
+def setup_resolved_hardware(client, runtime, *, scope: dict) -> int:
+    client.post("/v1/events", json={"events": [event(event_id=f"x{i}", job_id=f"j{i}", host="node-7", gpu="GPU3", message=XID79)
+                                               for i in range(3)]})
+    with runtime.db.write() as s:
+        h = Hypothesis(title="GPU3 of node-7 fell off the bus", cause_class="hardware", scope=scope)
+        s.add(h)
+        s.flush()
+        s.add(HypothesisSignature(hypothesis_id=h.id, signature_id=1, event_count=3))
+        hid = h.id
+    runtime.resolutions.resolve(hid, cause="bad GPU", fix="replaced GPU3", actor="UALICE")
+    return hid
+
+
+# (case, scope, where the same text comes back, regressed?)
+SCOPED = [
+    ("another host", {"hosts": ["node-7"]}, {"host": "node-8", "gpu": "GPU3"}, False),
+    ("same host", {"hosts": ["node-7"]}, {"host": "node-7", "gpu": "GPU3"}, True),
+    ("no host given", {"hosts": ["node-7"]}, {}, False),
+    ("another GPU of the host", {"hosts": ["node-7"], "gpus": ["node-7/GPU3"]}, {"host": "node-7", "gpu": "GPU1"}, False),
+    ("the same GPU", {"hosts": ["node-7"], "gpus": ["node-7/GPU3"]}, {"host": "node-7", "gpu": "GPU3"}, True),
+    ("another job of a job-scoped fault", {"jobs": ["j0"]}, {"job_id": "j9", "host": "node-7"}, False),
+    ("unscoped: anywhere", {}, {"host": "node-8"}, True),
+]
+
+
+@pytest.mark.parametrize("case,scope,where,regressed", SCOPED, ids=[c[0] for c in SCOPED])
+def test_regression_respects_the_hypothesis_scope(client, runtime, case, scope, where, regressed):
+    hid = setup_resolved_hardware(client, runtime, scope=scope)
+    r = client.post("/v1/events", json={"events": [event(event_id="back", message=XID79, **{"job_id": "j0", **where})]})
+    assert r.json()["accepted"] == 1
+    assert status(runtime, hid) == ("regressed" if regressed else "resolved")
+
+
 def test_framework_version_fixed_in(client, runtime):
     hid = setup_resolved(client, runtime, fixed_in="torch=2.4.1")
     client.post("/v1/events", json={"events": [event(event_id="o", message=ILLEGAL, versions={"torch": "2.4.0"})]})

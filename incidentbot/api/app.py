@@ -195,12 +195,18 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             count_rejected("alertmanager", len(converted))
             raise _BadRequest(422, {"detail": "some alerts cannot be stored; nothing was stored",
                                     "errors": [e.as_dict() for e in errors[:500]]})
-        accepted = duplicates = 0
-        if events:
-            result = await ingest(events, "alertmanager")
-            accepted, duplicates = result.accepted, result.duplicates
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "resolved_skipped": converted.skipped_resolved},
-                            status_code=202)
+        # Alertmanager sends a whole group in one payload and retries it whole on an error, so a
+        # payload over the batch cap is stored in chunks of at most the cap, each its own
+        # transaction (refusing it would lose the group for good). Every alert has a
+        # deterministic event id, so a retry after a failed chunk stores each alert once.
+        rt.metrics.events.labels("resolved", "alertmanager").inc(converted.skipped_resolved)
+        accepted = duplicates = batches = 0
+        size = settings.max_batch_events
+        for start in range(0, len(events), size):
+            result = await ingest(events[start:start + size], "alertmanager")
+            accepted, duplicates, batches = accepted + result.accepted, duplicates + result.duplicates, batches + 1
+        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "resolved_skipped": converted.skipped_resolved,
+                             "batches": batches}, status_code=202)
 
     @app.get("/v1/events", response_model=schemas.EventPage, tags=["read"])
     def get_events(_auth: ReadAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):

@@ -2,6 +2,8 @@
 
 Pure function of the data, no JavaScript needed: each panel is a small multi-series line chart
 (one line per signature, a dot per non-empty bin with a <title> tooltip and data-* attributes).
+The count axis is logarithmic: a storm of 1,200 events beside the one Xid that caused it must
+not flatten the cause's line to zero (one event sits at a visible height; ticks 1, 10, 100 …).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from html import escape
+from math import log10
 
 from markupsafe import Markup
 
@@ -36,12 +39,26 @@ def _bins(values: Sequence[float], lo: float, hi: float) -> list[int]:
     return counts
 
 
+def _height(count: int, peak: int) -> float:
+    """Share of the plot height for ``count`` on a log scale (0 → 0, peak → 1)."""
+    return log10(1 + count) / log10(1 + peak) if count > 0 and peak > 0 else 0.0
+
+
+def _log_ticks(peak: int) -> list[int]:
+    """1, 10, 100 … up to the peak, and the peak itself."""
+    ticks, t = [], 1
+    while t < peak:
+        ticks.append(t)
+        t *= 10
+    return ticks + [peak]
+
+
 def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple[str, str, list[float]]],
            fmt) -> None:
     """One panel at vertical offset y0. series: (signature id, colour, values)."""
     plot_w, plot_h = W - PAD_L - PAD_R, PANEL_H - PAD_T - PAD_B
     top = y0 + PAD_T
-    out.append(f'<g class="panel" data-axis="{_e(axis)}">')
+    out.append(f'<g class="panel" data-axis="{_e(axis)}" data-scale="log">')
     out.append(f'<text class="panel-title" x="{PAD_L}" y="{y0 + 16}">{_e(title)}</text>')
     everything = [v for _, _, vals in series for v in vals]
     if not everything:
@@ -55,10 +72,10 @@ def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple
     # axes and grid
     out.append(f'<line class="axis" x1="{PAD_L}" y1="{top + plot_h}" x2="{PAD_L + plot_w}" y2="{top + plot_h}"/>')
     out.append(f'<line class="axis" x1="{PAD_L}" y1="{top}" x2="{PAD_L}" y2="{top + plot_h}"/>')
-    for frac in (0.5, 1.0):
-        y = top + plot_h - frac * plot_h
+    for tick in _log_ticks(peak):
+        y = top + plot_h - _height(tick, peak) * plot_h
         out.append(f'<line class="grid" x1="{PAD_L}" y1="{y:.1f}" x2="{PAD_L + plot_w}" y2="{y:.1f}"/>')
-        out.append(f'<text class="tick" x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(round(peak * frac))}</text>')
+        out.append(f'<text class="tick" x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(f"{tick:,}")}</text>')
     out.append(f'<text class="tick" x="{PAD_L - 6}" y="{top + plot_h + 4}" text-anchor="end">0</text>')
     for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
         x = PAD_L + frac * plot_w
@@ -69,7 +86,7 @@ def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple
         pts = []
         for i, c in enumerate(counts):
             x = PAD_L + (i + 0.5) * step_w
-            y = top + plot_h - c / peak * plot_h
+            y = top + plot_h - _height(c, peak) * plot_h
             pts.append((x, y, c, i))
         out.append(f'<polyline class="series" data-signature="{_e(sid)}" fill="none" stroke="{colour}" stroke-width="1.5" '
                    f'points="{" ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in pts)}"/>')

@@ -25,6 +25,7 @@ MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
 MAX_ID = 255
 MAX_ACTIONS_ELEMENTS = 25
+MAX_HEADER_TEXT = 150
 
 Problem = Optional[tuple[str, list[str]]]
 
@@ -74,6 +75,13 @@ def _check_block_raw(b: Any, ptr: str, errors: list[str]) -> None:
     if isinstance(bid, str) and len(bid) > MAX_ID:
         errors.append(f"[ERROR] must be less than {MAX_ID + 1} characters [json-pointer:{ptr}/block_id]")
     btype = b["type"]
+    if btype == "header":
+        # Slack: a header's text is a plain_text object of at most 150 characters; mrkdwn is refused.
+        text = b.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text":
+            errors.append(f"[ERROR] must be a valid enum value: plain_text [json-pointer:{ptr}/text/type]")
+        elif isinstance(text.get("text"), str) and len(text["text"]) > MAX_HEADER_TEXT:
+            errors.append(f"[ERROR] must be less than {MAX_HEADER_TEXT + 1} characters [json-pointer:{ptr}/text/text]")
     if btype == "section":
         t = _text_of(b.get("text"))
         if t is not None and len(t) > MAX_SECTION_TEXT:
@@ -105,8 +113,15 @@ def _check_block_raw(b: Any, ptr: str, errors: list[str]) -> None:
                 errors.append(
                     f"[ERROR] no more than {MAX_ACTIONS_ELEMENTS} items allowed [json-pointer:{ptr}/elements]"
                 )
+            seen: set[str] = set()
             for i, el in enumerate(els):
                 _check_element(el, f"{ptr}/elements/{i}", errors)
+                # Slack: an action_id is unique within its block (a click names one element).
+                aid = el.get("action_id") if isinstance(el, dict) else None
+                if isinstance(aid, str):
+                    if aid in seen:
+                        errors.append(f"[ERROR] duplicate action_id {aid!r} [json-pointer:{ptr}/elements/{i}/action_id]")
+                    seen.add(aid)
     elif btype == "input":
         if isinstance(b.get("element"), dict):
             _check_element(b["element"], f"{ptr}/element", errors)
@@ -119,9 +134,16 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_MESSAGE) -> Pro
     errors: list[str] = []
     if len(blocks) > max_blocks:
         errors.append(f"[ERROR] no more than {max_blocks} items allowed [json-pointer:/blocks]")
+    block_ids: set[str] = set()
     for i, b in enumerate(blocks):
         ptr = f"/blocks/{i}"
         _check_block_raw(b, ptr, errors)
+        bid = b.get("block_id") if isinstance(b, dict) else None
+        if isinstance(bid, str):
+            # Slack: a block_id is unique within a message or view.
+            if bid in block_ids:
+                errors.append(f"[ERROR] duplicate block_id {bid!r} [json-pointer:{ptr}/block_id]")
+            block_ids.add(bid)
         if not isinstance(b, dict):
             continue
         try:

@@ -174,6 +174,13 @@ class IngestService:
             result.duplicates += len(rows) - len(inserted)
             if len(inserted) < len(rows):
                 rows = [r for r in rows if r["event_id"] in inserted]
+                # A concurrent writer stored one of these ids after the look-up above: a
+                # signature made only for such rows holds no event, so it is not kept.
+                empty = new_ids - {r["signature_id"] for r in rows}
+                if empty:
+                    session.execute(_SIG.delete().where(_SIG.c.id.in_(sorted(empty))))
+                    new_ids -= empty
+                    learned.ids = {k: v for k, v in learned.ids.items() if v not in empty}
             if rows:
                 self._update_counters(session, rows, result, learned)
             # A signature whose every event was a duplicate (a resend racing its first copy) is

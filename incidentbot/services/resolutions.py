@@ -111,7 +111,7 @@ class ResolutionService:
         now = self.clock()
         for r in rows:
             for h in by_sig.get(canon[r["signature_id"]], []):
-                if h.status != "resolved":
+                if h.status != "resolved" or not in_scope(h.scope or {}, r):
                     continue
                 fixed_in = (h.resolution or {}).get("fixed_in") or ""
                 actual = None
@@ -120,7 +120,10 @@ class ResolutionService:
                     actual = (r.get("versions") or {}).get(name.strip()) if sep else r.get("code_version")
                     if not version_at_least(actual, ver.strip() if sep else fixed_in):
                         continue
-                if r["time"] <= (h.resolved_at or now) and not actual:
+                # The time the event says it happened: one stored at receive time because its
+                # clock was off (sent_time) still tells that it ran before the fix.
+                happened = r.get("sent_time") or r["time"]
+                if happened <= (h.resolved_at or now) and not actual:
                     # An old event arriving late is not a regression, unless it says it ran the
                     # fixed version (then the fix did not hold, whenever it was sent).
                     continue
@@ -137,6 +140,23 @@ class ResolutionService:
                                   + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "") + f") but it is back in {_esc(where)}.")
                 reopened.append(h.id)
         return reopened
+
+
+def in_scope(scope: dict, row: dict) -> bool:
+    """Whether an event falls inside a hypothesis's scope (pure). A fault resolved on one host
+    (one GPU, one job) does not regress when the same text appears elsewhere: that is a new
+    occurrence, for the analysis to explain. An event that does not say where it ran cannot show
+    that the fix failed where it was made, so it is outside a scoped hypothesis too."""
+    hosts = scope.get("hosts")
+    if hosts and row.get("host") not in hosts:
+        return False
+    gpus = scope.get("gpus")
+    if gpus and row.get("gpu") is not None and f"{row.get('host')}/{row.get('gpu')}" not in gpus:
+        return False
+    jobs = scope.get("jobs")
+    if jobs and row.get("job_id") not in jobs:
+        return False
+    return True
 
 
 def _esc(text: str) -> str:

@@ -15,7 +15,7 @@ from incidentbot.db import Database
 from incidentbot.models import RunbookLink, Signature, utcnow
 from incidentbot.runbooks import Runbook, load_with_errors, match_runbooks, summarize
 
-__all__ = ["RunbookService", "RunbookChoice"]
+__all__ = ["RunbookService", "RunbookChoice", "cause_first"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,22 @@ class RunbookChoice:
     runbook: Runbook
     reason: str  # "linked by U123" or the matcher's reason
     manual: bool
+
+
+def cause_first(signatures: Iterable[Signature], *, cause_class: str | None) -> list[Signature]:
+    """A hypothesis's signatures in the order its runbooks are offered (pure): the cause's own
+    signatures first (those of the hypothesis's cause class, most frequent first), then the rest
+    in the order they first appeared, so a precursor comes before the storm it set off. An Xid 79
+    hypothesis offers the Xid runbook before the NCCL-watchdog one, however many watchdog
+    timeouts the storm produced."""
+    known = cause_class if cause_class and cause_class != "unknown" else None
+
+    def key(s: Signature):
+        if known and s.cause_class == known:
+            return (0, 0.0, -s.count, s.id or 0)
+        return (1, s.first_seen.timestamp() if s.first_seen else 0.0, -s.count, s.id or 0)
+
+    return sorted(signatures, key=key)
 
 
 class RunbookService:
@@ -75,10 +91,13 @@ class RunbookService:
         return self._choose(self._links(session, f"S-{sig.id}"), self.auto_for_signature(sig))
 
     def for_hypothesis(self, session, hid: int, signatures: Iterable[Signature]) -> list[RunbookChoice]:
+        from incidentbot.models import Hypothesis
+
         auto: list[tuple[str, str]] = []
         seen = set()
-        # The hypothesis inherits its signatures' matches, most frequent signature first.
-        for sig in sorted(signatures, key=lambda s: -s.count):
+        h = session.get(Hypothesis, hid)
+        # The hypothesis inherits its signatures' matches, its cause's signatures first.
+        for sig in cause_first(signatures, cause_class=h.cause_class if h is not None else None):
             for rid, reason in self.auto_for_signature(sig):
                 if rid not in seen:
                     seen.add(rid)
@@ -139,7 +158,7 @@ class RunbookService:
         for link in session.scalars(select(RunbookLink)):
             all_links.setdefault(link.target, {})[link.runbook_id] = link
         for h in hyps:
-            hsigs = sorted((sigs[s] for s in links.get(h.id, []) if s in sigs), key=lambda s: -s.count)
+            hsigs = cause_first([sigs[s] for s in links.get(h.id, []) if s in sigs], cause_class=h.cause_class)
             auto, seen = [], set()
             for sig in hsigs:
                 for rid, reason in self.auto_for_signature(sig):

@@ -181,7 +181,14 @@ class CommandRouter:
         return Reply(text, blocks, shareable=True)
 
     def analyze(self, inv, args) -> Reply:
-        s = self.rt.hypotheses.analyze()
+        from incidentbot.services.hypotheses import AnalysisBusy
+        try:
+            # The lease the background worker, the API and the CLI take: two analyses never
+            # reconcile over each other. The reply goes through response_url, so waiting is fine.
+            s = self.rt.hypotheses.analyze_exclusive(worker=f"{self.rt.worker_id}:slack:{inv.user}")
+        except AnalysisBusy as exc:
+            text = f"Not analysed: {exc}."
+            return Reply(text, [section(text)])
         text = (f"Analysed {s.events:,} events in {s.seconds:.1f}s: {s.hypotheses} hypotheses "
                 f"({len(s.created)} new, {len(s.updated)} changed, {len(s.retired)} retired).")
         return Reply(text, [section(text)])

@@ -31,7 +31,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("unmute S-n", "resume alerts"),
     ("link H-n|S-n RUNBOOK", "attach a runbook; `unlink` removes one"),
     ("runbooks [words]", "search runbooks"),
-    ("digest preview", "this week's digest, only to you"),
+    ("digest preview [2025-W03]", "last week's digest (the last full week), or the week named; only to you"),
     ("help", "this list"),
 ]
 
@@ -67,7 +67,9 @@ def _runbook_steps(rb: dict) -> str:
 def _signature_facts(sig: dict) -> list[tuple[str, str]]:
     return [
         ("Events", f"{sig['count']:,}"),
-        ("Where", f"{plural(sig['job_count'], 'job')} · {plural(sig['host_count'], 'host')} · {plural(sig['rank_count'], 'rank')}"),
+        # A host-level fault (an Xid, a kernel line) has no rank: "0 ranks" would read as a count.
+        ("Where", " · ".join([plural(sig['job_count'], 'job'), plural(sig['host_count'], 'host')]
+                             + ([plural(sig['rank_count'], 'rank')] if sig.get('rank_count') else []))),
         ("First seen", fmt_time(sig["first_seen"])),
         ("Last seen", fmt_time(sig["last_seen"])),
         ("Kind", f"{CAUSE_EMOJI.get(sig['cause_class'], '')} {esc(sig['category'])} · {esc(sig['cause_class'])}"),
