@@ -40,6 +40,7 @@ version rules already cover."""
 
 _IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 _SEPARATORS = "-_."
+_MAX_NAME = 253  # a DNS name's limit; a longer "host" is no name to read structure from (and keeps this linear)
 
 
 def _ipv4(name: str) -> tuple[int, int, int, int] | None:
@@ -243,7 +244,7 @@ def candidate_groups(hosts: Iterable[str], *, min_size: int = 2) -> dict[str, fr
         if ip is not None:
             subnets[f"subnet {ip[0]}.{ip[1]}.{ip[2]}.0/24"].add(h)
             continue
-        if ":" in c:
+        if ":" in c or len(c) > _MAX_NAME:
             continue
         for a, b in _tokens(c):
             tok = c[a:b]
@@ -255,8 +256,9 @@ def candidate_groups(hosts: Iterable[str], *, min_size: int = 2) -> dict[str, fr
                 while j < len(tok) and tok[j].isdigit():
                     j += 1
                 racks[f"rack {c[:a]}{tok[:j]}"].add(h)
-        for a, b in _tokens(c):
-            if a > 0 and any(ch.isdigit() for ch in c[a:]):
+        last_digit = max((i for i, ch in enumerate(c) if ch.isdigit()), default=-1)
+        for a, _b in _tokens(c):
+            if 0 < a <= last_digit:  # the rest holds a number: a prefix before a numbered part
                 prefixes[f"prefix {c[:a]}"].add(h)
         ld = _last_digits(c)
         if ld is not None:
