@@ -3,7 +3,7 @@
 import random
 
 from incidentbot.analysis import analyze
-from incidentbot.analysis.engine import version_key
+from incidentbot.analysis.versions import version_key
 from incidentbot.analysis.synth import Fleet
 
 NAN = 20

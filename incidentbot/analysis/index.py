@@ -1,0 +1,180 @@
+"""The shared event index every rule reads: records sorted by time, per-signature and per-job
+indexes, occurrences, exposure, and the wording helpers of evidence lines."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from dataclasses import dataclass, field
+
+from .model import EventRecord, SignatureInfo
+from .settings import Settings
+from .stats import strength
+
+
+def fmt_n(x: float) -> str:
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:,.1f}"
+    return f"{int(x):,}"
+
+
+def fmt_p(p: float) -> str:
+    if p <= 0:
+        return "p<1e-300"
+    if p >= 0.01:
+        return f"p={p:.2f}"
+    e = math.floor(math.log10(p))
+    return f"p≈1e{e}"
+
+
+def confidence_from(p: float, *, agree: bool = True) -> float:
+    s = min(strength(p), 60.0)
+    c = s / (s + 3.0)
+    if not agree:
+        c *= 0.8
+    return round(min(0.97, max(0.0, c)), 3)
+
+
+def near(sorted_times: list[float], t: float, w: float) -> bool:
+    k = bisect.bisect_left(sorted_times, t - w)
+    return k < len(sorted_times) and sorted_times[k] <= t + w
+
+
+@dataclass
+class Component:
+    """Events of one signature explained by one evidence profile."""
+
+    sig: int
+    kind: str
+    key: tuple
+    events: list[int]  # indices into the sorted event list
+    p: float
+    evidence: list[str]
+    scope: dict[str, list[str]] = field(default_factory=dict)
+    compat: frozenset = frozenset()  # other keys this component is consistent with (onset)
+    cause_class: str = "unknown"
+    label: str = ""  # e.g. "since torch 2.3.0"
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+class Exposure:
+    """Steps each job ran, per host and per version segment, seen through the events."""
+
+    def __init__(self, events: Sequence[EventRecord]):
+        job_min: dict[str, float] = {}
+        job_host_max: dict[tuple[str, str], float] = {}
+        seg: dict[tuple[str, tuple], list[float]] = {}
+        job_tmin: dict[str, float] = {}
+        job_tmax: dict[str, float] = {}
+        job_has_step: set[str] = set()
+        job_host_t: dict[tuple[str, str], float] = {}
+        seg_t: dict[tuple[str, tuple], list[float]] = {}
+        for e in events:
+            j = e.job_id
+            t = e.time
+            if j not in job_tmin or t < job_tmin[j]:
+                job_tmin[j] = t
+            if j not in job_tmax or t > job_tmax[j]:
+                job_tmax[j] = t
+            vk = (e.code_version, e.versions)
+            sk = (j, vk)
+            st = seg_t.get(sk)
+            if st is None:
+                seg_t[sk] = [t, t]
+            else:
+                if t < st[0]:
+                    st[0] = t
+                if t > st[1]:
+                    st[1] = t
+            if e.host is not None:
+                hk = (j, e.host)
+                if job_host_t.get(hk, -1e300) < t:
+                    job_host_t[hk] = t
+            s = e.step
+            if s is None:
+                continue
+            job_has_step.add(j)
+            if j not in job_min or s < job_min[j]:
+                job_min[j] = s
+            if e.host is not None:
+                hk = (j, e.host)
+                if job_host_max.get(hk, -1) < s:
+                    job_host_max[hk] = s
+            sv = seg.get(sk)
+            if sv is None:
+                seg[sk] = [s, s]
+            else:
+                if s < sv[0]:
+                    sv[0] = s
+                if s > sv[1]:
+                    sv[1] = s
+        self.unit: dict[str, str] = {}
+        # exposure per (job, host): steps from the job's first step to the host's last; minutes if no steps
+        self.job_host: dict[str, dict[str, float]] = defaultdict(dict)
+        for (j, h), tmax in job_host_t.items():
+            if j in job_has_step:
+                hm = job_host_max.get((j, h))
+                x = (hm - job_min[j] + 1) if hm is not None else 1.0
+            else:
+                x = (tmax - job_tmin[j]) / 60.0 + 1
+            self.job_host[j][h] = max(1.0, float(x))
+        self.segments: list[tuple[str, str | None, tuple, float]] = []  # (job, code, versions, exposure)
+        for (j, vk), (t0, t1) in seg_t.items():
+            if j in job_has_step:
+                sv = seg.get((j, vk))
+                x = (sv[1] - sv[0] + 1) if sv else 1.0
+                self.unit[j] = "steps"
+            else:
+                x = (t1 - t0) / 60.0 + 1
+                self.unit[j] = "minutes"
+            self.segments.append((j, vk[0], vk[1], max(1.0, float(x))))
+        self.segments.sort(key=lambda s: (s[0], str(s[1]), s[2]))
+        self.job_hosts = {j: sorted(hs) for j, hs in self.job_host.items()}
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+
+class Index:
+    def __init__(self, events, signatures, topology, constraints, settings: Settings, exposure=()):
+        self.ev: list[EventRecord] = sorted(events, key=lambda e: (e.time, e.id))
+        self.sigs: Mapping[int, SignatureInfo] = signatures
+        self.topo: Mapping[str, str] = topology or {}
+        self.cons = constraints
+        self.S = settings
+        # Progress reports widen what each job is known to have run (hosts, versions, steps);
+        # they are not failures, so only the exposure sees them.
+        self.expo = Exposure(self.ev + sorted(exposure, key=lambda e: (e.time, e.id)) if exposure else self.ev)
+        self.by_sig: dict[int, list[int]] = defaultdict(list)
+        self.by_job: dict[str, list[int]] = defaultdict(list)
+        for i, e in enumerate(self.ev):
+            self.by_sig[e.signature_id].append(i)
+            self.by_job[e.job_id].append(i)
+        self.job_times = {j: [self.ev[i].time for i in idx] for j, idx in self.by_job.items()}
+        self.occ: list[int] = [0] * len(self.ev)  # occurrence (burst) id per event
+        self.storm_bursts: list[tuple[int, str, list[int]]] = []  # (sig, job, event indices)
+        self.in_storm: set[int] = set()
+        self.components: list[Component] = []
+        self.taken: set[int] = set()
+
+    def sig_title(self, s: int) -> str:
+        si = self.sigs.get(s)
+        return si.title if si else f"signature {s}"
+
+    def sig_class(self, s: int) -> str:
+        si = self.sigs.get(s)
+        return si.cause_class if si else "unknown"
+
+    def add(self, c: Component) -> None:
+        self.components.append(c)
+        self.taken.update(c.events)
+
+    def apart_allows(self, sigs: set[int]) -> bool:
+        return all(len(sigs & g) < 2 for g in self.cons.apart)
+
