@@ -101,7 +101,7 @@ class Hyp:
             title = f"Network fault under switch {', '.join(scope.get('switches', ['?']))}: {n_sym} symptom" + (
                 "s" if n_sym > 1 else "")
         elif kind == "data_step":
-            title = (f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of "
+            title = (f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
                      f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart")
         elif kind == "storm":
             others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]

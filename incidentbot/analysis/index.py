@@ -8,9 +8,11 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .lineage import run_key
 from .model import EventRecord, SignatureInfo
+from .names import canonical_host, expand_nodelist
 from .settings import Settings
 from .stats import strength
 
@@ -141,11 +143,49 @@ class Exposure:
 
 
 
+def _host_spellings(records: Sequence[EventRecord], limit: int) -> dict[str, str | None]:
+    """Each distinct host field -> the one spelling analysis uses: FQDN and short name agree; a
+    SLURM node list naming several hosts is a job-wide line, not any one host's (None)."""
+    out: dict[str, str | None] = {}
+    for e in records:
+        h = e.host
+        if h is None or h in out:
+            continue
+        if "[" in h or "," in h:
+            try:
+                hosts = expand_nodelist(h, limit=limit)
+            except ValueError:
+                hosts = []
+            out[h] = canonical_host(hosts[0]) if len(hosts) == 1 else None
+        else:
+            out[h] = canonical_host(h)
+    return out
+
+
+def normalise(records: Sequence[EventRecord], spell: Mapping[str, str | None]) -> list[EventRecord]:
+    """Records with the host under its one spelling (a new record only where it changes)."""
+    out = []
+    for e in records:
+        if e.host is not None and spell[e.host] != e.host:
+            e = replace(e, host=spell[e.host])
+        out.append(e)
+    return out
+
+
 class Index:
     def __init__(self, events, signatures, topology, constraints, settings: Settings, exposure=()):
-        self.ev: list[EventRecord] = sorted(events, key=lambda e: (e.time, e.id))
+        spell = _host_spellings(list(events) + list(exposure), settings.nodelist_limit)
+        self.ev: list[EventRecord] = sorted(normalise(events, spell), key=lambda e: (e.time, e.id))
+        exposure = normalise(exposure, spell)
         self.sigs: Mapping[int, SignatureInfo] = signatures
-        self.topo: Mapping[str, str] = topology or {}
+        self.topo: Mapping[str, str] = {canonical_host(h): sw for h, sw in (topology or {}).items()}
+        # how many stored events each record stands for (occurrence aggregates): every count weighs by it
+        self.w: list[int] = [max(1, e.count) for e in self.ev]
+        # the run each job is an attempt of (job-id suffixes, or the reporter's run/attempt)
+        self.run_of: dict[str, str] = {}
+        for e in self.ev:
+            if e.job_id not in self.run_of or (e.run and self.run_of[e.job_id] == e.job_id):
+                self.run_of[e.job_id] = run_key(e.job_id, e.run)
         self.cons = constraints
         self.S = settings
         # Progress reports widen what each job is known to have run (hosts, versions, steps);
@@ -157,6 +197,10 @@ class Index:
             self.by_sig[e.signature_id].append(i)
             self.by_job[e.job_id].append(i)
         self.job_times = {j: [self.ev[i].time for i in idx] for j, idx in self.by_job.items()}
+        self.by_run: dict[str, list[int]] = defaultdict(list)
+        for i, e in enumerate(self.ev):
+            self.by_run[self.run_of[e.job_id]].append(i)
+        self.run_times = {r: [self.ev[i].time for i in idx] for r, idx in self.by_run.items()}
         self.occ: list[int] = [0] * len(self.ev)  # occurrence (burst) id per event
         self.storm_bursts: list[tuple[int, str, list[int]]] = []  # (sig, job, event indices)
         self.in_storm: set[int] = set()
@@ -170,6 +214,11 @@ class Index:
     def sig_class(self, s: int) -> str:
         si = self.sigs.get(s)
         return si.cause_class if si else "unknown"
+
+    def weight(self, idx) -> int:
+        """Stored events the records ``idx`` stand for."""
+        w = self.w
+        return sum(w[i] for i in idx)
 
     def add(self, c: Component) -> None:
         self.components.append(c)

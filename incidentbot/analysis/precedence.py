@@ -96,7 +96,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             owner[i] = h
         st = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
         st["n"] += 1
-        st["events"] += len(g)
+        st["events"] += ix.weight(g)
         st["lags"].append(t0 - ix.ev[best].time)
         st["pre"][ps] += 1
     for (h, s) in sorted(stats):

@@ -1,4 +1,10 @@
-"""Rule 2, recurrence at a step: a run failing at the same step after restarts -> bad data."""
+"""Rule 2, recurrence at a step: a run failing at the same step after restarts -> bad data.
+
+Counted across the attempts of a run (``lineage.py``: a restart often has a new job id), by any
+rank (after a restart the sampler may hand the bad shard to another rank). Each attempt's failure
+there is one occurrence; ``data_min_repeats`` of them, each followed by a restart (the run's next
+steps do not pass the step), make the claim. A signature "recurring" at many steps of a run is
+periodic logging replayed after restarts, not a bad record."""
 
 from __future__ import annotations
 
@@ -11,16 +17,15 @@ from .index import Component, Index, near
 # ---- 2. recurrence at a step
 def find_bad_steps(ix: Index) -> None:
     S = ix.S
-    # one flat pass: (job, step, sig) -> occurrences, and the most frequent reader (rank or host)
+    # one flat pass: (run, step, sig) -> occurrences
     flat: dict[tuple, set[int] | int] = {}
-    where: dict[tuple, int] = {}
-    ev, occ, storm = ix.ev, ix.occ, ix.in_storm
+    ev, occ, storm, run_of = ix.ev, ix.occ, ix.in_storm, ix.run_of
     for s in sorted(ix.by_sig):
         for i in ix.by_sig[s]:
             e = ev[i]
             if e.step is None or i in storm:
                 continue
-            k3 = (e.job_id, e.step, s)
+            k3 = (run_of[e.job_id], e.step, s)
             o = occ[i]
             cur = flat.get(k3)
             if cur is None:
@@ -33,20 +38,13 @@ def find_bad_steps(ix: Index) -> None:
                 continue
             else:
                 cur.add(o)
-            if cur is not None:
-                k4 = (e.job_id, e.step, s, e.rank if e.rank is not None else e.host)
-                where[k4] = where.get(k4, 1) + 1
     distinct_keys_per_sig = Counter(k3[2] for k3 in flat)
-    same_reader: dict[tuple, int] = {}
-    for kk, v in where.items():
-        if v > same_reader.get(kk[:3], 0):
-            same_reader[kk[:3]] = v
     keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(dict)
     primary: dict[int, list[tuple[str, int]]] = defaultdict(list)
     per_job_sig: dict[tuple[str, int], list[tuple[str, int, int]]] = defaultdict(list)
     for k3 in sorted(k for k, v in flat.items() if not isinstance(v, int)):
         occs = flat[k3]
-        if len(occs) >= S.data_min_repeats and same_reader.get(k3, 0) >= S.data_min_repeats:
+        if len(occs) >= S.data_min_repeats:
             per_job_sig[(k3[0], k3[2])].append(k3)
     if per_job_sig:
         occ_in_job: Counter = Counter()
@@ -78,10 +76,10 @@ def find_bad_steps(ix: Index) -> None:
     for k in sorted(bad_keys):
         j, step = k
         prim_t = sorted(ix.ev[i].time for s in primary_of[k] for i in ix.by_sig[s]
-                        if ix.ev[i].job_id == j and ix.ev[i].step == step)
+                        if run_of[ix.ev[i].job_id] == j and ix.ev[i].step == step)
         for s in sorted(keys[k]):
             occs = keys[k][s]
-            idx = [i for i in ix.by_sig[s] if ix.ev[i].job_id == j and ix.ev[i].step == step
+            idx = [i for i in ix.by_sig[s] if run_of[ix.ev[i].job_id] == j and ix.ev[i].step == step
                    and i not in ix.taken and i not in ix.in_storm]
             if len(occs) < 2 and s not in primary_of[k]:
                 # a lone event at the bad step joins only when it came with the failure there
@@ -91,22 +89,27 @@ def find_bad_steps(ix: Index) -> None:
             n_occ = len(occs)
             # chance that one job's failures hit the same step this often: tiny for >= 3
             p = min(1.0, 10.0 ** (-(n_occ * 1.5)))
-            ev = [f"{ix.sig_title(s)}: job {j} stopped at step {step:,} in {n_occ} separate runs "
+            jobs = sorted({ix.ev[i].job_id for i in idx})
+            ranks = sorted({ix.ev[i].rank for i in idx if ix.ev[i].rank is not None})
+            who = (f" (job ids {', '.join(jobs[:5])}{'…' if len(jobs) > 5 else ''})" if len(jobs) > 1 else "")
+            by = f", read by rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks[:5]))}" if ranks else ""
+            ev = [f"{ix.sig_title(s)}: run {j} stopped at step {step:,} in {n_occ} separate attempts{who}{by} "
                   f"(restarts from checkpoint reached the same step and failed again)"]
             ix.add(Component(s, "data_step", ("data", j, step), idx, p, ev,
-                               {"jobs": [j], "steps": [str(step)]}, cause_class="data"))
+                             {"jobs": jobs, "steps": [str(step)]}, cause_class="data"))
 
 def stops(ix: Index, s: int, k: tuple[str, int]) -> int:
     """How many occurrences of s at (job, step) were followed by a restart (the job's next step
     seen a minute later is not beyond it), as a job failing at that step would be."""
     j, step = k
-    tk = ix.job_times[j]
-    idx = ix.by_job[j]
+    tk = ix.run_times[j]
+    idx = ix.by_run[j]
+    run_of = ix.run_of
     n = 0
     seen_occ = set()
     for i in ix.by_sig[s]:
         e = ix.ev[i]
-        if e.job_id != j or e.step != step or ix.occ[i] in seen_occ:
+        if run_of[e.job_id] != j or e.step != step or ix.occ[i] in seen_occ:
             continue
         seen_occ.add(ix.occ[i])
         lo = bisect.bisect_right(tk, e.time + 60.0)

@@ -23,6 +23,7 @@ class Settings:
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
     rank0_frac: float = 0.9
+    nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
 
 
 DEFAULT = Settings()

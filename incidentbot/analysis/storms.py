@@ -36,9 +36,13 @@ def find_bursts(ix: Index) -> None:
                 nocc += 1
                 for i in g:
                     ix.occ[i] = nocc
-                if len(g) >= S.storm_min_events:
+                n_events = ix.weight(g)
+                if n_events >= S.storm_min_events:
                     hosts = {ix.ev[i].host for i in g if ix.ev[i].host is not None}
                     ranks = {ix.ev[i].rank for i in g if ix.ev[i].rank is not None}
-                    if len(hosts) >= S.storm_min_hosts or (not hosts and len(ranks) >= S.storm_min_events):
+                    # aggregate records keep only a first rank: many events behind few records with
+                    # no host are many ranks too
+                    many_ranks = len(ranks) >= S.storm_min_events or (n_events > len(g) and len(ranks) >= 1)
+                    if len(hosts) >= S.storm_min_hosts or (not hosts and many_ranks):
                         ix.storm_bursts.append((s, j, g))
                         ix.in_storm.update(g)
