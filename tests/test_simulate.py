@@ -25,10 +25,10 @@ def test_deterministic(small):
 
 
 def test_events_follow_the_ingest_schema_and_hold_no_truth(small):
-    assert 1_000 <= len(small.events) <= 6_000
+    assert 700 <= len(small.events) <= 8_000
     ids = set()
     for ev in small.events:
-        assert set(ev) == FIELDS
+        assert FIELDS <= set(ev) <= FIELDS | {"attributes"}
         assert isinstance(ev["job_id"], str) and ev["message"]
         datetime.fromisoformat(ev["time"].replace("Z", "+00:00"))
         assert ev["rank"] is None or ev["rank"] >= 0
