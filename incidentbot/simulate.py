@@ -23,6 +23,7 @@ Deterministic: the same seed and size give byte-identical output.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -498,6 +499,10 @@ class Job:
     timeout_ms: int = 600000
     attempt: int = 0  # restarts so far
     attempt_ids: list[str] = field(default_factory=list)
+    attempt_starts: list[float] = field(default_factory=list)  # when each attempt after the first began
+
+    def attempt_at(self, t: float) -> int:
+        return bisect.bisect_right(self.attempt_starts, t)
 
     def version_at(self, step: int) -> tuple[str, dict[str, str]]:
         cur = self.phases[0]
@@ -819,9 +824,10 @@ class _Builder:
         return min(0.05, target / (exposure + target * CHECKPOINT_EVERY / 2)) if exposure > 0 else 0.0
 
     # -- events
-    def job_id(self, jb: Job) -> str:
-        """The job id the current attempt reports, by the fleet's restart convention."""
-        while len(jb.attempt_ids) <= jb.attempt:
+    def job_id(self, jb: Job, attempt: int | None = None) -> str:
+        """The job id an attempt (by default the current one) reports, by the fleet's restart convention."""
+        attempt = jb.attempt if attempt is None else attempt
+        while len(jb.attempt_ids) <= attempt:
             k = len(jb.attempt_ids)
             r = self.shapes.restarts
             if r == "suffix":
@@ -834,10 +840,10 @@ class _Builder:
             else:
                 jid = jb.id
             jb.attempt_ids.append(jid)
-        return jb.attempt_ids[jb.attempt]
+        return jb.attempt_ids[attempt]
 
     def emit(self, cause: str, tmpl: str, jb: Job, t: float, step: int | None, host: str, gpu: int | None,
-             rank: int | None, *, host_field: str | None = None, **ctx: Any) -> None:
+             rank: int | None, *, host_field: str | None = None, attempt: int | None = None, **ctx: Any) -> None:
         code, versions = jb.version_at(step or 0)
         dt = EPOCH + timedelta(seconds=t)
         shp = self.shapes
@@ -859,13 +865,13 @@ class _Builder:
                 gpu_field = f"GPU{gpu}"
         eid = f"s{self.seed}-{len(self.events):07d}"
         ev = {
-            "event_id": eid, "job_id": self.job_id(jb), "message": T.render(self.rng, c),
+            "event_id": eid, "job_id": self.job_id(jb, attempt), "message": T.render(self.rng, c),
             "time": dt.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "cluster": jb.cluster, "host": host_field, "gpu": gpu_field,
             "rank": rank, "step": step, "code_version": code, "versions": dict(versions), "kind": T.kind,
         }
         if shp.restarts in ("requeue", "elastic"):
-            ev["attributes"] = {"run_id": jb.id, "attempt": jb.attempt}
+            ev["attributes"] = {"run_id": jb.id, "attempt": jb.attempt if attempt is None else attempt}
         self.events.append(ev)
         self.event_cause[eid] = cause
         self.event_template[eid] = tmpl
@@ -950,11 +956,12 @@ class _Builder:
                         hb_next[h] += sp.heartbeat_every
                 tf = t + (stop - step) * jb.step_s
                 if not fail or fail[0] >= end:
-                    if nxt_phase is not None:
-                        jb.attempt += 1  # relaunched on the new code version
-                    elif rng.random() < 0.5:
+                    if nxt_phase is None and rng.random() < 0.5:
                         self.time_limit(jb, tf)
                     step, t = end, tf + (rng.uniform(300, 900) if nxt_phase is not None else 0)
+                    if nxt_phase is not None:  # relaunched on the new code version
+                        jb.attempt += 1
+                        jb.attempt_starts.append(t)
                     continue
                 f, c, extra = fail
                 self.fail(c, jb, tf, f, extra)
@@ -964,13 +971,15 @@ class _Builder:
                     data_left[c.id] -= 1
                     if data_left[c.id] == 0:  # the team skips the shard and moves on
                         step, t = f + 1, tf + rng.uniform(600, 3600)
+                        jb.attempt_starts.append(t)
                         for h in jb.hosts:
                             hb_next[h] = step + rng.randrange(1, sp.heartbeat_every)
                         continue
                 resume = (f // CHECKPOINT_EVERY) * CHECKPOINT_EVERY
                 step, t = resume, tf + rng.uniform(300, 1200)
-                if c.kind in ("storage", "hang") or c.id.endswith(("fallen_off_bus", "gsp_timeout")) or c.kind == "switch":
-                    t += jb.timeout_ms / 1000  # the storm came first; the restart waits for it
+                if c.kind in ("storage", "hang", "switch") or c.id.endswith(("fallen_off_bus", "gsp_timeout")):
+                    t += jb.timeout_ms / 1000 + 90  # the storm came first; the restart waits for it
+                jb.attempt_starts.append(t)
                 for h in jb.hosts:  # the replay logs progress again, at its own offsets
                     hb_next[h] = resume + rng.randrange(1, sp.heartbeat_every)
 
@@ -1058,7 +1067,7 @@ class _Builder:
                 g = rng.randrange(8)
                 t = jb.start + s * jb.step_s * rng.uniform(1.0, 1.3)
                 self.emit(NOISE, tmpl, jb, t, s if tmpl != "xid63_row_remap" else None, jb.hosts[hi], g,
-                          hi * 8 + g if tmpl != "xid63_row_remap" else None)
+                          hi * 8 + g if tmpl != "xid63_row_remap" else None, attempt=jb.attempt_at(t))
 
 
 def _geom(rng: random.Random, p: float) -> int:
