@@ -49,6 +49,7 @@ import gc
 from collections.abc import Mapping, Sequence
 
 from .cooccurrence import cooccur
+from .coverage import cover
 from .hypothesis import Hyp
 from .index import Index
 from .localisation import localise
@@ -101,6 +102,7 @@ def _run(ix: Index) -> list[Proposal]:
     attribute_storms(ix, hyps, owner)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]
+    out += cover(ix, owner)
     out.sort(key=lambda p: (-len(p.event_ids), p.key))
     return out
 

@@ -23,6 +23,19 @@ class Settings:
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
     rank0_frac: float = 0.9
+    # coverage: what no rule explains
+    cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
+    cover_confidence: float = 0.2  # "cause not yet known"
+    cover_confidence_shared: float = 0.4  # a storm across a cluster's jobs at once
+    benign_markers: tuple[str, ...] = (
+        "info:", "info ", "warning", "warn", "progress", "took", "slow", "loss scale",
+        "overflow", "time limit", "remapping", "sending process", "iteration",
+    )
+    benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...
+    benign_max_host_share: float = 0.5  # ... with no host holding more than this share of it
+    cluster_storm_span_s: float = 300.0  # storms of one text starting this close in one cluster: at once
+    cluster_storm_min_jobs: int = 3
+    cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
 
 
