@@ -191,6 +191,12 @@ class Index:
         # Progress reports widen what each job is known to have run (hosts, versions, steps);
         # they are not failures, so only the exposure sees them.
         self.expo = Exposure(self.ev + sorted(exposure, key=lambda e: (e.time, e.id)) if exposure else self.ev)
+        # exposure per run and host: the attempts of a run added up
+        self.run_host: dict[str, dict[str, float]] = defaultdict(dict)
+        for j, hosts in self.expo.job_host.items():
+            rh = self.run_host[self.run_of.get(j) or run_key(j)]
+            for h, x in hosts.items():
+                rh[h] = rh.get(h, 0.0) + x
         self.by_sig: dict[int, list[int]] = defaultdict(list)
         self.by_job: dict[str, list[int]] = defaultdict(list)
         for i, e in enumerate(self.ev):

@@ -28,7 +28,10 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
     hosts_seen = {ix.ev[i].host for i in with_host}
     if ranks and len(hosts_seen) >= 2 and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks):
         return idx  # logged by rank 0 only: where it shows says nothing about where it happens
-    jobs = sorted({ix.ev[i].job_id for i in with_host})
+    # counted per run: a restart with a new job id often lands on the same hosts, and a one-event
+    # attempt alone would make its only host the whole of its exposure
+    run_of = ix.run_of
+    jobs = sorted({run_of[ix.ev[i].job_id] for i in with_host})
     units: dict[str, set[tuple[str, int]]] = defaultdict(set)  # host -> occurrences
     n_job: Counter = Counter()
     for i in with_host:
@@ -36,13 +39,13 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
         u = (e.job_id, ix.occ[i])
         if u not in units[e.host]:
             units[e.host].add(u)
-            n_job[e.job_id] += 1
+            n_job[run_of[e.job_id]] += 1
     k_h = {h: len(u) for h, u in units.items()}
     n = sum(k_h.values())
     # expected occurrences per host: each job's occurrences spread over its hosts by their exposure
     w: dict[str, float] = defaultdict(float)
     for j in jobs:
-        jh = ix.expo.job_host.get(j, {})
+        jh = ix.run_host.get(j, {})
         tot = sum(jh.values())
         if tot <= 0:
             continue
@@ -107,7 +110,7 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
                 scope["gpus"] = [f"{h}/{g}"]
                 gtxt = f", {gc} of them on {g}"
         ev = [f"{ix.sig_title(s)}: {k} of {n} occurrences on host {h}{gtxt}; {share * n:.1f} expected from "
-              f"the steps it ran in the affected jobs ({len(jobs)} jobs on {H} hosts; {fmt_p(p)})"]
+              f"the steps it ran in the affected runs ({len(jobs)} runs on {H} hosts; {fmt_p(p)})"]
         ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
     # then a spread over several hosts of one switch, none of them alone enough
     if ix.topo and not suspects:

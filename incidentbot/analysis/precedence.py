@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections import Counter, defaultdict
 
 from .hypothesis import Hyp
@@ -10,6 +11,27 @@ from .index import Index, fmt_n
 
 
 # ---- 7. storms and their precursors
+_TIMEOUT_MS = re.compile(r"timeout\(ms\)\s*=\s*(\d{1,9})", re.IGNORECASE)
+
+
+def watchdog_window(ix: Index, s: int) -> float:
+    """How long before a storm its cause may lie: the watchdog's own timeout when the text states
+    it (``Timeout(ms)=1800000``, in the title or the signature's details), else the default
+    (``Settings.watchdog_timeout_s``, settable); plus a margin for the time the watchdog takes."""
+    S = ix.S
+    si = ix.sigs.get(s)
+    ms = None
+    if si is not None:
+        for k, v in si.details:
+            if k in ("timeout_ms", "timeout(ms)"):
+                ms = int(v) if str(v).isdigit() else None
+        m = _TIMEOUT_MS.search(si.title) if ms is None else None
+        if m:
+            ms = int(m.group(1))
+    timeout = ms / 1000.0 if ms else S.watchdog_timeout_s
+    return timeout * S.watchdog_margin + S.watchdog_slack_s
+
+
 def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     S = ix.S
     if not ix.storm_bursts:
@@ -18,12 +40,14 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     # candidate precursors: for each burst, signatures with an event shortly before it in the job
     pre_count: Counter = Counter()
     bursts_per_sig = Counter(s for s, _, _ in ix.storm_bursts)
+    window = {s: watchdog_window(ix, s) for s in storm_sigs}
+    max_window = max(window.values())
     starts: list[tuple[int, str, float, float]] = []
     for s, j, g in ix.storm_bursts:
         t0 = ix.ev[g[0]].time
         starts.append((s, j, t0, ix.ev[g[-1]].time))
         tk = ix.job_times[j]
-        lo = bisect.bisect_left(tk, t0 - S.precursor_window_s)
+        lo = bisect.bisect_left(tk, t0 - window[s])
         hi = bisect.bisect_right(tk, t0 + 2.0)
         seen = set()
         for k in range(lo, hi):
@@ -51,7 +75,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             if not st:
                 continue
             k = bisect.bisect_left(st, e.time - 2.0)
-            if k < len(st) and st[k] - e.time <= S.precursor_window_s:
+            if k < len(st) and st[k] - e.time <= max_window:
                 near_storm[ps] += 1
     reliable: set[tuple[int, int]] = set()
     for (ps, s), c in pre_count.items():
@@ -64,7 +88,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
     for (s, j, g), (_, _, t0, _) in zip(ix.storm_bursts, starts):
         tk = ix.job_times[j]
-        lo = bisect.bisect_left(tk, t0 - S.precursor_window_s)
+        lo = bisect.bisect_left(tk, t0 - window[s])
         hi = bisect.bisect_right(tk, t0 + 2.0)
         best = None
         for k in range(hi - 1, lo - 1, -1):

@@ -19,7 +19,12 @@ class Settings:
     alpha_onset: float = 5e-3  # family-wise over all version dimensions and cut points
     onset_stray_frac: float = 0.05  # tolerated share of occurrences outside the onset versions
     onset_stray_of_expected: float = 0.1  # ... and at most this share of what the rate would predict there
-    precursor_window_s: float = 900.0  # a watchdog fires ~600 s after the hang starts
+    # a storm's cause lies up to the watchdog's timeout before it: read from the text when stated,
+    # else this default (PyTorch's NCCL default is 10 min, many jobs set 30 min; the longer is safe
+    # because the nearest reliable precursor is taken)
+    watchdog_timeout_s: float = 1800.0
+    watchdog_margin: float = 1.1  # times the timeout ...
+    watchdog_slack_s: float = 120.0  # ... plus this: the watchdog's own polling and the log's delay
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
     rank0_frac: float = 0.9
