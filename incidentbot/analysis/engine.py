@@ -56,6 +56,7 @@ from .localisation import localise
 from .merging import human_only, merge
 from .model import Constraints, EventRecord, Proposal, SignatureInfo, Topology
 from .onset import onset, onset_split
+from .pooled import pooled_onset
 from .precedence import attribute_storms
 from .recurrence import find_bad_steps
 from .settings import Settings
@@ -92,6 +93,14 @@ def _run(ix: Index) -> list[Proposal]:
     if len(known) >= 2:
         for s, idx in left.items():
             onset_split(ix, s, idx, [k for k, _ in known], labels)
+    # several texts, each too rare for an onset of its own, sharing one: one bug, many symptoms
+    # (what other rules left of every signature: a text may be half a bad GPU's, half the bug's)
+    pool_in = {}
+    for s in sorted(ix.by_sig):
+        idx = [i for i in ix.by_sig[s] if i not in ix.taken and i not in ix.in_storm]
+        if idx:
+            pool_in[s] = idx
+    pooled_onset(ix, pool_in)
     groups = merge(ix)
     hyps = [Hyp(ix, [ix.components[ci] for ci in g]) for g in groups]
     owner: dict[int, int] = {}

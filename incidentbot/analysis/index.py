@@ -205,8 +205,11 @@ class Index:
         self.job_times = {j: [self.ev[i].time for i in idx] for j, idx in self.by_job.items()}
         self.job_span: dict[str, tuple[float, float]] = {j: (t[0], t[-1]) for j, t in self.job_times.items()}
         self.jobs_of_cluster: dict[str, set[str]] = defaultdict(set)
+        self.job_cluster: dict[str, str] = {}
         for e in self.ev:
             self.jobs_of_cluster[e.cluster or ""].add(e.job_id)
+            if e.cluster:
+                self.job_cluster.setdefault(e.job_id, e.cluster)
         self.by_run: dict[str, list[int]] = defaultdict(list)
         for i, e in enumerate(self.ev):
             self.by_run[self.run_of[e.job_id]].append(i)

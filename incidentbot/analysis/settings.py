@@ -28,6 +28,8 @@ class Settings:
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
     rank0_frac: float = 0.9
+    pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
+    pool_min_sigs: int = 2  # ... and how many texts share the onset
     # coverage: what no rule explains
     cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
     cover_confidence: float = 0.2  # "cause not yet known"
