@@ -100,7 +100,19 @@ def _run(ix: Index) -> list[Proposal]:
         idx = [i for i in ix.by_sig[s] if i not in ix.taken and i not in ix.in_storm]
         if idx:
             pool_in[s] = idx
-    pooled_onset(ix, pool_in)
+    pooled = pooled_onset(ix, pool_in)
+    if pooled:
+        # a text shared by a pooled bug and another onset: split it by the onsets now known
+        known = sorted({(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),
+                       key=lambda kv: (kv[1], kv[0]))
+        labels = {(c.key[1], c.key[2]): c.label for c in ix.components if c.kind == "regression"}
+        if len(known) >= 2:
+            for s in sorted(pool_in):
+                if s in pooled:
+                    continue
+                idx = [i for i in pool_in[s] if i not in ix.taken]
+                if idx:
+                    onset_split(ix, s, idx, [k for k, _ in known], labels)
     groups = merge(ix)
     hyps = [Hyp(ix, [ix.components[ci] for ci in g]) for g in groups]
     owner: dict[int, int] = {}

@@ -74,6 +74,8 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     # occurrences per signature and value
     occ_vals: dict[int, list[dict[str, str]]] = {}
     for s, idx in left.items():
+        if ix.sig_class(s) not in S.pool_classes:
+            continue  # a text that itself means hardware, network or storage is no code bug's symptom
         firsts: dict[int, int] = {}
         for i in idx:
             firsts.setdefault(ix.occ[i], i)
