@@ -30,6 +30,7 @@ class Settings:
     rank0_frac: float = 0.9
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
+    pool_precursor_frac: float = 0.5  # a text this often just before storms is a precursor, not pooled
     pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
     # coverage: what no rule explains
     cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
