@@ -98,8 +98,10 @@ class Hyp:
             title = f"{what} {h}" + (f" ({g[0].split('/', 1)[1]})" if g else "") + f": {n_sym} symptom" + (
                 "s" if n_sym > 1 else "")
         elif kind == "switch":
-            title = f"Network fault under switch {', '.join(scope.get('switches', ['?']))}: {n_sym} symptom" + (
-                "s" if n_sym > 1 else "")
+            where = ", ".join(scope.get("switches", ["?"]))
+            where = (f"{where} (the host names' group: one switch, rack or storage path)" if eng.topo_from_names
+                     else f"switch {where}")
+            title = f"Network fault under {where}: {n_sym} symptom" + ("s" if n_sym > 1 else "")
         elif kind == "data_step":
             title = (f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
                      f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from .lineage import run_key
 from .model import EventRecord, SignatureInfo
-from .names import canonical_host, expand_nodelist
+from .names import candidate_groups, canonical_host, expand_nodelist
 from .settings import Settings
 from .stats import strength
 
@@ -172,6 +172,30 @@ def normalise(records: Sequence[EventRecord], spell: Mapping[str, str | None]) -
     return out
 
 
+def topology_from_names(hosts, *, min_size: int) -> dict[str, str]:
+    """host -> the group its name suggests (no topology file): one family for the whole fleet,
+    the likeliest to be a leaf switch: /24 subnets, else rack tokens, else aligned numeric blocks
+    (16, else 8, else 32 names). Each group is then tested like a switch, corrected for their number."""
+    groups = candidate_groups(sorted(hosts))
+    fams: dict[str, dict[str, frozenset[str]]] = {}
+    for label, members in groups.items():
+        if len(members) < min_size:
+            continue
+        kind = label.split(" ", 1)[0]
+        if kind == "range":
+            kind = f"range{len(members)}"
+        fams.setdefault(kind, {})[label] = members
+    for kind in ("subnet", "rack", "range16", "range8", "range32"):
+        fam = fams.get(kind)
+        if fam and len(fam) >= 2:
+            out: dict[str, str] = {}
+            for label in sorted(fam):
+                for h in fam[label]:
+                    out.setdefault(h, label)
+            return out
+    return {}
+
+
 class Index:
     def __init__(self, events, signatures, topology, constraints, settings: Settings, exposure=()):
         spell = _host_spellings(list(events) + list(exposure), settings.nodelist_limit)
@@ -179,6 +203,11 @@ class Index:
         exposure = normalise(exposure, spell)
         self.sigs: Mapping[int, SignatureInfo] = signatures
         self.topo: Mapping[str, str] = {canonical_host(h): sw for h, sw in (topology or {}).items()}
+        self.topo_from_names = False
+        if not self.topo:
+            named = {spell[h] for h in spell if spell[h] is not None}
+            self.topo = topology_from_names(named, min_size=settings.name_group_min_hosts)
+            self.topo_from_names = bool(self.topo)
         # how many stored events each record stands for (occurrence aggregates): every count weighs by it
         self.w: list[int] = [max(1, e.count) for e in self.ev]
         # the run each job is an attempt of (job-id suffixes, or the reporter's run/attempt)

@@ -45,6 +45,7 @@ class Settings:
     cluster_storm_span_s: float = 300.0  # storms of one text starting this close in one cluster: at once
     cluster_storm_min_jobs: int = 3
     cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
+    name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
 
 
