@@ -153,9 +153,10 @@ def _switch_component(ix: Index, s, sw, with_host, rest, w, W, n, k_h, p) -> Non
         return
     rest.difference_update(take)
     hs = sorted({ix.ev[i].host for i in take})
+    where = f"{sw} (a group the host names suggest)" if ix.topo_from_names else f"switch {sw}"
     k = len({(ix.ev[i].job_id, ix.occ[i], ix.ev[i].host) for i in take})
     exp_ = sum(x for h, x in w.items() if ix.topo.get(h) == sw) / W * n
-    ev = [f"{ix.sig_title(s)}: {k} of {n} occurrences on {len(hs)} hosts under switch {sw} "
+    ev = [f"{ix.sig_title(s)}: {k} of {n} occurrences on {len(hs)} hosts under {where} "
           f"({', '.join(hs[:6])}{'…' if len(hs) > 6 else ''}); {exp_:.1f} expected from the affected "
           f"jobs' steps there ({fmt_p(p)})"]
     ix.add(Component(s, "switch", ("switch", sw), take, p, ev, {"switches": [sw], "hosts": hs},
