@@ -6,6 +6,7 @@ import bisect
 from collections import Counter, defaultdict
 
 from .hypothesis import Hyp
+from .coverage import is_benign_text
 from .index import Index
 
 
@@ -21,6 +22,8 @@ def cooccur(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         times[j].sort()
     tkeys = {j: [t for t, _ in v] for j, v in times.items()}
     for s in sorted(ix.by_sig):
+        if is_benign_text(ix, s):
+            continue  # benign lines sit next to everything; coverage decides whether they matter
         left = [i for i in ix.by_sig[s] if i not in owner and i not in ix.in_storm]
         if not left:
             continue

@@ -32,6 +32,15 @@ def is_benign_text(ix: Index, s: int) -> bool:
     return any(m in text for m in ix.S.benign_markers)
 
 
+def is_job_level_text(ix: Index, s: int) -> bool:
+    """A line about the whole job (a scheduler's time limit): where it shows says nothing."""
+    si = ix.sigs.get(s)
+    if si is None:
+        return False
+    text = f"{si.category} {si.title}".lower()
+    return any(m in text for m in ix.S.job_level_markers)
+
+
 def spread_evenly(ix: Index, idx: list[int]) -> bool:
     """Leftover events over many jobs, no host holding much of them: background, not a fault."""
     S = ix.S

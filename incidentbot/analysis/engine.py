@@ -49,7 +49,7 @@ import gc
 from collections.abc import Mapping, Sequence
 
 from .cooccurrence import cooccur
-from .coverage import cover
+from .coverage import cover, is_job_level_text
 from .hypothesis import Hyp
 from .index import Index
 from .localisation import localise
@@ -74,6 +74,8 @@ def _run(ix: Index) -> list[Proposal]:
     rest: dict[int, list[int]] = {}
     for s in sorted(ix.by_sig):
         idx = [i for i in ix.by_sig[s] if i not in ix.taken and i not in ix.in_storm]
+        if idx and is_job_level_text(ix, s):
+            continue  # a scheduler line about the whole job is no host's fault (coverage decides)
         if idx:
             rest[s] = localise(ix, s, idx)
     suspects = sorted({c.key[1] for c in ix.components if c.key[0] == "host"})

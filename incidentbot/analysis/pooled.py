@@ -53,6 +53,57 @@ def stands_for_cluster(ix: Index, d: str, A: tuple[str, ...], exposure_of) -> st
     return c if x >= (1 - S.onset_stray_frac) * all_c[c] else None
 
 
+def _best(cands, E, occ_vals, taken, n_tests, S):
+    best = None
+    for mode, d, A in cands:
+        Aset = set(A)
+        E_tot = sum(E[d].values())
+        E_in = sum(E[d][v] for v in A)
+        E_out = E_tot - E_in
+        if E_out <= 0 or E_tot <= 0:
+            continue
+        members = []
+        n_in = 0
+        for s, ovs in occ_vals.items():
+            if s in taken:
+                continue
+            k_in = sum(1 for ov in ovs if ov.get(d) in Aset)
+            if k_in == len(ovs):
+                members.append(s)
+                n_in += k_in
+        if len(members) < S.pool_min_sigs:
+            continue
+        mu = n_in * E_out / E_in  # expected outside at the rate seen inside
+        p = min(1.0, math.exp(-mu) * n_tests)
+        if best is None or (p, -len(members)) < (best[0], -len(best[4])):
+            best = (p, mode, d, A, members, n_in, E_in, E_out, mu)
+    return best
+
+
+def too_broad(ix: Index, best, occ_vals, vals_of) -> bool:
+    """Whether a part of the onset's versions that ran long (another dimension's value inside it,
+    e.g. torch 2.2.2 on cuda 12.6) shows none of it: then a pair of dimensions is the better claim."""
+    _p, _mode, d, A, members, n_in, E_in, _E_out, _mu = best
+    Aset = set(A)
+    E_sub: dict[tuple[str, str], float] = defaultdict(float)
+    for (_j, code, vers, x) in ix.expo.segments:
+        vd = vals_of(code, vers)
+        if vd.get(d) in Aset:
+            for d2, v2 in vd.items():
+                if d2 != d and "×" not in d2:
+                    E_sub[(d2, v2)] += x
+    n_sub: dict[tuple[str, str], int] = defaultdict(int)
+    for s in members:
+        for ov in occ_vals[s]:
+            for d2, v2 in ov.items():
+                if d2 != d and "×" not in d2:
+                    n_sub[(d2, v2)] += 1
+    for key, x in E_sub.items():
+        if n_sub.get(key, 0) == 0 and math.exp(-n_in * x / E_in) < ix.S.onset_broad_p:
+            return True
+    return False
+
+
 def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     """Components for groups of leftover signatures sharing one onset; returns the signatures taken."""
     S = ix.S
@@ -118,29 +169,14 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
                 cands += [("only", d, (v,)) for v in vs]
     n_tests = max(1, len(cands))
     while True:
-        best = None
-        for mode, d, A in cands:
-            Aset = set(A)
-            E_tot = sum(E[d].values())
-            E_in = sum(E[d][v] for v in A)
-            E_out = E_tot - E_in
-            if E_out <= 0 or E_tot <= 0:
-                continue
-            members = []
-            n_in = 0
-            for s, ovs in occ_vals.items():
-                if s in taken:
-                    continue
-                k_in = sum(1 for ov in ovs if ov.get(d) in Aset)
-                if k_in == len(ovs):
-                    members.append(s)
-                    n_in += k_in
-            if len(members) < S.pool_min_sigs:
-                continue
-            mu = n_in * E_out / E_in  # expected outside at the rate seen inside
-            p = min(1.0, math.exp(-mu) * n_tests)
-            if best is None or (p, -len(members)) < (best[0], -len(best[4])):
-                best = (p, mode, d, A, members, n_in, E_in, E_out, mu)
+        # single dimensions first; a pair only where no single dimension explains it
+        best = _best([c for c in cands if "×" not in c[1]], E, occ_vals, taken, n_tests, S)
+        if best is not None and best[0] < S.alpha_onset and too_broad(ix, best, occ_vals, vals_of):
+            pair = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S)
+            if pair is not None and pair[0] < S.alpha_onset:
+                best = pair
+        if best is None or best[0] >= S.alpha_onset:
+            best = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S)
         if best is None or best[0] >= S.alpha_onset:
             return taken
         p, mode, d, A, members, n_in, E_in, E_out, mu = best

@@ -31,6 +31,7 @@ class Settings:
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
     pool_precursor_frac: float = 0.5  # a text this often just before storms is a precursor, not pooled
+    onset_broad_p: float = 0.01  # a clean part of an onset this unlikely by chance: try a version pair
     pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
     # coverage: what no rule explains
     cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
@@ -40,6 +41,7 @@ class Settings:
         "info:", "info ", "warning", "warn", "progress", "took", "slow", "loss scale",
         "overflow", "time limit", "remapping", "sending process", "iteration",
     )
+    job_level_markers: tuple[str, ...] = ("time limit", "timelimit", "due to time", "preempt")
     benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...
     benign_max_host_share: float = 0.5  # ... with no host holding more than this share of it
     cluster_storm_span_s: float = 300.0  # storms of one text starting this close in one cluster: at once
