@@ -1,46 +1,33 @@
 """The hypothesis engine: from events with signature ids to proposed causes.
 
-Pure: no I/O, no clock. One pass builds the exposure (which job ran which versions on which
-hosts for how many steps, from the events themselves: the steps each (job, host) and each
-(job, version set) covered); then each signature's events go through the evidence rules in a
-fixed order, each rule taking the events it explains. The unit of counting is an *occurrence*:
-events of one signature in one job less than 30 s apart count once.
+Pure: no I/O, no clock. ``index.Index`` is built once: records sorted by time, hosts under one
+spelling (FQDN = short name; a SLURM node list of several hosts is no one host's), each record
+weighed by ``count`` (the events an occurrence aggregate stands for), each job's run
+(``lineage.py``), the exposure (steps per job/run, host and version set, from the events and
+progress reports), and, without a topology file, groups from the host names (``names.py``). The
+unit of counting is an *occurrence*: events of one signature in one job less than 30 s apart.
+Every threshold is in ``settings.Settings``. The rules, in order, each taking what it explains:
 
-Each rule is a module over the shared index (``index.py``); every threshold is in
-``settings.Settings``.
+1. ``storms.py``: bursts of one signature from many hosts/ranks within seconds are set aside.
+2. ``recurrence.py``: a run failing at the same step in >= 3 attempts (new job ids allowed, any
+   rank) -> bad data.
+3. ``localisation.py``: occurrences concentrated on a host beyond what its exposure in the
+   affected runs allows (binomial tail, Bonferroni over hosts); several hosts of one switch (or
+   name group) -> the switch. Scheduler lines about a whole job are never localised.
+4. ``onset.py``: one text present on some versions and absent on others that ran long enough;
+   not claimed when the version stands for one cluster; a text fitting two onsets is split.
+   ``pooled.py``: texts each too rare for an onset, sharing one (single dimension, or a pair
+   such as torch x cuda when the single claim is too broad), pooled into one bug.
+5. ``merging.py``: components with one evidence profile -> one hypothesis (one bug, many
+   symptoms); people's together/apart decisions obeyed.
+6. ``cooccurrence.py``: leftover occurrences reliably next to a hypothesis' events join it.
+7. ``precedence.py``: a storm goes to the nearest reliable precursor in its job within the
+   watchdog's own timeout (``Timeout(ms)=`` in the text, else ``watchdog_timeout_s``).
+8. ``coverage.py``: what is left becomes "one failure mode, cause not yet known" (or "collective
+   hang, cause not yet known", or a shared component when storms hit a cluster's jobs at once);
+   benign noise (benign words AND spread) stays out.
 
-1. **storms** (``storms.py``): bursts of one signature from many hosts/ranks within seconds are set aside;
-   rule 7 explains them by what preceded them.
-2. **recurrence at a step**: the same (job, step) failing in >= 3 separate occurrences, read by
-   the same rank each time, with the job restarting behind it each time -> bad data. Periodic
-   logging (progress lines replayed after restarts) is told apart: many such steps in one job.
-   Other signatures' events at that (job, step) join it.
-3. **localisation**: occurrences concentrated on a host beyond what exposure allows: each job's
-   occurrences are spread over that job's hosts by the steps they ran (so a host that ran more
-   steps, or sat in more jobs, is not suspect); binomial upper tail, Bonferroni over the hosts.
-   Several pinned hosts under one switch (topology given) -> the switch, unless the text is a
-   GPU's own (Xid/ECC) or each host's events sit on one GPU; a network symptom pinned to a host
-   with more of it under the same switch -> the switch; a spread over one switch's hosts with no
-   single host enough -> the switch. Rank-0-only logs (loss lines) are not localised. Second
-   pass: other signatures are tested on the hosts already pinned (few tests, looser threshold).
-4. **onset**: occurrences present on some code/framework versions ("since", "until", "only"
-   one value, per version dimension) and absent on the others, where the others ran long
-   enough: P(<= observed | the rate seen elsewhere x their steps), Bonferroni over all cut
-   points; too little exposure on the clean side -> no claim. A signature fitting no single
-   onset but the union of two found for other signatures is split between them.
-5. Components with one evidence profile (same host, same switch, same onset, same bad step)
-   merge into one hypothesis: "one bug, four symptoms". Human constraints are obeyed here
-   (together: forced merge; apart: no merge puts two of the group together).
-6. **co-occurrence**: leftover occurrences of a signature that reliably (>= 70%) sit next to a
-   hypothesis' events (same job, within a minute) join it.
-7. **precedence**: a precursor is a signature seen before storms of another (twice, or before
-   half of them, or, when its text is a hardware/network error, nearly always next to storms);
-   each storm burst goes to the nearest precursor event before it in the same job (within
-   15 min: the NCCL watchdog fires ~10 min after a hang) and joins that event's hypothesis
-   (or a new "storm" hypothesis around the precursor, per switch).
-
-Whatever no rule explains (rare, scattered, no profile) gets no hypothesis. The confidence of a
-hypothesis is a monotone map of its strongest test (see ``Proposal``).
+The confidence of a hypothesis is a monotone map of its strongest test (see ``Proposal``).
 """
 
 from __future__ import annotations
