@@ -99,3 +99,18 @@ def test_storm_in_one_job_of_four_is_not_a_shared_component():
     storm(f, "j2", f.jobs["j2"].start + 6_000)
     kinds = {p.kind for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)}
     assert kinds == {"storm_unexplained"}
+
+
+def test_a_cluster_wide_storm_and_a_later_single_job_hang_are_two_hypotheses():
+    f = fleet()
+    t = f.jobs["j3"].start + 6_000
+    for k in range(4):
+        storm(f, f"j{k}", t + 20 * k)
+    n_before = len(f.events)
+    storm(f, "j1", t + 9_000)
+    hang_ids = {e.id for e in f.events[n_before:]}
+    props = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)]
+    kinds = {p.kind: p for p in props}
+    assert set(kinds) == {"shared_component", "storm_unexplained"}
+    assert set(kinds["storm_unexplained"].event_ids) == hang_ids
+    assert set(kinds["shared_component"].event_ids) == f.ids(WATCHDOG) - hang_ids

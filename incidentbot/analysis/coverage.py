@@ -72,8 +72,9 @@ def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
     return jobs, hosts, span
 
 
-def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, int, int] | None:
-    """(cluster, jobs hit, jobs running) when the storms hit most running jobs of one cluster at once."""
+def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, int, int, float, float] | None:
+    """(cluster, jobs hit, jobs running, first start, last start) when the storms hit most running
+    jobs of one cluster at once."""
     S = ix.S
     ev = ix.ev
     by_cluster: dict[str, list[tuple[float, str]]] = defaultdict(list)
@@ -95,7 +96,7 @@ def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, 
                        if ix.job_span[j][0] <= t1 and ix.job_span[j][1] >= t0}
             if len(jobs_hit) >= S.cluster_storm_share * max(1, len(running)):
                 if best is None or len(jobs_hit) > best[1]:
-                    best = (c, len(jobs_hit), len(running))
+                    best = (c, len(jobs_hit), len(running), t0, t1)
     return best
 
 
@@ -115,28 +116,39 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
         if storm_left and ix.weight(storm_left) * 2 >= n and bursts:
             jobs, hosts, span = _where(ix, left)
             wide = _cluster_wide(ix, bursts)
-            lines = [f"{len(bursts)} storms of '{title}' ({fmt_n(n)} events from many ranks within seconds) in "
-                     f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}"]
+            hang_ids = set(left)
             if wide is not None:
-                c, hit, running = wide
+                c, hit, running, t0, t1 = wide
+                # the storms inside that window are the shared component's; any others stay a hang
+                shared = [(j, g) for j, g in bursts if (ix.ev[g[0]].cluster or "") == c
+                          and t0 <= ix.ev[g[0]].time <= t1]
+                shared_ids = [i for _j, g in shared for i in g]
+                hang_ids -= set(shared_ids)
                 where = f"cluster {c}" if c else "the fleet"
-                lines.append(f"the storms hit {hit} of the {running} jobs running on {where} within "
-                             f"{S.cluster_storm_span_s / 60:.0f} min: a component they share (switch, storage, "
-                             f"scheduler) rather than any one job")
-                lines.append(f"no error on any one host or rank came before them")
+                lines = [f"{len(shared)} storms of '{title}' ({fmt_n(ix.weight(shared_ids))} events from many ranks "
+                         f"within seconds) hit {hit} of the {running} jobs running on {where} within "
+                         f"{max(1.0, (t1 - t0) / 60):.0f} min: a component they share (switch, storage, scheduler) "
+                         f"rather than any one job",
+                         "no error on any one host or rank came before them"]
                 out.append(Proposal(
                     title=f"Storm across every job of {where} at once: shared component (switch, storage or "
                           f"scheduler)", cause_class="infrastructure",
                     scope={"clusters": [c]} if c else {}, confidence=S.cover_confidence_shared, evidence=lines,
-                    signature_ids=[s], event_ids=sorted(ix.ev[i].id for i in left), kind="shared_component",
+                    signature_ids=[s], event_ids=sorted(ix.ev[i].id for i in shared_ids), kind="shared_component",
                     key=f"shared:{c}:{s}"))
+            hang = sorted(hang_ids)
+            if ix.weight(hang) < S.cover_min_events:
                 continue
-            lines.append("no error on the ranks or hosts that failed first came before them within the watchdog "
-                         "window: the hang's cause is not in the events yet")
+            n_b = sum(1 for _j, g in bursts if g[0] in hang_ids)
+            jobs, hosts, span = _where(ix, hang)
+            lines = [f"{n_b} storms of '{title}' ({fmt_n(ix.weight(hang))} events from many ranks within seconds) "
+                     f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
+                     "no error on the ranks or hosts that failed first came before them within the watchdog "
+                     "window: the hang's cause is not in the events yet"]
             out.append(Proposal(
                 title=f"Collective hang, cause not yet known: storms of {title}", cause_class="unknown",
                 scope={"jobs": jobs[:20]}, confidence=S.cover_confidence, evidence=lines, signature_ids=[s],
-                event_ids=sorted(ix.ev[i].id for i in left), kind="storm_unexplained", key=f"hang:{s}"))
+                event_ids=sorted(ix.ev[i].id for i in hang), kind="storm_unexplained", key=f"hang:{s}"))
             continue
         if is_benign_text(ix, s) and spread_evenly(ix, left):
             continue
