@@ -26,7 +26,9 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
         return idx
     ranks = [ix.ev[i].rank for i in with_host if ix.ev[i].rank is not None]
     hosts_seen = {ix.ev[i].host for i in with_host}
-    if ranks and len(hosts_seen) >= 2 and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks):
+    # (on one host too: rank 0 of one run always sits on the same host; a text that itself means
+    # hardware or network is still tested)
+    if ranks and (len(hosts_seen) >= 2 or not known) and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks):
         return idx  # logged by rank 0 only: where it shows says nothing about where it happens
     # counted per run: a restart with a new job id often lands on the same hosts, and a one-event
     # attempt alone would make its only host the whole of its exposure
