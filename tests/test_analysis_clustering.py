@@ -46,6 +46,11 @@ def add_noise(f, seed=7):
             f.event(sig, j, rng.randrange(12_000), rng.choice(f.jobs[j].hosts), rank=rng.randrange(32))
 
 
+def rules_fired(props):
+    """Proposals an evidence rule made (coverage adds "cause not yet known" ones for the rest)."""
+    return [p for p in props if p.kind not in ("unexplained", "storm_unexplained", "shared_component")]
+
+
 def test_one_bug_four_symptoms_is_one_hypothesis():
     f = torch_sum_fleet()
     add_noise(f)
@@ -104,7 +109,7 @@ def test_same_step_twice_is_not_enough():
     f.job("j1", hosts(4, "h"), 9_000, every=200)
     for k in range(2):
         f.event(ZLIB, "j1", 6_123, "h01", rank=11, at=f.jobs["j1"].start + 20_000 * (k + 1))
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def storm_fleet(n_storms=3):
@@ -136,7 +141,7 @@ def test_storm_is_explained_by_its_precursor():
 def test_storm_without_precursor_gets_no_cause():
     f = storm_fleet()
     f.events = [e for e in f.events if e.signature_id != IB]
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_constraints_apart_splits_the_single_bug():

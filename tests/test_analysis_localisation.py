@@ -23,6 +23,11 @@ def fleet_two_jobs():
     return f
 
 
+def rules_fired(props):
+    """Proposals an evidence rule made (coverage adds "cause not yet known" ones for the rest)."""
+    return [p for p in props if p.kind not in ("unexplained", "storm_unexplained", "shared_component")]
+
+
 def test_bad_host_is_found_with_gpu_and_hardware_class():
     f = fleet_two_jobs()
     rng = random.Random(1)
@@ -55,7 +60,7 @@ def test_busy_host_is_not_broken():
         for h in job.hosts:
             for _ in range(4):
                 f.event(WARN, j, rng.randrange(10_000), h, rank=0 if h == "h00" else 8)
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_scattered_events_are_not_localised():
@@ -64,13 +69,13 @@ def test_scattered_events_are_not_localised():
     for _ in range(30):
         j = rng.choice(["j1", "j2"])
         f.event(WARN, j, rng.randrange(20_000), rng.choice(f.jobs[j].hosts), rank=rng.randrange(64))
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_a_single_event_is_silent():
     f = fleet_two_jobs()
     f.event(XID79, "j1", None, "h03", gpu="GPU1", at=f.jobs["j1"].start + 500)
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_switch_with_topology():
@@ -99,7 +104,7 @@ def test_rank0_logger_is_not_a_host_fault():
     for j in ("j1", "j2"):
         for _ in range(15):
             f.event(WARN, j, rng.randrange(20_000), f.jobs[j].hosts[0], rank=0)
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_known_meaning_lowers_the_bar_for_localisation_and_says_so():
@@ -117,6 +122,6 @@ def test_known_meaning_lowers_the_bar_for_localisation_and_says_so():
     (xid,) = one_host(XID79, 3)
     assert xid.kind == "localised_hardware" and xid.scope["hosts"] == ["h03"]
     assert any(line.startswith("known meaning: Xid 79 GPU fallen off the bus means hardware") for line in xid.evidence)
-    assert one_host(WARN, 3) == []
-    (warn,) = one_host(WARN, 5)  # with more occurrences the warning's own evidence suffices
+    assert rules_fired(one_host(WARN, 3)) == []
+    (warn,) = rules_fired(one_host(WARN, 5))  # with more occurrences the warning's own evidence suffices
     assert not any(line.startswith("known meaning") for line in warn.evidence)

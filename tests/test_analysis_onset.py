@@ -3,7 +3,7 @@
 import random
 
 from incidentbot.analysis import analyze
-from incidentbot.analysis.engine import version_key
+from incidentbot.analysis.versions import version_key
 from incidentbot.analysis.synth import Fleet
 
 NAN = 20
@@ -28,6 +28,11 @@ def build(old_steps, n_events=40, seed=1):
     return f
 
 
+def rules_fired(props):
+    """Proposals an evidence rule made (coverage adds "cause not yet known" ones for the rest)."""
+    return [p for p in props if p.kind not in ("unexplained", "storm_unexplained", "shared_component")]
+
+
 def test_onset_found_with_exposure_on_both_sides():
     f = build(old_steps=14_000)
     props = analyze(f.events, f.signatures)
@@ -43,7 +48,7 @@ def test_onset_found_with_exposure_on_both_sides():
 
 def test_too_little_exposure_on_the_old_version_stays_silent():
     f = build(old_steps=300)  # 900 steps on the old torch: 40 events in 42,000 steps predicts < 1 there
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_present_on_both_versions_is_no_onset():
@@ -53,7 +58,7 @@ def test_present_on_both_versions_is_no_onset():
         j = f"old{rng.randrange(3)}"
         r = rng.randrange(32)
         f.event(NAN, j, rng.randrange(14_000), f.jobs[j].hosts[r // 8], rank=r)
-    assert analyze(f.events, f.signatures) == []
+    assert rules_fired(analyze(f.events, f.signatures)) == []
 
 
 def test_version_order_is_natural():

@@ -25,10 +25,10 @@ def test_deterministic(small):
 
 
 def test_events_follow_the_ingest_schema_and_hold_no_truth(small):
-    assert 1_000 <= len(small.events) <= 6_000
+    assert 700 <= len(small.events) <= 8_000
     ids = set()
     for ev in small.events:
-        assert set(ev) == FIELDS
+        assert FIELDS <= set(ev) <= FIELDS | {"attributes"}
         assert isinstance(ev["job_id"], str) and ev["message"]
         datetime.fromisoformat(ev["time"].replace("Z", "+00:00"))
         assert ev["rank"] is None or ev["rank"] >= 0
@@ -157,3 +157,234 @@ def test_load_topology_formats_and_errors(tmp_path):
         assert "INCIDENTBOT_TOPOLOGY" in str(exc.value) and needle in str(exc.value)
     with pytest.raises(SettingsError):
         load_topology(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------- shapes
+
+import dataclasses  # noqa: E402
+import re  # noqa: E402
+
+from incidentbot.analysis.names import (  # noqa: E402
+    candidate_groups, canonical_host, expand_nodelist, link_gpu_ids, normalise_gpu,
+)
+from incidentbot.simulate import (  # noqa: E402
+    CLASSIC, NAMINGS, RESTARTS, SINGLE_BUG, Shapes, compress_nodelist, draw_shapes,
+)
+
+TIMEOUT = re.compile(r"Timeout\(ms\)=(\d+)")
+KERNEL = {"xid79_fallen_off_bus", "xid48_dbe", "xid63_row_remap", "xid94_contained", "xid119_gsp_timeout",
+          "nfs_not_responding"}
+
+
+def shaped(seed=5, size="small", **kw):
+    return simulate(seed, size=size, shapes=dataclasses.replace(draw_shapes(seed), **kw))
+
+
+def of_cause(sc, pred):
+    return [ev for ev in sc.events if pred(sc.event_cause[ev["event_id"]])]
+
+
+def test_shapes_are_drawn_per_seed_and_recorded_in_the_truth():
+    drawn = [draw_shapes(s) for s in range(1, 30)]
+    assert draw_shapes(7) == draw_shapes(7)
+    assert {d.naming for d in drawn} == set(NAMINGS)
+    assert {d.restarts for d in drawn} == set(RESTARTS)
+    assert {d.single_bug for d in drawn} == {"one_dim", "torch_cuda_pair"}
+    sc = simulate(4, size="small")
+    assert sc.truth["shapes"] == dataclasses.asdict(draw_shapes(4))
+    assert sc.truth["single_bug"] == SINGLE_BUG
+    for c in sc.truth["causes"]:
+        assert c["kind"] and c["shape"]
+    with pytest.raises(ValueError, match="shapes"):
+        simulate(1, shapes="odd")
+
+
+def test_classic_shapes_keep_the_old_fleet():
+    sc = simulate(2, size="small", shapes="classic")
+    assert sc.shapes == dataclasses.asdict(CLASSIC)
+    assert all(re.fullmatch(r"c\d-gpu\d{4}", ev["host"]) for ev in sc.events)
+    assert all(re.fullmatch(r"c\d-run\d{3}", ev["job_id"]) and "attributes" not in ev for ev in sc.events)
+    assert {ev["gpu"] for ev in sc.events} <= {None} | {f"GPU{g}" for g in range(8)}
+
+
+@pytest.mark.parametrize("naming,pattern", [
+    ("ip", r"10\.\d+\.\d+\.\d+"), ("rack", r"c\d-r\d\d-n\d\d"), ("slurm", r"(node|gpu|dgx|hgx)\d{3}"),
+    ("classic", r"c\d-gpu\d{4}"),
+])
+def test_host_naming_conventions_and_names_reveal_the_leaves(naming, pattern):
+    sc = shaped(naming=naming, fqdn_kernel=False, nodelist_jobs=False)
+    assert all(re.fullmatch(pattern, h) for h in sc.topology)
+    leaves: dict[str, set[str]] = {}
+    for h, leaf in sc.topology.items():
+        leaves.setdefault(leaf, set()).add(h)
+    # without the topology file, every leaf is among the groups the names suggest
+    groups = set(candidate_groups(sc.topology).values())
+    assert all(frozenset(hs) in groups for hs in leaves.values())
+
+
+def test_fqdn_in_kernel_lines_short_names_elsewhere():
+    sc = shaped(naming="rack", fqdn_kernel=True)
+    kernel = [ev for ev in sc.events if sc.event_template[ev["event_id"]] in KERNEL]
+    other = [ev for ev in sc.events if sc.event_template[ev["event_id"]] not in KERNEL | {"slurm_time_limit"}]
+    assert kernel and all(ev["host"].endswith(".example.com") for ev in kernel)
+    assert all(canonical_host(ev["host"]) in sc.topology for ev in kernel)
+    assert all(ev["host"] in sc.topology for ev in other)
+
+
+def test_scheduler_lines_carry_the_jobs_node_list():
+    for seed in range(1, 10):
+        sc = shaped(seed, naming="slurm", nodelist_jobs=True)
+        lines = [ev for ev in sc.events if sc.event_template[ev["event_id"]] == "slurm_time_limit"]
+        if any("[" in ev["host"] for ev in lines):
+            break
+    assert lines, "some job reached its time limit"
+    for ev in lines:
+        hosts = expand_nodelist(ev["host"])
+        assert set(hosts) <= set(sc.topology) and len(hosts) >= 4
+        assert sc.event_cause[ev["event_id"]] == NOISE
+        assert re.search(r" ON (\S+) ", ev["message"]).group(1) in hosts
+
+
+def test_compress_nodelist_round_trips():
+    for hosts in (["node001", "node002", "node003", "node007"], ["gpu-01-ib"], ["c1-r01-n07", "c1-r01-n08"],
+                  ["a", "node9", "node10"]):
+        assert expand_nodelist(compress_nodelist(hosts)) == hosts
+    assert compress_nodelist(["node001", "node002", "node003", "node007"]) == "node[001-003,007]"
+
+
+@pytest.mark.parametrize("gpu_ids", ["index", "pci_kernel", "pci"])
+def test_gpu_as_index_or_pci_bus_id(gpu_ids):
+    sc = shaped(gpu_ids=gpu_ids)
+    spelled = {}
+    for ev in sc.events:
+        if ev["gpu"] is None:
+            continue
+        kernel = sc.event_template[ev["event_id"]] in KERNEL
+        n = normalise_gpu(ev["gpu"])
+        want_pci = gpu_ids == "pci" or (gpu_ids == "pci_kernel" and kernel)
+        assert n.startswith("pci:") == want_pci, (gpu_ids, ev["gpu"])
+        spelled.setdefault(want_pci, set()).add(ev["gpu"])
+    if gpu_ids == "index":
+        # the Xid text names the bus id, the field the index: linked per host
+        obs = []
+        for ev in sc.events:
+            m = re.search(r"PCI:([0-9a-f:]+)\)", ev["message"])
+            if m and ev["gpu"]:
+                obs.append((ev["host"], ev["gpu"], m.group(1)))
+        links = link_gpu_ids(obs)
+        assert links and all(v.isdigit() for v in links.values())
+
+
+def test_restart_conventions():
+    same = shaped(restarts="same")
+    runs = {ev["job_id"] for ev in same.events}
+    assert all("attributes" not in ev for ev in same.events)
+    suffix = shaped(restarts="suffix")
+    ids = {ev["job_id"] for ev in suffix.events}
+    assert any(re.search(r"-r\d+$", j) for j in ids)
+    assert {re.sub(r"-r\d+$", "", j) for j in ids} == runs
+    for restarts, pattern in (("requeue", r"\d{6}"), ("elastic", r"c\d-run\d{3}-[0-9a-f]{8}")):
+        sc = shaped(restarts=restarts)
+        assert all(re.fullmatch(pattern, ev["job_id"]) for ev in sc.events)
+        assert {ev["attributes"]["run_id"] for ev in sc.events} == runs
+        # a new job id per attempt, attempts in time order within a run
+        by_run: dict[str, list] = {}
+        for ev in sc.events:
+            by_run.setdefault(ev["attributes"]["run_id"], []).append(ev)
+        for evs in by_run.values():
+            first_seen: dict[int, str] = {}
+            for ev in evs:
+                first_seen.setdefault(ev["attributes"]["attempt"], ev["time"])
+            attempts = sorted(first_seen)
+            assert [first_seen[a] for a in attempts] == sorted(first_seen[a] for a in attempts)
+            per_attempt = {ev["attributes"]["attempt"]: ev["job_id"] for ev in evs}
+            assert len(set(per_attempt.values())) == len(per_attempt)
+        recs, _sigs, id_map = to_records(sc)
+        ev_by_id = {ev["event_id"]: ev for ev in sc.events}
+        for r in recs[:200]:
+            ev = ev_by_id[id_map[r.id]]
+            assert (r.run, r.attempt) == (ev["attributes"]["run_id"], ev["attributes"]["attempt"])
+    recs, _s, _m = to_records(same)
+    assert all(r.run is None and r.attempt is None for r in recs)
+
+
+def test_storms_come_after_the_watchdog_timeout_the_text_states():
+    sc = shaped(3, size="medium", watchdog_ms=(600000, 1800000))
+    stated = {int(TIMEOUT.search(ev["message"]).group(1)) for ev in sc.events
+              if sc.event_template[ev["event_id"]] == "nccl_watchdog_timeout"}
+    assert stated == {600000, 1800000}
+    # a hardware precursor storm: the watchdog lines come the stated timeout after the Xid
+    checked = 0
+    for c in sc.causes:
+        if c["shape"] != "storm:hardware_precursor":
+            continue
+        evs = [ev for ev in sc.events if sc.event_cause[ev["event_id"]] == c["id"]]
+        xids = [datetime.fromisoformat(ev["time"][:-1]) for ev in evs if ev["message"].find("NVRM: Xid") >= 0]
+        for ev in evs:
+            m = TIMEOUT.search(ev["message"])
+            if not m:
+                continue
+            t = datetime.fromisoformat(ev["time"][:-1])
+            lag = [(t - x).total_seconds() for x in xids if x <= t]
+            assert lag and int(m.group(1)) / 1000 <= min(lag) <= int(m.group(1)) / 1000 + 120
+            checked += 1
+    assert checked
+
+
+def test_storm_causes_storage_and_hang():
+    found_storage = found_hang = False
+    for seed in range(1, 8):
+        sc = simulate(seed, size="medium")
+        causes = {c["id"]: c for c in sc.causes}
+        if "infra-storage" in causes:
+            evs = of_cause(sc, lambda c: c == "infra-storage")
+            assert {ev["cluster"] for ev in evs} == {causes["infra-storage"]["scope"]["cluster"]}
+            runs = {ev.get("attributes", {}).get("run_id", re.sub(r"-r\d+$", "", ev["job_id"])) for ev in evs}
+            found_storage |= len(runs) >= 2  # every job of the cluster at once
+            assert {sc.event_template[ev["event_id"]] for ev in evs} <= {"nfs_not_responding", "nccl_watchdog_timeout"}
+        if "sw-hang" in causes:
+            evs = of_cause(sc, lambda c: c == "sw-hang")
+            assert {sc.event_template[ev["event_id"]] for ev in evs} == {"nccl_watchdog_timeout"}  # no precursor
+            found_hang = True
+    assert found_storage and found_hang
+
+
+def test_single_bug_on_a_torch_cuda_pair():
+    sc = shaped(2, single_bug="torch_cuda_pair")
+    bug = of_cause(sc, lambda c: c == SINGLE_BUG)
+    assert bug and {(ev["versions"]["torch"], ev["versions"]["cuda"]) for ev in bug} == {("2.3.1", "12.6")}
+    # each half of the pair also ran without the other (clean exposure the onset must not count against it)
+    ran = {(ev["versions"]["torch"], ev["versions"]["cuda"]) for ev in sc.events
+           if sc.event_template[ev["event_id"]] == "progress"}
+    assert ("2.3.0", "12.6") in ran and ("2.3.1", "12.4") in ran
+
+
+def test_driver_stands_for_the_cluster():
+    sc = shaped(naming="classic", driver_per_cluster=True)
+    drivers: dict[str, set[str]] = {}
+    for ev in sc.events:
+        drivers.setdefault(ev["cluster"], set()).add(ev["versions"]["driver"])
+    assert all(len(v) == 1 for v in drivers.values())
+    assert len({next(iter(v)) for v in drivers.values()}) == len(drivers)
+    free = shaped(naming="classic", driver_per_cluster=False)
+    assert len({ev["versions"]["driver"] for ev in free.events}) > 1
+
+
+def test_data_fault_may_move_to_another_rank_after_a_restart():
+    moved = shaped(3, data_rank_moves=True)
+    fixed = shaped(3, data_rank_moves=False)
+    ranks = lambda sc: {ev["rank"] for ev in of_cause(sc, lambda c: c.startswith("data-"))  # noqa: E731
+                        if sc.event_template[ev["event_id"]] == "dataloader_zlib_error"}
+    assert len(ranks(fixed)) == 1
+    assert len(ranks(moved)) > 1
+
+
+def test_interruptions_follow_the_published_shares():
+    share = Counter()
+    for seed in (1, 2, 3):
+        sc = simulate(seed, size="medium")
+        for c in sc.causes:
+            share["gpu" if c["kind"] == "localised_hardware" else c["kind"]] += c.get("interruptions", 0)
+    total = sum(share.values())
+    assert 0.5 <= share["gpu"] / total <= 0.8  # Llama 3: 64% of unexpected interruptions
+    assert share["switch"] and share["regression"] and share["hang"]

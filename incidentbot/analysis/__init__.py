@@ -6,7 +6,9 @@ No database, no network, no clock: plain dataclasses in, plain dataclasses out. 
 ``engine.py`` for the evidence rules and ``Proposal`` for what ``confidence`` means.
 """
 
-from .engine import Settings, analyze, version_key
+from .engine import analyze
+from .settings import Settings
+from .versions import version_key
 from .model import CAUSE_CLASSES, Constraints, EventRecord, Proposal, SignatureInfo, Topology
 
 __all__ = [

@@ -73,5 +73,7 @@ class Proposal:
     evidence: list[str]
     signature_ids: list[int]
     event_ids: list[int]
-    kind: str  # localised_hardware | switch | regression | data_step | storm | co_occurrence | human_merge
+    # localised_hardware | switch | regression | data_step | storm | human_merge, and from coverage:
+    # unexplained | storm_unexplained | shared_component
+    kind: str
     key: str = ""  # a stable text key of the evidence profile (e.g. "host:c1-gpu0007"), for reconciliation

@@ -1,0 +1,178 @@
+"""Rule 8, coverage: every failure mode gets a hypothesis people can vote on, resolve and link.
+
+After the evidence rules, what is left of each signature (events no hypothesis holds) becomes
+one hypothesis of its own when it stands for at least ``cover_min_events`` stored events:
+
+- storms no precursor explains: "collective hang, cause not yet known" (never dropped); when the
+  storms of one signature hit most running jobs of a cluster within ``cluster_storm_span_s`` of
+  each other, a shared component of that cluster (switch, storage, scheduler) is named instead;
+- everything else: "one failure mode, cause not yet known", with the class the text's own
+  meaning gives (or unknown) and a low confidence.
+
+Benign noise stays out: a signature whose text says it is benign (INFO/WARNING lines, slow
+checkpoints, loss-scale overflows, time-limit lines: ``Settings.benign_markers``) AND whose
+leftover is spread evenly (over ``benign_min_places`` hosts (jobs when no host is given; or one per event), no host holding more than
+``benign_max_host_share`` of it). A benign-sounding text concentrated on one host or job is
+still covered: its spread, not its words, is what would make it harmless.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from .index import Index, fmt_n
+from .model import Proposal
+
+
+def is_benign_text(ix: Index, s: int) -> bool:
+    si = ix.sigs.get(s)
+    if si is None:
+        return False
+    text = f"{si.category} {si.title}".lower()
+    return any(m in text for m in ix.S.benign_markers)
+
+
+def is_job_level_text(ix: Index, s: int) -> bool:
+    """A line about the whole job (a scheduler's time limit): where it shows says nothing."""
+    si = ix.sigs.get(s)
+    if si is None:
+        return False
+    text = f"{si.category} {si.title}".lower()
+    return any(m in text for m in ix.S.job_level_markers)
+
+
+def spread_evenly(ix: Index, idx: list[int]) -> bool:
+    """Leftover events over many jobs, no host holding much of them: background, not a fault."""
+    S = ix.S
+    ev = ix.ev
+    jobs = {ev[i].job_id for i in idx}
+    places = {ev[i].host for i in idx if ev[i].host is not None} or jobs
+    if len(places) < min(S.benign_min_places, len(idx)):
+        return False
+    ranks = [ev[i].rank for i in idx if ev[i].rank is not None]
+    if ranks and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks):
+        return True  # logged by rank 0 only: the host it shows on is where rank 0 runs
+    hosts: Counter = Counter()
+    for i in idx:
+        if ev[i].host is not None:
+            hosts[ev[i].host] += ix.w[i]
+    if hosts and hosts.most_common(1)[0][1] > S.benign_max_host_share * sum(hosts.values()):
+        return False
+    return True
+
+
+def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
+    ev = ix.ev
+    jobs = sorted({ev[i].job_id for i in idx})
+    hosts = sorted({ev[i].host for i in idx if ev[i].host is not None})
+    span = ""
+    if idx:
+        t0, t1 = min(ev[i].time for i in idx), max(ev[i].time for i in idx)
+        span = f"over {(t1 - t0) / 3600:.1f} h" if t1 - t0 >= 3600 else f"over {(t1 - t0) / 60:.0f} min"
+    return jobs, hosts, span
+
+
+def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, int, int, float, float] | None:
+    """(cluster, jobs hit, jobs running, first start, last start) when the storms hit most running
+    jobs of one cluster at once."""
+    S = ix.S
+    ev = ix.ev
+    by_cluster: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for j, g in bursts:
+        c = ev[g[0]].cluster or ""
+        by_cluster[c].append((ev[g[0]].time, j))
+    best = None
+    for c, starts in sorted(by_cluster.items()):
+        starts.sort()
+        lo = 0
+        for hi in range(len(starts)):
+            while starts[hi][0] - starts[lo][0] > S.cluster_storm_span_s:
+                lo += 1
+            jobs_hit = {j for _, j in starts[lo:hi + 1]}
+            if len(jobs_hit) < S.cluster_storm_min_jobs:
+                continue
+            t0, t1 = starts[lo][0], starts[hi][0]
+            running = {j for j in ix.jobs_of_cluster.get(c, ())
+                       if ix.job_span[j][0] <= t1 and ix.job_span[j][1] >= t0}
+            if len(jobs_hit) >= S.cluster_storm_share * max(1, len(running)):
+                if best is None or len(jobs_hit) > best[1]:
+                    best = (c, len(jobs_hit), len(running), t0, t1)
+    return best
+
+
+def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
+    """Hypotheses for what no evidence rule explained."""
+    S = ix.S
+    out: list[Proposal] = []
+    for s in sorted(ix.by_sig):
+        left = [i for i in ix.by_sig[s] if i not in owner]
+        n = ix.weight(left)
+        if n < S.cover_min_events:
+            continue
+        title = ix.sig_title(s)
+        text_class = ix.sig_class(s)
+        storm_left = [i for i in left if i in ix.in_storm]
+        bursts = [(j, g) for s2, j, g in ix.storm_bursts if s2 == s and g[0] not in owner]
+        if storm_left and ix.weight(storm_left) * 2 >= n and bursts:
+            jobs, hosts, span = _where(ix, left)
+            wide = _cluster_wide(ix, bursts)
+            hang_ids = set(left)
+            if wide is not None:
+                c, hit, running, t0, t1 = wide
+                # the storms inside that window are the shared component's; any others stay a hang
+                shared = [(j, g) for j, g in bursts if (ix.ev[g[0]].cluster or "") == c
+                          and t0 <= ix.ev[g[0]].time <= t1]
+                shared_ids = [i for _j, g in shared for i in g]
+                hang_ids -= set(shared_ids)
+                where = f"cluster {c}" if c else "the fleet"
+                lines = [f"{len(shared)} storms of '{title}' ({fmt_n(ix.weight(shared_ids))} events from many ranks "
+                         f"within seconds) hit {hit} of the {running} jobs running on {where} within "
+                         f"{max(1.0, (t1 - t0) / 60):.0f} min: a component they share (switch, storage, scheduler) "
+                         f"rather than any one job",
+                         "no error on any one host or rank came before them"]
+                out.append(Proposal(
+                    title=f"Storm across every job of {where} at once: shared component (switch, storage or "
+                          f"scheduler)", cause_class="infrastructure",
+                    scope={"clusters": [c]} if c else {}, confidence=S.cover_confidence_shared, evidence=lines,
+                    signature_ids=[s], event_ids=sorted(ix.ev[i].id for i in shared_ids), kind="shared_component",
+                    key=f"shared:{c}:{s}"))
+            hang = sorted(hang_ids)
+            if ix.weight(hang) < S.cover_min_events:
+                continue
+            n_b = sum(1 for _j, g in bursts if g[0] in hang_ids)
+            jobs, hosts, span = _where(ix, hang)
+            lines = [f"{n_b} storms of '{title}' ({fmt_n(ix.weight(hang))} events from many ranks within seconds) "
+                     f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
+                     "no error on the ranks or hosts that failed first came before them within the watchdog "
+                     "window: the hang's cause is not in the events yet"]
+            out.append(Proposal(
+                title=f"Collective hang, cause not yet known: storms of {title}", cause_class="unknown",
+                scope={"jobs": jobs[:20]}, confidence=S.cover_confidence, evidence=lines, signature_ids=[s],
+                event_ids=sorted(ix.ev[i].id for i in hang), kind="storm_unexplained", key=f"hang:{s}"))
+            continue
+        if is_benign_text(ix, s) and spread_evenly(ix, left):
+            continue
+        jobs, hosts, span = _where(ix, left)
+        occ = len({(ix.ev[i].job_id, ix.occ[i]) for i in left})
+        top = Counter()
+        for i in left:
+            if ix.ev[i].host is not None:
+                top[ix.ev[i].host] += ix.w[i]
+        host_txt = ""
+        if top:
+            h, k = top.most_common(1)[0]
+            host_txt = f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} (most on {h}: {k} of {n})"
+        lines = [f"{fmt_n(n)} events of '{title}' ({occ} occurrences) in {len(jobs)} "
+                 f"job{'s' if len(jobs) != 1 else ''}{host_txt} {span}",
+                 "no host, switch, version onset, bad step or precursor explains them: one failure mode, "
+                 "cause not yet known"]
+        if text_class != "unknown":
+            lines.append(f"the text itself means {text_class}")
+        scope: dict[str, list[str]] = {"jobs": jobs[:20]}
+        if hosts and len(hosts) <= 8:
+            scope["hosts"] = hosts
+        out.append(Proposal(
+            title=f"One failure mode, cause not yet known: {title}", cause_class=text_class,
+            scope=scope, confidence=S.cover_confidence, evidence=lines, signature_ids=[s],
+            event_ids=sorted(ix.ev[i].id for i in left), kind="unexplained", key=f"unexplained:{s}"))
+    return out

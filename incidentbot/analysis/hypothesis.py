@@ -1,0 +1,146 @@
+"""A hypothesis under construction (components + events added by later rules) and its proposal."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from .index import Component, Index, confidence_from
+from .model import Proposal
+from .versions import version_key
+
+
+class Hyp:
+    def __init__(self, eng: "Index", comps: list[Component], storm_precursor: int | None = None,
+                 human: bool = False):
+        self.eng = eng
+        self.comps = comps
+        self.events: list[int] = []
+        self.sig_events: dict[int, list[int]] = defaultdict(list)
+        self.sigs: set[int] = set()
+        self.storm_precursor = storm_precursor
+        self.human = human
+        self.storm_lines: list[str] = []
+        self.storm_p: list[float] = []
+        self.lines_extra: list[str] = []
+        for c in comps:
+            self.add_events(c.sig, c.events, None)
+
+    def add_events(self, s: int, ids: list[int], line: str | None) -> None:
+        self.events.extend(ids)
+        self.sig_events[s].extend(ids)
+        self.sigs.add(s)
+        if line:
+            self.lines_extra.append(line)
+
+    def proposal(self) -> Proposal:
+        eng = self.eng
+        ev = eng.ev
+        comps = self.comps
+        kinds = Counter(c.kind for c in comps)
+        sig_order = sorted(self.sigs, key=lambda s: (-len(self.sig_events[s]), s))
+        n_sym = len(self.sigs)
+        scope: dict[str, list[str]] = {}
+        for c in comps:
+            for k, vs in c.scope.items():
+                cur = scope.setdefault(k, [])
+                for v in vs:
+                    if v not in cur:
+                        cur.append(v)
+        for k in scope:
+            scope[k] = sorted(scope[k], key=lambda x: (version_key(x.split("=", 1)[-1]) if k == "versions" else x, x))
+        ps = [c.p for c in comps] + self.storm_p
+        p = min(ps) if ps else 1.0
+        if comps:
+            kind = max(kinds, key=lambda k: (sum(len(c.events) for c in comps if c.kind == k), k))
+        elif self.storm_precursor is not None:
+            kind = "storm"
+        else:
+            kind = "human_merge"
+        classes = Counter()
+        for s in self.sigs:
+            classes[eng.sig_class(s)] += len(self.sig_events[s])
+        text_class = max((c for c in classes if c != "unknown"), key=lambda c: (classes[c], c), default="unknown")
+        if kind == "localised_hardware":
+            cause = "hardware"
+            if text_class == "network" and "hardware" not in classes:
+                cause = "network"
+        elif kind == "switch":
+            cause = "network"
+        elif kind == "regression":
+            cause = "software"  # a leak that ends in host OOM kills is still the code's
+        elif kind == "data_step":
+            cause = "data"
+        else:
+            cause = text_class
+        agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
+        conf = confidence_from(p, agree=agree) if comps or self.storm_p else 0.5
+        if kind == "storm" and not comps:
+            # the precursor alone: what its text means, and how reliably it precedes the storms
+            hosts = sorted({ev[i].host for i in self.sig_events[self.storm_precursor] if ev[i].host})
+            sws = sorted({eng.topo[h] for h in hosts if h in eng.topo})
+            if hosts:
+                scope["hosts"] = hosts
+            if sws and len(sws) <= 2:
+                scope["switches"] = sws
+        symptoms = ", ".join(eng.sig_title(s) for s in sig_order[:5]) + ("…" if n_sym > 5 else "")
+        if kind == "regression":
+            labels = Counter()
+            for c in comps:
+                if c.kind == "regression":
+                    labels[c.label] += len(c.events)
+            where = max(labels.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            title = f"Software regression {where}: {n_sym} symptom{'s' if n_sym > 1 else ''}" + (
+                ", one cause" if n_sym > 1 else "")
+        elif kind == "localised_hardware":
+            h = scope.get("hosts", ["?"])[0]
+            g = scope.get("gpus", [])
+            what = "Network fault at host" if cause == "network" else "Faulty GPU hardware on"
+            title = f"{what} {h}" + (f" ({g[0].split('/', 1)[1]})" if g else "") + f": {n_sym} symptom" + (
+                "s" if n_sym > 1 else "")
+        elif kind == "switch":
+            where = ", ".join(scope.get("switches", ["?"]))
+            where = (f"{where} (the host names' group: one switch, rack or storage path)" if eng.topo_from_names
+                     else f"switch {where}")
+            title = f"Network fault under {where}: {n_sym} symptom" + ("s" if n_sym > 1 else "")
+        elif kind == "data_step":
+            title = (f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
+                     f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart")
+        elif kind == "storm":
+            others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]
+            title = (f"{eng.sig_title(self.storm_precursor)}, then storms of {', '.join(others[:3])}"
+                     + (f" ({text_class})" if text_class != "unknown" else ""))
+        else:
+            title = f"People's merge: {symptoms}"
+        lines: list[str] = []
+        for c in comps:
+            lines.extend(c.evidence)
+        if kind == "regression" and n_sym > 1:
+            lines.insert(0, f"{n_sym} different symptoms share one onset and no location: " + symptoms)
+            jobs_of = {s: {ev[i].job_id for i in self.sig_events[s]} for s in self.sigs}
+            all_jobs = set().union(*jobs_of.values())
+            multi = sum(1 for j in all_jobs if sum(1 for s in self.sigs if j in jobs_of[s]) >= min(2, n_sym))
+            lines.insert(1, f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
+                            f"of the {n_sym} symptoms")
+        lines.extend(self.storm_lines)
+        lines.extend(self.lines_extra)
+        if classes:
+            named = [f"{eng.sig_title(s)} means {eng.sig_class(s)}" for s in sig_order if eng.sig_class(s) != "unknown"]
+            if named and kind in ("localised_hardware", "switch", "storm"):
+                lines.append("known meaning: " + "; ".join(named[:4]))
+        if not agree:
+            lines.append(f"note: the texts themselves point to {text_class}, the pattern to {cause}")
+        jobs = sorted({ev[i].job_id for i in self.events})
+        if kind in ("data_step",) and "jobs" not in scope:
+            scope["jobs"] = jobs
+        key = ""
+        if comps:
+            k0 = min((c.key for c in comps), key=lambda k: (str(k[0]), str(k)))
+            key = ":".join(str(x) if not isinstance(x, tuple) else "/".join(x) for x in k0)
+        elif self.storm_precursor is not None:
+            key = f"storm:{self.storm_precursor}"
+        else:
+            key = "human:" + "/".join(str(s) for s in sorted(self.sigs))
+        return Proposal(
+            title=title, cause_class=cause, scope=scope, confidence=conf, evidence=lines,
+            signature_ids=sorted(self.sigs), event_ids=sorted(ev[i].id for i in self.events), kind=kind, key=key,
+        )

@@ -1,0 +1,104 @@
+"""Rule 5, merging: components with one evidence profile become one hypothesis (one bug, many
+symptoms); people's together/apart decisions are obeyed here."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .hypothesis import Hyp
+from .index import Index
+
+
+class UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+
+
+# ---- 5. merge into hypotheses
+def merge(ix: Index) -> list[list[int]]:
+    comps = ix.components
+    uf = UnionFind(len(comps))
+    sigsets = [{c.sig} for c in comps]
+
+    def apart_ok(a: int, b: int) -> bool:
+        ra, rb = uf.find(a), uf.find(b)
+        both = sigsets[ra] | sigsets[rb]
+        for g in ix.cons.apart:
+            if len(both & g) >= 2:
+                return False
+        return True
+
+    def union(a: int, b: int, force: bool = False) -> None:
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb:
+            return
+        if not force and not apart_ok(a, b):
+            return
+        lo, hi = min(ra, rb), max(ra, rb)
+        uf.parent[hi] = lo
+        sigsets[lo] |= sigsets[hi]
+
+    # human merges first
+    by_sig_comp: dict[int, list[int]] = defaultdict(list)
+    for ci, c in enumerate(comps):
+        by_sig_comp[c.sig].append(ci)
+    for g in ix.cons.together:
+        members = []
+        for s in sorted(g):
+            cs = by_sig_comp.get(s, [])
+            if cs:
+                members.append(max(cs, key=lambda ci: (len(comps[ci].events), -ci)))
+        for a, b in zip(members, members[1:]):
+            union(a, b, force=True)
+    # same key
+    first: dict[tuple, int] = {}
+    for ci, c in enumerate(comps):
+        k = c.key
+        if k[0] == "data":
+            k = ("data", k[1], k[2])
+        if k in first:
+            union(first[k], ci)
+        else:
+            first[k] = ci
+    # onsets: mutual consistency
+    ons = [ci for ci, c in enumerate(comps) if c.kind == "regression"]
+    for x in range(len(ons)):
+        for y in range(x + 1, len(ons)):
+            a, b = comps[ons[x]], comps[ons[y]]
+            ka, kb = a.key[1:], b.key[1:]
+            if ka == kb or (ka in b.compat and kb in a.compat):
+                union(ons[x], ons[y])
+    groups: dict[int, list[int]] = defaultdict(list)
+    for ci in range(len(comps)):
+        groups[uf.find(ci)].append(ci)
+    return [groups[r] for r in sorted(groups)]
+
+
+# ---- human merges without evidence
+def human_only(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
+    for g in ix.cons.together:
+        present = [s for s in sorted(g) if ix.by_sig.get(s)]
+        if len(present) < 2:
+            continue
+        owners = {owner.get(i) for s in present for i in ix.by_sig[s]} - {None}
+        if owners:
+            # fold unexplained events of the group into the largest hypothesis that holds any of it
+            h = min(owners, key=lambda x: (-len(hyps[x].events), x))
+        else:
+            h = len(hyps)
+            hyps.append(Hyp(ix, [], human=True))
+        for s in present:
+            ids = [i for i in ix.by_sig[s] if i not in owner]
+            if ids:
+                hyps[h].add_events(s, ids, None)
+                for i in ids:
+                    owner[i] = h
+        hyps[h].lines_extra.append("people merged " + ", ".join(f"'{ix.sig_title(s)}'" for s in present)
+                                   + " into one cause")

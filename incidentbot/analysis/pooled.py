@@ -1,0 +1,209 @@
+"""Rule 4b, pooled onset: one bug, many small symptoms.
+
+A bug that fires rarely shows as several texts, none with enough occurrences for an onset of its
+own. Pooled here: for each candidate version set (since / until / only one value of a version
+dimension, and only one value of a PAIR of dimensions, e.g. torch 2.3.0 with cuda 12.6), the
+signatures left over by the other rules whose occurrences all sit inside it (at least
+``pool_min_per_sig`` each, at least ``pool_min_sigs`` texts) are tested together: P(none outside
+| their pooled rate x the steps outside), Bonferroni over every candidate set. A
+pair is tried only where it beats each of its single dimensions (the clean steps of another
+torch on the same CUDA are then not counted against the claim).
+
+A version set that stands for one cluster (all its exposure is there and the cluster ran little
+else) is not claimed as a regression: the cluster could as well be the cause.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+
+from .index import Component, Index, fmt_n, fmt_p
+from .versions import version_key
+
+
+def _values(code, vers, pairs) -> dict[str, str]:
+    vd = dict(vers)
+    if code is not None:
+        vd["code_version"] = code
+    for a, b in pairs:
+        if a in vd and b in vd:
+            vd[f"{a}×{b}"] = f"{vd[a]} with {b} {vd[b]}"
+    return vd
+
+
+def stands_for_cluster(ix: Index, d: str, A: tuple[str, ...], exposure_of) -> str | None:
+    """The cluster a version set stands for: all of its exposure in one cluster, which ran
+    (nearly) nothing else."""
+    S = ix.S
+    in_c: dict[str, float] = defaultdict(float)
+    all_c: dict[str, float] = defaultdict(float)
+    for (j, code, vers, x) in ix.expo.segments:
+        c = ix.job_cluster.get(j)
+        if c is None:
+            continue
+        all_c[c] += x
+        if exposure_of(code, vers).get(d) in A:
+            in_c[c] += x
+    if len(in_c) != 1 or len(all_c) < 2:
+        return None
+    (c, x), = in_c.items()
+    return c if x >= (1 - S.onset_stray_frac) * all_c[c] else None
+
+
+def _best(cands, E, occ_vals, taken, n_tests, S):
+    best = None
+    for mode, d, A in cands:
+        Aset = set(A)
+        E_tot = sum(E[d].values())
+        E_in = sum(E[d][v] for v in A)
+        E_out = E_tot - E_in
+        if E_out <= 0 or E_tot <= 0:
+            continue
+        members = []
+        n_in = 0
+        for s, ovs in occ_vals.items():
+            if s in taken:
+                continue
+            k_in = sum(1 for ov in ovs if ov.get(d) in Aset)
+            if k_in == len(ovs):
+                members.append(s)
+                n_in += k_in
+        if len(members) < S.pool_min_sigs:
+            continue
+        mu = n_in * E_out / E_in  # expected outside at the rate seen inside
+        p = min(1.0, math.exp(-mu) * n_tests)
+        if best is None or (p, -len(members)) < (best[0], -len(best[4])):
+            best = (p, mode, d, A, members, n_in, E_in, E_out, mu)
+    return best
+
+
+def too_broad(ix: Index, best, occ_vals, vals_of) -> bool:
+    """Whether a part of the onset's versions that ran long (another dimension's value inside it,
+    e.g. torch 2.2.2 on cuda 12.6) shows none of it: then a pair of dimensions is the better claim."""
+    _p, _mode, d, A, members, n_in, E_in, _E_out, _mu = best
+    Aset = set(A)
+    E_sub: dict[tuple[str, str], float] = defaultdict(float)
+    for (_j, code, vers, x) in ix.expo.segments:
+        vd = vals_of(code, vers)
+        if vd.get(d) in Aset:
+            for d2, v2 in vd.items():
+                if d2 != d and "×" not in d2:
+                    E_sub[(d2, v2)] += x
+    n_sub: dict[tuple[str, str], int] = defaultdict(int)
+    for s in members:
+        for ov in occ_vals[s]:
+            for d2, v2 in ov.items():
+                if d2 != d and "×" not in d2:
+                    n_sub[(d2, v2)] += 1
+    for key, x in E_sub.items():
+        if n_sub.get(key, 0) == 0 and math.exp(-n_in * x / E_in) < ix.S.onset_broad_p:
+            return True
+    return False
+
+
+def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
+    """Components for groups of leftover signatures sharing one onset; returns the signatures taken."""
+    S = ix.S
+    taken: set[int] = set()
+    names = sorted({n for (_j, _c, vers, _x) in ix.expo.segments for n, _ in vers})
+    pairs = [(a, b) for k, a in enumerate(names) for b in names[k + 1:]]
+    cache: dict[tuple, dict[str, str]] = {}
+
+    def vals_of(code, vers):
+        key = (code, vers)
+        v = cache.get(key)
+        if v is None:
+            v = cache[key] = _values(code, vers, pairs)
+        return v
+
+    E: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for (_j, code, vers, x) in ix.expo.segments:
+        for d, v in vals_of(code, vers).items():
+            E[d][v] += x
+    # storm starts per job: a text that mostly comes just before storms is their precursor, not a symptom
+    storm_starts: dict[str, list[float]] = defaultdict(list)
+    for _s, j, g in ix.storm_bursts:
+        storm_starts[j].append(ix.ev[g[0]].time)
+    for j in storm_starts:
+        storm_starts[j].sort()
+    window = S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
+
+    def before_storm(i: int) -> bool:
+        e = ix.ev[i]
+        st = storm_starts.get(e.job_id)
+        if not st:
+            return False
+        k = bisect.bisect_left(st, e.time - 2.0)
+        return k < len(st) and st[k] - e.time <= window
+
+    # occurrences per signature and value
+    occ_vals: dict[int, list[dict[str, str]]] = {}
+    for s, idx in left.items():
+        if ix.sig_class(s) not in S.pool_classes:
+            continue  # a text that itself means hardware, network or storage is no code bug's symptom
+        firsts: dict[int, int] = {}
+        for i in idx:
+            firsts.setdefault(ix.occ[i], i)
+        if len(firsts) < S.pool_min_per_sig:
+            continue
+        if sum(1 for i in firsts.values() if before_storm(i)) >= S.pool_precursor_frac * len(firsts):
+            continue
+        occ_vals[s] = [vals_of(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts.values()]
+    if len(occ_vals) < S.pool_min_sigs:
+        return taken
+    cands: list[tuple[str, str, tuple[str, ...]]] = []
+    for d in sorted(E):
+        vs = sorted(E[d], key=version_key)
+        if len(vs) < 2:
+            continue
+        if "×" in d:
+            cands += [("only", d, (v,)) for v in vs]
+        else:
+            for k in range(1, len(vs)):
+                cands.append(("since", d, tuple(vs[k:])))
+                cands.append(("until", d, tuple(vs[:k])))
+            if len(vs) >= 3:
+                cands += [("only", d, (v,)) for v in vs]
+    n_tests = max(1, len(cands))
+    while True:
+        # single dimensions first; a pair only where no single dimension explains it
+        best = _best([c for c in cands if "×" not in c[1]], E, occ_vals, taken, n_tests, S)
+        if best is not None and best[0] < S.alpha_onset and too_broad(ix, best, occ_vals, vals_of):
+            pair = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S)
+            if pair is not None and pair[0] < S.alpha_onset:
+                best = pair
+        if best is None or best[0] >= S.alpha_onset:
+            best = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S)
+        if best is None or best[0] >= S.alpha_onset:
+            return taken
+        p, mode, d, A, members, n_in, E_in, E_out, mu = best
+        if stands_for_cluster(ix, d, A, vals_of) is not None:
+            # the version is one cluster's: no regression claim (coverage keeps the events)
+            cands = [c for c in cands if (c[1], c[2]) != (d, A)]
+            continue
+        dn = "code" if d == "code_version" else d
+        shown = ", ".join(A)
+        where = {"since": f"since {dn} {A[0]}", "until": f"up to {dn} {A[-1]} (gone after)",
+                 "only": f"only on {dn} {shown}" if "×" not in d else f"only on {d.split('×')[0]} {shown}"}[mode]
+        if "×" in d:
+            a, b = d.split("×")
+            versions = []
+            for v in A:
+                va, vb = v.split(f" with {b} ")
+                versions += [f"{a}={va}", f"{b}={vb}"]
+        else:
+            versions = [f"{d}={v}" for v in A]
+        titles = ", ".join(f"'{ix.sig_title(s)}'" for s in members[:5])
+        pooled_line = (f"{len(members)} symptoms too rare for an onset each ({titles}): {n_in} occurrences "
+                       f"together, all {where.replace('only on ', 'on ')}; 0 in {fmt_n(E_out)} steps elsewhere "
+                       f"({mu:.1f} expected at their pooled rate; {fmt_p(p)})")
+        for s in members:
+            A_key = (d, A)
+            idx = left[s]
+            ev = [pooled_line] if s == members[0] else []
+            ix.add(Component(s, "regression", ("onset",) + A_key, list(idx), p, ev, {"versions": versions},
+                             compat=frozenset({A_key}), cause_class="software", label=where))
+            taken.add(s)

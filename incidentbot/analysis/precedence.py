@@ -1,0 +1,134 @@
+"""Rule 7, precedence: a storm goes to the cause whose events came first."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import Counter, defaultdict
+
+from .hypothesis import Hyp
+from .index import Index, fmt_n
+
+
+# ---- 7. storms and their precursors
+_TIMEOUT_MS = re.compile(r"timeout\(ms\)\s*=\s*(\d{1,9})", re.IGNORECASE)
+
+
+def watchdog_window(ix: Index, s: int) -> float:
+    """How long before a storm its cause may lie: the watchdog's own timeout when the text states
+    it (``Timeout(ms)=1800000``, in the title or the signature's details), else the default
+    (``Settings.watchdog_timeout_s``, settable); plus a margin for the time the watchdog takes."""
+    S = ix.S
+    si = ix.sigs.get(s)
+    ms = None
+    if si is not None:
+        for k, v in si.details:
+            if k in ("timeout_ms", "timeout(ms)"):
+                ms = int(v) if str(v).isdigit() else None
+        m = _TIMEOUT_MS.search(si.title) if ms is None else None
+        if m:
+            ms = int(m.group(1))
+    timeout = ms / 1000.0 if ms else S.watchdog_timeout_s
+    return timeout * S.watchdog_margin + S.watchdog_slack_s
+
+
+def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
+    S = ix.S
+    if not ix.storm_bursts:
+        return
+    storm_sigs = {s for s, _, _ in ix.storm_bursts}
+    # candidate precursors: for each burst, signatures with an event shortly before it in the job
+    pre_count: Counter = Counter()
+    bursts_per_sig = Counter(s for s, _, _ in ix.storm_bursts)
+    window = {s: watchdog_window(ix, s) for s in storm_sigs}
+    max_window = max(window.values())
+    starts: list[tuple[int, str, float, float]] = []
+    for s, j, g in ix.storm_bursts:
+        t0 = ix.ev[g[0]].time
+        starts.append((s, j, t0, ix.ev[g[-1]].time))
+        tk = ix.job_times[j]
+        lo = bisect.bisect_left(tk, t0 - window[s])
+        hi = bisect.bisect_right(tk, t0 + 2.0)
+        seen = set()
+        for k in range(lo, hi):
+            i = ix.by_job[j][k]
+            ps = ix.ev[i].signature_id
+            if ps in storm_sigs and i in ix.in_storm:
+                continue
+            if ps == s:
+                continue
+            seen.add(ps)
+        for ps in seen:
+            pre_count[(ps, s)] += 1
+    # how much of each candidate precursor sits just before storms (progress lines do not)
+    near_storm: Counter = Counter()
+    cand_p = sorted({ps for ps, _ in pre_count})
+    storm_starts_by_job: dict[str, list[float]] = defaultdict(list)
+    for s, j, t0, _ in starts:
+        storm_starts_by_job[j].append(t0)
+    for j in storm_starts_by_job:
+        storm_starts_by_job[j].sort()
+    for ps in cand_p:
+        for i in ix.by_sig[ps]:
+            e = ix.ev[i]
+            st = storm_starts_by_job.get(e.job_id)
+            if not st:
+                continue
+            k = bisect.bisect_left(st, e.time - 2.0)
+            if k < len(st) and st[k] - e.time <= max_window:
+                near_storm[ps] += 1
+    reliable: set[tuple[int, int]] = set()
+    for (ps, s), c in pre_count.items():
+        frac_storms = c / bursts_per_sig[s]
+        frac_near = near_storm[ps] / max(1, len(ix.by_sig[ps]))
+        known = ix.sig_class(ps) in ("hardware", "network")
+        if (c >= 2 or frac_storms >= 0.5 or (known and frac_near >= 0.8)) and frac_near >= 0.3:
+            reliable.add((ps, s))
+    new_h: dict[tuple, int] = {}  # (precursor signature, its switch) -> new storm hypothesis index
+    stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
+    for (s, j, g), (_, _, t0, _) in zip(ix.storm_bursts, starts):
+        tk = ix.job_times[j]
+        lo = bisect.bisect_left(tk, t0 - window[s])
+        hi = bisect.bisect_right(tk, t0 + 2.0)
+        best = None
+        for k in range(hi - 1, lo - 1, -1):
+            i = ix.by_job[j][k]
+            ps = ix.ev[i].signature_id
+            if (ps, s) in reliable and i not in ix.in_storm:
+                best = i
+                break
+        if best is None:
+            continue
+        ps = ix.ev[best].signature_id
+        h = owner.get(best)
+        if h is None:
+            sw = ix.topo.get(ix.ev[best].host) if ix.ev[best].host else None
+            hk = (ps, sw)
+            if hk not in new_h:
+                new_h[hk] = len(hyps)
+                hyps.append(Hyp(ix, [], storm_precursor=ps))
+            h = new_h[hk]
+            pre_ids = [i for i in ix.by_sig[ps] if i not in owner and i not in ix.in_storm
+                       and (sw is None or ix.topo.get(ix.ev[i].host) == sw)]
+            hyps[h].add_events(ps, pre_ids, None)
+            for i in pre_ids:
+                owner[i] = h
+        if not ix.apart_allows(hyps[h].sigs | {s}):
+            continue
+        hyps[h].add_events(s, g, None)
+        for i in g:
+            owner[i] = h
+        st = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
+        st["n"] += 1
+        st["events"] += ix.weight(g)
+        st["lags"].append(t0 - ix.ev[best].time)
+        st["pre"][ps] += 1
+    for (h, s) in sorted(stats):
+        st = stats[(h, s)]
+        nb, ne, lags = st["n"], st["events"], sorted(st["lags"])
+        med = lags[len(lags) // 2]
+        pre = " or ".join(f"'{ix.sig_title(x)}'" for x, _ in st["pre"].most_common(2))
+        hyps[h].storm_lines.append(
+            f"{nb} of {bursts_per_sig[s]} storms of '{ix.sig_title(s)}' ({fmt_n(ne)} events from many ranks "
+            f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence")
+        hyps[h].storm_p.append(min(1.0, 0.5 ** (nb + 1)))

@@ -1,0 +1,56 @@
+"""Every threshold of the analysis, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    burst_gap_s: float = 30.0  # events of one signature in one job closer than this are one occurrence
+    storm_min_events: int = 8
+    storm_min_hosts: int = 3
+    data_min_repeats: int = 3  # same (job, step) failing in this many separate occurrences
+    alpha: float = 1e-3  # family-wise, after Bonferroni
+    alpha_known: float = 1e-2  # when the text's known meaning (hardware/network) agrees with localisation
+    min_localised: int = 3
+    min_localised_known: int = 2
+    min_onset: int = 5  # occurrences needed before an onset is claimed
+    alpha_onset: float = 5e-3  # family-wise over all version dimensions and cut points
+    onset_stray_frac: float = 0.05  # tolerated share of occurrences outside the onset versions
+    onset_stray_of_expected: float = 0.1  # ... and at most this share of what the rate would predict there
+    # a storm's cause lies up to the watchdog's timeout before it: read from the text when stated,
+    # else this default (PyTorch's NCCL default is 10 min, many jobs set 30 min; the longer is safe
+    # because the nearest reliable precursor is taken)
+    watchdog_timeout_s: float = 1800.0
+    watchdog_margin: float = 1.1  # times the timeout ...
+    watchdog_slack_s: float = 120.0  # ... plus this: the watchdog's own polling and the log's delay
+    cooccur_window_s: float = 60.0
+    cooccur_frac: float = 0.7
+    rank0_frac: float = 0.9
+    pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
+    pool_min_sigs: int = 2  # ... and how many texts share the onset
+    pool_precursor_frac: float = 0.5  # a text this often just before storms is a precursor, not pooled
+    onset_broad_p: float = 0.01  # a clean part of an onset this unlikely by chance: try a version pair
+    pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
+    # coverage: what no rule explains
+    cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
+    cover_confidence: float = 0.2  # "cause not yet known"
+    cover_confidence_shared: float = 0.4  # a storm across a cluster's jobs at once
+    benign_markers: tuple[str, ...] = (
+        "info:", "info ", "warning", "warn", "progress", "took", "slow", "loss scale",
+        "overflow", "time limit", "remapping", "sending process", "iteration",
+    )
+    job_level_markers: tuple[str, ...] = ("time limit", "timelimit", "due to time", "preempt")
+    benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...
+    benign_max_host_share: float = 0.5  # ... with no host holding more than this share of it
+    cluster_storm_span_s: float = 300.0  # storms of one text starting this close in one cluster: at once
+    cluster_storm_min_jobs: int = 3
+    cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
+    name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
+    nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
+
+
+DEFAULT = Settings()
+
+

@@ -1,0 +1,116 @@
+"""Coverage: what no rule explains still gets one hypothesis; benign noise, known by meaning AND
+spread, stays out; storms without a precursor are kept ("collective hang, cause not yet known");
+a storm across a cluster's jobs at once points at a shared component."""
+
+import random
+from dataclasses import replace
+
+from incidentbot.analysis import analyze
+from incidentbot.analysis.synth import Fleet
+
+ERR, CKPT, WATCHDOG = 30, 31, 32
+
+
+def hosts(n, prefix="h"):
+    return [f"{prefix}{i:02d}" for i in range(n)]
+
+
+def fleet(n_jobs=4):
+    f = Fleet()
+    f.sig(ERR, "RuntimeError: something odd", "other", "unknown")
+    f.sig(CKPT, "WARNING:checkpointing: saving checkpoint took <NUM> s (expected <NUM>)", "checkpoint_io",
+          "infrastructure")
+    f.sig(WATCHDOG, "NCCL watchdog timeout", "nccl_watchdog_timeout", "unknown")
+    for k in range(n_jobs):
+        f.job(f"j{k}", hosts(4, f"n{k}-"), 10_000, start=k * 7)
+    return f
+
+
+def scatter(f, sig, n, seed=3, host=None):
+    rng = random.Random(seed)
+    for _ in range(n):
+        j = f"j{rng.randrange(len(f.jobs))}"
+        f.event(sig, j, rng.randrange(10_000), host or rng.choice(f.jobs[j].hosts), rank=rng.randrange(32))
+
+
+def storm(f, job, t, n=40):
+    for r in range(n):
+        f.event(WATCHDOG, job, None, f.jobs[job].hosts[r % 4], rank=r, at=t + r * 0.05)
+
+
+CASES = [  # (name, build, expected kinds of the covering hypothesis or None for "stays out")
+    ("scattered error", lambda f: scatter(f, ERR, 6), "unexplained"),
+    ("benign warning spread evenly", lambda f: scatter(f, CKPT, 12), None),
+    ("benign warning all on one host", lambda f: scatter(f, CKPT, 12, host="n1-02"), "any"),
+    ("two events only", lambda f: scatter(f, ERR, 2), None),
+]
+
+
+def test_coverage_table():
+    for name, build, want in CASES:
+        f = fleet()
+        build(f)
+        sig = ERR if "error" in name or "two" in name else CKPT
+        props = analyze(f.events, f.signatures)
+        holders = [p for p in props if set(p.event_ids) & f.ids(sig)]
+        if want is None:
+            assert holders == [], name
+            continue
+        assert len(holders) == 1, name
+        assert set(holders[0].event_ids) >= f.ids(sig), name
+        if want != "any":
+            assert holders[0].kind == want, name
+            assert holders[0].title.startswith("One failure mode, cause not yet known"), name
+            assert holders[0].confidence < 0.5, name
+
+
+def test_counts_weigh_records():
+    """One aggregate record standing for 3 events is covered; one standing for 2 is not."""
+    for count, covered in ((3, True), (2, False)):
+        f = fleet()
+        e = f.event(ERR, "j0", 5_000, "n0-01", rank=3)
+        f.events[e.id - 1] = replace(e, count=count)
+        props = analyze(f.events, f.signatures)
+        assert bool([p for p in props if e.id in p.event_ids]) is covered
+
+
+def test_storm_without_precursor_is_a_hypothesis():
+    f = fleet()
+    for k in range(2):
+        storm(f, "j1", f.jobs["j1"].start + 4_000 * (k + 1))
+    (p,) = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)]
+    assert p.kind == "storm_unexplained" and p.title.startswith("Collective hang, cause not yet known")
+    assert set(p.event_ids) == f.ids(WATCHDOG)
+
+
+def test_storm_across_every_job_of_a_cluster_is_a_shared_component():
+    f = fleet()
+    t = f.jobs["j3"].start + 6_000
+    for k in range(4):
+        storm(f, f"j{k}", t + 20 * k)
+    (p,) = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)]
+    assert p.kind == "shared_component" and p.cause_class == "infrastructure"
+    assert "switch, storage or scheduler" in p.title
+    assert any("4 of the 4 jobs running on cluster c1" in line for line in p.evidence)
+
+
+def test_storm_in_one_job_of_four_is_not_a_shared_component():
+    f = fleet()
+    storm(f, "j2", f.jobs["j2"].start + 6_000)
+    kinds = {p.kind for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)}
+    assert kinds == {"storm_unexplained"}
+
+
+def test_a_cluster_wide_storm_and_a_later_single_job_hang_are_two_hypotheses():
+    f = fleet()
+    t = f.jobs["j3"].start + 6_000
+    for k in range(4):
+        storm(f, f"j{k}", t + 20 * k)
+    n_before = len(f.events)
+    storm(f, "j1", t + 9_000)
+    hang_ids = {e.id for e in f.events[n_before:]}
+    props = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)]
+    kinds = {p.kind: p for p in props}
+    assert set(kinds) == {"shared_component", "storm_unexplained"}
+    assert set(kinds["storm_unexplained"].event_ids) == hang_ids
+    assert set(kinds["shared_component"].event_ids) == f.ids(WATCHDOG) - hang_ids

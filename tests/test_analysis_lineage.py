@@ -1,0 +1,63 @@
+"""Run lineage (job-id patterns, reporter run/attempt) and recurrence at a step across attempts."""
+
+from dataclasses import replace
+
+import pytest
+
+from incidentbot.analysis import analyze
+from incidentbot.analysis.lineage import attempt_number, run_key
+from incidentbot.analysis.synth import Fleet
+
+ZLIB = 20
+
+RUNS = [
+    ("llama-7b-r3", None, "llama-7b"),
+    ("train_attempt3", None, "train"),
+    ("job-12.2", None, "job-12"),
+    ("exp-retry-1", None, "exp"),
+    ("448376", "c1-run000", "c1-run000"),  # SLURM requeue: a new id, the reporter names the run
+    ("job-0007", None, "job-0007"),  # a number is no restart suffix
+    ("r2", None, "r2"),  # nothing left without the suffix: the id itself
+]
+
+
+@pytest.mark.parametrize("job,run,want", RUNS)
+def test_run_key(job, run, want):
+    assert run_key(job, run) == want
+
+
+def test_attempt_number():
+    assert attempt_number("llama-r3") == 3 and attempt_number("x", 4) == 4 and attempt_number("job-0007") is None
+
+
+def restarted_run(n_attempts, *, same_step=True, new_ids=True):
+    """A run failing at step 6,123 on each attempt; each attempt a new SLURM job id (the reporter
+    names the run), read by a different rank each time."""
+    f = Fleet()
+    f.sig(ZLIB, "zlib error reading shard", "dataloader", "data")
+    for k in range(n_attempts):
+        jid = f"4483{k:02d}" if new_ids else "run-a"
+        if jid not in f.jobs:
+            f.job(jid, ["h00", "h01", "h02", "h03"], 7_000, start=30_000 * k, every=250)
+        step = 6_123 if same_step else 6_123 + 400 * k
+        e = f.event(ZLIB, jid, step, f"h0{k % 4}", rank=3 + 8 * k, at=f.jobs[jid].start + 20_000)
+        f.events[e.id - 1] = replace(e, run="c1-run000", attempt=k)
+    f.events = [replace(e, run="c1-run000") for e in f.events]
+    return f
+
+
+def test_same_step_across_attempts_with_new_job_ids_and_moving_ranks_is_data():
+    f = restarted_run(3)
+    props = analyze(f.events, f.signatures)
+    data = [p for p in props if p.kind == "data_step"]
+    assert len(data) == 1
+    p = data[0]
+    assert p.cause_class == "data" and p.scope["steps"] == ["6123"]
+    assert set(p.event_ids) == f.ids(ZLIB)
+    assert any("run c1-run000 stopped at step 6,123 in 3 separate attempts" in line for line in p.evidence)
+
+
+@pytest.mark.parametrize("n,same_step", [(2, True), (3, False)])
+def test_two_attempts_or_different_steps_are_not_data(n, same_step):
+    f = restarted_run(n, same_step=same_step)
+    assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]

@@ -1,0 +1,74 @@
+"""Onsets: several rare symptoms pooled into one bug, version pairs, and versions that stand for a cluster."""
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from incidentbot.analysis import analyze
+from incidentbot.analysis.synth import Fleet
+
+NAN, ASSERT, IMA, OTHER = 60, 61, 62, 63
+
+
+def hosts(n, prefix):
+    return [f"{prefix}{i:02d}" for i in range(n)]
+
+
+def fleet(job_versions, *, per_symptom=3, bad=lambda v: v["torch"] == "2.3.0", seed=2, clusters=None):
+    f = Fleet()
+    f.sig(NAN, "NaN loss", "loss_instability", "software")
+    f.sig(ASSERT, "device-side assert", "cuda_runtime", "software")
+    f.sig(IMA, "CUDA illegal memory access", "cuda_runtime", "software")
+    for k, v in enumerate(job_versions):
+        f.job(f"j{k}", hosts(4, f"n{k}-"), 12_000, versions=v, start=k * 11)
+    rng = random.Random(seed)
+    bad_jobs = [f"j{k}" for k, v in enumerate(job_versions) if bad(v)]
+    for sig in (NAN, ASSERT, IMA):
+        for _ in range(per_symptom):
+            j = rng.choice(bad_jobs)
+            f.event(sig, j, rng.randrange(12_000), rng.choice(f.jobs[j].hosts), rank=rng.randrange(32))
+    if clusters:
+        f.events = [replace(e, cluster=clusters[e.job_id]) for e in f.events]
+    return f
+
+
+def regressions(f):
+    return [p for p in analyze(f.events, f.signatures) if p.kind == "regression"]
+
+
+OLD, NEW = {"torch": "2.2.2", "cuda": "12.4"}, {"torch": "2.3.0", "cuda": "12.4"}
+
+
+def test_three_rare_symptoms_pool_into_one_bug():
+    f = fleet([OLD] * 4 + [NEW] * 4)
+    (p,) = regressions(f)
+    assert set(p.signature_ids) == {NAN, ASSERT, IMA}
+    assert "torch=2.3.0" in p.scope["versions"]
+    assert any("3 symptoms too rare for an onset each" in line for line in p.evidence)
+
+
+def test_rare_symptoms_on_both_versions_are_no_onset():
+    f = fleet([OLD] * 4 + [NEW] * 4, bad=lambda v: True)
+    assert regressions(f) == []
+
+
+def test_a_torch_cuda_pair():
+    """Active only under torch 2.3.0 with cuda 12.6: neither torch 2.3.0 (clean on 12.4) nor cuda
+    12.6 (clean under torch 2.2.2) alone is the onset."""
+    vs = [{"torch": t, "cuda": c} for t in ("2.2.2", "2.3.0") for c in ("12.4", "12.6")] * 2
+    f = fleet(vs, per_symptom=4, bad=lambda v: v["torch"] == "2.3.0" and v["cuda"] == "12.6")
+    (p,) = regressions(f)
+    assert set(p.signature_ids) == {NAN, ASSERT, IMA}
+    assert {"torch=2.3.0", "cuda=12.6"} <= set(p.scope["versions"])
+    assert "cuda 12.6" in p.title and "torch 2.3.0" in p.title
+
+
+@pytest.mark.parametrize("per_symptom", [3, 8])
+def test_a_driver_that_stands_for_a_cluster_is_no_regression(per_symptom):
+    """Driver 550 runs only on cluster c2 (and c2 runs nothing else): the symptoms there do not
+    make "regression since driver 550"."""
+    vs = [{"driver": "535", "torch": "2.3.0"}] * 4 + [{"driver": "550", "torch": "2.3.0"}] * 4
+    clusters = {f"j{k}": "c1" if k < 4 else "c2" for k in range(8)}
+    f = fleet(vs, per_symptom=per_symptom, bad=lambda v: v["driver"] == "550", clusters=clusters)
+    assert not [p for p in regressions(f) if any(v.startswith("driver=") for v in p.scope["versions"])]
