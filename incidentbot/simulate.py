@@ -474,7 +474,7 @@ class SizeSpec:
 SIZES: dict[str, SizeSpec] = {
     "small": SizeSpec(2, 16, 8, 8, (4, 8), (12000, 20000), 4000, 3, 1, 1, 0, (4, 10), 1.0, 0, 120),
     "medium": SizeSpec(4, 48, 8, 28, (6, 24), (15000, 30000), 2500, 7, 2, 2, 1, (15, 40), 1.0, 0, 300),
-    "large": SizeSpec(4, 160, 16, 60, (8, 40), (20000, 40000), 3000, 12, 3, 3, 1, (40, 120), 1.0, 256, 1000),
+    "large": SizeSpec(4, 256, 16, 60, (8, 40), (20000, 40000), 3000, 12, 3, 3, 1, (40, 120), 1.0, 256, 1000),
 }
 
 CODE_VERSIONS = ["v1.2", "v1.3", "v1.4", "v1.5"]
@@ -595,6 +595,7 @@ class _Builder:
         # per cause, a factor on its rate from a first pass (restarts replay steps, so the exposure a
         # cause sees is more than the plan's; the second pass corrects for it)
         self.rate_fix = rate_fix or {}
+        self.render = rate_fix is not None
 
     # -- fleet
     def host_names(self, c: int, cname: str) -> list[tuple[str, str]]:
@@ -844,6 +845,8 @@ class _Builder:
 
     def emit(self, cause: str, tmpl: str, jb: Job, t: float, step: int | None, host: str, gpu: int | None,
              rank: int | None, *, host_field: str | None = None, attempt: int | None = None, **ctx: Any) -> None:
+        if not self.render:  # the first pass only counts interruptions
+            return
         code, versions = jb.version_at(step or 0)
         dt = EPOCH + timedelta(seconds=t)
         shp = self.shapes
@@ -877,6 +880,8 @@ class _Builder:
         self.event_template[eid] = tmpl
 
     def storm(self, cause: str, jb: Job, t: float, step: int, skip_rank: int | None) -> None:
+        if not self.render:
+            return
         seq = self.rng.randrange(1000, 900000)
         numel = self.rng.choice([466119168, 544997376, 268435456])
         for hi, h in enumerate(jb.hosts):
@@ -1089,7 +1094,7 @@ def simulate(seed: int, *, size: str | int = "small", shapes: Shapes | str | Non
         shp = shapes
     else:
         raise ValueError(f"shapes: expected None, 'classic' or a Shapes, got {shapes!r}")
-    first = _Builder(seed, size, shp)
+    first = _Builder(seed, size, shp, None)
     first.build_fleet()
     first.build_causes()
     first.run_jobs()
