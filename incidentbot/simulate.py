@@ -358,6 +358,7 @@ class Shapes:
       CUDA 12.6: other torches on 12.6 and torch 2.3.1 on other CUDAs are clean).
     - ``driver_per_cluster``: the driver version stands for the cluster (a confounder).
     - ``data_rank_moves``: after a restart another rank reads the corrupt shard.
+    - ``mix``: ``shares`` (each cause's interruptions its share of Llama 3's) | ``legacy``.
     """
 
     naming: str = "classic"
@@ -369,10 +370,12 @@ class Shapes:
     single_bug: str = "one_dim"
     driver_per_cluster: bool = False
     data_rank_moves: bool = False
+    mix: str = "shares"  # shares (Llama 3 interruption shares) | legacy (counts per kind, the mix before shapes)
 
 
-CLASSIC = Shapes()
-"""The fleet before shapes existed: ``c1-gpu0007`` names, one job id per job, GPU indices."""
+CLASSIC = Shapes(mix="legacy")
+"""The fleet before shapes existed: ``c1-gpu0007`` names, one job id per job, GPU indices, the old
+cause mix (no storage stall, hang or GSP fault; the single bug frequent)."""
 
 
 def draw_shapes(seed: int) -> Shapes:
@@ -808,6 +811,72 @@ class _Builder:
                 shape="data_step:rank_moves" if shp.data_rank_moves else "data_step:same_rank",
             ))
 
+    def build_causes_legacy(self) -> None:
+        """The cause mix before shapes: counts per kind from the size, hazards drawn per cause."""
+        sp, rng = self.spec, self.rng
+        self.causes: list[Cause] = []
+        busy_hosts: dict[str, int] = {}
+        for jb in self.jobs:
+            for h in jb.hosts:
+                busy_hosts[h] = busy_hosts.get(h, 0) + 1
+        used = sorted(busy_hosts)
+        bad = rng.sample(used, min(sp.hw, len(used)))
+        hw_kinds = ["fallen_off_bus", "hbm_dbe", "bad_gpu_ima"]
+        for i, h in enumerate(bad):
+            k = hw_kinds[i % 3] if i < 3 else rng.choice(hw_kinds)
+            gpu = rng.randrange(8)
+            tmpl = {
+                "fallen_off_bus": ["xid79_fallen_off_bus", "cuda_unknown_error", "nccl_watchdog_timeout"],
+                "hbm_dbe": ["xid48_dbe", "cuda_uncorrectable_ecc", "xid63_row_remap"],
+                "bad_gpu_ima": ["cuda_illegal_memory_access", "xid94_contained"],
+            }[k]
+            self.causes.append(Cause(
+                f"hw-{i}-{k}", "localised_hardware", "hardware", f"{k} on {h} GPU {gpu}", tmpl,
+                {"host": h, "gpu": gpu}, hazard=rng.uniform(1 / 3000, 1 / 1500) * sp.hazard_scale,
+                shape="storm:hardware_precursor" if k == "fallen_off_bus" else
+                "gpu:hbm_dbe" if k == "hbm_dbe" else "gpu:one_text_two_causes",
+            ))
+        switches = sorted({self.topology[h] for h in used})
+        # a switch whose hosts are used by at least one job with >= 2 hosts under it
+        cand = [s for s in switches if any(sum(self.topology[h] == s for h in jb.hosts) >= 2 for jb in self.jobs)]
+        for i, s in enumerate(rng.sample(cand, min(sp.switch, len(cand)))):
+            t0 = rng.uniform(0.1, 0.6) * 6 * 86400
+            self.causes.append(Cause(
+                f"net-{i}-switch", "switch", "network", f"leaf switch {s} flapping",
+                ["ib_completion_error", "nccl_watchdog_timeout"],
+                {"switch": s, "t0": t0, "t1": t0 + rng.uniform(8, 20) * 3600},
+                hazard=rng.uniform(1 / 6000, 1 / 3000) * sp.hazard_scale, shape="storm:network",
+            ))
+        self.causes.append(Cause(
+            "sw-torchsum", "regression", "software", "torch.sum reduction bug since torch 2.3.0",
+            ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"],
+            {"versions": {"torch": ["2.3.0", "2.3.1"]}}, hazard=rng.uniform(1 / 500, 1 / 300) * sp.hazard_scale,
+            shape="single_bug:one_dim",
+        ))
+        self.causes.append(Cause(
+            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.4",
+            ["host_oom_kill", "dataloader_worker_killed"],
+            {"code_version": ["v1.4", "v1.5"], "steps_to_oom": rng.randint(800, 1500)}, shape="leak",
+        ))
+        for i in range(sp.extra_regressions):
+            self.causes.append(Cause(
+                f"sw-nccl-{i}", "regression", "software", "NCCL 2.21.5 regression",
+                ["nccl_unhandled_cuda_error", "cublas_execution_failed"],
+                {"versions": {"nccl": ["2.21.5"]}}, hazard=rng.uniform(1 / 2500, 1 / 1200) * sp.hazard_scale,
+                shape="regression:one_dim",
+            ))
+        for i in range(sp.data):
+            jb = rng.choice([j for j in self.jobs if j.total_steps > 6000])
+            step = rng.randrange(2000, jb.total_steps - 1000)
+            if step % CHECKPOINT_EVERY == 0:
+                step += 7
+            self.causes.append(Cause(
+                f"data-{i}-shard", "data_step", "data", f"corrupt shard read by {jb.id} at step {step}",
+                ["dataloader_zlib_error", "nan_loss"],
+                {"job": jb.id, "step": step, "repeats": rng.randint(3, 5), "shard": rng.randrange(99999),
+                 "rank": rng.randrange(len(jb.hosts) * 8)}, shape="data_step:same_rank",
+            ))
+
     def apply_targets(self) -> None:
         """Each hazard-driven cause's target (from the hazard and exposure it was given), then the
         first pass's correction."""
@@ -1094,18 +1163,24 @@ def simulate(seed: int, *, size: str | int = "small", shapes: Shapes | str | Non
         shp = shapes
     else:
         raise ValueError(f"shapes: expected None, 'classic' or a Shapes, got {shapes!r}")
-    first = _Builder(seed, size, shp, None)
-    first.build_fleet()
-    first.build_causes()
-    first.run_jobs()
-    # Second pass with each cause's rate corrected by what the first realised, so the interruption
-    # mix follows the shares (bounded: a cause that never got its chance is not blown up).
-    fix = {c.id: max(0.5, min(2.0, c.target / max(1, first.interruptions.get(c.id, 0))))
-           for c in first.causes if c.target}
-    b = _Builder(seed, size, shp, fix)
-    b.build_fleet()
-    b.build_causes()
-    b.apply_targets()
+    if shp.mix == "legacy":
+        b = _Builder(seed, size, shp, {})
+        b.build_fleet()
+        b.build_causes_legacy()
+    else:
+        first = _Builder(seed, size, shp, None)
+        first.build_fleet()
+        first.build_causes()
+        first.run_jobs()
+        # Second pass with each cause's rate corrected by what the first realised, so the
+        # interruption mix follows the shares (bounded: a cause that never got its chance is not
+        # blown up).
+        fix = {c.id: max(0.5, min(2.0, c.target / max(1, first.interruptions.get(c.id, 0))))
+               for c in first.causes if c.target}
+        b = _Builder(seed, size, shp, fix)
+        b.build_fleet()
+        b.build_causes()
+        b.apply_targets()
     b.run_jobs()
     b.noise()
     order = sorted(range(len(b.events)), key=lambda i: (b.events[i]["time"], b.events[i]["event_id"]))
