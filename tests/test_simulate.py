@@ -399,3 +399,56 @@ def test_interruptions_follow_the_published_shares():
     total = sum(share.values())
     assert 0.5 <= share["gpu"] / total <= 0.8  # Llama 3: 64% of unexpected interruptions
     assert share["switch"] and share["regression"] and share["hang"]
+
+
+# --------------------------------------------------------------------------- the bench's scores
+
+
+def _bench():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    return importlib.import_module("diagnosis")
+
+
+def test_bench_score_macro_and_symptom_balanced():
+    D = _bench()
+    # cause A: a 100-event symptom and a 2-event one; cause B: 10 events; 5 noise events
+    ev_cause, ev_tmpl = {}, {}
+    for i in range(100):
+        ev_cause[f"a{i}"], ev_tmpl[f"a{i}"] = "A", "storm"
+    for i in range(2):
+        ev_cause[f"p{i}"], ev_tmpl[f"p{i}"] = "A", "precursor"
+    for i in range(10):
+        ev_cause[f"b{i}"], ev_tmpl[f"b{i}"] = "B", "other"
+    for i in range(5):
+        ev_cause[f"n{i}"], ev_tmpl[f"n{i}"] = NOISE, "progress"
+    truth = {"event_cause": ev_cause, "event_template": ev_tmpl, "causes": [], "single_bug": "A"}
+    # H1 holds A's storm only (drops the precursor); H2 holds B and two noise events
+    e2h = {f"a{i}": "H1" for i in range(100)} | {f"b{i}": "H2" for i in range(10)} | {"n0": "H2", "n1": "H2"}
+    s = D.score(truth, e2h)
+    assert s.per_cause["A"] == pytest.approx(2 * 100 / (102 + 100))
+    assert s.per_cause_balanced["A"] == pytest.approx((1.0 + 0.0) / 2)  # the small symptom weighs as much
+    assert s.per_cause["B"] == pytest.approx(2 * 10 / (10 + 12))
+    assert s.per_cause_balanced["B"] == pytest.approx(1.0)  # restricted to B's symptom, noise is not counted
+    assert s.macro_f1 == pytest.approx((s.per_cause["A"] + s.per_cause["B"]) / 2)
+    assert not s.single_bug_found  # one symptom missing
+    assert s.noise_absorbed == pytest.approx(2 / 5)
+    e2h.update({"p0": "H1", "p1": "H1"})
+    s = D.score(truth, e2h)
+    assert s.single_bug_found and s.per_cause_balanced["A"] == pytest.approx(1.0)
+    # nothing placed: zeros, not errors
+    s = D.score(truth, {})
+    assert s.macro_f1 == 0.0 and s.balanced_f1 == 0.0 and not s.single_bug_found
+
+
+def test_bench_seed_sets_are_apart():
+    D = _bench()
+    tune, report = D.SEED_SETS["tune"], D.SEED_SETS["report"]
+    assert max(tune) < 100 <= 1000 <= min(report) and len(report) >= 30
+    assert D.parse_seeds("report")[1] == report and "never looked at" in D.parse_seeds("report")[0]
+    assert D.parse_seeds("1,3-5")[1] == [1, 3, 4, 5]
+    with pytest.raises(SystemExit):
+        D.parse_seeds("1,x")
