@@ -1,24 +1,37 @@
 """Scenario simulator: a GPU fleet, training jobs over versions, and the failures they log.
 
-``simulate(seed, size=...)`` returns a :class:`Scenario`: events in the ingest API schema
-(``event_id, job_id, message, time, cluster, host, gpu, rank, step, code_version, versions,
-kind``), the fleet topology (host -> leaf switch) and, kept apart from the events, the truth:
-which cause produced each event, which of our templates rendered it, and the cause list.
+``simulate(seed, size=..., shapes=None)`` returns a :class:`Scenario`: events in the ingest API
+schema (``event_id, job_id, message, time, cluster, host, gpu, rank, step, code_version,
+versions, kind``, and ``attributes`` {run_id, attempt} where the fleet's reporter sends them), the
+fleet topology (host -> leaf switch) and, kept apart from the events, the truth: which cause
+produced each event, which of our templates rendered it, the cause list (each with its ``kind``,
+``shape`` and number of ``interruptions``) and the fleet's shapes.
 
-The cause mix follows the published shares in ``taxonomy.md`` (Llama 3 405B, 419 unexpected
-interruptions: GPU 64%, software 13%, network 8%, ...): GPU faults are the most numerous causes,
-then software, then network and data. Every scenario contains the "one bug, four symptoms" case
-(an upstream reduction bug since a torch release that shows up as a NaN loss, an illegal memory
-access, a device-side assert and a grad-norm spike, on all hosts) and confounders: the
-illegal-memory-access text also comes from one failing GPU, the watchdog-timeout storm comes both
-after switch faults and after a GPU falling off the bus, and a NaN loss also comes from a corrupt
-data shard.
+Shapes (:class:`Shapes`, drawn per seed by :func:`draw_shapes`): host naming (IPv4 with one /24
+per leaf, rack tokens, SLURM ``node001``, the classic ``c1-gpu0007``; FQDN in kernel lines beside
+short names elsewhere; SLURM host lists in scheduler lines), GPU as an index or a PCI bus id,
+restart conventions (one job id, ``-r2`` suffixes, a new SLURM job id per requeue, a new
+torchelastic run id), NCCL watchdog timeouts of 10 or 30 minutes (the storm comes that long after
+the hang, and the text says so), the many-symptom bug on one version or only on a torch x CUDA
+pair, the driver version standing for a cluster, a corrupt shard read by another rank after a
+restart. ``shapes="classic"`` is the fleet before shapes, with its cause mix.
+
+The cause mix follows the published interruption shares in ``taxonomy.md`` (Llama 3 405B, 419
+unexpected interruptions: GPU 64%, software 13%, network 8%, host/maintenance 13%, unknown
+watchdog timeouts 2%): each cause's rate is set so its expected interruptions are its share of
+the size's budget (see ``SHARES``). Storm causes: a GPU falling off the bus or a GSP timeout
+(hardware precursor), a flapping leaf switch, a storage stall hitting every job of a cluster at
+once, a collective hang with no precursor. Every scenario contains the "one bug, four symptoms"
+case (an upstream reduction bug that shows up as a NaN loss, an illegal memory access, a
+device-side assert and a grad-norm spike, on all hosts; rarer than the storms around it) and
+confounders: the illegal-memory-access text also comes from one failing GPU, the watchdog-timeout
+storm from five different causes, and a NaN loss also from a corrupt data shard.
 
 The message templates are our own, written after real failure texts (NCCL watchdog, NVRM Xid,
-CUDA runtime errors, InfiniBand completion errors, Python tracebacks); every variable part
-(ranks, pids, PCI ids, sequence numbers, sizes, timestamps) varies per event.
+CUDA runtime errors, InfiniBand completion errors, Python tracebacks, slurmstepd lines); every
+variable part (ranks, pids, PCI ids, sequence numbers, sizes, timestamps) varies per event.
 
-Deterministic: the same seed and size give byte-identical output.
+Deterministic: the same seed, size and shapes give byte-identical output.
 """
 
 from __future__ import annotations
