@@ -1,24 +1,37 @@
 """Scenario simulator: a GPU fleet, training jobs over versions, and the failures they log.
 
-``simulate(seed, size=...)`` returns a :class:`Scenario`: events in the ingest API schema
-(``event_id, job_id, message, time, cluster, host, gpu, rank, step, code_version, versions,
-kind``), the fleet topology (host -> leaf switch) and, kept apart from the events, the truth:
-which cause produced each event, which of our templates rendered it, and the cause list.
+``simulate(seed, size=..., shapes=None)`` returns a :class:`Scenario`: events in the ingest API
+schema (``event_id, job_id, message, time, cluster, host, gpu, rank, step, code_version,
+versions, kind``, and ``attributes`` {run_id, attempt} where the fleet's reporter sends them), the
+fleet topology (host -> leaf switch) and, kept apart from the events, the truth: which cause
+produced each event, which of our templates rendered it, the cause list (each with its ``kind``,
+``shape`` and number of ``interruptions``) and the fleet's shapes.
 
-The cause mix follows the published shares in ``taxonomy.md`` (Llama 3 405B, 419 unexpected
-interruptions: GPU 64%, software 13%, network 8%, ...): GPU faults are the most numerous causes,
-then software, then network and data. Every scenario contains the "one bug, four symptoms" case
-(an upstream reduction bug since a torch release that shows up as a NaN loss, an illegal memory
-access, a device-side assert and a grad-norm spike, on all hosts) and confounders: the
-illegal-memory-access text also comes from one failing GPU, the watchdog-timeout storm comes both
-after switch faults and after a GPU falling off the bus, and a NaN loss also comes from a corrupt
-data shard.
+Shapes (:class:`Shapes`, drawn per seed by :func:`draw_shapes`): host naming (IPv4 with one /24
+per leaf, rack tokens, SLURM ``node001``, the classic ``c1-gpu0007``; FQDN in kernel lines beside
+short names elsewhere; SLURM host lists in scheduler lines), GPU as an index or a PCI bus id,
+restart conventions (one job id, ``-r2`` suffixes, a new SLURM job id per requeue, a new
+torchelastic run id), NCCL watchdog timeouts of 10 or 30 minutes (the storm comes that long after
+the hang, and the text says so), the many-symptom bug on one version or only on a torch x CUDA
+pair, the driver version standing for a cluster, a corrupt shard read by another rank after a
+restart. ``shapes="classic"`` is the fleet before shapes, with its cause mix.
+
+The cause mix follows the published interruption shares in ``taxonomy.md`` (Llama 3 405B, 419
+unexpected interruptions: GPU 64%, software 13%, network 8%, host/maintenance 13%, unknown
+watchdog timeouts 2%): each cause's rate is set so its expected interruptions are its share of
+the size's budget (see ``SHARES``). Storm causes: a GPU falling off the bus or a GSP timeout
+(hardware precursor), a flapping leaf switch, a storage stall hitting every job of a cluster at
+once, a collective hang with no precursor. Every scenario contains the "one bug, four symptoms"
+case (an upstream reduction bug that shows up as a NaN loss, an illegal memory access, a
+device-side assert and a grad-norm spike, on all hosts; rarer than the storms around it) and
+confounders: the illegal-memory-access text also comes from one failing GPU, the watchdog-timeout
+storm from five different causes, and a NaN loss also from a corrupt data shard.
 
 The message templates are our own, written after real failure texts (NCCL watchdog, NVRM Xid,
-CUDA runtime errors, InfiniBand completion errors, Python tracebacks); every variable part
-(ranks, pids, PCI ids, sequence numbers, sizes, timestamps) varies per event.
+CUDA runtime errors, InfiniBand completion errors, Python tracebacks, slurmstepd lines); every
+variable part (ranks, pids, PCI ids, sequence numbers, sizes, timestamps) varies per event.
 
-Deterministic: the same seed and size give byte-identical output.
+Deterministic: the same seed, size and shapes give byte-identical output.
 """
 
 from __future__ import annotations
@@ -358,6 +371,7 @@ class Shapes:
       CUDA 12.6: other torches on 12.6 and torch 2.3.1 on other CUDAs are clean).
     - ``driver_per_cluster``: the driver version stands for the cluster (a confounder).
     - ``data_rank_moves``: after a restart another rank reads the corrupt shard.
+    - ``mix``: ``shares`` (each cause's interruptions its share of Llama 3's) | ``legacy``.
     """
 
     naming: str = "classic"
@@ -369,10 +383,12 @@ class Shapes:
     single_bug: str = "one_dim"
     driver_per_cluster: bool = False
     data_rank_moves: bool = False
+    mix: str = "shares"  # shares (Llama 3 interruption shares) | legacy (counts per kind, the mix before shapes)
 
 
-CLASSIC = Shapes()
-"""The fleet before shapes existed: ``c1-gpu0007`` names, one job id per job, GPU indices."""
+CLASSIC = Shapes(mix="legacy")
+"""The fleet before shapes existed: ``c1-gpu0007`` names, one job id per job, GPU indices, the old
+cause mix (no storage stall, hang or GSP fault; the single bug frequent)."""
 
 
 def draw_shapes(seed: int) -> Shapes:
@@ -474,7 +490,7 @@ class SizeSpec:
 SIZES: dict[str, SizeSpec] = {
     "small": SizeSpec(2, 16, 8, 8, (4, 8), (12000, 20000), 4000, 3, 1, 1, 0, (4, 10), 1.0, 0, 120),
     "medium": SizeSpec(4, 48, 8, 28, (6, 24), (15000, 30000), 2500, 7, 2, 2, 1, (15, 40), 1.0, 0, 300),
-    "large": SizeSpec(4, 160, 16, 60, (8, 40), (20000, 40000), 3000, 12, 3, 3, 1, (40, 120), 1.0, 256, 1000),
+    "large": SizeSpec(4, 256, 16, 60, (8, 40), (20000, 40000), 3000, 12, 3, 3, 1, (40, 120), 1.0, 256, 1000),
 }
 
 CODE_VERSIONS = ["v1.2", "v1.3", "v1.4", "v1.5"]
@@ -595,6 +611,7 @@ class _Builder:
         # per cause, a factor on its rate from a first pass (restarts replay steps, so the exposure a
         # cause sees is more than the plan's; the second pass corrects for it)
         self.rate_fix = rate_fix or {}
+        self.render = rate_fix is not None
 
     # -- fleet
     def host_names(self, c: int, cname: str) -> list[tuple[str, str]]:
@@ -807,6 +824,72 @@ class _Builder:
                 shape="data_step:rank_moves" if shp.data_rank_moves else "data_step:same_rank",
             ))
 
+    def build_causes_legacy(self) -> None:
+        """The cause mix before shapes: counts per kind from the size, hazards drawn per cause."""
+        sp, rng = self.spec, self.rng
+        self.causes: list[Cause] = []
+        busy_hosts: dict[str, int] = {}
+        for jb in self.jobs:
+            for h in jb.hosts:
+                busy_hosts[h] = busy_hosts.get(h, 0) + 1
+        used = sorted(busy_hosts)
+        bad = rng.sample(used, min(sp.hw, len(used)))
+        hw_kinds = ["fallen_off_bus", "hbm_dbe", "bad_gpu_ima"]
+        for i, h in enumerate(bad):
+            k = hw_kinds[i % 3] if i < 3 else rng.choice(hw_kinds)
+            gpu = rng.randrange(8)
+            tmpl = {
+                "fallen_off_bus": ["xid79_fallen_off_bus", "cuda_unknown_error", "nccl_watchdog_timeout"],
+                "hbm_dbe": ["xid48_dbe", "cuda_uncorrectable_ecc", "xid63_row_remap"],
+                "bad_gpu_ima": ["cuda_illegal_memory_access", "xid94_contained"],
+            }[k]
+            self.causes.append(Cause(
+                f"hw-{i}-{k}", "localised_hardware", "hardware", f"{k} on {h} GPU {gpu}", tmpl,
+                {"host": h, "gpu": gpu}, hazard=rng.uniform(1 / 3000, 1 / 1500) * sp.hazard_scale,
+                shape="storm:hardware_precursor" if k == "fallen_off_bus" else
+                "gpu:hbm_dbe" if k == "hbm_dbe" else "gpu:one_text_two_causes",
+            ))
+        switches = sorted({self.topology[h] for h in used})
+        # a switch whose hosts are used by at least one job with >= 2 hosts under it
+        cand = [s for s in switches if any(sum(self.topology[h] == s for h in jb.hosts) >= 2 for jb in self.jobs)]
+        for i, s in enumerate(rng.sample(cand, min(sp.switch, len(cand)))):
+            t0 = rng.uniform(0.1, 0.6) * 6 * 86400
+            self.causes.append(Cause(
+                f"net-{i}-switch", "switch", "network", f"leaf switch {s} flapping",
+                ["ib_completion_error", "nccl_watchdog_timeout"],
+                {"switch": s, "t0": t0, "t1": t0 + rng.uniform(8, 20) * 3600},
+                hazard=rng.uniform(1 / 6000, 1 / 3000) * sp.hazard_scale, shape="storm:network",
+            ))
+        self.causes.append(Cause(
+            "sw-torchsum", "regression", "software", "torch.sum reduction bug since torch 2.3.0",
+            ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"],
+            {"versions": {"torch": ["2.3.0", "2.3.1"]}}, hazard=rng.uniform(1 / 500, 1 / 300) * sp.hazard_scale,
+            shape="single_bug:one_dim",
+        ))
+        self.causes.append(Cause(
+            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.4",
+            ["host_oom_kill", "dataloader_worker_killed"],
+            {"code_version": ["v1.4", "v1.5"], "steps_to_oom": rng.randint(800, 1500)}, shape="leak",
+        ))
+        for i in range(sp.extra_regressions):
+            self.causes.append(Cause(
+                f"sw-nccl-{i}", "regression", "software", "NCCL 2.21.5 regression",
+                ["nccl_unhandled_cuda_error", "cublas_execution_failed"],
+                {"versions": {"nccl": ["2.21.5"]}}, hazard=rng.uniform(1 / 2500, 1 / 1200) * sp.hazard_scale,
+                shape="regression:one_dim",
+            ))
+        for i in range(sp.data):
+            jb = rng.choice([j for j in self.jobs if j.total_steps > 6000])
+            step = rng.randrange(2000, jb.total_steps - 1000)
+            if step % CHECKPOINT_EVERY == 0:
+                step += 7
+            self.causes.append(Cause(
+                f"data-{i}-shard", "data_step", "data", f"corrupt shard read by {jb.id} at step {step}",
+                ["dataloader_zlib_error", "nan_loss"],
+                {"job": jb.id, "step": step, "repeats": rng.randint(3, 5), "shard": rng.randrange(99999),
+                 "rank": rng.randrange(len(jb.hosts) * 8)}, shape="data_step:same_rank",
+            ))
+
     def apply_targets(self) -> None:
         """Each hazard-driven cause's target (from the hazard and exposure it was given), then the
         first pass's correction."""
@@ -844,6 +927,8 @@ class _Builder:
 
     def emit(self, cause: str, tmpl: str, jb: Job, t: float, step: int | None, host: str, gpu: int | None,
              rank: int | None, *, host_field: str | None = None, attempt: int | None = None, **ctx: Any) -> None:
+        if not self.render:  # the first pass only counts interruptions
+            return
         code, versions = jb.version_at(step or 0)
         dt = EPOCH + timedelta(seconds=t)
         shp = self.shapes
@@ -877,6 +962,8 @@ class _Builder:
         self.event_template[eid] = tmpl
 
     def storm(self, cause: str, jb: Job, t: float, step: int, skip_rank: int | None) -> None:
+        if not self.render:
+            return
         seq = self.rng.randrange(1000, 900000)
         numel = self.rng.choice([466119168, 544997376, 268435456])
         for hi, h in enumerate(jb.hosts):
@@ -1089,18 +1176,24 @@ def simulate(seed: int, *, size: str | int = "small", shapes: Shapes | str | Non
         shp = shapes
     else:
         raise ValueError(f"shapes: expected None, 'classic' or a Shapes, got {shapes!r}")
-    first = _Builder(seed, size, shp)
-    first.build_fleet()
-    first.build_causes()
-    first.run_jobs()
-    # Second pass with each cause's rate corrected by what the first realised, so the interruption
-    # mix follows the shares (bounded: a cause that never got its chance is not blown up).
-    fix = {c.id: max(0.5, min(2.0, c.target / max(1, first.interruptions.get(c.id, 0))))
-           for c in first.causes if c.target}
-    b = _Builder(seed, size, shp, fix)
-    b.build_fleet()
-    b.build_causes()
-    b.apply_targets()
+    if shp.mix == "legacy":
+        b = _Builder(seed, size, shp, {})
+        b.build_fleet()
+        b.build_causes_legacy()
+    else:
+        first = _Builder(seed, size, shp, None)
+        first.build_fleet()
+        first.build_causes()
+        first.run_jobs()
+        # Second pass with each cause's rate corrected by what the first realised, so the
+        # interruption mix follows the shares (bounded: a cause that never got its chance is not
+        # blown up).
+        fix = {c.id: max(0.5, min(2.0, c.target / max(1, first.interruptions.get(c.id, 0))))
+               for c in first.causes if c.target}
+        b = _Builder(seed, size, shp, fix)
+        b.build_fleet()
+        b.build_causes()
+        b.apply_targets()
     b.run_jobs()
     b.noise()
     order = sorted(range(len(b.events)), key=lambda i: (b.events[i]["time"], b.events[i]["event_id"]))

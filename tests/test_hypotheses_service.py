@@ -13,7 +13,7 @@ from incidentbot.simulate import simulate
 
 @pytest.fixture(scope="module")
 def scenario():
-    return simulate(3, size="small")
+    return simulate(3, size="small", shapes="classic")  # the fleet this test was written for (issue 15 shapes: bench)
 
 
 def ingest_scenario(client, scenario):
