@@ -82,6 +82,7 @@ class Runtime:
         s = self.settings
         self.ingest = IngestService(
             self.db, channel=s.alert_channel, clock=self.clock, max_time_skew=s.max_time_skew_td,
+            max_event_age=s.max_event_age_td,
             alert_policy=NewSignaturePolicy(per_job=s.new_signature_alerts, total=s.new_signature_alerts_total,
                                             window=s.new_signature_window_td))
         self.signatures = SignatureService(self.db)

@@ -101,11 +101,13 @@ class Settings(BaseSettings):
     new_signature_alerts: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS", 10, ge=0)
     new_signature_alerts_total: int = _env("INCIDENTBOT_NEW_SIGNATURE_ALERTS_TOTAL", 40, ge=1)
     new_signature_window: str = _env("INCIDENTBOT_NEW_SIGNATURE_WINDOW", "10m")
-    # An event time further than this from receive time is stored at receive time (the sent time
-    # is kept), so one wrong clock cannot set a signature's last_seen to 2199 for good.
+    # An event time more than this ahead of receive time is stored at receive time (the sent time
+    # is kept), so one wrong clock cannot set a signature's last_seen to 2199 for good. Older
+    # times are history (a replayed log, a backfill) and are kept unless older than the max age.
     max_time_skew: str = _env("INCIDENTBOT_MAX_TIME_SKEW", "1d")
+    max_event_age: str = _env("INCIDENTBOT_MAX_EVENT_AGE", "3650d")
 
-    @field_validator("new_signature_window", "max_time_skew")
+    @field_validator("new_signature_window", "max_time_skew", "max_event_age")
     @classmethod
     def _check_duration(cls, v: str) -> str:
         d = parse_duration(v)
@@ -120,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def max_time_skew_td(self) -> timedelta:
         return parse_duration(self.max_time_skew)
+
+    @property
+    def max_event_age_td(self) -> timedelta:
+        return parse_duration(self.max_event_age)
 
     @field_validator("database_url")
     @classmethod

@@ -81,12 +81,14 @@ class IngestService:
     SIG_CACHE_MAX = 100_000
 
     def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow,
-                 alert_policy: NewSignaturePolicy = NewSignaturePolicy(), max_time_skew: timedelta = timedelta(days=1)):
+                 alert_policy: NewSignaturePolicy = NewSignaturePolicy(), max_time_skew: timedelta = timedelta(days=1),
+                 max_event_age: timedelta = timedelta(days=3650)):
         self.db = db
         self.channel = channel
         self.clock = clock
         self.alert_policy = alert_policy
         self.max_time_skew = max_time_skew
+        self.max_event_age = max_event_age
         self._sig_ids: dict[str, int] = {}
         self._older_rules: bool | None = None  # whether signatures of older grouping rules exist
         self._members: set[tuple[int, str, str]] = set()
@@ -118,7 +120,7 @@ class IngestService:
             fp = signatures.fingerprint(ev.message)
             fps.setdefault(fp.key, fp)
             t, sent = ev.time or now, None
-            if ev.time is not None and abs(ev.time - now) > self.max_time_skew:
+            if ev.time is not None and (ev.time - now > self.max_time_skew or now - ev.time > self.max_event_age):
                 # Kept, not refused: the failure is real even when the node's clock is not.
                 t, sent = now, ev.time
                 result.time_adjusted += 1
