@@ -79,7 +79,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.ingest = IngestService(self.db, channel=s.alert_channel, clock=self.clock)
+        self.ingest = IngestService(self.db, channel=s.alert_channel, clock=self.clock,
+                                    bucket_seconds=s.aggregate_bucket_seconds)
         self.signatures = SignatureService(self.db)
         self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
@@ -89,7 +90,7 @@ class Runtime:
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics
-        self.hypotheses.max_events = s.analysis_max_events
+        self.hypotheses.max_rows = s.analysis_max_events
         self.hypotheses.on_change = self._announce_hypotheses
 
     def _announce_hypotheses(self, session, created: list[int]) -> None:
