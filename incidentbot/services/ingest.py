@@ -169,8 +169,7 @@ class IngestService:
         if not rows:
             return result
         # One global lock order (signature keys, event ids, aggregate rows, members, signature rows,
-        # each sorted)
-        # keeps concurrent batches on PostgreSQL from deadlocking; a deadlock or serialisation
+        # each sorted) keeps concurrent batches on PostgreSQL from deadlocking; a deadlock or serialisation
         # failure that happens anyway rolls back whole and is retried.
         rows.sort(key=lambda r: r["event_id"])
         for attempt in range(4):
