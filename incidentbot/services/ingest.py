@@ -224,11 +224,13 @@ class IngestService:
         memo: dict[tuple, int] = {}
         for r in rows:
             versions = r["versions"]
+            # Grouped by the versions as given (sorting per row costs more than the rest of the
+            # key); the id sorts them, so another key order still lands in the same row.
             group = (r["signature_id"], int(r["time"].timestamp() // width) * width, r["job_id"], r["host"], r["cluster"],
-                     r["code_version"], tuple(sorted(versions.items())) if versions else (), r["run"], r["attempt"])
+                     r["code_version"], tuple(versions.items()) if versions else (), r["run"], r["attempt"])
             agg = memo.get(group)
             if agg is None:
-                agg = memo[group] = aggregate_key(*group)
+                agg = memo[group] = aggregate_key(*group[:6], tuple(sorted(group[6])), *group[7:])
             r["aggregate_id"] = agg
 
     def _upsert_aggregates(self, session, rows: list[dict]) -> None:
