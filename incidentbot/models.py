@@ -12,9 +12,9 @@ from sqlalchemy import JSON, LargeBinary, TypeDecorator, BigInteger, Integer, Co
 from sqlmodel import Field, SQLModel
 
 __all__ = [
-    "Ballot", "Decision", "DigestRun", "Event", "Hypothesis", "HypothesisLog", "HypothesisSignature", "JobExposure",
+    "Ballot", "Decision", "DigestRun", "Event", "EventAggregate", "Hypothesis", "HypothesisLog", "HypothesisSignature", "JobExposure",
     "Outbox", "Poll", "PollOption", "RunbookLink", "Signature", "SignatureMember", "SlackMessage",
-    "KeyValue", "NewSignatureQuota", "OPEN_STATUSES", "WorkClaim", "utcnow",
+    "KeyValue", "MIXED_GPU", "NewSignatureQuota", "OPEN_STATUSES", "WorkClaim", "utcnow",
 ]
 
 
@@ -79,6 +79,43 @@ class Event(SQLModel, table=True):
     # The time the sender gave when it was further from receive time than the allowed skew; the
     # event is then stored at receive time (`time`), so a clock in 2199 cannot pin `last_seen`.
     sent_time: datetime | None = _ts(default=None)
+    # Run lineage from the reporter (``run``/``attempt``, or attributes run_id/attempt/restart_count).
+    run: str | None = Field(default=None, max_length=256)
+    attempt: int | None = Field(default=None, sa_type=BigInteger)
+    # The occurrence aggregate (eventaggregate.id) this event is counted in.
+    aggregate_id: int | None = Field(default=None, sa_type=BigInteger, index=True)
+
+
+class EventAggregate(SQLModel, table=True):
+    """Occurrences kept at ingest, in the events' transaction: one row per signature x job x host x
+    code version x version set x cluster x run x attempt x time bucket. The analysis reads these,
+    not raw events, so its cost grows with rows (a 100,000-rank storm on 12,500 hosts is 12,500),
+    and it sees the whole history. ``id`` is a 63-bit hash of that key, so ingest knows it without
+    a round trip (see services/ingest.py ``aggregate_key``)."""
+
+    __table_args__ = (Index("ix_eventaggregate_signature_last", "signature_id", "last_time"),)
+    id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False))
+    signature_id: int = Field(foreign_key="signature.id")  # as the text made it; merges resolve at loading
+    bucket_start: int = Field(sa_type=BigInteger)  # epoch seconds, a multiple of the bucket width
+    job_id: str = Field(max_length=256)
+    host: str | None = Field(default=None, max_length=256)
+    cluster: str | None = Field(default=None, max_length=256)
+    code_version: str | None = Field(default=None, max_length=256)
+    versions: dict = _json()
+    run: str | None = Field(default=None, max_length=256)
+    attempt: int | None = Field(default=None, sa_type=BigInteger)
+    count: int = Field(default=0, sa_type=BigInteger)
+    first_time: datetime = _ts()
+    last_time: datetime = _ts()
+    first_rank: int | None = Field(default=None, sa_type=BigInteger)  # the rank of the earliest event
+    gpu: str | None = Field(default=None, max_length=256)  # the one GPU all events name, else MIXED_GPU
+    min_step: int | None = Field(default=None, sa_type=BigInteger)
+    max_step: int | None = Field(default=None, sa_type=BigInteger)
+    hypothesis_id: int | None = Field(default=None, index=True)  # the hypothesis that currently explains it
+
+
+# EventAggregate.gpu when its events name more than one GPU (or some name none).
+MIXED_GPU = "*"
 
 
 class Signature(SQLModel, table=True):

@@ -14,6 +14,10 @@
 
 Job, rank, host and GPU are filled from the usual torchrun and SLURM variables (TORCHELASTIC_RUN_ID,
 SLURM_JOB_ID, RANK, SLURM_PROCID, LOCAL_RANK, HOSTNAME, SLURMD_NODENAME, CUDA_VISIBLE_DEVICES).
+Run lineage (``run``, ``attempt``: which run a job belongs to and which restart it is) comes from
+``Reporter(run=..., attempt=...)``, else INCIDENTBOT_RUN / INCIDENTBOT_ATTEMPT, else torchelastic's
+TORCHELASTIC_RUN_ID / TORCHELASTIC_RESTART_COUNT, else SLURM's SLURM_JOB_ID / SLURM_RESTART_COUNT
+(a requeued SLURM job keeps its id and counts restarts).
 Delivery uses httpx with a timeout and a few retries; an event gets an id up front, so a retry
 that reached the service twice is counted once. Anything that goes wrong is logged, not raised.
 """
@@ -33,7 +37,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Reporter", "environment_context"]
+__all__ = ["Reporter", "environment_context", "run_lineage"]
 
 log = logging.getLogger("incidentbot.reporter")
 
@@ -62,16 +66,41 @@ def environment_context(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {k: v for k, v in ctx.items() if v is not None}
 
 
+def run_lineage(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``run`` and ``attempt`` as the launcher describes this process (either may be absent)."""
+    env = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    # Each launcher's pair is read together, so a torchelastic run inside a SLURM job takes the
+    # torchelastic restart count, not SLURM's.
+    for run_var, attempt_var in (("INCIDENTBOT_RUN", "INCIDENTBOT_ATTEMPT"),
+                                 ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"),
+                                 ("SLURM_JOB_ID", "SLURM_RESTART_COUNT")):
+        run, attempt = env.get(run_var), _int(env.get(attempt_var))
+        if run and "run" not in out:
+            out["run"] = run[:256]
+        if attempt is not None and attempt >= 0 and "attempt" not in out:
+            out["attempt"] = attempt
+        if out:
+            break
+    return out
+
+
 class Reporter:
     def __init__(self, url: str | None = None, token: str | None = None, *, job_id: str | None = None,
                  code_version: str | None = None, versions: Mapping[str, str] | None = None, timeout: float = 5.0,
-                 retries: int = 3, transport: httpx.BaseTransport | None = None, env: Mapping[str, str] | None = None):
+                 retries: int = 3, transport: httpx.BaseTransport | None = None, env: Mapping[str, str] | None = None,
+                 run: str | None = None, attempt: int | None = None):
         env = os.environ if env is None else env
         self.url = (url or env.get("INCIDENTBOT_URL") or "http://127.0.0.1:8000").rstrip("/")
         self.token = token or env.get("INCIDENTBOT_TOKEN")
         self.context = environment_context(env)
         if job_id:
             self.context["job_id"] = job_id
+        self.context.update(run_lineage(env))
+        if run:
+            self.context["run"] = str(run)[:256]
+        if isinstance(attempt, int) and attempt >= 0:
+            self.context["attempt"] = attempt
         self.code_version = code_version or env.get("INCIDENTBOT_CODE_VERSION") or env.get("GIT_COMMIT")
         self.versions = dict(versions or {}) or _framework_versions()
         self.retries = retries

@@ -82,7 +82,7 @@ class Runtime:
         s = self.settings
         self.ingest = IngestService(
             self.db, channel=s.alert_channel, clock=self.clock, max_time_skew=s.max_time_skew_td,
-            max_event_age=s.max_event_age_td,
+            max_event_age=s.max_event_age_td, bucket_seconds=s.aggregate_bucket_seconds,
             alert_policy=NewSignaturePolicy(per_job=s.new_signature_alerts, total=s.new_signature_alerts_total,
                                             window=s.new_signature_window_td))
         self.signatures = SignatureService(self.db)
@@ -94,7 +94,7 @@ class Runtime:
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics
-        self.hypotheses.max_events = s.analysis_max_events
+        self.hypotheses.max_rows = s.analysis_max_events
         self.hypotheses.on_change = self._announce_hypotheses
 
     def _announce_hypotheses(self, session, created: list[int]) -> None:

@@ -92,8 +92,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = _env("INCIDENTBOT_MAX_BODY_BYTES", 10 * 1024 * 1024, ge=1024)
     alert_update_interval: float = _env("INCIDENTBOT_ALERT_UPDATE_SECONDS", 30.0, ge=0)
     analysis_debounce: float = _env("INCIDENTBOT_ANALYSIS_DEBOUNCE_SECONDS", 10.0, ge=0)
-    # The analysis reads at most this many of the most recent events (bounded time; 0: all).
+    # The analysis reads occurrence aggregates (the whole history), at most this many rows (0: all).
+    # Above the cap, small signatures keep every row and only the largest are thinned to their
+    # newest rows, so a rare signal is never dropped (services/hypotheses.py _aggregate_queries).
+    # The name predates the aggregates; it is kept so existing configurations keep working.
     analysis_max_events: int = _env("INCIDENTBOT_ANALYSIS_MAX_EVENTS", 300_000, ge=0)
+    # Width of an aggregate's time bucket: events of one signature, job, host and versions within
+    # it are one analysis record.
+    aggregate_bucket_seconds: int = _env("INCIDENTBOT_AGGREGATE_BUCKET_SECONDS", 30, ge=1, le=86_400)
     allow_remote_console: bool = _env("INCIDENTBOT_ALLOW_REMOTE_CONSOLE", False)
     # New-signature alerts: at most this many per job per window, and this many in all per window
     # (roll-ups included); the rest are counted in one "N new failure modes in job X" message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 
 import pytest
@@ -146,22 +148,31 @@ def test_a_rejected_hypothesis_is_not_proposed_again_nor_credited_with_events(cl
     assert listed[f"H-{target}"]["status"] == "rejected"
 
 
-def test_analysis_reads_at_most_the_newest_max_events(db, settings_factory, scenario):
+def test_analysis_max_rows_thins_the_largest_signatures_and_keeps_every_signature(db, settings_factory, scenario):
+    """INCIDENTBOT_ANALYSIS_MAX_EVENTS caps aggregate rows; the cut falls on the largest
+    signatures (their newest rows stay), never on a small one."""
     from fastapi.testclient import TestClient
 
     from incidentbot.api import create_app
+    from incidentbot.models import EventAggregate
     from incidentbot.runtime import build_runtime
+    from incidentbot.services.hypotheses import aggregate_quota
 
-    rt = build_runtime(settings_factory(analysis_max_events=500), db=db, migrate=False)
+    rt = build_runtime(settings_factory(analysis_max_events=300), db=db, migrate=False)
     with TestClient(create_app(rt)) as c:
         c.headers["Authorization"] = "Bearer test-token"
         assert c.post("/v1/events", json={"events": scenario.events[:1200]}).status_code == 202
+        with db.read() as s:
+            sizes = dict(s.execute(select(EventAggregate.signature_id, func.count()).group_by(EventAggregate.signature_id)).all())
+            records, *_ = rt.hypotheses.load_inputs(s)
         summary = c.post("/v1/analyze").json()
-    assert summary["events"] == 500
-    with db.read() as s:
-        newest = s.scalar(select(func.max(Event.id)))
-        assigned = list(s.scalars(select(Event.id).where(Event.hypothesis_id.is_not(None))))
-    assert assigned and min(assigned) > newest - 500, "only the newest events were analysed"
+    assert sum(sizes.values()) > 300, "the scenario must exceed the cap for this test to mean anything"
+    assert summary["aggregates"] == len(records) <= 300
+    quota = aggregate_quota(sizes, 300)
+    loaded = Counter(r.signature_id for r in records)
+    for sid, n in sizes.items():
+        assert loaded[sid] == min(n, quota), (sid, n, quota)
+    assert 0 < quota < max(sizes.values())
 
 
 def test_debounce_waits_for_a_storm_to_settle(runtime, client, scenario):

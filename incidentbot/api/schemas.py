@@ -43,6 +43,8 @@ class EventOut(BaseModel):
     kind: str | None = None
     attributes: dict[str, Any] = {}
     source: str
+    run: str | None = None
+    attempt: int | None = None
 
 
 class EventPage(BaseModel):
@@ -157,7 +159,7 @@ def events_page(rt, *, limit: int, after: int | None):
                 hypothesis_id=f"H-{e.hypothesis_id}" if e.hypothesis_id else None, message=e.message, time=e.time,
                 received_at=e.received_at, cluster=e.cluster, host=e.host, gpu=e.gpu, rank=e.rank, step=e.step,
                 code_version=e.code_version, versions=e.versions or {}, kind=e.kind, attributes=e.attributes or {},
-                source=e.source) for e in rows]
+                source=e.source, run=e.run, attempt=e.attempt) for e in rows]
     return out, (rows[-1].id if more and rows else None)
 
 

@@ -19,7 +19,7 @@ MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 _KNOWN = {"event_id", "job_id", "message", "time", "cluster", "host", "gpu", "rank", "step", "code_version",
-          "versions", "kind", "attributes"}
+          "versions", "kind", "attributes", "run", "attempt"}
 
 
 def clean_text(s: str) -> str:
@@ -65,6 +65,11 @@ class EventIn(BaseModel):
         default_factory=dict, max_length=64)
     kind: str | None = Field(default=None, max_length=64)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # Run lineage: the run a job id belongs to (a torchelastic run id, the SLURM job of a requeued
+    # array) and which restart attempt within it. Absent: read from attributes run_id / attempt /
+    # restart_count (services/ingest.py run_lineage).
+    run: str | None = Field(default=None, min_length=1, max_length=256)
+    attempt: int | None = Field(default=None, ge=0, le=MAX_INT)
 
     @field_validator("message")
     @classmethod

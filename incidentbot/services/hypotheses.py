@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time as _time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,11 +20,11 @@ from sqlalchemy import bindparam, delete, func, select, update
 
 from incidentbot import analysis
 from incidentbot.db import Database
-from incidentbot.models import (Decision, Event, Hypothesis, HypothesisLog, HypothesisSignature, KeyValue, Signature,
-                                WorkClaim, utcnow)
+from incidentbot.models import (MIXED_GPU, Decision, Event, EventAggregate, Hypothesis, HypothesisLog,
+                                HypothesisSignature, KeyValue, Signature, WorkClaim, utcnow)
 from incidentbot.services.signatures import canonical_map
 
-__all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService"]
+__all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ MIN_OVERLAP = 0.3
 # (SIGKILL, a lost node) stops renewing and is replaced LEASE later, well within a minute.
 LEASE = timedelta(seconds=30)
 HEARTBEAT = 5.0  # seconds
+MIN_KEPT = 0.8  # share of a stored hypothesis's events a proposal keeps to take over its id when it grew
+CHUNK = 500  # aggregate ids per IN (...) of a set-based UPDATE
+ID_MARGIN = 10_000  # event ids before the previous run's newest that are re-checked
 
 
 class AnalysisBusy(Exception):
@@ -41,7 +44,8 @@ class AnalysisBusy(Exception):
 
 @dataclass(slots=True)
 class AnalysisSummary:
-    events: int = 0
+    events: int = 0  # events the analysed aggregates stand for
+    aggregates: int = 0  # aggregate rows analysed (one record each)
     hypotheses: int = 0
     created: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
@@ -51,7 +55,7 @@ class AnalysisSummary:
     last_event_id: int = 0
 
     def as_dict(self) -> dict:
-        return {"events": self.events, "hypotheses": self.hypotheses, "created": [f"H-{i}" for i in self.created],
+        return {"events": self.events, "aggregates": self.aggregates, "hypotheses": self.hypotheses, "created": [f"H-{i}" for i in self.created],
                 "updated": [f"H-{i}" for i in self.updated], "retired": [f"H-{i}" for i in self.retired],
                 "seconds": round(self.seconds, 3)}
 
@@ -65,28 +69,41 @@ class HypothesisService:
         # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
         self.on_change = on_change
         self.metrics = None
-        self.max_events = 0  # 0: all events
+        # At most this many aggregate rows are analysed (0: all); see _aggregate_queries.
+        self.max_rows = 0
 
     # -- analysis ------------------------------------------------------------------------
 
     def load_inputs(self, session) -> tuple[list[analysis.EventRecord], dict[int, analysis.SignatureInfo], analysis.Constraints, dict[int, int | None]]:
+        """One EventRecord per occurrence aggregate (``count`` events each), the whole history.
+        ``current`` maps each loaded aggregate id to the hypothesis that explains it now."""
+        return self._load(session)[:4]
+
+    def _load(self, session):
         cmap = canonical_map(session)
-        e = Event.__table__.c
+        a = EventAggregate.__table__.c
         records: list[analysis.EventRecord] = []
+        # Where an aggregate's events spanned steps, the last one is exposure (the job got that
+        # far on that host), so the analysis sees the steps each (job, host) covered.
+        step_ends: list[analysis.EventRecord] = []
         current: dict[int, int | None] = {}
-        q = select(e.id, e.signature_id, e.job_id, e.time, e.host, e.gpu, e.rank, e.step, e.cluster, e.code_version,
-                   e.versions, e.hypothesis_id)
-        if self.max_events:
-            # Bounded time: the most recent events; older ones keep the hypothesis they had.
-            newest = session.scalar(select(func.max(e.id))) or 0
-            q = q.where(e.id > newest - self.max_events)
-        rows = session.connection().execute(q.order_by(e.id))
+        cols = (a.id, a.signature_id, a.job_id, a.first_time, a.host, a.gpu, a.first_rank, a.min_step, a.cluster,
+                a.code_version, a.versions, a.run, a.attempt, a.count, a.hypothesis_id, a.last_time, a.max_step)
+        conn = session.connection()
         ER = analysis.EventRecord
-        for (eid, sid, job, t, host, gpu, rank, step, cluster, code, versions, hid) in rows:
-            records.append(ER(id=eid, signature_id=cmap.get(sid, sid), job_id=job, time=t.timestamp(),
-                              host=host, gpu=gpu, rank=rank, step=step, cluster=cluster, code_version=code,
-                              versions=tuple(sorted((versions or {}).items()))))
-            current[eid] = hid
+        for q in self._aggregate_queries(session, cols):
+            for (aid, sid, job, t, host, gpu, rank, step, cluster, code, versions, run, attempt, n, hid, t_last,
+                 last_step) in conn.execute(q):
+                versions = tuple(sorted((versions or {}).items()))
+                records.append(ER(id=aid, signature_id=cmap.get(sid, sid), job_id=job, time=t.timestamp(),
+                                  host=host, gpu=None if gpu == MIXED_GPU else gpu, rank=rank, step=step, cluster=cluster,
+                                  code_version=code, versions=versions, count=n, run=run, attempt=attempt))
+                current[aid] = hid
+                if last_step is not None and last_step != step:
+                    step_ends.append(ER(id=-(2**63 + aid), signature_id=-1, job_id=job, time=t_last.timestamp(),
+                                        host=host, step=last_step, cluster=cluster, code_version=code,
+                                        versions=versions, run=run, attempt=attempt))
+        records.sort(key=lambda r: (r.time, r.id))
         sigs = {s.id: analysis.SignatureInfo(id=s.id, title=s.title, category=s.category, cause_class=s.cause_class,
                                              details=tuple(sorted((k, str(v)) for k, v in (s.details or {}).items())))
                 for s in session.scalars(select(Signature).where(Signature.merged_into.is_(None)))}
@@ -94,7 +111,26 @@ class HypothesisService:
         for d in session.scalars(select(Decision).where(Decision.active.is_(True), Decision.kind.in_(("together", "apart"))).order_by(Decision.id)):
             ids = frozenset(cmap.get(i, i) for i in d.signature_ids)
             (together if d.kind == "together" else apart).append(ids)
-        return records, sigs, analysis.Constraints(together=tuple(together), apart=tuple(apart)), current
+        return records, sigs, analysis.Constraints(together=tuple(together), apart=tuple(apart)), current, step_ends
+
+    def _aggregate_queries(self, session, cols) -> list:
+        """The aggregate rows to analyse: all of them, or with ``max_rows`` set, at most that many
+        chosen so no signature is dropped: every row of the signatures below a per-signature quota,
+        and the newest ``quota`` rows of each larger one (a storm is thinned, a rare signal kept
+        whole). The quota is the largest that fits the cap (water-filling)."""
+        a = EventAggregate.__table__.c
+        if not self.max_rows:
+            return [select(*cols)]
+        sizes = dict(session.execute(select(a.signature_id, func.count()).group_by(a.signature_id)).all())
+        if sum(sizes.values()) <= self.max_rows:
+            return [select(*cols)]
+        quota = aggregate_quota(sizes, self.max_rows)
+        small = [sid for sid, n in sizes.items() if n <= quota]
+        large = sorted(sid for sid, n in sizes.items() if n > quota)
+        queries = [select(*cols).where(a.signature_id.in_(small[i:i + 500])) for i in range(0, len(small), 500)]
+        queries += [select(*cols).where(a.signature_id == sid).order_by(a.last_time.desc(), a.id.desc()).limit(quota)
+                    for sid in large if quota > 0]
+        return queries
 
     def load_exposure(self, session) -> list[analysis.EventRecord]:
         """Each progress segment (job, host, versions) as two exposure records: where it started
@@ -113,21 +149,25 @@ class HypothesisService:
     def analyze(self) -> AnalysisSummary:
         started = _time.perf_counter()
         with self.db.read() as session:
-            records, sigs, constraints, current = self.load_inputs(session)
-            exposure = self.load_exposure(session)
+            newest = session.scalar(select(func.max(Event.id))) or 0
+            since = int(_kv_get(session, "analysis.last_event_id") or 0)
+            records, sigs, constraints, current, step_ends = self._load(session)
+            exposure = self.load_exposure(session) + step_ends
         proposals = analysis.analyze(records, sigs, topology=self.topology or None, constraints=constraints,
                                      exposure=exposure)
-        summary = self.reconcile(proposals, current, {r.id: r.signature_id for r in records})
-        summary.events = len(records)
-        summary.last_event_id = records[-1].id if records else 0
+        summary = self.reconcile(proposals, current, {r.id: r.signature_id for r in records},
+                                 weight={r.id: r.count for r in records}, since_event_id=since)
+        summary.events = sum(r.count for r in records)
+        summary.aggregates = len(records)
+        summary.last_event_id = newest
         with self.db.write() as session:
             _kv_set(session, "analysis.last_event_id", str(summary.last_event_id))
             _kv_set(session, "analysis.finished_at", self.clock().isoformat())
         summary.seconds = _time.perf_counter() - started
         if self.metrics is not None:
             self.metrics.analysis_seconds.observe(summary.seconds)
-        log.info("analysis: %d events, %d hypotheses (%d new) in %.2fs", summary.events, summary.hypotheses,
-                 len(summary.created), summary.seconds)
+        log.info("analysis: %d events in %d aggregates, %d hypotheses (%d new) in %.2fs", summary.events,
+                 summary.aggregates, summary.hypotheses, len(summary.created), summary.seconds)
         return summary
 
     def analyze_if_due(self, *, worker: str, debounce: float = 10.0) -> bool:
@@ -210,14 +250,22 @@ class HypothesisService:
 
     # -- reconciliation ------------------------------------------------------------------
 
-    def reconcile(self, proposals: list, current: dict[int, int | None], sig_of: Mapping[int, int]) -> AnalysisSummary:
+    def reconcile(self, proposals: list, current: dict[int, int | None], sig_of: Mapping[int, int],
+                  weight: Mapping[int, int] | None = None, *, since_event_id: int = 0) -> AnalysisSummary:
+        """Store the proposals. ``current``: aggregate id -> its hypothesis now; ``weight``: events
+        per aggregate (1 each when absent); ``since_event_id``: the newest event the previous run
+        saw (newer events take their aggregate's hypothesis here)."""
         summary = AnalysisSummary(hypotheses=len(proposals))
+        weight = weight or {}
         now = self.clock()
         with self.db.write() as session:
             stored = {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None)))}
             merged_to = dict(session.execute(select(Hypothesis.id, Hypothesis.merged_into).where(Hypothesis.merged_into.is_not(None))).all())
-            sizes = Counter(h for h in current.values() if h is not None)
-            # Pair proposals with stored hypotheses by event overlap, best pairs first.
+            sizes: Counter = Counter()
+            for aid, h in current.items():
+                if h is not None:
+                    sizes[merged_to.get(h, h)] += weight.get(aid, 1)
+            # Pair proposals with stored hypotheses by event overlap (events, not rows), best pairs first.
             pairs = []
             for pi, p in enumerate(proposals):
                 overlap = Counter()
@@ -225,16 +273,20 @@ class HypothesisService:
                     h = current.get(eid)
                     if h is not None:
                         h = merged_to.get(h, h)
-                        overlap[h] += 1
+                        overlap[h] += weight.get(eid, 1)
+                events = sum(weight.get(eid, 1) for eid in p.event_ids)
                 for h, n in overlap.items():
                     if h in stored:
-                        union = len(p.event_ids) + sizes.get(h, 0) - n
-                        pairs.append((n / union if union else 0.0, pi, h))
+                        union = events + sizes.get(h, 0) - n
+                        # A hypothesis that grew (most of its events kept, many new ones) is
+                        # still the same one: eligible by Jaccard or by how much of it is kept.
+                        kept = n / sizes[h] if sizes.get(h) else 0.0
+                        pairs.append((n / union if union else 0.0, kept, pi, h))
             pairs.sort(reverse=True)
             chosen: dict[int, int] = {}
             taken: set[int] = set()
-            for score, pi, h in pairs:
-                if score >= MIN_OVERLAP and pi not in chosen and h not in taken:
+            for score, kept, pi, h in pairs:
+                if (score >= MIN_OVERLAP or kept >= MIN_KEPT) and pi not in chosen and h not in taken:
                     chosen[pi] = h
                     taken.add(h)
             new_assign: dict[int, int] = {}
@@ -263,7 +315,8 @@ class HypothesisService:
                     continue
                 if hid is None:
                     h = Hypothesis(title=p.title[:512], cause_class=p.cause_class, kind=p.kind, scope=p.scope,
-                                   confidence=round(p.confidence, 4), evidence=list(p.evidence), event_count=len(p.event_ids),
+                                   confidence=round(p.confidence, 4), evidence=list(p.evidence),
+                                   event_count=sum(weight.get(eid, 1) for eid in p.event_ids),
                                    created_at=now, updated_at=now, last_activity_at=now)
                     session.add(h)
                     session.flush()
@@ -279,7 +332,8 @@ class HypothesisService:
                                                   text="evidence changed: " + "; ".join(p.evidence[:3])))
                         summary.updated.append(hid)
                     h.title, h.cause_class, h.kind, h.scope = p.title[:512], p.cause_class, p.kind, p.scope
-                    h.confidence, h.evidence, h.event_count = round(p.confidence, 4), list(p.evidence), len(p.event_ids)
+                    h.confidence, h.evidence = round(p.confidence, 4), list(p.evidence)
+                    h.event_count = sum(weight.get(eid, 1) for eid in p.event_ids)
                     if changed:
                         h.updated_at = now
                     if h.status == "obsolete":
@@ -288,7 +342,9 @@ class HypothesisService:
                     new_assign[eid] = hid
                 # Which signatures, with how many of their events each.
                 per_sig = Counter({sid: 0 for sid in p.signature_ids})
-                per_sig.update(sig_of[eid] for eid in p.event_ids if eid in sig_of)
+                for eid in p.event_ids:
+                    if eid in sig_of:
+                        per_sig[sig_of[eid]] += weight.get(eid, 1)
                 session.execute(delete(HypothesisSignature).where(HypothesisSignature.hypothesis_id == hid))
                 session.add_all([HypothesisSignature(hypothesis_id=hid, signature_id=sid, event_count=n) for sid, n in per_sig.items()])
             summary.created = created
@@ -299,21 +355,47 @@ class HypothesisService:
                     h.updated_at = now
                     session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="retired", text="no longer supported by the events"))
                     summary.retired.append(hid)
-            # Move events whose hypothesis changed (only the differences).
-            changes = [{"eid": eid, "hid": new_assign.get(eid)} for eid, old in current.items() if new_assign.get(eid) != old]
-            if changes:
-                stmt = update(Event.__table__).where(Event.__table__.c.id == bindparam("eid")).values(hypothesis_id=bindparam("hid"))
-                session.connection().execute(stmt, changes)
+            gone = set(summary.retired) | {hid for hid, h in stored.items() if h.status == "rejected"}
+            self._move_events(session, current, new_assign, gone=gone, since_event_id=since_event_id)
             self._refresh_activity(session, set(new_assign.values()))
             if self.on_change and created:
                 self.on_change(session, created)
         return summary
 
+    def _move_events(self, session, current: Mapping[int, int | None], new_assign: Mapping[int, int], *,
+                     gone: set[int], since_event_id: int) -> None:
+        """Write the new hypothesis of each aggregate whose hypothesis changed, and of its events
+        (set-based: one UPDATE per hypothesis and chunk of aggregate ids); events newer than the
+        previous run take their aggregate's; and nothing keeps the id of a hypothesis that went
+        obsolete or was rejected (rows the analysis did not load included)."""
+        moved: dict[int | None, list[int]] = defaultdict(list)
+        for aid, old in current.items():
+            new = new_assign.get(aid)
+            if new != old:
+                moved[new].append(aid)
+        a, e = EventAggregate.__table__, Event.__table__
+        conn = session.connection()
+        for hid in sorted(moved, key=lambda h: (h is not None, h or 0)):
+            ids = sorted(moved[hid])
+            for i in range(0, len(ids), CHUNK):
+                chunk = ids[i:i + CHUNK]
+                conn.execute(update(a).where(a.c.id.in_(chunk)).values(hypothesis_id=hid))
+                conn.execute(update(e).where(e.c.aggregate_id.in_(chunk)).values(hypothesis_id=hid))
+        if gone:
+            conn.execute(update(a).where(a.c.hypothesis_id.in_(sorted(gone))).values(hypothesis_id=None))
+            conn.execute(update(e).where(e.c.hypothesis_id.in_(sorted(gone))).values(hypothesis_id=None))
+        # Events that arrived since the previous run, in aggregates whose hypothesis did not change.
+        # The margin covers PostgreSQL transactions that commit out of id order.
+        newer = max(0, since_event_id - ID_MARGIN)
+        own = select(a.c.hypothesis_id).where(a.c.id == e.c.aggregate_id).scalar_subquery()
+        conn.execute(update(e).where(e.c.id > newer, e.c.aggregate_id.is_not(None)).values(hypothesis_id=own)
+                     .execution_options(synchronize_session=False))
+
     def _refresh_activity(self, session, hids: set[int]) -> None:
         if not hids:
             return
-        e = Event.__table__.c
-        rows = session.execute(select(e.hypothesis_id, func.max(e.time)).where(e.hypothesis_id.in_(hids)).group_by(e.hypothesis_id)).all()
+        a = EventAggregate.__table__.c
+        rows = session.execute(select(a.hypothesis_id, func.max(a.last_time)).where(a.hypothesis_id.in_(hids)).group_by(a.hypothesis_id)).all()
         for hid, last in rows:
             h = session.get(Hypothesis, hid)
             if h is not None and last is not None:
@@ -336,6 +418,20 @@ class HypothesisService:
 
     def log(self, session, hid: int, kind: str, text: str, *, actor: str | None = None) -> None:
         session.add(HypothesisLog(hypothesis_id=hid, at=self.clock(), kind=kind, text=text, actor=actor))
+
+
+def aggregate_quota(sizes: Mapping[int, int], cap: int) -> int:
+    """The largest q with sum(min(n, q) for n in sizes) <= cap: signatures with at most q rows are
+    kept whole, larger ones are cut to q."""
+    counts = sorted(sizes.values())
+    used, left = 0, len(counts)
+    for n in counts:
+        # Giving every remaining signature n rows would cost used + n * left.
+        if used + n * left > cap:
+            return max(0, (cap - used) // left)
+        used += n
+        left -= 1
+    return counts[-1] if counts else 0
 
 
 def _describe(p) -> str:

@@ -18,12 +18,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from incidentbot import audit, signatures
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
-from incidentbot.models import Event, JobExposure, Signature, SignatureMember, utcnow
+from incidentbot.models import MIXED_GPU, Event, EventAggregate, JobExposure, Signature, SignatureMember, utcnow
 from incidentbot.services import hll
 from incidentbot.services.alert_quota import NewSignaturePolicy, queue_new_signature_alerts
 from incidentbot.services.sql import insert_counted, insert_for, insert_new, least_greatest, sql_time
 
-__all__ = ["IngestResult", "IngestService"]
+__all__ = ["IngestResult", "IngestService", "aggregate_key", "run_lineage", "DEFAULT_BUCKET_SECONDS"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,13 @@ _EVENT = Event.__table__
 _SIG = Signature.__table__
 _MEMBER = SignatureMember.__table__
 _EXPOSURE = JobExposure.__table__
+_AGG = EventAggregate.__table__
+DEFAULT_BUCKET_SECONDS = 30
 PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000
 _EVENT_COLUMNS = ("event_id", "job_id", "message", "time", "received_at", "source", "cluster", "host", "gpu", "rank",
-                  "step", "code_version", "versions", "kind", "attributes", "signature_id", "sent_time")
+                  "step", "code_version", "versions", "kind", "attributes", "signature_id", "sent_time", "run", "attempt",
+                  "aggregate_id")
 _MEMBER_COLUMNS = ("signature_id", "dim", "value")
 
 
@@ -48,6 +51,54 @@ def _counters_sql(dialect: str) -> str:
             "job_count = job_count + :jobs, host_count = host_count + :hosts, "
             "rank_count = coalesce(:rank_count, rank_count), rank_sketch = coalesce(:rank_sketch, rank_sketch) "
             "WHERE id = :id")
+
+
+def aggregate_key(signature_id: int, bucket_start: int, job_id: str, host: str | None, cluster: str | None,
+                  code_version: str | None, versions: tuple, run: str | None, attempt: int | None) -> int:
+    """The id of an occurrence aggregate: a 63-bit hash of its key (positive, never 0). Two keys
+    share an id with probability about n²/2⁶⁴ (n aggregates: 5e-6 at ten million); they would then
+    share one row's counts, which the analysis tolerates."""
+    key = repr((signature_id, bucket_start, job_id, host, cluster, code_version, versions, run, attempt)).encode()
+    return (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1) or 1
+
+
+def run_lineage(ev: EventIn) -> tuple[str | None, int | None]:
+    """The run and attempt an event belongs to: the top-level fields, else the attributes
+    launchers and reporters use (``run_id``; ``attempt`` or torchelastic's ``restart_count``)."""
+    run, attempt = ev.run, ev.attempt
+    attrs = ev.attributes
+    if attrs and (run is None or attempt is None):
+        if run is None:
+            value = attrs.get("run_id")
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                run = str(value)[:256]
+        if attempt is None:
+            for name in ("attempt", "restart_count"):
+                value = attrs.get(name)
+                if isinstance(value, str) and value.isdigit() and len(value) < 19:
+                    value = int(value)
+                if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+                    attempt = value
+                    break
+    return run, attempt
+
+
+def _aggregate_upsert_sql(dialect: str) -> str:
+    """INSERT … ON CONFLICT (id) DO UPDATE of one aggregate row; SET expressions read the stored
+    row (``a``) as it was, so first_rank follows the earlier first_time."""
+    least, greatest = least_greatest(dialect)
+    same = "IS" if dialect == "sqlite" else "IS NOT DISTINCT FROM"
+    cols = ("id", "signature_id", "bucket_start", "job_id", "host", "cluster", "code_version", "versions", "run",
+            "attempt", "count", "first_time", "last_time", "first_rank", "gpu", "min_step", "max_step")
+    marks = ", ".join(("?" if dialect == "sqlite" else "%s") for _ in cols)
+    t = _AGG.name
+    return (f"INSERT INTO {t} AS a ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET "
+            "count = a.count + excluded.count, "
+            "first_rank = CASE WHEN excluded.first_time < a.first_time THEN excluded.first_rank ELSE a.first_rank END, "
+            f"first_time = {least}(a.first_time, excluded.first_time), last_time = {greatest}(a.last_time, excluded.last_time), "
+            f"gpu = CASE WHEN a.gpu {same} excluded.gpu THEN a.gpu ELSE '{MIXED_GPU}' END, "
+            f"min_step = {least}(coalesce(a.min_step, excluded.min_step), coalesce(excluded.min_step, a.min_step)), "
+            f"max_step = {greatest}(coalesce(a.max_step, excluded.max_step), coalesce(excluded.max_step, a.max_step))")
 
 
 @dataclass(slots=True)
@@ -82,13 +133,15 @@ class IngestService:
 
     def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow,
                  alert_policy: NewSignaturePolicy = NewSignaturePolicy(), max_time_skew: timedelta = timedelta(days=1),
-                 max_event_age: timedelta = timedelta(days=3650)):
+                 max_event_age: timedelta = timedelta(days=3650),
+                 bucket_seconds: int = DEFAULT_BUCKET_SECONDS):
         self.db = db
         self.channel = channel
         self.clock = clock
         self.alert_policy = alert_policy
         self.max_time_skew = max_time_skew
         self.max_event_age = max_event_age
+        self.bucket_seconds = bucket_seconds
         self._sig_ids: dict[str, int] = {}
         self._older_rules: bool | None = None  # whether signatures of older grouping rules exist
         self._members: set[tuple[int, str, str]] = set()
@@ -124,16 +177,18 @@ class IngestService:
                 # Kept, not refused: the failure is real even when the node's clock is not.
                 t, sent = now, ev.time
                 result.time_adjusted += 1
+            run, run_attempt = run_lineage(ev)
             rows.append({
                 "event_id": event_id, "job_id": ev.job_id, "message": ev.message, "time": t, "sent_time": sent,
                 "received_at": now, "source": source, "cluster": ev.cluster, "host": ev.host, "gpu": ev.gpu,
                 "rank": ev.rank, "step": ev.step, "code_version": ev.code_version, "versions": ev.versions,
                 "kind": ev.kind, "attributes": ev.attributes, "signature_id": None, "_fp": fp.key,
+                "run": run, "attempt": run_attempt, "aggregate_id": None,
             })
         if not rows:
             return result
-        # One global lock order (signature keys, event ids, members, signature rows, each sorted)
-        # keeps concurrent batches on PostgreSQL from deadlocking; a deadlock or serialisation
+        # One global lock order (signature keys, event ids, aggregate rows, members, signature rows,
+        # each sorted) keeps concurrent batches on PostgreSQL from deadlocking; a deadlock or serialisation
         # failure that happens anyway rolls back whole and is retried.
         rows.sort(key=lambda r: r["event_id"])
         for attempt in range(4):
@@ -171,6 +226,7 @@ class IngestService:
             for row in rows:
                 k = row["_fp"]
                 row["signature_id"] = fresh[k] if k in fresh else known[k]
+            self._assign_aggregates(rows)
             inserted = {r[0] for r in insert_new(session, _EVENT, rows, key="event_id", columns=_EVENT_COLUMNS)}
             result.accepted += len(inserted)
             result.duplicates += len(rows) - len(inserted)
@@ -184,6 +240,7 @@ class IngestService:
                     new_ids -= empty
                     learned.ids = {k: v for k, v in learned.ids.items() if v not in empty}
             if rows:
+                self._upsert_aggregates(session, rows)
                 self._update_counters(session, rows, result, learned)
             # A signature whose every event was a duplicate (a resend racing its first copy) is
             # not news: no alert for a signature that holds nothing.
@@ -212,6 +269,66 @@ class IngestService:
         for i in range(0, len(event_ids), 900):  # under SQLite's bound-parameter limit
             out.update(session.execute(select(col).where(col.in_(event_ids[i:i + 900]))).scalars())
         return out
+
+    # -- occurrence aggregates ------------------------------------------------------------
+
+    def _assign_aggregates(self, rows: list[dict]) -> None:
+        """Give each row the id of its occurrence aggregate (a hash of the aggregate's key, so no
+        round trip is needed before the events are inserted)."""
+        width = self.bucket_seconds
+        memo: dict[tuple, int] = {}
+        for r in rows:
+            versions = r["versions"]
+            # Grouped by the versions as given (sorting per row costs more than the rest of the
+            # key); the id sorts them, so another key order still lands in the same row.
+            group = (r["signature_id"], int(r["time"].timestamp() // width) * width, r["job_id"], r["host"], r["cluster"],
+                     r["code_version"], tuple(versions.items()) if versions else (), r["run"], r["attempt"])
+            agg = memo.get(group)
+            if agg is None:
+                agg = memo[group] = aggregate_key(*group[:6], tuple(sorted(group[6])), *group[7:])
+            r["aggregate_id"] = agg
+
+    def _upsert_aggregates(self, session, rows: list[dict]) -> None:
+        """Count the inserted rows into their aggregates: one ``INSERT … ON CONFLICT DO UPDATE``
+        sent as one executemany, rows in id order (the lock order: after event ids, before members)."""
+        groups: dict[int, list] = {}
+        for r in rows:
+            g = groups.get(r["aggregate_id"])
+            t = r["time"]
+            if g is None:
+                # count, first_time, last_time, first_rank, gpu, min_step, max_step, the first row
+                groups[r["aggregate_id"]] = [1, t, t, r["rank"], r["gpu"], r["step"], r["step"], r]
+                continue
+            g[0] += 1
+            if t < g[1]:
+                g[1], g[3] = t, r["rank"]
+            elif t > g[2]:
+                g[2] = t
+            if g[4] != r["gpu"]:
+                g[4] = MIXED_GPU
+            step = r["step"]
+            if step is not None:
+                if g[5] is None or step < g[5]:
+                    g[5] = step
+                if g[6] is None or step > g[6]:
+                    g[6] = step
+        dialect = session.get_bind().dialect.name
+        sqlite = dialect == "sqlite"
+        if sqlite:
+            from incidentbot.services.sql import _json_text as versions_param
+        else:
+            from psycopg.types.json import Json as versions_param
+        params = []
+        for agg in sorted(groups):
+            n, first, last, rank, gpu, lo, hi, r = groups[agg]
+            params.append((agg, r["signature_id"], int(first.timestamp() // self.bucket_seconds) * self.bucket_seconds,
+                           r["job_id"], r["host"], r["cluster"], r["code_version"], versions_param(r["versions"] or {}),
+                           r["run"], r["attempt"], n, sql_time(session, first), sql_time(session, last), rank, gpu, lo, hi))
+        cur = session.connection().connection.driver_connection.cursor()
+        try:
+            cur.executemany(_aggregate_upsert_sql(dialect), params)
+        finally:
+            cur.close()
 
     def _record_exposure(self, session, progress: Sequence[EventIn], now: datetime) -> None:
         """Widen each (job, host, code version, versions) segment to the steps and times reported."""
