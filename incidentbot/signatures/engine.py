@@ -298,7 +298,8 @@ def p_nccl_warn(ctx: Ctx) -> Parsed:
     return Parsed(f"NCCL WARN: {_short(first, 80)}", lines, cause, [("warn", first)], (first,))
 
 
-_DL_SIGNAL = re.compile(r"DataLoader worker \(pid[^)]*\) is killed by signal: ([A-Za-z][A-Za-z ]{1,30}?)[.\n]")
+# bounded: an unclosed "(pid" repeated through a text must not rescan the rest of it each time
+_DL_SIGNAL = re.compile(r"DataLoader worker \(pid[^)\n]{0,200}+\) is killed by signal: ([A-Za-z][A-Za-z ]{1,30}?)[.\n]")
 
 
 def p_dataloader(ctx: Ctx) -> Parsed:

@@ -61,7 +61,8 @@ _PATTERNS: list[tuple[str, str]] = [
     ("NUM", r"(?:(?<=GPU)|(?<![\w.]))\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"),  # not inside names like mlx5, c10d
 ]
 # a number and its unit in two tokens ("304.00 MiB", "1800 seconds")
-_UNIT2 = re.compile(r"\d+(?:\.\d+)? (?:[KMGTP]i?B|bytes|ms|milliseconds|seconds|secs?|minutes|mins|hours)\b")
+# (starts only where a digit run starts, possessive: a 4 KiB run of digits is one scan, not n²)
+_UNIT2 = re.compile(r"(?<!\d)\d++(?:\.\d++)? (?:[KMGTP]i?B|bytes|ms|milliseconds|seconds|secs?|minutes|mins|hours)\b")
 _UNIT2_KIND = {"B": "SIZE", "s": "SIZE"}
 _COMBINED = re.compile("|".join(f"(?P<{k}_{i}>{p})" for i, (k, p) in enumerate(_PATTERNS)))
 _KIND_OF_GROUP = {f"{k}_{i}": f"<{k}>" for i, (k, _) in enumerate(_PATTERNS)}
@@ -113,7 +114,9 @@ def _shapes(text: str, found: list | None) -> str:
     return "".join(parts)
 
 
-_SITE = re.compile(r"/[\w.@+-]+(?:/[\w.@+-]+)*/(?=(?:site|dist)-packages/)")
+# Starts only at the first slash of a path (the look-behind fails in O(1) inside one) and takes
+# whole segments possessively up to the segment before site-/dist-packages: linear in the path.
+_SITE = re.compile(r"(?<![\w.@+/-])/(?:(?!(?:site|dist)-packages/)[\w.@+-]++/)++(?=(?:site|dist)-packages/)")
 
 # NCCL debug prefix "host:pid:tid [dev]" — the host is masked here because it carries no digits
 # in general.
