@@ -167,7 +167,10 @@ def calibration(scenario_truth: Mapping[str, Any], proposals, id_map: Mapping[in
     for p in proposals:
         if not p.event_ids:
             continue
-        cs = Counter(ev_cause[id_map[i]] for i in p.event_ids)
+        # Progress reports (exposure, not failures) have no cause in the truth: not counted.
+        cs = Counter(ev_cause[id_map[i]] for i in p.event_ids if id_map.get(i) in ev_cause)
+        if not cs:
+            continue
         c, k = cs.most_common(1)[0]
         f1 = 2 * k / (len(p.event_ids) + sizes[c])
         out.append((p.confidence, c != NOISE and f1 >= 0.8 and klass.get(c) == p.cause_class))
