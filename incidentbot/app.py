@@ -49,21 +49,37 @@ def local_slack(rt: Runtime, *, port: int) -> SlackSetup:
     return SlackSetup(client=client, signing_secret=secrets.token_hex(16), workspace=ws)
 
 
-def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None = None, port: int = 8000,
-              start_workers: bool = True) -> FastAPI:
+def build_app(
+    rt: Runtime,
+    *,
+    slack: SlackSetup | None = None,
+    demo: bool | None = None,
+    port: int = 8000,
+    start_workers: bool = True,
+) -> FastAPI:
     settings = rt.settings
     if slack is None:
         if settings.uses_real_slack:
-            slack = SlackSetup(client=WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url),
-                               signing_secret=settings.slack_signing_secret or "")
+            slack = SlackSetup(
+                client=WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url),
+                signing_secret=settings.slack_signing_secret or "",
+            )
         else:
             slack = local_slack(rt, port=port)
     publisher = Publisher(rt, clock=rt.clock)
-    outbox = OutboxWorker(rt.db, client=slack.client, render=publisher.render, clock=rt.clock, worker_id=rt.worker_id,
-                          on_delivered=publisher.on_delivered, metrics=rt.metrics)
+    outbox = OutboxWorker(
+        rt.db,
+        client=slack.client,
+        render=publisher.render,
+        clock=rt.clock,
+        worker_id=rt.worker_id,
+        on_delivered=publisher.on_delivered,
+        metrics=rt.metrics,
+    )
 
     def digest_job(scheduler):
         from incidentbot.digest import schedule_digest
+
         schedule_digest(rt, scheduler)
 
     workers = Workers(rt, outbox=outbox, publisher=publisher, digest_job=digest_job)
@@ -76,12 +92,14 @@ def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None
             workers.start()
         if settings.slack_app_token and settings.uses_real_slack:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
+
             socket_handler = SocketModeHandler(bolt, settings.slack_app_token)
             socket_handler.connect()
             log.info("Slack Socket Mode connected")
         demo_task = None
         if slack.workspace is not None and demo:
             from incidentbot.console.demo import start_demo
+
             demo_task = start_demo(rt, port=port)
         try:
             yield
@@ -104,8 +122,13 @@ def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None
         if not slack.signing_secret:
             # Socket Mode without a signing secret: nothing could verify a request here, so none
             # is taken (an empty secret would accept anything signed with an empty key).
-            return JSONResponse({"detail": "this service takes Slack requests over Socket Mode, not HTTP "
-                                           "(set SLACK_SIGNING_SECRET to accept them here too)"}, status_code=404)
+            return JSONResponse(
+                {
+                    "detail": "this service takes Slack requests over Socket Mode, not HTTP "
+                    "(set SLACK_SIGNING_SECRET to accept them here too)"
+                },
+                status_code=404,
+            )
         body = await request.body()
         resp = await run_in_threadpool(bolt.dispatch, to_bolt_request(body, request))
         workers.kick()
@@ -113,7 +136,9 @@ def build_app(rt: Runtime, *, slack: SlackSetup | None = None, demo: bool | None
 
     if slack.workspace is not None:
         from incidentbot.localslack import create_app as localslack_app
+
         app.mount("/localslack", localslack_app(slack.workspace))
         from incidentbot.console import mount_console
+
         mount_console(app, rt, slack=slack, port=port)
     return app

@@ -21,6 +21,7 @@ def _runtime(*, migrate: bool = True):
 
 # -- serve ---------------------------------------------------------------------------------
 
+
 def cmd_serve(args) -> int:
     from incidentbot.server import serve
 
@@ -28,6 +29,7 @@ def cmd_serve(args) -> int:
 
 
 # -- ingest --------------------------------------------------------------------------------
+
 
 def cmd_ingest(args) -> int:
     import signal
@@ -41,8 +43,10 @@ def cmd_ingest(args) -> int:
 
     def progress(tally, final: bool) -> None:
         if tty:
-            sys.stderr.write(f"\r{tally.lines:,} lines  accepted {tally.accepted:,}  duplicates {tally.duplicates:,}  "
-                             f"rejected {tally.rejected:,}  skipped {tally.skipped:,}   ")
+            sys.stderr.write(
+                f"\r{tally.lines:,} lines  accepted {tally.accepted:,}  duplicates {tally.duplicates:,}  "
+                f"rejected {tally.rejected:,}  skipped {tally.skipped:,}   "
+            )
             sys.stderr.flush()
 
     stop = {"now": False}
@@ -54,21 +58,36 @@ def cmd_ingest(args) -> int:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
     try:
-        target = logship.choose_target(url=args.url, token=args.token, follow=args.follow, log=log,
-                                       should_stop=lambda: stop["now"])
+        target = logship.choose_target(
+            url=args.url, token=args.token, follow=args.follow, log=log, should_stop=lambda: stop["now"]
+        )
         log(f"ingest: sending to {target.where}")
         defaults = logship.Defaults(job_id=args.job_id, host=args.host, rank=args.rank)
         if args.torchelastic:
-            tally = logship.ingest_torchelastic(args.file, target=target, job_id=args.job_id, host=args.host, rank=args.rank, log=log)
+            tally = logship.ingest_torchelastic(
+                args.file, target=target, job_id=args.job_id, host=args.host, rank=args.rank, log=log
+            )
         elif args.follow:
             if args.file == "-":
                 raise logship.TargetError("--follow needs a file or a glob, not -")
             state = Path(args.state) if args.state else logship.default_state_path(args.file)
             log(f"ingest: following {args.file}; place kept in {state}")
-            tally = logship.follow(args.file, target=target, defaults=defaults, batch=args.batch, state_path=state, log=log,
-                                   progress=progress, poll=args.poll, flush_after=args.flush_after, should_stop=lambda: stop["now"])
+            tally = logship.follow(
+                args.file,
+                target=target,
+                defaults=defaults,
+                batch=args.batch,
+                state_path=state,
+                log=log,
+                progress=progress,
+                poll=args.poll,
+                flush_after=args.flush_after,
+                should_stop=lambda: stop["now"],
+            )
         else:
-            tally = logship.ingest_once(args.file, target=target, defaults=defaults, batch=args.batch, log=log, progress=progress)
+            tally = logship.ingest_once(
+                args.file, target=target, defaults=defaults, batch=args.batch, log=log, progress=progress
+            )
     except logship.TargetError as exc:
         if tty:
             sys.stderr.write("\n")
@@ -83,11 +102,14 @@ def cmd_ingest(args) -> int:
 
 # -- analysis and reading ---------------------------------------------------------------------
 
+
 def cmd_analyze(args) -> int:
     rt = _runtime()
     summary = rt.hypotheses.analyze_exclusive(worker=f"{rt.worker_id}:cli")
-    print(f"analysed {summary.events:,} events in {summary.seconds:.2f}s: {summary.hypotheses} hypotheses "
-          f"({len(summary.created)} new, {len(summary.updated)} changed, {len(summary.retired)} retired)")
+    print(
+        f"analysed {summary.events:,} events in {summary.seconds:.2f}s: {summary.hypotheses} hypotheses "
+        f"({len(summary.created)} new, {len(summary.updated)} changed, {len(summary.retired)} retired)"
+    )
     return cmd_hypotheses(argparse.Namespace(json=False, all=False), rt=rt)
 
 
@@ -106,7 +128,10 @@ def cmd_hypotheses(args, rt=None) -> int:
         print(f"{h['id']:>6}  {h['status']:<9} {h['cause_class']:<14} {h['confidence']:>4.0%}  {h['title']}")
         for line in h["evidence"][:3]:
             print(f"{'':8}- {line}")
-        print(f"{'':8}signatures: {', '.join(h['signature_ids'])}" + (f"; runbook: {h['runbook_ids'][0]}" if h["runbook_ids"] else ""))
+        print(
+            f"{'':8}signatures: {', '.join(h['signature_ids'])}"
+            + (f"; runbook: {h['runbook_ids'][0]}" if h["runbook_ids"] else "")
+        )
     return 0
 
 
@@ -116,8 +141,10 @@ def cmd_explain(args) -> int:
     text = sys.stdin.read() if args.text in (None, "-") else args.text
     exp = signatures.explain(text)
     fp = exp.fingerprint
-    print(f"title:       {fp.title}\ncategory:    {fp.category}\ncause class: {fp.cause_class}\nparser:      {exp.parser}\n"
-          f"fingerprint: {fp.key} (rules {signatures.RULES_VERSION})")
+    print(
+        f"title:       {fp.title}\ncategory:    {fp.category}\ncause class: {fp.cause_class}\nparser:      {exp.parser}\n"
+        f"fingerprint: {fp.key} (rules {signatures.RULES_VERSION})"
+    )
     if fp.details:
         print("details:     " + ", ".join(f"{k}={v}" for k, v in fp.details))
     print("why:")
@@ -188,37 +215,61 @@ def _duration_arg(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="incidentbot", description="Failure signatures, hypotheses and votes for GPU training fleets.")
+    p = argparse.ArgumentParser(
+        prog="incidentbot", description="Failure signatures, hypotheses and votes for GPU training fleets."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the service (HTTP API, Slack app, workers)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False,
-                   help="feed a simulated incident into the local console (writes simulated events: never without it)")
+    s.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="feed a simulated incident into the local console (writes simulated events: never without it)",
+    )
     s.add_argument("--allow-remote", action="store_true", help="let the local console listen on a non-loopback address")
     s.add_argument("--workers", type=int, default=1, help="worker processes (needs Slack credentials; default 1)")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("ingest", help="ingest events from JSON lines or plain log files (FILE, GLOB or -)",
-                       description="Plain log text (torchrun, [rankN]: lines, NCCL, syslog, journalctl, dmesg, SLURM) or "
-                                   "JSON lines (events, or journalctl -o json), detected per file. Without --url: "
-                                   "$INCIDENTBOT_DATABASE_URL, else a service at $INCIDENTBOT_URL (default "
-                                   "http://127.0.0.1:8000), else ./incidentbot.db if it exists, else an error.")
-    s.add_argument("file", help="a file, a glob (quote it) or - for standard input; with --torchelastic a file or directory")
+    s = sub.add_parser(
+        "ingest",
+        help="ingest events from JSON lines or plain log files (FILE, GLOB or -)",
+        description="Plain log text (torchrun, [rankN]: lines, NCCL, syslog, journalctl, dmesg, SLURM) or "
+        "JSON lines (events, or journalctl -o json), detected per file. Without --url: "
+        "$INCIDENTBOT_DATABASE_URL, else a service at $INCIDENTBOT_URL (default "
+        "http://127.0.0.1:8000), else ./incidentbot.db if it exists, else an error.",
+    )
+    s.add_argument(
+        "file", help="a file, a glob (quote it) or - for standard input; with --torchelastic a file or directory"
+    )
     s.add_argument("--url", help="post to a running service instead of writing the database")
     s.add_argument("--token", help="bearer token for --url (default: $INCIDENTBOT_TOKEN or the first ingest token)")
     s.add_argument("--batch", type=int, default=1000)
-    s.add_argument("--torchelastic", action="store_true",
-                   help="FILE is a torchelastic error file (@record's JSON) or a torchelastic log directory")
-    s.add_argument("--job-id", help="job for records that do not name one (default: the file's name; torchelastic: the run id)")
+    s.add_argument(
+        "--torchelastic",
+        action="store_true",
+        help="FILE is a torchelastic error file (@record's JSON) or a torchelastic log directory",
+    )
+    s.add_argument(
+        "--job-id", help="job for records that do not name one (default: the file's name; torchelastic: the run id)"
+    )
     s.add_argument("--rank", type=int, help="rank for records whose prefix gives none")
     s.add_argument("--host", help="host for records that name none (torchelastic: default this machine's hostname)")
-    s.add_argument("--follow", action="store_true", help="keep reading: tail the file(s) and new ones matching the glob")
-    s.add_argument("--state", help="where --follow keeps its place (default $XDG_STATE_HOME/incidentbot/follow-<hash>.json)")
+    s.add_argument(
+        "--follow", action="store_true", help="keep reading: tail the file(s) and new ones matching the glob"
+    )
+    s.add_argument(
+        "--state", help="where --follow keeps its place (default $XDG_STATE_HOME/incidentbot/follow-<hash>.json)"
+    )
     s.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
-    s.add_argument("--flush-after", type=float, default=3.0,
-                   help="--follow: seconds a file may be quiet before its last record counts as complete (default 3)")
+    s.add_argument(
+        "--flush-after",
+        type=float,
+        default=3.0,
+        help="--follow: seconds a file may be quiet before its last record counts as complete (default 3)",
+    )
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("analyze", help="run hypothesis analysis now and print a summary")
@@ -242,8 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     rs = s.add_subparsers(dest="runbooks_command", required=True)
     c = rs.add_parser("check", help="validate runbooks; non-zero exit on any error")
     c.add_argument("dir", nargs="?", default="runbooks")
-    c.add_argument("--samples", action="append", metavar="FILE",
-                   help="sample failure texts every pattern is also tried on: one per line, or .jsonl with \"text\"")
+    c.add_argument(
+        "--samples",
+        action="append",
+        metavar="FILE",
+        help='sample failure texts every pattern is also tried on: one per line, or .jsonl with "text"',
+    )
     c.set_defaults(func=cmd_runbooks)
 
     s = sub.add_parser("simulate", help="write a simulated incident scenario as events.jsonl (+ truth)")

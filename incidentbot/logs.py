@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["configure_logging", "redact"]
 
@@ -30,8 +30,12 @@ class _Redact(logging.Filter):
 
 class _Json(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(), "level": record.levelname,
-               "logger": record.name, "message": record.getMessage()}
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             out["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(out)
@@ -40,7 +44,9 @@ class _Json(logging.Formatter):
 def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_Redact())
-    handler.setFormatter(_Json() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _Json() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

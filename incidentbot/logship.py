@@ -27,14 +27,25 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Protocol
+from typing import IO, Any, Protocol
 
 from incidentbot.ingest.logfiles import LogParser, LogRecord, looks_like_jsonl, to_event
 
-__all__ = ["choose_target", "ingest_once", "follow", "default_state_path", "Target", "TargetError", "HttpTarget",
-           "DatabaseTarget", "ingest_torchelastic", "Tally"]
+__all__ = [
+    "choose_target",
+    "ingest_once",
+    "follow",
+    "default_state_path",
+    "Target",
+    "TargetError",
+    "HttpTarget",
+    "DatabaseTarget",
+    "ingest_torchelastic",
+    "Tally",
+]
 
 MAX_LINE_BYTES = 64 * 1024
 _SLURM_OUTPUT = re.compile(r"^slurm-(\d+)(?:_\d+)?\.out$")
@@ -74,16 +85,28 @@ class HttpTarget:
     """POST /v1/events with retries: 5xx, 429 and network errors are retried (forever when
     ``attempts`` is None, as a sidecar should); 4xx other than 422 is a refusal."""
 
-    def __init__(self, url: str, token: str | None, *, attempts: int | None = 6, transport=None,
-                 sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] | None = None,
-                 should_stop: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        attempts: int | None = 6,
+        transport=None,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ):
         import httpx
 
         self.should_stop = should_stop
         self.where = f"the service at {url}"
         self.attempts, self.sleep, self.log = attempts, sleep, log or (lambda s: None)
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=60, transport=transport,
-                                   headers={"Authorization": f"Bearer {token}"} if token else {})
+        self.client = httpx.Client(
+            base_url=url.rstrip("/"),
+            timeout=60,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
 
     def send(self, events: list[dict]) -> tuple[int, int, list[tuple[int, str]]]:
         from incidentbot.ingest import validate_batch
@@ -137,11 +160,19 @@ def _service_answers(url: str) -> bool:
 
 
 def _token(explicit: str | None, settings) -> str | None:
-    return explicit or os.environ.get("INCIDENTBOT_TOKEN") or (settings.ingest_tokens.split(",")[0].split(":")[-1] or None)
+    return (
+        explicit or os.environ.get("INCIDENTBOT_TOKEN") or (settings.ingest_tokens.split(",")[0].split(":")[-1] or None)
+    )
 
 
-def choose_target(*, url: str | None, token: str | None, follow: bool, log: Callable[[str], None],
-                  should_stop: Callable[[], bool] = lambda: False) -> Target:
+def choose_target(
+    *,
+    url: str | None,
+    token: str | None,
+    follow: bool,
+    log: Callable[[str], None],
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Target:
     """The rule in the module docstring. Raises TargetError when there is nowhere to write."""
     from incidentbot.settings import load_settings
 
@@ -159,7 +190,8 @@ def choose_target(*, url: str | None, token: str | None, follow: bool, log: Call
     raise TargetError(
         f"nowhere to send events: no --url, INCIDENTBOT_DATABASE_URL is not set, no service answers at {default} "
         f"(INCIDENTBOT_URL), and there is no incidentbot.db in {Path.cwd()}. Pass --url http://HOST:8000, or set "
-        "INCIDENTBOT_DATABASE_URL (sqlite:///./incidentbot.db creates one here).")
+        "INCIDENTBOT_DATABASE_URL (sqlite:///./incidentbot.db creates one here)."
+    )
 
 
 def _database(settings, where: str) -> DatabaseTarget:
@@ -169,6 +201,7 @@ def _database(settings, where: str) -> DatabaseTarget:
 
 
 # -- reading ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Unit:
@@ -193,14 +226,21 @@ class Tally:
     skipped_why: Counter = field(default_factory=Counter)
 
     def as_summary(self) -> dict:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected, "skipped": self.skipped}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "skipped": self.skipped,
+        }
 
     def describe(self) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in self.kinds.most_common())
         why = ", ".join(f"{n} {k}" for k, n in self.skipped_why.most_common())
-        return (f"{self.files} file(s), {self.lines:,} lines: {sum(self.kinds.values()):,} events ({kinds or 'none'}); "
-                f"{self.skipped:,} records skipped as not failures ({why or 'none'}); accepted {self.accepted:,}, "
-                f"duplicates {self.duplicates:,}, rejected {self.rejected:,}")
+        return (
+            f"{self.files} file(s), {self.lines:,} lines: {sum(self.kinds.values()):,} events ({kinds or 'none'}); "
+            f"{self.skipped:,} records skipped as not failures ({why or 'none'}); accepted {self.accepted:,}, "
+            f"duplicates {self.duplicates:,}, rejected {self.rejected:,}"
+        )
 
 
 @dataclass
@@ -218,9 +258,19 @@ class FileReader:
     """One file (or stdin) read from an offset: complete lines → units. Plain text or JSON lines,
     decided by the first non-blank line."""
 
-    def __init__(self, stream: IO[bytes], *, name: str, identity: str, defaults: Defaults, offset: int = 0,
-                 done: set[int] | None = None, year: int | None = None, mode: str | None = None,
-                 log: Callable[[str], None]):
+    def __init__(
+        self,
+        stream: IO[bytes],
+        *,
+        name: str,
+        identity: str,
+        defaults: Defaults,
+        offset: int = 0,
+        done: set[int] | None = None,
+        year: int | None = None,
+        mode: str | None = None,
+        log: Callable[[str], None],
+    ):
         self.stream, self.name, self.identity, self.defaults = stream, name, identity, defaults
         self.offset = offset  # where the next line starts
         self.done = done if done is not None else set()
@@ -249,7 +299,7 @@ class FileReader:
                 nl = data.find(b"\n", pos)
                 if nl < 0:
                     break
-                units.extend(self._line(data[pos:nl + 1]))
+                units.extend(self._line(data[pos : nl + 1]))
                 lines += 1
                 pos = nl + 1
             self.partial = data[pos:]
@@ -291,7 +341,9 @@ class FileReader:
             for key, value in (("job_id", d.job_id), ("host", d.host), ("rank", d.rank)):
                 if value is not None:
                     item.setdefault(key, value)
-            item.setdefault("event_id", "lj:" + hashlib.sha256(f"{self.identity}|{start}|{s}".encode()).hexdigest()[:40])
+            item.setdefault(
+                "event_id", "lj:" + hashlib.sha256(f"{self.identity}|{start}|{s}".encode()).hexdigest()[:40]
+            )
         return [Unit(self.lineno, start, (start,), item, "event")]
 
     def _records(self, records: list[LogRecord]) -> list[Unit]:
@@ -299,8 +351,14 @@ class FileReader:
         for r in records:
             event = None
             if r.kind is not None:
-                event = to_event(r, identity=self.identity, job_id=self.job_id, host=self.defaults.host,
-                                 rank=self.defaults.rank, source=self.name)
+                event = to_event(
+                    r,
+                    identity=self.identity,
+                    job_id=self.job_id,
+                    host=self.defaults.host,
+                    rank=self.defaults.rank,
+                    source=self.name,
+                )
             out.append(Unit(r.line, r.start, r.offsets, event, r.kind or r.why))
         return out
 
@@ -358,8 +416,15 @@ def _year_of(st: os.stat_result | None) -> int:
     return time.gmtime(st.st_mtime if st else time.time()).tm_year
 
 
-def ingest_once(pattern: str, *, target: Target, defaults: Defaults, batch: int, log: Callable[[str], None],
-                progress: Callable[[Tally, bool], None]) -> Tally:
+def ingest_once(
+    pattern: str,
+    *,
+    target: Target,
+    defaults: Defaults,
+    batch: int,
+    log: Callable[[str], None],
+    progress: Callable[[Tally, bool], None],
+) -> Tally:
     tally = Tally()
     paths = expand(pattern)
     if not paths:
@@ -375,8 +440,14 @@ def ingest_once(pattern: str, *, target: Target, defaults: Defaults, batch: int,
             st = os.fstat(stream.fileno())
             identity = _identity(st)
         tally.files += 1
-        reader = FileReader(stream, name=path if path != "-" else "stdin", identity=identity, defaults=defaults,
-                            year=_year_of(st), log=log)
+        reader = FileReader(
+            stream,
+            name=path if path != "-" else "stdin",
+            identity=identity,
+            defaults=defaults,
+            year=_year_of(st),
+            log=log,
+        )
         queue: list[Unit] = []
         while True:
             units, lines = reader.read_available(final=False, max_chunks=1)
@@ -393,7 +464,7 @@ def ingest_once(pattern: str, *, target: Target, defaults: Defaults, batch: int,
         queue.extend(units)
         queue.extend(reader.flush())
         for i in range(0, len(queue), batch):
-            _deliver(target, queue[i:i + batch], tally, name=reader.name, log=log)
+            _deliver(target, queue[i : i + batch], tally, name=reader.name, log=log)
         progress(tally, False)
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -401,6 +472,7 @@ def ingest_once(pattern: str, *, target: Target, defaults: Defaults, batch: int,
 
 
 # -- follow -----------------------------------------------------------------------------------
+
 
 def default_state_path(pattern: str) -> Path:
     """``$XDG_STATE_HOME/incidentbot/follow-<hash of the pattern>.json`` (``~/.local/state`` when unset)."""
@@ -454,9 +526,20 @@ class _Followed:
     inflight: list[Unit] = field(default_factory=list)
 
 
-def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, state_path: Path, log: Callable[[str], None],
-           progress: Callable[[Tally, bool], None], poll: float = 0.5, flush_after: float = 3.0,
-           should_stop: Callable[[], bool] = lambda: False, clock: Callable[[], float] = time.monotonic) -> Tally:
+def follow(
+    pattern: str,
+    *,
+    target: Target,
+    defaults: Defaults,
+    batch: int,
+    state_path: Path,
+    log: Callable[[str], None],
+    progress: Callable[[Tally, bool], None],
+    poll: float = 0.5,
+    flush_after: float = 3.0,
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Tally:
     """Tail files matching ``pattern`` until ``should_stop``; rotation (a renamed file is read to
     its end through the open handle) and truncation (read again from 0, as a new generation)."""
     state = _load_state(state_path)
@@ -486,8 +569,16 @@ def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, stat
                 generation += 1  # the inode was reused or the file rewritten: a new file
                 log(f"{path}: not the file the state remembers (rewritten or replaced); reading it from the start")
         stream.seek(offset)
-        reader = FileReader(stream, name=path, identity=f"{key}#{generation}", defaults=defaults, offset=offset, done=done,
-                            year=_year_of(st), log=log)
+        reader = FileReader(
+            stream,
+            name=path,
+            identity=f"{key}#{generation}",
+            defaults=defaults,
+            offset=offset,
+            done=done,
+            year=_year_of(st),
+            log=log,
+        )
         followed[key] = _Followed(path, key, reader, generation, head, clock())
         tally.files += 1
         log(f"following {path}" + (f" from byte {offset:,}" if offset else ""))
@@ -496,8 +587,13 @@ def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, stat
         r = f.reader
         commit = r.commit_offset(f.inflight)
         r.done = {o for o in r.done if o >= commit}
-        saved[f.key] = {"path": f.path, "offset": commit, "done": sorted(r.done), "generation": f.generation,
-                        "head": list(f.head)}
+        saved[f.key] = {
+            "path": f.path,
+            "offset": commit,
+            "done": sorted(r.done),
+            "generation": f.generation,
+            "head": list(f.head),
+        }
 
     last_progress = 0.0
     while True:
@@ -522,8 +618,14 @@ def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, stat
                 log(f"{f.path}: truncated or rewritten; reading it again from the start")
                 f.generation += 1
                 r.stream.seek(0)
-                f.reader = r = FileReader(r.stream, name=f.path, identity=f"{key}#{f.generation}", defaults=defaults,
-                                          year=r.parser.year, log=log)
+                f.reader = r = FileReader(
+                    r.stream,
+                    name=f.path,
+                    identity=f"{key}#{f.generation}",
+                    defaults=defaults,
+                    year=r.parser.year,
+                    log=log,
+                )
                 f.head = _head(r.stream)
                 f.inflight.clear()
             if r.offset < 256 and f.head[1] < 256:
@@ -558,7 +660,7 @@ def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, stat
                     raise
                 for u in chunk:
                     r.done.update(u.offsets)
-                del f.inflight[:len(chunk)]
+                del f.inflight[: len(chunk)]
                 changed = True
             if units or lines or changed:
                 record(f)
@@ -584,8 +686,10 @@ def follow(pattern: str, *, target: Target, defaults: Defaults, batch: int, stat
 
 # -- torchelastic -----------------------------------------------------------------------------
 
-def ingest_torchelastic(path: str, *, target: Target, job_id: str | None, host: str | None, rank: int | None,
-                        log: Callable[[str], None]) -> Tally:
+
+def ingest_torchelastic(
+    path: str, *, target: Target, job_id: str | None, host: str | None, rank: int | None, log: Callable[[str], None]
+) -> Tally:
     """One error file, or every ``error.json`` under a directory (a torchelastic log dir)."""
     from incidentbot.ingest import from_torchelastic
 
@@ -599,8 +703,9 @@ def ingest_torchelastic(path: str, *, target: Target, job_id: str | None, host: 
     for f in files:
         tally.files += 1
         try:
-            event = from_torchelastic(f.read_bytes(), job_id=job_id or os.environ.get("TORCHELASTIC_RUN_ID"), rank=rank,
-                                      host=host, path=f)
+            event = from_torchelastic(
+                f.read_bytes(), job_id=job_id or os.environ.get("TORCHELASTIC_RUN_ID"), rank=rank, host=host, path=f
+            )
         except (OSError, ValueError) as exc:
             log(f"{f}: {exc}")
             units.append(Unit(1, 0, (0,), None, "rejected"))

@@ -5,16 +5,46 @@ Ids people type (`S-12`, `H-7`, `P-3`) are these tables' integer keys with a pre
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, LargeBinary, TypeDecorator, BigInteger, Integer, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
-    "Ballot", "Decision", "DigestRun", "Event", "EventAggregate", "Hypothesis", "HypothesisLog", "HypothesisSignature", "JobExposure",
-    "Outbox", "Poll", "PollOption", "RunbookLink", "Signature", "SignatureMember", "SlackMessage",
-    "KeyValue", "MIXED_GPU", "NewSignatureQuota", "OPEN_STATUSES", "WorkClaim", "utcnow",
+    "Ballot",
+    "Decision",
+    "DigestRun",
+    "Event",
+    "EventAggregate",
+    "Hypothesis",
+    "HypothesisLog",
+    "HypothesisSignature",
+    "JobExposure",
+    "Outbox",
+    "Poll",
+    "PollOption",
+    "RunbookLink",
+    "Signature",
+    "SignatureMember",
+    "SlackMessage",
+    "KeyValue",
+    "MIXED_GPU",
+    "NewSignatureQuota",
+    "OPEN_STATUSES",
+    "WorkClaim",
+    "utcnow",
 ]
 
 
@@ -23,7 +53,7 @@ OPEN_STATUSES = ("open", "confirmed", "regressed")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -34,14 +64,14 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         if value is not None and dialect.name == "sqlite":
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None:
-            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
 
@@ -58,7 +88,10 @@ class Event(SQLModel, table=True):
         Index("ix_event_signature_time", "signature_id", "time"),
         Index("ix_event_job", "job_id"),
     )
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
     event_id: str = Field(max_length=128, unique=True)
     job_id: str = Field(max_length=256)
     message: str = Field(sa_type=Text)
@@ -94,7 +127,9 @@ class EventAggregate(SQLModel, table=True):
     a round trip (see services/ingest.py ``aggregate_key``)."""
 
     __table_args__ = (Index("ix_eventaggregate_signature_last", "signature_id", "last_time"),)
-    id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False))
+    id: int = Field(
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    )
     signature_id: int = Field(foreign_key="signature.id")  # as the text made it; merges resolve at loading
     bucket_start: int = Field(sa_type=BigInteger)  # epoch seconds, a multiple of the bucket width
     job_id: str = Field(max_length=256)
@@ -119,8 +154,11 @@ MIXED_GPU = "*"
 
 
 class Signature(SQLModel, table=True):
-    __table_args__ = (Index("ix_signature_first_seen", "first_seen"), Index("ix_signature_count", "count"),
-                      Index("ix_signature_merged_into", "merged_into"))
+    __table_args__ = (
+        Index("ix_signature_first_seen", "first_seen"),
+        Index("ix_signature_count", "count"),
+        Index("ix_signature_merged_into", "merged_into"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)
     rules_version: str = Field(max_length=32)
@@ -209,7 +247,10 @@ class Decision(SQLModel, table=True):
 class Outbox(SQLModel, table=True):
     """A Slack call to make, written in the same transaction as its cause."""
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"), Index("ix_outbox_claim", "status", "priority", "id"))
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_claim", "status", "priority", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     # post (chat.postMessage, records ts under message_key) | update | ephemeral | response | view
     op: str = Field(max_length=16)
@@ -320,7 +361,9 @@ class JobExposure(SQLModel, table=True):
     reports (events of kind ``progress``): the exposure that makes a failure's absence mean
     something ("0 occurrences in 140,000 steps on v1.3"). One row per segment, widened in place."""
 
-    __table_args__ = (UniqueConstraint("job_id", "host", "code_version", "versions_key", name="uq_jobexposure_segment"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "host", "code_version", "versions_key", name="uq_jobexposure_segment"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(max_length=256)

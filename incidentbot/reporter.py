@@ -32,7 +32,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -52,8 +52,13 @@ def _int(value: str | None) -> int | None:
 def environment_context(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """job_id/rank/host/gpu/cluster as torchrun and SLURM describe this process."""
     env = os.environ if env is None else env
-    job = (env.get("INCIDENTBOT_JOB_ID") or env.get("TORCHELASTIC_RUN_ID") or env.get("SLURM_JOB_ID")
-           or env.get("JOB_ID") or "unknown-job")
+    job = (
+        env.get("INCIDENTBOT_JOB_ID")
+        or env.get("TORCHELASTIC_RUN_ID")
+        or env.get("SLURM_JOB_ID")
+        or env.get("JOB_ID")
+        or "unknown-job"
+    )
     rank = _int(env.get("RANK")) if env.get("RANK") is not None else _int(env.get("SLURM_PROCID"))
     host = env.get("SLURMD_NODENAME") or env.get("HOSTNAME") or socket.gethostname()
     local_rank = _int(env.get("LOCAL_RANK")) if env.get("LOCAL_RANK") is not None else _int(env.get("SLURM_LOCALID"))
@@ -62,7 +67,13 @@ def environment_context(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     if local_rank is not None:
         devices = [d.strip() for d in visible.split(",")] if visible else []
         gpu = devices[local_rank] if local_rank < len(devices) else str(local_rank)
-    ctx = {"job_id": job, "rank": rank, "host": host, "gpu": gpu, "cluster": env.get("INCIDENTBOT_CLUSTER") or env.get("SLURM_CLUSTER_NAME")}
+    ctx = {
+        "job_id": job,
+        "rank": rank,
+        "host": host,
+        "gpu": gpu,
+        "cluster": env.get("INCIDENTBOT_CLUSTER") or env.get("SLURM_CLUSTER_NAME"),
+    }
     return {k: v for k, v in ctx.items() if v is not None}
 
 
@@ -72,9 +83,11 @@ def run_lineage(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # Each launcher's pair is read together, so a torchelastic run inside a SLURM job takes the
     # torchelastic restart count, not SLURM's.
-    for run_var, attempt_var in (("INCIDENTBOT_RUN", "INCIDENTBOT_ATTEMPT"),
-                                 ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"),
-                                 ("SLURM_JOB_ID", "SLURM_RESTART_COUNT")):
+    for run_var, attempt_var in (
+        ("INCIDENTBOT_RUN", "INCIDENTBOT_ATTEMPT"),
+        ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"),
+        ("SLURM_JOB_ID", "SLURM_RESTART_COUNT"),
+    ):
         run, attempt = env.get(run_var), _int(env.get(attempt_var))
         if run and "run" not in out:
             out["run"] = run[:256]
@@ -86,10 +99,21 @@ def run_lineage(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 class Reporter:
-    def __init__(self, url: str | None = None, token: str | None = None, *, job_id: str | None = None,
-                 code_version: str | None = None, versions: Mapping[str, str] | None = None, timeout: float = 5.0,
-                 retries: int = 3, transport: httpx.BaseTransport | None = None, env: Mapping[str, str] | None = None,
-                 run: str | None = None, attempt: int | None = None):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        job_id: str | None = None,
+        code_version: str | None = None,
+        versions: Mapping[str, str] | None = None,
+        timeout: float = 5.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        env: Mapping[str, str] | None = None,
+        run: str | None = None,
+        attempt: int | None = None,
+    ):
         env = os.environ if env is None else env
         self.url = (url or env.get("INCIDENTBOT_URL") or "http://127.0.0.1:8000").rstrip("/")
         self.token = token or env.get("INCIDENTBOT_TOKEN")
@@ -104,8 +128,11 @@ class Reporter:
         self.code_version = code_version or env.get("INCIDENTBOT_CODE_VERSION") or env.get("GIT_COMMIT")
         self.versions = dict(versions or {}) or _framework_versions()
         self.retries = retries
-        self._client = httpx.Client(timeout=timeout, transport=transport,
-                                    headers={"Authorization": f"Bearer {self.token}"} if self.token else {})
+        self._client = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -113,10 +140,16 @@ class Reporter:
     def report(self, message: str, *, step: int | None = None, kind: str | None = None, **fields: Any) -> bool:
         """Send one failure text. Returns whether the service stored it; never raises."""
         try:
-            event = {**self.context, "event_id": f"rep-{uuid.uuid4().hex}", "message": str(message)[:65536],
-                     "time": datetime.now(timezone.utc).isoformat(), **({"step": step} if step is not None else {}),
-                     **({"kind": kind} if kind else {}), **({"code_version": self.code_version} if self.code_version else {}),
-                     **({"versions": self.versions} if self.versions else {})}
+            event = {
+                **self.context,
+                "event_id": f"rep-{uuid.uuid4().hex}",
+                "message": str(message)[:65536],
+                "time": datetime.now(UTC).isoformat(),
+                **({"step": step} if step is not None else {}),
+                **({"kind": kind} if kind else {}),
+                **({"code_version": self.code_version} if self.code_version else {}),
+                **({"versions": self.versions} if self.versions else {}),
+            }
             event.update({k: v for k, v in fields.items() if v is not None})
             return self._send(event)
         except Exception:  # noqa: BLE001 - a reporter must never take the training job down
@@ -129,7 +162,9 @@ class Reporter:
         means something. Every few hundred steps is plenty; never raises."""
         return self.report(f"progress: step {step}", step=step, kind="progress", **fields)
 
-    def report_exception(self, exc: BaseException, *, step: int | None = None, kind: str = "crash", **fields: Any) -> bool:
+    def report_exception(
+        self, exc: BaseException, *, step: int | None = None, kind: str = "crash", **fields: Any
+    ) -> bool:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return self.report(text, step=step, kind=kind, **fields)
 

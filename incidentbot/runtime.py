@@ -17,9 +17,9 @@ from pathlib import Path
 from incidentbot.db import Database
 from incidentbot.metrics import Metrics
 from incidentbot.models import utcnow
+from incidentbot.services.alert_quota import NewSignaturePolicy
 from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
-from incidentbot.services.alert_quota import NewSignaturePolicy
 from incidentbot.services.ingest import IngestService
 from incidentbot.services.resolutions import ResolutionService
 from incidentbot.services.runbooks import RunbookService
@@ -81,10 +81,16 @@ class Runtime:
     def __post_init__(self) -> None:
         s = self.settings
         self.ingest = IngestService(
-            self.db, channel=s.alert_channel, clock=self.clock, max_time_skew=s.max_time_skew_td,
-            max_event_age=s.max_event_age_td, bucket_seconds=s.aggregate_bucket_seconds,
-            alert_policy=NewSignaturePolicy(per_job=s.new_signature_alerts, total=s.new_signature_alerts_total,
-                                            window=s.new_signature_window_td))
+            self.db,
+            channel=s.alert_channel,
+            clock=self.clock,
+            max_time_skew=s.max_time_skew_td,
+            max_event_age=s.max_event_age_td,
+            bucket_seconds=s.aggregate_bucket_seconds,
+            alert_policy=NewSignaturePolicy(
+                per_job=s.new_signature_alerts, total=s.new_signature_alerts_total, window=s.new_signature_window_td
+            ),
+        )
         self.signatures = SignatureService(self.db)
         self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
@@ -108,12 +114,19 @@ class Runtime:
         for hid in created:
             h = session.get(Hypothesis, hid)
             if h is not None and h.confidence >= ANNOUNCE_CONFIDENCE:
-                enqueue(session, op="post", channel=self.settings.alert_channel, message_key=f"hyp:H-{hid}",
-                        dedupe_key=f"post:hyp:H-{hid}", payload={"render": "hypothesis", "hypothesis_id": hid})
+                enqueue(
+                    session,
+                    op="post",
+                    channel=self.settings.alert_channel,
+                    message_key=f"hyp:H-{hid}",
+                    dedupe_key=f"post:hyp:H-{hid}",
+                    payload={"render": "hypothesis", "hypothesis_id": hid},
+                )
 
 
-def build_runtime(settings: Settings, *, db: Database | None = None, migrate: bool = True,
-                  clock: Callable[[], datetime] = utcnow) -> Runtime:
+def build_runtime(
+    settings: Settings, *, db: Database | None = None, migrate: bool = True, clock: Callable[[], datetime] = utcnow
+) -> Runtime:
     from incidentbot import audit
 
     audit.install()

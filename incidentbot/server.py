@@ -32,8 +32,10 @@ def _with_channel_ids(settings):
     from slack_sdk import WebClient
 
     from incidentbot.slack.channels import resolve_channel_names
-    return resolve_channel_names(settings, WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
-                                                     timeout=10))
+
+    return resolve_channel_names(
+        settings, WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    )
 
 
 def worker_app():
@@ -43,23 +45,30 @@ def worker_app():
 
     settings = _with_channel_ids(load_settings())
     configure_logging(settings.log_format, settings.log_level)
-    return build_app(build_runtime(settings, migrate=False), demo=False, port=int(os.environ.get("INCIDENTBOT_PORT", "8000")))
+    return build_app(
+        build_runtime(settings, migrate=False), demo=False, port=int(os.environ.get("INCIDENTBOT_PORT", "8000"))
+    )
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None, allow_remote: bool = False,
-          workers: int = 1) -> int:
+def serve(
+    *, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None, allow_remote: bool = False, workers: int = 1
+) -> int:
     from incidentbot.app import build_app
     from incidentbot.runtime import build_runtime
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     if not settings.uses_real_slack and not is_loopback(host) and not (allow_remote or settings.allow_remote_console):
-        print(f"incidentbot: refusing to serve the local console on {host}: without Slack credentials it is "
-              "for this machine only. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or pass --allow-remote.", file=sys.stderr)
+        print(
+            f"incidentbot: refusing to serve the local console on {host}: without Slack credentials it is "
+            "for this machine only. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or pass --allow-remote.",
+            file=sys.stderr,
+        )
         return 2
     if not settings.uses_real_slack and not settings.channel:
         # The local console shows one channel; alerts, polls and digests go there.
         from incidentbot.app import LOCAL_CHANNEL_ID
+
         settings = settings.model_copy(update={"channel": LOCAL_CHANNEL_ID})
     settings = _with_channel_ids(settings)
     if workers > 1:
@@ -67,13 +76,24 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
         # database, so they share work safely. The local stand-in keeps its state in one process,
         # so this needs real Slack.
         if not settings.uses_real_slack:
-            print("incidentbot: --workers needs Slack credentials (the local console lives in one process)", file=sys.stderr)
+            print(
+                "incidentbot: --workers needs Slack credentials (the local console lives in one process)",
+                file=sys.stderr,
+            )
             return 2
         from incidentbot.db import Database
+
         Database(settings.database_url).migrate()
         os.environ["INCIDENTBOT_PORT"] = str(port)
-        uvicorn.run("incidentbot.server:worker_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", timeout_graceful_shutdown=10)
+        uvicorn.run(
+            "incidentbot.server:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
         return 0
     settings = with_served_url(settings, host=host, port=port)
     rt = build_runtime(settings)
@@ -81,7 +101,9 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None
     # of the contract would otherwise read events nobody sent.
     demo = bool(demo)
     if demo and settings.uses_real_slack:
-        print("incidentbot: --demo feeds the local console; it does not run with Slack credentials set", file=sys.stderr)
+        print(
+            "incidentbot: --demo feeds the local console; it does not run with Slack credentials set", file=sys.stderr
+        )
         demo = False
     app = build_app(rt, demo=demo, port=port)
     print(startup_banner(settings, host=host, port=port, workspace=app.state.slack.workspace, demo=demo), flush=True)
@@ -112,14 +134,18 @@ def startup_banner(settings, *, host: str, port: int, workspace, demo: bool) -> 
     from sqlalchemy.engine import make_url
 
     database = make_url(settings.database_url).render_as_string(hide_password=True)
-    lines = [f"incidentbot serving on {base}  (database {database})",
-             f"  HTTP API:             {base}/v1/  (OpenAPI at {base}/docs)"]
+    lines = [
+        f"incidentbot serving on {base}  (database {database})",
+        f"  HTTP API:             {base}/v1/  (OpenAPI at {base}/docs)",
+    ]
     if workspace is not None:
-        lines += [f"  console:              {base}/",
-                  f"  Slack stand-in API:   {base}/localslack/api/",
-                  f"  Slack stand-in token: {workspace.bot_token}",
-                  "  (no Slack credentials: messages go to the local stand-in; "
-                  "slack_sdk.WebClient(token=TOKEN, base_url=API) talks to it)"]
+        lines += [
+            f"  console:              {base}/",
+            f"  Slack stand-in API:   {base}/localslack/api/",
+            f"  Slack stand-in token: {workspace.bot_token}",
+            "  (no Slack credentials: messages go to the local stand-in; "
+            "slack_sdk.WebClient(token=TOKEN, base_url=API) talks to it)",
+        ]
     else:
         lines.append(f"  Slack:                {settings.slack_api_url}")
     if demo:

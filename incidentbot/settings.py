@@ -157,9 +157,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {n} ({scope}:) has no token after the colon; expected SCOPE:TOKEN")
             bad = _token_problem(token if sep and scope in TOKEN_SCOPES else raw)
             if bad:
-                raise ValueError(f"entry {n} {bad}; expected comma-separated tokens of printable ASCII "
-                                 f"(letters, digits, punctuation), each optionally as SCOPE:TOKEN with SCOPE one of "
-                                 f"{', '.join(TOKEN_SCOPES)}")
+                raise ValueError(
+                    f"entry {n} {bad}; expected comma-separated tokens of printable ASCII "
+                    f"(letters, digits, punctuation), each optionally as SCOPE:TOKEN with SCOPE one of "
+                    f"{', '.join(TOKEN_SCOPES)}"
+                )
         return v
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token")
@@ -221,8 +223,10 @@ class Settings(BaseSettings):
         parts = [p.strip() for p in (v or "").split(",") if p.strip()]
         for p in parts:
             if not (CHANNEL_ID.fullmatch(p) or _CHANNEL_NAME.fullmatch(p)):
-                raise ValueError(f"{p!r} is neither a channel id (C0123ABCDEF) nor a channel name (#gpu-incidents); "
-                                 "several are comma-separated, the first gets alerts and polls")
+                raise ValueError(
+                    f"{p!r} is neither a channel id (C0123ABCDEF) nor a channel name (#gpu-incidents); "
+                    "several are comma-separated, the first gets alerts and polls"
+                )
         return ",".join(parts) or None
 
     @field_validator("slack_api_url")
@@ -270,7 +274,9 @@ class Settings(BaseSettings):
         return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
 
 
-_NAMES = {name: (f.validation_alias.choices[0] if f.validation_alias else name) for name, f in Settings.model_fields.items()}
+_NAMES = {
+    name: (f.validation_alias.choices[0] if f.validation_alias else name) for name, f in Settings.model_fields.items()
+}
 
 
 _SECRET_VARS = {"INCIDENTBOT_INGEST_TOKENS", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"}

@@ -41,16 +41,28 @@ import json
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = [
-    "Scenario", "Cause", "Shapes", "CLASSIC", "draw_shapes", "simulate", "write_scenario", "to_records",
-    "compress_nodelist", "TEMPLATES", "SIZES", "NOISE", "SINGLE_BUG",
+    "Scenario",
+    "Cause",
+    "Shapes",
+    "CLASSIC",
+    "draw_shapes",
+    "simulate",
+    "write_scenario",
+    "to_records",
+    "compress_nodelist",
+    "TEMPLATES",
+    "SIZES",
+    "NOISE",
+    "SINGLE_BUG",
 ]
 
-EPOCH = datetime(2026, 11, 2, 0, 0, 0, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 11, 2, 0, 0, 0, tzinfo=UTC)
 CHECKPOINT_EVERY = 500
 NOISE = "noise"  # cause id of benign noise and progress lines
 
@@ -245,9 +257,7 @@ def _xid119(rng, c):
 
 
 def _nfs_stall(rng, c):
-    return (
-        f"[{c['uptime']:.6f}] nfs: server {c.get('server', 'storage01')} not responding, still trying"
-    )
+    return f"[{c['uptime']:.6f}] nfs: server {c.get('server', 'storage01')} not responding, still trying"
 
 
 def _time_limit(rng, c):
@@ -337,8 +347,12 @@ _T = [
 ]
 TEMPLATES: dict[str, Template] = {t.name: t for t in _T}
 NOISE_TEMPLATES = (
-    "nccl_socket_refused", "deepspeed_overflow", "elastic_sigterm", "checkpoint_slow",
-    "c10d_socket_timeout", "xid63_row_remap",
+    "nccl_socket_refused",
+    "deepspeed_overflow",
+    "elastic_sigterm",
+    "checkpoint_slow",
+    "c10d_socket_timeout",
+    "xid63_row_remap",
 )
 
 
@@ -442,8 +456,13 @@ class Cause:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "cause_class": self.cause_class, "title": self.title,
-            "templates": list(self.templates), "scope": self.scope, "shape": self.shape or self.kind,
+            "id": self.id,
+            "kind": self.kind,
+            "cause_class": self.cause_class,
+            "title": self.title,
+            "templates": list(self.templates),
+            "scope": self.scope,
+            "shape": self.shape or self.kind,
         }
 
 
@@ -461,9 +480,13 @@ class Scenario:
     @property
     def truth(self) -> dict[str, Any]:
         return {
-            "seed": self.seed, "size": self.size, "causes": self.causes,
-            "event_cause": self.event_cause, "event_template": self.event_template,
-            "topology": self.topology, "shapes": self.shapes,
+            "seed": self.seed,
+            "size": self.size,
+            "causes": self.causes,
+            "event_cause": self.event_cause,
+            "event_template": self.event_template,
+            "topology": self.topology,
+            "shapes": self.shapes,
             "single_bug": SINGLE_BUG if any(c["id"] == SINGLE_BUG for c in self.causes) else None,
         }
 
@@ -499,8 +522,16 @@ NCCL_VERSIONS = ["2.19.3", "2.20.5", "2.21.5"]
 CUDA_VERSIONS = ["12.1", "12.4", "12.6"]
 DRIVER_VERSIONS = ["535.161.08", "550.54.15", "550.90.07", "560.35.03"]
 SLURM_PREFIXES = ["node", "gpu", "dgx", "hgx"]
-KERNEL_TEMPLATES = frozenset({"xid79_fallen_off_bus", "xid48_dbe", "xid63_row_remap", "xid94_contained",
-                              "xid119_gsp_timeout", "nfs_not_responding"})
+KERNEL_TEMPLATES = frozenset(
+    {
+        "xid79_fallen_off_bus",
+        "xid48_dbe",
+        "xid63_row_remap",
+        "xid94_contained",
+        "xid119_gsp_timeout",
+        "nfs_not_responding",
+    }
+)
 
 
 @dataclass
@@ -676,8 +707,18 @@ class _Builder:
             phases = [(0, CODE_VERSIONS[code_i], versions)]
             if rng.random() < 0.3 and code_i + 1 < len(CODE_VERSIONS):
                 phases.append((total // 2, CODE_VERSIONS[code_i + 1], dict(phases[0][2])))
-            self.jobs.append(Job(f"{cname}-run{j:03d}", cname, hosts, start, total, rng.uniform(1.6, 2.4), phases,
-                                 timeout_ms=rng.choice(shp.watchdog_ms)))
+            self.jobs.append(
+                Job(
+                    f"{cname}-run{j:03d}",
+                    cname,
+                    hosts,
+                    start,
+                    total,
+                    rng.uniform(1.6, 2.4),
+                    phases,
+                    timeout_ms=rng.choice(shp.watchdog_ms),
+                )
+            )
         # make sure the torch onset has exposure on both sides
         torch_seen = {ph[2]["torch"] for jb in self.jobs for ph in jb.phases}
         if "2.2.2" not in torch_seen:
@@ -709,8 +750,10 @@ class _Builder:
         n_hw = max(2, sp.hw + rng.randint(-1, 1))
         bad = rng.sample(used, min(n_hw, len(used)))
         kinds = list(GPU_SHARES)
-        picked = [kinds[i] if i < len(kinds) else rng.choices(kinds, [GPU_SHARES[k] for k in kinds])[0]
-                  for i in range(len(bad))]
+        picked = [
+            kinds[i] if i < len(kinds) else rng.choices(kinds, [GPU_SHARES[k] for k in kinds])[0]
+            for i in range(len(bad))
+        ]
         weight = sum(GPU_SHARES[k] for k in picked)
         templates = {
             "fallen_off_bus": ["xid79_fallen_off_bus", "cuda_unknown_error", "nccl_watchdog_timeout"],
@@ -718,15 +761,28 @@ class _Builder:
             "bad_gpu_ima": ["cuda_illegal_memory_access", "xid94_contained"],
             "gsp_timeout": ["xid119_gsp_timeout", "nccl_watchdog_timeout"],
         }
-        shape_of = {"fallen_off_bus": "storm:hardware_precursor", "gsp_timeout": "storm:hardware_precursor",
-                    "hbm_dbe": "gpu:hbm_dbe", "bad_gpu_ima": "gpu:one_text_two_causes"}
+        shape_of = {
+            "fallen_off_bus": "storm:hardware_precursor",
+            "gsp_timeout": "storm:hardware_precursor",
+            "hbm_dbe": "gpu:hbm_dbe",
+            "bad_gpu_ima": "gpu:one_text_two_causes",
+        }
         for i, (h, k) in enumerate(zip(bad, picked)):
             gpu = rng.randrange(8)
             target = SHARES["gpu"] / SHARE_TOTAL * budget * GPU_SHARES[k] / weight
-            self.causes.append(Cause(
-                f"hw-{i}-{k}", "localised_hardware", "hardware", f"{k} on {h} GPU {gpu}", templates[k],
-                {"host": h, "gpu": gpu}, hazard=self._hazard(target, steps_on_host[h]), shape=shape_of[k], target=target,
-            ))
+            self.causes.append(
+                Cause(
+                    f"hw-{i}-{k}",
+                    "localised_hardware",
+                    "hardware",
+                    f"{k} on {h} GPU {gpu}",
+                    templates[k],
+                    {"host": h, "gpu": gpu},
+                    hazard=self._hazard(target, steps_on_host[h]),
+                    shape=shape_of[k],
+                    target=target,
+                )
+            )
         # switches: the network share, over the switches, from the steps their jobs run in the window
         switches = sorted({self.topology[h] for h in used})
         cand = [s for s in switches if any(sum(self.topology[h] == s for h in jb.hosts) >= 2 for jb in self.jobs)]
@@ -741,11 +797,19 @@ class _Builder:
                     lo, hi = max(t0, jb.start), min(t1, jb.start + jb.total_steps * jb.step_s)
                     exposure += max(0.0, hi - lo) / jb.step_s * min(1.0, under / 2)
             target = SHARES["network"] / SHARE_TOTAL * budget / len(chosen)
-            self.causes.append(Cause(
-                f"net-{i}-switch", "switch", "network", f"leaf switch {s} flapping",
-                ["ib_completion_error", "nccl_watchdog_timeout"], {"switch": s, "t0": t0, "t1": t1},
-                hazard=self._hazard(target, exposure), shape="storm:network", target=target,
-            ))
+            self.causes.append(
+                Cause(
+                    f"net-{i}-switch",
+                    "switch",
+                    "network",
+                    f"leaf switch {s} flapping",
+                    ["ib_completion_error", "nccl_watchdog_timeout"],
+                    {"switch": s, "t0": t0, "t1": t1},
+                    hazard=self._hazard(target, exposure),
+                    shape="storm:network",
+                    target=target,
+                )
+            )
         # software: the single bug (never below its floor), other regressions, the leak
         sw = SHARES["software"] / SHARE_TOTAL * budget
         if shp.single_bug == "torch_cuda_pair":
@@ -755,40 +819,68 @@ class _Builder:
             scope = {"versions": {"torch": ["2.3.0", "2.3.1"]}}
             title = "torch.sum reduction bug since torch 2.3.0"
         exposure = sum(jb.steps_where(scope["versions"]) for jb in self.jobs)
-        self.causes.append(Cause(
-            SINGLE_BUG, "regression", "software", title,
-            ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"], scope,
-            hazard=self._hazard(target := max(SINGLE_BUG_MIN_INTERRUPTIONS, sw * 26 / 56), exposure),
-            shape=f"single_bug:{shp.single_bug}", target=target,
-        ))
+        self.causes.append(
+            Cause(
+                SINGLE_BUG,
+                "regression",
+                "software",
+                title,
+                ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"],
+                scope,
+                hazard=self._hazard(target := max(SINGLE_BUG_MIN_INTERRUPTIONS, sw * 26 / 56), exposure),
+                shape=f"single_bug:{shp.single_bug}",
+                target=target,
+            )
+        )
         leak_codes = ["v1.4", "v1.5"]
         exposure = sum(jb.steps_under_code(leak_codes) for jb in self.jobs)
         target = max(3.0, sw * 15 / 56)
         steps_to_oom = int(min(12000, max(700, exposure / target)))
-        self.causes.append(Cause(
-            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.4",
-            ["host_oom_kill", "dataloader_worker_killed"],
-            {"code_version": leak_codes, "steps_to_oom": steps_to_oom}, shape="leak", target=target,
-        ))
+        self.causes.append(
+            Cause(
+                "sw-leak",
+                "leak",
+                "software",
+                "host memory leak in data pipeline since code v1.4",
+                ["host_oom_kill", "dataloader_worker_killed"],
+                {"code_version": leak_codes, "steps_to_oom": steps_to_oom},
+                shape="leak",
+                target=target,
+            )
+        )
         for i in range(sp.extra_regressions):
             scope = {"versions": {"nccl": ["2.21.5"]}}
             exposure = sum(jb.steps_where(scope["versions"]) for jb in self.jobs)
-            self.causes.append(Cause(
-                f"sw-nccl-{i}", "regression", "software", "NCCL 2.21.5 regression",
-                ["nccl_unhandled_cuda_error", "cublas_execution_failed"], scope,
-                hazard=self._hazard(target := max(3.0, sw * 15 / 56 / sp.extra_regressions), exposure),
-                shape="regression:one_dim", target=target,
-            ))
+            self.causes.append(
+                Cause(
+                    f"sw-nccl-{i}",
+                    "regression",
+                    "software",
+                    "NCCL 2.21.5 regression",
+                    ["nccl_unhandled_cuda_error", "cublas_execution_failed"],
+                    scope,
+                    hazard=self._hazard(target := max(3.0, sw * 15 / 56 / sp.extra_regressions), exposure),
+                    shape="regression:one_dim",
+                    target=target,
+                )
+            )
         # a collective hang with no precursor: a deadlock under one code version
         codes = sorted({ph[1] for jb in self.jobs for ph in jb.phases})
         code = rng.choice(codes)
         exposure = sum(jb.steps_under_code([code]) for jb in self.jobs)
-        self.causes.append(Cause(
-            "sw-hang", "hang", "software", f"collective hang (dataloader deadlock at eval) in code {code}",
-            ["nccl_watchdog_timeout"], {"code_version": [code]},
-            hazard=self._hazard(target := max(3.0, SHARES["hang"] / SHARE_TOTAL * budget), exposure),
-            shape="storm:software_hang", target=target,
-        ))
+        self.causes.append(
+            Cause(
+                "sw-hang",
+                "hang",
+                "software",
+                f"collective hang (dataloader deadlock at eval) in code {code}",
+                ["nccl_watchdog_timeout"],
+                {"code_version": [code]},
+                hazard=self._hazard(target := max(3.0, SHARES["hang"] / SHARE_TOTAL * budget), exposure),
+                shape="storm:software_hang",
+                target=target,
+            )
+        )
         # storage stalls: every job of one cluster at once, until the infrastructure share is spent
         cluster = rng.choice(sorted(self.clusters))
         target = SHARES["infrastructure"] / SHARE_TOTAL * budget
@@ -798,31 +890,51 @@ class _Builder:
             if hit >= target or len(times) >= 8:
                 break
             ts = rng.uniform(0.05, 0.7) * 6 * 86400
-            running = sum(1 for jb in self.jobs if jb.cluster == cluster
-                          and jb.start < ts < jb.start + jb.total_steps * jb.step_s)
+            running = sum(
+                1 for jb in self.jobs if jb.cluster == cluster and jb.start < ts < jb.start + jb.total_steps * jb.step_s
+            )
             if running >= 1:
                 times.append(ts)
                 hit += running * 0.7  # jobs delayed by their restarts are not all still running then
         if times:
-            self.causes.append(Cause(
-                "infra-storage", "storage", "infrastructure", f"storage stall across cluster {cluster}",
-                ["nfs_not_responding", "nccl_watchdog_timeout"],
-                {"cluster": cluster, "times": sorted(times),
-                 "precursor": [rng.random() < 0.6 for _ in times], "server": f"{cluster}-nfs{rng.randrange(1, 4):02d}"},
-                shape="storm:storage",
-            ))
+            self.causes.append(
+                Cause(
+                    "infra-storage",
+                    "storage",
+                    "infrastructure",
+                    f"storage stall across cluster {cluster}",
+                    ["nfs_not_responding", "nccl_watchdog_timeout"],
+                    {
+                        "cluster": cluster,
+                        "times": sorted(times),
+                        "precursor": [rng.random() < 0.6 for _ in times],
+                        "server": f"{cluster}-nfs{rng.randrange(1, 4):02d}",
+                    },
+                    shape="storm:storage",
+                )
+            )
         for i in range(sp.data):
             jb = rng.choice([j for j in self.jobs if j.total_steps > 6000])
             step = rng.randrange(2000, jb.total_steps - 1000)
             if step % CHECKPOINT_EVERY == 0:
                 step += 7
-            self.causes.append(Cause(
-                f"data-{i}-shard", "data_step", "data", f"corrupt shard read by {jb.id} at step {step}",
-                ["dataloader_zlib_error", "nan_loss"],
-                {"job": jb.id, "step": step, "repeats": rng.randint(3, 5), "shard": rng.randrange(99999),
-                 "rank": rng.randrange(len(jb.hosts) * 8)},
-                shape="data_step:rank_moves" if shp.data_rank_moves else "data_step:same_rank",
-            ))
+            self.causes.append(
+                Cause(
+                    f"data-{i}-shard",
+                    "data_step",
+                    "data",
+                    f"corrupt shard read by {jb.id} at step {step}",
+                    ["dataloader_zlib_error", "nan_loss"],
+                    {
+                        "job": jb.id,
+                        "step": step,
+                        "repeats": rng.randint(3, 5),
+                        "shard": rng.randrange(99999),
+                        "rank": rng.randrange(len(jb.hosts) * 8),
+                    },
+                    shape="data_step:rank_moves" if shp.data_rank_moves else "data_step:same_rank",
+                )
+            )
 
     def build_causes_legacy(self) -> None:
         """The cause mix before shapes: counts per kind from the size, hazards drawn per cause."""
@@ -843,52 +955,97 @@ class _Builder:
                 "hbm_dbe": ["xid48_dbe", "cuda_uncorrectable_ecc", "xid63_row_remap"],
                 "bad_gpu_ima": ["cuda_illegal_memory_access", "xid94_contained"],
             }[k]
-            self.causes.append(Cause(
-                f"hw-{i}-{k}", "localised_hardware", "hardware", f"{k} on {h} GPU {gpu}", tmpl,
-                {"host": h, "gpu": gpu}, hazard=rng.uniform(1 / 3000, 1 / 1500) * sp.hazard_scale,
-                shape="storm:hardware_precursor" if k == "fallen_off_bus" else
-                "gpu:hbm_dbe" if k == "hbm_dbe" else "gpu:one_text_two_causes",
-            ))
+            self.causes.append(
+                Cause(
+                    f"hw-{i}-{k}",
+                    "localised_hardware",
+                    "hardware",
+                    f"{k} on {h} GPU {gpu}",
+                    tmpl,
+                    {"host": h, "gpu": gpu},
+                    hazard=rng.uniform(1 / 3000, 1 / 1500) * sp.hazard_scale,
+                    shape="storm:hardware_precursor"
+                    if k == "fallen_off_bus"
+                    else "gpu:hbm_dbe"
+                    if k == "hbm_dbe"
+                    else "gpu:one_text_two_causes",
+                )
+            )
         switches = sorted({self.topology[h] for h in used})
         # a switch whose hosts are used by at least one job with >= 2 hosts under it
         cand = [s for s in switches if any(sum(self.topology[h] == s for h in jb.hosts) >= 2 for jb in self.jobs)]
         for i, s in enumerate(rng.sample(cand, min(sp.switch, len(cand)))):
             t0 = rng.uniform(0.1, 0.6) * 6 * 86400
-            self.causes.append(Cause(
-                f"net-{i}-switch", "switch", "network", f"leaf switch {s} flapping",
-                ["ib_completion_error", "nccl_watchdog_timeout"],
-                {"switch": s, "t0": t0, "t1": t0 + rng.uniform(8, 20) * 3600},
-                hazard=rng.uniform(1 / 6000, 1 / 3000) * sp.hazard_scale, shape="storm:network",
-            ))
-        self.causes.append(Cause(
-            "sw-torchsum", "regression", "software", "torch.sum reduction bug since torch 2.3.0",
-            ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"],
-            {"versions": {"torch": ["2.3.0", "2.3.1"]}}, hazard=rng.uniform(1 / 500, 1 / 300) * sp.hazard_scale,
-            shape="single_bug:one_dim",
-        ))
-        self.causes.append(Cause(
-            "sw-leak", "leak", "software", "host memory leak in data pipeline since code v1.4",
-            ["host_oom_kill", "dataloader_worker_killed"],
-            {"code_version": ["v1.4", "v1.5"], "steps_to_oom": rng.randint(800, 1500)}, shape="leak",
-        ))
+            self.causes.append(
+                Cause(
+                    f"net-{i}-switch",
+                    "switch",
+                    "network",
+                    f"leaf switch {s} flapping",
+                    ["ib_completion_error", "nccl_watchdog_timeout"],
+                    {"switch": s, "t0": t0, "t1": t0 + rng.uniform(8, 20) * 3600},
+                    hazard=rng.uniform(1 / 6000, 1 / 3000) * sp.hazard_scale,
+                    shape="storm:network",
+                )
+            )
+        self.causes.append(
+            Cause(
+                "sw-torchsum",
+                "regression",
+                "software",
+                "torch.sum reduction bug since torch 2.3.0",
+                ["nan_loss", "cuda_illegal_memory_access", "device_side_assert", "grad_norm_spike"],
+                {"versions": {"torch": ["2.3.0", "2.3.1"]}},
+                hazard=rng.uniform(1 / 500, 1 / 300) * sp.hazard_scale,
+                shape="single_bug:one_dim",
+            )
+        )
+        self.causes.append(
+            Cause(
+                "sw-leak",
+                "leak",
+                "software",
+                "host memory leak in data pipeline since code v1.4",
+                ["host_oom_kill", "dataloader_worker_killed"],
+                {"code_version": ["v1.4", "v1.5"], "steps_to_oom": rng.randint(800, 1500)},
+                shape="leak",
+            )
+        )
         for i in range(sp.extra_regressions):
-            self.causes.append(Cause(
-                f"sw-nccl-{i}", "regression", "software", "NCCL 2.21.5 regression",
-                ["nccl_unhandled_cuda_error", "cublas_execution_failed"],
-                {"versions": {"nccl": ["2.21.5"]}}, hazard=rng.uniform(1 / 2500, 1 / 1200) * sp.hazard_scale,
-                shape="regression:one_dim",
-            ))
+            self.causes.append(
+                Cause(
+                    f"sw-nccl-{i}",
+                    "regression",
+                    "software",
+                    "NCCL 2.21.5 regression",
+                    ["nccl_unhandled_cuda_error", "cublas_execution_failed"],
+                    {"versions": {"nccl": ["2.21.5"]}},
+                    hazard=rng.uniform(1 / 2500, 1 / 1200) * sp.hazard_scale,
+                    shape="regression:one_dim",
+                )
+            )
         for i in range(sp.data):
             jb = rng.choice([j for j in self.jobs if j.total_steps > 6000])
             step = rng.randrange(2000, jb.total_steps - 1000)
             if step % CHECKPOINT_EVERY == 0:
                 step += 7
-            self.causes.append(Cause(
-                f"data-{i}-shard", "data_step", "data", f"corrupt shard read by {jb.id} at step {step}",
-                ["dataloader_zlib_error", "nan_loss"],
-                {"job": jb.id, "step": step, "repeats": rng.randint(3, 5), "shard": rng.randrange(99999),
-                 "rank": rng.randrange(len(jb.hosts) * 8)}, shape="data_step:same_rank",
-            ))
+            self.causes.append(
+                Cause(
+                    f"data-{i}-shard",
+                    "data_step",
+                    "data",
+                    f"corrupt shard read by {jb.id} at step {step}",
+                    ["dataloader_zlib_error", "nan_loss"],
+                    {
+                        "job": jb.id,
+                        "step": step,
+                        "repeats": rng.randint(3, 5),
+                        "shard": rng.randrange(99999),
+                        "rank": rng.randrange(len(jb.hosts) * 8),
+                    },
+                    shape="data_step:same_rank",
+                )
+            )
 
     def apply_targets(self) -> None:
         """Each hazard-driven cause's target (from the hazard and exposure it was given), then the
@@ -925,17 +1082,38 @@ class _Builder:
             jb.attempt_ids.append(jid)
         return jb.attempt_ids[attempt]
 
-    def emit(self, cause: str, tmpl: str, jb: Job, t: float, step: int | None, host: str, gpu: int | None,
-             rank: int | None, *, host_field: str | None = None, attempt: int | None = None, **ctx: Any) -> None:
+    def emit(
+        self,
+        cause: str,
+        tmpl: str,
+        jb: Job,
+        t: float,
+        step: int | None,
+        host: str,
+        gpu: int | None,
+        rank: int | None,
+        *,
+        host_field: str | None = None,
+        attempt: int | None = None,
+        **ctx: Any,
+    ) -> None:
         if not self.render:  # the first pass only counts interruptions
             return
         code, versions = jb.version_at(step or 0)
         dt = EPOCH + timedelta(seconds=t)
         shp = self.shapes
         c = {
-            "dt": dt, "host": host, "rank": rank if rank is not None else 0, "gpu_idx": gpu if gpu is not None else 0,
-            "pci": self.pci[(host, gpu if gpu is not None else 0)], "step": step or 0, "total_steps": jb.total_steps,
-            "job": jb.id, "versions": versions, "uptime": self.uptime0[host] + t, "timeout_ms": jb.timeout_ms,
+            "dt": dt,
+            "host": host,
+            "rank": rank if rank is not None else 0,
+            "gpu_idx": gpu if gpu is not None else 0,
+            "pci": self.pci[(host, gpu if gpu is not None else 0)],
+            "step": step or 0,
+            "total_steps": jb.total_steps,
+            "job": jb.id,
+            "versions": versions,
+            "uptime": self.uptime0[host] + t,
+            "timeout_ms": jb.timeout_ms,
         }
         c.update(ctx)
         T = TEMPLATES[tmpl]
@@ -950,10 +1128,18 @@ class _Builder:
                 gpu_field = f"GPU{gpu}"
         eid = f"s{self.seed}-{len(self.events):07d}"
         ev = {
-            "event_id": eid, "job_id": self.job_id(jb, attempt), "message": T.render(self.rng, c),
+            "event_id": eid,
+            "job_id": self.job_id(jb, attempt),
+            "message": T.render(self.rng, c),
             "time": dt.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "cluster": jb.cluster, "host": host_field, "gpu": gpu_field,
-            "rank": rank, "step": step, "code_version": code, "versions": dict(versions), "kind": T.kind,
+            "cluster": jb.cluster,
+            "host": host_field,
+            "gpu": gpu_field,
+            "rank": rank,
+            "step": step,
+            "code_version": code,
+            "versions": dict(versions),
+            "kind": T.kind,
         }
         if shp.restarts in ("requeue", "elastic"):
             ev["attributes"] = {"run_id": jb.id, "attempt": jb.attempt if attempt is None else attempt}
@@ -971,8 +1157,9 @@ class _Builder:
                 r = hi * 8 + g
                 if r == skip_rank:
                     continue
-                self.emit(cause, "nccl_watchdog_timeout", jb, t + self.rng.uniform(0, 4), step, h, g, r,
-                          seq=seq, numel=numel)
+                self.emit(
+                    cause, "nccl_watchdog_timeout", jb, t + self.rng.uniform(0, 4), step, h, g, r, seq=seq, numel=numel
+                )
 
     def storm_delay(self, jb: Job) -> float:
         """The watchdog fires its stated timeout after the hang (plus its polling slack)."""
@@ -1073,9 +1260,19 @@ class _Builder:
     def time_limit(self, jb: Job, t: float) -> None:
         """The scheduler ends the job at its time limit: one line about the whole job."""
         nodelist = compress_nodelist(jb.hosts) if self.shapes.nodelist_jobs else jb.hosts[0]
-        self.emit(NOISE, "slurm_time_limit", jb, t, None, jb.hosts[0], None, None, host_field=nodelist,
-                  first_host=jb.hosts[0], slurm_id=self.job_id(jb) if self.shapes.restarts == "requeue"
-                  else self.rng.randrange(100000, 999999))
+        self.emit(
+            NOISE,
+            "slurm_time_limit",
+            jb,
+            t,
+            None,
+            jb.hosts[0],
+            None,
+            None,
+            host_field=nodelist,
+            first_host=jb.hosts[0],
+            slurm_id=self.job_id(jb) if self.shapes.restarts == "requeue" else self.rng.randrange(100000, 999999),
+        )
 
     def fail(self, c: Cause, jb: Job, t: float, step: int, extra: Any) -> None:
         rng = self.rng
@@ -1108,14 +1305,22 @@ class _Builder:
             under = extra
             for h in rng.sample(under, rng.randint(1, min(3, len(under)))):
                 g = rng.randrange(8)
-                self.emit(c.id, "ib_completion_error", jb, t + rng.uniform(0, 3), step, h, g,
-                          jb.hosts.index(h) * 8 + g)
+                self.emit(c.id, "ib_completion_error", jb, t + rng.uniform(0, 3), step, h, g, jb.hosts.index(h) * 8 + g)
             self.storm(c.id, jb, t + self.storm_delay(jb), step, None)
         elif c.kind == "storage":
             if c.scope["precursor"][extra]:
                 for h in rng.sample(jb.hosts, min(len(jb.hosts), rng.randint(1, 3))):
-                    self.emit(c.id, "nfs_not_responding", jb, t + rng.uniform(-30, 5), None, h, None, None,
-                              server=c.scope["server"])
+                    self.emit(
+                        c.id,
+                        "nfs_not_responding",
+                        jb,
+                        t + rng.uniform(-30, 5),
+                        None,
+                        h,
+                        None,
+                        None,
+                        server=c.scope["server"],
+                    )
             self.storm(c.id, jb, t + self.storm_delay(jb), step, None)
         elif c.kind == "hang":
             self.storm(c.id, jb, t + self.storm_delay(jb), step, rng.randrange(nranks))
@@ -1132,14 +1337,25 @@ class _Builder:
             g = rng.randrange(8)
             self.emit(c.id, "host_oom_kill", jb, t, step, h, None, None)
             for _ in range(rng.randint(1, 3)):
-                self.emit(c.id, "dataloader_worker_killed", jb, t + rng.uniform(0, 3), step, h, g,
-                          jb.hosts.index(h) * 8 + g)
+                self.emit(
+                    c.id, "dataloader_worker_killed", jb, t + rng.uniform(0, 3), step, h, g, jb.hosts.index(h) * 8 + g
+                )
         elif c.kind == "data_step":
             # after a restart another rank may read the bad shard (the sampler's order moved)
             r = rng.randrange(nranks) if self.shapes.data_rank_moves else c.scope["rank"]
             h, g = jb.hosts[r // 8], r % 8
-            self.emit(c.id, "dataloader_zlib_error", jb, t, step, h, g, r, shard=c.scope["shard"],
-                      offset=c.scope["step"] * 4096)
+            self.emit(
+                c.id,
+                "dataloader_zlib_error",
+                jb,
+                t,
+                step,
+                h,
+                g,
+                r,
+                shard=c.scope["shard"],
+                offset=c.scope["step"] * 4096,
+            )
             if rng.random() < 0.6:
                 self.emit(c.id, "nan_loss", jb, t - rng.uniform(1, 5), step, jb.hosts[0], 0, 0)
 
@@ -1153,8 +1369,17 @@ class _Builder:
                 hi = rng.randrange(len(jb.hosts))
                 g = rng.randrange(8)
                 t = jb.start + s * jb.step_s * rng.uniform(1.0, 1.3)
-                self.emit(NOISE, tmpl, jb, t, s if tmpl != "xid63_row_remap" else None, jb.hosts[hi], g,
-                          hi * 8 + g if tmpl != "xid63_row_remap" else None, attempt=jb.attempt_at(t))
+                self.emit(
+                    NOISE,
+                    tmpl,
+                    jb,
+                    t,
+                    s if tmpl != "xid63_row_remap" else None,
+                    jb.hosts[hi],
+                    g,
+                    hi * 8 + g if tmpl != "xid63_row_remap" else None,
+                    attempt=jb.attempt_at(t),
+                )
 
 
 def _geom(rng: random.Random, p: float) -> int:
@@ -1188,8 +1413,11 @@ def simulate(seed: int, *, size: str | int = "small", shapes: Shapes | str | Non
         # Second pass with each cause's rate corrected by what the first realised, so the
         # interruption mix follows the shares (bounded: a cause that never got its chance is not
         # blown up).
-        fix = {c.id: max(0.5, min(2.0, c.target / max(1, first.interruptions.get(c.id, 0))))
-               for c in first.causes if c.target}
+        fix = {
+            c.id: max(0.5, min(2.0, c.target / max(1, first.interruptions.get(c.id, 0))))
+            for c in first.causes
+            if c.target
+        }
         b = _Builder(seed, size, shp, fix)
         b.build_fleet()
         b.build_causes()
@@ -1200,10 +1428,18 @@ def simulate(seed: int, *, size: str | int = "small", shapes: Shapes | str | Non
     events = [b.events[i] for i in order]
     present = {c for c in b.event_cause.values()}
     causes = [{**c.as_dict(), "interruptions": b.interruptions.get(c.id, 0)} for c in b.causes if c.id in present]
-    causes.append({"id": NOISE, "kind": "noise", "cause_class": "unknown", "title": "benign noise and progress",
-                   "templates": ["progress", "slurm_time_limit", *NOISE_TEMPLATES], "scope": {}, "shape": "noise"})
-    return Scenario(seed, b.size_name, events, dict(b.topology), causes, b.event_cause, b.event_template,
-                    asdict(shp))
+    causes.append(
+        {
+            "id": NOISE,
+            "kind": "noise",
+            "cause_class": "unknown",
+            "title": "benign noise and progress",
+            "templates": ["progress", "slurm_time_limit", *NOISE_TEMPLATES],
+            "scope": {},
+            "shape": "noise",
+        }
+    )
+    return Scenario(seed, b.size_name, events, dict(b.topology), causes, b.event_cause, b.event_template, asdict(shp))
 
 
 def write_scenario(scenario: Scenario, out_path: str | os.PathLike[str]) -> tuple[str, str]:
@@ -1273,12 +1509,23 @@ def to_records(scenario: Scenario, signature_of: Callable[[dict[str, Any]], tupl
         if sid is None:
             sid = sig_ids[key] = len(sig_ids) + 1
             sigs[sid] = SignatureInfo(sid, *info)
-        records.append(EventRecord(
-            id=n, signature_id=sid, job_id=ev["job_id"], time=parse_time(ev["time"]), host=ev.get("host"),
-            gpu=ev.get("gpu"), rank=ev.get("rank"), step=ev.get("step"), cluster=ev.get("cluster"),
-            code_version=ev.get("code_version"), versions=tuple(sorted((ev.get("versions") or {}).items())),
-            run=run_of(ev), attempt=attempt_of(ev),
-        ))
+        records.append(
+            EventRecord(
+                id=n,
+                signature_id=sid,
+                job_id=ev["job_id"],
+                time=parse_time(ev["time"]),
+                host=ev.get("host"),
+                gpu=ev.get("gpu"),
+                rank=ev.get("rank"),
+                step=ev.get("step"),
+                cluster=ev.get("cluster"),
+                code_version=ev.get("code_version"),
+                versions=tuple(sorted((ev.get("versions") or {}).items())),
+                run=run_of(ev),
+                attempt=attempt_of(ev),
+            )
+        )
         id_map[n] = ev["event_id"]
     return records, sigs, id_map
 

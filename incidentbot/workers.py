@@ -63,12 +63,16 @@ class Workers:
 
     def refresh_alerts(self) -> None:
         interval = self.rt.settings.alert_update_interval
-        self._count("alert_refreshes", run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50,
-                                                         stop=self._stopping))
+        self._count(
+            "alert_refreshes",
+            run_until_idle(lambda: self.publisher.refresh_alert_once(interval=interval), limit=50, stop=self._stopping),
+        )
 
     def analyze(self) -> None:
         def analyze_once() -> bool:
-            return self.rt.hypotheses.analyze_if_due(worker=self.rt.worker_id, debounce=self.rt.settings.analysis_debounce)
+            return self.rt.hypotheses.analyze_if_due(
+                worker=self.rt.worker_id, debounce=self.rt.settings.analysis_debounce
+            )
 
         self._count("analyses", run_until_idle(analyze_once, limit=1))
 
@@ -85,8 +89,11 @@ class Workers:
 
     def start(self) -> None:
         s = self.rt.settings
-        scheduler = BackgroundScheduler(executors={"default": APThreadPool(4)}, timezone=s.tz,
-                                        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        scheduler = BackgroundScheduler(
+            executors={"default": APThreadPool(4)},
+            timezone=s.tz,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
         if s.workers == "on":
             scheduler.add_job(self.deliver, "interval", seconds=0.25, id="outbox", replace_existing=True)
             scheduler.add_job(self.refresh_alerts, "interval", seconds=2, id="alerts", replace_existing=True)

@@ -111,8 +111,6 @@ def test_large_scenario_analysed_within_budget():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 15: the engine before the rewrite misses the rare single bug "
-                   "(~50 events among ~100k) on the shaped large fleet; the engine branch makes this pass")
 def test_large_scenario_single_bug_is_one_hypothesis():
     from incidentbot.analysis import analyze
 

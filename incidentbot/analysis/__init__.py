@@ -7,11 +7,18 @@ No database, no network, no clock: plain dataclasses in, plain dataclasses out. 
 """
 
 from .engine import analyze
+from .model import CAUSE_CLASSES, Constraints, EventRecord, Proposal, SignatureInfo, Topology
 from .settings import Settings
 from .versions import version_key
-from .model import CAUSE_CLASSES, Constraints, EventRecord, Proposal, SignatureInfo, Topology
 
 __all__ = [
-    "analyze", "Settings", "EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology",
-    "CAUSE_CLASSES", "version_key",
+    "analyze",
+    "Settings",
+    "EventRecord",
+    "SignatureInfo",
+    "Constraints",
+    "Proposal",
+    "Topology",
+    "CAUSE_CLASSES",
+    "version_key",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 
-from .hypothesis import Hyp
 from .coverage import is_benign_text
+from .hypothesis import Hyp
 from .index import Index
 
 
@@ -55,7 +55,11 @@ def cooccur(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             continue
         # only the occurrences that sit next to it; the rest stay unexplained
         ids = [i for o, ii in occs.items() if h in near_of.get(o, ()) for i in ii]
-        hyps[h].add_events(s, ids, f"{ix.sig_title(s)}: {v} of {len(occs)} occurrences within "
-                                   f"{int(S.cooccur_window_s)} s of this cause's other events in the same job")
+        hyps[h].add_events(
+            s,
+            ids,
+            f"{ix.sig_title(s)}: {v} of {len(occs)} occurrences within "
+            f"{int(S.cooccur_window_s)} s of this cause's other events in the same job",
+        )
         for i in ids:
             owner[i] = h

@@ -88,12 +88,11 @@ def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, 
         for hi in range(len(starts)):
             while starts[hi][0] - starts[lo][0] > S.cluster_storm_span_s:
                 lo += 1
-            jobs_hit = {j for _, j in starts[lo:hi + 1]}
+            jobs_hit = {j for _, j in starts[lo : hi + 1]}
             if len(jobs_hit) < S.cluster_storm_min_jobs:
                 continue
             t0, t1 = starts[lo][0], starts[hi][0]
-            running = {j for j in ix.jobs_of_cluster.get(c, ())
-                       if ix.job_span[j][0] <= t1 and ix.job_span[j][1] >= t0}
+            running = {j for j in ix.jobs_of_cluster.get(c, ()) if ix.job_span[j][0] <= t1 and ix.job_span[j][1] >= t0}
             if len(jobs_hit) >= S.cluster_storm_share * max(1, len(running)):
                 if best is None or len(jobs_hit) > best[1]:
                     best = (c, len(jobs_hit), len(running), t0, t1)
@@ -120,35 +119,57 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
             if wide is not None:
                 c, hit, running, t0, t1 = wide
                 # the storms inside that window are the shared component's; any others stay a hang
-                shared = [(j, g) for j, g in bursts if (ix.ev[g[0]].cluster or "") == c
-                          and t0 <= ix.ev[g[0]].time <= t1]
+                shared = [
+                    (j, g) for j, g in bursts if (ix.ev[g[0]].cluster or "") == c and t0 <= ix.ev[g[0]].time <= t1
+                ]
                 shared_ids = [i for _j, g in shared for i in g]
                 hang_ids -= set(shared_ids)
                 where = f"cluster {c}" if c else "the fleet"
-                lines = [f"{len(shared)} storms of '{title}' ({fmt_n(ix.weight(shared_ids))} events from many ranks "
-                         f"within seconds) hit {hit} of the {running} jobs running on {where} within "
-                         f"{max(1.0, (t1 - t0) / 60):.0f} min: a component they share (switch, storage, scheduler) "
-                         f"rather than any one job",
-                         "no error on any one host or rank came before them"]
-                out.append(Proposal(
-                    title=f"Storm across every job of {where} at once: shared component (switch, storage or "
-                          f"scheduler)", cause_class="infrastructure",
-                    scope={"clusters": [c]} if c else {}, confidence=S.cover_confidence_shared, evidence=lines,
-                    signature_ids=[s], event_ids=sorted(ix.ev[i].id for i in shared_ids), kind="shared_component",
-                    key=f"shared:{c}:{s}"))
+                lines = [
+                    f"{len(shared)} storms of '{title}' ({fmt_n(ix.weight(shared_ids))} events from many ranks "
+                    f"within seconds) hit {hit} of the {running} jobs running on {where} within "
+                    f"{max(1.0, (t1 - t0) / 60):.0f} min: a component they share (switch, storage, scheduler) "
+                    f"rather than any one job",
+                    "no error on any one host or rank came before them",
+                ]
+                out.append(
+                    Proposal(
+                        title=f"Storm across every job of {where} at once: shared component (switch, storage or "
+                        f"scheduler)",
+                        cause_class="infrastructure",
+                        scope={"clusters": [c]} if c else {},
+                        confidence=S.cover_confidence_shared,
+                        evidence=lines,
+                        signature_ids=[s],
+                        event_ids=sorted(ix.ev[i].id for i in shared_ids),
+                        kind="shared_component",
+                        key=f"shared:{c}:{s}",
+                    )
+                )
             hang = sorted(hang_ids)
             if ix.weight(hang) < S.cover_min_events:
                 continue
             n_b = sum(1 for _j, g in bursts if g[0] in hang_ids)
             jobs, hosts, span = _where(ix, hang)
-            lines = [f"{n_b} storms of '{title}' ({fmt_n(ix.weight(hang))} events from many ranks within seconds) "
-                     f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
-                     "no error on the ranks or hosts that failed first came before them within the watchdog "
-                     "window: the hang's cause is not in the events yet"]
-            out.append(Proposal(
-                title=f"Collective hang, cause not yet known: storms of {title}", cause_class="unknown",
-                scope={"jobs": jobs[:20]}, confidence=S.cover_confidence, evidence=lines, signature_ids=[s],
-                event_ids=sorted(ix.ev[i].id for i in hang), kind="storm_unexplained", key=f"hang:{s}"))
+            lines = [
+                f"{n_b} storms of '{title}' ({fmt_n(ix.weight(hang))} events from many ranks within seconds) "
+                f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
+                "no error on the ranks or hosts that failed first came before them within the watchdog "
+                "window: the hang's cause is not in the events yet",
+            ]
+            out.append(
+                Proposal(
+                    title=f"Collective hang, cause not yet known: storms of {title}",
+                    cause_class="unknown",
+                    scope={"jobs": jobs[:20]},
+                    confidence=S.cover_confidence,
+                    evidence=lines,
+                    signature_ids=[s],
+                    event_ids=sorted(ix.ev[i].id for i in hang),
+                    kind="storm_unexplained",
+                    key=f"hang:{s}",
+                )
+            )
             continue
         if is_benign_text(ix, s) and spread_evenly(ix, left):
             continue
@@ -162,17 +183,28 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
         if top:
             h, k = top.most_common(1)[0]
             host_txt = f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} (most on {h}: {k} of {n})"
-        lines = [f"{fmt_n(n)} events of '{title}' ({occ} occurrences) in {len(jobs)} "
-                 f"job{'s' if len(jobs) != 1 else ''}{host_txt} {span}",
-                 "no host, switch, version onset, bad step or precursor explains them: one failure mode, "
-                 "cause not yet known"]
+        lines = [
+            f"{fmt_n(n)} events of '{title}' ({occ} occurrences) in {len(jobs)} "
+            f"job{'s' if len(jobs) != 1 else ''}{host_txt} {span}",
+            "no host, switch, version onset, bad step or precursor explains them: one failure mode, "
+            "cause not yet known",
+        ]
         if text_class != "unknown":
             lines.append(f"the text itself means {text_class}")
         scope: dict[str, list[str]] = {"jobs": jobs[:20]}
         if hosts and len(hosts) <= 8:
             scope["hosts"] = hosts
-        out.append(Proposal(
-            title=f"One failure mode, cause not yet known: {title}", cause_class=text_class,
-            scope=scope, confidence=S.cover_confidence, evidence=lines, signature_ids=[s],
-            event_ids=sorted(ix.ev[i].id for i in left), kind="unexplained", key=f"unexplained:{s}"))
+        out.append(
+            Proposal(
+                title=f"One failure mode, cause not yet known: {title}",
+                cause_class=text_class,
+                scope=scope,
+                confidence=S.cover_confidence,
+                evidence=lines,
+                signature_ids=[s],
+                event_ids=sorted(ix.ev[i].id for i in left),
+                kind="unexplained",
+                key=f"unexplained:{s}",
+            )
+        )
     return out

@@ -76,8 +76,10 @@ def _run(ix: Index) -> list[Proposal]:
             if len(ix.components) == n_before:
                 left[s] = keep
     # a symptom shared by two regressions (one text, two onsets): split it by the known onsets
-    known = sorted({(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),
-                   key=lambda kv: (kv[1], kv[0]))
+    known = sorted(
+        {(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),
+        key=lambda kv: (kv[1], kv[0]),
+    )
     labels = {(c.key[1], c.key[2]): c.label for c in ix.components if c.kind == "regression"}
     if len(known) >= 2:
         for s, idx in left.items():
@@ -92,8 +94,10 @@ def _run(ix: Index) -> list[Proposal]:
     pooled = pooled_onset(ix, pool_in)
     if pooled:
         # a text shared by a pooled bug and another onset: split it by the onsets now known
-        known = sorted({(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),
-                       key=lambda kv: (kv[1], kv[0]))
+        known = sorted(
+            {(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),
+            key=lambda kv: (kv[1], kv[0]),
+        )
         labels = {(c.key[1], c.key[2]): c.label for c in ix.components if c.kind == "regression"}
         if len(known) >= 2:
             for s in sorted(pool_in):

@@ -10,8 +10,7 @@ from .versions import version_key
 
 
 class Hyp:
-    def __init__(self, eng: "Index", comps: list[Component], storm_precursor: int | None = None,
-                 human: bool = False):
+    def __init__(self, eng: Index, comps: list[Component], storm_precursor: int | None = None, human: bool = False):
         self.eng = eng
         self.comps = comps
         self.events: list[int] = []
@@ -90,25 +89,36 @@ class Hyp:
                     labels[c.label] += len(c.events)
             where = max(labels.items(), key=lambda kv: (kv[1], kv[0]))[0]
             title = f"Software regression {where}: {n_sym} symptom{'s' if n_sym > 1 else ''}" + (
-                ", one cause" if n_sym > 1 else "")
+                ", one cause" if n_sym > 1 else ""
+            )
         elif kind == "localised_hardware":
             h = scope.get("hosts", ["?"])[0]
             g = scope.get("gpus", [])
             what = "Network fault at host" if cause == "network" else "Faulty GPU hardware on"
-            title = f"{what} {h}" + (f" ({g[0].split('/', 1)[1]})" if g else "") + f": {n_sym} symptom" + (
-                "s" if n_sym > 1 else "")
+            title = (
+                f"{what} {h}"
+                + (f" ({g[0].split('/', 1)[1]})" if g else "")
+                + f": {n_sym} symptom"
+                + ("s" if n_sym > 1 else "")
+            )
         elif kind == "switch":
             where = ", ".join(scope.get("switches", ["?"]))
-            where = (f"{where} (the host names' group: one switch, rack or storage path)" if eng.topo_from_names
-                     else f"switch {where}")
+            where = (
+                f"{where} (the host names' group: one switch, rack or storage path)"
+                if eng.topo_from_names
+                else f"switch {where}"
+            )
             title = f"Network fault under {where}: {n_sym} symptom" + ("s" if n_sym > 1 else "")
         elif kind == "data_step":
-            title = (f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
-                     f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart")
+            title = (
+                f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
+                f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart"
+            )
         elif kind == "storm":
             others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]
-            title = (f"{eng.sig_title(self.storm_precursor)}, then storms of {', '.join(others[:3])}"
-                     + (f" ({text_class})" if text_class != "unknown" else ""))
+            title = f"{eng.sig_title(self.storm_precursor)}, then storms of {', '.join(others[:3])}" + (
+                f" ({text_class})" if text_class != "unknown" else ""
+            )
         else:
             title = f"People's merge: {symptoms}"
         lines: list[str] = []
@@ -119,8 +129,11 @@ class Hyp:
             jobs_of = {s: {ev[i].job_id for i in self.sig_events[s]} for s in self.sigs}
             all_jobs = set().union(*jobs_of.values())
             multi = sum(1 for j in all_jobs if sum(1 for s in self.sigs if j in jobs_of[s]) >= min(2, n_sym))
-            lines.insert(1, f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
-                            f"of the {n_sym} symptoms")
+            lines.insert(
+                1,
+                f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
+                f"of the {n_sym} symptoms",
+            )
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)
         if classes:
@@ -141,6 +154,13 @@ class Hyp:
         else:
             key = "human:" + "/".join(str(s) for s in sorted(self.sigs))
         return Proposal(
-            title=title, cause_class=cause, scope=scope, confidence=conf, evidence=lines,
-            signature_ids=sorted(self.sigs), event_ids=sorted(ev[i].id for i in self.events), kind=kind, key=key,
+            title=title,
+            cause_class=cause,
+            scope=scope,
+            confidence=conf,
+            evidence=lines,
+            signature_ids=sorted(self.sigs),
+            event_ids=sorted(ev[i].id for i in self.events),
+            kind=kind,
+            key=key,
         )

@@ -7,7 +7,6 @@ import bisect
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-
 from dataclasses import dataclass, field, replace
 
 from .lineage import run_key
@@ -142,7 +141,6 @@ class Exposure:
 # --------------------------------------------------------------------------- the engine
 
 
-
 def _host_spellings(records: Sequence[EventRecord], limit: int) -> dict[str, str | None]:
     """Each distinct host field -> the one spelling analysis uses: FQDN and short name agree; a
     SLURM node list naming several hosts is a job-wide line, not any one host's (None)."""
@@ -268,4 +266,3 @@ class Index:
 
     def apart_allows(self, sigs: set[int]) -> bool:
         return all(len(sigs & g) < 2 for g in self.cons.apart)
-

@@ -14,8 +14,9 @@ __all__ = ["run_key", "attempt_number"]
 
 # a restart suffix at the end of a job id: -r2, _r3, -attempt2, _attempt-3, -retry1, -restart4,
 # -try2, -requeue1, and a bare .N (SLURM's job.step style used for attempts)
-_SUFFIX = re.compile(r"(?:[-_.](?:r|re|retry|attempt|att|restart|try|requeue|rq)[-_]?(\d{1,4})|\.(\d{1,4}))$",
-                     re.IGNORECASE)
+_SUFFIX = re.compile(
+    r"(?:[-_.](?:r|re|retry|attempt|att|restart|try|requeue|rq)[-_]?(\d{1,4})|\.(\d{1,4}))$", re.IGNORECASE
+)
 
 
 def run_key(job_id: str, run: str | None = None) -> str:

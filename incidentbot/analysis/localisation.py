@@ -76,8 +76,9 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
     # several pinned hosts under one switch: the switch, not the hosts
     by_sw: dict[str, list[tuple[str, int, float, float]]] = defaultdict(list)
     # ... unless the text says it is the GPU itself (Xid, ECC), or each host's events sit on one GPU
-    gpu_bound = ix.sig_class(s) == "hardware" or (len(hits) >= 2 and all(
-        _one_gpu(ix, [i for i in with_host if ix.ev[i].host == h]) for h, *_ in hits))
+    gpu_bound = ix.sig_class(s) == "hardware" or (
+        len(hits) >= 2 and all(_one_gpu(ix, [i for i in with_host if ix.ev[i].host == h]) for h, *_ in hits)
+    )
     if ix.topo and not suspects and not gpu_bound:
         for hit in hits:
             sw = ix.topo.get(hit[0])
@@ -111,8 +112,10 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
             if gc >= 0.8 * sum(gpus.values()) and gc >= 2:
                 scope["gpus"] = [f"{h}/{g}"]
                 gtxt = f", {gc} of them on {g}"
-        ev = [f"{ix.sig_title(s)}: {k} of {n} occurrences on host {h}{gtxt}; {share * n:.1f} expected from "
-              f"the steps it ran in the affected runs ({len(jobs)} runs on {H} hosts; {fmt_p(p)})"]
+        ev = [
+            f"{ix.sig_title(s)}: {k} of {n} occurrences on host {h}{gtxt}; {share * n:.1f} expected from "
+            f"the steps it ran in the affected runs ({len(jobs)} runs on {H} hosts; {fmt_p(p)})"
+        ]
         ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
     # then a spread over several hosts of one switch, none of them alone enough
     if ix.topo and not suspects:
@@ -145,9 +148,11 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
                     _switch_component(ix, s, sw, with_host, rest, w, W, n2, left_k, p)
     return [i for i in idx if i in rest]
 
+
 def _one_gpu(ix: Index, idx: list[int]) -> bool:
     g = Counter(ix.ev[i].gpu for i in idx if ix.ev[i].gpu is not None)
     return bool(g) and g.most_common(1)[0][1] >= 0.8 * len(idx) and len(idx) >= 2
+
 
 def _switch_component(ix: Index, s, sw, with_host, rest, w, W, n, k_h, p) -> None:
     take = [i for i in with_host if ix.topo.get(ix.ev[i].host) == sw and i in rest]
@@ -158,8 +163,9 @@ def _switch_component(ix: Index, s, sw, with_host, rest, w, W, n, k_h, p) -> Non
     where = f"{sw} (a group the host names suggest)" if ix.topo_from_names else f"switch {sw}"
     k = len({(ix.ev[i].job_id, ix.occ[i], ix.ev[i].host) for i in take})
     exp_ = sum(x for h, x in w.items() if ix.topo.get(h) == sw) / W * n
-    ev = [f"{ix.sig_title(s)}: {k} of {n} occurrences on {len(hs)} hosts under {where} "
-          f"({', '.join(hs[:6])}{'…' if len(hs) > 6 else ''}); {exp_:.1f} expected from the affected "
-          f"jobs' steps there ({fmt_p(p)})"]
-    ix.add(Component(s, "switch", ("switch", sw), take, p, ev, {"switches": [sw], "hosts": hs},
-                       cause_class="network"))
+    ev = [
+        f"{ix.sig_title(s)}: {k} of {n} occurrences on {len(hs)} hosts under {where} "
+        f"({', '.join(hs[:6])}{'…' if len(hs) > 6 else ''}); {exp_:.1f} expected from the affected "
+        f"jobs' steps there ({fmt_p(p)})"
+    ]
+    ix.add(Component(s, "switch", ("switch", sw), take, p, ev, {"switches": [sw], "hosts": hs}, cause_class="network"))

@@ -20,7 +20,6 @@ class UnionFind:
         return x
 
 
-
 # ---- 5. merge into hypotheses
 def merge(ix: Index) -> list[list[int]]:
     comps = ix.components
@@ -100,5 +99,6 @@ def human_only(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                 hyps[h].add_events(s, ids, None)
                 for i in ids:
                     owner[i] = h
-        hyps[h].lines_extra.append("people merged " + ", ".join(f"'{ix.sig_title(s)}'" for s in present)
-                                   + " into one cause")
+        hyps[h].lines_extra.append(
+            "people merged " + ", ".join(f"'{ix.sig_title(s)}'" for s in present) + " into one cause"
+        )

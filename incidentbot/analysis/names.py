@@ -21,8 +21,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 __all__ = [
-    "canonical_host", "expand_nodelist", "candidate_groups", "normalise_gpu", "link_gpu_ids",
-    "BLOCK_SIZES", "NODELIST_LIMIT",
+    "canonical_host",
+    "expand_nodelist",
+    "candidate_groups",
+    "normalise_gpu",
+    "link_gpu_ids",
+    "BLOCK_SIZES",
+    "NODELIST_LIMIT",
 ]
 
 NODELIST_LIMIT = 4096
@@ -138,7 +143,7 @@ def expand_nodelist(s: str, *, limit: int = NODELIST_LIMIT) -> list[str]:
             if j > i:
                 pieces.append(group[i:j])
             k = group.index("]", j)
-            vals = _bracket_values(group[j + 1:k], s)
+            vals = _bracket_values(group[j + 1 : k], s)
             pieces.append(vals)
             n *= sum(1 if isinstance(v, str) else v[1] - v[0] + 1 for v in vals)
             if n > limit:
@@ -175,7 +180,7 @@ def _rack_token(tok: str) -> int | None:
     part) -> 12; anything else None."""
     for pre in ("rack", "rk", "r"):
         if tok.startswith(pre):
-            rest = tok[len(pre):]
+            rest = tok[len(pre) :]
             k = 0
             while k < len(rest) and rest[k].isdigit():
                 k += 1

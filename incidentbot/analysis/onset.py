@@ -27,7 +27,7 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
         return idx
     # dimensions and value of each occurrence
     dims: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
-    for (_j, code, vers, x) in ix.expo.segments:
+    for _j, code, vers, x in ix.expo.segments:
         if code is not None:
             dims["code_version"][code][0] += x
         for name, v in vers:
@@ -84,8 +84,23 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
                     break
             if not ok:
                 continue
-            tests.append((p, d, A, {"mode": mode, "E_in": E_in, "E_out": E_out, "n_in": n_in, "n_out": n_out,
-                                    "mu": mu, "out": tuple(v for v in vals if v not in Aset), "n_d": n_d}))
+            tests.append(
+                (
+                    p,
+                    d,
+                    A,
+                    {
+                        "mode": mode,
+                        "E_in": E_in,
+                        "E_out": E_out,
+                        "n_in": n_in,
+                        "n_out": n_out,
+                        "mu": mu,
+                        "out": tuple(v for v in vals if v not in Aset),
+                        "n_d": n_d,
+                    },
+                )
+            )
     if not tests:
         return idx
     tests = [(min(1.0, p * n_cands), d, A, info) for p, d, A, info in tests]
@@ -123,8 +138,11 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
     unit = "steps"
     out_txt = ", ".join(info["out"])
     mode = info["mode"]
-    where = {"since": f"since {dn} {A[0]}", "until": f"up to {dn} {A[-1]} (gone after)",
-             "only": f"only on {dn} {A[0]}"}[mode]
+    where = {
+        "since": f"since {dn} {A[0]}",
+        "until": f"up to {dn} {A[-1]} (gone after)",
+        "only": f"only on {dn} {A[0]}",
+    }[mode]
     hosts = Counter(ix.ev[i].host for i in take if ix.ev[i].host is not None)
     top_share = (hosts.most_common(1)[0][1] / sum(hosts.values())) if hosts else 0.0
     jobs_in = len({ix.ev[i].job_id for i in take})
@@ -134,19 +152,39 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
         f"{ix.sig_title(s)}: {info['n_out']} occurrences in {fmt_n(info['E_out'])} {unit} on {dn} {out_txt} "
         f"({info['mu']:.1f} expected at the rate seen elsewhere); {info['n_in']} in "
         f"{fmt_n(info['E_in'])} {unit} on {dn} {', '.join(A)} ({fmt_p(best_p)})",
-        f"{ix.sig_title(s)}: seen in {jobs_in} jobs, " + (
-            "logged by rank 0 only (so where it shows says nothing about where it happens)" if rank0 else
-            f"on {len(hosts)} hosts, no host above {top_share:.0%}"),
+        f"{ix.sig_title(s)}: seen in {jobs_in} jobs, "
+        + (
+            "logged by rank 0 only (so where it shows says nothing about where it happens)"
+            if rank0
+            else f"on {len(hosts)} hosts, no host above {top_share:.0%}"
+        ),
     ]
     if confounded:
-        ev.append("cannot tell apart from " + ", ".join(f"{d2} {'/'.join(A2)}" for d2, A2 in confounded)
-                  + " (the same jobs ran both)")
-    ix.add(Component(s, "regression", ("onset", d, A), take, best_p, ev, {"versions": versions},
-                       compat=compat, cause_class="software", label=where))
+        ev.append(
+            "cannot tell apart from "
+            + ", ".join(f"{d2} {'/'.join(A2)}" for d2, A2 in confounded)
+            + " (the same jobs ran both)"
+        )
+    ix.add(
+        Component(
+            s,
+            "regression",
+            ("onset", d, A),
+            take,
+            best_p,
+            ev,
+            {"versions": versions},
+            compat=compat,
+            cause_class="software",
+            label=where,
+        )
+    )
     return keep
 
-def onset_split(ix: Index, s: int, idx: list[int], keys: list[tuple[str, tuple[str, ...]]],
-                labels: Mapping[tuple, str]) -> None:
+
+def onset_split(
+    ix: Index, s: int, idx: list[int], keys: list[tuple[str, tuple[str, ...]]], labels: Mapping[tuple, str]
+) -> None:
     S = ix.S
     occ_first: dict[int, int] = {}
     for i in idx:
@@ -171,9 +209,12 @@ def onset_split(ix: Index, s: int, idx: list[int], keys: list[tuple[str, tuple[s
 
     chosen: list[tuple[str, tuple[str, ...]]] = []
     for d, A in keys:
-        inside = sum(1 for i in occ_first.values()
-                     if which(ix.ev[i].code_version, ix.ev[i].versions, chosen) < 0
-                     and val(ix.ev[i].code_version, ix.ev[i].versions, d) in A)
+        inside = sum(
+            1
+            for i in occ_first.values()
+            if which(ix.ev[i].code_version, ix.ev[i].versions, chosen) < 0
+            and val(ix.ev[i].code_version, ix.ev[i].versions, d) in A
+        )
         if inside >= 2:
             chosen.append((d, A))
     if len(chosen) < 2:
@@ -183,15 +224,19 @@ def onset_split(ix: Index, s: int, idx: list[int], keys: list[tuple[str, tuple[s
     rate: dict[int, float] = {}
     for ki, (d, A) in enumerate(chosen):
         others = [c for kj, c in enumerate(chosen) if kj != ki]
-        E_alone = sum(x for (_j, code, vers, x) in ix.expo.segments
-                      if val(code, vers, d) in A and which(code, vers, others) < 0)
-        n_alone = sum(1 for i in occ_first.values()
-                      if val(ix.ev[i].code_version, ix.ev[i].versions, d) in A
-                      and which(ix.ev[i].code_version, ix.ev[i].versions, others) < 0)
+        E_alone = sum(
+            x for (_j, code, vers, x) in ix.expo.segments if val(code, vers, d) in A and which(code, vers, others) < 0
+        )
+        n_alone = sum(
+            1
+            for i in occ_first.values()
+            if val(ix.ev[i].code_version, ix.ev[i].versions, d) in A
+            and which(ix.ev[i].code_version, ix.ev[i].versions, others) < 0
+        )
         rate[ki] = n_alone / E_alone if E_alone > 0 else 0.0
     chosen = [chosen[ki] for ki in sorted(rate, key=lambda k: (-rate[k], k))]
     E_tot = E_out = 0.0
-    for (_j, code, vers, x) in ix.expo.segments:
+    for _j, code, vers, x in ix.expo.segments:
         E_tot += x
         if which(code, vers, chosen) < 0:
             E_out += x
@@ -212,11 +257,25 @@ def onset_split(ix: Index, s: int, idx: list[int], keys: list[tuple[str, tuple[s
     for k, take in sorted(parts.items()):
         d, A = chosen[k]
         dn = "code" if d == "code_version" else d
-        other = "; ".join(f"{'code' if d2 == 'code_version' else d2} {', '.join(A2)}"
-                          for k2, (d2, A2) in enumerate(chosen) if k2 != k)
-        ev = [f"{ix.sig_title(s)}: {n_out} occurrences in {fmt_n(E_out)} steps outside {dn} {', '.join(A)} "
-              f"and {other} ({mu:.1f} expected); {len({ix.occ[i] for i in take})} on {dn} {', '.join(A)} "
-              f"({fmt_p(p)}): one text, split between two onsets"]
-        ix.add(Component(s, "regression", ("onset", d, A), take, p, ev,
-                           {"versions": [f"{d}={v}" for v in A]}, compat=frozenset({(d, A)}),
-                           cause_class="software", label=labels.get((d, A), f"on {dn} {', '.join(A)}")))
+        other = "; ".join(
+            f"{'code' if d2 == 'code_version' else d2} {', '.join(A2)}" for k2, (d2, A2) in enumerate(chosen) if k2 != k
+        )
+        ev = [
+            f"{ix.sig_title(s)}: {n_out} occurrences in {fmt_n(E_out)} steps outside {dn} {', '.join(A)} "
+            f"and {other} ({mu:.1f} expected); {len({ix.occ[i] for i in take})} on {dn} {', '.join(A)} "
+            f"({fmt_p(p)}): one text, split between two onsets"
+        ]
+        ix.add(
+            Component(
+                s,
+                "regression",
+                ("onset", d, A),
+                take,
+                p,
+                ev,
+                {"versions": [f"{d}={v}" for v in A]},
+                compat=frozenset({(d, A)}),
+                cause_class="software",
+                label=labels.get((d, A), f"on {dn} {', '.join(A)}"),
+            )
+        )

@@ -40,7 +40,7 @@ def stands_for_cluster(ix: Index, d: str, A: tuple[str, ...], exposure_of) -> st
     S = ix.S
     in_c: dict[str, float] = defaultdict(float)
     all_c: dict[str, float] = defaultdict(float)
-    for (j, code, vers, x) in ix.expo.segments:
+    for j, code, vers, x in ix.expo.segments:
         c = ix.job_cluster.get(j)
         if c is None:
             continue
@@ -49,7 +49,7 @@ def stands_for_cluster(ix: Index, d: str, A: tuple[str, ...], exposure_of) -> st
             in_c[c] += x
     if len(in_c) != 1 or len(all_c) < 2:
         return None
-    (c, x), = in_c.items()
+    ((c, x),) = in_c.items()
     return c if x >= (1 - S.onset_stray_frac) * all_c[c] else None
 
 
@@ -86,7 +86,7 @@ def too_broad(ix: Index, best, occ_vals, vals_of) -> bool:
     _p, _mode, d, A, members, n_in, E_in, _E_out, _mu = best
     Aset = set(A)
     E_sub: dict[tuple[str, str], float] = defaultdict(float)
-    for (_j, code, vers, x) in ix.expo.segments:
+    for _j, code, vers, x in ix.expo.segments:
         vd = vals_of(code, vers)
         if vd.get(d) in Aset:
             for d2, v2 in vd.items():
@@ -109,7 +109,7 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     S = ix.S
     taken: set[int] = set()
     names = sorted({n for (_j, _c, vers, _x) in ix.expo.segments for n, _ in vers})
-    pairs = [(a, b) for k, a in enumerate(names) for b in names[k + 1:]]
+    pairs = [(a, b) for k, a in enumerate(names) for b in names[k + 1 :]]
     cache: dict[tuple, dict[str, str]] = {}
 
     def vals_of(code, vers):
@@ -120,7 +120,7 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
         return v
 
     E: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for (_j, code, vers, x) in ix.expo.segments:
+    for _j, code, vers, x in ix.expo.segments:
         for d, v in vals_of(code, vers).items():
             E[d][v] += x
     # storm starts per job: a text that mostly comes just before storms is their precursor, not a symptom
@@ -186,8 +186,11 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
             continue
         dn = "code" if d == "code_version" else d
         shown = ", ".join(A)
-        where = {"since": f"since {dn} {A[0]}", "until": f"up to {dn} {A[-1]} (gone after)",
-                 "only": f"only on {dn} {shown}" if "×" not in d else f"only on {d.split('×')[0]} {shown}"}[mode]
+        where = {
+            "since": f"since {dn} {A[0]}",
+            "until": f"up to {dn} {A[-1]} (gone after)",
+            "only": f"only on {dn} {shown}" if "×" not in d else f"only on {d.split('×')[0]} {shown}",
+        }[mode]
         if "×" in d:
             a, b = d.split("×")
             versions = []
@@ -197,13 +200,27 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
         else:
             versions = [f"{d}={v}" for v in A]
         titles = ", ".join(f"'{ix.sig_title(s)}'" for s in members[:5])
-        pooled_line = (f"{len(members)} symptoms too rare for an onset each ({titles}): {n_in} occurrences "
-                       f"together, all {where.replace('only on ', 'on ')}; 0 in {fmt_n(E_out)} steps elsewhere "
-                       f"({mu:.1f} expected at their pooled rate; {fmt_p(p)})")
+        pooled_line = (
+            f"{len(members)} symptoms too rare for an onset each ({titles}): {n_in} occurrences "
+            f"together, all {where.replace('only on ', 'on ')}; 0 in {fmt_n(E_out)} steps elsewhere "
+            f"({mu:.1f} expected at their pooled rate; {fmt_p(p)})"
+        )
         for s in members:
             A_key = (d, A)
             idx = left[s]
             ev = [pooled_line] if s == members[0] else []
-            ix.add(Component(s, "regression", ("onset",) + A_key, list(idx), p, ev, {"versions": versions},
-                             compat=frozenset({A_key}), cause_class="software", label=where))
+            ix.add(
+                Component(
+                    s,
+                    "regression",
+                    ("onset",) + A_key,
+                    list(idx),
+                    p,
+                    ev,
+                    {"versions": versions},
+                    compat=frozenset({A_key}),
+                    cause_class="software",
+                    label=where,
+                )
+            )
             taken.add(s)

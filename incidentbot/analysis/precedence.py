@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from .hypothesis import Hyp
 from .index import Index, fmt_n
 
-
 # ---- 7. storms and their precursors
 _TIMEOUT_MS = re.compile(r"timeout\(ms\)\s*=\s*(\d{1,9})", re.IGNORECASE)
 
@@ -108,8 +107,11 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                 new_h[hk] = len(hyps)
                 hyps.append(Hyp(ix, [], storm_precursor=ps))
             h = new_h[hk]
-            pre_ids = [i for i in ix.by_sig[ps] if i not in owner and i not in ix.in_storm
-                       and (sw is None or ix.topo.get(ix.ev[i].host) == sw)]
+            pre_ids = [
+                i
+                for i in ix.by_sig[ps]
+                if i not in owner and i not in ix.in_storm and (sw is None or ix.topo.get(ix.ev[i].host) == sw)
+            ]
             hyps[h].add_events(ps, pre_ids, None)
             for i in pre_ids:
                 owner[i] = h
@@ -123,12 +125,13 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         st["events"] += ix.weight(g)
         st["lags"].append(t0 - ix.ev[best].time)
         st["pre"][ps] += 1
-    for (h, s) in sorted(stats):
+    for h, s in sorted(stats):
         st = stats[(h, s)]
         nb, ne, lags = st["n"], st["events"], sorted(st["lags"])
         med = lags[len(lags) // 2]
         pre = " or ".join(f"'{ix.sig_title(x)}'" for x, _ in st["pre"].most_common(2))
         hyps[h].storm_lines.append(
             f"{nb} of {bursts_per_sig[s]} storms of '{ix.sig_title(s)}' ({fmt_n(ne)} events from many ranks "
-            f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence")
+            f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence"
+        )
         hyps[h].storm_p.append(min(1.0, 0.5 ** (nb + 1)))

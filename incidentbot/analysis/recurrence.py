@@ -75,12 +75,19 @@ def find_bad_steps(ix: Index) -> None:
         return
     for k in sorted(bad_keys):
         j, step = k
-        prim_t = sorted(ix.ev[i].time for s in primary_of[k] for i in ix.by_sig[s]
-                        if run_of[ix.ev[i].job_id] == j and ix.ev[i].step == step)
+        prim_t = sorted(
+            ix.ev[i].time
+            for s in primary_of[k]
+            for i in ix.by_sig[s]
+            if run_of[ix.ev[i].job_id] == j and ix.ev[i].step == step
+        )
         for s in sorted(keys[k]):
             occs = keys[k][s]
-            idx = [i for i in ix.by_sig[s] if run_of[ix.ev[i].job_id] == j and ix.ev[i].step == step
-                   and i not in ix.taken and i not in ix.in_storm]
+            idx = [
+                i
+                for i in ix.by_sig[s]
+                if run_of[ix.ev[i].job_id] == j and ix.ev[i].step == step and i not in ix.taken and i not in ix.in_storm
+            ]
             if len(occs) < 2 and s not in primary_of[k]:
                 # a lone event at the bad step joins only when it came with the failure there
                 idx = [i for i in idx if near(prim_t, ix.ev[i].time, 120.0)]
@@ -91,12 +98,25 @@ def find_bad_steps(ix: Index) -> None:
             p = min(1.0, 10.0 ** (-(n_occ * 1.5)))
             jobs = sorted({ix.ev[i].job_id for i in idx})
             ranks = sorted({ix.ev[i].rank for i in idx if ix.ev[i].rank is not None})
-            who = (f" (job ids {', '.join(jobs[:5])}{'…' if len(jobs) > 5 else ''})" if len(jobs) > 1 else "")
+            who = f" (job ids {', '.join(jobs[:5])}{'…' if len(jobs) > 5 else ''})" if len(jobs) > 1 else ""
             by = f", read by rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks[:5]))}" if ranks else ""
-            ev = [f"{ix.sig_title(s)}: run {j} stopped at step {step:,} in {n_occ} separate attempts{who}{by} "
-                  f"(restarts from checkpoint reached the same step and failed again)"]
-            ix.add(Component(s, "data_step", ("data", j, step), idx, p, ev,
-                             {"jobs": jobs, "steps": [str(step)]}, cause_class="data"))
+            ev = [
+                f"{ix.sig_title(s)}: run {j} stopped at step {step:,} in {n_occ} separate attempts{who}{by} "
+                f"(restarts from checkpoint reached the same step and failed again)"
+            ]
+            ix.add(
+                Component(
+                    s,
+                    "data_step",
+                    ("data", j, step),
+                    idx,
+                    p,
+                    ev,
+                    {"jobs": jobs, "steps": [str(step)]},
+                    cause_class="data",
+                )
+            )
+
 
 def stops(ix: Index, s: int, k: tuple[str, int]) -> int:
     """How many occurrences of s at (job, step) were followed by a restart (the job's next step

@@ -38,8 +38,19 @@ class Settings:
     cover_confidence: float = 0.2  # "cause not yet known"
     cover_confidence_shared: float = 0.4  # a storm across a cluster's jobs at once
     benign_markers: tuple[str, ...] = (
-        "info:", "info ", "warning", "warn", "progress", "took", "slow", "loss scale",
-        "overflow", "time limit", "remapping", "sending process", "iteration",
+        "info:",
+        "info ",
+        "warning",
+        "warn",
+        "progress",
+        "took",
+        "slow",
+        "loss scale",
+        "overflow",
+        "time limit",
+        "remapping",
+        "sending process",
+        "iteration",
     )
     job_level_markers: tuple[str, ...] = ("time limit", "timelimit", "due to time", "preempt")
     benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...
@@ -52,5 +63,3 @@ class Settings:
 
 
 DEFAULT = Settings()
-
-

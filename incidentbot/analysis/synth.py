@@ -43,9 +43,19 @@ class Fleet:
         self.signatures[sid] = SignatureInfo(sid, title, category, cause_class)
         return sid
 
-    def job(self, job_id: str, hosts: list[str], steps: int, *, code: str = "v1",
-            versions: dict[str, str] | None = None, start: float = 0.0, step_s: float = 2.0,
-            every: int = 500, first_step: int = 0) -> None:
+    def job(
+        self,
+        job_id: str,
+        hosts: list[str],
+        steps: int,
+        *,
+        code: str = "v1",
+        versions: dict[str, str] | None = None,
+        start: float = 0.0,
+        step_s: float = 2.0,
+        every: int = 500,
+        first_step: int = 0,
+    ) -> None:
         vs = tuple(sorted((versions or {"torch": "2.2.2"}).items()))
         j = _Job(job_id, list(hosts), steps, code, vs, self.t0 + start, step_s)
         self.jobs[job_id] = j
@@ -53,13 +63,32 @@ class Fleet:
             for s in range(first_step + 1 + (hi * 37) % every, first_step + steps, every):
                 self.event(PROGRESS, job_id, s, h, rank=hi * 8)
 
-    def event(self, sid: int, job_id: str, step: int | None, host: str | None, *, rank: int | None = None,
-              gpu: str | None = None, dt: float = 0.0, at: float | None = None) -> EventRecord:
+    def event(
+        self,
+        sid: int,
+        job_id: str,
+        step: int | None,
+        host: str | None,
+        *,
+        rank: int | None = None,
+        gpu: str | None = None,
+        dt: float = 0.0,
+        at: float | None = None,
+    ) -> EventRecord:
         j = self.jobs[job_id]
         t = at if at is not None else j.start + (step or 0) * j.step_s + dt
         e = EventRecord(
-            id=len(self.events) + 1, signature_id=sid, job_id=job_id, time=t, host=host, gpu=gpu, rank=rank,
-            step=step, cluster="c1", code_version=j.code, versions=j.versions,
+            id=len(self.events) + 1,
+            signature_id=sid,
+            job_id=job_id,
+            time=t,
+            host=host,
+            gpu=gpu,
+            rank=rank,
+            step=step,
+            cluster="c1",
+            code_version=j.code,
+            versions=j.versions,
         )
         self.events.append(e)
         return e

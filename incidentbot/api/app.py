@@ -1,11 +1,10 @@
 """FastAPI application: the contract's HTTP API. Routes translate JSON and call services."""
 
-
 import base64
-import sqlite3
-import time
 import json
 import logging
+import sqlite3
+import time
 from typing import Annotated, Any
 
 import psycopg
@@ -61,13 +60,20 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     settings = rt.settings
     tokens = settings.token_sources()
 
-    app = FastAPI(title="incidentbot", version="0.1.0",
-                  description="Failure signatures, root-cause hypotheses and channel votes for GPU training fleets.",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="incidentbot",
+        version="0.1.0",
+        description="Failure signatures, root-cause hypotheses and channel votes for GPU training fleets.",
+        lifespan=lifespan,
+    )
     app.state.runtime = rt
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       on_refuse=lambda path: rt.metrics.refused.labels(
-                           path if path in ("/v1/events", "/v1/alertmanager") else "other", "too_large").inc())
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        on_refuse=lambda path: rt.metrics.refused.labels(
+            path if path in ("/v1/events", "/v1/alertmanager") else "other", "too_large"
+        ).inc(),
+    )
 
     base_openapi = app.openapi
 
@@ -97,16 +103,23 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         # Errors that say a request or the code is wrong (constraint, data, programming) stay 500s.
         # Ingest uses the driver's own executemany, so driver errors can arrive unwrapped.
         orig = getattr(exc, "orig", None) or exc
-        unavailable = (isinstance(exc, (OperationalError, InternalError, InterfaceError))
-                       or getattr(exc, "connection_invalidated", False)
-                       or isinstance(orig, (psycopg.OperationalError, psycopg.InternalError, psycopg.InterfaceError,
-                                            sqlite3.OperationalError)))
+        unavailable = (
+            isinstance(exc, (OperationalError, InternalError, InterfaceError))
+            or getattr(exc, "connection_invalidated", False)
+            or isinstance(
+                orig,
+                (psycopg.OperationalError, psycopg.InternalError, psycopg.InterfaceError, sqlite3.OperationalError),
+            )
+        )
         if not unavailable:
             raise exc
         reason = " ".join(str(orig or type(exc).__name__).split())[:300]
         log.error("%s %s: database unavailable: %s", request.method, request.url.path, reason)
-        return JSONResponse({"detail": f"database unavailable, nothing was stored; retry later ({reason})"},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": f"database unavailable, nothing was stored; retry later ({reason})"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     for db_error in (DBAPIError, psycopg.Error, sqlite3.Error):
         app.add_exception_handler(db_error, _database_error)
@@ -125,6 +138,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         # anyone else a token of scope `metrics` (or an unrestricted one).
         from fastapi.responses import Response
         from prometheus_client import CONTENT_TYPE_LATEST
+
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     def count_rejected(source: str, n: int) -> None:
@@ -144,29 +158,50 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         state = await run_in_threadpool(rt.db.health)
         # The contract: 200 while the database answers. A read-only one answers, so the status
         # stays 200 and the body says that ingest would be refused ("writable": false).
-        return JSONResponse({"ok": state != "down", "database": state, "writable": state == "up"},
-                            status_code=200 if state != "down" else 503)
+        return JSONResponse(
+            {"ok": state != "down", "database": state, "writable": state == "up"},
+            status_code=200 if state != "down" else 503,
+        )
 
     def _validate_events_body(raw: bytes) -> tuple[list, Any]:
         """The full path: every problem of the batch reported, by index and field."""
         body = _parse_json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-            raise _BadRequest(422, {"detail": "expected {\"events\": [Event, ...]}"})
+            raise _BadRequest(422, {"detail": 'expected {"events": [Event, ...]}'})
         items = body["events"]
         if not items:
-            raise _BadRequest(422, {"detail": "a batch holds 1 to %d events; this one is empty" % settings.max_batch_events})
+            raise _BadRequest(
+                422, {"detail": "a batch holds 1 to %d events; this one is empty" % settings.max_batch_events}
+            )
         if len(items) > settings.max_batch_events:
-            raise _BadRequest(413, {"detail": f"a batch holds at most {settings.max_batch_events} events; this one has {len(items)}"})
+            raise _BadRequest(
+                413, {"detail": f"a batch holds at most {settings.max_batch_events} events; this one has {len(items)}"}
+            )
         events, errors = validate_batch(items, clean=needs_cleaning(raw))
         if errors:
             count_rejected("api", len(items))
-            raise _BadRequest(422, {"detail": f"{len({e.index for e in errors})} of {len(items)} events are invalid; nothing was stored",
-                                    "errors": [e.as_dict() for e in errors[:500]]})
+            raise _BadRequest(
+                422,
+                {
+                    "detail": f"{len({e.index for e in errors})} of {len(items)} events are invalid; nothing was stored",
+                    "errors": [e.as_dict() for e in errors[:500]],
+                },
+            )
         return events, body.get("source")
 
-    @app.post("/v1/events", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
-              responses={400: {}, 401: {}, 413: {}, 422: {}},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}}})
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=schemas.IngestReply,
+        tags=["ingest"],
+        responses={400: {}, 401: {}, 413: {}, 422: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}},
+            }
+        },
+    )
     async def post_events(request: Request, _auth: EventsAuth):
         raw = await request.body()
         fast = validate_body_fast(raw, max_events=settings.max_batch_events)
@@ -182,8 +217,13 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
             body["time_adjusted"] = result.time_adjusted
         return JSONResponse(body, status_code=202)
 
-    @app.post("/v1/alertmanager", status_code=202, response_model=schemas.IngestReply, tags=["ingest"],
-              responses={400: {}, 401: {}, 413: {}, 422: {}})
+    @app.post(
+        "/v1/alertmanager",
+        status_code=202,
+        response_model=schemas.IngestReply,
+        tags=["ingest"],
+        responses={400: {}, 401: {}, 413: {}, 422: {}},
+    )
     async def post_alertmanager(request: Request, _auth: AlertAuth):
         body = _parse_json(await request.body())
         try:
@@ -193,8 +233,13 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         events, errors = validate_batch(list(converted))
         if errors:
             count_rejected("alertmanager", len(converted))
-            raise _BadRequest(422, {"detail": "some alerts cannot be stored; nothing was stored",
-                                    "errors": [e.as_dict() for e in errors[:500]]})
+            raise _BadRequest(
+                422,
+                {
+                    "detail": "some alerts cannot be stored; nothing was stored",
+                    "errors": [e.as_dict() for e in errors[:500]],
+                },
+            )
         # Alertmanager sends a whole group in one payload and retries it whole on an error, so a
         # payload over the batch cap is stored in chunks of at most the cap, each its own
         # transaction (refusing it would lose the group for good). Every alert has a
@@ -203,10 +248,17 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         accepted = duplicates = batches = 0
         size = settings.max_batch_events
         for start in range(0, len(events), size):
-            result = await ingest(events[start:start + size], "alertmanager")
+            result = await ingest(events[start : start + size], "alertmanager")
             accepted, duplicates, batches = accepted + result.accepted, duplicates + result.duplicates, batches + 1
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates, "resolved_skipped": converted.skipped_resolved,
-                             "batches": batches}, status_code=202)
+        return JSONResponse(
+            {
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "resolved_skipped": converted.skipped_resolved,
+                "batches": batches,
+            },
+            status_code=202,
+        )
 
     @app.get("/v1/events", response_model=schemas.EventPage, tags=["read"])
     def get_events(_auth: ReadAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
@@ -247,6 +299,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     @app.post("/v1/analyze", tags=["analysis"])
     def post_analyze(_auth: ReadAuth):
         from incidentbot.services.hypotheses import AnalysisBusy
+
         try:
             # The background worker's lease: two analyses never reconcile over each other.
             return rt.hypotheses.analyze_exclusive(worker=f"{rt.worker_id}:api").as_dict()

@@ -57,7 +57,7 @@ class HostAllowList:
     names: frozenset[str]
 
     @classmethod
-    def for_settings(cls, settings) -> "HostAllowList":
+    def for_settings(cls, settings) -> HostAllowList:
         from urllib.parse import urlsplit
 
         public = (urlsplit(settings.public_url or "").hostname or "").lower()
@@ -80,12 +80,20 @@ class HostAllowList:
                             await send({"type": "websocket.close", "code": 1008})
                             return
                         body = b'{"detail":"this service does not answer to that Host name"}'
-                        await send({"type": "http.response.start", "status": 400,
-                                    "headers": [(b"content-type", b"application/json"),
-                                                (b"content-length", str(len(body)).encode())]})
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": 400,
+                                "headers": [
+                                    (b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()),
+                                ],
+                            }
+                        )
                         await send({"type": "http.response.body", "body": body})
                         return
                 await app(scope, receive, send)
+
             return guarded
 
         return wrap
@@ -104,8 +112,10 @@ class Credentials:
     def __init__(self, tokens: dict[str, str | None], *, metrics, hosts: HostAllowList):
         self.metrics = metrics
         self.hosts = hosts
-        self._known: list[_Credential] = [_Credential(t.encode(), scope, f"{scope or 'any'} token #{n + 1}")
-                                          for n, (t, scope) in enumerate(tokens.items())]
+        self._known: list[_Credential] = [
+            _Credential(t.encode(), scope, f"{scope or 'any'} token #{n + 1}")
+            for n, (t, scope) in enumerate(tokens.items())
+        ]
 
     def add(self, token: str, *, scope: str | None, who: str) -> None:
         self._known.append(_Credential(token.encode(), scope, who))
@@ -156,8 +166,12 @@ class Credentials:
         def check(request: Request) -> str:
             # Loopback and a loopback/public Host name: a page that rebound its own name to
             # 127.0.0.1 still sends its own name as Host, so it gets no free pass.
-            if (not request.headers.get("authorization") and request.client and is_loopback(request.client.host)
-                    and self.hosts.allows(request.headers.get("host"))):
+            if (
+                not request.headers.get("authorization")
+                and request.client
+                and is_loopback(request.client.host)
+                and self.hosts.allows(request.headers.get("host"))
+            ):
                 return "loopback"
             return token_check(request)
 

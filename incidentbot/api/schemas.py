@@ -155,28 +155,63 @@ def events_page(rt, *, limit: int, after: int | None):
         cmap = canonical_map(session)
     more = len(rows) > limit
     rows = rows[:limit]
-    out = [dict(event_id=e.event_id, job_id=e.job_id, signature_id=f"S-{cmap.get(e.signature_id, e.signature_id)}",
-                hypothesis_id=f"H-{e.hypothesis_id}" if e.hypothesis_id else None, message=e.message, time=e.time,
-                received_at=e.received_at, cluster=e.cluster, host=e.host, gpu=e.gpu, rank=e.rank, step=e.step,
-                code_version=e.code_version, versions=e.versions or {}, kind=e.kind, attributes=e.attributes or {},
-                source=e.source, run=e.run, attempt=e.attempt) for e in rows]
+    out = [
+        dict(
+            event_id=e.event_id,
+            job_id=e.job_id,
+            signature_id=f"S-{cmap.get(e.signature_id, e.signature_id)}",
+            hypothesis_id=f"H-{e.hypothesis_id}" if e.hypothesis_id else None,
+            message=e.message,
+            time=e.time,
+            received_at=e.received_at,
+            cluster=e.cluster,
+            host=e.host,
+            gpu=e.gpu,
+            rank=e.rank,
+            step=e.step,
+            code_version=e.code_version,
+            versions=e.versions or {},
+            kind=e.kind,
+            attributes=e.attributes or {},
+            source=e.source,
+            run=e.run,
+            attempt=e.attempt,
+        )
+        for e in rows
+    ]
     return out, (rows[-1].id if more and rows else None)
 
 
 def signature_record(rt, session, sig: Signature, merged_from: list[Signature] = ()) -> dict:
     members = [sig, *merged_from]
-    return dict(id=f"S-{sig.id}", title=sig.title, category=sig.category, cause_class=sig.cause_class,
-                template=sig.template, count=sum(s.count for s in members), first_seen=min(s.first_seen for s in members),
-                last_seen=max(s.last_seen for s in members),
-                runbook_ids=[c.runbook.id for c in rt.runbooks.for_signature(session, sig)],
-                job_count=sig.job_count, host_count=sig.host_count, rank_count=sig.rank_count, parser=sig.parser,
-                rules_version=sig.rules_version, details=sig.details or {}, merged_from=[f"S-{s.id}" for s in merged_from],
-                muted_until=sig.muted_until)
+    return dict(
+        id=f"S-{sig.id}",
+        title=sig.title,
+        category=sig.category,
+        cause_class=sig.cause_class,
+        template=sig.template,
+        count=sum(s.count for s in members),
+        first_seen=min(s.first_seen for s in members),
+        last_seen=max(s.last_seen for s in members),
+        runbook_ids=[c.runbook.id for c in rt.runbooks.for_signature(session, sig)],
+        job_count=sig.job_count,
+        host_count=sig.host_count,
+        rank_count=sig.rank_count,
+        parser=sig.parser,
+        rules_version=sig.rules_version,
+        details=sig.details or {},
+        merged_from=[f"S-{s.id}" for s in merged_from],
+        muted_until=sig.muted_until,
+    )
 
 
 def explanation_dict(exp: sigengine.Explanation) -> dict:
-    return {"parser": exp.parser, "reasons": list(exp.reasons), "fingerprint": exp.fingerprint.key,
-            "masked": [{"kind": k, "value": v} for k, v in exp.masked[:200]]}
+    return {
+        "parser": exp.parser,
+        "reasons": list(exp.reasons),
+        "fingerprint": exp.fingerprint.key,
+        "masked": [{"kind": k, "value": v} for k, v in exp.masked[:200]],
+    }
 
 
 def signatures_page(rt, *, limit: int, after: int | None):
@@ -211,11 +246,22 @@ def signature_detail(rt, text: str) -> dict:
 def hypothesis_record(rt, session, h: Hypothesis) -> dict:
     sids = rt.hypotheses.signature_ids(session, h.id)
     sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sids)))) if sids else []
-    return dict(id=f"H-{h.id}", title=h.title, status=h.status, cause_class=h.cause_class, kind=h.kind,
-                signature_ids=[f"S-{s}" for s in sids], scope=h.scope or {}, confidence=h.confidence,
-                evidence=list(h.evidence or []), runbook_ids=[c.runbook.id for c in rt.runbooks.for_hypothesis(session, h.id, sigs)],
-                event_count=h.event_count, created_at=h.created_at, last_activity_at=h.last_activity_at,
-                resolution=h.resolution or {})
+    return dict(
+        id=f"H-{h.id}",
+        title=h.title,
+        status=h.status,
+        cause_class=h.cause_class,
+        kind=h.kind,
+        signature_ids=[f"S-{s}" for s in sids],
+        scope=h.scope or {},
+        confidence=h.confidence,
+        evidence=list(h.evidence or []),
+        runbook_ids=[c.runbook.id for c in rt.runbooks.for_hypothesis(session, h.id, sigs)],
+        event_count=h.event_count,
+        created_at=h.created_at,
+        last_activity_at=h.last_activity_at,
+        resolution=h.resolution or {},
+    )
 
 
 def hypotheses_list(rt, *, status: str | None, limit: int = 500) -> list[dict]:
@@ -231,7 +277,11 @@ def hypothesis_detail(rt, text: str) -> dict:
         if h is None:
             raise HTTPException(404, detail=f"H-{hid} does not exist")
         record = hypothesis_record(rt, session, h)
-        record["timeline"] = [dict(at=l.at, kind=l.kind, text=l.text, actor=l.actor) for l in
-                              session.scalars(select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid).order_by(HypothesisLog.id))]
+        record["timeline"] = [
+            dict(at=l.at, kind=l.kind, text=l.text, actor=l.actor)
+            for l in session.scalars(
+                select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid).order_by(HypothesisLog.id)
+            )
+        ]
         record["merged_into"] = f"H-{h.merged_into}" if h.merged_into else None
     return record

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -47,7 +47,7 @@ def console_token(port: int) -> str | None:
 
 def _ts_label(ts: str) -> str:
     try:
-        return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%H:%M:%S")
+        return datetime.fromtimestamp(float(ts), tz=UTC).strftime("%H:%M:%S")
     except (TypeError, ValueError):
         return ""
 
@@ -61,8 +61,8 @@ def _dt(value) -> str:
         except ValueError:
             return value
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _hid_number(text: str) -> int | None:
@@ -103,13 +103,16 @@ def hypothesis_page_data(rt, hid_text: str) -> dict | None:
         wanted = set(sig_ids) | {m for m, c in cmap.items() if c in set(sig_ids)}
         rows = []
         if wanted:
-            rows = session.execute(select(Event.signature_id, Event.time, Event.step)
-                                   .where(Event.signature_id.in_(sorted(wanted)))
-                                   .order_by(Event.time).limit(CHART_EVENT_LIMIT)).all()
+            rows = session.execute(
+                select(Event.signature_id, Event.time, Event.step)
+                .where(Event.signature_id.in_(sorted(wanted)))
+                .order_by(Event.time)
+                .limit(CHART_EVENT_LIMIT)
+            ).all()
     points: dict[str, list] = {f"S-{sid}": [] for sid in sig_ids}
     for sid, t, step in rows:
         key = f"S-{cmap.get(sid, sid)}"
-        points.setdefault(key, []).append((t if t.tzinfo else t.replace(tzinfo=timezone.utc), step))
+        points.setdefault(key, []).append((t if t.tzinfo else t.replace(tzinfo=UTC), step))
     runbooks = []
     for rid in h["runbook_ids"]:
         rb = rt.runbooks.runbooks.get(rid)
@@ -122,8 +125,15 @@ def hypothesis_page_data(rt, hid_text: str) -> dict | None:
             summary = ""
         runbooks.append({"id": rid, "title": rb.title, "url": rt.runbooks.url(rid), "summary": summary})
     titles = {s["id"]: s["title"] for s in signatures}
-    return {"h": h, "signatures": signatures, "polls": polls, "runbooks": runbooks, "points": points,
-            "titles": titles, "truncated": len(rows) >= CHART_EVENT_LIMIT}
+    return {
+        "h": h,
+        "signatures": signatures,
+        "polls": polls,
+        "runbooks": runbooks,
+        "points": points,
+        "titles": titles,
+        "truncated": len(rows) >= CHART_EVENT_LIMIT,
+    }
 
 
 def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
@@ -141,19 +151,28 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     app.state.credentials.add(token, scope="events", who="console demo feeder")
     _TOKENS[port] = token
     from incidentbot.console.guard import ConsoleGuard, HostAllowList
+
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
     # Every route of this app, not only the console's: the API and the local Slack stand-in are
     # on the same origin, and a rebinding page must reach none of them.
     app.add_middleware(guard.host_middleware())
     base = f"http://127.0.0.1:{port}"
-    sim = SlackSimulator(ws, bot_url=f"{base}/slack/events", signing_secret=slack.signing_secret,
-                         localslack_url=f"{base}/localslack", timeout=30.0)
+    sim = SlackSimulator(
+        ws,
+        bot_url=f"{base}/slack/events",
+        signing_secret=slack.signing_secret,
+        localslack_url=f"{base}/localslack",
+        timeout=30.0,
+    )
     app.state.console_simulator = sim
     settings = rt.settings
     public = (settings.public_url or "").rstrip("/")
-    default_channel = ws.channel_id(settings.alert_channel or "") or ws.channel_id("C0INCIDENTS") or \
-        next((c["id"] for c in ws.channels() if not c.get("is_im")), None)
+    default_channel = (
+        ws.channel_id(settings.alert_channel or "")
+        or ws.channel_id("C0INCIDENTS")
+        or next((c["id"] for c in ws.channels() if not c.get("is_im")), None)
+    )
 
     def user_name(uid: str) -> str | None:
         u = ws.user(uid)
@@ -161,11 +180,12 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
 
     def rewrite_url(url: str) -> str:
         if public and (url == public or url.startswith(public + "/")):
-            return url[len(public):] or "/"
+            return url[len(public) :] or "/"
         return url
 
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["mrkdwn"] = lambda text: mrkdwn(text, users=user_name, rewrite_url=rewrite_url)
     env.filters["plain"] = plain
     env.filters["ts_label"] = _ts_label
@@ -176,10 +196,16 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     env.globals["command"] = settings.slash_command
 
     def render(name: str, status: int = 200, *, session: str, **ctx) -> HTMLResponse:
-        page = HTMLResponse(env.get_template(name).render(csrf=guard.csrf_token(session), **ctx), status_code=status,
-                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                                     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'"})
+        page = HTMLResponse(
+            env.get_template(name).render(csrf=guard.csrf_token(session), **ctx),
+            status_code=status,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+            },
+        )
         guard.set_cookie(page, session)
         return page
 
@@ -231,13 +257,21 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         version = ws.version  # read first: a change while rendering is caught by the next wait
         views = ws.views_for(user["id"])
         view = views[-1] if views else None
-        ctx = dict(csrf=guard.csrf_token(session), user=user, channel=ws.channel(cid), items=feed_items(cid, user["id"]), view=view,
-                   hypotheses=open_hypotheses())
+        ctx = dict(
+            csrf=guard.csrf_token(session),
+            user=user,
+            channel=ws.channel(cid),
+            items=feed_items(cid, user["id"]),
+            view=view,
+            hypotheses=open_hypotheses(),
+        )
         return {
             "version": version,
             "feed_html": env.get_template("_feed.html").render(**ctx),
             "modal_html": env.get_template("_modal.html").render(**ctx),
-            "modal_key": f"{view['id']}:{view['hash']}:{json.dumps(view.get('errors') or {}, sort_keys=True)}" if view else "",
+            "modal_key": f"{view['id']}:{view['hash']}:{json.dumps(view.get('errors') or {}, sort_keys=True)}"
+            if view
+            else "",
             "side_html": env.get_template("_side.html").render(**ctx),
         }
 
@@ -261,8 +295,9 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             raise HTTPException(400, detail="expected a urlencoded form or JSON") from None
 
     def wants_json(request: Request) -> bool:
-        return "application/json" in request.headers.get("accept", "") or \
-            "application/json" in request.headers.get("content-type", "")
+        return "application/json" in request.headers.get("accept", "") or "application/json" in request.headers.get(
+            "content-type", ""
+        )
 
     def done(request: Request, data: dict, body: dict, status: int = 200):
         if wants_json(request):
@@ -273,8 +308,12 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         return RedirectResponse("/?" + urlencode({k: v for k, v in q.items() if v}), status_code=303)
 
     def ack_summary(resp) -> dict:
-        return {"ok": resp.status == 200, "status": resp.status, "elapsed": round(resp.elapsed, 3),
-                "body": resp.text[:2000]}
+        return {
+            "ok": resp.status == 200,
+            "status": resp.status,
+            "elapsed": round(resp.elapsed, 3),
+            "body": resp.text[:2000],
+        }
 
     # -- pages ------------------------------------------------------------------------------------
 
@@ -285,13 +324,23 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         cid = resolve_channel(channel)
         snap = snapshot(cid, u, session=session)
         chans = [c for c in ws.channels() if not c.get("is_im")]
-        return render("console.html", session=session, user=u, users=humans(), channel=ws.channel(cid), channels=chans, snap=snap,
-                      error=error)
+        return render(
+            "console.html",
+            session=session,
+            user=u,
+            users=humans(),
+            channel=ws.channel(cid),
+            channels=chans,
+            snap=snap,
+            error=error,
+        )
 
     @app.get("/console/state", include_in_schema=False)
     def console_state(session: str = Depends(guard.session), user: str | None = None, channel: str | None = None):
-        return JSONResponse(snapshot(resolve_channel(channel), resolve_user(user), session=session),
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            snapshot(resolve_channel(channel), resolve_user(user), session=session),
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.post("/console/command", include_in_schema=False)
     async def console_command(request: Request):
@@ -309,8 +358,12 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             return done(request, data, {"ok": True, "ts": msg["ts"]})
         command, _, rest = text.partition(" ")
         if command != settings.slash_command:
-            ws.post_ephemeral(cid, u["id"], text=f"`{command[:40]}` is not a valid command. Try `{settings.slash_command} help`.",
-                              source="console")
+            ws.post_ephemeral(
+                cid,
+                u["id"],
+                text=f"`{command[:40]}` is not a valid command. Try `{settings.slash_command} help`.",
+                source="console",
+            )
             return done(request, data, {"ok": False, "error": f"{command[:40]} is not a valid command"}, 400)
         resp = await run_in_threadpool(sim.slash_command, command, rest.strip(), user=u["id"], channel=cid)
         del sim.acks[:-50]
@@ -332,16 +385,26 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             return done(request, data, {"ok": False, "error": "message_ts, ephemeral_ts or view_id is required"}, 400)
         try:
             resp = await run_in_threadpool(
-                lambda: sim.click_button(user=u["id"], action_id=action_id, channel=channel, message_ts=message_ts,
-                                         ephemeral_ts=ephemeral_ts, view_id=view_id, block_id=data.get("block_id") or None,
-                                         value=data.get("value") if data.get("value") not in (None, "") else None))
+                lambda: sim.click_button(
+                    user=u["id"],
+                    action_id=action_id,
+                    channel=channel,
+                    message_ts=message_ts,
+                    ephemeral_ts=ephemeral_ts,
+                    view_id=view_id,
+                    block_id=data.get("block_id") or None,
+                    value=data.get("value") if data.get("value") not in (None, "") else None,
+                )
+            )
         except LookupError as exc:
             return done(request, data, {"ok": False, "error": str(exc)}, 404)
         del sim.acks[:-50]
         return done(request, data, ack_summary(resp), 200 if resp.status == 200 else 502)
 
     def view_values(view: dict, data: dict) -> dict:
-        values: dict[str, dict[str, Any]] = dict(data.get("values") or {}) if isinstance(data.get("values"), dict) else {}
+        values: dict[str, dict[str, Any]] = (
+            dict(data.get("values") or {}) if isinstance(data.get("values"), dict) else {}
+        )
         for key, raw in data.items():
             if not key.startswith("field:"):
                 continue
@@ -351,8 +414,11 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
                 continue
             values.setdefault(str(block_id), {})[str(action_id)] = raw
         out: dict[str, dict[str, Any]] = {}
-        elements = {(b.get("block_id"), (b.get("element") or {}).get("action_id")): b.get("element") or {}
-                    for b in view.get("blocks") or [] if b.get("type") == "input"}
+        elements = {
+            (b.get("block_id"), (b.get("element") or {}).get("action_id")): b.get("element") or {}
+            for b in view.get("blocks") or []
+            if b.get("type") == "input"
+        }
         for bid, actions in values.items():
             for aid, v in (actions or {}).items():
                 el = elements.get((bid, aid), {})
@@ -416,8 +482,14 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         if data is None:
             return not_found(hid, session)
         svg = timeline_svg(data["points"], titles=data["titles"], standalone=True)
-        return Response(str(svg), media_type="image/svg+xml",
-                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+        return Response(
+            str(svg),
+            media_type="image/svg+xml",
+            headers={
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            },
+        )
 
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")

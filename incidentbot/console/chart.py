@@ -9,7 +9,7 @@ not flatten the cause's line to zero (one event sits at a visible height; ticks 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from math import log10
 
@@ -27,7 +27,7 @@ def _e(v: object) -> str:
 
 
 def _fmt_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%m-%d %H:%M")
 
 
 def _bins(values: Sequence[float], lo: float, hi: float) -> list[int]:
@@ -53,8 +53,7 @@ def _log_ticks(peak: int) -> list[int]:
     return ticks + [peak]
 
 
-def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple[str, str, list[float]]],
-           fmt) -> None:
+def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple[str, str, list[float]]], fmt) -> None:
     """One panel at vertical offset y0. series: (signature id, colour, values)."""
     plot_w, plot_h = W - PAD_L - PAD_R, PANEL_H - PAD_T - PAD_B
     top = y0 + PAD_T
@@ -79,8 +78,12 @@ def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple
     out.append(f'<text class="tick" x="{PAD_L - 6}" y="{top + plot_h + 4}" text-anchor="end">0</text>')
     for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
         x = PAD_L + frac * plot_w
-        out.append(f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="{anchor}">{_e(fmt(lo + frac * (hi - lo)))}</text>')
-    out.append(f'<text class="axis-label" x="{PAD_L + plot_w / 2:.1f}" y="{top + plot_h + 30}" text-anchor="middle">{_e(axis)}</text>')
+        out.append(
+            f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="{anchor}">{_e(fmt(lo + frac * (hi - lo)))}</text>'
+        )
+    out.append(
+        f'<text class="axis-label" x="{PAD_L + plot_w / 2:.1f}" y="{top + plot_h + 30}" text-anchor="middle">{_e(axis)}</text>'
+    )
     step_w = plot_w / BINS
     for sid, colour, counts in binned:
         pts = []
@@ -88,21 +91,29 @@ def _panel(out: list[str], *, y0: int, title: str, axis: str, series: list[tuple
             x = PAD_L + (i + 0.5) * step_w
             y = top + plot_h - _height(c, peak) * plot_h
             pts.append((x, y, c, i))
-        out.append(f'<polyline class="series" data-signature="{_e(sid)}" fill="none" stroke="{colour}" stroke-width="1.5" '
-                   f'points="{" ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in pts)}"/>')
+        out.append(
+            f'<polyline class="series" data-signature="{_e(sid)}" fill="none" stroke="{colour}" stroke-width="1.5" '
+            f'points="{" ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in pts)}"/>'
+        )
         for x, y, c, i in pts:
             if not c:
                 continue
             b_lo = lo + i * (hi - lo) / BINS
             b_hi = lo + (i + 1) * (hi - lo) / BINS
-            out.append(f'<circle class="pt" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}" data-signature="{_e(sid)}" '
-                       f'data-axis="{_e(axis)}" data-count="{c}" data-from="{_e(fmt(b_lo))}" data-to="{_e(fmt(b_hi))}">'
-                       f'<title>{_e(sid)}: {c} events, {_e(fmt(b_lo))} – {_e(fmt(b_hi))}</title></circle>')
+            out.append(
+                f'<circle class="pt" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}" data-signature="{_e(sid)}" '
+                f'data-axis="{_e(axis)}" data-count="{c}" data-from="{_e(fmt(b_lo))}" data-to="{_e(fmt(b_hi))}">'
+                f"<title>{_e(sid)}: {c} events, {_e(fmt(b_lo))} – {_e(fmt(b_hi))}</title></circle>"
+            )
     out.append("</g>")
 
 
-def timeline_svg(points: Mapping[str, Sequence[tuple[datetime, int | None]]], *, titles: Mapping[str, str] | None = None,
-                 standalone: bool = False) -> Markup:
+def timeline_svg(
+    points: Mapping[str, Sequence[tuple[datetime, int | None]]],
+    *,
+    titles: Mapping[str, str] | None = None,
+    standalone: bool = False,
+) -> Markup:
     """`points`: signature id → [(event time, step or None)]. Returns one <svg> with two panels."""
     titles = titles or {}
     sids = list(points)
@@ -111,23 +122,35 @@ def timeline_svg(points: Mapping[str, Sequence[tuple[datetime, int | None]]], *,
     height = 2 * PANEL_H + 12 + legend_rows * 18
     ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
     total = sum(len(v) for v in points.values())
-    out = [f'<svg{ns} class="timeline-chart" role="img" viewBox="0 0 {W} {height}" width="{W}" height="{height}" '
-           f'data-events="{total}" aria-label="Events per signature over time and over training steps">']
+    out = [
+        f'<svg{ns} class="timeline-chart" role="img" viewBox="0 0 {W} {height}" width="{W}" height="{height}" '
+        f'data-events="{total}" aria-label="Events per signature over time and over training steps">'
+    ]
     if standalone:
-        out.append("<style>text{font:11px sans-serif;fill:#333}.panel-title{font-weight:bold;font-size:12px}"
-                   ".axis{stroke:#555}.grid{stroke:#ddd;stroke-dasharray:3 3}</style>")
+        out.append(
+            "<style>text{font:11px sans-serif;fill:#333}.panel-title{font-weight:bold;font-size:12px}"
+            ".axis{stroke:#555}.grid{stroke:#ddd;stroke-dasharray:3 3}</style>"
+        )
     time_series = [(sid, colours[sid], [t.timestamp() for t, _ in points[sid]]) for sid in sids]
     step_series = [(sid, colours[sid], [float(s) for _, s in points[sid] if s is not None]) for sid in sids]
     _panel(out, y0=0, title="Events per signature over time (UTC)", axis="time", series=time_series, fmt=_fmt_time)
-    _panel(out, y0=PANEL_H, title="Events per signature over training steps", axis="step", series=step_series,
-           fmt=lambda v: f"{int(round(v)):,}")
+    _panel(
+        out,
+        y0=PANEL_H,
+        title="Events per signature over training steps",
+        axis="step",
+        series=step_series,
+        fmt=lambda v: f"{int(round(v)):,}",
+    )
     y = 2 * PANEL_H + 8
     for i, sid in enumerate(sids):
         col, row = i % 3, i // 3
         x, yy = PAD_L + col * 255, y + row * 18
         label = f"{sid} ({len(points[sid]):,}) {titles.get(sid, '')}"
         label = label if len(label) <= 40 else label[:39] + "…"
-        out.append(f'<rect x="{x}" y="{yy}" width="10" height="10" fill="{colours[sid]}"/>'
-                   f'<text class="legend" x="{x + 14}" y="{yy + 9}">{_e(label)}</text>')
+        out.append(
+            f'<rect x="{x}" y="{yy}" width="10" height="10" fill="{colours[sid]}"/>'
+            f'<text class="legend" x="{x + 14}" y="{yy + 9}">{_e(label)}</text>'
+        )
     out.append("</svg>")
     return Markup("".join(out))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,7 +28,7 @@ ANALYZE_EVERY = 0.25  # of the scenario
 
 def _fallback_events() -> list[dict[str, Any]]:
     """A tiny scenario for when the simulator is not available: one bad GPU, one NCCL storm."""
-    base = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 2, tzinfo=UTC)
     out = []
     for i in range(60):
         t = base + timedelta(minutes=7 * i)
@@ -37,26 +37,51 @@ def _fallback_events() -> list[dict[str, Any]]:
             msg = f"NVRM: Xid (PCI:0000:17:00): 79, pid={4000 + i}, GPU has fallen off the bus."
             host, gpu, kind = "c1-gpu0003", "GPU3", "crash"
         elif i % 3 == 1:
-            msg = (f"[rank{i}]:[E ProcessGroupNCCL.cpp:616] [Rank {i}] Watchdog caught collective operation timeout: "
-                   f"WorkNCCL(SeqNum={1000 + i}, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for "
-                   f"{600000 + i * 17} milliseconds before timing out.")
+            msg = (
+                f"[rank{i}]:[E ProcessGroupNCCL.cpp:616] [Rank {i}] Watchdog caught collective operation timeout: "
+                f"WorkNCCL(SeqNum={1000 + i}, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for "
+                f"{600000 + i * 17} milliseconds before timing out."
+            )
             kind = "hang"
         else:
             msg = "RuntimeError: CUDA error: an illegal memory access was encountered"
             host, gpu, kind = "c1-gpu0003", "GPU3", "crash"
-        out.append({"event_id": f"demo-{i:05d}", "job_id": f"c1-run{i % 3:03d}", "message": msg,
-                    "time": t.isoformat().replace("+00:00", "Z"), "cluster": "c1", "host": host,
-                    "gpu": gpu, "rank": i % 64, "step": 1000 + 150 * i, "code_version": "v1.4",
-                    "versions": {"torch": "2.3.0", "nccl": "2.20.5"}, "kind": kind})
+        out.append(
+            {
+                "event_id": f"demo-{i:05d}",
+                "job_id": f"c1-run{i % 3:03d}",
+                "message": msg,
+                "time": t.isoformat().replace("+00:00", "Z"),
+                "cluster": "c1",
+                "host": host,
+                "gpu": gpu,
+                "rank": i % 64,
+                "step": 1000 + 150 * i,
+                "code_version": "v1.4",
+                "versions": {"torch": "2.3.0", "nccl": "2.20.5"},
+                "kind": kind,
+            }
+        )
     # progress lines: every host ran the jobs, so one host failing stands out
     for i in range(96):
         t = base + timedelta(minutes=4 * i + 1)
         step = 1000 + 100 * i
-        out.append({"event_id": f"demo-p{i:05d}", "job_id": f"c1-run{i % 3:03d}",
-                    "message": f"[default0]: iteration {step:>8}/ 20000 | lm loss: 2.31E+00 | grad norm: 0.21 |",
-                    "time": t.isoformat().replace("+00:00", "Z"), "cluster": "c1", "host": f"c1-gpu{i % 8:04d}",
-                    "gpu": "GPU0", "rank": (i % 8) * 8, "step": step, "code_version": "v1.4",
-                    "versions": {"torch": "2.3.0", "nccl": "2.20.5"}, "kind": "progress"})
+        out.append(
+            {
+                "event_id": f"demo-p{i:05d}",
+                "job_id": f"c1-run{i % 3:03d}",
+                "message": f"[default0]: iteration {step:>8}/ 20000 | lm loss: 2.31E+00 | grad norm: 0.21 |",
+                "time": t.isoformat().replace("+00:00", "Z"),
+                "cluster": "c1",
+                "host": f"c1-gpu{i % 8:04d}",
+                "gpu": "GPU0",
+                "rank": (i % 8) * 8,
+                "step": step,
+                "code_version": "v1.4",
+                "versions": {"torch": "2.3.0", "nccl": "2.20.5"},
+                "kind": "progress",
+            }
+        )
     out.sort(key=lambda e: e["time"])
     return out
 
@@ -72,7 +97,7 @@ def demo_events(seed: int = DEMO_SEED, *, now: datetime | None = None) -> list[d
         events = _fallback_events()
     if not events:
         return events
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
 
     def parse(s: str) -> datetime:
         return datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -80,15 +105,27 @@ def demo_events(seed: int = DEMO_SEED, *, now: datetime | None = None) -> list[d
     last = max(parse(e["time"]) for e in events)
     shift = now - last
     for e in events:
-        e["time"] = (parse(e["time"]) + shift).astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        e["time"] = (
+            (parse(e["time"]) + shift)
+            .astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
     return events
 
 
 class DemoTask:
     """The feeding thread; `stop()` ends it (and waits briefly)."""
 
-    def __init__(self, *, base_url: str, token: str | None, events: list[dict[str, Any]],
-                 seconds: float = DEMO_SECONDS, interval: float = BATCH_INTERVAL):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str | None,
+        events: list[dict[str, Any]],
+        seconds: float = DEMO_SECONDS,
+        interval: float = BATCH_INTERVAL,
+    ):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.events = events
@@ -101,7 +138,7 @@ class DemoTask:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="incidentbot-demo", daemon=True)
 
-    def start(self) -> "DemoTask":
+    def start(self) -> DemoTask:
         self._thread.start()
         return self
 
@@ -152,9 +189,8 @@ class DemoTask:
                     if self._stop.is_set():
                         return
                     began = time.monotonic()
-                    batch = self.events[start:start + size]
-                    r = http.post(f"{self.base_url}/v1/events", json={"events": batch},
-                                  headers=self._headers())
+                    batch = self.events[start : start + size]
+                    r = http.post(f"{self.base_url}/v1/events", json={"events": batch}, headers=self._headers())
                     if r.status_code != 202:
                         self.error = f"ingest answered {r.status_code}: {r.text[:300]}"
                         log.warning("demo: %s", self.error)
@@ -174,13 +210,15 @@ class DemoTask:
             self.finished.set()
 
 
-def start_demo(rt, *, port: int, seconds: float = DEMO_SECONDS, interval: float = BATCH_INTERVAL,
-               seed: int = DEMO_SEED) -> DemoTask:
+def start_demo(
+    rt, *, port: int, seconds: float = DEMO_SECONDS, interval: float = BATCH_INTERVAL, seed: int = DEMO_SEED
+) -> DemoTask:
     """Start feeding the demo scenario to the service on 127.0.0.1:`port`."""
     from incidentbot.console import console_token
 
     token = console_token(port)
     if token is None:  # the console is not mounted: use a configured token that may send events
         token = next((t for t, src in rt.settings.token_sources().items() if src in (None, "events")), None)
-    return DemoTask(base_url=f"http://127.0.0.1:{port}", token=token, events=demo_events(seed),
-                    seconds=seconds, interval=interval).start()
+    return DemoTask(
+        base_url=f"http://127.0.0.1:{port}", token=token, events=demo_events(seed), seconds=seconds, interval=interval
+    ).start()

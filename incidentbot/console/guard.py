@@ -80,9 +80,15 @@ class ConsoleGuard:
         origin = request.headers.get("origin")
         host = request.headers.get("host", "")
         if not origin or origin == "null":
-            raise self._refuse(request, "console_csrf", "a console action needs an Origin header (send it from the console page)")
+            raise self._refuse(
+                request, "console_csrf", "a console action needs an Origin header (send it from the console page)"
+            )
         parts = urlsplit(origin)
-        if parts.netloc.lower() != host.lower() or not self.allowed.allows(parts.netloc) or parts.scheme not in ("http", "https"):
+        if (
+            parts.netloc.lower() != host.lower()
+            or not self.allowed.allows(parts.netloc)
+            or parts.scheme not in ("http", "https")
+        ):
             raise self._refuse(request, "console_csrf", "cross-origin requests are not accepted by the local console")
         session = self.session(request)
         sent = request.headers.get("x-csrf-token") or str(data.get("csrf") or "")
@@ -95,7 +101,12 @@ class ConsoleGuard:
         def on_refuse(scope, host):
             self.metrics.auth_failures.labels("host").inc()
             peer = (scope.get("client") or ("?",))[0]
-            audit.warning("request refused: Host %r is not one this service answers to (%s %s from %s)",
-                          (host or "")[:200], scope.get("method", "WS"), scope.get("path", "")[:200], peer)
+            audit.warning(
+                "request refused: Host %r is not one this service answers to (%s %s from %s)",
+                (host or "")[:200],
+                scope.get("method", "WS"),
+                scope.get("path", "")[:200],
+                peer,
+            )
 
         return self.allowed.middleware(on_refuse=on_refuse)

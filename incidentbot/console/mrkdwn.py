@@ -11,19 +11,43 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from markupsafe import Markup
 
 __all__ = ["mrkdwn", "plain", "slack_unescape", "EMOJI"]
 
 EMOJI = {
-    "wrench": "🔧", "satellite_antenna": "📡", "bug": "🐛", "floppy_disk": "💾", "building_construction": "🏗️",
-    "grey_question": "❔", "warning": "⚠️", "lock": "🔒", "boom": "💥", "no_bell": "🔕", "bell": "🔔",
-    "arrow_upper_right": "↗️", "white_check_mark": "✅", "x": "❌", "ballot_box_with_ballot": "🗳️",
-    "chart_with_upwards_trend": "📈", "rotating_light": "🚨", "mag": "🔍", "memo": "📝", "fire": "🔥",
-    "tada": "🎉", "thinking_face": "🤔", "calendar": "📆", "repeat": "🔁", "link": "🔗", "book": "📖",
-    "information_source": "ℹ️", "heavy_check_mark": "✔️", "point_right": "👉", "eyes": "👀",
+    "wrench": "🔧",
+    "satellite_antenna": "📡",
+    "bug": "🐛",
+    "floppy_disk": "💾",
+    "building_construction": "🏗️",
+    "grey_question": "❔",
+    "warning": "⚠️",
+    "lock": "🔒",
+    "boom": "💥",
+    "no_bell": "🔕",
+    "bell": "🔔",
+    "arrow_upper_right": "↗️",
+    "white_check_mark": "✅",
+    "x": "❌",
+    "ballot_box_with_ballot": "🗳️",
+    "chart_with_upwards_trend": "📈",
+    "rotating_light": "🚨",
+    "mag": "🔍",
+    "memo": "📝",
+    "fire": "🔥",
+    "tada": "🎉",
+    "thinking_face": "🤔",
+    "calendar": "📆",
+    "repeat": "🔁",
+    "link": "🔗",
+    "book": "📖",
+    "information_source": "ℹ️",
+    "heavy_check_mark": "✔️",
+    "point_right": "👉",
+    "eyes": "👀",
 }
 
 _SAFE_SCHEMES = ("http://", "https://", "mailto:")
@@ -58,7 +82,7 @@ def _fmt_date(token: str) -> str | None:
         ts = int(parts[1])
     except (IndexError, ValueError):
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _angle(token: str, users: Callable[[str], str | None], rewrite_url: Callable[[str], str]) -> str:
@@ -111,8 +135,9 @@ def _inline(text: str, users, rewrite_url, *, links: bool = True) -> str:
     return out
 
 
-def mrkdwn(text: object, *, users: Callable[[str], str | None] | None = None,
-           rewrite_url: Callable[[str], str] | None = None) -> Markup:
+def mrkdwn(
+    text: object, *, users: Callable[[str], str | None] | None = None, rewrite_url: Callable[[str], str] | None = None
+) -> Markup:
     """Render Slack mrkdwn as HTML. `users` maps a user id to a display name; `rewrite_url` may
     turn the bot's public URLs into local ones."""
     users = users or (lambda _uid: None)
@@ -121,7 +146,7 @@ def mrkdwn(text: object, *, users: Callable[[str], str | None] | None = None,
     parts: list[str] = []
     pos = 0
     for m in _PRE.finditer(src):
-        parts.append(_inline(src[pos:m.start()], users, rewrite_url))
+        parts.append(_inline(src[pos : m.start()], users, rewrite_url))
         parts.append(f"<pre>{_esc(m.group(1))}</pre>")
         pos = m.end()
     parts.append(_inline(src[pos:], users, rewrite_url))

@@ -31,9 +31,25 @@ from .render import blocks_for, text_for
 from .weeks import DigestWeekError, iso_week, last_full_week, normalize_week, previous_fire_time, week_bounds
 
 __all__ = [
-    "compute", "render_blocks", "render_text", "preview", "run_digest", "schedule_digest", "catch_up", "iso_week",
-    "scheduled_run", "channels", "default_week", "week_bounds", "sparkline", "Digest", "DigestWeekError",
-    "GRACE", "JOB_ID", "JOBSTORE_ALIAS", "JOBSTORE_TABLE",
+    "compute",
+    "render_blocks",
+    "render_text",
+    "preview",
+    "run_digest",
+    "schedule_digest",
+    "catch_up",
+    "iso_week",
+    "scheduled_run",
+    "channels",
+    "default_week",
+    "week_bounds",
+    "sparkline",
+    "Digest",
+    "DigestWeekError",
+    "GRACE",
+    "JOB_ID",
+    "JOBSTORE_ALIAS",
+    "JOBSTORE_TABLE",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +77,7 @@ def default_week(rt) -> str:
 
 # -- computing and rendering --------------------------------------------------------------------
 
+
 def compute(rt, week: str | None = None) -> Digest:
     with rt.db.read() as session:
         return compute_digest(rt, session, week)
@@ -82,20 +99,35 @@ def preview(rt, week: str | None = None) -> str:
 
 # -- the unit of work ---------------------------------------------------------------------------
 
+
 def run_digest(rt, *, week: str, channel: str) -> bool:
     """Claim (channel, week) and enqueue its post, atomically. True only for the one caller whose
     INSERT won; everyone else (replicas, restarts, retries) gets False and posts nothing."""
     week = normalize_week(week)
     with rt.db.write() as session:
-        stmt = insert_for(session, DigestRun.__table__).values(
-            channel=channel, week=week, claimed_at=rt.clock(), claimed_by=rt.worker_id[:128],
-        ).on_conflict_do_nothing(index_elements=["channel", "week"]).returning(DigestRun.__table__.c.id)
+        stmt = (
+            insert_for(session, DigestRun.__table__)
+            .values(
+                channel=channel,
+                week=week,
+                claimed_at=rt.clock(),
+                claimed_by=rt.worker_id[:128],
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "week"])
+            .returning(DigestRun.__table__.c.id)
+        )
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement on PostgreSQL.
         if session.execute(stmt).first() is None:
             return False
         key = f"digest:{channel}:{week}"
-        enqueue(session, op="post", channel=channel, message_key=key, dedupe_key=key,
-                payload={"render": "digest", "week": week, "channel": channel})
+        enqueue(
+            session,
+            op="post",
+            channel=channel,
+            message_key=key,
+            dedupe_key=key,
+            payload={"render": "digest", "week": week, "channel": channel},
+        )
     log.info("digest %s for %s claimed by %s and queued", week, channel, rt.worker_id)
     return True
 
@@ -113,6 +145,7 @@ def catch_up(rt, now=None) -> list[str]:
 
 
 # -- scheduling ---------------------------------------------------------------------------------
+
 
 def scheduled_run(key: str = "default") -> None:
     """The APScheduler job (module level, picklable args only): look up the live runtime and run
@@ -159,8 +192,15 @@ def schedule_digest(rt, scheduler, *, key: str = "default") -> None:
         scheduler.add_jobstore(_jobstore(rt), alias=JOBSTORE_ALIAS)
     trigger = CronTrigger.from_crontab(s.digest_cron, timezone=ZoneInfo(s.tz))
     scheduler.add_job(
-        "incidentbot.digest:scheduled_run", trigger=trigger, kwargs={"key": key}, id=JOB_ID, name="weekly digest",
-        jobstore=JOBSTORE_ALIAS, replace_existing=True, coalesce=True, max_instances=1,
+        "incidentbot.digest:scheduled_run",
+        trigger=trigger,
+        kwargs={"key": key},
+        id=JOB_ID,
+        name="weekly digest",
+        jobstore=JOBSTORE_ALIAS,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
         misfire_grace_time=int(GRACE.total_seconds()),
     )
     # replace_existing resets the stored next run time, so a run missed while the service was down

@@ -17,14 +17,29 @@ from incidentbot.services.signatures import canonical_map
 
 from .weeks import day_bounds, last_full_week, normalize_week, week_bounds
 
-__all__ = ["Digest", "SignatureRow", "HypothesisRow", "PollRow", "AttentionRow", "compute_digest", "sparkline",
-           "OPEN_STATUSES", "HYPOTHESIS_KINDS"]
+__all__ = [
+    "Digest",
+    "SignatureRow",
+    "HypothesisRow",
+    "PollRow",
+    "AttentionRow",
+    "compute_digest",
+    "sparkline",
+    "OPEN_STATUSES",
+    "HYPOTHESIS_KINDS",
+]
 
 SPARK = "▁▂▃▄▅▆▇█"
 # Timeline kinds the digest reports, in the order it shows them.
 HYPOTHESIS_KINDS = ("opened", "confirmed", "resolved", "regressed", "rejected", "reopened")
-_LOG_KIND = {"created": "opened", "confirmed": "confirmed", "resolved": "resolved", "regressed": "regressed",
-             "rejected": "rejected", "reopened": "reopened"}
+_LOG_KIND = {
+    "created": "opened",
+    "confirmed": "confirmed",
+    "resolved": "resolved",
+    "regressed": "regressed",
+    "rejected": "rejected",
+    "reopened": "reopened",
+}
 
 
 def sparkline(values: list[int]) -> str:
@@ -138,28 +153,52 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     cmap = canonical_map(session)
     per_day: dict[int, list[int]] = {}
     for i, (a, b) in enumerate(day_bounds(week, tz)):
-        rows = session.execute(select(Event.signature_id, func.count()).where(_within(Event.time, a, b))
-                               .group_by(Event.signature_id)).all()
+        rows = session.execute(
+            select(Event.signature_id, func.count()).where(_within(Event.time, a, b)).group_by(Event.signature_id)
+        ).all()
         for sid, n in rows:
             canon = cmap.get(sid, sid)
             per_day.setdefault(canon, [0] * 7)[i] += n
-    raw_per_sig: dict[int, int] = dict(session.execute(
-        select(Event.signature_id, func.count()).where(_within(Event.time, ustart, uend)).group_by(Event.signature_id)).all())
+    raw_per_sig: dict[int, int] = dict(
+        session.execute(
+            select(Event.signature_id, func.count())
+            .where(_within(Event.time, ustart, uend))
+            .group_by(Event.signature_id)
+        ).all()
+    )
     d.events = sum(raw_per_sig.values())
-    d.jobs = session.scalar(select(func.count(func.distinct(Event.job_id))).where(_within(Event.time, ustart, uend))) or 0
+    d.jobs = (
+        session.scalar(select(func.count(func.distinct(Event.job_id))).where(_within(Event.time, ustart, uend))) or 0
+    )
     d.signatures_seen = len(per_day)
 
     sig_ids = set(per_day)
-    new_ids = set(session.scalars(select(Signature.id).where(_within(Signature.first_seen, ustart, uend),
-                                                             Signature.merged_into.is_(None))))
-    sigs = {s.id: s for s in session.scalars(select(Signature).where(Signature.id.in_(sig_ids | new_ids | set(raw_per_sig))))} \
-        if (sig_ids or new_ids or raw_per_sig) else {}
+    new_ids = set(
+        session.scalars(
+            select(Signature.id).where(_within(Signature.first_seen, ustart, uend), Signature.merged_into.is_(None))
+        )
+    )
+    sigs = (
+        {
+            s.id: s
+            for s in session.scalars(select(Signature).where(Signature.id.in_(sig_ids | new_ids | set(raw_per_sig))))
+        }
+        if (sig_ids or new_ids or raw_per_sig)
+        else {}
+    )
 
     def row(sid: int) -> SignatureRow:
         s = sigs[sid]
         days = per_day.get(sid, [0] * 7)
-        return SignatureRow(id=sid, title=s.title, category=s.category, week_count=sum(days), total=s.count,
-                            days=days, new=sid in new_ids)
+        return SignatureRow(
+            id=sid,
+            title=s.title,
+            category=s.category,
+            week_count=sum(days),
+            total=s.count,
+            days=days,
+            new=sid in new_ids,
+        )
 
     d.new_signatures = sorted((row(sid) for sid in new_ids if sid in sigs), key=lambda r: (-r.week_count, r.id))
     d.top = sorted((row(sid) for sid in sig_ids if sid in sigs), key=lambda r: (-r.week_count, r.id))[:top_n]
@@ -180,20 +219,31 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
 
     # -- hypotheses: the week's timeline -------------------------------------------------------
     seen: dict[str, dict[int, HypothesisRow]] = {k: {} for k in HYPOTHESIS_KINDS}
-    logs = session.execute(select(HypothesisLog.hypothesis_id, HypothesisLog.kind).where(
-        _within(HypothesisLog.at, ustart, uend), HypothesisLog.kind.in_(list(_LOG_KIND)))
-        .order_by(HypothesisLog.at, HypothesisLog.id)).all()
+    logs = session.execute(
+        select(HypothesisLog.hypothesis_id, HypothesisLog.kind)
+        .where(_within(HypothesisLog.at, ustart, uend), HypothesisLog.kind.in_(list(_LOG_KIND)))
+        .order_by(HypothesisLog.at, HypothesisLog.id)
+    ).all()
     hyp_ids = {hid for hid, _ in logs}
-    confirmed_now = set(session.scalars(select(Hypothesis.id).where(
-        Hypothesis.status == "confirmed", _within(Hypothesis.updated_at, ustart, uend))))
-    resolved_in_week = list(session.scalars(select(Hypothesis).where(
-        _within(Hypothesis.resolved_at, ustart, uend)).order_by(Hypothesis.id)))
-    hyps = {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.id.in_(hyp_ids | confirmed_now)))} \
-        if (hyp_ids or confirmed_now) else {}
+    confirmed_now = set(
+        session.scalars(
+            select(Hypothesis.id).where(Hypothesis.status == "confirmed", _within(Hypothesis.updated_at, ustart, uend))
+        )
+    )
+    resolved_in_week = list(
+        session.scalars(select(Hypothesis).where(_within(Hypothesis.resolved_at, ustart, uend)).order_by(Hypothesis.id))
+    )
+    hyps = (
+        {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.id.in_(hyp_ids | confirmed_now)))}
+        if (hyp_ids or confirmed_now)
+        else {}
+    )
     hyps.update({h.id: h for h in resolved_in_week})
 
     def hrow(h: Hypothesis) -> HypothesisRow:
-        ttr = (h.resolved_at - h.created_at) if h.resolved_at and h.created_at and h.resolved_at >= h.created_at else None
+        ttr = (
+            (h.resolved_at - h.created_at) if h.resolved_at and h.created_at and h.resolved_at >= h.created_at else None
+        )
         return HypothesisRow(id=h.id, title=h.title, status=h.status, owner=h.owner, time_to_resolve=ttr)
 
     for hid, kind in logs:
@@ -226,9 +276,19 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
         if truth:
             right = set(out.get("truth_option_ids") or [])
             truth_votes = sum(o["votes"] for o in tally if o["id"] in right)
-        d.polls.append(PollRow(id=p.id, question=p.question, status=p.status, ballots=ballots, truth=truth,
-                               truth_votes=truth_votes, room_right=out.get("room_right") if truth else None,
-                               underdog=bool(truth and out.get("underdog")), leader=leader))
+        d.polls.append(
+            PollRow(
+                id=p.id,
+                question=p.question,
+                status=p.status,
+                ballots=ballots,
+                truth=truth,
+                truth_votes=truth_votes,
+                room_right=out.get("room_right") if truth else None,
+                underdog=bool(truth and out.get("underdog")),
+                leader=leader,
+            )
+        )
     # VoteService.room_stats is the aggregate the rest of the bot reports; it counts polls created
     # since a time, which is exactly this week's polls unless later ones exist (a past week's
     # preview): then the same figures are taken from this week's Poll.outcome rows directly.
@@ -241,16 +301,27 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     else:
         underdog_ids = {f"P-{p.id}" for p in d.polls if p.underdog}
         n_scored, n_right = len(scored), sum(1 for p in scored if p.room_right)
-    d.votes = {"held": len(d.polls), "ballots": sum(p.ballots for p in d.polls), "scored": n_scored,
-               "room_right": n_right, "underdog_wins": [p for p in d.polls if f"P-{p.id}" in underdog_ids]}
+    d.votes = {
+        "held": len(d.polls),
+        "ballots": sum(p.ballots for p in d.polls),
+        "scored": n_scored,
+        "room_right": n_right,
+        "underdog_wins": [p for p in d.polls if f"P-{p.id}" in underdog_ids],
+    }
 
     # -- what needs attention now ------------------------------------------------------------------
-    open_hyps = list(session.scalars(select(Hypothesis).where(Hypothesis.status.in_(OPEN_STATUSES),
-                                                              Hypothesis.merged_into.is_(None))))
+    open_hyps = list(
+        session.scalars(
+            select(Hypothesis).where(Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
+        )
+    )
     if open_hyps:
         links: dict[int, list[int]] = {}
-        for hid, sid in session.execute(select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id)
-                                        .where(HypothesisSignature.hypothesis_id.in_([h.id for h in open_hyps]))):
+        for hid, sid in session.execute(
+            select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id).where(
+                HypothesisSignature.hypothesis_id.in_([h.id for h in open_hyps])
+            )
+        ):
             links.setdefault(hid, []).append(sid)
         needed = {sid for v in links.values() for sid in v} - set(sigs)
         if needed:

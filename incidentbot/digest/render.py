@@ -58,8 +58,14 @@ def _pct(x: float | None) -> str:
 
 
 def _env(*, mrkdwn: bool) -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=False, trim_blocks=True,
-                      lstrip_blocks=True, undefined=StrictUndefined, keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
     if mrkdwn:
         # Untrusted text: one line, escaped for mrkdwn, cut without splitting an entity.
         env.filters["t"] = lambda v, limit=LIMITS.title: cut(esc(_one_line(v)), limit)
@@ -88,8 +94,10 @@ def summary_line(d: Digest) -> str:
     """The notification text (escaped: Slack shows it as mrkdwn in notifications)."""
     if d.quiet:
         return f"Incident digest {d.week}: quiet week."
-    return (f"Incident digest {d.week}: {_plural(d.events, 'failure')}, {_plural(len(d.new_signatures), 'new signature')}, "
-            f"{len(d.hypotheses['opened'])} hypotheses opened, {len(d.hypotheses['resolved'])} resolved.")
+    return (
+        f"Incident digest {d.week}: {_plural(d.events, 'failure')}, {_plural(len(d.new_signatures), 'new signature')}, "
+        f"{len(d.hypotheses['opened'])} hypotheses opened, {len(d.hypotheses['resolved'])} resolved."
+    )
 
 
 def blocks_for(d: Digest, *, command: str = "/incident") -> tuple[str, list[dict]]:
@@ -105,8 +113,15 @@ def blocks_for(d: Digest, *, command: str = "/incident") -> tuple[str, list[dict
     if d.quiet:
         blocks.append(sec(m.quiet))
     else:
-        blocks += [sec(m.summary), divider(), sec(m.new_signatures), sec(m.top), divider(), sec(m.hypotheses),
-                   sec(m.votes)]
+        blocks += [
+            sec(m.summary),
+            divider(),
+            sec(m.new_signatures),
+            sec(m.top),
+            divider(),
+            sec(m.hypotheses),
+            sec(m.votes),
+        ]
     if d.attention:
         blocks += [divider(), sec(m.attention)]
     blocks.append(context(esc(f"{command} digest preview {d.week}") + " shows this digest again."))

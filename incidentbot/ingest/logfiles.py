@@ -31,19 +31,45 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["LogRecord", "LogParser", "parse_text", "classify", "KIND_RULES", "looks_like_jsonl", "to_event", "record_event_id",
-           "with_defaults"]
+__all__ = [
+    "LogRecord",
+    "LogParser",
+    "parse_text",
+    "classify",
+    "KIND_RULES",
+    "looks_like_jsonl",
+    "to_event",
+    "record_event_id",
+    "with_defaults",
+]
 
 _PREFIX_WINDOW = 320
 MAX_LINE_CHARS = 8 * 1024  # a longer line is cut (the shell cuts before decoding, this is the parser's own bound)
 MAX_RECORD_CHARS = 48 * 1024  # under the event schema's 64 KiB message limit, with room for the marker
-_MONTHS = {m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
-_LEVELS = {"I": "info", "W": "warning", "E": "error", "F": "fatal", "D": "debug", "INFO": "info", "DEBUG": "debug",
-           "TRACE": "debug", "WARN": "warning", "WARNING": "warning", "ERROR": "error", "ERR": "error",
-           "CRITICAL": "fatal", "CRIT": "fatal", "FATAL": "fatal", "NOTICE": "info"}
+_MONTHS = {
+    m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)
+}
+_LEVELS = {
+    "I": "info",
+    "W": "warning",
+    "E": "error",
+    "F": "fatal",
+    "D": "debug",
+    "INFO": "info",
+    "DEBUG": "debug",
+    "TRACE": "debug",
+    "WARN": "warning",
+    "WARNING": "warning",
+    "ERROR": "error",
+    "ERR": "error",
+    "CRITICAL": "fatal",
+    "CRIT": "fatal",
+    "FATAL": "fatal",
+    "NOTICE": "info",
+}
 # journald / syslog priorities: 0 emerg .. 7 debug
 _PRIORITY_LEVEL = {0: "fatal", 1: "fatal", 2: "fatal", 3: "error", 4: "warning", 5: "info", 6: "info", 7: "debug"}
 
@@ -107,7 +133,7 @@ def _iso(s: str) -> datetime | None:
     except ValueError:
         return None
     # A log time without an offset is read as UTC (documented in the README).
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _dated(year: int | None, month: int, day: int, hms: str) -> datetime | None:
@@ -116,7 +142,9 @@ def _dated(year: int | None, month: int, day: int, hms: str) -> datetime | None:
     try:
         h, m, s = hms.split(":")
         sec = float(s)
-        return datetime(year, month, day, int(h), int(m), int(sec), int(round((sec % 1) * 1e6)) % 1000000, tzinfo=timezone.utc)
+        return datetime(
+            year, month, day, int(h), int(m), int(sec), int(round((sec % 1) * 1e6)) % 1000000, tzinfo=UTC
+        )
     except ValueError:
         return None
 
@@ -126,16 +154,22 @@ def _dated(year: int | None, month: int, day: int, hms: str) -> datetime | None:
 _P_DEFAULT = re.compile(r"\[default(\d+)\]:")
 _P_RANK = re.compile(r"\[rank(\d+)\]: ?")
 _P_SRUN_LABEL = re.compile(r" {0,6}(\d{1,6}): ")
-_P_SYSLOG_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (\S{1,255}) ([^\s:\[\]]{1,64})(?:\[(\d{1,10})\])?: ")
-_P_SYSLOG = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d:\d\d:\d\d) (\S{1,255}) ([^\s:\[\]]{1,64})(?:\[(\d{1,10})\])?: ")
+_P_SYSLOG_ISO = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (\S{1,255}) ([^\s:\[\]]{1,64})(?:\[(\d{1,10})\])?: "
+)
+_P_SYSLOG = re.compile(
+    r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d:\d\d:\d\d) (\S{1,255}) ([^\s:\[\]]{1,64})(?:\[(\d{1,10})\])?: "
+)
 _P_DMESG = re.compile(r"\[ {0,12}(\d{1,12}\.\d{1,9})\] ?")
 _P_DMESG_T = re.compile(r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) ([ \d]\d) (\d\d:\d\d:\d\d) (\d{4})\] ?")
 _P_NCCL = re.compile(r"([\w.-]{1,255}):(\d{1,10}):(\d{1,10}) \[(\d{1,4})\] NCCL (INFO|WARN|ERROR|TRACE|ABORT) ")
 _P_GLOG = re.compile(r"([IWEF])(\d{1,2})(\d\d) (\d\d:\d\d:\d\d\.\d{1,9}) {1,8}(\d{1,10}) [^\]\s]{1,200}\] ?")
 _P_C10 = re.compile(r"\[([IWEF])(\d{1,2})(\d\d) (\d\d:\d\d:\d\d\.\d{1,9})(?: (\d{1,10}))? [^\]\s]{1,200}\] ?")
 _P_PYLOG_BRACKET = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d{1,6})?)\] [\w.]{1,200}: \[([A-Z]{4,8})\] ")
-_P_ISO_LEVEL = re.compile(r"\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)\]?[ |:-]{0,4}"
-                          r"(?:\[?(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?[ :|-]{0,4})?")
+_P_ISO_LEVEL = re.compile(
+    r"\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)\]?[ |:-]{0,4}"
+    r"(?:\[?(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?[ :|-]{0,4})?"
+)
 _P_SLURM = re.compile(r"(slurmstepd|srun|sbatch|salloc|slurmd)(?:-[\w.-]{1,200})?: (?:(error|warning|fatal): )?")
 _SLURM_JOB = re.compile(r"\*\*\* (?:JOB|STEP) (\d+)(?:\.\w+)? ON (\S+) CANCELLED AT (\S+)")
 _SLURM_TASK = re.compile(r"([\w.-]+): tasks? (\d+)(?:-\d+)?: ")
@@ -175,7 +209,7 @@ def _peel(line: str, *, year: int | None, meta: _Meta) -> tuple[str, str]:
             meta.format, meta.host, meta.pid, meta.gpu = "nccl", m[1], _int(m[2]), m[4]
             meta.level = _LEVELS.get(m[5], "error")
             stream += f"n{m[2]}/"
-            return stream, "NCCL " + m[5] + " " + body[m.end():]
+            return stream, "NCCL " + m[5] + " " + body[m.end() :]
         elif (m := _P_GLOG.match(head)) or (m := _P_C10.match(head)):
             meta.format = "glog" if meta.format == "text" else meta.format
             meta.level = _LEVELS[m[1]]
@@ -191,7 +225,7 @@ def _peel(line: str, *, year: int | None, meta: _Meta) -> tuple[str, str]:
             meta.extra["program"] = m[1]
             if m[2]:
                 meta.level = _LEVELS[m[2].upper()]
-            rest = body[m.end():m.end() + _PREFIX_WINDOW]
+            rest = body[m.end() : m.end() + _PREFIX_WINDOW]
             if j := _SLURM_JOB.search(rest):
                 meta.job_id, meta.host, meta.time = j[1], j[2], meta.time or _iso(j[3])
             elif t := _SLURM_TASK.match(rest):
@@ -204,7 +238,7 @@ def _peel(line: str, *, year: int | None, meta: _Meta) -> tuple[str, str]:
             stream += f"s{m[1]}/"
         else:
             break
-        body = body[m.end():]
+        body = body[m.end() :]
     return stream, body
 
 
@@ -214,26 +248,69 @@ def _peel(line: str, *, year: int | None, meta: _Meta) -> tuple[str, str]:
 # records logged at info/debug level, where "error" is usually a counter or a setting's name.
 KIND_RULES: list[tuple[str, re.Pattern[str], bool]] = [
     ("hardware", re.compile(r"\bNVRM: Xid\b|\bXid \(PCI:|\bsXid\b|\bXid \d+\b"), True),
-    ("oom", re.compile(r"OutOfMemoryError|out of memory|\boom[-_]kill|Out of memory: Killed process|OOM Killed|oom-killer", re.I), True),
-    ("crash", re.compile(r"^Traceback \(most recent call last\):|ChildFailedError|terminate called after throwing|"
-                         r"Segmentation fault|\bsegfault\b|core dumped|SIGSEGV|SIGABRT|Fatal Python error|"
-                         r"exitcode: -?[1-9]|exited with exit code [1-9]|Exited with exit code [1-9]|"
-                         r"kernel BUG|Kernel panic|general protection fault", re.M), True),
-    ("hang", re.compile(r"\bWatchdog caught collective operation timeout|\bwatchdog\b.{0,80}\b(timeout|timed out|hang)|"
-                        r"\bhung_task|blocked for more than \d+ seconds|\bNCCL (WARN|ERROR)\b.{0,200}\btimeout", re.I), True),
-    ("nccl", re.compile(r"^NCCL (WARN|ERROR|ABORT)\b|\bncclInternalError|\bncclSystemError|\bncclUnhandledCudaError|\bncclRemoteError", re.M), True),
-    ("hardware", re.compile(r"\bmce: \[Hardware Error\]|\bEDAC\b.{0,40}\berror|\bPCIe Bus Error|\bAER: .{0,40}error|"
-                            r"\blink (is )?down\b|\bibv_\w+ failed|fallen off the bus|Cable unplugged", re.I), True),
+    (
+        "oom",
+        re.compile(
+            r"OutOfMemoryError|out of memory|\boom[-_]kill|Out of memory: Killed process|OOM Killed|oom-killer", re.I
+        ),
+        True,
+    ),
+    (
+        "crash",
+        re.compile(
+            r"^Traceback \(most recent call last\):|ChildFailedError|terminate called after throwing|"
+            r"Segmentation fault|\bsegfault\b|core dumped|SIGSEGV|SIGABRT|Fatal Python error|"
+            r"exitcode: -?[1-9]|exited with exit code [1-9]|Exited with exit code [1-9]|"
+            r"kernel BUG|Kernel panic|general protection fault",
+            re.M,
+        ),
+        True,
+    ),
+    (
+        "hang",
+        re.compile(
+            r"\bWatchdog caught collective operation timeout|\bwatchdog\b.{0,80}\b(timeout|timed out|hang)|"
+            r"\bhung_task|blocked for more than \d+ seconds|\bNCCL (WARN|ERROR)\b.{0,200}\btimeout",
+            re.I,
+        ),
+        True,
+    ),
+    (
+        "nccl",
+        re.compile(
+            r"^NCCL (WARN|ERROR|ABORT)\b|\bncclInternalError|\bncclSystemError|\bncclUnhandledCudaError|\bncclRemoteError",
+            re.M,
+        ),
+        True,
+    ),
+    (
+        "hardware",
+        re.compile(
+            r"\bmce: \[Hardware Error\]|\bEDAC\b.{0,40}\berror|\bPCIe Bus Error|\bAER: .{0,40}error|"
+            r"\blink (is )?down\b|\bibv_\w+ failed|fallen off the bus|Cable unplugged",
+            re.I,
+        ),
+        True,
+    ),
     ("nan", re.compile(r"\bloss\b.{0,40}\bnan\b|\bnan\b.{0,20}\bloss\b|non-finite loss", re.I), True),
     ("slurm", re.compile(r"\*\*\* (JOB|STEP) \d+.{0,300}CANCELLED|DUE TO (TIME LIMIT|NODE FAILURE|PREEMPTION)"), True),
     ("warning", re.compile(r"\b\w*Warning: "), False),
     ("error", re.compile(r"^[\w.]*(Error|Exception)\b:", re.M), False),  # a Python exception line on its own
-    ("error", re.compile(r"\b(errors?|exceptions?|failed|failure|fatal|panic|abort(ed)?|killed|cancell?ed|unreachable)\b", re.I), False),
+    (
+        "error",
+        re.compile(
+            r"\b(errors?|exceptions?|failed|failure|fatal|panic|abort(ed)?|killed|cancell?ed|unreachable)\b", re.I
+        ),
+        False,
+    ),
     ("warning", re.compile(r"\bwarn(ing)?\b", re.I), False),
 ]
 # Text that looks like a failure but says the opposite; removed before the weak rules run.
-NEGATIONS = re.compile(r"\b(no|0|zero|without) (errors?|failures?|exceptions?)\b|\berrors?(_count)?[=:] ?0\b|"
-                       r"\bfailed[=:] ?0\b|\b0 failed\b", re.I)
+NEGATIONS = re.compile(
+    r"\b(no|0|zero|without) (errors?|failures?|exceptions?)\b|\berrors?(_count)?[=:] ?0\b|"
+    r"\bfailed[=:] ?0\b|\b0 failed\b",
+    re.I,
+)
 # Warnings that every torchrun prints: not failures (kept as data so a reader sees the list).
 BENIGN = re.compile(r"Setting OMP_NUM_THREADS environment variable for each process|^\**$")
 _LEVEL_KIND = {"error": "error", "fatal": "error", "warning": "warning"}
@@ -246,7 +323,9 @@ def _flags(rule: re.Pattern[str]) -> str:
 def _one_pattern(rules: list[tuple[str, re.Pattern[str], bool]]) -> re.Pattern[str]:
     """The rules as one alternation (one scan of the text instead of one per rule); the group that
     matched says which rule, and leftmost-first order keeps "first rule wins" for a given position."""
-    return re.compile("|".join(f"(?P<r{i}>(?{_flags(rule) or '-i'}:{rule.pattern}))" for i, (_, rule, _) in enumerate(rules)))
+    return re.compile(
+        "|".join(f"(?P<r{i}>(?{_flags(rule) or '-i'}:{rule.pattern}))" for i, (_, rule, _) in enumerate(rules))
+    )
 
 
 _STRONG = [r for r in KIND_RULES if r[2]]
@@ -289,13 +368,22 @@ def classify(text: str, *, level: str | None = None) -> tuple[str | None, str]:
 # -- assembly ---------------------------------------------------------------------------------
 
 _TRACEBACK = "Traceback (most recent call last):"
-_CHAINS = ("During handling of the above exception, another exception occurred:",
-           "The above exception was the direct cause of the following exception:")
+_CHAINS = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
 _RULE = re.compile(r"^={20,}\s*$")
 # Non-indented lines known to continue the record before them (CUDA's and c10's messages).
-_CONTINUATIONS = ("CUDA kernel errors might be asynchronously reported", "For debugging consider passing CUDA_LAUNCH_BLOCKING",
-                  "Compile with `TORCH_USE_CUDA_DSA`", "Exception raised from ", "frame #", "what():",
-                  "Device-side assertion", "Search for `cudaErrorLaunchFailure'")
+_CONTINUATIONS = (
+    "CUDA kernel errors might be asynchronously reported",
+    "For debugging consider passing CUDA_LAUNCH_BLOCKING",
+    "Compile with `TORCH_USE_CUDA_DSA`",
+    "Exception raised from ",
+    "frame #",
+    "what():",
+    "Device-side assertion",
+    "Search for `cudaErrorLaunchFailure'",
+)
 
 
 @dataclass(slots=True)
@@ -363,7 +451,7 @@ class LogParser:
         meta.format = "journal" if meta.format in ("text", "glog", "pylog") else meta.format
         ts = str(entry.get("__REALTIME_TIMESTAMP", ""))
         if ts.isdigit():
-            meta.time = datetime.fromtimestamp(int(ts) / 1e6, tz=timezone.utc)
+            meta.time = datetime.fromtimestamp(int(ts) / 1e6, tz=UTC)
         meta.host = str(entry["_HOSTNAME"]) if entry.get("_HOSTNAME") else meta.host
         meta.pid = _int(str(entry.get("_PID", ""))) or meta.pid
         prio = _int(str(entry.get("PRIORITY", "")))
@@ -406,8 +494,17 @@ class LogParser:
             mode, state = "cpp", ""
         else:
             mode, state = "plain", ""
-        self._open[stream] = _Pending(mode, state, meta, lineno, offset, end, [body], deque(maxlen=self.max_lines - self.max_lines // 4),
-                                      offsets=[offset])
+        self._open[stream] = _Pending(
+            mode,
+            state,
+            meta,
+            lineno,
+            offset,
+            end,
+            [body],
+            deque(maxlen=self.max_lines - self.max_lines // 4),
+            offsets=[offset],
+        )
         return out
 
     def _continue(self, p: _Pending, body: str) -> bool:
@@ -459,7 +556,11 @@ class LogParser:
         return _continues(body)
 
     def _close(self, p: _Pending) -> LogRecord:
-        lines = p.head + ([f"[... {p.cut} lines cut: the record was longer than {self.max_lines} lines ...]"] if p.cut else []) + list(p.tail)
+        lines = (
+            p.head
+            + ([f"[... {p.cut} lines cut: the record was longer than {self.max_lines} lines ...]"] if p.cut else [])
+            + list(p.tail)
+        )
         while lines and not lines[-1].strip():
             lines.pop()
         text = "\n".join(lines)
@@ -478,9 +579,26 @@ class LogParser:
         else:
             kind, why = classify(text, level=p.meta.level)
         m = p.meta
-        return LogRecord(text=text, line=p.line, start=p.start, end=p.end, format=m.format, kind=kind, why=why, time=m.time,
-                         host=m.host, rank=m.rank, local_rank=m.local_rank, pid=m.pid, gpu=m.gpu, job_id=m.job_id,
-                         level=m.level, cut_lines=cut, offsets=tuple(p.offsets), extra=dict(m.extra))
+        return LogRecord(
+            text=text,
+            line=p.line,
+            start=p.start,
+            end=p.end,
+            format=m.format,
+            kind=kind,
+            why=why,
+            time=m.time,
+            host=m.host,
+            rank=m.rank,
+            local_rank=m.local_rank,
+            pid=m.pid,
+            gpu=m.gpu,
+            job_id=m.job_id,
+            level=m.level,
+            cut_lines=cut,
+            offsets=tuple(p.offsets),
+            extra=dict(m.extra),
+        )
 
 
 def parse_text(text: str, *, year: int | None = None, max_lines: int = 400) -> list[LogRecord]:
@@ -518,23 +636,44 @@ def record_event_id(record: LogRecord, *, identity: str) -> str:
     """Stable across re-reads: the file's identity, where the record starts and what it says."""
     import hashlib
 
-    digest = hashlib.sha256(f"{identity}|{record.start}|".encode() + record.text.encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hashlib.sha256(
+        f"{identity}|{record.start}|".encode() + record.text.encode("utf-8", "surrogateescape")
+    ).hexdigest()
     return f"lf:{digest[:40]}"
 
 
-def to_event(record: LogRecord, *, identity: str, job_id: str, host: str | None = None, rank: int | None = None,
-             source: str | None = None) -> dict:
+def to_event(
+    record: LogRecord,
+    *,
+    identity: str,
+    job_id: str,
+    host: str | None = None,
+    rank: int | None = None,
+    source: str | None = None,
+) -> dict:
     """A failure record → an event of the API's schema. The text's own job, host and rank win;
     the arguments (the command's flags) fill what it lacks."""
-    event: dict[str, Any] = {"event_id": record_event_id(record, identity=identity), "job_id": record.job_id or job_id,
-                             "message": record.text, "kind": record.kind}
+    event: dict[str, Any] = {
+        "event_id": record_event_id(record, identity=identity),
+        "job_id": record.job_id or job_id,
+        "message": record.text,
+        "kind": record.kind,
+    }
     if record.time is not None:
         event["time"] = record.time.isoformat()
-    for name, value in (("host", record.host or host), ("rank", record.rank if record.rank is not None else rank),
-                        ("gpu", record.gpu)):
+    for name, value in (
+        ("host", record.host or host),
+        ("rank", record.rank if record.rank is not None else rank),
+        ("gpu", record.gpu),
+    ):
         if value is not None:
             event[name] = value
-    attributes: dict[str, Any] = {"source": "logfile", "format": record.format, "line": record.line, "offset": record.start}
+    attributes: dict[str, Any] = {
+        "source": "logfile",
+        "format": record.format,
+        "line": record.line,
+        "offset": record.start,
+    }
     if source:
         attributes["file"] = source
     for name in ("local_rank", "pid", "level"):

@@ -4,22 +4,44 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 
-__all__ = ["EventIn", "BatchError", "validate_batch", "validate_body_fast", "needs_cleaning", "clean_text",
-           "MAX_MESSAGE_BYTES"]
+__all__ = [
+    "EventIn",
+    "BatchError",
+    "validate_batch",
+    "validate_body_fast",
+    "needs_cleaning",
+    "clean_text",
+    "MAX_MESSAGE_BYTES",
+]
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_INT = 2**63 - 1
 MAX_JSON_DEPTH = 32
-MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MAX_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 
-_KNOWN = {"event_id", "job_id", "message", "time", "cluster", "host", "gpu", "rank", "step", "code_version",
-          "versions", "kind", "attributes", "run", "attempt"}
+_KNOWN = {
+    "event_id",
+    "job_id",
+    "message",
+    "time",
+    "cluster",
+    "host",
+    "gpu",
+    "rank",
+    "step",
+    "code_version",
+    "versions",
+    "kind",
+    "attributes",
+    "run",
+    "attempt",
+}
 
 
 def clean_text(s: str) -> str:
@@ -61,8 +83,9 @@ class EventIn(BaseModel):
     rank: int | None = Field(default=None, ge=0, le=MAX_INT)
     step: int | None = Field(default=None, ge=0, le=MAX_INT)
     code_version: str | None = Field(default=None, max_length=256)
-    versions: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=128)]] = Field(
-        default_factory=dict, max_length=64)
+    versions: dict[
+        Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=128)]
+    ] = Field(default_factory=dict, max_length=64)
     kind: str | None = Field(default=None, max_length=64)
     attributes: dict[str, Any] = Field(default_factory=dict)
     # Run lineage: the run a job id belongs to (a torchelastic run id, the SLURM job of a requeued
@@ -82,7 +105,7 @@ class EventIn(BaseModel):
     @classmethod
     def _time(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)  # RFC 3339 requires an offset; assume UTC when a job omits it
+            v = v.replace(tzinfo=UTC)  # RFC 3339 requires an offset; assume UTC when a job omits it
         # A failure time outside this range is a broken clock or a typo; SQLite also cannot read
         # back years before 1000 (its text format is not zero-padded), which made one such event
         # break every later GET /v1/events.

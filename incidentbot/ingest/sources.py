@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from incidentbot.ingest.gpu import normalise_gpu
@@ -68,8 +67,11 @@ def alert_gpu(labels: dict[str, str]) -> str | None:
 def _xid_code(labels: dict[str, str], texts: list[str]) -> int | None:
     """The Xid an alert reports, from a label or its text; None when it reports none. A label
     counts only on an alert about Xids (err_code is a generic name)."""
-    about_xid = any("xid" in k.lower() for k in labels) or "xid" in labels.get("alertname", "").lower() \
+    about_xid = (
+        any("xid" in k.lower() for k in labels)
+        or "xid" in labels.get("alertname", "").lower()
         or any("xid" in t.lower() for t in texts)
+    )
     if about_xid:
         for name in _XID_LABELS:
             raw = labels.get(name, "").strip()
@@ -89,7 +91,9 @@ def alert_text(labels: dict[str, str], annotations: dict[str, str]) -> str:
     its own (``alertname=…``, which the alert parser reads when nothing more specific matched).
     Never ``Name: summary``: that reads as a Python exception header."""
     alertname = labels.get("alertname", "alert")
-    texts = list(dict.fromkeys(t for t in (_first(annotations, "summary", "message"), _first(annotations, "description")) if t))
+    texts = list(
+        dict.fromkeys(t for t in (_first(annotations, "summary", "message"), _first(annotations, "description")) if t)
+    )
     lines = list(texts)
     if not lines:
         shown = " ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
@@ -99,7 +103,9 @@ def alert_text(labels: dict[str, str], annotations: dict[str, str]) -> str:
         if code is not None:
             where = _first(labels, "pci_bus_id") or alert_gpu(labels) or "unknown"
             detail = _first(labels, "err_msg")
-            lines.insert(0, f"Xid ({where}): {code}" + (f", {detail}" if detail else "") + " (reported by Alertmanager)")
+            lines.insert(
+                0, f"Xid ({where}): {code}" + (f", {detail}" if detail else "") + " (reported by Alertmanager)"
+            )
     lines.append(f"alertname={alertname}")
     return "\n".join(lines)
 
@@ -152,8 +158,13 @@ def from_alertmanager(payload: Any) -> AlertmanagerResult:
             "host": alert_host(labels),
             "gpu": alert_gpu(labels),
             "kind": "alert",
-            "attributes": {"labels": labels, "annotations": annotations, "generatorURL": alert.get("generatorURL"),
-                           "receiver": payload.get("receiver"), "source": "alertmanager"},
+            "attributes": {
+                "labels": labels,
+                "annotations": annotations,
+                "generatorURL": alert.get("generatorURL"),
+                "receiver": payload.get("receiver"),
+                "source": "alertmanager",
+            },
         }
         if isinstance(starts, str) and starts and not starts.startswith("0001-"):
             event["time"] = starts

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -46,15 +46,23 @@ def place_from_path(path: str | PurePath) -> ErrorFilePlace:
     return ErrorFilePlace()
 
 
-def from_torchelastic(data: Any, *, job_id: str | None = None, rank: int | None = None, host: str | None = None,
-                      path: str | PurePath | None = None) -> dict:
+def from_torchelastic(
+    data: Any,
+    *,
+    job_id: str | None = None,
+    rank: int | None = None,
+    host: str | None = None,
+    path: str | PurePath | None = None,
+) -> dict:
     """One error file → one event. ``data`` is the file's text or bytes (or its parsed JSON).
 
     Rank: the one the message names, else ``rank``, else the local rank of the path. Job: ``job_id``,
     else the run id of the path, else ``"unknown"``. The event id is a hash of the file's content,
     its place (run, attempt, local rank) and host, so ingesting it again stores nothing new.
     Raises ValueError with a reason for anything that is not an error file."""
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data if isinstance(data, bytes) else None
+    raw = (
+        data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data if isinstance(data, bytes) else None
+    )
     if raw is not None:
         try:
             data = json.loads(raw)
@@ -79,18 +87,35 @@ def from_torchelastic(data: Any, *, job_id: str | None = None, rank: int | None 
     named = _MESSAGE_RANK.search(summary[:2000])
     event_rank = int(named[1]) if named else rank if rank is not None else place.local_rank
     attributes: dict[str, Any] = {"source": "torchelastic"}
-    for key, value in (("attempt", place.attempt), ("run_id", place.run_id), ("local_rank", place.local_rank),
-                       ("error_code", data.get("errorCode")), ("file", str(path) if path is not None else None)):
+    for key, value in (
+        ("attempt", place.attempt),
+        ("run_id", place.run_id),
+        ("local_rank", place.local_rank),
+        ("error_code", data.get("errorCode")),
+        ("file", str(path) if path is not None else None),
+    ):
         if value is not None:
             attributes[key] = value
-    key = hashlib.sha256(b"%s|%s|%s|%s|%s" % (str(place.run_id).encode(), str(place.attempt).encode(),
-                                               str(place.local_rank).encode(), str(host).encode(), raw)).hexdigest()
-    event: dict[str, Any] = {"event_id": f"te:{key[:40]}", "job_id": job_id or place.run_id or "unknown",
-                             "message": text or "torchelastic error file with an empty message",
-                             "kind": "crash", "attributes": attributes}
+    key = hashlib.sha256(
+        b"%s|%s|%s|%s|%s"
+        % (
+            str(place.run_id).encode(),
+            str(place.attempt).encode(),
+            str(place.local_rank).encode(),
+            str(host).encode(),
+            raw,
+        )
+    ).hexdigest()
+    event: dict[str, Any] = {
+        "event_id": f"te:{key[:40]}",
+        "job_id": job_id or place.run_id or "unknown",
+        "message": text or "torchelastic error file with an empty message",
+        "kind": "crash",
+        "attributes": attributes,
+    }
     ts = extra.get("timestamp")
     if ts is not None and str(ts).isdigit() and len(str(ts)) <= 11:
-        event["time"] = datetime.fromtimestamp(int(ts), tz=timezone.utc).isoformat()
+        event["time"] = datetime.fromtimestamp(int(ts), tz=UTC).isoformat()
     if event_rank is not None:
         event["rank"] = event_rank
     if host:

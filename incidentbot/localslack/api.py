@@ -23,7 +23,8 @@ import email.parser
 import email.policy
 import json
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, WebSocket
@@ -37,7 +38,7 @@ JSON_PARAMS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")
 
 
 class ApiError(Exception):
-    def __init__(self, error: str, messages: Optional[list[str]] = None, **extra: Any) -> None:
+    def __init__(self, error: str, messages: list[str] | None = None, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
         self.messages = messages or []
@@ -359,7 +360,7 @@ class LocalSlackApi:
         ws = self.ws
         logged = {k: v for k, v in params.items() if k != "token"}
 
-        def done(status: int, body: dict, extra_headers: Optional[dict] = None) -> JSONResponse:
+        def done(status: int, body: dict, extra_headers: dict | None = None) -> JSONResponse:
             ws.record_call(
                 CallRecord(
                     method=method,
@@ -447,7 +448,7 @@ def create_app(workspace: Workspace) -> FastAPI:
                 body[key] = parse_json_param(body[key])
         logged = dict(body)
 
-        def handle() -> tuple[int, str, Optional[dict]]:
+        def handle() -> tuple[int, str, dict | None]:
             fault = workspace.take_fault("response_url")
             if fault is not None:
                 retry_after = fault.retry_after if fault.retry_after is not None else 1
@@ -501,7 +502,7 @@ def create_app(workspace: Workspace) -> FastAPI:
         return {"version": workspace.version, "views": workspace.views_for(user)}
 
     @app.get("/state/calls")
-    def state_calls(method: Optional[str] = None) -> dict:
+    def state_calls(method: str | None = None) -> dict:
         return {"version": workspace.version, "calls": [c.to_dict() for c in workspace.calls(method)]}
 
     @app.get("/state/wait")

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -42,10 +43,10 @@ class BotResponse:
     status: int
     text: str
     headers: dict[str, str]
-    user: Optional[str] = None
-    channel: Optional[str] = None
-    response_url: Optional[str] = None
-    trigger_id: Optional[str] = None
+    user: str | None = None
+    channel: str | None = None
+    response_url: str | None = None
+    trigger_id: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)  # form fields or interactivity payload sent
     elapsed: float = 0.0  # seconds until the bot answered (Slack allows 3)
 
@@ -79,7 +80,7 @@ class SlackSimulator:
         bot_url: str,
         signing_secret: str,
         localslack_url: str,
-        http: Optional[httpx.Client] = None,
+        http: httpx.Client | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         socket_mode: bool = False,
@@ -100,14 +101,16 @@ class SlackSimulator:
         if self._own_http:
             self._http.close()
 
-    def __enter__(self) -> "SlackSimulator":
+    def __enter__(self) -> SlackSimulator:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # ------------------------------------------------------------------ signing
-    def sign(self, body: bytes, *, timestamp: Optional[int] = None, stale: bool = False, bad_signature: bool = False) -> dict[str, str]:
+    def sign(
+        self, body: bytes, *, timestamp: int | None = None, stale: bool = False, bad_signature: bool = False
+    ) -> dict[str, str]:
         """Headers Slack would send for `body`. `stale` dates the request 10 minutes back;
         `bad_signature` signs with the wrong secret."""
         ts = int(timestamp if timestamp is not None else self.clock())
@@ -125,7 +128,7 @@ class SlackSimulator:
         content_type: str = "application/x-www-form-urlencoded",
         stale: bool = False,
         bad_signature: bool = False,
-        extra_headers: Optional[dict[str, str]] = None,
+        extra_headers: dict[str, str] | None = None,
         kind: str = "raw",
     ) -> BotResponse:
         headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
@@ -141,8 +144,15 @@ class SlackSimulator:
             elapsed=time.monotonic() - started,
         )
 
-    def _deliver(self, kind: str, *, form: Optional[dict] = None, payload: Optional[dict] = None,
-                 stale: bool = False, bad_signature: bool = False) -> BotResponse:
+    def _deliver(
+        self,
+        kind: str,
+        *,
+        form: dict | None = None,
+        payload: dict | None = None,
+        stale: bool = False,
+        bad_signature: bool = False,
+    ) -> BotResponse:
         """One request from Slack: `form` fields (a slash command) or a JSON `payload`
         (interactivity, events), over HTTP or Socket Mode."""
         if self.socket_mode:
@@ -152,15 +162,26 @@ class SlackSimulator:
             started = time.monotonic()
             ack = self.ws.socket_mode.deliver(envelope_type, form if form is not None else payload or {})
             body = ack.get("payload")
-            return BotResponse(kind=kind, status=200, text=json.dumps(body) if body else "", headers={},
-                               elapsed=time.monotonic() - started)
+            return BotResponse(
+                kind=kind,
+                status=200,
+                text=json.dumps(body) if body else "",
+                headers={},
+                elapsed=time.monotonic() - started,
+            )
         if form is not None:
             return self.post_signed(urlencode(form).encode(), stale=stale, bad_signature=bad_signature, kind=kind)
         if kind == "event":
-            return self.post_signed(json.dumps(payload).encode(), content_type="application/json", stale=stale,
-                                    bad_signature=bad_signature, kind=kind)
-        return self.post_signed(urlencode({"payload": json.dumps(payload)}).encode(), stale=stale,
-                                bad_signature=bad_signature, kind=kind)
+            return self.post_signed(
+                json.dumps(payload).encode(),
+                content_type="application/json",
+                stale=stale,
+                bad_signature=bad_signature,
+                kind=kind,
+            )
+        return self.post_signed(
+            urlencode({"payload": json.dumps(payload)}).encode(), stale=stale, bad_signature=bad_signature, kind=kind
+        )
 
     # ------------------------------------------------------------------ helpers
     def _user(self, user: str) -> dict:
@@ -214,7 +235,11 @@ class SlackSimulator:
         }
         resp = self._deliver("slash_command", form=form, stale=stale, bad_signature=bad_signature)
         resp.user, resp.channel, resp.response_url, resp.trigger_id, resp.payload = (
-            u["id"], ch["id"], form["response_url"], trigger_id, form,
+            u["id"],
+            ch["id"],
+            form["response_url"],
+            trigger_id,
+            form,
         )
         if resp.status == 200 and resp.text.strip():
             body = resp.json
@@ -232,7 +257,7 @@ class SlackSimulator:
 
     # ------------------------------------------------------------------ block_actions
     @staticmethod
-    def _find_action(blocks: list[dict], action_id: str, block_id: Optional[str]) -> Optional[tuple[dict, dict]]:
+    def _find_action(blocks: list[dict], action_id: str, block_id: str | None) -> tuple[dict, dict] | None:
         for b in blocks or []:
             if block_id and b.get("block_id") != block_id:
                 continue
@@ -249,12 +274,12 @@ class SlackSimulator:
         *,
         user: str,
         action_id: str,
-        channel: Optional[str] = None,
-        message_ts: Optional[str] = None,
-        ephemeral_ts: Optional[str] = None,
-        view_id: Optional[str] = None,
-        block_id: Optional[str] = None,
-        value: Optional[str] = None,
+        channel: str | None = None,
+        message_ts: str | None = None,
+        ephemeral_ts: str | None = None,
+        view_id: str | None = None,
+        block_id: str | None = None,
+        value: str | None = None,
         strict: bool = True,
         stale: bool = False,
         bad_signature: bool = False,
@@ -268,9 +293,9 @@ class SlackSimulator:
         u = self._user(user)
         blocks: list[dict] = []
         container: dict[str, Any]
-        message: Optional[dict] = None
-        view: Optional[dict] = None
-        ch: Optional[dict] = None
+        message: dict | None = None
+        view: dict | None = None
+        ch: dict | None = None
         if view_id:
             view = self.ws.find_view(view_id=view_id)
             if view is None:
@@ -346,7 +371,11 @@ class SlackSimulator:
             payload["view"] = {k: v for k, v in view.items() if k != "user"}
         resp = self._deliver("block_actions", payload=payload, stale=stale, bad_signature=bad_signature)
         resp.user, resp.channel, resp.response_url, resp.trigger_id, resp.payload = (
-            u["id"], ch["id"] if ch else None, response_url, trigger_id, payload,
+            u["id"],
+            ch["id"] if ch else None,
+            response_url,
+            trigger_id,
+            payload,
         )
         return self._finish(resp)
 
@@ -356,7 +385,7 @@ class SlackSimulator:
         *,
         user: str,
         values: dict[str, dict[str, Any]],
-        view_id: Optional[str] = None,
+        view_id: str | None = None,
         stale: bool = False,
         bad_signature: bool = False,
     ) -> BotResponse:
@@ -429,7 +458,12 @@ class SlackSimulator:
             "event_id": f"Ev{int(self.clock() * 1000):X}{len(self.acks):04d}",
             "event_time": int(self.clock()),
             "authorizations": [
-                {"team_id": self.ws.team_id, "user_id": self.ws.bot_user_id, "is_bot": True, "is_enterprise_install": False}
+                {
+                    "team_id": self.ws.team_id,
+                    "user_id": self.ws.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
             ],
             "is_ext_shared_channel": False,
         }
@@ -437,7 +471,7 @@ class SlackSimulator:
         resp.user, resp.channel, resp.payload = event.get("user"), event.get("channel"), envelope
         return self._finish(resp)
 
-    def mention_bot(self, text: str, *, user: str, channel: str, thread_ts: Optional[str] = None) -> BotResponse:
+    def mention_bot(self, text: str, *, user: str, channel: str, thread_ts: str | None = None) -> BotResponse:
         """Post `<@bot> text` as `user` in `channel` (state) and send the matching app_mention event."""
         ch = self._channel(channel)
         full = f"<@{self.ws.bot_user_id}> {text}"
@@ -448,7 +482,7 @@ class SlackSimulator:
         return self.send_event(event)
 
     # ------------------------------------------------------------------ the user's view of things
-    def post_as_user(self, channel: str, text: str, *, user: str, thread_ts: Optional[str] = None) -> dict:
+    def post_as_user(self, channel: str, text: str, *, user: str, thread_ts: str | None = None) -> dict:
         """A human message in a channel (state only; no Events API request is sent to the bot)."""
         return self.ws.post_message(channel, text=text, user=user, thread_ts=thread_ts)
 
@@ -460,14 +494,14 @@ class SlackSimulator:
     def wait_for_reply(
         self,
         user: str,
-        predicate: Optional[Callable[[dict], bool]] = None,
+        predicate: Callable[[dict], bool] | None = None,
         *,
         after: int = 0,
         timeout: float = 5.0,
     ) -> dict:
         """Wait until `user` has a private reply (index ≥ `after`) matching `predicate`; return it."""
 
-        def check() -> Optional[dict]:
+        def check() -> dict | None:
             for e in self.ws.ephemeral_for(user)[after:]:
                 if predicate is None or predicate(e):
                     return e

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import uvicorn
 
@@ -19,7 +19,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._started_event = started
 
-    async def startup(self, sockets: Optional[list[socket.socket]] = None) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         self._started_event.set()
 
@@ -49,7 +49,7 @@ class RunningServer:
         self._server.should_exit = True
         self._thread.join(timeout)
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> RunningServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -57,7 +57,7 @@ class RunningServer:
 
 
 def run_in_thread(
-    workspace: Optional[Workspace] = None,
+    workspace: Workspace | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     *,

@@ -18,7 +18,7 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -31,7 +31,7 @@ ACK_TIMEOUT_SECONDS = 3.0
 @dataclass
 class _Session:
     loop: asyncio.AbstractEventLoop
-    outbox: "asyncio.Queue[Optional[dict]]"
+    outbox: asyncio.Queue[dict | None]
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
@@ -65,10 +65,16 @@ class SocketModeHub:
             return
         await websocket.accept()
         session = _Session(loop=asyncio.get_running_loop(), outbox=asyncio.Queue())
-        await websocket.send_text(json.dumps({
-            "type": "hello", "num_connections": len(self._sessions) + 1,
-            "debug_info": {"host": "localslack", "approximate_connection_time": 18060},
-            "connection_info": {"app_id": "A0LOCAL01"}}))
+        await websocket.send_text(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sessions) + 1,
+                    "debug_info": {"host": "localslack", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": "A0LOCAL01"},
+                }
+            )
+        )
         with self._lock:
             self._sessions.append(session)
             self.connections_opened += 1
@@ -112,25 +118,37 @@ class SocketModeHub:
     def wait_connected(self, timeout: float = 10.0, *, opened_at_least: int = 1) -> bool:
         """Wait until a socket is open (and at least ``opened_at_least`` were opened in all)."""
         with self._lock:
-            return self._lock.wait_for(lambda: bool(self._sessions) and self.connections_opened >= opened_at_least,
-                                       timeout)
+            return self._lock.wait_for(
+                lambda: bool(self._sessions) and self.connections_opened >= opened_at_least, timeout
+            )
 
     @property
     def connected(self) -> int:
         with self._lock:
             return len(self._sessions)
 
-    def deliver(self, envelope_type: str, payload: dict, *, timeout: float = ACK_TIMEOUT_SECONDS,
-                accepts_response_payload: bool = True) -> dict:
+    def deliver(
+        self,
+        envelope_type: str,
+        payload: dict,
+        *,
+        timeout: float = ACK_TIMEOUT_SECONDS,
+        accepts_response_payload: bool = True,
+    ) -> dict:
         """Send one envelope on an open socket; return the app's acknowledgement (a dict with
         ``envelope_id`` and maybe ``payload``). Raises TimeoutError when none comes in time (Slack
         would show the user an error), ConnectionError when no app is connected."""
         if not self.wait_connected(timeout):
             raise ConnectionError("no Socket Mode connection is open")
         envelope_id = str(uuid.uuid4())
-        envelope: dict[str, Any] = {"envelope_id": envelope_id, "type": envelope_type, "payload": payload,
-                                    "accepts_response_payload": accepts_response_payload, "retry_attempt": 0,
-                                    "retry_reason": ""}
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
         done = threading.Event()
         got: list = []
         with self._lock:
@@ -150,6 +168,8 @@ class SocketModeHub:
         with self._lock:
             sessions = list(self._sessions)
         for s in sessions:
-            s.loop.call_soon_threadsafe(s.outbox.put_nowait, {"type": "disconnect", "reason": "refresh_requested",
-                                                              "debug_info": {"host": "localslack"}})
+            s.loop.call_soon_threadsafe(
+                s.outbox.put_nowait,
+                {"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "localslack"}},
+            )
             s.loop.call_soon_threadsafe(s.outbox.put_nowait, None)

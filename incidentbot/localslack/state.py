@@ -15,8 +15,9 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 from .socket_mode import SocketModeHub
 
@@ -32,11 +33,11 @@ VIEW_STACK_MAX = 3
 class Fault:
     """One injected failure. `method=None` matches every method (incl. "response_url")."""
 
-    method: Optional[str]
+    method: str | None
     status: int
-    retry_after: Optional[int] = None
+    retry_after: int | None = None
     times: int = 1  # remaining uses for fail_next faults
-    until: Optional[float] = None  # monotonic deadline for fail_for faults
+    until: float | None = None  # monotonic deadline for fail_for faults
 
     def matches(self, method: str) -> bool:
         return self.method is None or self.method == method
@@ -50,7 +51,7 @@ class CallRecord:
     params: dict[str, Any]
     status: int  # HTTP status returned
     ok: bool
-    error: Optional[str] = None
+    error: str | None = None
     at: float = 0.0  # wall clock
     content_type: str = ""
 
@@ -73,14 +74,14 @@ class _Message:
     text: str
     blocks: list[dict]
     user: str
-    bot_id: Optional[str] = None
-    thread_ts: Optional[str] = None  # set on replies and (Slack-like) on thread parents
+    bot_id: str | None = None
+    thread_ts: str | None = None  # set on replies and (Slack-like) on thread parents
     replies: list[str] = field(default_factory=list)  # ts of replies (parents only)
     edits: int = 0
     history: list[dict] = field(default_factory=list)  # previous {"text","blocks"} versions
     deleted: bool = False
-    attachments: Optional[list] = None
-    metadata: Optional[dict] = None
+    attachments: list | None = None
+    metadata: dict | None = None
     extra: dict = field(default_factory=dict)  # other params as sent (unfurl_links, link_names, ...)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class Workspace:
     def __init__(
         self,
         *,
-        bot_token: Optional[str] = None,
+        bot_token: str | None = None,
         team_id: str = "T0LOCAL01",
         team_name: str = "local",
         bot_user_id: str = "U0BOT0001",
@@ -165,7 +166,7 @@ class Workspace:
         self.version = 0
         self._users: dict[str, dict] = {}
         self._channels: dict[str, dict] = {}
-        self._channel_members: dict[str, Optional[set[str]]] = {}
+        self._channel_members: dict[str, set[str] | None] = {}
         self._messages: dict[str, dict[str, _Message]] = {}  # channel -> ts -> message (insertion order)
         self._ephemeral: dict[str, list[dict]] = {}  # user -> messages
         self._views: dict[str, list[dict]] = {}  # user -> stack (bottom first)
@@ -238,8 +239,8 @@ class Workspace:
         self,
         name: str,
         *,
-        user_id: Optional[str] = None,
-        real_name: Optional[str] = None,
+        user_id: str | None = None,
+        real_name: str | None = None,
         is_admin: bool = False,
         tz: str = "UTC",
     ) -> str:
@@ -259,7 +260,7 @@ class Workspace:
             self._touch()
             return uid
 
-    def user(self, user_id: str) -> Optional[dict]:
+    def user(self, user_id: str) -> dict | None:
         with self._lock:
             u = self._users.get(user_id)
             return copy.deepcopy(u) if u else None
@@ -272,9 +273,9 @@ class Workspace:
         self,
         name: str,
         *,
-        channel_id: Optional[str] = None,
+        channel_id: str | None = None,
         is_private: bool = False,
-        members: Optional[list[str]] = None,
+        members: list[str] | None = None,
         topic: str = "",
     ) -> str:
         """Create a channel and return its id. `members=None` means everyone is a member."""
@@ -329,7 +330,7 @@ class Workspace:
             self._channels[cid]["is_archived"] = True
             self._touch()
 
-    def channel_id(self, channel: str) -> Optional[str]:
+    def channel_id(self, channel: str) -> str | None:
         """Resolve an id ("C…"/"G…"/"D…"), a name or "#name" to a channel id, or None."""
         if not channel:
             return None
@@ -348,7 +349,7 @@ class Workspace:
             raise KeyError(f"channel_not_found: {channel}")
         return cid
 
-    def channel(self, channel: str) -> Optional[dict]:
+    def channel(self, channel: str) -> dict | None:
         with self._lock:
             cid = self.channel_id(channel)
             if cid is None:
@@ -376,14 +377,14 @@ class Workspace:
                 members.add(user_id)
                 self._touch()
 
-    def add_usergroup(self, handle: str, users: list[str], *, group_id: Optional[str] = None) -> str:
+    def add_usergroup(self, handle: str, users: list[str], *, group_id: str | None = None) -> str:
         with self._lock:
             gid = group_id or self._new_id("S")
             self._usergroups[gid] = {"id": gid, "handle": handle, "users": list(users)}
             self._touch()
             return gid
 
-    def usergroup_users(self, group_id: str) -> Optional[list[str]]:
+    def usergroup_users(self, group_id: str) -> list[str] | None:
         with self._lock:
             g = self._usergroups.get(group_id)
             return list(g["users"]) if g else None
@@ -394,12 +395,12 @@ class Workspace:
         channel: str,
         *,
         text: str = "",
-        blocks: Optional[list[dict]] = None,
-        user: Optional[str] = None,
-        thread_ts: Optional[str] = None,
-        attachments: Optional[list] = None,
-        metadata: Optional[dict] = None,
-        extra: Optional[dict] = None,
+        blocks: list[dict] | None = None,
+        user: str | None = None,
+        thread_ts: str | None = None,
+        attachments: list | None = None,
+        metadata: dict | None = None,
+        extra: dict | None = None,
     ) -> dict:
         """Append a message (as the bot unless `user` is given) and return its dict.
 
@@ -409,7 +410,7 @@ class Workspace:
         with self._lock:
             cid = self._require_channel(channel)
             msgs = self._messages[cid]
-            parent: Optional[_Message] = None
+            parent: _Message | None = None
             if thread_ts:
                 parent = msgs.get(thread_ts)
                 if parent is None or parent.deleted:
@@ -437,7 +438,7 @@ class Workspace:
             self._touch()
             return m.to_dict()
 
-    def _get(self, channel: str, ts: str) -> Optional[_Message]:
+    def _get(self, channel: str, ts: str) -> _Message | None:
         cid = self.channel_id(channel)
         if cid is None:
             return None
@@ -449,19 +450,17 @@ class Workspace:
         channel: str,
         ts: str,
         *,
-        text: Optional[str] = None,
-        blocks: Optional[list[dict]] = None,
-        attachments: Optional[list] = None,
-        extra: Optional[dict] = None,
+        text: str | None = None,
+        blocks: list[dict] | None = None,
+        attachments: list | None = None,
+        extra: dict | None = None,
     ) -> dict:
         """Edit a message (counts one edit). Raises KeyError("message_not_found")."""
         with self._lock:
             m = self._get(channel, ts)
             if m is None:
                 raise KeyError("message_not_found")
-            m.history.append(
-                {"text": m.text, "blocks": copy.deepcopy(m.blocks), "edited_ts": self._next_ts()}
-            )
+            m.history.append({"text": m.text, "blocks": copy.deepcopy(m.blocks), "edited_ts": self._next_ts()})
             if text is not None:
                 m.text = text
             if blocks is not None:
@@ -482,7 +481,7 @@ class Workspace:
             m.deleted = True
             self._touch()
 
-    def message(self, channel: str, ts: str) -> Optional[dict]:
+    def message(self, channel: str, ts: str) -> dict | None:
         """One live message with state extras (`edit_count`, `history`, `extra`), or None."""
         with self._lock:
             m = self._get(channel, ts)
@@ -508,9 +507,7 @@ class Workspace:
             parent = self._messages[cid].get(thread_ts)
             if parent is None:
                 return []
-            return [
-                self._messages[cid][r].to_state() for r in parent.replies if not self._messages[cid][r].deleted
-            ]
+            return [self._messages[cid][r].to_state() for r in parent.replies if not self._messages[cid][r].deleted]
 
     def edit_count(self, channel: str, ts: str) -> int:
         with self._lock:
@@ -524,8 +521,8 @@ class Workspace:
         user: str,
         *,
         text: str = "",
-        blocks: Optional[list[dict]] = None,
-        thread_ts: Optional[str] = None,
+        blocks: list[dict] | None = None,
+        thread_ts: str | None = None,
         source: str = "chat.postEphemeral",
     ) -> dict:
         """Show an ephemeral message to `user`. `source` records where it came from
@@ -552,7 +549,7 @@ class Workspace:
         with self._lock:
             return [copy.deepcopy(e) for e in self._ephemeral.get(user, []) if include_deleted or not e["deleted"]]
 
-    def _find_ephemeral(self, user: str, ts: str) -> Optional[dict]:
+    def _find_ephemeral(self, user: str, ts: str) -> dict | None:
         for e in self._ephemeral.get(user, []):
             if e["ts"] == ts and not e["deleted"]:
                 return e
@@ -597,7 +594,7 @@ class Workspace:
             self._touch()
             return copy.deepcopy(stored)
 
-    def _store_view(self, view: dict, previous: Optional[dict]) -> dict:
+    def _store_view(self, view: dict, previous: dict | None) -> dict:
         stored = copy.deepcopy(view)
         stored["id"] = previous["id"] if previous else self._new_id("V")
         stored["team_id"] = self.team_id
@@ -612,7 +609,7 @@ class Workspace:
         stored["bot_id"] = self.bot_id
         return stored
 
-    def find_view(self, view_id: Optional[str] = None, external_id: Optional[str] = None) -> Optional[dict]:
+    def find_view(self, view_id: str | None = None, external_id: str | None = None) -> dict | None:
         with self._lock:
             for user, stack in self._views.items():
                 for v in stack:
@@ -626,9 +623,9 @@ class Workspace:
         self,
         view: dict,
         *,
-        view_id: Optional[str] = None,
-        external_id: Optional[str] = None,
-        hash: Optional[str] = None,
+        view_id: str | None = None,
+        external_id: str | None = None,
+        hash: str | None = None,
     ) -> dict:
         """Replace an open view. Raises KeyError("not_found"/"hash_conflict")."""
         with self._lock:
@@ -684,9 +681,9 @@ class Workspace:
         *,
         channel: str,
         user: str,
-        message_ts: Optional[str] = None,
+        message_ts: str | None = None,
         is_ephemeral: bool = False,
-        thread_ts: Optional[str] = None,
+        thread_ts: str | None = None,
     ) -> str:
         """Register a response_url context and return its token (the URL is `<base>/response/<token>`)."""
         with self._lock:
@@ -771,7 +768,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ faults
     def fail_next(
-        self, method: Optional[str], *, status: int, retry_after: Optional[int] = None, times: int = 1
+        self, method: str | None, *, status: int, retry_after: int | None = None, times: int = 1
     ) -> None:
         """The next `times` calls of `method` (None = any) answer HTTP `status`.
 
@@ -787,8 +784,8 @@ class Workspace:
         seconds: float,
         status: int,
         *,
-        method: Optional[str] = None,
-        retry_after: Optional[int] = None,
+        method: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         """Every call of `method` (None = any) answers `status` for the next `seconds`."""
         if status == 429 and retry_after is None:
@@ -802,7 +799,7 @@ class Workspace:
         with self._lock:
             self._faults.clear()
 
-    def take_fault(self, method: str) -> Optional[Fault]:
+    def take_fault(self, method: str) -> Fault | None:
         """Consume and return the fault that applies to this call, if any (used by the API)."""
         with self._lock:
             now = self.clock()
@@ -815,7 +812,7 @@ class Workspace:
             return None
 
     # ------------------------------------------------------------------ natural rate limits (off by default)
-    def enable_rate_limits(self, limits: Optional[dict[str, tuple[float, float]]] = None) -> None:
+    def enable_rate_limits(self, limits: dict[str, tuple[float, float]] | None = None) -> None:
         """Enforce Slack-like rate limits: `{method: (burst, per_second)}`, a token bucket per
         method and channel. Defaults: chat.postMessage (3, 1/s) per channel — Slack's "about one
         message per second per channel, short bursts allowed" — and chat.update (50, 50/min).
@@ -826,7 +823,7 @@ class Workspace:
             self._rate_limits = dict(limits)
             self._buckets.clear()
 
-    def check_rate_limit(self, method: str, key: str = "") -> Optional[int]:
+    def check_rate_limit(self, method: str, key: str = "") -> int | None:
         """Take one token for (method, key); return Retry-After seconds when over the limit."""
         with self._lock:
             limit = self._rate_limits.get(method)
@@ -848,7 +845,7 @@ class Workspace:
             self._calls.append(record)
             self._touch()
 
-    def calls(self, method: Optional[str] = None, **params: Any) -> list[CallRecord]:
+    def calls(self, method: str | None = None, **params: Any) -> list[CallRecord]:
         """Recorded calls, optionally filtered by method and exact param values
         (e.g. `calls("chat.update", channel=cid, ts=ts)`)."""
         with self._lock:
@@ -861,7 +858,7 @@ class Workspace:
                 out.append(c)
             return out
 
-    def call_count(self, method: Optional[str] = None, **params: Any) -> int:
+    def call_count(self, method: str | None = None, **params: Any) -> int:
         return len(self.calls(method, **params))
 
     # ------------------------------------------------------------------ snapshots

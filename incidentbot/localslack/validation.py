@@ -40,7 +40,7 @@ def parse_json_param(value: Any) -> Any:
     return value
 
 
-def _text_of(obj: Any) -> Optional[str]:
+def _text_of(obj: Any) -> str | None:
     if isinstance(obj, dict):
         t = obj.get("text")
         return t if isinstance(t, str) else None
@@ -120,7 +120,9 @@ def _check_block_raw(b: Any, ptr: str, errors: list[str]) -> None:
                 aid = el.get("action_id") if isinstance(el, dict) else None
                 if isinstance(aid, str):
                     if aid in seen:
-                        errors.append(f"[ERROR] duplicate action_id {aid!r} [json-pointer:{ptr}/elements/{i}/action_id]")
+                        errors.append(
+                            f"[ERROR] duplicate action_id {aid!r} [json-pointer:{ptr}/elements/{i}/action_id]"
+                        )
                     seen.add(aid)
     elif btype == "input":
         if isinstance(b.get("element"), dict):

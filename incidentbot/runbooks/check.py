@@ -21,7 +21,7 @@ def main_check(argv: list[str] | None = None) -> int:
         type=Path,
         action="append",
         default=[],
-        help="file of extra sample failure texts: one per line, or JSON lines with a \"text\" field (.jsonl); may repeat",
+        help='file of extra sample failure texts: one per line, or JSON lines with a "text" field (.jsonl); may repeat',
     )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     samples: list[str] = []
@@ -36,7 +36,7 @@ def main_check(argv: list[str] | None = None) -> int:
                 try:
                     samples.append(str(json.loads(line)["text"]))
                 except (ValueError, KeyError, TypeError):
-                    print(f"{f}:{n}: expected a JSON object with a \"text\" field", file=sys.stderr)
+                    print(f'{f}:{n}: expected a JSON object with a "text" field', file=sys.stderr)
                     return 2
         else:
             samples.extend(lines)

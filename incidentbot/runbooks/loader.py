@@ -40,8 +40,11 @@ class _NoAliasLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
-                None, None, f"aliases (*{event.anchor}) are not allowed in runbook front matter; write the value out",
-                event.start_mark)
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not allowed in runbook front matter; write the value out",
+                event.start_mark,
+            )
         return super().compose_node(parent, index)
 
 
@@ -61,8 +64,9 @@ def _read_runbook(path: Path, directory: Path | None = None) -> str:
     if directory is not None:
         real, root = path.resolve(), directory.resolve()
         if not real.is_relative_to(root):
-            raise ValueError(f"a link to {real}, outside the runbooks folder {root}; refused "
-                             "(copy the file into the folder instead)")
+            raise ValueError(
+                f"a link to {real}, outside the runbooks folder {root}; refused (copy the file into the folder instead)"
+            )
     size = path.stat().st_size
     if size > MAX_RUNBOOK_BYTES:
         raise ValueError(f"file is {size:,} bytes; a runbook may be at most {MAX_RUNBOOK_BYTES // 1024} KiB")
@@ -71,6 +75,8 @@ def _read_runbook(path: Path, directory: Path | None = None) -> str:
     if len(raw) > MAX_RUNBOOK_BYTES:
         raise ValueError(f"file is over {MAX_RUNBOOK_BYTES // 1024} KiB; a runbook may be at most that")
     return raw.decode("utf-8")
+
+
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
@@ -262,11 +268,7 @@ def parse_file(
                 if key not in match_info:
                     return line_of("match")
                 kline, vnode = match_info[key]
-                if (
-                    index is not None
-                    and isinstance(vnode, yaml.SequenceNode)
-                    and index < len(vnode.value)
-                ):
+                if index is not None and isinstance(vnode, yaml.SequenceNode) and index < len(vnode.value):
                     return base + vnode.value[index].start_mark.line
                 return base + kline
 
@@ -376,9 +378,7 @@ def _display(path: Path) -> str:
     return str(path)
 
 
-def load_with_errors(
-    directory: Path, *, samples: Iterable[str] = ()
-) -> tuple[list[Runbook], list[CheckError]]:
+def load_with_errors(directory: Path, *, samples: Iterable[str] = ()) -> tuple[list[Runbook], list[CheckError]]:
     """Parse every ``*.md`` in ``directory``; return (valid runbooks, all errors)."""
     directory = Path(directory)
     sample_list = [s for s in samples if s]

@@ -65,7 +65,9 @@ def to_mrkdwn(text: str) -> str:
     """Markdown inline marks as Slack shows them: **bold** → *bold*; a link keeps its words (and
     an absolute URL in brackets; a link to another runbook file means nothing in Slack)."""
     text = _BOLD.sub(r"*\1*", text)
-    return _LINK.sub(lambda m: m.group(1) + (f" ({m.group(2)})" if m.group(2).startswith(("http://", "https://")) else ""), text)
+    return _LINK.sub(
+        lambda m: m.group(1) + (f" ({m.group(2)})" if m.group(2).startswith(("http://", "https://")) else ""), text
+    )
 
 
 def summarize(runbook: Runbook, max_chars: int = 1200, steps: int = 3) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -27,7 +27,7 @@ from incidentbot.services.sql import insert_for
 __all__ = ["NewSignaturePolicy", "QueuedAlerts", "queue_new_signature_alerts", "rollup_key", "SAMPLE_SIZE"]
 
 SAMPLE_SIZE = 10  # held-back signature ids named in a roll-up's text
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +55,11 @@ def rollup_key(window_start: datetime, job_id: str | None) -> str:
 
 
 def _locked_row(session, *, key: str, window_start: datetime, job_id: str | None) -> NewSignatureQuota:
-    session.execute(insert_for(session, NewSignatureQuota.__table__).values(
-        key=key, window_start=window_start, job_id=job_id, announced=0, rolled=0, sample=[]
-    ).on_conflict_do_nothing(index_elements=["key"]))
+    session.execute(
+        insert_for(session, NewSignatureQuota.__table__)
+        .values(key=key, window_start=window_start, job_id=job_id, announced=0, rolled=0, sample=[])
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
     return session.scalars(select(NewSignatureQuota).where(NewSignatureQuota.key == key).with_for_update()).one()
 
 
@@ -68,18 +70,25 @@ def _roll(session, row: NewSignatureQuota, sids: list[int], *, channel: str) -> 
     first = row.rolled == 0
     row.rolled += len(sids)
     if len(row.sample) < SAMPLE_SIZE:
-        row.sample = list(row.sample) + sids[:SAMPLE_SIZE - len(row.sample)]
+        row.sample = list(row.sample) + sids[: SAMPLE_SIZE - len(row.sample)]
     payload = {"render": "signature_rollup", "quota": row.key}
     message_key = f"rollup:{row.key}"
     if first:
-        enqueue(session, op="post", channel=channel, message_key=message_key, dedupe_key=f"post:{message_key}",
-                payload=payload)
+        enqueue(
+            session,
+            op="post",
+            channel=channel,
+            message_key=message_key,
+            dedupe_key=f"post:{message_key}",
+            payload=payload,
+        )
     else:
         enqueue_update(session, message_key=message_key, payload=payload)
 
 
-def queue_new_signature_alerts(session, *, new: list[tuple[int, str]], channel: str, policy: NewSignaturePolicy,
-                               now: datetime) -> QueuedAlerts:
+def queue_new_signature_alerts(
+    session, *, new: list[tuple[int, str]], channel: str, policy: NewSignaturePolicy, now: datetime
+) -> QueuedAlerts:
     """Queue alerts for new signatures, given as (signature id, job of its first event), within
     the quotas; the rest go to roll-ups. Call inside the transaction that created them."""
     out = QueuedAlerts()
@@ -102,8 +111,14 @@ def queue_new_signature_alerts(session, *, new: list[tuple[int, str]], channel: 
         service.announced += len(granted)
         row.announced += len(granted)
         for sid in granted:
-            enqueue(session, op="post", channel=channel, message_key=f"alert:S-{sid}", dedupe_key=f"post:alert:S-{sid}",
-                    payload={"render": "signature_alert", "signature_id": sid})
+            enqueue(
+                session,
+                op="post",
+                channel=channel,
+                message_key=f"alert:S-{sid}",
+                dedupe_key=f"post:alert:S-{sid}",
+                payload={"render": "signature_alert", "signature_id": sid},
+            )
         out.alerted += granted
         refused += refused_here
         if over:

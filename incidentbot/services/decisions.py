@@ -19,7 +19,9 @@ class DecisionService:
         self.clock = clock
 
     def _signatures(self, session, hid: int) -> list[int]:
-        return list(session.scalars(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid)))
+        return list(
+            session.scalars(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid))
+        )
 
     def merge_hypotheses(self, ids: Sequence[int], *, actor: str) -> int:
         """One cause: the first hypothesis absorbs the others (their signatures stay together)."""
@@ -39,15 +41,32 @@ class DecisionService:
             for h in hyps[1:]:
                 h.merged_into = target.id
                 h.updated_at = now
-                session.add(HypothesisLog(hypothesis_id=h.id, at=now, kind="merged", actor=actor, text=f"merged into H-{target.id}"))
-                for link in session.scalars(select(HypothesisSignature).where(HypothesisSignature.hypothesis_id == h.id)):
+                session.add(
+                    HypothesisLog(
+                        hypothesis_id=h.id, at=now, kind="merged", actor=actor, text=f"merged into H-{target.id}"
+                    )
+                )
+                for link in session.scalars(
+                    select(HypothesisSignature).where(HypothesisSignature.hypothesis_id == h.id)
+                ):
                     if not session.get(HypothesisSignature, (target.id, link.signature_id)):
-                        session.add(HypothesisSignature(hypothesis_id=target.id, signature_id=link.signature_id, event_count=link.event_count))
+                        session.add(
+                            HypothesisSignature(
+                                hypothesis_id=target.id, signature_id=link.signature_id, event_count=link.event_count
+                            )
+                        )
                 session.execute(delete(HypothesisSignature).where(HypothesisSignature.hypothesis_id == h.id))
                 session.execute(update(Event).where(Event.hypothesis_id == h.id).values(hypothesis_id=target.id))
             target.updated_at = now
-            session.add(HypothesisLog(hypothesis_id=target.id, at=now, kind="merged", actor=actor,
-                                      text="one cause: absorbed " + ", ".join(f"H-{h.id}" for h in hyps[1:])))
+            session.add(
+                HypothesisLog(
+                    hypothesis_id=target.id,
+                    at=now,
+                    kind="merged",
+                    actor=actor,
+                    text="one cause: absorbed " + ", ".join(f"H-{h.id}" for h in hyps[1:]),
+                )
+            )
             if len(sigs) > 1:
                 session.add(Decision(kind="together", signature_ids=sorted(sigs), actor=actor, at=now))
             return target.id
@@ -73,8 +92,15 @@ class DecisionService:
             for d in session.scalars(select(Decision).where(Decision.kind == "together", Decision.active.is_(True))):
                 if set(d.signature_ids) & out and set(d.signature_ids) & rest:
                     d.active = False
-            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="split", actor=actor,
-                                      text="split out " + ", ".join(f"S-{s}" for s in sorted(out))))
+            session.add(
+                HypothesisLog(
+                    hypothesis_id=hid,
+                    at=now,
+                    kind="split",
+                    actor=actor,
+                    text="split out " + ", ".join(f"S-{s}" for s in sorted(out)),
+                )
+            )
 
     def log(self, hid: int, kind: str, text: str, *, actor: str | None) -> None:
         with self.db.write() as session:

@@ -55,12 +55,21 @@ class DeliveryLog:
         row_key = PREFIX + key
         with self.db.write() as session:
             if self._pruned_at is None or now - self._pruned_at > PRUNE_EVERY:
-                session.execute(delete(WorkClaim).where(WorkClaim.key.startswith(PREFIX, autoescape=True),
-                                                        WorkClaim.claimed_at < now - self.keep))
+                session.execute(
+                    delete(WorkClaim).where(
+                        WorkClaim.key.startswith(PREFIX, autoescape=True), WorkClaim.claimed_at < now - self.keep
+                    )
+                )
                 self._pruned_at = now
             else:
                 # This key's own expired claim (a delivery an hour old is a new one).
-                session.execute(delete(WorkClaim).where(WorkClaim.key == row_key, WorkClaim.claimed_at < now - self.keep))
-            stmt = (insert_for(session, WorkClaim.__table__).values(key=row_key, claimed_at=now, claimed_by=by[:128])
-                    .on_conflict_do_nothing().returning(WorkClaim.__table__.c.key))
+                session.execute(
+                    delete(WorkClaim).where(WorkClaim.key == row_key, WorkClaim.claimed_at < now - self.keep)
+                )
+            stmt = (
+                insert_for(session, WorkClaim.__table__)
+                .values(key=row_key, claimed_at=now, claimed_by=by[:128])
+                .on_conflict_do_nothing()
+                .returning(WorkClaim.__table__.c.key)
+            )
             return session.execute(stmt).first() is not None

@@ -46,7 +46,7 @@ def estimate(registers: bytes | None) -> int:
         return 0
     zeros = registers.count(0)
     # Registers hold 0..65: counting each value in C beats a Python pass over 4,096 registers.
-    raw = _ALPHA * SIZE * SIZE / sum(n * 2.0 ** -r for r in range(66) if (n := registers.count(r)))
+    raw = _ALPHA * SIZE * SIZE / sum(n * 2.0**-r for r in range(66) if (n := registers.count(r)))
     if raw <= 2.5 * SIZE and zeros:
         return round(SIZE * math.log(SIZE / zeros))
     return round(raw)

@@ -16,12 +16,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 
 from incidentbot import analysis
 from incidentbot.db import Database
-from incidentbot.models import (MIXED_GPU, Decision, Event, EventAggregate, Hypothesis, HypothesisLog,
-                                HypothesisSignature, KeyValue, Signature, WorkClaim, utcnow)
+from incidentbot.models import (
+    MIXED_GPU,
+    Decision,
+    Event,
+    EventAggregate,
+    Hypothesis,
+    HypothesisLog,
+    HypothesisSignature,
+    KeyValue,
+    Signature,
+    WorkClaim,
+    utcnow,
+)
 from incidentbot.services.signatures import canonical_map
 
 __all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
@@ -55,14 +66,26 @@ class AnalysisSummary:
     last_event_id: int = 0
 
     def as_dict(self) -> dict:
-        return {"events": self.events, "aggregates": self.aggregates, "hypotheses": self.hypotheses, "created": [f"H-{i}" for i in self.created],
-                "updated": [f"H-{i}" for i in self.updated], "retired": [f"H-{i}" for i in self.retired],
-                "seconds": round(self.seconds, 3)}
+        return {
+            "events": self.events,
+            "aggregates": self.aggregates,
+            "hypotheses": self.hypotheses,
+            "created": [f"H-{i}" for i in self.created],
+            "updated": [f"H-{i}" for i in self.updated],
+            "retired": [f"H-{i}" for i in self.retired],
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class HypothesisService:
-    def __init__(self, db: Database, *, topology: Mapping[str, str] | None = None, clock: Callable[[], datetime] = utcnow,
-                 on_change: Callable[[object, list[int]], None] | None = None):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        topology: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        on_change: Callable[[object, list[int]], None] | None = None,
+    ):
         self.db = db
         self.topology = dict(topology or {})
         self.clock = clock
@@ -74,7 +97,11 @@ class HypothesisService:
 
     # -- analysis ------------------------------------------------------------------------
 
-    def load_inputs(self, session) -> tuple[list[analysis.EventRecord], dict[int, analysis.SignatureInfo], analysis.Constraints, dict[int, int | None]]:
+    def load_inputs(
+        self, session
+    ) -> tuple[
+        list[analysis.EventRecord], dict[int, analysis.SignatureInfo], analysis.Constraints, dict[int, int | None]
+    ]:
         """One EventRecord per occurrence aggregate (``count`` events each), the whole history.
         ``current`` maps each loaded aggregate id to the hypothesis that explains it now."""
         return self._load(session)[:4]
@@ -87,28 +114,100 @@ class HypothesisService:
         # far on that host), so the analysis sees the steps each (job, host) covered.
         step_ends: list[analysis.EventRecord] = []
         current: dict[int, int | None] = {}
-        cols = (a.id, a.signature_id, a.job_id, a.first_time, a.host, a.gpu, a.first_rank, a.min_step, a.cluster,
-                a.code_version, a.versions, a.run, a.attempt, a.count, a.hypothesis_id, a.last_time, a.max_step)
+        cols = (
+            a.id,
+            a.signature_id,
+            a.job_id,
+            a.first_time,
+            a.host,
+            a.gpu,
+            a.first_rank,
+            a.min_step,
+            a.cluster,
+            a.code_version,
+            a.versions,
+            a.run,
+            a.attempt,
+            a.count,
+            a.hypothesis_id,
+            a.last_time,
+            a.max_step,
+        )
         conn = session.connection()
         ER = analysis.EventRecord
         for q in self._aggregate_queries(session, cols):
-            for (aid, sid, job, t, host, gpu, rank, step, cluster, code, versions, run, attempt, n, hid, t_last,
-                 last_step) in conn.execute(q):
+            for (
+                aid,
+                sid,
+                job,
+                t,
+                host,
+                gpu,
+                rank,
+                step,
+                cluster,
+                code,
+                versions,
+                run,
+                attempt,
+                n,
+                hid,
+                t_last,
+                last_step,
+            ) in conn.execute(q):
                 versions = tuple(sorted((versions or {}).items()))
-                records.append(ER(id=aid, signature_id=cmap.get(sid, sid), job_id=job, time=t.timestamp(),
-                                  host=host, gpu=None if gpu == MIXED_GPU else gpu, rank=rank, step=step, cluster=cluster,
-                                  code_version=code, versions=versions, count=n, run=run, attempt=attempt))
+                records.append(
+                    ER(
+                        id=aid,
+                        signature_id=cmap.get(sid, sid),
+                        job_id=job,
+                        time=t.timestamp(),
+                        host=host,
+                        gpu=None if gpu == MIXED_GPU else gpu,
+                        rank=rank,
+                        step=step,
+                        cluster=cluster,
+                        code_version=code,
+                        versions=versions,
+                        count=n,
+                        run=run,
+                        attempt=attempt,
+                    )
+                )
                 current[aid] = hid
                 if last_step is not None and last_step != step:
-                    step_ends.append(ER(id=-(2**63 + aid), signature_id=-1, job_id=job, time=t_last.timestamp(),
-                                        host=host, step=last_step, cluster=cluster, code_version=code,
-                                        versions=versions, run=run, attempt=attempt))
+                    step_ends.append(
+                        ER(
+                            id=-(2**63 + aid),
+                            signature_id=-1,
+                            job_id=job,
+                            time=t_last.timestamp(),
+                            host=host,
+                            step=last_step,
+                            cluster=cluster,
+                            code_version=code,
+                            versions=versions,
+                            run=run,
+                            attempt=attempt,
+                        )
+                    )
         records.sort(key=lambda r: (r.time, r.id))
-        sigs = {s.id: analysis.SignatureInfo(id=s.id, title=s.title, category=s.category, cause_class=s.cause_class,
-                                             details=tuple(sorted((k, str(v)) for k, v in (s.details or {}).items())))
-                for s in session.scalars(select(Signature).where(Signature.merged_into.is_(None)))}
+        sigs = {
+            s.id: analysis.SignatureInfo(
+                id=s.id,
+                title=s.title,
+                category=s.category,
+                cause_class=s.cause_class,
+                details=tuple(sorted((k, str(v)) for k, v in (s.details or {}).items())),
+            )
+            for s in session.scalars(select(Signature).where(Signature.merged_into.is_(None)))
+        }
         together, apart = [], []
-        for d in session.scalars(select(Decision).where(Decision.active.is_(True), Decision.kind.in_(("together", "apart"))).order_by(Decision.id)):
+        for d in session.scalars(
+            select(Decision)
+            .where(Decision.active.is_(True), Decision.kind.in_(("together", "apart")))
+            .order_by(Decision.id)
+        ):
             ids = frozenset(cmap.get(i, i) for i in d.signature_ids)
             (together if d.kind == "together" else apart).append(ids)
         return records, sigs, analysis.Constraints(together=tuple(together), apart=tuple(apart)), current, step_ends
@@ -127,9 +226,12 @@ class HypothesisService:
         quota = aggregate_quota(sizes, self.max_rows)
         small = [sid for sid, n in sizes.items() if n <= quota]
         large = sorted(sid for sid, n in sizes.items() if n > quota)
-        queries = [select(*cols).where(a.signature_id.in_(small[i:i + 500])) for i in range(0, len(small), 500)]
-        queries += [select(*cols).where(a.signature_id == sid).order_by(a.last_time.desc(), a.id.desc()).limit(quota)
-                    for sid in large if quota > 0]
+        queries = [select(*cols).where(a.signature_id.in_(small[i : i + 500])) for i in range(0, len(small), 500)]
+        queries += [
+            select(*cols).where(a.signature_id == sid).order_by(a.last_time.desc(), a.id.desc()).limit(quota)
+            for sid in large
+            if quota > 0
+        ]
         return queries
 
     def load_exposure(self, session) -> list[analysis.EventRecord]:
@@ -141,9 +243,18 @@ class HypothesisService:
         for x in session.scalars(select(JobExposure).order_by(JobExposure.id)):
             versions = tuple(sorted((x.versions or {}).items()))
             for n, (t, step) in enumerate(((x.first_seen, x.first_step), (x.last_seen, x.last_step))):
-                out.append(analysis.EventRecord(id=-(2 * x.id + n), signature_id=-1, job_id=x.job_id, time=t.timestamp(),
-                                                host=x.host or None, step=step, code_version=x.code_version or None,
-                                                versions=versions))
+                out.append(
+                    analysis.EventRecord(
+                        id=-(2 * x.id + n),
+                        signature_id=-1,
+                        job_id=x.job_id,
+                        time=t.timestamp(),
+                        host=x.host or None,
+                        step=step,
+                        code_version=x.code_version or None,
+                        versions=versions,
+                    )
+                )
         return out
 
     def analyze(self) -> AnalysisSummary:
@@ -153,10 +264,16 @@ class HypothesisService:
             since = int(_kv_get(session, "analysis.last_event_id") or 0)
             records, sigs, constraints, current, step_ends = self._load(session)
             exposure = self.load_exposure(session) + step_ends
-        proposals = analysis.analyze(records, sigs, topology=self.topology or None, constraints=constraints,
-                                     exposure=exposure)
-        summary = self.reconcile(proposals, current, {r.id: r.signature_id for r in records},
-                                 weight={r.id: r.count for r in records}, since_event_id=since)
+        proposals = analysis.analyze(
+            records, sigs, topology=self.topology or None, constraints=constraints, exposure=exposure
+        )
+        summary = self.reconcile(
+            proposals,
+            current,
+            {r.id: r.signature_id for r in records},
+            weight={r.id: r.count for r in records},
+            since_event_id=since,
+        )
         summary.events = sum(r.count for r in records)
         summary.aggregates = len(records)
         summary.last_event_id = newest
@@ -166,8 +283,14 @@ class HypothesisService:
         summary.seconds = _time.perf_counter() - started
         if self.metrics is not None:
             self.metrics.analysis_seconds.observe(summary.seconds)
-        log.info("analysis: %d events in %d aggregates, %d hypotheses (%d new) in %.2fs", summary.events,
-                 summary.aggregates, summary.hypotheses, len(summary.created), summary.seconds)
+        log.info(
+            "analysis: %d events in %d aggregates, %d hypotheses (%d new) in %.2fs",
+            summary.events,
+            summary.aggregates,
+            summary.hypotheses,
+            len(summary.created),
+            summary.seconds,
+        )
         return summary
 
     def analyze_if_due(self, *, worker: str, debounce: float = 10.0) -> bool:
@@ -209,15 +332,23 @@ class HypothesisService:
         with self.db.write() as session:
             session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_at < now - LEASE))
             from incidentbot.services.sql import insert_for
-            stmt = (insert_for(session, WorkClaim.__table__).values(key="analysis", claimed_at=now, claimed_by=worker)
-                    .on_conflict_do_nothing().returning(WorkClaim.__table__.c.key))
+
+            stmt = (
+                insert_for(session, WorkClaim.__table__)
+                .values(key="analysis", claimed_at=now, claimed_by=worker)
+                .on_conflict_do_nothing()
+                .returning(WorkClaim.__table__.c.key)
+            )
             return session.execute(stmt).first() is not None
 
     def _renew(self, worker: str) -> bool:
         """Push the lease's expiry on; False when it is no longer ours (it expired and was taken)."""
         with self.db.write() as session:
-            done = session.execute(update(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_by == worker)
-                                   .values(claimed_at=self.clock()))
+            done = session.execute(
+                update(WorkClaim)
+                .where(WorkClaim.key == "analysis", WorkClaim.claimed_by == worker)
+                .values(claimed_at=self.clock())
+            )
             return done.rowcount == 1
 
     @contextlib.contextmanager
@@ -250,8 +381,15 @@ class HypothesisService:
 
     # -- reconciliation ------------------------------------------------------------------
 
-    def reconcile(self, proposals: list, current: dict[int, int | None], sig_of: Mapping[int, int],
-                  weight: Mapping[int, int] | None = None, *, since_event_id: int = 0) -> AnalysisSummary:
+    def reconcile(
+        self,
+        proposals: list,
+        current: dict[int, int | None],
+        sig_of: Mapping[int, int],
+        weight: Mapping[int, int] | None = None,
+        *,
+        since_event_id: int = 0,
+    ) -> AnalysisSummary:
         """Store the proposals. ``current``: aggregate id -> its hypothesis now; ``weight``: events
         per aggregate (1 each when absent); ``since_event_id``: the newest event the previous run
         saw (newer events take their aggregate's hypothesis here)."""
@@ -260,7 +398,11 @@ class HypothesisService:
         now = self.clock()
         with self.db.write() as session:
             stored = {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None)))}
-            merged_to = dict(session.execute(select(Hypothesis.id, Hypothesis.merged_into).where(Hypothesis.merged_into.is_not(None))).all())
+            merged_to = dict(
+                session.execute(
+                    select(Hypothesis.id, Hypothesis.merged_into).where(Hypothesis.merged_into.is_not(None))
+                ).all()
+            )
             sizes: Counter = Counter()
             for aid, h in current.items():
                 if h is not None:
@@ -294,7 +436,9 @@ class HypothesisService:
             # A rejected hypothesis keeps its signatures; the same claim proposed again (same kind
             # and cause class over mostly the same signatures) is that rejected one, even once
             # none of its events point at it any more.
-            rejected = {hid: frozenset(self.signature_ids(session, hid)) for hid, h in stored.items() if h.status == "rejected"}
+            rejected = {
+                hid: frozenset(self.signature_ids(session, hid)) for hid, h in stored.items() if h.status == "rejected"
+            }
             for pi, p in enumerate(proposals):
                 if pi in chosen or not rejected:
                     continue
@@ -314,10 +458,18 @@ class HypothesisService:
                     summary.held_rejected.append(hid)
                     continue
                 if hid is None:
-                    h = Hypothesis(title=p.title[:512], cause_class=p.cause_class, kind=p.kind, scope=p.scope,
-                                   confidence=round(p.confidence, 4), evidence=list(p.evidence),
-                                   event_count=sum(weight.get(eid, 1) for eid in p.event_ids),
-                                   created_at=now, updated_at=now, last_activity_at=now)
+                    h = Hypothesis(
+                        title=p.title[:512],
+                        cause_class=p.cause_class,
+                        kind=p.kind,
+                        scope=p.scope,
+                        confidence=round(p.confidence, 4),
+                        evidence=list(p.evidence),
+                        event_count=sum(weight.get(eid, 1) for eid in p.event_ids),
+                        created_at=now,
+                        updated_at=now,
+                        last_activity_at=now,
+                    )
                     session.add(h)
                     session.flush()
                     hid = h.id
@@ -325,11 +477,21 @@ class HypothesisService:
                     session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="created", text=_describe(p)))
                 else:
                     h = stored[hid]
-                    changed = (h.title != p.title[:512] or list(h.evidence) != list(p.evidence) or h.scope != p.scope
-                               or h.cause_class != p.cause_class)
+                    changed = (
+                        h.title != p.title[:512]
+                        or list(h.evidence) != list(p.evidence)
+                        or h.scope != p.scope
+                        or h.cause_class != p.cause_class
+                    )
                     if changed:
-                        session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="evidence",
-                                                  text="evidence changed: " + "; ".join(p.evidence[:3])))
+                        session.add(
+                            HypothesisLog(
+                                hypothesis_id=hid,
+                                at=now,
+                                kind="evidence",
+                                text="evidence changed: " + "; ".join(p.evidence[:3]),
+                            )
+                        )
                         summary.updated.append(hid)
                     h.title, h.cause_class, h.kind, h.scope = p.title[:512], p.cause_class, p.kind, p.scope
                     h.confidence, h.evidence = round(p.confidence, 4), list(p.evidence)
@@ -346,14 +508,23 @@ class HypothesisService:
                     if eid in sig_of:
                         per_sig[sig_of[eid]] += weight.get(eid, 1)
                 session.execute(delete(HypothesisSignature).where(HypothesisSignature.hypothesis_id == hid))
-                session.add_all([HypothesisSignature(hypothesis_id=hid, signature_id=sid, event_count=n) for sid, n in per_sig.items()])
+                session.add_all(
+                    [
+                        HypothesisSignature(hypothesis_id=hid, signature_id=sid, event_count=n)
+                        for sid, n in per_sig.items()
+                    ]
+                )
             summary.created = created
             # Hypotheses no proposal supports any more: retire open ones, keep human decisions.
             for hid, h in stored.items():
                 if hid not in taken and h.status == "open":
                     h.status = "obsolete"
                     h.updated_at = now
-                    session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="retired", text="no longer supported by the events"))
+                    session.add(
+                        HypothesisLog(
+                            hypothesis_id=hid, at=now, kind="retired", text="no longer supported by the events"
+                        )
+                    )
                     summary.retired.append(hid)
             gone = set(summary.retired) | {hid for hid, h in stored.items() if h.status == "rejected"}
             self._move_events(session, current, new_assign, gone=gone, since_event_id=since_event_id)
@@ -362,8 +533,15 @@ class HypothesisService:
                 self.on_change(session, created)
         return summary
 
-    def _move_events(self, session, current: Mapping[int, int | None], new_assign: Mapping[int, int], *,
-                     gone: set[int], since_event_id: int) -> None:
+    def _move_events(
+        self,
+        session,
+        current: Mapping[int, int | None],
+        new_assign: Mapping[int, int],
+        *,
+        gone: set[int],
+        since_event_id: int,
+    ) -> None:
         """Write the new hypothesis of each aggregate whose hypothesis changed, and of its events
         (set-based: one UPDATE per hypothesis and chunk of aggregate ids); events newer than the
         previous run take their aggregate's; and nothing keeps the id of a hypothesis that went
@@ -378,7 +556,7 @@ class HypothesisService:
         for hid in sorted(moved, key=lambda h: (h is not None, h or 0)):
             ids = sorted(moved[hid])
             for i in range(0, len(ids), CHUNK):
-                chunk = ids[i:i + CHUNK]
+                chunk = ids[i : i + CHUNK]
                 conn.execute(update(a).where(a.c.id.in_(chunk)).values(hypothesis_id=hid))
                 conn.execute(update(e).where(e.c.aggregate_id.in_(chunk)).values(hypothesis_id=hid))
         if gone:
@@ -388,14 +566,20 @@ class HypothesisService:
         # The margin covers PostgreSQL transactions that commit out of id order.
         newer = max(0, since_event_id - ID_MARGIN)
         own = select(a.c.hypothesis_id).where(a.c.id == e.c.aggregate_id).scalar_subquery()
-        conn.execute(update(e).where(e.c.id > newer, e.c.aggregate_id.is_not(None)).values(hypothesis_id=own)
-                     .execution_options(synchronize_session=False))
+        conn.execute(
+            update(e)
+            .where(e.c.id > newer, e.c.aggregate_id.is_not(None))
+            .values(hypothesis_id=own)
+            .execution_options(synchronize_session=False)
+        )
 
     def _refresh_activity(self, session, hids: set[int]) -> None:
         if not hids:
             return
         a = EventAggregate.__table__.c
-        rows = session.execute(select(a.hypothesis_id, func.max(a.last_time)).where(a.hypothesis_id.in_(hids)).group_by(a.hypothesis_id)).all()
+        rows = session.execute(
+            select(a.hypothesis_id, func.max(a.last_time)).where(a.hypothesis_id.in_(hids)).group_by(a.hypothesis_id)
+        ).all()
         for hid, last in rows:
             h = session.get(Hypothesis, hid)
             if h is not None and last is not None:
@@ -404,7 +588,13 @@ class HypothesisService:
     # -- reading -------------------------------------------------------------------------
 
     def signature_ids(self, session, hid: int) -> list[int]:
-        return list(session.scalars(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid).order_by(HypothesisSignature.signature_id)))
+        return list(
+            session.scalars(
+                select(HypothesisSignature.signature_id)
+                .where(HypothesisSignature.hypothesis_id == hid)
+                .order_by(HypothesisSignature.signature_id)
+            )
+        )
 
     def list(self, session, *, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[Hypothesis]:
         q = select(Hypothesis).where(Hypothesis.merged_into.is_(None))
@@ -413,8 +603,14 @@ class HypothesisService:
         return list(session.scalars(q.order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(limit)))
 
     def count(self, session, *, statuses: tuple[str, ...]) -> int:
-        return session.scalar(select(func.count()).select_from(Hypothesis).where(
-            Hypothesis.merged_into.is_(None), Hypothesis.status.in_(statuses))) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Hypothesis)
+                .where(Hypothesis.merged_into.is_(None), Hypothesis.status.in_(statuses))
+            )
+            or 0
+        )
 
     def log(self, session, hid: int, kind: str, text: str, *, actor: str | None = None) -> None:
         session.add(HypothesisLog(hypothesis_id=hid, at=self.clock(), kind=kind, text=text, actor=actor))

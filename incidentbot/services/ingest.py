@@ -35,9 +35,28 @@ _AGG = EventAggregate.__table__
 DEFAULT_BUCKET_SECONDS = 30
 PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000
-_EVENT_COLUMNS = ("event_id", "job_id", "message", "time", "received_at", "source", "cluster", "host", "gpu", "rank",
-                  "step", "code_version", "versions", "kind", "attributes", "signature_id", "sent_time", "run", "attempt",
-                  "aggregate_id")
+_EVENT_COLUMNS = (
+    "event_id",
+    "job_id",
+    "message",
+    "time",
+    "received_at",
+    "source",
+    "cluster",
+    "host",
+    "gpu",
+    "rank",
+    "step",
+    "code_version",
+    "versions",
+    "kind",
+    "attributes",
+    "signature_id",
+    "sent_time",
+    "run",
+    "attempt",
+    "aggregate_id",
+)
 _MEMBER_COLUMNS = ("signature_id", "dim", "value")
 
 
@@ -46,15 +65,26 @@ def _counters_sql(dialect: str) -> str:
     what this transaction's member inserts added (exact under concurrent writers); the rank
     fields change only when given."""
     least, greatest = least_greatest(dialect)
-    return (f"UPDATE {_SIG.name} SET count = count + :n, "
-            f"first_seen = {least}(first_seen, :first), last_seen = {greatest}(last_seen, :last), "
-            "job_count = job_count + :jobs, host_count = host_count + :hosts, "
-            "rank_count = coalesce(:rank_count, rank_count), rank_sketch = coalesce(:rank_sketch, rank_sketch) "
-            "WHERE id = :id")
+    return (
+        f"UPDATE {_SIG.name} SET count = count + :n, "
+        f"first_seen = {least}(first_seen, :first), last_seen = {greatest}(last_seen, :last), "
+        "job_count = job_count + :jobs, host_count = host_count + :hosts, "
+        "rank_count = coalesce(:rank_count, rank_count), rank_sketch = coalesce(:rank_sketch, rank_sketch) "
+        "WHERE id = :id"
+    )
 
 
-def aggregate_key(signature_id: int, bucket_start: int, job_id: str, host: str | None, cluster: str | None,
-                  code_version: str | None, versions: tuple, run: str | None, attempt: int | None) -> int:
+def aggregate_key(
+    signature_id: int,
+    bucket_start: int,
+    job_id: str,
+    host: str | None,
+    cluster: str | None,
+    code_version: str | None,
+    versions: tuple,
+    run: str | None,
+    attempt: int | None,
+) -> int:
     """The id of an occurrence aggregate: a 63-bit hash of its key (positive, never 0). Two keys
     share an id with probability about n²/2⁶⁴ (n aggregates: 5e-6 at ten million); they would then
     share one row's counts, which the analysis tolerates."""
@@ -88,17 +118,36 @@ def _aggregate_upsert_sql(dialect: str) -> str:
     row (``a``) as it was, so first_rank follows the earlier first_time."""
     least, greatest = least_greatest(dialect)
     same = "IS" if dialect == "sqlite" else "IS NOT DISTINCT FROM"
-    cols = ("id", "signature_id", "bucket_start", "job_id", "host", "cluster", "code_version", "versions", "run",
-            "attempt", "count", "first_time", "last_time", "first_rank", "gpu", "min_step", "max_step")
+    cols = (
+        "id",
+        "signature_id",
+        "bucket_start",
+        "job_id",
+        "host",
+        "cluster",
+        "code_version",
+        "versions",
+        "run",
+        "attempt",
+        "count",
+        "first_time",
+        "last_time",
+        "first_rank",
+        "gpu",
+        "min_step",
+        "max_step",
+    )
     marks = ", ".join(("?" if dialect == "sqlite" else "%s") for _ in cols)
     t = _AGG.name
-    return (f"INSERT INTO {t} AS a ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET "
-            "count = a.count + excluded.count, "
-            "first_rank = CASE WHEN excluded.first_time < a.first_time THEN excluded.first_rank ELSE a.first_rank END, "
-            f"first_time = {least}(a.first_time, excluded.first_time), last_time = {greatest}(a.last_time, excluded.last_time), "
-            f"gpu = CASE WHEN a.gpu {same} excluded.gpu THEN a.gpu ELSE '{MIXED_GPU}' END, "
-            f"min_step = {least}(coalesce(a.min_step, excluded.min_step), coalesce(excluded.min_step, a.min_step)), "
-            f"max_step = {greatest}(coalesce(a.max_step, excluded.max_step), coalesce(excluded.max_step, a.max_step))")
+    return (
+        f"INSERT INTO {t} AS a ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET "
+        "count = a.count + excluded.count, "
+        "first_rank = CASE WHEN excluded.first_time < a.first_time THEN excluded.first_rank ELSE a.first_rank END, "
+        f"first_time = {least}(a.first_time, excluded.first_time), last_time = {greatest}(a.last_time, excluded.last_time), "
+        f"gpu = CASE WHEN a.gpu {same} excluded.gpu THEN a.gpu ELSE '{MIXED_GPU}' END, "
+        f"min_step = {least}(coalesce(a.min_step, excluded.min_step), coalesce(excluded.min_step, a.min_step)), "
+        f"max_step = {greatest}(coalesce(a.max_step, excluded.max_step), coalesce(excluded.max_step, a.max_step))"
+    )
 
 
 @dataclass(slots=True)
@@ -131,10 +180,17 @@ class IngestService:
     # keys is one query per batch), so a flood of unique texts cannot grow it without bound.
     SIG_CACHE_MAX = 100_000
 
-    def __init__(self, db: Database, *, channel: str | None = None, clock: Callable[[], datetime] = utcnow,
-                 alert_policy: NewSignaturePolicy = NewSignaturePolicy(), max_time_skew: timedelta = timedelta(days=1),
-                 max_event_age: timedelta = timedelta(days=3650),
-                 bucket_seconds: int = DEFAULT_BUCKET_SECONDS):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        channel: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        alert_policy: NewSignaturePolicy = NewSignaturePolicy(),
+        max_time_skew: timedelta = timedelta(days=1),
+        max_event_age: timedelta = timedelta(days=3650),
+        bucket_seconds: int = DEFAULT_BUCKET_SECONDS,
+    ):
         self.db = db
         self.channel = channel
         self.clock = clock
@@ -178,13 +234,31 @@ class IngestService:
                 t, sent = now, ev.time
                 result.time_adjusted += 1
             run, run_attempt = run_lineage(ev)
-            rows.append({
-                "event_id": event_id, "job_id": ev.job_id, "message": ev.message, "time": t, "sent_time": sent,
-                "received_at": now, "source": source, "cluster": ev.cluster, "host": ev.host, "gpu": ev.gpu,
-                "rank": ev.rank, "step": ev.step, "code_version": ev.code_version, "versions": ev.versions,
-                "kind": ev.kind, "attributes": ev.attributes, "signature_id": None, "_fp": fp.key,
-                "run": run, "attempt": run_attempt, "aggregate_id": None,
-            })
+            rows.append(
+                {
+                    "event_id": event_id,
+                    "job_id": ev.job_id,
+                    "message": ev.message,
+                    "time": t,
+                    "sent_time": sent,
+                    "received_at": now,
+                    "source": source,
+                    "cluster": ev.cluster,
+                    "host": ev.host,
+                    "gpu": ev.gpu,
+                    "rank": ev.rank,
+                    "step": ev.step,
+                    "code_version": ev.code_version,
+                    "versions": ev.versions,
+                    "kind": ev.kind,
+                    "attributes": ev.attributes,
+                    "signature_id": None,
+                    "_fp": fp.key,
+                    "run": run,
+                    "attempt": run_attempt,
+                    "aggregate_id": None,
+                }
+            )
         if not rows:
             return result
         # One global lock order (signature keys, event ids, aggregate rows, members, signature rows,
@@ -199,8 +273,12 @@ class IngestService:
                 if attempt == 3 or state not in ("40P01", "40001"):
                     raise
                 log.warning("ingest transaction retried after %s", state)
-                result = IngestResult(accepted=result.progress, duplicates=result.duplicates, progress=result.progress,
-                                      time_adjusted=result.time_adjusted)
+                result = IngestResult(
+                    accepted=result.progress,
+                    duplicates=result.duplicates,
+                    progress=result.progress,
+                    time_adjusted=result.time_adjusted,
+                )
         return result
 
     def _store(self, rows: list[dict], fps: dict, result: IngestResult) -> IngestResult:
@@ -250,8 +328,13 @@ class IngestService:
                     first_job.setdefault(r["signature_id"], r["job_id"])
             result.new_signature_ids = sorted(first_job)
             if self.channel and first_job:
-                queued = queue_new_signature_alerts(session, new=sorted(first_job.items()), channel=self.channel,
-                                                    policy=self.alert_policy, now=self.clock())
+                queued = queue_new_signature_alerts(
+                    session,
+                    new=sorted(first_job.items()),
+                    channel=self.channel,
+                    policy=self.alert_policy,
+                    now=self.clock(),
+                )
                 result.rolled_up = len(queued.rolled)
             if self.regression_hook and result.per_signature:
                 self.regression_hook(session, rows)
@@ -267,7 +350,7 @@ class IngestService:
         col = _EVENT.c.event_id
         out: set[str] = set()
         for i in range(0, len(event_ids), 900):  # under SQLite's bound-parameter limit
-            out.update(session.execute(select(col).where(col.in_(event_ids[i:i + 900]))).scalars())
+            out.update(session.execute(select(col).where(col.in_(event_ids[i : i + 900]))).scalars())
         return out
 
     # -- occurrence aggregates ------------------------------------------------------------
@@ -281,8 +364,17 @@ class IngestService:
             versions = r["versions"]
             # Grouped by the versions as given (sorting per row costs more than the rest of the
             # key); the id sorts them, so another key order still lands in the same row.
-            group = (r["signature_id"], int(r["time"].timestamp() // width) * width, r["job_id"], r["host"], r["cluster"],
-                     r["code_version"], tuple(versions.items()) if versions else (), r["run"], r["attempt"])
+            group = (
+                r["signature_id"],
+                int(r["time"].timestamp() // width) * width,
+                r["job_id"],
+                r["host"],
+                r["cluster"],
+                r["code_version"],
+                tuple(versions.items()) if versions else (),
+                r["run"],
+                r["attempt"],
+            )
             agg = memo.get(group)
             if agg is None:
                 agg = memo[group] = aggregate_key(*group[:6], tuple(sorted(group[6])), *group[7:])
@@ -321,9 +413,27 @@ class IngestService:
         params = []
         for agg in sorted(groups):
             n, first, last, rank, gpu, lo, hi, r = groups[agg]
-            params.append((agg, r["signature_id"], int(first.timestamp() // self.bucket_seconds) * self.bucket_seconds,
-                           r["job_id"], r["host"], r["cluster"], r["code_version"], versions_param(r["versions"] or {}),
-                           r["run"], r["attempt"], n, sql_time(session, first), sql_time(session, last), rank, gpu, lo, hi))
+            params.append(
+                (
+                    agg,
+                    r["signature_id"],
+                    int(first.timestamp() // self.bucket_seconds) * self.bucket_seconds,
+                    r["job_id"],
+                    r["host"],
+                    r["cluster"],
+                    r["code_version"],
+                    versions_param(r["versions"] or {}),
+                    r["run"],
+                    r["attempt"],
+                    n,
+                    sql_time(session, first),
+                    sql_time(session, last),
+                    rank,
+                    gpu,
+                    lo,
+                    hi,
+                )
+            )
         cur = session.connection().connection.driver_connection.cursor()
         try:
             cur.executemany(_aggregate_upsert_sql(dialect), params)
@@ -335,8 +445,12 @@ class IngestService:
         segments: dict[tuple[str, str, str, str], list] = {}
         for ev in progress:
             versions = dict(ev.versions)
-            key = (ev.job_id, ev.host or "", ev.code_version or "",
-                   hashlib.blake2b(json.dumps(sorted(versions.items())).encode(), digest_size=16).hexdigest())
+            key = (
+                ev.job_id,
+                ev.host or "",
+                ev.code_version or "",
+                hashlib.blake2b(json.dumps(sorted(versions.items())).encode(), digest_size=16).hexdigest(),
+            )
             t = ev.time or now
             seg = segments.get(key)
             if seg is None:
@@ -349,19 +463,40 @@ class IngestService:
         stmt = insert_for(session, _EXPOSURE)
         x, new = _EXPOSURE.c, stmt.excluded
         least, greatest = (getattr(func, name) for name in least_greatest(session.get_bind().dialect.name))
-        stmt = stmt.on_conflict_do_update(index_elements=["job_id", "host", "code_version", "versions_key"], set_={
-            # NULL steps (reports without a step) never narrow a segment.
-            "first_step": least(func.coalesce(x.first_step, new.first_step), func.coalesce(new.first_step, x.first_step)),
-            "last_step": greatest(func.coalesce(x.last_step, new.last_step), func.coalesce(new.last_step, x.last_step)),
-            "first_seen": least(x.first_seen, new.first_seen), "last_seen": greatest(x.last_seen, new.last_seen)})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["job_id", "host", "code_version", "versions_key"],
+            set_={
+                # NULL steps (reports without a step) never narrow a segment.
+                "first_step": least(
+                    func.coalesce(x.first_step, new.first_step), func.coalesce(new.first_step, x.first_step)
+                ),
+                "last_step": greatest(
+                    func.coalesce(x.last_step, new.last_step), func.coalesce(new.last_step, x.last_step)
+                ),
+                "first_seen": least(x.first_seen, new.first_seen),
+                "last_seen": greatest(x.last_seen, new.last_seen),
+            },
+        )
         for key in sorted(segments):  # one lock order for concurrent writers
             versions, first, last, t0, t1 = segments[key]
-            session.execute(stmt, {"job_id": key[0], "host": key[1], "code_version": key[2], "versions_key": key[3],
-                                   "versions": versions, "first_step": first, "last_step": last,
-                                   "first_seen": t0, "last_seen": t1})
+            session.execute(
+                stmt,
+                {
+                    "job_id": key[0],
+                    "host": key[1],
+                    "code_version": key[2],
+                    "versions_key": key[3],
+                    "versions": versions,
+                    "first_step": first,
+                    "last_step": last,
+                    "first_seen": t0,
+                    "last_seen": t1,
+                },
+            )
 
-    def _ensure_signatures(self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict],
-                           learned: "_Learned") -> set[int]:
+    def _ensure_signatures(
+        self, session, fps: dict[str, signatures.Fingerprint], rows: list[dict], learned: _Learned
+    ) -> set[int]:
         missing = sorted(k for k in fps if k not in self._sig_ids)
         if not missing:
             return set()
@@ -375,12 +510,23 @@ class IngestService:
         values = []
         for k in missing:
             fp = fps[k]
-            values.append({
-                "fingerprint": k, "rules_version": signatures.RULES_VERSION, "title": fp.title[:512], "category": fp.category,
-                "cause_class": fp.cause_class, "parser": fp.parser, "template": fp.template, "details": dict(fp.details),
-                "example": example.get(k, ""), "count": 0, "first_seen": first_time[k], "last_seen": first_time[k],
-                "created_at": self.clock(),
-            })
+            values.append(
+                {
+                    "fingerprint": k,
+                    "rules_version": signatures.RULES_VERSION,
+                    "title": fp.title[:512],
+                    "category": fp.category,
+                    "cause_class": fp.cause_class,
+                    "parser": fp.parser,
+                    "template": fp.template,
+                    "details": dict(fp.details),
+                    "example": example.get(k, ""),
+                    "count": 0,
+                    "first_seen": first_time[k],
+                    "last_seen": first_time[k],
+                    "created_at": self.clock(),
+                }
+            )
         stmt = insert_for(session, _SIG).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(_SIG.c.id)
         new_ids = {r[0] for r in session.execute(stmt, values)}
         for sid, key in session.execute(select(_SIG.c.id, _SIG.c.fingerprint).where(_SIG.c.fingerprint.in_(missing))):
@@ -400,8 +546,9 @@ class IngestService:
             # New signatures are always made by the current rules, so once a process has seen
             # none of older rules it never will: the look-up below is skipped for good (it was
             # a scan per new signature, the cost that grew with a flood).
-            self._older_rules = session.scalar(
-                select(c.id).where(c.rules_version != signatures.RULES_VERSION).limit(1)) is not None
+            self._older_rules = (
+                session.scalar(select(c.id).where(c.rules_version != signatures.RULES_VERSION).limit(1)) is not None
+            )
         if not self._older_rules:
             return set()
         fresh = session.execute(select(c.id, c.category, c.template).where(c.id.in_(new_ids))).all()
@@ -409,9 +556,14 @@ class IngestService:
         old_by_shape: dict[tuple[str, str], int] = {}
         for i in range(0, len(templates), 500):  # one query per 500 templates, not one per signature
             for oid, category, template in session.execute(
-                    select(c.id, c.category, c.template).where(
-                        c.template.in_(templates[i:i + 500]), c.rules_version != signatures.RULES_VERSION,
-                        c.merged_into.is_(None)).order_by(c.id)):
+                select(c.id, c.category, c.template)
+                .where(
+                    c.template.in_(templates[i : i + 500]),
+                    c.rules_version != signatures.RULES_VERSION,
+                    c.merged_into.is_(None),
+                )
+                .order_by(c.id)
+            ):
                 old_by_shape.setdefault((category, template), oid)
         carried = set()
         for sid, category, template in fresh:
@@ -421,7 +573,7 @@ class IngestService:
                 carried.add(sid)
         return carried
 
-    def _update_counters(self, session, rows: list[dict], result: IngestResult, learned: "_Learned") -> None:
+    def _update_counters(self, session, rows: list[dict], result: IngestResult, learned: _Learned) -> None:
         agg: dict[int, list] = {}
         members: set[tuple[int, str, str]] = set()
         ranks: dict[int, set[str]] = defaultdict(set)
@@ -453,9 +605,18 @@ class IngestService:
             n, first, last = agg[sid]
             result.per_signature[sid] = n
             rank_count, sketch = rank_fields.get(sid, (None, None))
-            params.append({"id": sid, "n": n, "first": sql_time(session, first), "last": sql_time(session, last),
-                           "jobs": added[(sid, "job")], "hosts": added[(sid, "host")],
-                           "rank_count": rank_count, "rank_sketch": sketch})
+            params.append(
+                {
+                    "id": sid,
+                    "n": n,
+                    "first": sql_time(session, first),
+                    "last": sql_time(session, last),
+                    "jobs": added[(sid, "job")],
+                    "hosts": added[(sid, "host")],
+                    "rank_count": rank_count,
+                    "rank_sketch": sketch,
+                }
+            )
         session.execute(text(_counters_sql(session.get_bind().dialect.name)), params)
 
     def _count_ranks(self, session, ranks: dict[int, set[str]]) -> dict[int, tuple[int | None, bytes | None]]:
@@ -463,8 +624,12 @@ class IngestService:
         sketch, so a 100,000-rank storm does not write 100,000 membership rows. Returns the new
         (rank_count, sketch) of each signature whose ranks changed (None where unchanged)."""
         c = _SIG.c
-        state = session.execute(select(c.id, c.rank_count, c.rank_sketch).where(c.id.in_(sorted(ranks)))
-                                .order_by(c.id).with_for_update(key_share=True)).all()
+        state = session.execute(
+            select(c.id, c.rank_count, c.rank_sketch)
+            .where(c.id.in_(sorted(ranks)))
+            .order_by(c.id)
+            .with_for_update(key_share=True)
+        ).all()
         exact_rows = []
         sketches: dict[int, tuple[int, bytearray, bool]] = {}
         for sid, count, sketch in state:

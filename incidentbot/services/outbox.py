@@ -22,23 +22,55 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, select, update
 
-from incidentbot.db import Database
 from incidentbot import audit
+from incidentbot.db import Database
 from incidentbot.models import Outbox, SlackMessage, utcnow
 from incidentbot.services.sql import insert_for
 
-__all__ = ["OutboxWorker", "enqueue", "enqueue_update", "priority_of", "prune_delivered", "PERMANENT_ERRORS", "PRIORITY",
-           "Rendered"]
+__all__ = [
+    "OutboxWorker",
+    "enqueue",
+    "enqueue_update",
+    "priority_of",
+    "prune_delivered",
+    "PERMANENT_ERRORS",
+    "PRIORITY",
+    "Rendered",
+]
 
 log = logging.getLogger(__name__)
 
-PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
-    "token_revoked", "token_expired", "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text",
-    "message_not_found", "cant_update_message", "edit_window_closed", "restricted_action", "missing_scope",
-    "invalid_arguments", "too_many_attachments", "user_not_found", "user_not_in_channel", "expired_url",
-    "used_url", "no_such_subteam", "invalid_metadata_format", "metadata_too_large", "ekm_access_denied",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "restricted_action",
+        "missing_scope",
+        "invalid_arguments",
+        "too_many_attachments",
+        "user_not_found",
+        "user_not_in_channel",
+        "expired_url",
+        "used_url",
+        "no_such_subteam",
+        "invalid_metadata_format",
+        "metadata_too_large",
+        "ekm_access_denied",
+    }
+)
 CLAIM_FOR = timedelta(seconds=60)
 UNKNOWN_OUTCOME = "unknown: the attempt did not record how it ended"
 RATELIMITED = "ratelimited"  # the last_error of a row waiting out a 429's Retry-After
@@ -49,8 +81,16 @@ METADATA_TYPE = "incidentbot_outbox"
 # Delivery order by what a message is (lower first). A person waiting on an answer comes first;
 # polls and digests must never wait behind an alert backlog (a storm of new signatures queues
 # hundreds of alerts); edits and thread notes of alerts come last with the alerts themselves.
-PRIORITY = {"ephemeral": 0, "response": 0, "view": 0, "poll": 1, "digest": 2, "hypothesis": 3,
-            "signature_rollup": 5, "signature_alert": 5}
+PRIORITY = {
+    "ephemeral": 0,
+    "response": 0,
+    "view": 0,
+    "poll": 1,
+    "digest": 2,
+    "hypothesis": 3,
+    "signature_rollup": 5,
+    "signature_alert": 5,
+}
 DEFAULT_PRIORITY = 5
 
 
@@ -68,13 +108,31 @@ class Rendered:
     shown: dict | None = None
 
 
-def enqueue(session, *, op: str, channel: str | None, payload: dict, message_key: str | None = None,
-            thread_key: str | None = None, dedupe_key: str | None = None, priority: int | None = None) -> bool:
+def enqueue(
+    session,
+    *,
+    op: str,
+    channel: str | None,
+    payload: dict,
+    message_key: str | None = None,
+    thread_key: str | None = None,
+    dedupe_key: str | None = None,
+    priority: int | None = None,
+) -> bool:
     """Add a row unless one with the same dedupe key exists. Returns whether it was added."""
     stmt = insert_for(session, Outbox.__table__).values(
-        op=op, channel=channel, payload=payload, message_key=message_key, thread_key=thread_key, dedupe_key=dedupe_key,
+        op=op,
+        channel=channel,
+        payload=payload,
+        message_key=message_key,
+        thread_key=thread_key,
+        dedupe_key=dedupe_key,
         priority=priority_of(op, payload) if priority is None else priority,
-        status="pending", attempts=0, next_attempt_at=utcnow(), created_at=utcnow())
+        status="pending",
+        attempts=0,
+        next_attempt_at=utcnow(),
+        created_at=utcnow(),
+    )
     if dedupe_key:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
     # RETURNING, not rowcount: with PostgreSQL's implicit RETURNING the rowcount is not reliable.
@@ -83,12 +141,18 @@ def enqueue(session, *, op: str, channel: str | None, payload: dict, message_key
 
 def enqueue_update(session, *, message_key: str, payload: dict) -> bool:
     """Edit a message in place; at most one edit waits per message (it renders the latest state)."""
-    return enqueue(session, op="update", channel=None, payload=payload, message_key=message_key,
-                   dedupe_key=f"update:{message_key}")
+    return enqueue(
+        session, op="update", channel=None, payload=payload, message_key=message_key, dedupe_key=f"update:{message_key}"
+    )
 
 
-def prune_delivered(db: Database, *, older_than: timedelta = timedelta(hours=1), limit: int = 5000,
-                    clock: Callable[[], datetime] = utcnow) -> int:
+def prune_delivered(
+    db: Database,
+    *,
+    older_than: timedelta = timedelta(hours=1),
+    limit: int = 5000,
+    clock: Callable[[], datetime] = utcnow,
+) -> int:
     """One unit of work: delete up to ``limit`` delivered rows that no longer guard anything.
 
     A row that still holds its dedupe key is the record that its message was queued once (an
@@ -99,18 +163,31 @@ def prune_delivered(db: Database, *, older_than: timedelta = timedelta(hours=1),
     """
     cutoff = clock() - older_than
     with db.write() as session:
-        ids = list(session.scalars(select(Outbox.id).where(
-            Outbox.status == "done", Outbox.dedupe_key.is_(None), Outbox.delivered_at < cutoff)
-            .order_by(Outbox.id).limit(limit)))
+        ids = list(
+            session.scalars(
+                select(Outbox.id)
+                .where(Outbox.status == "done", Outbox.dedupe_key.is_(None), Outbox.delivered_at < cutoff)
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+        )
         if ids:
             session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
     return len(ids)
 
 
 class OutboxWorker:
-    def __init__(self, db: Database, *, client: WebClient, render: Callable[[object, Outbox], Rendered | None],
-                 clock: Callable[[], datetime] = utcnow, worker_id: str = "worker",
-                 on_delivered: Callable[[object, Outbox, Rendered], None] | None = None, metrics=None):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        client: WebClient,
+        render: Callable[[object, Outbox], Rendered | None],
+        clock: Callable[[], datetime] = utcnow,
+        worker_id: str = "worker",
+        on_delivered: Callable[[object, Outbox, Rendered], None] | None = None,
+        metrics=None,
+    ):
         self.db = db
         self.client = client
         self.render = render
@@ -141,14 +218,28 @@ class OutboxWorker:
         the previous attempt ended (its recorded error, or the unknown-outcome mark)."""
         now = self.clock()
         with self.db.write() as session:
-            due = list(session.scalars(
-                select(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at <= now,
-                                     (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
-                .order_by(Outbox.priority, Outbox.id).limit(50)))
+            due = list(
+                session.scalars(
+                    select(Outbox)
+                    .where(
+                        Outbox.status == "pending",
+                        Outbox.next_attempt_at <= now,
+                        (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now),
+                    )
+                    .order_by(Outbox.priority, Outbox.id)
+                    .limit(50)
+                )
+            )
             if not due:
                 return None
-            messages = {m.key: m for m in session.scalars(select(SlackMessage).where(
-                SlackMessage.key.in_({k for r in due for k in (r.message_key, r.thread_key) if k})))}
+            messages = {
+                m.key: m
+                for m in session.scalars(
+                    select(SlackMessage).where(
+                        SlackMessage.key.in_({k for r in due for k in (r.message_key, r.thread_key) if k})
+                    )
+                )
+            }
             blocked_threads: set[str] = set()
             for row in due:
                 needs = row.thread_key if row.op != "update" else row.message_key
@@ -171,15 +262,24 @@ class OutboxWorker:
                     needs = None  # its thread never started: reply at the top level instead
                 previous = row.last_error
                 claimed = session.execute(
-                    update(Outbox).where(Outbox.id == row.id, Outbox.status == "pending",
-                                         (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
+                    update(Outbox)
+                    .where(
+                        Outbox.id == row.id,
+                        Outbox.status == "pending",
+                        (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now),
+                    )
                     # Until this attempt records how it ended, its outcome is unknown: if the
                     # process dies after Slack took a post, the next attempt must look before
                     # posting again (whatever an earlier attempt's error was).
-                    .values(claimed_until=now + CLAIM_FOR, attempts=Outbox.attempts + 1, last_error=UNKNOWN_OUTCOME,
-                            # A claimed edit renders the state of now; a change after this moment
-                            # must be able to queue the next edit, so it leaves the dedupe slot.
-                            dedupe_key=None if row.op == "update" else Outbox.dedupe_key)).rowcount
+                    .values(
+                        claimed_until=now + CLAIM_FOR,
+                        attempts=Outbox.attempts + 1,
+                        last_error=UNKNOWN_OUTCOME,
+                        # A claimed edit renders the state of now; a change after this moment
+                        # must be able to queue the next edit, so it leaves the dedupe slot.
+                        dedupe_key=None if row.op == "update" else Outbox.dedupe_key,
+                    )
+                ).rowcount
                 if claimed != 1:
                     continue
                 session.refresh(row)
@@ -190,12 +290,27 @@ class OutboxWorker:
         return None
 
     def _earlier_reply_pending(self, session, row: Outbox) -> bool:
-        return session.scalar(select(Outbox.id).where(Outbox.thread_key == row.thread_key, Outbox.op == "post",
-                                                      Outbox.status == "pending", Outbox.id < row.id).limit(1)) is not None
+        return (
+            session.scalar(
+                select(Outbox.id)
+                .where(
+                    Outbox.thread_key == row.thread_key,
+                    Outbox.op == "post",
+                    Outbox.status == "pending",
+                    Outbox.id < row.id,
+                )
+                .limit(1)
+            )
+            is not None
+        )
 
     def _parent_pending(self, session, key: str) -> bool:
-        return session.scalar(select(Outbox.id).where(Outbox.message_key == key, Outbox.op == "post",
-                                                      Outbox.status == "pending")) is not None
+        return (
+            session.scalar(
+                select(Outbox.id).where(Outbox.message_key == key, Outbox.op == "post", Outbox.status == "pending")
+            )
+            is not None
+        )
 
     def deliver_one(self) -> bool:
         claimed = self._claim()
@@ -229,9 +344,16 @@ class OutboxWorker:
         waiting out a 429's Retry-After keep waiting."""
         now = self.clock()
         with self.db.write() as session:
-            session.execute(update(Outbox).where(
-                Outbox.status == "pending", Outbox.next_attempt_at > now, Outbox.last_error.is_not(None),
-                Outbox.last_error != RATELIMITED).values(next_attempt_at=now))
+            session.execute(
+                update(Outbox)
+                .where(
+                    Outbox.status == "pending",
+                    Outbox.next_attempt_at > now,
+                    Outbox.last_error.is_not(None),
+                    Outbox.last_error != RATELIMITED,
+                )
+                .values(next_attempt_at=now)
+            )
 
     def _metadata(self, row: Outbox) -> dict:
         return {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}}
@@ -241,10 +363,13 @@ class OutboxWorker:
         oldest = str((row.created_at - timedelta(minutes=5)).timestamp())
         try:
             if thread_ts:
-                resp = self.client.conversations_replies(channel=channel, ts=thread_ts, oldest=oldest, limit=200,
-                                                         include_all_metadata=True)
+                resp = self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, oldest=oldest, limit=200, include_all_metadata=True
+                )
             else:
-                resp = self.client.conversations_history(channel=channel, oldest=oldest, limit=200, include_all_metadata=True)
+                resp = self.client.conversations_history(
+                    channel=channel, oldest=oldest, limit=200, include_all_metadata=True
+                )
         except SlackApiError:
             return None
         for m in resp.get("messages", []):
@@ -266,8 +391,15 @@ class OutboxWorker:
                 if found:
                     log.info("outbox %s: already posted as %s; not posting again", row.id, found)
                     return found
-            resp = self.client.chat_postMessage(channel=channel, text=r.text, blocks=r.blocks, thread_ts=thread_ts,
-                                                metadata=self._metadata(row), unfurl_links=False, unfurl_media=False)
+            resp = self.client.chat_postMessage(
+                channel=channel,
+                text=r.text,
+                blocks=r.blocks,
+                thread_ts=thread_ts,
+                metadata=self._metadata(row),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
             return resp["ts"]
         if row.op == "update":
             self.client.chat_update(channel=refs["channel"], ts=refs["ts"], text=r.text, blocks=r.blocks)
@@ -284,14 +416,24 @@ class OutboxWorker:
             # order as the transactions that write both, so PostgreSQL never sees a deadlock.
             if rendered is not None and rendered.shown and self.on_delivered:
                 self.on_delivered(session, row, rendered)
-            session.execute(update(Outbox).where(Outbox.id == row.id).values(
-                status="done", delivered_at=now, claimed_until=None, last_error=note))
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == row.id)
+                .values(status="done", delivered_at=now, claimed_until=None, last_error=note)
+            )
             if row.op == "post":
-                audit.note(session, f"posted {row.message_key or 'a reply'} to {row.channel}"
-                                    + (f" in the thread of {row.thread_key}" if row.thread_key else "") + (f" ({note})" if note else ""))
+                audit.note(
+                    session,
+                    f"posted {row.message_key or 'a reply'} to {row.channel}"
+                    + (f" in the thread of {row.thread_key}" if row.thread_key else "")
+                    + (f" ({note})" if note else ""),
+                )
             if row.op == "post" and row.message_key and ts:
-                stmt = insert_for(session, SlackMessage.__table__).values(
-                    key=row.message_key, channel=row.channel, ts=ts, posted_at=now).on_conflict_do_nothing()
+                stmt = (
+                    insert_for(session, SlackMessage.__table__)
+                    .values(key=row.message_key, channel=row.channel, ts=ts, posted_at=now)
+                    .on_conflict_do_nothing()
+                )
                 session.execute(stmt)
         self.delivered += 1
         if self.metrics is not None:
@@ -299,8 +441,13 @@ class OutboxWorker:
 
     def _retry(self, row: Outbox, *, delay: float, error: str) -> None:
         with self.db.write() as session:
-            session.execute(update(Outbox).where(Outbox.id == row.id).values(
-                next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None, last_error=error[:500]))
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == row.id)
+                .values(
+                    next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None, last_error=error[:500]
+                )
+            )
 
     def _backoff(self, attempts: int) -> float:
         return min(300.0, 0.5 * 2 ** min(attempts, 10)) * random.uniform(0.8, 1.2)
@@ -319,14 +466,24 @@ class OutboxWorker:
                 delay = 1.0
             # Rate limits are not failures: the attempt is given back.
             with self.db.write() as session:
-                session.execute(update(Outbox).where(Outbox.id == row.id).values(
-                    next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None,
-                    attempts=Outbox.attempts - 1, last_error=RATELIMITED))
+                session.execute(
+                    update(Outbox)
+                    .where(Outbox.id == row.id)
+                    .values(
+                        next_attempt_at=self.clock() + timedelta(seconds=delay),
+                        claimed_until=None,
+                        attempts=Outbox.attempts - 1,
+                        last_error=RATELIMITED,
+                    )
+                )
             return
         if error in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             with self.db.write() as session:
-                session.execute(update(Outbox).where(Outbox.id == row.id).values(
-                    status="failed", claimed_until=None, last_error=error[:500]))
+                session.execute(
+                    update(Outbox)
+                    .where(Outbox.id == row.id)
+                    .values(status="failed", claimed_until=None, last_error=error[:500])
+                )
             log.error("outbox %s: Slack refused %s permanently: %s", row.id, row.op, error)
             return
         self._retry(row, delay=self._backoff(row.attempts), error=error)

@@ -24,7 +24,9 @@ def prune(db: Database, *, older_than: timedelta, clock: Callable[[], datetime] 
     e = Event.__table__.c
     while True:
         with db.write() as session:
-            rows = session.execute(select(e.id, e.aggregate_id).where(e.received_at < cutoff).order_by(e.id).limit(batch)).all()
+            rows = session.execute(
+                select(e.id, e.aggregate_id).where(e.received_at < cutoff).order_by(e.id).limit(batch)
+            ).all()
             if not rows:
                 if total:
                     audit.note(session, f"pruned {total:,} events received before {cutoff:%Y-%m-%d %H:%M} UTC")
@@ -41,10 +43,13 @@ def refresh_aggregates(session, aggregate_ids: list[int]) -> None:
     recompute count, times, first rank, GPU and steps of the rest."""
     e, a = Event.__table__.c, EventAggregate.__table__
     for i in range(0, len(aggregate_ids), 500):
-        chunk = aggregate_ids[i:i + 500]
+        chunk = aggregate_ids[i : i + 500]
         left: dict[int, list] = {}
         for aid, t, rank, gpu, step in session.execute(
-                select(e.aggregate_id, e.time, e.rank, e.gpu, e.step).where(e.aggregate_id.in_(chunk)).order_by(e.time, e.id)):
+            select(e.aggregate_id, e.time, e.rank, e.gpu, e.step)
+            .where(e.aggregate_id.in_(chunk))
+            .order_by(e.time, e.id)
+        ):
             g = left.get(aid)
             if g is None:
                 # count, first_time, last_time, first_rank, gpu, min_step, max_step
@@ -61,9 +66,23 @@ def refresh_aggregates(session, aggregate_ids: list[int]) -> None:
         if empty:
             session.execute(delete(a).where(a.c.id.in_(empty)))
         if left:
-            stmt = update(a).where(a.c.id == bindparam("aid")).values(
-                count=bindparam("n"), first_time=bindparam("t0"), last_time=bindparam("t1"), first_rank=bindparam("r"),
-                gpu=bindparam("g"), min_step=bindparam("lo"), max_step=bindparam("hi"))
-            session.connection().execute(stmt, [
-                {"aid": aid, "n": g[0], "t0": g[1], "t1": g[2], "r": g[3], "g": g[4], "lo": g[5], "hi": g[6]}
-                for aid, g in sorted(left.items())])
+            stmt = (
+                update(a)
+                .where(a.c.id == bindparam("aid"))
+                .values(
+                    count=bindparam("n"),
+                    first_time=bindparam("t0"),
+                    last_time=bindparam("t1"),
+                    first_rank=bindparam("r"),
+                    gpu=bindparam("g"),
+                    min_step=bindparam("lo"),
+                    max_step=bindparam("hi"),
+                )
+            )
+            session.connection().execute(
+                stmt,
+                [
+                    {"aid": aid, "n": g[0], "t0": g[1], "t1": g[2], "r": g[3], "g": g[4], "lo": g[5], "hi": g[6]}
+                    for aid, g in sorted(left.items())
+                ],
+            )

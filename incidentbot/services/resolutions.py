@@ -31,7 +31,9 @@ def _get(session, hid: int) -> Hypothesis:
 
 
 class ResolutionService:
-    def __init__(self, db: Database, *, votes: VoteService, channel: str | None, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self, db: Database, *, votes: VoteService, channel: str | None, clock: Callable[[], datetime] = utcnow
+    ):
         self.db = db
         self.votes = votes
         self.channel = channel
@@ -43,12 +45,14 @@ class ResolutionService:
         if not self.channel:
             return
         if sid is None:
-            sid = session.scalar(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid)
-                                 .order_by(HypothesisSignature.event_count.desc(), HypothesisSignature.signature_id))
+            sid = session.scalar(
+                select(HypothesisSignature.signature_id)
+                .where(HypothesisSignature.hypothesis_id == hid)
+                .order_by(HypothesisSignature.event_count.desc(), HypothesisSignature.signature_id)
+            )
         if sid is None:
             return
-        enqueue(session, op="post", channel=self.channel, thread_key=f"alert:S-{sid}",
-                payload={"text": text})
+        enqueue(session, op="post", channel=self.channel, thread_key=f"alert:S-{sid}", payload={"text": text})
 
     def resolve(self, hid: int, *, cause: str, fix: str = "", link: str = "", fixed_in: str = "", actor: str) -> None:
         if not cause.strip():
@@ -57,12 +61,25 @@ class ResolutionService:
         with self.db.write() as session:
             h = _get(session, hid)
             h.status = "resolved"
-            h.resolution = {"cause": cause.strip()[:2000], "fix": fix.strip()[:2000], "link": link.strip()[:500],
-                            "fixed_in": fixed_in.strip()[:128], "by": actor, "at": now.isoformat()}
+            h.resolution = {
+                "cause": cause.strip()[:2000],
+                "fix": fix.strip()[:2000],
+                "link": link.strip()[:500],
+                "fixed_in": fixed_in.strip()[:128],
+                "by": actor,
+                "at": now.isoformat(),
+            }
             h.resolved_at = now
             h.updated_at = now
-            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="resolved", actor=actor,
-                                      text=f"resolved: {cause.strip()[:300]}" + (f" (fixed in {fixed_in})" if fixed_in else "")))
+            session.add(
+                HypothesisLog(
+                    hypothesis_id=hid,
+                    at=now,
+                    kind="resolved",
+                    actor=actor,
+                    text=f"resolved: {cause.strip()[:300]}" + (f" (fixed in {fixed_in})" if fixed_in else ""),
+                )
+            )
             absorbed = list(session.scalars(select(Hypothesis.id).where(Hypothesis.merged_into == hid)))
             self.votes.record_outcome(session, hypothesis_id=hid, true_cause=True, absorbed=absorbed)
             self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {_esc(cause)}")
@@ -76,7 +93,11 @@ class ResolutionService:
             h.status = "rejected"
             h.resolution = {"rejected_reason": reason.strip()[:2000], "by": actor, "at": now.isoformat()}
             h.updated_at = now
-            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="rejected", actor=actor, text=f"rejected: {reason.strip()[:300]}"))
+            session.add(
+                HypothesisLog(
+                    hypothesis_id=hid, at=now, kind="rejected", actor=actor, text=f"rejected: {reason.strip()[:300]}"
+                )
+            )
             self.votes.record_outcome(session, hypothesis_id=hid, true_cause=False)
 
     def reopen(self, hid: int, *, actor: str) -> None:
@@ -88,7 +109,11 @@ class ResolutionService:
             previous = h.status
             h.status = "open"
             h.updated_at = now
-            session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="reopened", actor=actor, text=f"reopened (was {previous})"))
+            session.add(
+                HypothesisLog(
+                    hypothesis_id=hid, at=now, kind="reopened", actor=actor, text=f"reopened (was {previous})"
+                )
+            )
 
     def check_regressions(self, session, rows: Sequence[dict]) -> list[int]:
         """Called in the ingest transaction: reopen resolved hypotheses whose signatures return
@@ -97,11 +122,14 @@ class ResolutionService:
         if not sids:
             return []
         from incidentbot.services.signatures import canonical_map
+
         cmap = canonical_map(session)
         canon = {sid: cmap.get(sid, sid) for sid in sids}
-        found = session.execute(select(HypothesisSignature.signature_id, Hypothesis).join(
-            Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id).where(
-            HypothesisSignature.signature_id.in_(set(canon.values())), Hypothesis.status == "resolved")).all()
+        found = session.execute(
+            select(HypothesisSignature.signature_id, Hypothesis)
+            .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
+            .where(HypothesisSignature.signature_id.in_(set(canon.values())), Hypothesis.status == "resolved")
+        ).all()
         if not found:
             return []
         by_sig: dict[int, list[Hypothesis]] = {}
@@ -132,12 +160,24 @@ class ResolutionService:
                 h.last_activity_at = now
                 where = f"job {r['job_id']}" + (f" on {r['code_version']}" if r.get("code_version") else "")
                 prev = h.resolution or {}
-                session.add(HypothesisLog(hypothesis_id=h.id, at=now, kind="regressed",
-                                          text=f"regressed: S-{canon[r['signature_id']]} came back in {where} "
-                                               f"after the resolution '{prev.get('cause', '')[:200]}'"))
-                self._thread_note(session, h.id, sid=canon[r["signature_id"]], text=f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
-                                  f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
-                                  + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "") + f") but it is back in {_esc(where)}.")
+                session.add(
+                    HypothesisLog(
+                        hypothesis_id=h.id,
+                        at=now,
+                        kind="regressed",
+                        text=f"regressed: S-{canon[r['signature_id']]} came back in {where} "
+                        f"after the resolution '{prev.get('cause', '')[:200]}'",
+                    )
+                )
+                self._thread_note(
+                    session,
+                    h.id,
+                    sid=canon[r["signature_id"]],
+                    text=f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
+                    f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
+                    + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "")
+                    + f") but it is back in {_esc(where)}.",
+                )
                 reopened.append(h.id)
         return reopened
 

@@ -77,8 +77,14 @@ class RunbookService:
         codes = (int(xid),) if isinstance(xid, (int, str)) and str(xid).isdigit() else ()
         key = (sig.category, sig.cause_class, sig.template, codes, sig.example or "")
         if key not in self._auto:
-            matches = match_runbooks(self.runbooks.values(), category=sig.category, cause_class=sig.cause_class,
-                                     template=sig.template, xid_codes=codes, text=sig.example or "")
+            matches = match_runbooks(
+                self.runbooks.values(),
+                category=sig.category,
+                cause_class=sig.cause_class,
+                template=sig.template,
+                xid_codes=codes,
+                text=sig.example or "",
+            )
             if len(self._auto) > 20_000:
                 self._auto.clear()
             self._auto[key] = [(m.id, m.reason) for m in matches[:3]]
@@ -119,15 +125,18 @@ class RunbookService:
             raise LookupError(f"no runbook {runbook_id!r}; try `runbooks <words>` to search")
         from incidentbot.models import Hypothesis
         from incidentbot.services.sql import insert_for
+
         prefix, _, number = target.partition("-")
         with self.db.write() as session:
             model = {"H": Hypothesis, "S": Signature}.get(prefix)
             if model is None or not number.isdigit() or session.get(model, int(number)) is None:
                 raise LookupError(f"{target} does not exist")
-            stmt = insert_for(session, RunbookLink.__table__).values(target=target, runbook_id=runbook_id, linked=linked,
-                                                                   actor=actor, at=utcnow())
-            stmt = stmt.on_conflict_do_update(index_elements=["target", "runbook_id"],
-                                              set_={"linked": linked, "actor": actor, "at": utcnow()})
+            stmt = insert_for(session, RunbookLink.__table__).values(
+                target=target, runbook_id=runbook_id, linked=linked, actor=actor, at=utcnow()
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["target", "runbook_id"], set_={"linked": linked, "actor": actor, "at": utcnow()}
+            )
             session.execute(stmt)
 
     def usage(self, session, *, max_age: float = 0.0) -> list[dict]:
@@ -148,8 +157,11 @@ class RunbookService:
         hyps = list(session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None))))
         links: dict[int, list[int]] = {}
         # A hypothesis is served by the runbook of its biggest signatures: the top few suffice.
-        for hid, sid in session.execute(select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id)
-                                        .order_by(HypothesisSignature.hypothesis_id, HypothesisSignature.event_count.desc())):
+        for hid, sid in session.execute(
+            select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id).order_by(
+                HypothesisSignature.hypothesis_id, HypothesisSignature.event_count.desc()
+            )
+        ):
             if len(links.setdefault(hid, [])) < 5:
                 links[hid].append(sid)
         needed = {sid for v in links.values() for sid in v}
@@ -172,10 +184,19 @@ class RunbookService:
         for rid, rb in sorted(self.runbooks.items()):
             done = [h for h in served[rid] if h.status == "resolved" and h.resolved_at]
             hours = [(h.resolved_at - h.created_at).total_seconds() / 3600 for h in done]
-            out.append({"id": rid, "title": rb.title, "severity": rb.severity, "owner": rb.owner,
-                        "last_reviewed": rb.last_reviewed.isoformat(), "url": self.url(rid),
-                        "incidents": [f"H-{h.id}" for h in served[rid]], "resolved": len(done),
-                        "mean_hours_to_resolution": round(sum(hours) / len(hours), 2) if hours else None})
+            out.append(
+                {
+                    "id": rid,
+                    "title": rb.title,
+                    "severity": rb.severity,
+                    "owner": rb.owner,
+                    "last_reviewed": rb.last_reviewed.isoformat(),
+                    "url": self.url(rid),
+                    "incidents": [f"H-{h.id}" for h in served[rid]],
+                    "resolved": len(done),
+                    "mean_hours_to_resolution": round(sum(hours) / len(hours), 2) if hours else None,
+                }
+            )
         return out
 
     def search(self, query: str, *, limit: int = 8) -> list[Runbook]:
@@ -183,7 +204,9 @@ class RunbookService:
         words = [re.compile(r"(?<![a-z0-9])" + re.escape(w.lower())) for w in query.split() if w]
         scored = []
         for rb in self.runbooks.values():
-            hay = " ".join([rb.id, rb.title, " ".join(rb.match.categories), " ".join(map(str, rb.match.xid)), rb.body]).lower()
+            hay = " ".join(
+                [rb.id, rb.title, " ".join(rb.match.categories), " ".join(map(str, rb.match.xid)), rb.body]
+            ).lower()
             title = (rb.id + " " + rb.title).lower()
             score = sum(3 if w.search(title) else 1 if w.search(hay) else -100 for w in words) if words else 1
             if score > 0:

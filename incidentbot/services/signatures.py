@@ -19,7 +19,9 @@ class SignatureNotFound(LookupError):
 
 def canonical_map(session: Session) -> dict[int, int]:
     """signature id → the signature it is merged into (following chains); only merged ids appear."""
-    merged = dict(session.execute(select(Signature.id, Signature.merged_into).where(Signature.merged_into.is_not(None))).all())
+    merged = dict(
+        session.execute(select(Signature.id, Signature.merged_into).where(Signature.merged_into.is_not(None))).all()
+    )
     out = {}
     for sid in merged:
         target, hops = merged[sid], 0
@@ -27,7 +29,6 @@ def canonical_map(session: Session) -> dict[int, int]:
             target, hops = merged[target], hops + 1
         out[sid] = target
     return out
-
 
 
 class SignatureService:
@@ -72,7 +73,9 @@ class SignatureService:
             session.add(Decision(kind="unmerge_signatures", signature_ids=[source, previous], actor=actor))
             return previous
 
-    def mute(self, sid: int, *, until: datetime | None, actor: str | None, duration: timedelta | None = None) -> datetime:
+    def mute(
+        self, sid: int, *, until: datetime | None, actor: str | None, duration: timedelta | None = None
+    ) -> datetime:
         until = until or (utcnow() + (duration or timedelta(days=3650)))
         with self.db.write() as session:
             sig = self.get(session, sid)

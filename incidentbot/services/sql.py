@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import UTC
 from operator import itemgetter
 
 from sqlalchemy import JSON, select
@@ -26,8 +26,15 @@ def least_greatest(dialect: str) -> tuple[str, str]:
     return ("min", "max") if dialect == "sqlite" else ("least", "greatest")
 
 
-def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, returning: Sequence[str] | None = None,
-               columns: Sequence[str] | None = None) -> list[tuple]:
+def insert_new(
+    session: Session,
+    table,
+    rows: Sequence[dict],
+    *,
+    key: str,
+    returning: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> list[tuple]:
     """Insert the rows whose ``key`` (a unique column) is not stored yet; return ``returning``
     columns of the rows this call inserted (by default the key). Exact under concurrent writers.
     ``columns`` names the keys of the row dicts to store (by default all of them).
@@ -46,14 +53,16 @@ def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, retur
         keys = [r[key] for r in rows]
         existing: set = set()
         for i in range(0, len(keys), 900):
-            existing.update(conn.execute(select(col).where(col.in_(keys[i:i + 900]))).scalars())
+            existing.update(conn.execute(select(col).where(col.in_(keys[i : i + 900]))).scalars())
         fresh = [r for r in rows if r[key] not in existing]
         if fresh:
             # The driver's executemany with the columns' own bind processors: SQLAlchemy's
             # per-row parameter machinery costs more than SQLite's insert at this size.
             cols = list(columns or fresh[0])
-            sql = (f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))}) "
-                   f"ON CONFLICT ({_q(key)}) DO NOTHING")
+            sql = (
+                f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))}) "
+                f"ON CONFLICT ({_q(key)}) DO NOTHING"
+            )
             cur = conn.connection.driver_connection.cursor()
             try:
                 cur.executemany(sql, _sqlite_params(table, cols, fresh, conn.dialect))
@@ -64,8 +73,10 @@ def insert_new(session: Session, table, rows: Sequence[dict], *, key: str, retur
 
     cols = list(columns or rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    sql = (f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "
-           f"ON CONFLICT ({_q(key)}) DO NOTHING RETURNING {', '.join(map(_q, returning))}")
+    sql = (
+        f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join(f'%({c})s' for c in cols)}) "
+        f"ON CONFLICT ({_q(key)}) DO NOTHING RETURNING {', '.join(map(_q, returning))}"
+    )
     params = [{c: (Json(r[c]) if c in json_cols and r[c] is not None else r[c]) for c in cols} for r in rows]
     cur = conn.connection.driver_connection.cursor()
     try:
@@ -109,8 +120,10 @@ def insert_counted(session: Session, table, cols: Sequence[str], rows: Sequence[
         # PostgreSQL: one statement over arrays, one round trip; RETURNING tells the groups.
         types = [table.c[c].type.compile(dialect=conn.dialect) for c in cols]
         arrays = ", ".join(f"%s::{t}[]" for t in types)
-        sql = (f"INSERT INTO {_q(table.name)} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING "
-               f"RETURNING {', '.join(map(_q, cols[:count_by]))}")
+        sql = (
+            f"INSERT INTO {_q(table.name)} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING "
+            f"RETURNING {', '.join(map(_q, cols[:count_by]))}"
+        )
         cur.execute(sql, [list(col) for col in zip(*rows)])
         for got in cur.fetchall():
             out[got[0] if count_by == 1 else tuple(got)] += 1
@@ -132,8 +145,8 @@ def _sqlite_datetime(value):
     if value is None:
         return None
     if value.tzinfo is not None:
-        if value.tzinfo is not timezone.utc:
-            value = value.astimezone(timezone.utc)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
         value = value.replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
 
@@ -153,8 +166,11 @@ def _json_text(value):
         return "{}" if isinstance(value, dict) else json.dumps(value)
     # Version maps repeat across a batch ({"torch": "2.3.0", …}): serialise each once.
     # Only string-to-string maps: 1 == True would make two different dicts one key.
-    key = (tuple(value.items()) if isinstance(value, dict) and len(value) <= 16
-           and all(type(v) is str for v in value.values()) else None)
+    key = (
+        tuple(value.items())
+        if isinstance(value, dict) and len(value) <= 16 and all(type(v) is str for v in value.values())
+        else None
+    )
     hit = _JSON_MEMO.get(key) if key is not None else None
     if hit is not None:
         return hit

@@ -58,8 +58,16 @@ class VoteService:
 
     # -- creating and voting -----------------------------------------------------------------
 
-    def create(self, *, creator: str, channel: str | None, hypothesis_ids: Sequence[int] = (), question: str = "",
-               anonymous: bool = True, closes_at: datetime | None = None) -> int:
+    def create(
+        self,
+        *,
+        creator: str,
+        channel: str | None,
+        hypothesis_ids: Sequence[int] = (),
+        question: str = "",
+        anonymous: bool = True,
+        closes_at: datetime | None = None,
+    ) -> int:
         now = self.clock()
         with self.db.write() as session:
             if hypothesis_ids:
@@ -68,37 +76,83 @@ class VoteService:
                 if missing:
                     raise PollError(f"no such hypothesis: {', '.join(missing)}")
             else:
-                hyps = list(session.scalars(select(Hypothesis).where(
-                    Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
-                    .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(MAX_POLL_HYPOTHESES)))
+                hyps = list(
+                    session.scalars(
+                        select(Hypothesis)
+                        .where(Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
+                        .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc())
+                        .limit(MAX_POLL_HYPOTHESES)
+                    )
+                )
                 if not hyps:
                     raise PollError("there are no open hypotheses to vote on")
             if len(hyps) > MAX_POLL_HYPOTHESES * 2:
                 raise PollError(f"a poll takes at most {MAX_POLL_HYPOTHESES * 2} hypotheses")
             if closes_at is not None and closes_at <= now:
                 raise PollError("the closing time is in the past")
-            question = question.strip() or ("Which of these is the root cause?" if len(hyps) > 1 else f"Is H-{hyps[0].id} the root cause?")
-            poll = Poll(question=question[:1000], creator=creator, channel=channel, anonymous=anonymous,
-                        hypothesis_ids=[h.id for h in hyps], closes_at=closes_at, created_at=now)
+            question = question.strip() or (
+                "Which of these is the root cause?" if len(hyps) > 1 else f"Is H-{hyps[0].id} the root cause?"
+            )
+            poll = Poll(
+                question=question[:1000],
+                creator=creator,
+                channel=channel,
+                anonymous=anonymous,
+                hypothesis_ids=[h.id for h in hyps],
+                closes_at=closes_at,
+                created_at=now,
+            )
             session.add(poll)
             session.flush()
             options = []
             for h in hyps:
                 ev = f" — {h.evidence[0]}" if h.evidence else ""
-                options.append(PollOption(poll_id=poll.id, position=len(options), label=f"H-{h.id}: {h.title}{ev}"[:512],
-                                          hypothesis_id=h.id, kind="hypothesis"))
+                options.append(
+                    PollOption(
+                        poll_id=poll.id,
+                        position=len(options),
+                        label=f"H-{h.id}: {h.title}{ev}"[:512],
+                        hypothesis_id=h.id,
+                        kind="hypothesis",
+                    )
+                )
             if len(hyps) > 1:
-                options.append(PollOption(poll_id=poll.id, position=len(options), kind="one_cause",
-                                          label="One cause explains all of these (single bug)"))
-                options.append(PollOption(poll_id=poll.id, position=len(options), kind="separate",
-                                          label="Separate causes (several bugs)"))
-            options.append(PollOption(poll_id=poll.id, position=len(options), kind="other", label="Other / none of these"))
+                options.append(
+                    PollOption(
+                        poll_id=poll.id,
+                        position=len(options),
+                        kind="one_cause",
+                        label="One cause explains all of these (single bug)",
+                    )
+                )
+                options.append(
+                    PollOption(
+                        poll_id=poll.id, position=len(options), kind="separate", label="Separate causes (several bugs)"
+                    )
+                )
+            options.append(
+                PollOption(poll_id=poll.id, position=len(options), kind="other", label="Other / none of these")
+            )
             session.add_all(options)
             for h in hyps:
-                session.add(HypothesisLog(hypothesis_id=h.id, at=now, kind="vote", text=f"poll P-{poll.id} opened by {creator}: {question}", actor=creator))
+                session.add(
+                    HypothesisLog(
+                        hypothesis_id=h.id,
+                        at=now,
+                        kind="vote",
+                        text=f"poll P-{poll.id} opened by {creator}: {question}",
+                        actor=creator,
+                    )
+                )
             if channel:
-                enqueue(session, op="post", channel=channel, message_key=poll_message_key(poll.id),
-                        dedupe_key=f"post:{poll_message_key(poll.id)}", payload={"render": "poll", "poll_id": poll.id})
+                enqueue(
+                    session,
+                    op="post",
+                    channel=channel,
+                    message_key=poll_message_key(poll.id),
+                    dedupe_key=f"post:{poll_message_key(poll.id)}",
+                    payload={"render": "poll", "poll_id": poll.id},
+                )
             return poll.id
 
     def cast(self, *, poll_id: int, user: str, option_id: int) -> str:
@@ -115,8 +169,12 @@ class VoteService:
             option = session.get(PollOption, option_id)
             if option is None or option.poll_id != poll_id:
                 raise PollError("that option is not part of this poll")
-            stmt = insert_for(session, Ballot.__table__).values(poll_id=poll_id, user_id=user, option_id=option_id, at=now)
-            stmt = stmt.on_conflict_do_update(index_elements=["poll_id", "user_id"], set_={"option_id": option_id, "at": now})
+            stmt = insert_for(session, Ballot.__table__).values(
+                poll_id=poll_id, user_id=user, option_id=option_id, at=now
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["poll_id", "user_id"], set_={"option_id": option_id, "at": now}
+            )
             session.execute(stmt)
             session.execute(update(Poll).where(Poll.id == poll_id).values(tally_version=Poll.tally_version + 1))
             self._queue_tally_edit(session, poll)
@@ -126,17 +184,28 @@ class VoteService:
         if not poll.channel:
             return
         key = poll_message_key(poll.id)
-        added = enqueue(session, op="update", channel=None, message_key=key, dedupe_key=f"update:{key}",
-                        payload={"render": "poll", "poll_id": poll.id})
+        added = enqueue(
+            session,
+            op="update",
+            channel=None,
+            message_key=key,
+            dedupe_key=f"update:{key}",
+            payload={"render": "poll", "poll_id": poll.id},
+        )
         if added and not now_:
             # Debounce: the edit waits a moment so a burst of clicks becomes one edit, and edits of
             # one poll are at least TALLY_MIN_GAP apart (Slack allows ~50 chat.update a minute).
             from incidentbot.models import Outbox
+
             now = self.clock()
             # The last edit sent or being sent (a claimed row goes out about when it was due).
-            last = session.scalar(select(func.max(Outbox.next_attempt_at)).where(
-                Outbox.message_key == key, Outbox.op == "update",
-                (Outbox.status == "done") | Outbox.claimed_until.is_not(None)))
+            last = session.scalar(
+                select(func.max(Outbox.next_attempt_at)).where(
+                    Outbox.message_key == key,
+                    Outbox.op == "update",
+                    (Outbox.status == "done") | Outbox.claimed_until.is_not(None),
+                )
+            )
             due = max(now + TALLY_DEBOUNCE, (last + TALLY_MIN_GAP) if last else now)
             session.execute(update(Outbox).where(Outbox.dedupe_key == f"update:{key}").values(next_attempt_at=due))
 
@@ -148,20 +217,30 @@ class VoteService:
             if poll is None:
                 raise PollError(f"P-{poll_id} does not exist")
             if poll.creator != actor and not is_admin:
-                raise PermissionError(f"only the poll's creator (<@{poll.creator}>) or an incident admin can close P-{poll_id}")
+                raise PermissionError(
+                    f"only the poll's creator (<@{poll.creator}>) or an incident admin can close P-{poll_id}"
+                )
             if poll.status == "closed":
                 raise PollClosed(f"P-{poll_id} is already closed")
             self._close(session, poll, by=actor)
 
     def _close(self, session, poll: Poll, *, by: str) -> None:
         now = self.clock()
-        won = session.execute(update(Poll).where(Poll.id == poll.id, Poll.status == "open")
-                              .values(status="closed", closed_at=now)).rowcount
+        won = session.execute(
+            update(Poll).where(Poll.id == poll.id, Poll.status == "open").values(status="closed", closed_at=now)
+        ).rowcount
         if won:
             audit.note(session, f"P-{poll.id} closed ({by})")
             for hid in poll.hypothesis_ids:
-                session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="vote",
-                                          text=f"poll P-{poll.id} closed ({by}): {self._tally_text(session, poll.id)}", actor=by))
+                session.add(
+                    HypothesisLog(
+                        hypothesis_id=hid,
+                        at=now,
+                        kind="vote",
+                        text=f"poll P-{poll.id} closed ({by}): {self._tally_text(session, poll.id)}",
+                        actor=by,
+                    )
+                )
             session.refresh(poll)
             self._queue_tally_edit(session, poll, now_=True)
         return won
@@ -170,8 +249,12 @@ class VoteService:
         """One unit of scheduled work: close one poll whose deadline has passed."""
         now = self.clock()
         with self.db.write() as session:
-            poll = session.scalars(select(Poll).where(Poll.status == "open", Poll.closes_at.is_not(None),
-                                                      Poll.closes_at <= now).order_by(Poll.closes_at).limit(1)).first()
+            poll = session.scalars(
+                select(Poll)
+                .where(Poll.status == "open", Poll.closes_at.is_not(None), Poll.closes_at <= now)
+                .order_by(Poll.closes_at)
+                .limit(1)
+            ).first()
             if poll is None:
                 return False
             self._close(session, poll, by="deadline")
@@ -180,15 +263,28 @@ class VoteService:
     # -- reading -----------------------------------------------------------------------------
 
     def tally(self, session, poll_id: int) -> list[dict]:
-        counts = dict(session.execute(select(Ballot.option_id, func.count()).where(Ballot.poll_id == poll_id)
-                                      .group_by(Ballot.option_id)).all())
+        counts = dict(
+            session.execute(
+                select(Ballot.option_id, func.count()).where(Ballot.poll_id == poll_id).group_by(Ballot.option_id)
+            ).all()
+        )
         opts = session.scalars(select(PollOption).where(PollOption.poll_id == poll_id).order_by(PollOption.position))
-        return [{"id": o.id, "label": o.label, "hypothesis_id": o.hypothesis_id, "kind": o.kind, "votes": counts.get(o.id, 0)}
-                for o in opts]
+        return [
+            {
+                "id": o.id,
+                "label": o.label,
+                "hypothesis_id": o.hypothesis_id,
+                "kind": o.kind,
+                "votes": counts.get(o.id, 0),
+            }
+            for o in opts
+        ]
 
     def voters(self, session, poll_id: int) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for opt, user in session.execute(select(Ballot.option_id, Ballot.user_id).where(Ballot.poll_id == poll_id).order_by(Ballot.at)):
+        for opt, user in session.execute(
+            select(Ballot.option_id, Ballot.user_id).where(Ballot.poll_id == poll_id).order_by(Ballot.at)
+        ):
             out.setdefault(opt, []).append(user)
         return out
 
@@ -198,14 +294,31 @@ class VoteService:
 
     def record(self, session, poll: Poll) -> dict:
         options = self.tally(session, poll.id)
-        return {"id": f"P-{poll.id}", "status": poll.status, "question": poll.question,
-                "hypothesis_ids": [f"H-{h}" for h in poll.hypothesis_ids],
-                "options": [{"id": o["id"], "label": o["label"], "hypothesis_id": f"H-{o['hypothesis_id']}" if o["hypothesis_id"] else None,
-                             "votes": o["votes"]} for o in options],
-                "anonymous": poll.anonymous, "creator": poll.creator, "closes_at": poll.closes_at,
-                "closed_at": poll.closed_at, "created_at": poll.created_at, "outcome": poll.outcome or None}
+        return {
+            "id": f"P-{poll.id}",
+            "status": poll.status,
+            "question": poll.question,
+            "hypothesis_ids": [f"H-{h}" for h in poll.hypothesis_ids],
+            "options": [
+                {
+                    "id": o["id"],
+                    "label": o["label"],
+                    "hypothesis_id": f"H-{o['hypothesis_id']}" if o["hypothesis_id"] else None,
+                    "votes": o["votes"],
+                }
+                for o in options
+            ],
+            "anonymous": poll.anonymous,
+            "creator": poll.creator,
+            "closes_at": poll.closes_at,
+            "closed_at": poll.closed_at,
+            "created_at": poll.created_at,
+            "outcome": poll.outcome or None,
+        }
 
-    def polls(self, session, *, hypothesis_id: int | None = None, status: str | None = None, limit: int = 200) -> list[Poll]:
+    def polls(
+        self, session, *, hypothesis_id: int | None = None, status: str | None = None, limit: int = 200
+    ) -> list[Poll]:
         q = select(Poll).order_by(Poll.id.desc())
         if status:
             q = q.where(Poll.status == status)
@@ -228,17 +341,26 @@ class VoteService:
         if prefix == "H":
             first = [n]
         elif prefix == "S":
-            first = list(session.scalars(select(HypothesisSignature.hypothesis_id).join(
-                Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id).where(
-                HypothesisSignature.signature_id == n, Hypothesis.merged_into.is_(None))))
-        others = session.scalars(select(Hypothesis.id).where(
-            Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
-            .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(MAX_POLL_HYPOTHESES))
+            first = list(
+                session.scalars(
+                    select(HypothesisSignature.hypothesis_id)
+                    .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
+                    .where(HypothesisSignature.signature_id == n, Hypothesis.merged_into.is_(None))
+                )
+            )
+        others = session.scalars(
+            select(Hypothesis.id)
+            .where(Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
+            .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc())
+            .limit(MAX_POLL_HYPOTHESES)
+        )
         return list(dict.fromkeys([*first, *others]))[:MAX_POLL_HYPOTHESES]
 
     # -- calibration -------------------------------------------------------------------------
 
-    def record_outcome(self, session, *, hypothesis_id: int, true_cause: bool, absorbed: Sequence[int] = ()) -> list[int]:
+    def record_outcome(
+        self, session, *, hypothesis_id: int, true_cause: bool, absorbed: Sequence[int] = ()
+    ) -> list[int]:
         """After a resolution (``true_cause``) or rejection, score every poll that included the hypothesis.
 
         ``absorbed``: other hypotheses people merged into this one; when the truth spans several of a
@@ -265,13 +387,20 @@ class VoteService:
             leaders = [o["id"] for o in options if o["votes"] == top and top > 0]
             hyp_votes = sorted(o["votes"] for o in options if o["kind"] == "hypothesis")
             truth_votes = next((o["votes"] for o in options if o["hypothesis_id"] == hypothesis_id), 0)
-            outcome.update({
-                "truth": f"H-{hypothesis_id}", "truth_option_ids": sorted(right_ids), "ballots": total,
-                "share_for_truth": round(right_votes / total, 4) if total else None,
-                "room_right": bool(leaders) and all(l in right_ids for l in leaders),
-                # The least-voted hypothesis turned out to be the cause (with others ahead of it).
-                "underdog": total > 0 and len(hyp_votes) > 1 and truth_votes == hyp_votes[0] and truth_votes < hyp_votes[-1],
-            })
+            outcome.update(
+                {
+                    "truth": f"H-{hypothesis_id}",
+                    "truth_option_ids": sorted(right_ids),
+                    "ballots": total,
+                    "share_for_truth": round(right_votes / total, 4) if total else None,
+                    "room_right": bool(leaders) and all(l in right_ids for l in leaders),
+                    # The least-voted hypothesis turned out to be the cause (with others ahead of it).
+                    "underdog": total > 0
+                    and len(hyp_votes) > 1
+                    and truth_votes == hyp_votes[0]
+                    and truth_votes < hyp_votes[-1],
+                }
+            )
             poll.outcome = outcome
             touched.append(poll.id)
         for poll in self.polls(session, hypothesis_id=hypothesis_id):
@@ -282,7 +411,9 @@ class VoteService:
 
     def voter_stats(self, session, user: str) -> VoterStats:
         """Hit rate and Brier score over resolved, open (non-anonymous) polls this person voted in."""
-        polls = [p for p in session.scalars(select(Poll).where(Poll.anonymous.is_(False))) if (p.outcome or {}).get("truth")]
+        polls = [
+            p for p in session.scalars(select(Poll).where(Poll.anonymous.is_(False))) if (p.outcome or {}).get("truth")
+        ]
         hits = n = 0
         brier_sum = 0.0
         for p in polls:
@@ -308,6 +439,9 @@ class VoteService:
             q = q.where(Poll.created_at >= since)
         scored = [p for p in session.scalars(q) if (p.outcome or {}).get("truth")]
         shares = [p.outcome["share_for_truth"] for p in scored if p.outcome.get("share_for_truth") is not None]
-        return {"scored": len(scored), "room_right": sum(1 for p in scored if p.outcome.get("room_right")),
-                "underdog_wins": [f"P-{p.id}" for p in scored if p.outcome.get("underdog")],
-                "mean_share_for_truth": round(sum(shares) / len(shares), 4) if shares else None}
+        return {
+            "scored": len(scored),
+            "room_right": sum(1 for p in scored if p.outcome.get("room_right")),
+            "underdog_wins": [f"P-{p.id}" for p in scored if p.outcome.get("underdog")],
+            "mean_share_for_truth": round(sum(shares) / len(shares), 4) if shares else None,
+        }

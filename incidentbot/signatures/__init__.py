@@ -40,6 +40,7 @@ Categories (``CATEGORIES``):
 - ``alert``: Prometheus/Alertmanager alert texts; grouped on alertname.
 - ``other``: generic template of unknown text (variable tokens masked).
 """
+
 from __future__ import annotations
 
 import re
@@ -52,8 +53,16 @@ from .engine import RULES_VERSION
 from .masking import MAX_ANALYSED
 
 __all__ = [
-    "fingerprint", "explain", "Fingerprint", "Explanation", "RULES_VERSION", "CATEGORIES",
-    "CAUSE_CLASSES", "CATEGORY_DOCS", "TemplateMiner", "group",
+    "fingerprint",
+    "explain",
+    "Fingerprint",
+    "Explanation",
+    "RULES_VERSION",
+    "CATEGORIES",
+    "CAUSE_CLASSES",
+    "CATEGORY_DOCS",
+    "TemplateMiner",
+    "group",
 ]
 
 CATEGORY_DOCS: dict[str, str] = {
@@ -201,6 +210,7 @@ def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
     Group testing: rewrite a set of tokens at once and split only the sets that change the key,
     so a shape with a hundred numbers and one that matters costs a few dozen parses, once. The
     search uses one rewrite; the answer is then checked with a second one."""
+
     def same(which, tables=(_ROT_A,)) -> bool:
         return all(_fingerprint_cached(_rewrite(text, which, lambda tok: tok.translate(t))).key == key for t in tables)
 

@@ -10,12 +10,13 @@ to the generic template (``other``).
 Work cap: only the first ``MAX_ANALYSED`` characters (32 Ki) are analysed; lines are cut at 4 Ki
 characters for masking.  Nothing here raises on any ``str`` input.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
@@ -103,8 +104,16 @@ class Parsed:
 # helpers
 
 _SIGNALS = {
-    "1": "SIGHUP", "2": "SIGINT", "4": "SIGILL", "6": "SIGABRT", "7": "SIGBUS", "8": "SIGFPE",
-    "9": "SIGKILL", "11": "SIGSEGV", "13": "SIGPIPE", "15": "SIGTERM",
+    "1": "SIGHUP",
+    "2": "SIGINT",
+    "4": "SIGILL",
+    "6": "SIGABRT",
+    "7": "SIGBUS",
+    "8": "SIGFPE",
+    "9": "SIGKILL",
+    "11": "SIGSEGV",
+    "13": "SIGPIPE",
+    "15": "SIGTERM",
 }
 
 
@@ -154,8 +163,7 @@ def p_xid(ctx: Ctx) -> Parsed:
         label = "sxid"
     others = [str(c) for c in distinct if c != best]
     ctx.reasons.append(
-        f"matched NVIDIA {label} lines: codes {', '.join(str(c) for c in distinct)}; "
-        f"primary {best} ({sev}) decides"
+        f"matched NVIDIA {label} lines: codes {', '.join(str(c) for c in distinct)}; primary {best} ({sev}) decides"
     )
     tl = ctx.matching(_XID)
     details = [(label, str(best)), ("mnemonic", mn), ("severity", sev)]
@@ -174,13 +182,38 @@ def p_cuda_oom(ctx: Ctx) -> Parsed:
 
 
 _CUDA_KINDS: list[tuple[str, re.Pattern, str, str]] = [
-    ("illegal_memory_access", re.compile(r"illegal memory access"), "CUDA error: an illegal memory access was encountered", "unknown"),
-    ("ecc_uncorrectable", re.compile(r"uncorrectable ECC error", re.I), "CUDA error: uncorrectable ECC error encountered", "hardware"),
-    ("nvlink_uncorrectable", re.compile(r"uncorrectable NVLink error", re.I), "CUDA error: uncorrectable NVLink error", "hardware"),
-    ("device_side_assert", re.compile(r"device-side assert(?!ions)|Assertion `.{0,300}` failed"), "CUDA device-side assertion failed", "software"),
+    (
+        "illegal_memory_access",
+        re.compile(r"illegal memory access"),
+        "CUDA error: an illegal memory access was encountered",
+        "unknown",
+    ),
+    (
+        "ecc_uncorrectable",
+        re.compile(r"uncorrectable ECC error", re.I),
+        "CUDA error: uncorrectable ECC error encountered",
+        "hardware",
+    ),
+    (
+        "nvlink_uncorrectable",
+        re.compile(r"uncorrectable NVLink error", re.I),
+        "CUDA error: uncorrectable NVLink error",
+        "hardware",
+    ),
+    (
+        "device_side_assert",
+        re.compile(r"device-side assert(?!ions)|Assertion `.{0,300}` failed"),
+        "CUDA device-side assertion failed",
+        "software",
+    ),
     ("cublas", re.compile(r"CUBLAS_STATUS_\w+|kernel execution error"), "cuBLAS kernel execution failed", "unknown"),
     ("misaligned_address", re.compile(r"misaligned address"), "CUDA error: misaligned address", "unknown"),
-    ("launch_failure", re.compile(r"unspecified launch failure|launch timed out"), "CUDA error: kernel launch failure", "unknown"),
+    (
+        "launch_failure",
+        re.compile(r"unspecified launch failure|launch timed out"),
+        "CUDA error: kernel launch failure",
+        "unknown",
+    ),
 ]
 _CUDA_MSG = re.compile(r"CUDA error: ([^\n.]{1,120})")
 
@@ -205,10 +238,18 @@ def p_cuda_runtime(ctx: Ctx) -> Parsed:
     return Parsed(title, lines, cause, [("error", kind)], (kind,))
 
 
-_NCCL_ERR_KIND = re.compile(r"\b(nccl(?:System|UnhandledCuda|Remote|Internal|InvalidArgument|InvalidUsage|InProgress)\w*)")
+_NCCL_ERR_KIND = re.compile(
+    r"\b(nccl(?:System|UnhandledCuda|Remote|Internal|InvalidArgument|InvalidUsage|InProgress)\w*)"
+)
 _NCCL_ERR_MSG = re.compile(r"NCCL error(?: in: \S+)?,? ([a-z][a-z ]{3,60}?)(?: \(|,)")
-_NCCL_CAUSE = {"ncclRemoteError": "network", "ncclSystemError": "infrastructure", "ncclInvalidUsage": "software",
-               "ncclInvalidArgument": "software", "ncclInternalError": "software", "ncclUnhandledCudaError": "unknown"}
+_NCCL_CAUSE = {
+    "ncclRemoteError": "network",
+    "ncclSystemError": "infrastructure",
+    "ncclInvalidUsage": "software",
+    "ncclInvalidArgument": "software",
+    "ncclInternalError": "software",
+    "ncclUnhandledCudaError": "unknown",
+}
 
 
 def p_nccl_error(ctx: Ctx) -> Parsed:
@@ -216,9 +257,13 @@ def p_nccl_error(ctx: Ctx) -> Parsed:
     kind = _first(_NCCL_ERR_KIND, t)
     if kind is None:
         msg = _first(_NCCL_ERR_MSG, t)
-        kind = {"unhandled system error": "ncclSystemError", "unhandled cuda error": "ncclUnhandledCudaError",
-                "internal error": "ncclInternalError", "invalid usage": "ncclInvalidUsage",
-                "remote process exited or there was a network error": "ncclRemoteError"}.get(msg or "", "ncclError")
+        kind = {
+            "unhandled system error": "ncclSystemError",
+            "unhandled cuda error": "ncclUnhandledCudaError",
+            "internal error": "ncclInternalError",
+            "invalid usage": "ncclInvalidUsage",
+            "remote process exited or there was a network error": "ncclRemoteError",
+        }.get(msg or "", "ncclError")
     kind = kind.rstrip(":")
     ctx.reasons.append(f"matched NCCL error: {kind}")
     lines = ctx.matching(_NCCL_ERROR)
@@ -243,7 +288,8 @@ def p_nccl_watchdog(ctx: Ctx) -> Parsed:
         kind = "ops_failed_process_down"
         title = "NCCL operations failed or timed out; process taken down"
     ctx.reasons.append(
-        f"matched NCCL watchdog line: {kind}" + (f", op {', '.join(ops)}" if ops else "")
+        f"matched NCCL watchdog line: {kind}"
+        + (f", op {', '.join(ops)}" if ops else "")
         + (f"; {len(ranks)} ranks' lines folded into one" if len(ranks) > 1 else "")
         + "; sequence numbers, timeouts and sizes masked"
     )
@@ -276,7 +322,7 @@ def p_infiniband(ctx: Ctx) -> Parsed:
         lines = ctx.matching(_IB_MISC)
         first = lines[0] if lines else ""
         ev = _first(re.compile(r"(mlx5_\w+|Port module event|Cable \w+|Link \w+)"), first) or "mlx5"
-        tail = first[first.find(ev):] if ev in first else first
+        tail = first[first.find(ev) :] if ev in first else first
         title = f"Mellanox/IB event: {_short(tail, 70)}"
         details = [("kind", ev)]
         key = (ev,) + tuple(lines[:3])
@@ -422,19 +468,35 @@ def _simple(title: str, cause: str, rx_name: str) -> Callable[[Ctx], Parsed]:
         ctx.reasons.append(f"matched {title.lower()} marker")
         key_kind = _first(rx, ctx.text, 0) or ""
         key_kind = mask_line(key_kind).lower()
-        return Parsed(f"{title}: {_short(lines[0], 70)}" if lines else title, lines, cause,
-                      [("kind", key_kind)], (key_kind,))
+        return Parsed(
+            f"{title}: {_short(lines[0], 70)}" if lines else title, lines, cause, [("kind", key_kind)], (key_kind,)
+        )
+
     return p
 
 
 _LOSS_KINDS = [
-    ("nan_grad_norm", re.compile(r"NaN in (?:local )?grad norm|found NaN|grad norm: nan\b", re.I), "NaN in gradient norm"),
+    (
+        "nan_grad_norm",
+        re.compile(r"NaN in (?:local )?grad norm|found NaN|grad norm: nan\b", re.I),
+        "NaN in gradient norm",
+    ),
     # (a Megatron progress line says "lm loss: nan" or counts its NaN iterations)
-    ("nan_result", re.compile(r"result nan|loss is nan|nan loss|\bloss\s*[:=]\s*nan\b|number of nan iterations:\s*[1-9]", re.I),
-     "NaN loss/result"),
-    ("min_loss_scale", re.compile(r"loss scale already at minimum|minimum loss scale", re.I), "Loss scale reached its minimum"),
-    ("overflow", re.compile(r"OVERFLOW!|overflow detected|Gradient overflow|inf or nan in gradients", re.I),
-     "Gradient overflow: loss scale reduced"),
+    (
+        "nan_result",
+        re.compile(r"result nan|loss is nan|nan loss|\bloss\s*[:=]\s*nan\b|number of nan iterations:\s*[1-9]", re.I),
+        "NaN loss/result",
+    ),
+    (
+        "min_loss_scale",
+        re.compile(r"loss scale already at minimum|minimum loss scale", re.I),
+        "Loss scale reached its minimum",
+    ),
+    (
+        "overflow",
+        re.compile(r"OVERFLOW!|overflow detected|Gradient overflow|inf or nan in gradients", re.I),
+        "Gradient overflow: loss scale reduced",
+    ),
     ("loss_spike", re.compile(r"\bloss spike|\bspike in (?:the )?(?:training )?loss", re.I), "Loss spike"),
     ("grad_norm_spike", re.compile(r"grad norm|lm loss", re.I), "Loss / grad-norm spike"),
 ]
@@ -448,7 +510,11 @@ def p_loss(ctx: Ctx) -> Parsed:
     else:
         kind, title = "loss", "Loss instability"
     if kind == "grad_norm_spike":
-        vals = [float(v) for v in re.findall(r"grad norm: ([0-9.]+)", t[:MAX_ANALYSED])[:1000] if v.count(".") <= 1 and v != "."]
+        vals = [
+            float(v)
+            for v in re.findall(r"grad norm: ([0-9.]+)", t[:MAX_ANALYSED])[:1000]
+            if v.count(".") <= 1 and v != "."
+        ]
         if len(vals) >= 2 and vals[0] > 0:
             ctx.reasons.append(f"grad norm grew {max(vals) / vals[0]:.0f}x over {len(vals)} lines")
     ctx.reasons.append(f"matched numerical-instability line: {kind}")
@@ -485,7 +551,9 @@ def p_checkpoint(ctx: Ctx) -> Parsed:
 
 def p_host_oom(ctx: Ctx) -> Parsed:
     ctx.reasons.append("matched host OOM killer marker")
-    return Parsed("Host OOM: process killed", ctx.matching(_HOST_OOM), "software", [("kind", "oom_killed")], ("oom_killed",))
+    return Parsed(
+        "Host OOM: process killed", ctx.matching(_HOST_OOM), "software", [("kind", "oom_killed")], ("oom_killed",)
+    )
 
 
 _ALERT_NAME = re.compile(r"alertname[=:]\s*\"?([\w.:-]+)|\[FIRING(?::\d+)?\]\s*([\w.:-]+)")
@@ -502,7 +570,9 @@ def p_alert(ctx: Ctx) -> Parsed:
 
 _TB_START = "Traceback (most recent call last):"
 _FRAME = re.compile(r'^[ \t]*File "([^"\n]{1,500})", line \d+, in ([^\s]{1,200})')
-_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]{0,150}(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Exited\w*)):?(?: (.*))?$")
+_EXC_LINE = re.compile(
+    r"^([A-Za-z_][\w.]{0,150}(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Exited\w*)):?(?: (.*))?$"
+)
 _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause")
 _FRAMEWORK = re.compile(r"site-packages|dist-packages|/lib/python\d|<frozen|^<|/torch/|/usr/lib/|\.\.\./torch/")
 
@@ -568,6 +638,7 @@ _KV_VALUE = re.compile(r"\b([A-Za-z_][\w.-]{0,60}=)(?!<)([^\s,;)\]}]{1,200})")
 
 def _generic_line(line: str, found: list | None) -> str:
     """Extra masking for text no parser knows: quoted values and key=value values."""
+
     def q(m: re.Match) -> str:
         if found is not None:
             found.append(("STR", m.group(0)))
@@ -613,7 +684,9 @@ _NCCL_WATCHDOG = re.compile(
     r"|FlightRecorder is disabled"
 )
 _IB_MISC = re.compile(r"mlx5_|Port module event|ib_core|IBV_WC_|ibv_poll_cq")
-_INFINIBAND = re.compile(r"NET/IBP?\s?:\s?Got completion from peer|[Tt]ransport retry count exceeded|mlx5_|Port module event|IBV_WC_\w+_ERR")
+_INFINIBAND = re.compile(
+    r"NET/IBP?\s?:\s?Got completion from peer|[Tt]ransport retry count exceeded|mlx5_|Port module event|IBV_WC_\w+_ERR"
+)
 _NCCL_WARN = re.compile(r"NCCL WARN")
 _GPU_LOST = re.compile(
     r"Unable to determine the device handle|GPU is lost|is/are busy or unavailable|all links are inActive"
@@ -623,22 +696,33 @@ _GPU_HEALTH = re.compile(
     r"DCGM_FR_\w+|\|\s*Diagnostic\s*\||(?:SRAM|DRAM) Uncorrectable|\|\s*Fail - GPU|row\s+remappings are pending"
     r"|_fabricNotifyEvent|knvlink\w+|dcgmi diag|Retired Pages|Remapped Rows"
 )
-_HANG = re.compile(r"PULSE: .{0,80} is running|Thread \d+ \(idle\)|Thread \d+ \(active\)|py-spy|# The lagging one|appears to be hung|hang detected")
+_HANG = re.compile(
+    r"PULSE: .{0,80} is running|Thread \d+ \(idle\)|Thread \d+ \(active\)|py-spy|# The lagging one|appears to be hung|hang detected"
+)
 _LOSS = re.compile(
     r"found NaN|NaN in (?:local )?grad norm|Unexpected result nan|OVERFLOW!|overflow detected, setting loss scale"
     r"|loss scale already at minimum|grad norm: |loss is nan|nan loss|Gradient overflow|inf or nan in gradients"
-    r"|\bloss spike|\bspike in (?:the )?(?:training )?loss|\bloss\s*[:=]\s*nan\b", re.I
+    r"|\bloss spike|\bspike in (?:the )?(?:training )?loss|\bloss\s*[:=]\s*nan\b",
+    re.I,
 )
 _DATALOADER = re.compile(r"DataLoader worker|error in worker|in worker process")
 _CHECKPOINT = re.compile(
     r"No space left on device|PytorchStreamWriter failed|PytorchStreamReader failed|write\(\): fd \d+ failed"
     r"|serialization\.py\", line \d+, in _?save|checkpoint.{0,80}(?:failed|error)"
 )
-_LAUNCHER = re.compile(r"ChildFailedError|torch\.distributed\.elastic\.multiprocessing\.api.{0,20}failed|failed \(exitcode: -?\d+\)|ProcessExitedException")
-_RENDEZVOUS = re.compile(r"client socket has timed out|DistNetworkError|TCPStore|RendezvousTimeoutError|RendezvousConnectionError|gloo/transport|Timed out waiting \d+ms for \w+ operation")
+_LAUNCHER = re.compile(
+    r"ChildFailedError|torch\.distributed\.elastic\.multiprocessing\.api.{0,20}failed|failed \(exitcode: -?\d+\)|ProcessExitedException"
+)
+_RENDEZVOUS = re.compile(
+    r"client socket has timed out|DistNetworkError|TCPStore|RendezvousTimeoutError|RendezvousConnectionError|gloo/transport|Timed out waiting \d+ms for \w+ operation"
+)
 _SLURM = re.compile(r"slurmstepd:|srun: |slurm_script|_slurm_rpc|_job_complete: JobId|\*\*\* (?:JOB|STEP) \d+")
-_KUBERNETES = re.compile(r"Reason:\s+(?:OOMKilled|Error|Evicted|ContainerCannotRun)|The node was low on resource|Killing container with id|Exit Code:\s+\d+")
-_HOST_HW = re.compile(r"blk_update_request: I/O error|XFS \(\w+\): .{0,40}error|PCIe Bus Error|AER: |EDAC MC\d|\[Hardware Error\]|Machine check events logged|mce: \[Hardware")
+_KUBERNETES = re.compile(
+    r"Reason:\s+(?:OOMKilled|Error|Evicted|ContainerCannotRun)|The node was low on resource|Killing container with id|Exit Code:\s+\d+"
+)
+_HOST_HW = re.compile(
+    r"blk_update_request: I/O error|XFS \(\w+\): .{0,40}error|PCIe Bus Error|AER: |EDAC MC\d|\[Hardware Error\]|Machine check events logged|mce: \[Hardware"
+)
 _HOST_OOM = re.compile(r"(?m)^Killed\s*$|Out of memory: Kill|oom-killer|oom_reaper|Memory cgroup out of memory")
 _ALERT = re.compile(r"alertname[=:]|\[FIRING(?::\d+)?\]|\[RESOLVED\]")
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^[ \t]*[A-Za-z_][\w.]*(?:Error|Exception)\b: ", re.M)
@@ -652,7 +736,12 @@ RULES: list[tuple[str, str, re.Pattern, Callable[[Ctx], Parsed]]] = [
     ("infiniband_rdma", "infiniband", _INFINIBAND, p_infiniband),
     ("nccl_warn", "nccl_warn", _NCCL_WARN, p_nccl_warn),
     ("gpu_lost", "gpu_lost", _GPU_LOST, _simple("GPU lost", "hardware", "_GPU_LOST")),
-    ("gpu_health_check", "gpu_health_check", _GPU_HEALTH, _simple("GPU health check failed", "hardware", "_GPU_HEALTH")),
+    (
+        "gpu_health_check",
+        "gpu_health_check",
+        _GPU_HEALTH,
+        _simple("GPU health check failed", "hardware", "_GPU_HEALTH"),
+    ),
     ("hang", "hang", _HANG, p_hang),
     ("loss_instability", "loss_instability", _LOSS, p_loss),
     ("dataloader", "dataloader", _DATALOADER, p_dataloader),
@@ -672,31 +761,84 @@ RULES: list[tuple[str, str, re.Pattern, Callable[[Ctx], Parsed]]] = [
 GATES: dict[str, tuple[str, ...]] = {
     "xid": ("xid (",),
     "cuda_oom": ("out of memory", "outofmemory", "cuda_error_out_of_memory", "cudaerrormemoryallocation"),
-    "cuda_runtime": ("cuda error:", "illegal memory access", "device-side assert", "assertion `", "cublas_status_",
-                     "kernel execution error", "uncorrectable ecc error", "uncorrectable nvlink error",
-                     "cuda kernel errors might", "triton error [cuda]", "c10::cudaerror"),
+    "cuda_runtime": (
+        "cuda error:",
+        "illegal memory access",
+        "device-side assert",
+        "assertion `",
+        "cublas_status_",
+        "kernel execution error",
+        "uncorrectable ecc error",
+        "uncorrectable nvlink error",
+        "cuda kernel errors might",
+        "triton error [cuda]",
+        "c10::cudaerror",
+    ),
     "nccl_error": ("nccl",),
     "nccl_watchdog_timeout": ("watchdog", "some nccl operations", "taking the entire process down", "flightrecorder"),
     "infiniband_rdma": ("got completion from peer", "retry count exceeded", "mlx5_", "port module event", "ibv_wc_"),
     "nccl_warn": ("nccl warn",),
-    "gpu_lost": ("unable to determine the device handle", "gpu is lost", "busy or unavailable", "all links are inactive",
-                 "system not yet initialized", "fallen off the bus", "no devices were found", "gpu requires reset",
-                 "unable to retrieve nvlink"),
-    "gpu_health_check": ("dcgm_fr_", "diagnostic", "uncorrectable", "fail - gpu", "remappings are pending",
-                         "_fabricnotifyevent", "knvlink", "dcgmi diag", "retired pages", "remapped rows"),
+    "gpu_lost": (
+        "unable to determine the device handle",
+        "gpu is lost",
+        "busy or unavailable",
+        "all links are inactive",
+        "system not yet initialized",
+        "fallen off the bus",
+        "no devices were found",
+        "gpu requires reset",
+        "unable to retrieve nvlink",
+    ),
+    "gpu_health_check": (
+        "dcgm_fr_",
+        "diagnostic",
+        "uncorrectable",
+        "fail - gpu",
+        "remappings are pending",
+        "_fabricnotifyevent",
+        "knvlink",
+        "dcgmi diag",
+        "retired pages",
+        "remapped rows",
+    ),
     "hang": ("pulse:", "thread ", "py-spy", "# the lagging one", "appears to be hung", "hang detected"),
     "loss_instability": ("nan", "overflow", "loss scale", "grad norm", "spike"),
     "dataloader": ("dataloader worker", "error in worker", "in worker process"),
-    "checkpoint_io": ("no space left on device", "pytorchstreamwriter failed", "pytorchstreamreader failed", "write(): fd",
-                      "serialization.py", "checkpoint"),
-    "launcher_elastic": ("childfailederror", "torch.distributed.elastic.multiprocessing.api", "failed (exitcode:",
-                         "processexitedexception"),
-    "rendezvous_store": ("client socket has timed out", "distnetworkerror", "tcpstore", "rendezvoustimeouterror",
-                         "rendezvousconnectionerror", "gloo/transport", "timed out waiting"),
+    "checkpoint_io": (
+        "no space left on device",
+        "pytorchstreamwriter failed",
+        "pytorchstreamreader failed",
+        "write(): fd",
+        "serialization.py",
+        "checkpoint",
+    ),
+    "launcher_elastic": (
+        "childfailederror",
+        "torch.distributed.elastic.multiprocessing.api",
+        "failed (exitcode:",
+        "processexitedexception",
+    ),
+    "rendezvous_store": (
+        "client socket has timed out",
+        "distnetworkerror",
+        "tcpstore",
+        "rendezvoustimeouterror",
+        "rendezvousconnectionerror",
+        "gloo/transport",
+        "timed out waiting",
+    ),
     "slurm": ("slurmstepd:", "srun: ", "slurm_script", "_slurm_rpc", "_job_complete: jobid", "*** job ", "*** step "),
     "kubernetes": ("reason:", "the node was low on resource", "killing container with id", "exit code:"),
-    "host_hardware": ("blk_update_request: i/o error", "xfs (", "pcie bus error", "aer: ", "edac mc", "[hardware error]",
-                      "machine check events logged", "mce: [hardware"),
+    "host_hardware": (
+        "blk_update_request: i/o error",
+        "xfs (",
+        "pcie bus error",
+        "aer: ",
+        "edac mc",
+        "[hardware error]",
+        "machine check events logged",
+        "mce: [hardware",
+    ),
     "host_oom": ("killed", "out of memory: kill", "oom-killer", "oom_reaper", "memory cgroup out of memory"),
     "alert": ("alertname", "[firing", "[resolved]"),
 }

@@ -8,6 +8,7 @@ Placeholders are ``<KIND>`` in upper case: TS, UUID, PCI, IP, GID, HEX, RANK, PI
 SEQ, NUMEL, SIZE, DURATION, PATH, NUM.  The order of the alternatives below matters: the most
 specific shapes (timestamps, PCI ids, IPs) come before the generic number rule.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,7 +28,12 @@ _H = r"[0-9a-fA-F]"
 # 1) timestamps (may span several tokens)
 _TS = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T _]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-    r"|" + _DAY + r"(?:,? \d{1,2} " + _MON + r" \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?| " + _MON
+    r"|"
+    + _DAY
+    + r"(?:,? \d{1,2} "
+    + _MON
+    + r" \d{4} \d{2}:\d{2}:\d{2}(?: [+-]\d{4})?| "
+    + _MON
     + r" +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: \d{4})?)"
     r"|" + _MON + r" +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?: \d{4})?"
     r"|[EIWF]\d{3,4} \d{2}:\d{2}:\d{2}(?:\.\d+)?"
@@ -42,10 +48,25 @@ _KEYED = re.compile(
     r"|SeqNum=|work: |sequence id: |NumelIn=|NumelOut=|Timeout\(ms\)=)('?\d+'?)"
 )
 _KEY_KIND = {
-    "[Rank ": "RANK", "[rank": "RANK", "rank": "RANK", "Rank ": "RANK", "rank: ": "RANK", "local_rank: ": "RANK",
-    "[default": "RANK", "pid=": "PID", "pid ": "PID", "pid: ": "PID", "PID ": "PID", "pid(s) ": "PID",
-    "process ": "PID", "SeqNum=": "SEQ", "work: ": "SEQ", "sequence id: ": "SEQ", "NumelIn=": "NUMEL",
-    "NumelOut=": "NUMEL", "Timeout(ms)=": "DURATION",
+    "[Rank ": "RANK",
+    "[rank": "RANK",
+    "rank": "RANK",
+    "Rank ": "RANK",
+    "rank: ": "RANK",
+    "local_rank: ": "RANK",
+    "[default": "RANK",
+    "pid=": "PID",
+    "pid ": "PID",
+    "pid: ": "PID",
+    "PID ": "PID",
+    "pid(s) ": "PID",
+    "process ": "PID",
+    "SeqNum=": "SEQ",
+    "work: ": "SEQ",
+    "sequence id: ": "SEQ",
+    "NumelIn=": "NUMEL",
+    "NumelOut=": "NUMEL",
+    "Timeout(ms)=": "DURATION",
 }
 # 3) shapes, applied only to whitespace-separated tokens that hold a digit
 _PATTERNS: list[tuple[str, str]] = [
@@ -121,12 +142,8 @@ _SITE = re.compile(r"(?<![\w.@+/-])/(?:(?!(?:site|dist)-packages/)[\w.@+-]++/)++
 # NCCL debug prefix "host:pid:tid [dev]" — the host is masked here because it carries no digits
 # in general.
 _NCCL_PREFIX = re.compile(r"^(?:\S*?<std\w+>:)?([\w.-]+):(\d+):(\d+) \[(\d+)\]", re.M)
-_LINE_PREFIX = re.compile(
-    r"^(?:\s*\[(?:rank|default)\d+\]:\s?|\s*\[\d+,\d+\]<std\w+>:|\s*\[\d+\]\s(?=\[rank))+"
-)
-_HOST_CTX = re.compile(
-    r"(host      : |\bnode: | ON |srun: error: |connect to \()([\w.-]+)(?=[,: ]|$)", re.M
-)
+_LINE_PREFIX = re.compile(r"^(?:\s*\[(?:rank|default)\d+\]:\s?|\s*\[\d+,\d+\]<std\w+>:|\s*\[\d+\]\s(?=\[rank))+")
+_HOST_CTX = re.compile(r"(host      : |\bnode: | ON |srun: error: |connect to \()([\w.-]+)(?=[,: ]|$)", re.M)
 _KERNEL_HOST = re.compile(r"(?<![\w.-])([\w.-]+)(?= kernel:)")
 
 
@@ -135,14 +152,17 @@ def _hosts(text: str, found: list | None) -> str:
         if found is not None:
             found.append(("HOST", m.group(2)))
         return m.group(1) + "<HOST>"
+
     text = _HOST_CTX.sub(_h, text)
     if " kernel:" in text:
+
         def _k(m: re.Match) -> str:
             if m.group(1) == "<HOST>" or m.group(1).startswith("<"):
                 return m.group(1)
             if found is not None:
                 found.append(("HOST", m.group(1)))
             return "<HOST>"
+
         text = _KERNEL_HOST.sub(_k, text)
     return text
 
@@ -155,12 +175,14 @@ def strip_line_prefix(line: str) -> str:
 def mask(text: str, found: list | None = None) -> str:
     """Replace variable parts with placeholders; append (kind, original) to *found* if given."""
     if "NCCL" in text:
+
         def _nccl(m: re.Match) -> str:
             if found is not None:
                 found.append(("HOST", m.group(1)))
                 found.append(("PID", m.group(2)))
                 found.append(("TID", m.group(3)))
             return "<HOST>:<PID>:<TID> [<DEV>]"
+
         text = _NCCL_PREFIX.sub(_nccl, text)
 
     if found is None:

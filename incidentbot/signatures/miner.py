@@ -25,11 +25,12 @@ nothing names a log source, one configuration for every input:
 Rows with equal templates form one group.  Cost: one pass over the lines plus work over the
 distinct token tuples only.
 """
+
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["preprocess", "tokens", "group", "TemplateMiner", "templates_of"]
 
@@ -69,7 +70,7 @@ def _is_var_value(v: str) -> bool:
 def _seg(seg: str) -> str:
     m = _KV_PREFIX.match(seg)
     if m:
-        return m.group(1) + VAR if _is_var_value(seg[m.end():]) else seg
+        return m.group(1) + VAR if _is_var_value(seg[m.end() :]) else seg
     return VAR if _is_var_value(seg) else seg
 
 
@@ -83,7 +84,7 @@ def _tok(t: str) -> str:
         out = "".join(_seg(p) if i % 2 == 0 else p for i, p in enumerate(parts))
     else:
         out = _seg(t)
-    if out.startswith(VAR) and len(out) > len(VAR) and VAR in out[len(VAR):] and "=" not in out:
+    if out.startswith(VAR) and len(out) > len(VAR) and VAR in out[len(VAR) :] and "=" not in out:
         return VAR
     return out
 

@@ -4,6 +4,7 @@ Derived from NVIDIA's public Xid catalog; the meanings are short restatements in
 with a cause class (hardware / software / network / unknown) and a severity
 (critical > high > medium > low).  Loaded once at import from the package's own data file.
 """
+
 from __future__ import annotations
 
 import csv

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
@@ -66,13 +67,20 @@ def _reply_body(reply: Reply, *, command_text: str | None, in_channel: bool = Fa
     return {"response_type": "in_channel" if in_channel else "ephemeral", "text": reply.text, "blocks": blocks}
 
 
-def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None,
-                    deliveries: DeliveryLog | None = None) -> App:
+def create_bolt_app(
+    rt, *, client: WebClient, signing_secret: str, is_admin=None, deliveries: DeliveryLog | None = None
+) -> App:
     settings = rt.settings
     is_admin = is_admin or Permissions(admins=settings.admin_ids(), group=settings.admin_group, client=client)
     router = CommandRouter(rt, is_admin=is_admin)
-    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False,
-              request_verification_enabled=True, process_before_response=False, raise_error_for_unhandled_request=False)
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        token_verification_enabled=False,
+        request_verification_enabled=True,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slash")
     deliveries = deliveries or DeliveryLog(rt.db, clock=rt.clock)
 
@@ -85,10 +93,18 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
             return next()
         retry = (req.headers.get("x-slack-retry-num") or [""])[0]
         reason = (req.headers.get("x-slack-retry-reason") or [""])[0]
-        kind = "event" if key.startswith("event:") else str(body.get("type") or ("command" if body.get("command") else "other"))[:40]
+        kind = (
+            "event"
+            if key.startswith("event:")
+            else str(body.get("type") or ("command" if body.get("command") else "other"))[:40]
+        )
         rt.metrics.slack_duplicates.labels(kind).inc()
-        log.info("Slack delivered %s again (retry %s %s): already handled, acked without acting",
-                 key[:80], retry or "-", reason[:40])
+        log.info(
+            "Slack delivered %s again (retry %s %s): already handled, acked without acting",
+            key[:80],
+            retry or "-",
+            reason[:40],
+        )
         return BoltResponse(status=200, body="")
 
     app.router = router  # type: ignore[attr-defined]  # tests reach the router through the app
@@ -98,13 +114,27 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
             return router.handle(inv)
         except Exception:  # noqa: BLE001 - the user gets a message, the log gets the trace
             log.exception("command failed: %r", inv.text[:200])
-            return Reply("Something went wrong on our side; the error is in the bot's log.",
-                         [{"type": "section", "text": {"type": "mrkdwn", "text": ":boom: Something went wrong on our side; the error is in the bot's log."}}])
+            return Reply(
+                "Something went wrong on our side; the error is in the bot's log.",
+                [
+                    {
+                        "type": "section",
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": ":boom: Something went wrong on our side; the error is in the bot's log.",
+                        },
+                    }
+                ],
+            )
 
     @app.command(settings.slash_command)
     def on_command(ack, command, respond, client):
-        inv = Invocation(user=command["user_id"], channel=command.get("channel_id"), text=command.get("text") or "",
-                         trigger_id=command.get("trigger_id"))
+        inv = Invocation(
+            user=command["user_id"],
+            channel=command.get("channel_id"),
+            text=command.get("text") or "",
+            trigger_id=command.get("trigger_id"),
+        )
         future = pool.submit(run, inv)
         try:
             reply = future.result(timeout=ACK_BUDGET)
@@ -112,7 +142,9 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
             ack(text="Working on it…")
             reply = future.result()
             if reply.view:
-                respond(text="That took too long to open a form; please run the command again.", response_type="ephemeral")
+                respond(
+                    text="That took too long to open a form; please run the command again.", response_type="ephemeral"
+                )
             else:
                 respond(**_reply_body(reply, command_text=inv.text), replace_original=True)
             return
@@ -143,21 +175,28 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
         text = action.get("value", "")
         reply = run(Invocation(user=_user(body), channel=_channel(body), text=text))
         body_ = _reply_body(reply, command_text=None, in_channel=True)
-        body_["blocks"].append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"shared by <@{esc(_user(body))}>"}]})
+        body_["blocks"].append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"shared by <@{esc(_user(body))}>"}]}
+        )
         respond(**body_, replace_original=False)
 
     @app.action("ib:mute")
     def on_mute(ack, body, action, respond):
         ack()
-        reply = run(Invocation(user=_user(body), channel=_channel(body), text=f"mute {action.get('value', '')} for 24h"))
+        reply = run(
+            Invocation(user=_user(body), channel=_channel(body), text=f"mute {action.get('value', '')} for 24h")
+        )
         _say(respond, reply.text)
         try:
             _, sid = parse_id(action.get("value", ""), expect="S")
         except IdError:
             return
         from incidentbot.services.outbox import enqueue_update
+
         with rt.db.write() as session:
-            enqueue_update(session, message_key=f"alert:S-{sid}", payload={"render": "signature_alert", "signature_id": sid})
+            enqueue_update(
+                session, message_key=f"alert:S-{sid}", payload={"render": "signature_alert", "signature_id": sid}
+            )
 
     @app.action("ib:vote_start")
     def on_vote_start(ack, body, action, respond):
@@ -165,7 +204,9 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
         value = action.get("value", "")
         with rt.db.read() as session:
             hyps = rt.votes.hypotheses_for(session, value)
-        reply = run(Invocation(user=_user(body), channel=_channel(body), text="vote " + " ".join(f"H-{h}" for h in hyps)))
+        reply = run(
+            Invocation(user=_user(body), channel=_channel(body), text="vote " + " ".join(f"H-{h}" for h in hyps))
+        )
         _say(respond, reply.text)
 
     @app.action("ib:vote")
@@ -220,8 +261,14 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
             ack(response_action="errors", errors={"cause": "Only incident admins can resolve hypotheses."})
             return
         ack()
-        rt.resolutions.resolve(hid, cause=values["cause"], fix=values.get("fix", ""), link=values.get("link", ""),
-                               fixed_in=values.get("fixed_in", ""), actor=user)
+        rt.resolutions.resolve(
+            hid,
+            cause=values["cause"],
+            fix=values.get("fix", ""),
+            link=values.get("link", ""),
+            fixed_in=values.get("fixed_in", ""),
+            actor=user,
+        )
 
     @app.error
     def on_error(error, body):
@@ -231,6 +278,7 @@ def create_bolt_app(rt, *, client: WebClient, signing_secret: str, is_admin=None
 
 
 # -- the two conversion functions of the HTTP adapter ---------------------------------------
+
 
 def to_bolt_request(body: bytes, request: Request) -> BoltRequest:
     headers: dict[str, list[str]] = {}
@@ -242,4 +290,3 @@ def to_bolt_request(body: bytes, request: Request) -> BoltRequest:
 def to_starlette_response(resp: BoltResponse) -> Response:
     headers = {k: v[0] if isinstance(v, list) else v for k, v in resp.headers.items() if k.lower() != "content-length"}
     return Response(content=resp.body, status_code=resp.status, headers=headers)
-

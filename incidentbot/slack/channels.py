@@ -26,22 +26,29 @@ def resolve_channel_names(settings: Settings, client: WebClient) -> Settings:
     try:
         cursor = None
         while True:
-            resp = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
-                                             limit=1000, cursor=cursor)
+            resp = client.conversations_list(
+                types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+            )
             found.update({ch["name"]: ch["id"] for ch in resp.get("channels", [])})
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
     except (SlackApiError, OSError) as exc:
         reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-        log.warning("INCIDENTBOT_CHANNEL: could not look up %s (%s); give channel ids, or grant the channels:read "
-                    "scope: alerts are posted by name, but cannot be edited in place", ", ".join(names), reason)
+        log.warning(
+            "INCIDENTBOT_CHANNEL: could not look up %s (%s); give channel ids, or grant the channels:read "
+            "scope: alerts are posted by name, but cannot be edited in place",
+            ", ".join(names),
+            reason,
+        )
         return settings
     missing = [n for n in names if n.lstrip("#") not in found]
     if missing:
-        raise SettingsError(f"INCIDENTBOT_CHANNEL: no channel named {', '.join(missing)} is visible to the bot; "
-                            "check the name, invite the bot to a private channel, or give the channel id "
-                            "(channel details → About)")
+        raise SettingsError(
+            f"INCIDENTBOT_CHANNEL: no channel named {', '.join(missing)} is visible to the bot; "
+            "check the name, invite the bot to a private channel, or give the channel id "
+            "(channel details → About)"
+        )
     ids = [c if CHANNEL_ID.fullmatch(c) else found[c.lstrip("#")] for c in settings.channels]
     log.info("INCIDENTBOT_CHANNEL: %s", ", ".join(f"{c} = {i}" for c, i in zip(settings.channels, ids) if c != i))
     return settings.model_copy(update={"channel": ",".join(ids)})

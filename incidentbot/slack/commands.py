@@ -10,7 +10,7 @@ import logging
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -56,11 +56,24 @@ class CommandRouter:
         self.is_admin = is_admin  # callable(user_id) -> bool
         self.command = rt.settings.slash_command
         self.handlers = {
-            "help": self.help, "list": self.list, "show": self.show, "signatures": self.signatures,
-            "analyze": self.analyze, "vote": self.vote, "resolve": self.resolve, "reject": self.reject,
-            "reopen": self.reopen, "merge": self.merge, "split": self.split, "unmerge": self.unmerge,
-            "mute": self.mute, "unmute": self.unmute, "link": self.link, "unlink": self.unlink,
-            "runbooks": self.runbooks, "digest": self.digest,
+            "help": self.help,
+            "list": self.list,
+            "show": self.show,
+            "signatures": self.signatures,
+            "analyze": self.analyze,
+            "vote": self.vote,
+            "resolve": self.resolve,
+            "reject": self.reject,
+            "reopen": self.reopen,
+            "merge": self.merge,
+            "split": self.split,
+            "unmerge": self.unmerge,
+            "mute": self.mute,
+            "unmute": self.unmute,
+            "link": self.link,
+            "unlink": self.unlink,
+            "runbooks": self.runbooks,
+            "digest": self.digest,
         }
 
     def handle(self, inv: Invocation) -> Reply:
@@ -86,7 +99,9 @@ class CommandRouter:
 
     def _admin(self, inv: Invocation, what: str) -> None:
         if not self.is_admin(inv.user):
-            raise PermissionError(f"Sorry, only incident admins can {what}. Ask one of them, or your workspace admin to add you to INCIDENTBOT_ADMINS.")
+            raise PermissionError(
+                f"Sorry, only incident admins can {what}. Ask one of them, or your workspace admin to add you to INCIDENTBOT_ADMINS."
+            )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -127,14 +142,29 @@ class CommandRouter:
         for p in polls:
             o = p.get("outcome") or {}
             if o.get("truth"):
-                p["outcome_text"] = "room right" if o.get("room_right") else "room wrong" + (" (underdog win)" if o.get("underdog") else "")
-        text, blocks = views.hypothesis_blocks(h, signatures=sig_records, runbooks=runbooks, polls=polls,
-                                               public_url=rt.settings.public_url, timeline=h.get("timeline", []))
+                p["outcome_text"] = (
+                    "room right"
+                    if o.get("room_right")
+                    else "room wrong" + (" (underdog win)" if o.get("underdog") else "")
+                )
+        text, blocks = views.hypothesis_blocks(
+            h,
+            signatures=sig_records,
+            runbooks=runbooks,
+            polls=polls,
+            public_url=rt.settings.public_url,
+            timeline=h.get("timeline", []),
+        )
         return Reply(text, blocks, shareable=True)
 
     def _runbook_dict(self, rid: str) -> dict:
         rb = self.rt.runbooks.runbooks[rid]
-        return {"id": rid, "title": rb.title, "url": self.rt.runbooks.url(rid), "summary": self.rt.runbooks.summary(rid, max_chars=900)}
+        return {
+            "id": rid,
+            "title": rb.title,
+            "url": self.rt.runbooks.url(rid),
+            "summary": self.rt.runbooks.summary(rid, max_chars=900),
+        }
 
     def _show_signature(self, sid: int) -> Reply:
         rt = self.rt
@@ -144,26 +174,35 @@ class CommandRouter:
             raise LookupError(getattr(exc, "detail", f"S-{sid} does not exist")) from None
         with rt.db.read() as session:
             from incidentbot.models import HypothesisSignature
-            hid = session.scalar(select(HypothesisSignature.hypothesis_id).join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
-                                 .where(HypothesisSignature.signature_id == sid, Hypothesis.merged_into.is_(None))
-                                 .order_by(HypothesisSignature.event_count.desc()))
+
+            hid = session.scalar(
+                select(HypothesisSignature.hypothesis_id)
+                .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
+                .where(HypothesisSignature.signature_id == sid, Hypothesis.merged_into.is_(None))
+                .order_by(HypothesisSignature.event_count.desc())
+            )
             hyp = None
             if hid:
                 h = session.get(Hypothesis, hid)
                 hyp = {"id": f"H-{h.id}", "title": h.title}
         runbooks = [self._runbook_dict(r) for r in sig["runbook_ids"][:1]]
-        text, blocks = views.signature_blocks(sig, runbooks=runbooks, hypothesis=hyp, explain=sig.get("explain"),
-                                              public_url=self.rt.settings.public_url)
+        text, blocks = views.signature_blocks(
+            sig, runbooks=runbooks, hypothesis=hyp, explain=sig.get("explain"), public_url=self.rt.settings.public_url
+        )
         return Reply(text, blocks, shareable=True)
 
     def _show_poll(self, pid: int) -> Reply:
         from incidentbot.slack.polls import poll_blocks
+
         with self.rt.db.read() as session:
             poll = session.get(Poll, pid)
             if poll is None:
                 raise LookupError(f"P-{pid} does not exist")
-            text, blocks = poll_blocks(self.rt.votes.record(session, poll), voters=self.rt.votes.voters(session, pid),
-                                       public_url=self.rt.settings.public_url)
+            text, blocks = poll_blocks(
+                self.rt.votes.record(session, poll),
+                voters=self.rt.votes.voters(session, pid),
+                public_url=self.rt.settings.public_url,
+            )
         # The copy shown privately carries no vote buttons: votes happen on the channel message.
         blocks = [b for b in blocks if b.get("type") != "actions"]
         for b in blocks:
@@ -171,7 +210,7 @@ class CommandRouter:
         return Reply(text, blocks)
 
     def signatures(self, inv, args) -> Reply:
-        order = (args[0].lower() if args else "new")
+        order = args[0].lower() if args else "new"
         if order not in ("new", "top"):
             raise UsageError(f"`{self.command} signatures new` or `{self.command} signatures top`")
         with self.rt.db.read() as session:
@@ -182,6 +221,7 @@ class CommandRouter:
 
     def analyze(self, inv, args) -> Reply:
         from incidentbot.services.hypotheses import AnalysisBusy
+
         try:
             # The lease the background worker, the API and the CLI take: two analyses never
             # reconcile over each other. The reply goes through response_url, so waiting is fine.
@@ -189,8 +229,10 @@ class CommandRouter:
         except AnalysisBusy as exc:
             text = f"Not analysed: {exc}."
             return Reply(text, [section(text)])
-        text = (f"Analysed {s.events:,} events in {s.seconds:.1f}s: {s.hypotheses} hypotheses "
-                f"({len(s.created)} new, {len(s.updated)} changed, {len(s.retired)} retired).")
+        text = (
+            f"Analysed {s.events:,} events in {s.seconds:.1f}s: {s.hypotheses} hypotheses "
+            f"({len(s.created)} new, {len(s.updated)} changed, {len(s.retired)} retired)."
+        )
         return Reply(text, [section(text)])
 
     # -- votes ---------------------------------------------------------------------------
@@ -208,8 +250,10 @@ class CommandRouter:
             if not st.polls:
                 text = "You have no votes on resolved open-ballot polls yet. (Anonymous polls are never scored per person.)"
             else:
-                text = (f"Your record on {st.polls} resolved open-ballot polls: {st.hits} right "
-                        f"({st.hit_rate:.0%}), mean Brier score {st.brier:.2f} (0 is perfect, 2 always wrong). Only you can see this.")
+                text = (
+                    f"Your record on {st.polls} resolved open-ballot polls: {st.hits} right "
+                    f"({st.hit_rate:.0%}), mean Brier score {st.brier:.2f} (0 is perfect, 2 always wrong). Only you can see this."
+                )
             return Reply(text, [section(text)])
         hyps, words, anonymous, closes = [], [], True, None
         i = 0
@@ -230,9 +274,17 @@ class CommandRouter:
                 words.append(a)
             i += 1
         channel = self.rt.settings.alert_channel or inv.channel
-        pid = self.rt.votes.create(creator=inv.user, channel=channel, hypothesis_ids=hyps, question=" ".join(words),
-                                   anonymous=anonymous, closes_at=closes)
-        text = f"Poll P-{pid} is posted in the channel." + (f" It closes {closes:%Y-%m-%d %H:%M} UTC." if closes else "")
+        pid = self.rt.votes.create(
+            creator=inv.user,
+            channel=channel,
+            hypothesis_ids=hyps,
+            question=" ".join(words),
+            anonymous=anonymous,
+            closes_at=closes,
+        )
+        text = f"Poll P-{pid} is posted in the channel." + (
+            f" It closes {closes:%Y-%m-%d %H:%M} UTC." if closes else ""
+        )
         return Reply(text, [section(text)])
 
     # -- decisions -----------------------------------------------------------------------
@@ -248,6 +300,7 @@ class CommandRouter:
                 raise LookupError(f"H-{hid} does not exist")
             title = h.title
         from incidentbot.slack.modals import resolve_modal
+
         return Reply(f"Resolving H-{hid}", view=resolve_modal(hid, title))
 
     def reject(self, inv, args) -> Reply:
@@ -269,7 +322,9 @@ class CommandRouter:
     def merge(self, inv, args) -> Reply:
         self._admin(inv, "merge")
         if len(args) < 2:
-            raise UsageError(f"`{self.command} merge H-1 H-2` (one cause) or `{self.command} merge S-1 S-2` (one failure mode)")
+            raise UsageError(
+                f"`{self.command} merge H-1 H-2` (one cause) or `{self.command} merge S-1 S-2` (one failure mode)"
+            )
         ids = [parse_id(a) for a in args]
         kinds = {p for p, _ in ids}
         if len(kinds) != 1 or kinds == {"P"}:
@@ -287,7 +342,9 @@ class CommandRouter:
     def split(self, inv, args) -> Reply:
         self._admin(inv, "split hypotheses")
         if len(args) < 2:
-            raise UsageError(f"`{self.command} split H-3 S-7 [S-8 …]` takes those signatures out into their own hypothesis")
+            raise UsageError(
+                f"`{self.command} split H-3 S-7 [S-8 …]` takes those signatures out into their own hypothesis"
+            )
         _, hid = parse_id(args[0], expect="H")
         sids = [parse_id(a, expect="S")[1] for a in args[1:]]
         self.rt.decisions.split_hypothesis(hid, sids, actor=inv.user)
@@ -300,7 +357,10 @@ class CommandRouter:
             raise UsageError(f"`{self.command} unmerge S-7`")
         _, sid = parse_id(args[0], expect="S")
         prev = self.rt.signatures.unmerge(sid, actor=inv.user)
-        return Reply(f"S-{sid} unmerged from S-{prev}.", [section(f"S-{sid} stands on its own again (was merged into S-{prev}).")])
+        return Reply(
+            f"S-{sid} unmerged from S-{prev}.",
+            [section(f"S-{sid} stands on its own again (was merged into S-{prev}).")],
+        )
 
     def mute(self, inv, args) -> Reply:
         self._admin(inv, "mute signatures")
@@ -335,7 +395,9 @@ class CommandRouter:
         self.rt.runbooks.link(f"{prefix}-{n}", args[1], actor=inv.user, linked=linked)
         if prefix == "H":
             self.rt.decisions.log(n, "runbook", f"runbook {args[1]} {verb}ed", actor=inv.user)
-        text = f"{'Linked' if linked else 'Unlinked'} runbook `{esc(args[1])}` {'to' if linked else 'from'} {prefix}-{n}."
+        text = (
+            f"{'Linked' if linked else 'Unlinked'} runbook `{esc(args[1])}` {'to' if linked else 'from'} {prefix}-{n}."
+        )
         return Reply(text, [section(text)])
 
     def unlink(self, inv, args) -> Reply:
@@ -351,15 +413,23 @@ class CommandRouter:
             url = self.rt.runbooks.url(rb.id)
             name = f"<{url}|{esc(rb.title)}>" if url else f"*{esc(rb.title)}*"
             lines.append(f"`{esc(rb.id)}` {name} — {esc(rb.severity)}")
-        return Reply(f"{len(found)} runbooks", [section("\n".join(lines)),
-                                                 context(f"`{esc(self.command)} link H-n RUNBOOK-ID` attaches one. "
-                                                         "GET /v1/runbooks shows the incidents each served and their time to resolution.")],
-                     shareable=True)
+        return Reply(
+            f"{len(found)} runbooks",
+            [
+                section("\n".join(lines)),
+                context(
+                    f"`{esc(self.command)} link H-n RUNBOOK-ID` attaches one. "
+                    "GET /v1/runbooks shows the incidents each served and their time to resolution."
+                ),
+            ],
+            shareable=True,
+        )
 
     def digest(self, inv, args) -> Reply:
         if not args or args[0].lower() != "preview":
             raise UsageError(f"`{self.command} digest preview [2025-W03]`")
         from incidentbot.digest import preview
+
         text = preview(self.rt, week=args[1] if len(args) > 1 else None)
         # The plain-text digest, as `incidentbot digest --preview` prints it, in code blocks of
         # whole lines (a section holds 3,000 characters).
@@ -386,7 +456,7 @@ def _parse_deadline(text: str, *, now: datetime) -> datetime:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"--closes takes a duration like 2h or a time like 2025-03-01T17:00Z, not {text!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def share_button(command_text: str) -> dict:

@@ -9,25 +9,56 @@ __all__ = ["resolve_modal", "read_resolution", "RESOLVE_CALLBACK"]
 RESOLVE_CALLBACK = "ib:resolve_modal"
 
 
-def _input(block_id: str, label: str, *, placeholder: str, optional: bool, multiline: bool = False, max_length: int = 2000) -> dict:
-    return {"type": "input", "block_id": block_id, "optional": optional,
-            "label": {"type": "plain_text", "text": label},
-            "element": {"type": "plain_text_input", "action_id": "value", "multiline": multiline, "max_length": max_length,
-                        "placeholder": {"type": "plain_text", "text": placeholder}}}
+def _input(
+    block_id: str, label: str, *, placeholder: str, optional: bool, multiline: bool = False, max_length: int = 2000
+) -> dict:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": "value",
+            "multiline": multiline,
+            "max_length": max_length,
+            "placeholder": {"type": "plain_text", "text": placeholder},
+        },
+    }
 
 
 def resolve_modal(hid: int, title: str) -> dict:
     return {
-        "type": "modal", "callback_id": RESOLVE_CALLBACK, "private_metadata": f"H-{hid}",
+        "type": "modal",
+        "callback_id": RESOLVE_CALLBACK,
+        "private_metadata": f"H-{hid}",
         "title": {"type": "plain_text", "text": cut(f"Resolve H-{hid}", 24)},
         "submit": {"type": "plain_text", "text": "Resolve"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             {"type": "section", "text": {"type": "plain_text", "text": cut(plain(title), 2900)}},
-            _input("cause", "Cause", placeholder="What actually caused it (e.g. torch.sum miscomputes on bf16 > 2^24 elements)", optional=False, multiline=True),
-            _input("fix", "Fix", placeholder="What fixed it (e.g. pinned torch 2.3.1, drained host c2)", optional=True, multiline=True),
+            _input(
+                "cause",
+                "Cause",
+                placeholder="What actually caused it (e.g. torch.sum miscomputes on bf16 > 2^24 elements)",
+                optional=False,
+                multiline=True,
+            ),
+            _input(
+                "fix",
+                "Fix",
+                placeholder="What fixed it (e.g. pinned torch 2.3.1, drained host c2)",
+                optional=True,
+                multiline=True,
+            ),
             _input("link", "Link", placeholder="PR, upstream issue or postmortem URL", optional=True, max_length=500),
-            _input("fixed_in", "Fixed in version", placeholder="v1.5.2, or torch=2.4.1 for a framework version", optional=True, max_length=128),
+            _input(
+                "fixed_in",
+                "Fixed in version",
+                placeholder="v1.5.2, or torch=2.4.1 for a framework version",
+                optional=True,
+                max_length=128,
+            ),
         ],
     }
 

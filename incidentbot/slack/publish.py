@@ -40,21 +40,30 @@ class Publisher:
             if quota is None:
                 return None
             text, blocks = views.signature_rollup(
-                job_id=quota.job_id, rolled=quota.rolled, sample=[f"S-{i}" for i in quota.sample],
-                since=quota.window_start, per_job=self.rt.settings.new_signature_alerts,
-                window=self.rt.settings.new_signature_window, command=self.rt.settings.slash_command)
+                job_id=quota.job_id,
+                rolled=quota.rolled,
+                sample=[f"S-{i}" for i in quota.sample],
+                since=quota.window_start,
+                per_job=self.rt.settings.new_signature_alerts,
+                window=self.rt.settings.new_signature_window,
+                command=self.rt.settings.slash_command,
+            )
             return Rendered(text=text, blocks=blocks)
         if kind == "poll":
             poll = session.get(Poll, int(p["poll_id"]))
             if poll is None:
                 return None
-            text, blocks = poll_blocks(self.rt.votes.record(session, poll), voters=self.rt.votes.voters(session, poll.id),
-                                       public_url=self.rt.settings.public_url)
+            text, blocks = poll_blocks(
+                self.rt.votes.record(session, poll),
+                voters=self.rt.votes.voters(session, poll.id),
+                public_url=self.rt.settings.public_url,
+            )
             return Rendered(text=text, blocks=blocks, shown={"poll_id": poll.id, "version": poll.tally_version})
         if kind == "hypothesis":
             return self.render_hypothesis(session, int(p["hypothesis_id"]))
         if kind == "digest":
             from incidentbot.digest import render_blocks
+
             text, blocks = render_blocks(self.rt, week=p["week"])
             return Rendered(text=text, blocks=blocks)
         raise ValueError(f"unknown render kind {kind!r}")
@@ -70,10 +79,13 @@ class Publisher:
         sids = [int(x[2:]) for x in record["signature_ids"]]
         sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sids)))) if sids else []
         sig_records = [signature_record(self.rt, session, s) for s in sorted(sigs, key=lambda s: -s.count)]
-        runbooks = [{"id": c.runbook.id, "title": c.runbook.title, "url": self.rt.runbooks.url(c.runbook.id)}
-                    for c in self.rt.runbooks.for_hypothesis(session, hid, sigs)[:1]]
-        text, blocks = views.hypothesis_blocks(record, signatures=sig_records, runbooks=runbooks, polls=[],
-                                               public_url=self.rt.settings.public_url)
+        runbooks = [
+            {"id": c.runbook.id, "title": c.runbook.title, "url": self.rt.runbooks.url(c.runbook.id)}
+            for c in self.rt.runbooks.for_hypothesis(session, hid, sigs)[:1]
+        ]
+        text, blocks = views.hypothesis_blocks(
+            record, signatures=sig_records, runbooks=runbooks, polls=[], public_url=self.rt.settings.public_url
+        )
         return Rendered(text=f"New hypothesis {text}", blocks=blocks)
 
     def render_alert(self, session, sid: int) -> Rendered | None:
@@ -89,9 +101,14 @@ class Publisher:
             rb = choices[0].runbook
             runbook = {"id": rb.id, "title": rb.title, "url": self.rt.runbooks.url(rb.id)}
         muted = bool(sig.muted_until and sig.muted_until > self.clock())
-        text, blocks = views.signature_alert(record, runbook=runbook, public_url=self.rt.settings.public_url, muted=muted)
-        return Rendered(text=text, blocks=blocks, shown={"signature_id": sid, "count": record["count"],
-                                                        "jobs": sig.job_count, "hosts": sig.host_count})
+        text, blocks = views.signature_alert(
+            record, runbook=runbook, public_url=self.rt.settings.public_url, muted=muted
+        )
+        return Rendered(
+            text=text,
+            blocks=blocks,
+            shown={"signature_id": sid, "count": record["count"], "jobs": sig.job_count, "hosts": sig.host_count},
+        )
 
     def on_delivered(self, session, row: Outbox, rendered: Rendered) -> None:
         shown = rendered.shown or {}
@@ -116,17 +133,26 @@ class Publisher:
             posted = {m.key for m in session.scalars(select(SlackMessage).where(SlackMessage.key.like("alert:S-%")))}
             if not posted:
                 return False
-            due = session.scalars(select(Signature).where(
-                Signature.merged_into.is_(None),
-                (Signature.alerted_at.is_(None)) | (Signature.alerted_at <= now - timedelta(seconds=interval)),
-                (Signature.muted_until.is_(None)) | (Signature.muted_until <= now),
-            ).order_by(Signature.last_seen.desc()).limit(200))
+            due = session.scalars(
+                select(Signature)
+                .where(
+                    Signature.merged_into.is_(None),
+                    (Signature.alerted_at.is_(None)) | (Signature.alerted_at <= now - timedelta(seconds=interval)),
+                    (Signature.muted_until.is_(None)) | (Signature.muted_until <= now),
+                )
+                .order_by(Signature.last_seen.desc())
+                .limit(200)
+            )
             cmap = canonical_map(session)
             for sig in due:
                 key = f"alert:S-{sig.id}"
                 if key not in posted:
                     continue
-                merged = [s for s in self.rt.signatures.members(session, sig.id) if s.id != sig.id] if sig.id in cmap.values() else []
+                merged = (
+                    [s for s in self.rt.signatures.members(session, sig.id) if s.id != sig.id]
+                    if sig.id in cmap.values()
+                    else []
+                )
                 total = sig.count + sum(s.count for s in merged)
                 if total == sig.alerted_count:
                     continue
@@ -137,8 +163,15 @@ class Publisher:
                 if sig.host_count > sig.alerted_hosts and sig.alerted_hosts:
                     spread.append(f"{sig.host_count:,} hosts (was {sig.alerted_hosts:,})")
                 if spread and sig.alerted_jobs:
-                    enqueue(session, op="post", channel=self.rt.settings.alert_channel, thread_key=key,
-                            payload={"text": f":arrow_upper_right: S-{sig.id} spread: now in " + " and ".join(spread) + "."})
+                    enqueue(
+                        session,
+                        op="post",
+                        channel=self.rt.settings.alert_channel,
+                        thread_key=key,
+                        payload={
+                            "text": f":arrow_upper_right: S-{sig.id} spread: now in " + " and ".join(spread) + "."
+                        },
+                    )
                 sig.alerted_jobs, sig.alerted_hosts = sig.job_count, sig.host_count
                 # Claim this alert for ``interval`` even before delivery renders it.
                 sig.alerted_at = now

@@ -7,11 +7,26 @@ angle-bracket form, so escaping those makes failure texts, job names and user in
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
-    "esc", "plain", "cut", "code", "section", "fields", "context", "actions", "button", "header", "divider",
-    "SECTION_LIMIT", "FIELD_LIMIT", "BUTTON_TEXT_LIMIT", "MAX_BLOCKS", "fmt_time", "plural",
+    "esc",
+    "plain",
+    "cut",
+    "code",
+    "section",
+    "fields",
+    "context",
+    "actions",
+    "button",
+    "header",
+    "divider",
+    "SECTION_LIMIT",
+    "FIELD_LIMIT",
+    "BUTTON_TEXT_LIMIT",
+    "MAX_BLOCKS",
+    "fmt_time",
+    "plural",
 ]
 
 SECTION_LIMIT = 3000
@@ -63,7 +78,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 def fmt_time(dt: datetime | None) -> str:
     if dt is None:
         return "—"
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     # Slack renders <!date^…> in each reader's time zone; the fallback is UTC.
     return f"<!date^{int(dt.timestamp())}^{{date_short_pretty}} {{time}}|{dt:%Y-%m-%d %H:%M} UTC>"
 
@@ -83,11 +98,17 @@ def fields(pairs: Iterable[tuple[str, str]]) -> dict:
 
 
 def context(*texts: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(t, SECTION_LIMIT) or " "} for t in texts[:10]]}
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": cut(t, SECTION_LIMIT) or " "} for t in texts[:10]],
+    }
 
 
 def header(text: str) -> dict:
-        return {"type": "header", "text": {"type": "plain_text", "text": cut(plain(text), HEADER_LIMIT) or " ", "emoji": False}}
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": cut(plain(text), HEADER_LIMIT) or " ", "emoji": False},
+    }
 
 
 def divider() -> dict:
@@ -95,8 +116,11 @@ def divider() -> dict:
 
 
 def button(text: str, action_id: str, value: str = "", *, style: str | None = None, url: str | None = None) -> dict:
-    b: dict = {"type": "button", "text": {"type": "plain_text", "text": cut(plain(text), BUTTON_TEXT_LIMIT), "emoji": False},
-               "action_id": action_id[:255]}
+    b: dict = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": cut(plain(text), BUTTON_TEXT_LIMIT), "emoji": False},
+        "action_id": action_id[:255],
+    }
     if value:
         b["value"] = value[:BUTTON_VALUE_LIMIT]
     if style in ("primary", "danger"):

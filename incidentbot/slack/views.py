@@ -4,14 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from incidentbot.slack.render import (actions, button, code, context, cut, esc, fields, fmt_time, header,
-                                      limit_blocks, plural, section)
+from incidentbot.slack.render import (
+    actions,
+    button,
+    code,
+    context,
+    cut,
+    esc,
+    fields,
+    fmt_time,
+    header,
+    limit_blocks,
+    plural,
+    section,
+)
 
-__all__ = ["signature_alert", "signature_rollup", "hypothesis_blocks", "signature_blocks", "hypothesis_list", "signature_list", "help_blocks",
-           "notice", "SUBCOMMANDS"]
+__all__ = [
+    "signature_alert",
+    "signature_rollup",
+    "hypothesis_blocks",
+    "signature_blocks",
+    "hypothesis_list",
+    "signature_list",
+    "help_blocks",
+    "notice",
+    "SUBCOMMANDS",
+]
 
-CAUSE_EMOJI = {"hardware": ":wrench:", "network": ":satellite_antenna:", "software": ":bug:", "data": ":floppy_disk:",
-               "infrastructure": ":building_construction:", "unknown": ":grey_question:"}
+CAUSE_EMOJI = {
+    "hardware": ":wrench:",
+    "network": ":satellite_antenna:",
+    "software": ":bug:",
+    "data": ":floppy_disk:",
+    "infrastructure": ":building_construction:",
+    "unknown": ":grey_question:",
+}
 
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("list", "open hypotheses, newest activity first"),
@@ -42,8 +69,12 @@ def notice(text: str) -> tuple[str, list[dict]]:
 
 def help_blocks(command: str) -> tuple[str, list[dict]]:
     lines = "\n".join(f"`{esc(command)} {esc(c)}` — {esc(d)}" for c, d in SUBCOMMANDS)
-    return f"{command} help", [section(f"*incidentbot* groups training failures into signatures (S-n), proposes "
-                                       f"root-cause hypotheses (H-n) and polls the room (P-n).\n\n{lines}")]
+    return f"{command} help", [
+        section(
+            f"*incidentbot* groups training failures into signatures (S-n), proposes "
+            f"root-cause hypotheses (H-n) and polls the room (P-n).\n\n{lines}"
+        )
+    ]
 
 
 def link_url(url: str) -> str:
@@ -68,8 +99,13 @@ def _signature_facts(sig: dict) -> list[tuple[str, str]]:
     return [
         ("Events", f"{sig['count']:,}"),
         # A host-level fault (an Xid, a kernel line) has no rank: "0 ranks" would read as a count.
-        ("Where", " · ".join([plural(sig['job_count'], 'job'), plural(sig['host_count'], 'host')]
-                             + ([plural(sig['rank_count'], 'rank')] if sig.get('rank_count') else []))),
+        (
+            "Where",
+            " · ".join(
+                [plural(sig["job_count"], "job"), plural(sig["host_count"], "host")]
+                + ([plural(sig["rank_count"], "rank")] if sig.get("rank_count") else [])
+            ),
+        ),
         ("First seen", fmt_time(sig["first_seen"])),
         ("Last seen", fmt_time(sig["last_seen"])),
         ("Kind", f"{CAUSE_EMOJI.get(sig['cause_class'], '')} {esc(sig['category'])} · {esc(sig['cause_class'])}"),
@@ -88,26 +124,36 @@ def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: 
     ]
     if muted:
         blocks.append(context(":no_bell: muted: counts are no longer updated here"))
-    blocks.append(actions([
-        button("Show", "ib:show", sid),
-        button("Mute 24h", "ib:mute", sid),
-        button("Start vote", "ib:vote_start", sid, style="primary"),
-        button("Full record", "ib:link", url=f"{public_url}/v1/signatures/{sid}"),
-    ], block_id=f"alert:{sid}"))
+    blocks.append(
+        actions(
+            [
+                button("Show", "ib:show", sid),
+                button("Mute 24h", "ib:mute", sid),
+                button("Start vote", "ib:vote_start", sid, style="primary"),
+                button("Full record", "ib:link", url=f"{public_url}/v1/signatures/{sid}"),
+            ],
+            block_id=f"alert:{sid}",
+        )
+    )
     return text, blocks
 
 
-def signature_rollup(*, job_id: str | None, rolled: int, sample: Sequence[str], since, per_job: int, window: str,
-                     command: str) -> tuple[str, list[dict]]:
+def signature_rollup(
+    *, job_id: str | None, rolled: int, sample: Sequence[str], since, per_job: int, window: str, command: str
+) -> tuple[str, list[dict]]:
     """One message for the new signatures a flood made beyond the alert quota (edited in place
     as the count grows), instead of an alert each."""
     where = f"in job `{esc(cut(job_id, 200))}`" if job_id is not None else "across jobs"
-    why = (f"more than {per_job} in {window}" if job_id is not None else "the channel's limit for this window was reached")
+    why = (
+        f"more than {per_job} in {window}" if job_id is not None else "the channel's limit for this window was reached"
+    )
     text = f"{rolled:,} more new failure {'mode' if rolled == 1 else 'modes'} {where} since {fmt_time(since)}"
     names = ", ".join(sample) + (f" and {rolled - len(sample):,} more" if rolled > len(sample) else "")
     blocks = [
         section(f":rotating_light: *{text}*, not announced one by one ({why}).\n{names}"),
-        context(f"`{command} signatures new` lists them; `{command} merge S-a S-b` joins ones that are one failure mode."),
+        context(
+            f"`{command} signatures new` lists them; `{command} merge S-a S-b` joins ones that are one failure mode."
+        ),
     ]
     return text, blocks
 
@@ -123,20 +169,29 @@ def _scope_text(scope: dict) -> str:
     return "\n".join(parts)
 
 
-def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence[dict], polls: Sequence[dict],
-                      public_url: str, timeline: Sequence[dict] = ()) -> tuple[str, list[dict]]:
+def hypothesis_blocks(
+    h: dict,
+    *,
+    signatures: Sequence[dict],
+    runbooks: Sequence[dict],
+    polls: Sequence[dict],
+    public_url: str,
+    timeline: Sequence[dict] = (),
+) -> tuple[str, list[dict]]:
     hid = h["id"]
     text = f"{hid}: {esc(h['title'])} ({h['status']})"
     blocks = [
         header(f"{hid} · {h['title']}"),
-        fields([
-            ("Status", esc(h["status"])),
-            ("Cause class", f"{CAUSE_EMOJI.get(h['cause_class'], '')} {esc(h['cause_class'])}"),
-            ("Confidence", f"{h['confidence']:.0%}"),
-            ("Events", f"{h['event_count']:,}"),
-            ("Scope", _scope_text(h.get("scope") or {})),
-            ("Runbook", _runbook_line(runbooks[0] if runbooks else None)),
-        ]),
+        fields(
+            [
+                ("Status", esc(h["status"])),
+                ("Cause class", f"{CAUSE_EMOJI.get(h['cause_class'], '')} {esc(h['cause_class'])}"),
+                ("Confidence", f"{h['confidence']:.0%}"),
+                ("Events", f"{h['event_count']:,}"),
+                ("Scope", _scope_text(h.get("scope") or {})),
+                ("Runbook", _runbook_line(runbooks[0] if runbooks else None)),
+            ]
+        ),
     ]
     if h.get("evidence"):
         blocks.append(section("*Why*\n" + "\n".join(f"• {esc(line)}" for line in h["evidence"][:8])))
@@ -153,38 +208,70 @@ def hypothesis_blocks(h: dict, *, signatures: Sequence[dict], runbooks: Sequence
         if res.get("rejected_reason"):
             blocks.append(section(f"*Rejected* by <@{esc(res.get('by', ''))}>: {esc(res['rejected_reason'])}"))
         else:
-            link = f" · <{link_url(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
+            link = (
+                f" · <{link_url(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
+            )
             fixed = f" · fixed in `{esc(res['fixed_in'])}`" if res.get("fixed_in") else ""
-            blocks.append(section(f"*Resolution* by <@{esc(res.get('by', ''))}>: {esc(res.get('cause', ''))}\n"
-                                  f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link}"))
+            blocks.append(
+                section(
+                    f"*Resolution* by <@{esc(res.get('by', ''))}>: {esc(res.get('cause', ''))}\n"
+                    f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link}"
+                )
+            )
     for p in polls[:3]:
         tally = ", ".join(f"{esc(o['label'][:40])}: {o['votes']}" for o in p["options"] if o["votes"])
-        blocks.append(context(f"Poll {p['id']} ({p['status']}): {tally or 'no votes yet'}" +
-                              (f" — {esc(p['outcome_text'])}" if p.get("outcome_text") else "")))
+        blocks.append(
+            context(
+                f"Poll {p['id']} ({p['status']}): {tally or 'no votes yet'}"
+                + (f" — {esc(p['outcome_text'])}" if p.get("outcome_text") else "")
+            )
+        )
     if timeline:
-        blocks.append(context("\n".join(f"{fmt_time(t['at'])} {esc(t['kind'])}: {esc(cut(t['text'], 150))}" for t in timeline[-5:])))
-    blocks.append(actions([
-        button("Start vote", "ib:vote_start", hid, style="primary"),
-        button("Resolve", "ib:resolve", hid),
-        button("View timeline", "ib:link", url=f"{public_url}/h/{hid}"),
-    ], block_id=f"hyp:{hid}"))
+        blocks.append(
+            context(
+                "\n".join(f"{fmt_time(t['at'])} {esc(t['kind'])}: {esc(cut(t['text'], 150))}" for t in timeline[-5:])
+            )
+        )
+    blocks.append(
+        actions(
+            [
+                button("Start vote", "ib:vote_start", hid, style="primary"),
+                button("Resolve", "ib:resolve", hid),
+                button("View timeline", "ib:link", url=f"{public_url}/h/{hid}"),
+            ],
+            block_id=f"hyp:{hid}",
+        )
+    )
     return text, limit_blocks(blocks)
 
 
-def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | None, explain: dict | None,
-                     public_url: str) -> tuple[str, list[dict]]:
+def signature_blocks(
+    sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | None, explain: dict | None, public_url: str
+) -> tuple[str, list[dict]]:
     text = f"{sig['id']}: {esc(sig['title'])}"
     blocks = [
         header(f"{sig['id']} · {sig['title']}"),
-        fields(_signature_facts(sig) + [
-            ("Hypothesis", f"`{hypothesis['id']}` {esc(cut(hypothesis['title'], 100))}" if hypothesis else "none yet")]),
+        fields(
+            _signature_facts(sig)
+            + [
+                (
+                    "Hypothesis",
+                    f"`{hypothesis['id']}` {esc(cut(hypothesis['title'], 100))}" if hypothesis else "none yet",
+                )
+            ]
+        ),
         section("*Template*\n" + code(sig["template"], 1500, more_url=f"{public_url}/v1/signatures/{sig['id']}")),
     ]
     if explain:
         blocks.append(context("Grouped by " + esc(explain["parser"]) + ": " + esc("; ".join(explain["reasons"][:3]))))
     if runbooks:
-        blocks.append(section("*Runbook*: " + _runbook_line(runbooks[0])
-                              + ("\n" + _runbook_steps(runbooks[0]) if runbooks[0].get("summary") else "")))
+        blocks.append(
+            section(
+                "*Runbook*: "
+                + _runbook_line(runbooks[0])
+                + ("\n" + _runbook_steps(runbooks[0]) if runbooks[0].get("summary") else "")
+            )
+        )
     if sig.get("merged_from"):
         blocks.append(context("Merged here: " + ", ".join(sig["merged_from"])))
     return text, blocks
@@ -192,15 +279,21 @@ def signature_blocks(sig: dict, *, runbooks: Sequence[dict], hypothesis: dict | 
 
 def hypothesis_list(items: Sequence[dict], *, command: str, total: int | None = None) -> tuple[str, list[dict]]:
     if not items:
-        return "No open hypotheses.", [section(f"No open hypotheses. `{esc(command)} signatures` shows what has been seen.")]
+        return "No open hypotheses.", [
+            section(f"No open hypotheses. `{esc(command)} signatures` shows what has been seen.")
+        ]
     total = len(items) if total is None else total
     blocks = [section(f"*{plural(total, 'open hypothesis', 'open hypotheses')}*, newest activity first")]
     for h in items[:20]:
         first = esc(cut(h["evidence"][0], 200)) if h.get("evidence") else ""
-        blocks.append(section(f"`{h['id']}` *{esc(cut(h['title'], 200))}*\n{CAUSE_EMOJI.get(h['cause_class'], '')} "
-                              f"{esc(h['cause_class'])} · {h['confidence']:.0%} · {h['status']} · "
-                              f"{', '.join(h['signature_ids'][:6])}\n{first}",
-                              accessory=button("Show", "ib:show", h["id"])))
+        blocks.append(
+            section(
+                f"`{h['id']}` *{esc(cut(h['title'], 200))}*\n{CAUSE_EMOJI.get(h['cause_class'], '')} "
+                f"{esc(h['cause_class'])} · {h['confidence']:.0%} · {h['status']} · "
+                f"{', '.join(h['signature_ids'][:6])}\n{first}",
+                accessory=button("Show", "ib:show", h["id"]),
+            )
+        )
     if total > 20:
         blocks.append(context(f"… and {total - 20} more: see GET /v1/hypotheses"))
     return f"{total} open hypotheses", limit_blocks(blocks)
@@ -209,7 +302,10 @@ def hypothesis_list(items: Sequence[dict], *, command: str, total: int | None = 
 def signature_list(items: Sequence[dict], *, label: str) -> tuple[str, list[dict]]:
     if not items:
         return "No signatures yet.", [section("No failure signatures yet.")]
-    lines = [f"`{s['id']}` {esc(cut(s['title'], 150))} — {s['count']:,} events, {plural(s['job_count'], 'job')}, last {fmt_time(s['last_seen'])}"
-             for s in items[:25]]
-    return f"{label} signatures", [section(f"*{esc(label)} signatures*"), section("\n".join(lines))] + \
-        ([context(f"… and {len(items) - 25} more")] if len(items) > 25 else [])
+    lines = [
+        f"`{s['id']}` {esc(cut(s['title'], 150))} — {s['count']:,} events, {plural(s['job_count'], 'job')}, last {fmt_time(s['last_seen'])}"
+        for s in items[:25]
+    ]
+    return f"{label} signatures", [section(f"*{esc(label)} signatures*"), section("\n".join(lines))] + (
+        [context(f"… and {len(items) - 25} more")] if len(items) > 25 else []
+    )
