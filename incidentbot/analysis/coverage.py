@@ -99,12 +99,26 @@ def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, 
     return best
 
 
-def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
-    """Hypotheses for what no evidence rule explained."""
+def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None) -> list[Proposal]:
+    """Hypotheses for what no evidence rule explained: one per signature, with the lines that
+    ``follow`` it (``incidents.py``: the other lines of its episodes; a storm's abort lines)."""
+    from .incidents import companions  # incidents reads this module's text tests
+
     S = ix.S
-    out: list[Proposal] = []
+    follow = dict(follow or {})
+    for s2, j, g in ix.storm_bursts:
+        if g[0] not in owner:
+            for i in companions(ix, j, g, owner):
+                follow.setdefault(i, s2)
+    groups: dict[int, list[int]] = defaultdict(list)
     for s in sorted(ix.by_sig):
-        left = [i for i in ix.by_sig[s] if i not in owner]
+        for i in ix.by_sig[s]:
+            if i not in owner:
+                groups[follow.get(i, s)].append(i)
+    out: list[Proposal] = []
+    for s in sorted(groups):
+        left = sorted(groups[s])
+        sig_ids = sorted({ix.ev[i].signature_id for i in left})
         n = ix.weight(left)
         if n < S.cover_min_events:
             continue
@@ -140,7 +154,7 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
                         scope={"clusters": [c]} if c else {},
                         confidence=S.cover_confidence_shared,
                         evidence=lines,
-                        signature_ids=[s],
+                        signature_ids=sorted({ix.ev[i].signature_id for i in shared_ids}),
                         event_ids=sorted(ix.ev[i].id for i in shared_ids),
                         kind="shared_component",
                         key=f"shared:{c}:{s}",
@@ -164,7 +178,7 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
                     scope={"jobs": jobs[:20]},
                     confidence=S.cover_confidence,
                     evidence=lines,
-                    signature_ids=[s],
+                    signature_ids=sorted({ix.ev[i].signature_id for i in hang}),
                     event_ids=sorted(ix.ev[i].id for i in hang),
                     kind="storm_unexplained",
                     key=f"hang:{s}",
@@ -201,7 +215,7 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
                 scope=scope,
                 confidence=S.cover_confidence,
                 evidence=lines,
-                signature_ids=[s],
+                signature_ids=sig_ids,
                 event_ids=sorted(ix.ev[i].id for i in left),
                 kind="unexplained",
                 key=f"unexplained:{s}",

@@ -7,6 +7,7 @@ import re
 from collections import Counter, defaultdict
 
 from .hypothesis import Hyp
+from .incidents import companions
 from .index import Index, fmt_n
 
 # ---- 7. storms and their precursors
@@ -31,7 +32,11 @@ def watchdog_window(ix: Index, s: int) -> float:
     return timeout * S.watchdog_margin + S.watchdog_slack_s
 
 
-def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
+def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident_hyps: frozenset = frozenset()) -> None:
+    """Each storm to the cause of the nearest reliable precursor in its job within the watchdog's
+    window. A line of a host incident (``incidents.py``: the host whose own error came first in
+    that job) is a precursor without further proof; a precursor signature otherwise must precede
+    storms reliably. The storm's own abort lines come with it."""
     S = ix.S
     if not ix.storm_bursts:
         return
@@ -93,7 +98,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         for k in range(hi - 1, lo - 1, -1):
             i = ix.by_job[j][k]
             ps = ix.ev[i].signature_id
-            if (ps, s) in reliable and i not in ix.in_storm:
+            if i not in ix.in_storm and ((ps, s) in reliable or owner.get(i) in incident_hyps):
                 best = i
                 break
         if best is None:
@@ -102,6 +107,8 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         h = owner.get(best)
         if h is None:
             sw = ix.topo.get(ix.ev[best].host) if ix.ev[best].host else None
+            if ix.sig_class(ps) == "hardware" and ix.ev[best].host:
+                sw = ix.ev[best].host  # a GPU's or host's own fault: that host, not its switch
             hk = (ps, sw)
             if hk not in new_h:
                 new_h[hk] = len(hyps)
@@ -110,7 +117,9 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             pre_ids = [
                 i
                 for i in ix.by_sig[ps]
-                if i not in owner and i not in ix.in_storm and (sw is None or ix.topo.get(ix.ev[i].host) == sw)
+                if i not in owner
+                and i not in ix.in_storm
+                and (sw is None or ix.topo.get(ix.ev[i].host) == sw or ix.ev[i].host == sw)
             ]
             hyps[h].add_events(ps, pre_ids, None)
             for i in pre_ids:
@@ -120,6 +129,10 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         hyps[h].add_events(s, g, None)
         for i in g:
             owner[i] = h
+        for i in companions(ix, j, g, owner):
+            if ix.apart_allows(hyps[h].sigs | {ix.ev[i].signature_id}):
+                hyps[h].add_events(ix.ev[i].signature_id, [i], None)
+                owner[i] = h
         st = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
         st["n"] += 1
         st["events"] += ix.weight(g)
