@@ -106,10 +106,24 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
 
     S = ix.S
     follow = dict(follow or {})
-    for s2, j, g in ix.storm_bursts:
-        if g[0] not in owner:
-            for i in companions(ix, j, g, owner):
-                follow.setdefault(i, s2)
+    # a storm starting as another storm of its job ends is the same failure (the ranks' aborts
+    # after their watchdogs): it follows the first storm's text, and so do its abort lines
+    head: dict[str, tuple[float, int]] = {}
+    for s2, j, g in sorted(ix.storm_bursts, key=lambda b: (ix.ev[b[2][0]].time, b[0], b[1])):
+        if g[0] in owner:
+            continue
+        t0, t1 = ix.ev[g[0]].time, ix.ev[g[-1]].time
+        prev = head.get(j)
+        if prev is not None and t0 - prev[0] <= S.storm_companion_s:
+            lead = prev[1]
+            head[j] = (max(t1, prev[0]), lead)
+            for i in g:
+                follow[i] = lead
+        else:
+            lead = s2
+            head[j] = (t1, s2)
+        for i in companions(ix, j, g, owner):
+            follow.setdefault(i, lead)
     groups: dict[int, list[int]] = defaultdict(list)
     for s in sorted(ix.by_sig):
         for i in ix.by_sig[s]:

@@ -114,11 +114,11 @@ def _run(ix: Index) -> list[Proposal]:
         for i in h.events:
             owner[i] = hi
     cooccur(ix, hyps, owner)
-    incident_hyps, follow = find_incidents(ix, hyps, owner)
-    attribute_storms(ix, hyps, owner, frozenset(incident_hyps))
+    incidents = find_incidents(ix, hyps, owner)
+    attribute_storms(ix, hyps, owner, incidents)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]
-    out += cover(ix, owner, follow)
+    out += cover(ix, owner, incidents.follow)
     out.sort(key=lambda p: (-len(p.event_ids), p.key))
     return out
 

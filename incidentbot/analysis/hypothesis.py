@@ -132,7 +132,9 @@ class Hyp:
                 f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart"
             )
         elif kind == "host_incident":
-            what = "Network fault at host" if cause == "network" else "Hardware fault on host"
+            what = {"network": "Network fault at host", "hardware": "Hardware fault on host"}.get(
+                cause, "Failure on host"
+            )
             n_ep = max(1, self.episodes)
             title = f"{what} {self.incident[0]}: {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom" + (
                 "s" if n_sym > 1 else ""
@@ -163,8 +165,9 @@ class Hyp:
             lines.insert(
                 0,
                 f"{n_ep} failure{'s' if n_ep > 1 else ''} in {jobs_n} job{'s' if jobs_n > 1 else ''}, each a few lines "
-                f"within seconds ({symptoms}), the first line of {cause} meaning on {self.incident[0]}: "
-                f"the other lines, on this host or its peers, are consequences",
+                f"within seconds ({symptoms}), the first line "
+                + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
+                + f"on {self.incident[0]}: the other lines, on this host or its peers, are consequences",
             )
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from .coverage import is_benign_text, is_job_level_text
 from .hypothesis import Hyp
@@ -33,9 +34,10 @@ LEAD_CLASSES = ("hardware", "network")
 
 
 def episodes(ix: Index) -> list[list[int]]:
-    """The episodes of every job: runs of non-storm, non-benign lines with short gaps."""
+    """The episodes of every job: runs of non-storm lines with short gaps (a scheduler's line
+    about the whole job is no part of one)."""
     S = ix.S
-    skip_sig = {s for s in ix.by_sig if is_benign_text(ix, s) or is_job_level_text(ix, s)}
+    skip_sig = {s for s in ix.by_sig if is_job_level_text(ix, s)}
     out: list[list[int]] = []
     ev, storm = ix.ev, ix.in_storm
     for j in sorted(ix.by_job):
@@ -58,61 +60,180 @@ def episodes(ix: Index) -> list[list[int]]:
 
 
 def leading_texts(ix: Index, eps: list[list[int]]) -> set[int]:
-    """Signatures whose lines come with other texts at least ``incident_lead_share`` of the time."""
+    """Texts (not benign-sounding) whose lines come with another such text at least
+    ``incident_lead_share`` of the time; the rest is background (a known false positive, a
+    driver's routine message, progress lines), however it sounds."""
     w = ix.w
     with_others: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
+    firm = {s for s in ix.by_sig if not is_benign_text(ix, s)}
     for ep in eps:
-        sigs = {ix.ev[i].signature_id for i in ep}
+        sigs = {ix.ev[i].signature_id for i in ep} & firm
         for i in ep:
             s = ix.ev[i].signature_id
+            if s not in firm:
+                continue
             total[s] += w[i]
             if len(sigs) >= 2:
                 with_others[s] += w[i]
     return {s for s, n in total.items() if with_others[s] >= ix.S.incident_lead_share * n}
 
 
-def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> tuple[set[int], dict[int, int]]:
-    """Host incidents (new hypotheses, owned events) and, for episodes without a host, which
-    leftover line follows which text. Returns (indices of the incident hypotheses, follow)."""
+def joining_texts(ix: Index, eps: list[list[int]], leads: set[int]) -> set[int]:
+    """Benign-sounding texts whose lines come with a failure's lines at least
+    ``incident_lead_share`` of the time (peers' connect warnings after a host went down); progress
+    lines, slow checkpoints and INFO chatter come alone or with each other and do not."""
+    w = ix.w
+    with_fail: dict[int, int] = defaultdict(int)
+    total: dict[int, int] = defaultdict(int)
+    for ep in eps:
+        failing = any(ix.ev[i].signature_id in leads for i in ep)
+        for i in ep:
+            s = ix.ev[i].signature_id
+            if s in leads or not is_benign_text(ix, s):
+                continue
+            total[s] += w[i]
+            if failing:
+                with_fail[s] += w[i]
+    return {s for s, n in total.items() if with_fail[s] >= ix.S.incident_lead_share * n}
+
+
+def interrupted(ix: Index, ep: list[int]) -> bool:
+    """The job stopped or restarted right after the episode: its next steps (a minute on) do not
+    go past where it was, or it logged no step again. Lines the job carried on after were no
+    failure of it. (A storm after a lone line is for ``precedence.py`` to weigh.)"""
+    S = ix.S
+    e_last = ix.ev[ep[-1]]
+    j, t_end = e_last.job_id, e_last.time
+    step = max((ix.ev[i].step for i in ep if ix.ev[i].step is not None), default=None)
+    tk = ix.job_times[j]
+    idx = ix.by_job[j]
+    if step is None:
+        k0 = bisect.bisect_left(tk, ix.ev[ep[0]].time)
+        step = next(
+            (ix.ev[idx[q]].step for q in range(k0 - 1, max(-1, k0 - 500), -1) if ix.ev[idx[q]].step is not None), None
+        )
+    lo = bisect.bisect_right(tk, t_end + S.episode_gap_s)
+    later: list[int] = []
+    for q in range(lo, min(len(idx), lo + 500)):
+        if idx[q] in ix.in_storm:
+            continue
+        sq = ix.ev[idx[q]].step
+        if sq is not None:
+            later.append(sq)
+            if len(later) == 3:
+                break
+    if step is None:
+        return False  # no training seen before it (an idle host's kernel line): nothing to interrupt
+    if not later:
+        return True
+    return sum(1 for x in later if x > step) <= 0.5 * len(later)
+
+
+@dataclass
+class Incidents:
+    by_host: dict[str, int] = field(default_factory=dict)  # host -> its incident hypothesis
+    follow: dict[int, int] = field(default_factory=dict)  # leftover line -> the text it follows (coverage)
+    first_of: dict[int, int] = field(default_factory=dict)  # line of an episode with no host -> its first line
+    members: dict[int, list[int]] = field(default_factory=dict)  # that first line -> the episode's leftover lines
+    leads: set[int] = field(default_factory=set)  # texts that come with others (not background)
+
+    @property
+    def hyps(self) -> frozenset[int]:
+        return frozenset(self.by_host.values())
+
+    def incident(self, ix: Index, hyps: list[Hyp], host: str, cls: str) -> int:
+        h = self.by_host.get(host)
+        if h is None:
+            h = self.by_host[host] = len(hyps)
+            hyps.append(Hyp(ix, [], incident=(host, cls)))
+        return h
+
+    def take_episode(self, ix: Index, hyps: list[Hyp], owner: dict[int, int], first: int) -> int:
+        """The episode of ``first`` (no host line in it) becomes the incident of the host that
+        failed first, as when a storm followed it: the collective hung on that rank's error."""
+        e = ix.ev[first]
+        h = self.incident(ix, hyps, e.host, ix.sig_class(e.signature_id))
+        _join(ix, hyps, owner, h, [i for i in self.members.pop(first, [first]) if i not in owner])
+        return h
+
+    def precursor(self, ix: Index, owner: dict[int, int], i: int) -> bool:
+        """A line a storm may be attributed to without further proof: a host incident's, or an
+        unexplained line of a text that comes with failures (the rank that failed first)."""
+        if owner.get(i) in self.hyps:
+            return True
+        e = ix.ev[i]
+        return (
+            i not in owner
+            and e.host is not None
+            and e.signature_id in self.leads
+            and not is_benign_text(ix, e.signature_id)
+        )
+
+
+def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Incidents:
+    """Host incidents (new hypotheses, owned events) and, for episodes without a host line, which
+    leftover line follows which text."""
     eps = episodes(ix)
     leads = leading_texts(ix, eps)
     ev = ix.ev
-    incident_of: dict[str, int] = {}
-    follow: dict[int, int] = {}
+    out = Incidents()
+    out.leads = leads
+    joins = joining_texts(ix, eps, leads)
     for ep in eps:
-        ep = [i for i in ep if ev[i].signature_id in leads]
-        sigs = {ev[i].signature_id for i in ep}
-        if len(sigs) < 2:
-            continue
+        benign = {i for i in ep if is_benign_text(ix, ev[i].signature_id)}
+        core = [i for i in ep if i not in benign and ev[i].signature_id in leads]
+        n_core = len({ev[i].signature_id for i in core})
+        # the host line: the first of hardware (else network) meaning, not benign-sounding
         lead = None
         for cls in LEAD_CLASSES:
-            lead = next((i for i in ep if ev[i].host is not None and ix.sig_class(ev[i].signature_id) == cls), None)
+            lead = next(
+                (
+                    i
+                    for i in ep
+                    if i not in benign and ev[i].host is not None and ix.sig_class(ev[i].signature_id) == cls
+                ),
+                None,
+            )
             if lead is not None:
                 break
-        left = [i for i in ep if i not in owner]
-        if not left:
-            continue
+        if lead is not None and (lead not in core or n_core < 2):
+            # one host line alone: a failure of that host when the job stopped right after it and
+            # the line means hardware; a lone network line may be a link or a switch, which
+            # ``precedence.py`` weighs over all the storms it precedes
+            if ix.sig_class(ev[lead].signature_id) != "hardware" or not interrupted(ix, ep):
+                lead = None
         if lead is None:
-            first = ep[0]
-            if first in owner and ix.S.episode_join_owned:
-                h = owner[first]
-                _join(ix, hyps, owner, h, left)
-            else:
+            if n_core < 2:
+                continue
+            first = core[0]
+            left = [i for i in core if i not in owner]
+            if first in owner:
+                if ix.S.episode_join_owned and left:
+                    _join(ix, hyps, owner, owner[first], left)
+                continue
+            for i in left:
+                out.follow[i] = ev[first].signature_id
+            if ev[first].host is not None:
+                out.members[first] = left
                 for i in left:
-                    follow[i] = ev[first].signature_id
+                    out.first_of[i] = first
+            continue
+        # the failure's other lines join it: its peers' errors and warnings, wherever logged
+        left = [
+            i
+            for i in ep
+            if i not in owner and (ev[i].signature_id in leads or ev[i].signature_id in joins or i == lead)
+        ]
+        if not left:
             continue
         h = owner.get(lead)
         if h is None:
-            host = ev[lead].host
-            h = incident_of.get(host)
-            if h is None:
-                h = incident_of[host] = len(hyps)
-                hyps.append(Hyp(ix, [], incident=(host, ix.sig_class(ev[lead].signature_id))))
+            h = out.incident(ix, hyps, ev[lead].host, ix.sig_class(ev[lead].signature_id))
         elif not ix.S.episode_join_owned and not hyps[h].incident:
             continue
         _join(ix, hyps, owner, h, left)
-    return set(incident_of.values()), follow
+    return out
 
 
 def _join(ix: Index, hyps: list[Hyp], owner: dict[int, int], h: int, ids: list[int]) -> None:

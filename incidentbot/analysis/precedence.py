@@ -7,7 +7,7 @@ import re
 from collections import Counter, defaultdict
 
 from .hypothesis import Hyp
-from .incidents import companions
+from .incidents import Incidents, companions
 from .index import Index, fmt_n
 
 # ---- 7. storms and their precursors
@@ -32,11 +32,14 @@ def watchdog_window(ix: Index, s: int) -> float:
     return timeout * S.watchdog_margin + S.watchdog_slack_s
 
 
-def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident_hyps: frozenset = frozenset()) -> None:
+def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incidents: Incidents | None = None) -> None:
     """Each storm to the cause of the nearest reliable precursor in its job within the watchdog's
-    window. A line of a host incident (``incidents.py``: the host whose own error came first in
-    that job) is a precursor without further proof; a precursor signature otherwise must precede
-    storms reliably. The storm's own abort lines come with it."""
+    window. A line of a host incident, or of an episode of several texts (``incidents.py``: the
+    host whose own error came first in that job), is a precursor without further proof; a lone
+    precursor line must precede storms reliably. A storm starting as another storm of the same
+    job ends (the ranks' aborts after their watchdogs) goes with it; the storm's own abort lines
+    come with it."""
+    incidents = incidents or Incidents()
     S = ix.S
     if not ix.storm_bursts:
         return
@@ -90,7 +93,24 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
             reliable.add((ps, s))
     new_h: dict[tuple, int] = {}  # (precursor signature, its switch) -> new storm hypothesis index
     stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
-    for (s, j, g), (_, _, t0, _) in zip(ix.storm_bursts, starts):
+    order = sorted(range(len(ix.storm_bursts)), key=lambda b: (starts[b][2], b))
+    last_in_job: dict[str, tuple[float, int | None, int | None]] = {}  # job -> (end, hypothesis, precursor)
+    for b in order:
+        s, j, g = ix.storm_bursts[b]
+        t0, t1 = starts[b][2], starts[b][3]
+        prev = last_in_job.get(j)
+        if prev is not None and t0 - prev[0] <= S.storm_companion_s:
+            # the same collective failure: goes where the storm before it went (or nowhere)
+            last_in_job[j] = (max(prev[0], t1), prev[1], prev[2])
+            if prev[1] is not None and ix.apart_allows(hyps[prev[1]].sigs | {s}):
+                _attach(ix, hyps, owner, prev[1], s, j, g)
+                st = stats.setdefault((prev[1], s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
+                st["n"] += 1
+                st["events"] += ix.weight(g)
+                st["lags"].append(t0 - ix.ev[prev[2]].time)
+                st["pre"][ix.ev[prev[2]].signature_id] += 1
+            continue
+        last_in_job[j] = (t1, None, None)
         tk = ix.job_times[j]
         lo = bisect.bisect_left(tk, t0 - window[s])
         hi = bisect.bisect_right(tk, t0 + 2.0)
@@ -98,13 +118,17 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         for k in range(hi - 1, lo - 1, -1):
             i = ix.by_job[j][k]
             ps = ix.ev[i].signature_id
-            if i not in ix.in_storm and ((ps, s) in reliable or owner.get(i) in incident_hyps):
+            if i in ix.in_storm:
+                continue
+            if (ps, s) in reliable or incidents.precursor(ix, owner, i):
                 best = i
                 break
         if best is None:
             continue
         ps = ix.ev[best].signature_id
         h = owner.get(best)
+        if h is None and incidents.precursor(ix, owner, best) and (ps, s) not in reliable:
+            h = incidents.take_episode(ix, hyps, owner, incidents.first_of.get(best, best))
         if h is None:
             sw = ix.topo.get(ix.ev[best].host) if ix.ev[best].host else None
             if ix.sig_class(ps) == "hardware" and ix.ev[best].host:
@@ -126,13 +150,8 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
                 owner[i] = h
         if not ix.apart_allows(hyps[h].sigs | {s}):
             continue
-        hyps[h].add_events(s, g, None)
-        for i in g:
-            owner[i] = h
-        for i in companions(ix, j, g, owner):
-            if ix.apart_allows(hyps[h].sigs | {ix.ev[i].signature_id}):
-                hyps[h].add_events(ix.ev[i].signature_id, [i], None)
-                owner[i] = h
+        _attach(ix, hyps, owner, h, s, j, g)
+        last_in_job[j] = (t1, h, best)
         st = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
         st["n"] += 1
         st["events"] += ix.weight(g)
@@ -148,3 +167,13 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
             f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence"
         )
         hyps[h].storm_p.append(min(1.0, 0.5 ** (nb + 1)))
+
+
+def _attach(ix: Index, hyps: list[Hyp], owner: dict[int, int], h: int, s: int, j: str, g: list[int]) -> None:
+    hyps[h].add_events(s, g, None)
+    for i in g:
+        owner[i] = h
+    for i in companions(ix, j, g, owner):
+        if ix.apart_allows(hyps[h].sigs | {ix.ev[i].signature_id}):
+            hyps[h].add_events(ix.ev[i].signature_id, [i], None)
+            owner[i] = h
