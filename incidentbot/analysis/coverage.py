@@ -10,7 +10,7 @@ one hypothesis of its own when it stands for at least ``cover_min_events`` store
   meaning gives (or unknown) and a low confidence.
 
 Benign noise stays out: a signature whose text says it is benign (INFO/WARNING lines, slow
-checkpoints, loss-scale overflows, time-limit lines: ``Settings.benign_markers``) AND whose
+checkpoints, loss-scale overflows: ``Settings.benign_markers``) AND whose
 leftover is spread evenly (over ``benign_min_places`` hosts (jobs when no host is given; or one per event), no host holding more than
 ``benign_max_host_share`` of it). A benign-sounding text concentrated on one host or job is
 still covered: its spread, not its words, is what would make it harmless.
@@ -59,6 +59,14 @@ def spread_evenly(ix: Index, idx: list[int]) -> bool:
     if hosts and hosts.most_common(1)[0][1] > S.benign_max_host_share * sum(hosts.values()):
         return False
     return True
+
+
+def _stopped_its_job(ix: Index, i: int) -> bool:
+    """The line came as its job stopped: a scheduler's line about the whole job, or the job's
+    training stopped or restarted right after it (``incidents.interrupted``)."""
+    from .incidents import interrupted
+
+    return is_job_level_text(ix, ix.ev[i].signature_id) or interrupted(ix, [i], restart=True)
 
 
 def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
@@ -134,7 +142,9 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
         left = sorted(groups[s])
         sig_ids = sorted({ix.ev[i].signature_id for i in left})
         n = ix.weight(left)
-        if n < S.cover_min_events:
+        if n < S.cover_min_events and not (
+            S.cover_interruptions and not is_benign_text(ix, s) and any(_stopped_its_job(ix, i) for i in left)
+        ):
             continue
         title = ix.sig_title(s)
         text_class = ix.sig_class(s)
@@ -202,6 +212,26 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
         if is_benign_text(ix, s) and spread_evenly(ix, left):
             continue
         jobs, hosts, span = _where(ix, left)
+        if is_job_level_text(ix, s):
+            # the scheduler ended the jobs (a time limit, a preemption): where it shows says nothing,
+            # but the jobs stopped, which people want to see and can act on (longer limits, requeue)
+            out.append(
+                Proposal(
+                    title=f"Scheduler ended {len(jobs)} job{'s' if len(jobs) != 1 else ''}: {title}",
+                    cause_class=text_class if text_class != "unknown" else "infrastructure",
+                    scope={"jobs": jobs[:20]},
+                    confidence=S.cover_confidence,
+                    evidence=[
+                        f"{fmt_n(n)} lines of '{title}' in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}: "
+                        "a line about the whole job, not any one host's fault"
+                    ],
+                    signature_ids=sig_ids,
+                    event_ids=sorted(ix.ev[i].id for i in left),
+                    kind="scheduler",
+                    key=f"scheduler:{s}",
+                )
+            )
+            continue
         occ = len({(ix.ev[i].job_id, ix.occ[i]) for i in left})
         top = Counter()
         for i in left:

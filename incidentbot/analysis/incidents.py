@@ -98,10 +98,11 @@ def joining_texts(ix: Index, eps: list[list[int]], leads: set[int]) -> set[int]:
     return {s for s, n in total.items() if with_fail[s] >= ix.S.incident_lead_share * n}
 
 
-def interrupted(ix: Index, ep: list[int]) -> bool:
+def interrupted(ix: Index, ep: list[int], *, restart: bool = False) -> bool:
     """The job stopped or restarted right after the episode: its next steps (a minute on) do not
-    go past where it was, or it logged no step again. Lines the job carried on after were no
-    failure of it. (A storm after a lone line is for ``precedence.py`` to weigh.)"""
+    go past where it was, or it logged no step again (with ``restart``: and its run went on in a
+    later attempt). Lines the job carried on after were no failure of it. (A storm after a lone
+    line is for ``precedence.py`` to weigh.)"""
     S = ix.S
     e_last = ix.ev[ep[-1]]
     j, t_end = e_last.job_id, e_last.time
@@ -126,7 +127,12 @@ def interrupted(ix: Index, ep: list[int]) -> bool:
     if step is None:
         return False  # no training seen before it (an idle host's kernel line): nothing to interrupt
     if not later:
-        return True
+        if not restart:
+            return True
+        # the job ended there: a failure when its run went on in a later attempt (a job that simply
+        # finished ends after its last line too)
+        run = ix.run_of.get(j, j)
+        return any(jj != j and ix.job_span[jj][0] > t_end for jj in ix.jobs_of_run.get(run, ()))
     return sum(1 for x in later if x > step) <= 0.5 * len(later)
 
 

@@ -241,6 +241,9 @@ class Index:
         for i, e in enumerate(self.ev):
             self.by_run[self.run_of[e.job_id]].append(i)
         self.run_times = {r: [self.ev[i].time for i in idx] for r, idx in self.by_run.items()}
+        self.jobs_of_run: dict[str, set[str]] = defaultdict(set)  # the attempts of each run
+        for j, r in self.run_of.items():
+            self.jobs_of_run[r].add(j)
         self.occ: list[int] = [0] * len(self.ev)  # occurrence (burst) id per event
         self.storm_bursts: list[tuple[int, str, list[int]]] = []  # (sig, job, event indices)
         self.in_storm: set[int] = set()

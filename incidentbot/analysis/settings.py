@@ -35,6 +35,7 @@ class Settings:
     pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
     # coverage: what no rule explains
     cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
+    cover_interruptions: bool = True  # ... and one with fewer when its lines stopped or restarted their job
     cover_confidence: float = 0.2  # "cause not yet known"
     cover_confidence_shared: float = 0.4  # a storm across a cluster's jobs at once
     benign_markers: tuple[str, ...] = (
@@ -47,7 +48,6 @@ class Settings:
         "slow",
         "loss scale",
         "overflow",
-        "time limit",
         "remapping",
         "sending process",
         "iteration",
