@@ -767,7 +767,7 @@ class _Builder:
             "hbm_dbe": "gpu:hbm_dbe",
             "bad_gpu_ima": "gpu:one_text_two_causes",
         }
-        for i, (h, k) in enumerate(zip(bad, picked)):
+        for i, (h, k) in enumerate(zip(bad, picked, strict=True)):
             gpu = rng.randrange(8)
             target = SHARES["gpu"] / SHARE_TOTAL * budget * GPU_SHARES[k] / weight
             self.causes.append(

@@ -171,7 +171,7 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
         items = body["events"]
         if not items:
             raise _BadRequest(
-                422, {"detail": "a batch holds 1 to %d events; this one is empty" % settings.max_batch_events}
+                422, {"detail": f"a batch holds 1 to {settings.max_batch_events} events; this one is empty"}
             )
         if len(items) > settings.max_batch_events:
             raise _BadRequest(

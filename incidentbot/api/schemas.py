@@ -278,8 +278,8 @@ def hypothesis_detail(rt, text: str) -> dict:
             raise HTTPException(404, detail=f"H-{hid} does not exist")
         record = hypothesis_record(rt, session, h)
         record["timeline"] = [
-            dict(at=l.at, kind=l.kind, text=l.text, actor=l.actor)
-            for l in session.scalars(
+            dict(at=entry.at, kind=entry.kind, text=entry.text, actor=entry.actor)
+            for entry in session.scalars(
                 select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid).order_by(HypothesisLog.id)
             )
         ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode

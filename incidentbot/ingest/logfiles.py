@@ -142,9 +142,7 @@ def _dated(year: int | None, month: int, day: int, hms: str) -> datetime | None:
     try:
         h, m, s = hms.split(":")
         sec = float(s)
-        return datetime(
-            year, month, day, int(h), int(m), int(sec), int(round((sec % 1) * 1e6)) % 1000000, tzinfo=UTC
-        )
+        return datetime(year, month, day, int(h), int(m), int(sec), int(round((sec % 1) * 1e6)) % 1000000, tzinfo=UTC)
     except ValueError:
         return None
 

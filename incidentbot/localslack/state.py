@@ -767,9 +767,7 @@ class Workspace:
             return ctx["uses"] if ctx else 0
 
     # ------------------------------------------------------------------ faults
-    def fail_next(
-        self, method: str | None, *, status: int, retry_after: int | None = None, times: int = 1
-    ) -> None:
+    def fail_next(self, method: str | None, *, status: int, retry_after: int | None = None, times: int = 1) -> None:
         """The next `times` calls of `method` (None = any) answer HTTP `status`.
 
         429 answers carry `Retry-After` (default 1) and `{"ok": false, "error": "ratelimited"}`.

@@ -31,7 +31,7 @@ class DecisionService:
         now = self.clock()
         with self.db.write() as session:
             hyps = [session.get(Hypothesis, h) for h in ids]
-            missing = [f"H-{h}" for h, obj in zip(ids, hyps) if obj is None]
+            missing = [f"H-{h}" for h, obj in zip(ids, hyps, strict=True) if obj is None]
             if missing:
                 raise LookupError(f"no such hypothesis: {', '.join(missing)}")
             target = hyps[0]

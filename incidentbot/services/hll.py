@@ -38,7 +38,7 @@ def add_all(registers: bytearray, values: Iterable[str]) -> bool:
 def merge(a: bytes | None, b: bytes) -> bytes:
     if not a:
         return bytes(b)
-    return bytes(max(x, y) for x, y in zip(a, b))
+    return bytes(max(x, y) for x, y in zip(a, b, strict=True))
 
 
 def estimate(registers: bytes | None) -> int:

@@ -91,7 +91,9 @@ class RunbookService:
         return self._auto[key]
 
     def _links(self, session, target: str) -> dict[str, RunbookLink]:
-        return {l.runbook_id: l for l in session.scalars(select(RunbookLink).where(RunbookLink.target == target))}
+        return {
+            link.runbook_id: link for link in session.scalars(select(RunbookLink).where(RunbookLink.target == target))
+        }
 
     def for_signature(self, session, sig: Signature) -> list[RunbookChoice]:
         return self._choose(self._links(session, f"S-{sig.id}"), self.auto_for_signature(sig))

@@ -124,7 +124,7 @@ def insert_counted(session: Session, table, cols: Sequence[str], rows: Sequence[
             f"INSERT INTO {_q(table.name)} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING "
             f"RETURNING {', '.join(map(_q, cols[:count_by]))}"
         )
-        cur.execute(sql, [list(col) for col in zip(*rows)])
+        cur.execute(sql, [list(col) for col in zip(*rows, strict=True)])
         for got in cur.fetchall():
             out[got[0] if count_by == 1 else tuple(got)] += 1
         return out

@@ -72,7 +72,7 @@ class VoteService:
         with self.db.write() as session:
             if hypothesis_ids:
                 hyps = [session.get(Hypothesis, h) for h in dict.fromkeys(hypothesis_ids)]
-                missing = [f"H-{h}" for h, obj in zip(dict.fromkeys(hypothesis_ids), hyps) if obj is None]
+                missing = [f"H-{h}" for h, obj in zip(dict.fromkeys(hypothesis_ids), hyps, strict=True) if obj is None]
                 if missing:
                     raise PollError(f"no such hypothesis: {', '.join(missing)}")
             else:
@@ -393,7 +393,7 @@ class VoteService:
                     "truth_option_ids": sorted(right_ids),
                     "ballots": total,
                     "share_for_truth": round(right_votes / total, 4) if total else None,
-                    "room_right": bool(leaders) and all(l in right_ids for l in leaders),
+                    "room_right": bool(leaders) and all(o in right_ids for o in leaders),
                     # The least-voted hypothesis turned out to be the cause (with others ahead of it).
                     "underdog": total > 0
                     and len(hyp_votes) > 1

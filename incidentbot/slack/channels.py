@@ -50,5 +50,8 @@ def resolve_channel_names(settings: Settings, client: WebClient) -> Settings:
             "(channel details → About)"
         )
     ids = [c if CHANNEL_ID.fullmatch(c) else found[c.lstrip("#")] for c in settings.channels]
-    log.info("INCIDENTBOT_CHANNEL: %s", ", ".join(f"{c} = {i}" for c, i in zip(settings.channels, ids) if c != i))
+    log.info(
+        "INCIDENTBOT_CHANNEL: %s",
+        ", ".join(f"{c} = {i}" for c, i in zip(settings.channels, ids, strict=True) if c != i),
+    )
     return settings.model_copy(update={"channel": ",".join(ids)})
