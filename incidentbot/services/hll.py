@@ -41,7 +41,7 @@ def merge(a: bytes | None, b: bytes) -> bytes:
     return bytes(max(x, y) for x, y in zip(a, b, strict=True))
 
 
-def estimate(registers: bytes | None) -> int:
+def estimate(registers: bytes | bytearray | None) -> int:
     if not registers:
         return 0
     zeros = registers.count(0)
