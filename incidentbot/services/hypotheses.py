@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 from sqlmodel import col
@@ -38,6 +39,9 @@ from incidentbot.models import (
 )
 from incidentbot.services.signatures import canonical_map
 from incidentbot.services.sql import rowcount
+
+if TYPE_CHECKING:
+    from incidentbot.metrics import Metrics
 
 __all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
 
@@ -95,7 +99,7 @@ class HypothesisService:
         self.clock = clock
         # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
         self.on_change = on_change
-        self.metrics = None
+        self.metrics: Metrics | None = None
         # At most this many aggregate rows are analysed (0: all); see _aggregate_queries.
         self.max_rows = 0
 
