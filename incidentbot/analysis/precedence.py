@@ -71,7 +71,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
     near_storm: Counter = Counter()
     cand_p = sorted({ps for ps, _ in pre_count})
     storm_starts_by_job: dict[str, list[float]] = defaultdict(list)
-    for s, j, t0, _ in starts:
+    for _s, j, t0, _ in starts:
         storm_starts_by_job[j].append(t0)
     for j in storm_starts_by_job:
         storm_starts_by_job[j].sort()
