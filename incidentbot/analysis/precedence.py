@@ -31,6 +31,12 @@ def watchdog_window(ix: Index, s: int) -> float:
     return timeout * S.watchdog_margin + S.watchdog_slack_s
 
 
+def _switch(ix: Index, i: int) -> str | None:
+    """The switch above event ``i``'s host, when its host and the topology say."""
+    host = ix.ev[i].host
+    return ix.topo.get(host) if host else None
+
+
 def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     if not ix.storm_bursts:
         return
@@ -100,7 +106,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         ps = ix.ev[best].signature_id
         h = owner.get(best)
         if h is None:
-            sw = ix.topo.get(ix.ev[best].host) if ix.ev[best].host else None
+            sw = _switch(ix, best)
             hk = (ps, sw)
             if hk not in new_h:
                 new_h[hk] = len(hyps)
@@ -109,7 +115,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             pre_ids = [
                 i
                 for i in ix.by_sig[ps]
-                if i not in owner and i not in ix.in_storm and (sw is None or ix.topo.get(ix.ev[i].host) == sw)
+                if i not in owner and i not in ix.in_storm and (sw is None or _switch(ix, i) == sw)
             ]
             hyps[h].add_events(ps, pre_ids, None)
             for i in pre_ids:
@@ -119,16 +125,16 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         hyps[h].add_events(s, g, None)
         for i in g:
             owner[i] = h
-        st = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
-        st["n"] += 1
-        st["events"] += ix.weight(g)
-        st["lags"].append(t0 - ix.ev[best].time)
-        st["pre"][ps] += 1
+        stat = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
+        stat["n"] += 1
+        stat["events"] += ix.weight(g)
+        stat["lags"].append(t0 - ix.ev[best].time)
+        stat["pre"][ps] += 1
     for h, s in sorted(stats):
-        st = stats[(h, s)]
-        nb, ne, lags = st["n"], st["events"], sorted(st["lags"])
+        stat = stats[(h, s)]
+        nb, ne, lags = stat["n"], stat["events"], sorted(stat["lags"])
         med = lags[len(lags) // 2]
-        pre = " or ".join(f"'{ix.sig_title(x)}'" for x, _ in st["pre"].most_common(2))
+        pre = " or ".join(f"'{ix.sig_title(x)}'" for x, _ in stat["pre"].most_common(2))
         hyps[h].storm_lines.append(
             f"{nb} of {bursts_per_sig[s]} storms of '{ix.sig_title(s)}' ({fmt_n(ne)} events from many ranks "
             f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence"
