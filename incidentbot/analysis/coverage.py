@@ -72,7 +72,7 @@ def _stopped_its_job(ix: Index, i: int) -> bool:
 def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
     ev = ix.ev
     jobs = sorted({ev[i].job_id for i in idx})
-    hosts = sorted({ev[i].host for i in idx if ev[i].host is not None})
+    hosts = sorted({h for i in idx if (h := ev[i].host) is not None})
     span = ""
     if idx:
         t0, t1 = min(ev[i].time for i in idx), max(ev[i].time for i in idx)
@@ -233,10 +233,10 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
             )
             continue
         occ = len({(ix.ev[i].job_id, ix.occ[i]) for i in left})
-        top = Counter()
+        top: Counter[str] = Counter()
         for i in left:
-            if ix.ev[i].host is not None:
-                top[ix.ev[i].host] += ix.w[i]
+            if (host := ix.ev[i].host) is not None:
+                top[host] += ix.w[i]
         host_txt = ""
         if top:
             h, k = top.most_common(1)[0]

@@ -66,7 +66,7 @@ class Hyp:
             kind = "storm"
         else:
             kind = "human_merge"
-        classes = Counter()
+        classes: Counter[str] = Counter()
         for s in self.sigs:
             classes[eng.sig_class(s)] += len(self.sig_events[s])
         text_class = max((c for c in classes if c != "unknown"), key=lambda c: (classes[c], c), default="unknown")
@@ -90,9 +90,11 @@ class Hyp:
             # no test of chance behind it: the lines' own meaning and their place and time
             conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
             scope["hosts"] = [self.incident[0]]
+        pre = self.storm_precursor
         if kind == "storm" and not comps:
+            assert pre is not None  # kind "storm" without components is the precursor's
             # the precursor alone: what its text means, and how reliably it precedes the storms
-            hosts = sorted({ev[i].host for i in self.sig_events[self.storm_precursor] if ev[i].host})
+            hosts = sorted({name for i in self.sig_events[pre] if (name := ev[i].host)})
             sws = sorted({eng.topo[h] for h in hosts if h in eng.topo})
             if hosts:
                 scope["hosts"] = hosts
@@ -100,7 +102,7 @@ class Hyp:
                 scope["switches"] = sws
         symptoms = ", ".join(eng.sig_title(s) for s in sig_order[:5]) + ("…" if n_sym > 5 else "")
         if kind == "regression":
-            labels = Counter()
+            labels: Counter[str] = Counter()
             for c in comps:
                 if c.kind == "regression":
                     labels[c.label] += len(c.events)
@@ -140,8 +142,9 @@ class Hyp:
                 "s" if n_sym > 1 else ""
             )
         elif kind == "storm":
-            others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]
-            title = f"{eng.sig_title(self.storm_precursor)}, then storms of {', '.join(others[:3])}" + (
+            assert pre is not None  # as above
+            others = [eng.sig_title(x) for x in sig_order if x != pre]
+            title = f"{eng.sig_title(pre)}, then storms of {', '.join(others[:3])}" + (
                 f" ({text_class})" if text_class != "unknown" else ""
             )
         else:

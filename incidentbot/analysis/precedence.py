@@ -158,10 +158,10 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         st["lags"].append(t0 - ix.ev[best].time)
         st["pre"][ps] += 1
     for h, s in sorted(stats):
-        st = stats[(h, s)]
-        nb, ne, lags = st["n"], st["events"], sorted(st["lags"])
+        stat = stats[(h, s)]
+        nb, ne, lags = stat["n"], stat["events"], sorted(stat["lags"])
         med = lags[len(lags) // 2]
-        pre = " or ".join(f"'{ix.sig_title(x)}'" for x, _ in st["pre"].most_common(2))
+        pre = " or ".join(f"'{ix.sig_title(x)}'" for x, _ in stat["pre"].most_common(2))
         hyps[h].storm_lines.append(
             f"{nb} of {bursts_per_sig[s]} storms of '{ix.sig_title(s)}' ({fmt_n(ne)} events from many ranks "
             f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence"

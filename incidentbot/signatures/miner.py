@@ -186,10 +186,10 @@ def _split(rows, weights, pat, members, out) -> None:
             out[m] = t
         return
     for m in members:
-        t = list(tmpl)
+        filled = list(tmpl)
         for i in const_cols:
-            t[i] = rows[m][i]
-        out[m] = tuple(t)
+            filled[i] = rows[m][i]
+        out[m] = tuple(filled)
 
 
 def templates_of(texts: Sequence[str]) -> list[str]:
@@ -197,10 +197,10 @@ def templates_of(texts: Sequence[str]) -> list[str]:
     tok_cache: dict[str, tuple[str, ...]] = {}
     counts: dict[tuple[str, ...], int] = defaultdict(int)
     per_text: list[tuple[str, ...]] = []
-    for t in texts:
-        tk = tok_cache.get(t)
+    for text in texts:
+        tk = tok_cache.get(text)
         if tk is None:
-            tk = tok_cache[t] = tuple(tokens(t))
+            tk = tok_cache[text] = tuple(tokens(text))
         counts[tk] += 1
         per_text.append(tk)
     buckets: dict[tuple, list[tuple[str, ...]]] = defaultdict(list)
