@@ -97,6 +97,12 @@ def timed(fn, *a, repeat: int = 3):
 def _clear_caches() -> None:
     from incidentbot import signatures
 
+    signatures.SHAPES.clear()
+
+
+def _old_clear_caches() -> None:
+    from incidentbot import signatures
+
     signatures._fingerprint_cached.cache_clear()
     signatures._shapes.clear()
     signatures._by_text.clear()
