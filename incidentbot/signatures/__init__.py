@@ -88,6 +88,8 @@ __all__ = [
     "assign",
     "template_fingerprint",
     "group",
+    "title_of_template",
+    "DEFAULT_PARAMS",
     "tokens",
     "VAR",
 ]
@@ -177,8 +179,7 @@ def _build(text: str, record: bool, zeroed: str | None = None) -> tuple[Fingerpr
     key = template_fingerprint(partition, " ".join(toks))
     details = tuple((str(k), str(v)) for k, v in parsed.details if v is not None)
     if category == "other":
-        first = toks[: toks.index(SEPARATOR)] if SEPARATOR in toks else toks
-        title = _engine._short(" ".join(first), 90) if first else "(empty text)"
+        title = title_of_template(" ".join(toks))
         template = (
             "\n".join(" ".join(tokens(ln)) for ln in parsed.free) if not record else "\n".join(parsed.template_lines)
         )
@@ -187,6 +188,12 @@ def _build(text: str, record: bool, zeroed: str | None = None) -> tuple[Fingerpr
         template = "\n".join(parsed.template_lines)
     fp = Fingerprint(key, title, template, category, cause, parser, details, partition, toks)
     return fp, ctx, category == "other" and not gated
+
+
+def title_of_template(template: str) -> str:
+    """The title of a generic signature: the first line of its template, shortened."""
+    first = template.split("\n", 1)[0].strip()
+    return _engine._short(first, 90) if first else "(empty text)"
 
 
 def _parse_gated(text: str, zeroed: str | None) -> tuple[Fingerprint, bool]:
