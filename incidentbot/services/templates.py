@@ -99,7 +99,9 @@ class TemplateStore:
         for b in buckets:
             fams = families.setdefault(b, [])
             for fp in by_bucket[b]:  # in arrival order within the bucket
-                got = assign(fams, fp.tokens, partition=fp.partition, params=self.params)
+                got = assign(
+                    fams, fp.tokens, partition=fp.partition, params=self.params, claimed=fp.parser != "template"
+                )
                 out.signature_of[fp.key] = out.learned[fp.key] = got.fingerprint
                 out.template_of.setdefault(got.fingerprint, got.template)
                 if got.new_family:

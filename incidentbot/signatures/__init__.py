@@ -237,6 +237,9 @@ def group(texts: Iterable[str], *, params: TemplateParams = DEFAULT_PARAMS) -> l
     """Group ids (0..k-1, in order of first appearance) for texts fed one by one to a fresh
     in-memory engine, merges followed to the end: what the service does, without a database."""
     eng = TemplateEngine(params)
-    fps = [eng.fingerprint_of(fp.partition, fp.tokens, fp.key) for fp in map(fingerprint, texts)]
+    fps = [
+        eng.fingerprint_of(fp.partition, fp.tokens, fp.key, claimed=fp.parser != "template")
+        for fp in map(fingerprint, texts)
+    ]
     ids: dict[str, int] = {}
     return [ids.setdefault(eng.canonical(f), len(ids)) for f in fps]

@@ -78,7 +78,9 @@ def template_fingerprint(partition: str, template: str) -> str:
 
 
 def bucket_key(partition: str, toks: tuple[str, ...]) -> str:
-    first = toks[0] if toks and toks[0] != VAR else ""
+    # A text of one or two tokens has no other tokens to tell its template by: its first token
+    # may be the variable, so it is not part of its bucket.
+    first = toks[0] if len(toks) > 2 and toks[0] != VAR else ""
     return _digest(partition, str(len(toks)), first)
 
 
@@ -171,7 +173,12 @@ def _generalise(f: Family, positions: Iterable[int]) -> list[tuple[str, str]]:
 
 
 def assign(
-    families: list[Family], toks: tuple[str, ...], *, partition: str, params: TemplateParams = DEFAULT_PARAMS
+    families: list[Family],
+    toks: tuple[str, ...],
+    *,
+    partition: str,
+    params: TemplateParams = DEFAULT_PARAMS,
+    claimed: bool = False,
 ) -> Assigned:
     """Place one text (its free tokens) among its bucket's families (updated in place; a new family
     is appended). ``families`` must be the bucket's families in the order they were made."""
@@ -182,7 +189,9 @@ def assign(
         eq = _similarity(f, toks)
         if eq > best_eq:
             best, best_eq = f, eq
-    if best is None or (n and best_eq < params.similarity * n):
+    # A one-token free text of a claimed partition (the parser knows the failure; the text is its
+    # argument, a key name) can only show that its token varies: it joins the bucket's family.
+    if best is None or (n and best_eq < params.similarity * n and not (claimed and n == 1)):
         bucket = bucket_key(partition, toks)
         f = Family(key=_digest(bucket, *toks), bucket=bucket, partition=partition, base=list(toks), texts=1)
         template = " ".join(toks)
@@ -239,13 +248,15 @@ class TemplateEngine:
         self._merged: dict[str, str] = {}
         self.templates: dict[str, str] = {}  # fingerprint -> template as last known
 
-    def fingerprint_of(self, partition: str, toks: tuple[str, ...], memo_key: object = None) -> str:
+    def fingerprint_of(
+        self, partition: str, toks: tuple[str, ...], memo_key: object = None, *, claimed: bool = False
+    ) -> str:
         key = (partition, toks) if memo_key is None else memo_key
         fp = self._memo.get(key)
         if fp is not None:
             return fp
         families = self._buckets.setdefault(bucket_key(partition, toks[: self.params.max_tokens]), [])
-        got = assign(families, toks, partition=partition, params=self.params)
+        got = assign(families, toks, partition=partition, params=self.params, claimed=claimed)
         for absorbed, survivor in got.merges:
             self._merged[absorbed] = survivor
         for template, fp_ in got.family.templates.items():
