@@ -273,3 +273,19 @@ def _fresh_pg(request) -> str:
     db.migrate()
     db.dispose()
     return name
+
+
+def test_explain_says_which_tokens_were_judged_variable_and_from_how_many_texts(db, db_url) -> None:
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    _ingest(IngestService(db), [f"session opened for user {u} by (uid={i})" for i, u in enumerate(users)], start=0)
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "INCIDENTBOT_DATABASE_URL": db_url}
+    out = subprocess.run([sys.executable, "-m", "incidentbot", "explain", "session opened for user zed by (uid=7)"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "session opened for user <*> by <*>" in out.stdout
+    assert "variable tokens: 1 by their shape" in out.stdout
+    assert "token 5 (e.g. 'alice'): 4 distinct values in 3 texts" in out.stdout, out.stdout
+    with db.read() as s:
+        survivor = s.scalars(select(Signature).where(Signature.merged_into.is_(None))).one()
+    assert f"S-{survivor.id}" in out.stdout
+    assert survivor.details["judged_variable"] == ["token 5 (e.g. 'alice'): 4 distinct values in 3 texts"]

@@ -139,6 +139,17 @@ class TemplateStore:
             )
         return out
 
+    def preview(self, session, fp: Fingerprint) -> tuple[Family, str, str]:
+        """Where ``fp``'s text would be placed now, without writing: (family, template, signature
+        fingerprint). Reads the bucket's families as committed (for ``incidentbot explain``)."""
+        b = bucket_key(fp.partition, fp.tokens[: self.params.max_tokens])
+        fams = [
+            Family.from_row(r)
+            for r in session.execute(select(_FAMILY).where(_FAMILY.c.bucket == b).order_by(_FAMILY.c.id)).mappings()
+        ]
+        got = assign(fams, fp.tokens, partition=fp.partition, params=self.params, claimed=fp.parser != "template")
+        return got.family, got.template, got.fingerprint
+
     def _lock_and_load(self, session, buckets: list[str]) -> dict[str, list[Family]]:
         """Claim the buckets (in key order: one lock order for every replica) and read their families."""
         for i in range(0, len(buckets), 500):
