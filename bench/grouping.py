@@ -15,10 +15,11 @@ Three runs, one table:
   in this process: the per-text grouping cost, no database. Rate = messages/s of that loop.
 - ``drain3``: Drain3 (default-like settings: sim 0.4, depth 4, numbers parametrised) over the same
   stream in this process. Rate = messages/s of its add_log_message loop.
-- ``serve``: the stream POSTed to /v1/events of ``incidentbot serve`` with ``--replicas`` worker
-  processes on one database (PostgreSQL by default), batches of 500, two clients; GA read back from
-  the database (each event's signature, merges followed). Rate = events/s end to end (HTTP, JSON,
-  grouping, storage, counters).
+- ``serve``: the stream POSTed to /v1/events of ``incidentbot serve`` replicas on one database
+  (PostgreSQL by default), batches of 500; GA read back from
+  the database (each event's signature, merges followed). ``--replicas`` separate serve processes,
+  one client each sending every n-th batch. Rate = events/s end to end (HTTP, JSON, grouping,
+  storage, counters).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,22 +123,24 @@ def run_serve(msgs: list[str], owner: list[str], *, backend: str, replicas: int)
 
     events = [{"event_id": f"lh-{i}", "job_id": f"loghub-{owner[i]}", "message": m} for i, m in enumerate(msgs)]
     batches = [events[i:i + BATCH] for i in range(0, len(events), BATCH)]
-    with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url, \
-            service(url, processes=replicas) as (base, _proc):
+    with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url, ExitStack() as stack:
+        # Separate serve processes on one database (each its own memo and shape cache), started
+        # one after another so only the first migrates.
+        bases = [stack.enter_context(service(url))[0] for _ in range(replicas)]
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         bodies = [json.dumps({"events": b}).encode() for b in batches]
         errors: list[str] = []
 
-        def client(mine: list[bytes]) -> None:
+        def client(base: str, mine: list[bytes]) -> None:
             with httpx.Client(base_url=base, timeout=300, headers=headers) as c:
                 for body in mine:
                     r = c.post("/v1/events", content=body)
                     if r.status_code != 202:
                         errors.append(f"{r.status_code}: {r.text[:200]}")
 
-        # Two clients in step, each sending every other batch: the replicas see interleaved halves.
+        # One client per replica, each sending every n-th batch: the replicas see interleaved parts.
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(bodies[k::2],)) for k in range(2)]
+        threads = [threading.Thread(target=client, args=(b, bodies[k::replicas])) for k, b in enumerate(bases)]
         for t in threads:
             t.start()
         for t in threads:
