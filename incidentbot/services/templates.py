@@ -64,7 +64,7 @@ class TemplateStore:
 
     # Pure key -> signature fingerprint entries kept; past this the memo starts again (a miss is a
     # bucket read under its lock), so a flood of unique texts cannot grow it without bound.
-    MEMO_MAX = 200_000
+    MEMO_MAX = 100_000
 
     def __init__(self, params: TemplateParams = DEFAULT_PARAMS) -> None:
         self.params = params
