@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
 
-RULES_VERSION = "2026.11-2"
+RULES_VERSION = "2026.12-1"
 MAX_LINE = 4096
 MAX_TEMPLATE_LINES = 12
 
