@@ -35,8 +35,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Mapping, Sequence
 
-from .cooccurrence import cooccur
-from .coverage import cover, is_job_level_text
+from .cooccurrence import cooccur, join_scope
+from .coverage import cover, is_job_level_text, routine_signatures
 from .hypothesis import Hyp
 from .incidents import find_incidents
 from .index import Index
@@ -57,6 +57,11 @@ DEFAULT = Settings()
 
 
 def _run(ix: Index) -> list[Proposal]:
+    # routine benign noise (progress reports, INFO chatter, loss scaling) spread over the fleet
+    # takes part in no rule: set aside as if explained, and coverage leaves it out
+    ix.routine = routine_signatures(ix)
+    for s in ix.routine:
+        ix.taken.update(ix.by_sig[s])
     find_bursts(ix)
     find_bad_steps(ix)
     rest: dict[int, list[int]] = {}
@@ -115,6 +120,7 @@ def _run(ix: Index) -> list[Proposal]:
             owner[i] = hi
     cooccur(ix, hyps, owner)
     incidents = find_incidents(ix, hyps, owner)
+    join_scope(ix, hyps, owner)
     attribute_storms(ix, hyps, owner, incidents)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]

@@ -261,6 +261,7 @@ class Index:
         self.in_storm: set[int] = set()
         self.components: list[Component] = []
         self.taken: set[int] = set()
+        self.routine: set[int] = set()  # signatures of routine benign noise (coverage.routine_signatures)
 
     def sig_title(self, s: int) -> str:
         si = self.sigs.get(s)

@@ -27,6 +27,13 @@ class Settings:
     watchdog_slack_s: float = 120.0  # ... plus this: the watchdog's own polling and the log's delay
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
+    # a regression's rare symptoms (cooccurrence.join_scope): a text with at most this many occurrences,
+    # all inside the regression's versions, joins when those versions ran at most this share of the
+    # steps (all-in-scope by chance: share ** occurrences)
+    scope_join_max_occ: int = 4
+    scope_join_rare_share: float = 0.5
+    scope_join_rate_ratio: float = 0.1  # ... and its rate outside the versions is at most this share of inside
+    scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
     rank0_frac: float = 0.9
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
@@ -51,6 +58,28 @@ class Settings:
         "remapping",
         "sending process",
         "iteration",
+        # a training progress report sent as an event (the steps it ran, not a failure)
+        "tflops",
+        "s/step",
+        "tokens/s",
+        "samples/s",
+        "throughput",
+    )
+    # benign texts that are routine by design (INFO chatter, progress reports, dynamic loss scaling,
+    # checkpoint timings): spread evenly, they found no hypothesis at all (no onset, bad step or
+    # pool: which jobs log them says how they were configured, not what broke). A WARNING of an
+    # anomaly (a grad-norm spike) is benign-sounding but not routine: it may still show a bug's onset.
+    routine_markers: tuple[str, ...] = (
+        "info:",
+        "info ",
+        "progress",
+        "took",
+        "loss scale",
+        "tflops",
+        "s/step",
+        "tokens/s",
+        "samples/s",
+        "throughput",
     )
     job_level_markers: tuple[str, ...] = ("time limit", "timelimit", "due to time", "preempt")
     benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...

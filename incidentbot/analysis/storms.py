@@ -37,7 +37,7 @@ def find_bursts(ix: Index) -> None:
                 for i in g:
                     ix.occ[i] = nocc
                 n_events = ix.weight(g)
-                if n_events >= S.storm_min_events:
+                if n_events >= S.storm_min_events and s not in ix.routine:  # every rank's INFO at init is no storm
                     hosts = {ix.ev[i].host for i in g if ix.ev[i].host is not None}
                     ranks = {ix.ev[i].rank for i in g if ix.ev[i].rank is not None}
                     # aggregate records keep only a first rank: many events behind few records with
