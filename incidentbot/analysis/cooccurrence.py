@@ -139,6 +139,21 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     if not regs:
         return
     share = {hi: scope_share(ix, keys) for hi, keys in regs}
+    storm_starts: dict[str, list[float]] = defaultdict(list)
+    for _s, j, g in ix.storm_bursts:
+        storm_starts[j].append(ix.ev[g[0]].time)
+    for j in storm_starts:
+        storm_starts[j].sort()
+    window = S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
+
+    def before_storm(i: int) -> bool:
+        e = ix.ev[i]
+        st = storm_starts.get(e.job_id)
+        if not st:
+            return False
+        k = bisect.bisect_left(st, e.time - 2.0)
+        return k < len(st) and st[k] - e.time <= window
+
     cand: dict[int, dict[int, list[int]]] = {}
     for s in sorted(ix.by_sig):
         if ix.sig_class(s) not in S.pool_classes or is_benign_text(ix, s) or is_job_level_text(ix, s):
@@ -153,8 +168,13 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         # launcher's "child failed", a peer's abort) follows that failure, whatever its versions
         if sum(1 for ii in occs.values() if _follows(ix, ii[0])) >= S.incident_lead_share * len(occs):
             continue
+        # a line that comes just before storms is their precursor (precedence.py weighs it), not a symptom
+        if sum(1 for ii in occs.values() if before_storm(ii[0])) >= S.pool_precursor_frac * len(occs):
+            continue
         cand[s] = occs
     n_tests = max(1, len(cand) * len(regs))
+    if not cand:
+        return
     for s, occs in sorted(cand.items()):
         best = None
         for hi, keys in regs:
