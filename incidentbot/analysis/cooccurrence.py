@@ -124,13 +124,13 @@ def _follows(ix: Index, i: int) -> bool:
 def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     """A software regression's rarer symptoms: a leftover text a code bug can show as (software,
     unknown or data meaning; not benign-sounding, not a scheduler's line about the whole job, not
-    mostly part of storms) whose occurrences fall inside the regression's version scope far more
-    often than the steps run there would give (binomial tail at the scope's share of exposure,
-    Bonferroni over the regressions and texts tried), joins it with its occurrences inside the
-    scope. A text too rare for any test (``scope_join_max_occ`` occurrences or fewer) joins when
-    every occurrence is inside a scope that ran at most ``scope_join_rare_share`` of the steps:
-    the likelihood of that is 1/share per occurrence if it is the bug's, and nothing else claimed
-    the line."""
+    mostly just before storms) joins the regression with its occurrences inside the regression's
+    version scope when they lie there far more often than the steps run there would give (binomial
+    tail at the scope's share of exposure, ``alpha_scope_join`` corrected for the regressions tried;
+    its rate outside at most ``scope_join_rate_ratio`` of inside), or when every occurrence is
+    inside a scope that ran little (share ** n <= ``scope_join_rare_share``: a line too rare for any
+    test that nothing else claimed). Only occurrences that open their failure are weighed: a line
+    right after another text's belongs to that failure (incidents, coverage)."""
     from .coverage import is_job_level_text
     from .stats import binom_sf
 
@@ -164,15 +164,19 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         occs: dict[int, list[int]] = defaultdict(list)
         for i in left:
             occs[ix.occ[i]].append(i)
-        # a bug's line opens its failure; a line that mostly comes right after another text's (the
-        # launcher's "child failed", a peer's abort) follows that failure, whatever its versions
-        if sum(1 for ii in occs.values() if _follows(ix, ii[0])) >= S.incident_lead_share * len(occs):
-            continue
         # a line that comes just before storms is their precursor (precedence.py weighs it), not a symptom
         if sum(1 for ii in occs.values() if before_storm(ii[0])) >= S.pool_precursor_frac * len(occs):
             continue
+        # a bug's line opens its failure; a line right after another text's (the launcher's "child
+        # failed", a bad GPU's CUDA error after its Xid) follows that failure, whatever its versions:
+        # only the occurrences that open their failure are weighed (one text may have two causes)
+        occs = {o: ii for o, ii in occs.items() if not _follows(ix, ii[0])}
+        if not occs:
+            continue
         cand[s] = occs
-    n_tests = max(1, len(cand) * len(regs))
+    # each text is its own question (a wrong answer moves its lines from "cause not yet known" to a
+    # regression, no new claim): corrected for the regressions it is tried against
+    n_tests = max(1, len(regs))
     if not cand:
         return
     for s, occs in sorted(cand.items()):
@@ -183,11 +187,11 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                 continue
             inside = [o for o, ii in occs.items() if in_scope(ix.ev[ii[0]].code_version, ix.ev[ii[0]].versions, keys)]
             k, n = len(inside), len(occs)
-            if k == 0:
+            if k == 0 or (k < S.scope_join_min_test and k < n):
                 continue
             p = min(1.0, binom_sf(k, n, q) * n_tests)
-            rare = n <= S.scope_join_max_occ and k == n and q**n <= S.scope_join_rare_share
-            if p >= S.alpha_known and not rare:
+            every = k == n and q**n <= S.scope_join_rare_share
+            if p >= S.alpha_scope_join and not every:
                 continue
             # nearly absent outside: a line every failure brings (the launcher's "child failed") is
             # only more frequent where the bug adds failures, and stays with its own causes
@@ -206,7 +210,7 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             ids,
             f"{ix.sig_title(s)}: {k} of {n} occurrences inside this regression's versions, which ran "
             f"{q:.0%} of the steps"
-            + (f" ({fmt_p(p)})" if p < S.alpha_known else ": too rare to test, nothing else explains it"),
+            + (f" ({fmt_p(p)})" if p < S.alpha_scope_join else ": all of them, and nothing else explains them"),
         )
         for i in ids:
             owner[i] = hi

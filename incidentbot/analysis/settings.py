@@ -27,12 +27,14 @@ class Settings:
     watchdog_slack_s: float = 120.0  # ... plus this: the watchdog's own polling and the log's delay
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
-    # a regression's rare symptoms (cooccurrence.join_scope): a text with at most this many occurrences,
-    # all inside the regression's versions, joins when those versions ran at most this share of the
-    # steps (all-in-scope by chance: share ** occurrences)
-    scope_join_max_occ: int = 4
+    # a regression's rarer symptoms (cooccurrence.join_scope): a text whose occurrences lie inside the
+    # regression's versions more often than their share of the steps gives (binomial, this level,
+    # corrected for the regressions tried) ...
+    alpha_scope_join: float = 0.02
+    # ... or all of them inside versions that ran at most this share of the steps (by chance: share ** n)
+    scope_join_min_test: int = 3  # a text with lines outside the versions joins with at least this many inside
     scope_join_rare_share: float = 0.5
-    scope_join_rate_ratio: float = 0.1  # ... and its rate outside the versions is at most this share of inside
+    scope_join_rate_ratio: float = 0.35  # ... and its rate outside the versions is at most this share of inside
     scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
     rank0_frac: float = 0.9
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
