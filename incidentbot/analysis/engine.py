@@ -48,7 +48,7 @@ from .pooled import pooled_onset
 from .precedence import attribute_storms
 from .recurrence import find_bad_steps
 from .settings import Settings
-from .storms import find_bursts
+from .storms import find_bursts, shared_storms
 from .versions import version_key
 
 __all__ = ["analyze", "Settings", "version_key"]
@@ -119,6 +119,7 @@ def _run(ix: Index) -> list[Proposal]:
         for i in h.events:
             owner[i] = hi
     cooccur(ix, hyps, owner)
+    shared_storms(ix, hyps, owner)  # before incidents: a file system's stall is no host's incident
     incidents = find_incidents(ix, hyps, owner)
     join_scope(ix, hyps, owner)
     attribute_storms(ix, hyps, owner, incidents)

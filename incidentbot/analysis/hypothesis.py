@@ -17,8 +17,11 @@ class Hyp:
         storm_precursor: int | None = None,
         human: bool = False,
         incident: tuple[str, str] | None = None,
+        shared: str | None = None,
     ):
         self.eng = eng
+        self.shared = shared  # a cluster whose jobs' storms came at once (storms.shared_storms)
+        self.shared_windows: list[tuple[int, int]] = []  # (jobs hit, jobs running) per time it happened
         self.incident = incident  # (host, what its first line means): a host incident (incidents.py)
         self.episodes = 0
         self.comps = comps
@@ -62,6 +65,8 @@ class Hyp:
             kind = max(kinds, key=lambda k: (sum(len(c.events) for c in comps if c.kind == k), k))
         elif self.incident is not None:
             kind = "host_incident"
+        elif self.shared is not None:
+            kind = "shared_component"
         elif self.storm_precursor is not None:
             kind = "storm"
         else:
@@ -82,10 +87,15 @@ class Hyp:
             cause = "data"
         elif kind == "host_incident":
             cause = self.incident[1]
+        elif kind == "shared_component":
+            cause = "infrastructure"
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
         conf = confidence_from(p, agree=agree) if comps or self.storm_p else 0.5
+        if kind == "shared_component":
+            conf = eng.S.cover_confidence_shared  # place and time only, no test of chance
+            agree = True
         if kind == "host_incident":
             # no test of chance behind it: the lines' own meaning and their place and time
             conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
@@ -147,6 +157,17 @@ class Hyp:
             title = f"{eng.sig_title(pre)}, then storms of {', '.join(others[:3])}" + (
                 f" ({text_class})" if text_class != "unknown" else ""
             )
+        elif kind == "shared_component":
+            where = f"cluster {self.shared}" if self.shared else "the fleet"
+            n_w = max(1, len(self.shared_windows))
+            storage = any(
+                "storage" in f"{eng.sigs[s].category} {eng.sig_class(s)}".lower() or "nfs" in eng.sig_title(s).lower()
+                for s in self.sigs
+                if s in eng.sigs
+            )
+            what = "storage" if storage else "shared component (switch, storage or scheduler)"
+            title = f"Storms across every job of {where} at once, {n_w} time{'s' if n_w > 1 else ''}: {what}"
+            scope = {"clusters": [self.shared]} if self.shared else {}
         else:
             title = f"People's merge: {symptoms}"
         lines: list[str] = []
@@ -172,6 +193,16 @@ class Hyp:
                 + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
                 + f"on {self.incident[0]}: the other lines, on this host or its peers, are consequences",
             )
+        if kind == "shared_component":
+            where = f"cluster {self.shared}" if self.shared else "the fleet"
+            for a, b in self.shared_windows[:6]:
+                lines.append(
+                    f"storms hit {a} of the {b} jobs running on {where} within "
+                    f"{eng.S.cluster_storm_span_s / 60:.0f} min: a component they share rather than any one job"
+                )
+            others = [eng.sig_title(s) for s in sig_order if not any(i in eng.in_storm for i in self.sig_events[s])]
+            if others:
+                lines.append("lines just before the storms in those jobs: " + ", ".join(others[:4]))
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)
         if classes:
@@ -189,6 +220,8 @@ class Hyp:
             key = ":".join(str(x) if not isinstance(x, tuple) else "/".join(x) for x in k0)
         elif self.incident is not None:
             key = f"incident:{self.incident[0]}"
+        elif self.shared is not None:
+            key = f"shared:{self.shared}"
         elif self.storm_precursor is not None:
             key = f"storm:{self.storm_precursor}"
         else:

@@ -89,6 +89,19 @@ class Settings:
     cluster_storm_span_s: float = 300.0  # storms of one text starting this close in one cluster: at once
     cluster_storm_min_jobs: int = 3
     cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
+    # lines about a shared file system: storms of two or more jobs at once, each after one, are its stall
+    storage_markers: tuple[str, ...] = (
+        "nfs:",
+        "nfs ",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "weka",
+        "checkpoint_io",
+        "checkpoint write failed",
+        "stale file handle",
+        "storage",
+    )
     name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
     # incidents: one job's failure is a few lines within seconds (incidents.py)
