@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from incidentbot.blocks import esc
 from incidentbot.console.chart import timeline_svg
 from incidentbot.console.mrkdwn import mrkdwn, plain
 from incidentbot.models import OPEN_STATUSES
@@ -353,8 +354,7 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             return done(request, data, {"ok": False, "error": "type a message or a command"}, 400)
         if not text.startswith("/"):
             # an ordinary message, typed by the user, Slack-escaped like Slack does
-            esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            msg = await run_in_threadpool(ws.post_message, cid, text=esc, user=u["id"])
+            msg = await run_in_threadpool(ws.post_message, cid, text=esc(text), user=u["id"])
             return done(request, data, {"ok": True, "ts": msg["ts"]})
         command, _, rest = text.partition(" ")
         if command != settings.slash_command:

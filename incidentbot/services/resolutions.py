@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from incidentbot.blocks import esc
 from incidentbot.db import Database
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, utcnow
 from incidentbot.services.outbox import enqueue
@@ -82,7 +83,7 @@ class ResolutionService:
             )
             absorbed = list(session.scalars(select(Hypothesis.id).where(Hypothesis.merged_into == hid)))
             self.votes.record_outcome(session, hypothesis_id=hid, true_cause=True, absorbed=absorbed)
-            self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {_esc(cause)}")
+            self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {esc(cause)}")
 
     def reject(self, hid: int, *, reason: str, actor: str) -> None:
         if not reason.strip():
@@ -174,9 +175,9 @@ class ResolutionService:
                     h.id,
                     sid=canon[r["signature_id"]],
                     text=f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
-                    f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
-                    + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "")
-                    + f") but it is back in {_esc(where)}.",
+                    f"({esc(prev.get('cause', ''))}; fix: {esc(prev.get('fix', '') or '—')}"
+                    + (f"; fixed in {esc(fixed_in)}" if fixed_in else "")
+                    + f") but it is back in {esc(where)}.",
                 )
                 reopened.append(h.id)
         return reopened
@@ -197,7 +198,3 @@ def in_scope(scope: dict, row: dict) -> bool:
     if jobs and row.get("job_id") not in jobs:
         return False
     return True
-
-
-def _esc(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

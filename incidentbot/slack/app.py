@@ -19,12 +19,12 @@ from slack_sdk import WebClient
 from starlette.requests import Request
 from starlette.responses import Response
 
+from incidentbot.blocks import esc
 from incidentbot.ids import IdError, parse_id
 from incidentbot.services.deliveries import DeliveryLog, delivery_key
 from incidentbot.services.votes import PollClosed, PollError
 from incidentbot.slack.commands import CommandRouter, Invocation, Reply, share_button
 from incidentbot.slack.modals import RESOLVE_CALLBACK, read_resolution
-from incidentbot.slack.render import esc
 
 __all__ = ["create_bolt_app", "to_bolt_request", "to_starlette_response", "Permissions"]
 

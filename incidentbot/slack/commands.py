@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from incidentbot.api import schemas
+from incidentbot.blocks import actions, button, code, context, esc, section
 from incidentbot.ids import IdError, parse_id
 from incidentbot.models import OPEN_STATUSES, Hypothesis, Poll, Signature
 from incidentbot.services.resolutions import ResolutionError
@@ -22,7 +23,6 @@ from incidentbot.services.signatures import SignatureNotFound
 from incidentbot.services.votes import PollError
 from incidentbot.settings import parse_duration
 from incidentbot.slack import views
-from incidentbot.slack.render import actions, button, code, context, esc, section
 
 __all__ = ["Invocation", "Reply", "CommandRouter", "UsageError"]
 

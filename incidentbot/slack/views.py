@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from incidentbot.slack.render import (
+from incidentbot.blocks import (
     actions,
     button,
     code,
@@ -15,6 +15,7 @@ from incidentbot.slack.render import (
     fmt_time,
     header,
     limit_blocks,
+    link,
     plural,
     section,
 )
@@ -75,12 +76,6 @@ def help_blocks(command: str) -> tuple[str, list[dict]]:
             f"root-cause hypotheses (H-n) and polls the room (P-n).\n\n{lines}"
         )
     ]
-
-
-def link_url(url: str) -> str:
-    """A user-supplied URL for the ``<url|label>`` form: escaped, and without ``|`` or whitespace,
-    which would end the URL early and let the user write the label (``https://x|<anything>``)."""
-    return esc(url).replace("|", "%7C").replace(" ", "%20").replace("\n", "%0A").replace("\t", "%09")
 
 
 def _runbook_line(rb: dict | None) -> str:
@@ -208,14 +203,14 @@ def hypothesis_blocks(
         if res.get("rejected_reason"):
             blocks.append(section(f"*Rejected* by <@{esc(res.get('by', ''))}>: {esc(res['rejected_reason'])}"))
         else:
-            link = (
-                f" · <{link_url(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
+            link_text = (
+                f" · {link(res['link'], 'link')}" if res.get("link", "").startswith(("http://", "https://")) else ""
             )
             fixed = f" · fixed in `{esc(res['fixed_in'])}`" if res.get("fixed_in") else ""
             blocks.append(
                 section(
                     f"*Resolution* by <@{esc(res.get('by', ''))}>: {esc(res.get('cause', ''))}\n"
-                    f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link}"
+                    f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link_text}"
                 )
             )
     for p in polls[:3]:
