@@ -14,6 +14,11 @@ from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import create_app
+from incidentbot.console import mount_console
+from incidentbot.console.demo import start_demo
+from incidentbot.digest import schedule_digest
+from incidentbot.localslack import Workspace
+from incidentbot.localslack import create_app as localslack_app
 from incidentbot.runtime import Runtime
 from incidentbot.services.outbox import OutboxWorker
 from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette_response
@@ -36,8 +41,6 @@ class SlackSetup:
 
 
 def local_slack(rt: Runtime, *, port: int) -> SlackSetup:
-    from incidentbot.localslack import Workspace
-
     ws = Workspace()
     ws.create_channel(LOCAL_CHANNEL_NAME, channel_id=LOCAL_CHANNEL_ID)
     for channel in rt.settings.channels:
@@ -78,8 +81,6 @@ def build_app(
     )
 
     def digest_job(scheduler):
-        from incidentbot.digest import schedule_digest
-
         schedule_digest(rt, scheduler)
 
     workers = Workers(rt, outbox=outbox, publisher=publisher, digest_job=digest_job)
@@ -91,6 +92,7 @@ def build_app(
         if start_workers:
             workers.start()
         if settings.slack_app_token and settings.uses_real_slack:
+            # Socket Mode's client (a WebSocket library) loads only when SLACK_APP_TOKEN asks for it.
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             socket_handler = SocketModeHandler(bolt, settings.slack_app_token)
@@ -98,8 +100,6 @@ def build_app(
             log.info("Slack Socket Mode connected")
         demo_task = None
         if slack.workspace is not None and demo:
-            from incidentbot.console.demo import start_demo
-
             demo_task = start_demo(rt, port=port)
         try:
             yield
@@ -135,10 +135,6 @@ def build_app(
         return to_starlette_response(resp)
 
     if slack.workspace is not None:
-        from incidentbot.localslack import create_app as localslack_app
-
         app.mount("/localslack", localslack_app(slack.workspace))
-        from incidentbot.console import mount_console
-
         mount_console(app, rt, slack=slack, port=port)
     return app

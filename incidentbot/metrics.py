@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
+from incidentbot.models import Hypothesis, Outbox, Signature
+
 __all__ = ["Metrics"]
 
 
@@ -16,8 +18,6 @@ class _DatabaseCollector:
         self.db = db
 
     def collect(self):
-        from incidentbot.models import Hypothesis, Outbox, Signature
-
         sigs = GaugeMetricFamily("incidentbot_signatures", "Signatures by state", labels=["state"])
         hyps = GaugeMetricFamily("incidentbot_hypotheses", "Hypotheses by status", labels=["status"])
         backlog = GaugeMetricFamily(

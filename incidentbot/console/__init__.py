@@ -29,7 +29,10 @@ from starlette.concurrency import run_in_threadpool
 
 from incidentbot.blocks import esc
 from incidentbot.console.chart import timeline_svg
+from incidentbot.console.guard import ConsoleGuard, HostAllowList
 from incidentbot.console.mrkdwn import mrkdwn, plain
+from incidentbot.ids import IdError, parse_id
+from incidentbot.localslack import SlackSimulator
 from incidentbot.models import OPEN_STATUSES
 
 __all__ = ["mount_console", "console_token", "hypothesis_page_data"]
@@ -67,8 +70,6 @@ def _dt(value) -> str:
 
 
 def _hid_number(text: str) -> int | None:
-    from incidentbot.ids import IdError, parse_id
-
     try:
         return parse_id(text, expect="H")[1]
     except (IdError, ValueError):
@@ -143,16 +144,12 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     if ws is None or rt.settings.uses_real_slack:
         log.info("real Slack configured: the local console is not mounted")
         return
-    from incidentbot.localslack import SlackSimulator
-
     token = secrets.token_urlsafe(32)
     app.state.console_token = token
     # The demo feeder sends events and asks for analyses over the real API with this token; it
     # is an ordinary credential of the API's table, limited to sending events (and reading).
     app.state.credentials.add(token, scope="events", who="console demo feeder")
     _TOKENS[port] = token
-    from incidentbot.console.guard import ConsoleGuard, HostAllowList
-
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
     # Every route of this app, not only the console's: the API and the local Slack stand-in are

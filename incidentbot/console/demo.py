@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from incidentbot.simulate import simulate
+
 __all__ = ["DemoTask", "start_demo", "demo_events"]
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,6 @@ def _fallback_events() -> list[dict[str, Any]]:
 def demo_events(seed: int = DEMO_SEED, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """The demo's events (simulated, or the inline fallback), shifted so the last one is `now`."""
     try:
-        from incidentbot.simulate import simulate
-
         events = [dict(e) for e in simulate(seed, size="small").events]
     except Exception:  # noqa: BLE001 - the simulator is optional for the demo
         log.warning("scenario simulator unavailable; the demo uses a tiny built-in scenario", exc_info=True)
@@ -105,12 +105,7 @@ def demo_events(seed: int = DEMO_SEED, *, now: datetime | None = None) -> list[d
     last = max(parse(e["time"]) for e in events)
     shift = now - last
     for e in events:
-        e["time"] = (
-            (parse(e["time"]) + shift)
-            .astimezone(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        e["time"] = (parse(e["time"]) + shift).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return events
 
 

@@ -28,12 +28,14 @@ from incidentbot.models import (
     Hypothesis,
     HypothesisLog,
     HypothesisSignature,
+    JobExposure,
     KeyValue,
     Signature,
     WorkClaim,
     utcnow,
 )
 from incidentbot.services.signatures import canonical_map
+from incidentbot.services.sql import insert_for
 
 __all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
 
@@ -237,8 +239,6 @@ class HypothesisService:
     def load_exposure(self, session) -> list[analysis.EventRecord]:
         """Each progress segment (job, host, versions) as two exposure records: where it started
         and how far it got."""
-        from incidentbot.models import JobExposure
-
         out = []
         for x in session.scalars(select(JobExposure).order_by(JobExposure.id)):
             versions = tuple(sorted((x.versions or {}).items()))
@@ -331,8 +331,6 @@ class HypothesisService:
         now = self.clock()
         with self.db.write() as session:
             session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_at < now - LEASE))
-            from incidentbot.services.sql import insert_for
-
             stmt = (
                 insert_for(session, WorkClaim.__table__)
                 .values(key="analysis", claimed_at=now, claimed_by=worker)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from incidentbot import audit
 from incidentbot.db import Database
@@ -199,8 +199,6 @@ class OutboxWorker:
         self.errors: dict[str, int] = {}
 
     def backlog(self) -> int:
-        from sqlalchemy import func
-
         with self.db.read() as session:
             return session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")) or 0
 

@@ -12,6 +12,7 @@ from incidentbot.blocks import esc
 from incidentbot.db import Database
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, utcnow
 from incidentbot.services.outbox import enqueue
+from incidentbot.services.signatures import canonical_map
 from incidentbot.services.versions import version_at_least
 from incidentbot.services.votes import VoteService
 
@@ -122,8 +123,6 @@ class ResolutionService:
         sids = {r["signature_id"] for r in rows}
         if not sids:
             return []
-        from incidentbot.services.signatures import canonical_map
-
         cmap = canonical_map(session)
         canon = {sid: cmap.get(sid, sid) for sid in sids}
         found = session.execute(

@@ -12,8 +12,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from incidentbot.db import Database
-from incidentbot.models import RunbookLink, Signature, utcnow
+from incidentbot.models import Hypothesis, HypothesisSignature, RunbookLink, Signature, utcnow
 from incidentbot.runbooks import Runbook, load_with_errors, match_runbooks, summarize
+from incidentbot.services.sql import insert_for
 
 __all__ = ["RunbookService", "RunbookChoice", "cause_first"]
 
@@ -97,8 +98,6 @@ class RunbookService:
         return self._choose(self._links(session, f"S-{sig.id}"), self.auto_for_signature(sig))
 
     def for_hypothesis(self, session, hid: int, signatures: Iterable[Signature]) -> list[RunbookChoice]:
-        from incidentbot.models import Hypothesis
-
         auto: list[tuple[str, str]] = []
         seen = set()
         h = session.get(Hypothesis, hid)
@@ -123,9 +122,6 @@ class RunbookService:
     def link(self, target: str, runbook_id: str, *, actor: str | None, linked: bool = True) -> None:
         if runbook_id not in self.runbooks:
             raise LookupError(f"no runbook {runbook_id!r}; try `runbooks <words>` to search")
-        from incidentbot.models import Hypothesis
-        from incidentbot.services.sql import insert_for
-
         prefix, _, number = target.partition("-")
         with self.db.write() as session:
             model = {"H": Hypothesis, "S": Signature}.get(prefix)
@@ -151,8 +147,6 @@ class RunbookService:
         return out
 
     def _compute_usage(self, session) -> list[dict]:
-        from incidentbot.models import Hypothesis, HypothesisSignature
-
         served: dict[str, list[Hypothesis]] = {rid: [] for rid in self.runbooks}
         hyps = list(session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None))))
         links: dict[int, list[int]] = {}

@@ -16,7 +16,18 @@ from sqlalchemy import func, select, update
 
 from incidentbot import audit
 from incidentbot.db import Database
-from incidentbot.models import OPEN_STATUSES, Ballot, Hypothesis, HypothesisLog, Poll, PollOption, utcnow
+from incidentbot.ids import IdError, parse_id
+from incidentbot.models import (
+    OPEN_STATUSES,
+    Ballot,
+    Hypothesis,
+    HypothesisLog,
+    HypothesisSignature,
+    Outbox,
+    Poll,
+    PollOption,
+    utcnow,
+)
 from incidentbot.services.outbox import enqueue
 from incidentbot.services.sql import insert_for
 
@@ -195,8 +206,6 @@ class VoteService:
         if added and not now_:
             # Debounce: the edit waits a moment so a burst of clicks becomes one edit, and edits of
             # one poll are at least TALLY_MIN_GAP apart (Slack allows ~50 chat.update a minute).
-            from incidentbot.models import Outbox
-
             now = self.clock()
             # The last edit sent or being sent (a claimed row goes out about when it was due).
             last = session.scalar(
@@ -330,9 +339,6 @@ class VoteService:
     def hypotheses_for(self, session, ref: str) -> list[int]:
         """Options for a "Start vote" click on an alert (S-n) or a hypothesis (H-n): the
         hypotheses it concerns first, then the other open ones with the most recent activity."""
-        from incidentbot.ids import IdError, parse_id
-        from incidentbot.models import HypothesisSignature
-
         first: list[int] = []
         try:
             prefix, n = parse_id(ref)

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from incidentbot.api.schemas import signature_record
-from incidentbot.models import NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, utcnow
+from incidentbot.digest import render_blocks
+from incidentbot.models import Hypothesis, NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, utcnow
 from incidentbot.services.outbox import Rendered, enqueue, enqueue_update
 from incidentbot.services.signatures import canonical_map
 from incidentbot.slack import views
@@ -62,15 +63,12 @@ class Publisher:
         if kind == "hypothesis":
             return self.render_hypothesis(session, int(p["hypothesis_id"]))
         if kind == "digest":
-            from incidentbot.digest import render_blocks
-
             text, blocks = render_blocks(self.rt, week=p["week"])
             return Rendered(text=text, blocks=blocks)
         raise ValueError(f"unknown render kind {kind!r}")
 
     def render_hypothesis(self, session, hid: int) -> Rendered | None:
         from incidentbot.api.schemas import hypothesis_record
-        from incidentbot.models import Hypothesis
 
         h = session.get(Hypothesis, hid)
         if h is None:
