@@ -84,7 +84,7 @@ def _fallback_events() -> list[dict[str, Any]]:
                 "kind": "progress",
             }
         )
-    out.sort(key=lambda e: e["time"])
+    out.sort(key=lambda e: str(e["time"]))  # ISO times in UTC: text order is time order
     return out
 
 

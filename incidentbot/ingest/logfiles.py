@@ -570,6 +570,7 @@ class LogParser:
             cut_chars = len(text) - 2 * keep
             text = text[:keep] + f"\n[... {cut_chars} characters cut ...]\n" + text[-keep:]
             cut = cut or 1
+        kind: str | None
         if p.mode == "traceback":
             kind, why = "crash", "a Python traceback"
         elif p.mode == "box" and p.state in ("body", "done"):

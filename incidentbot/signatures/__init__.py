@@ -47,6 +47,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import methodcaller
 
 from . import engine as _engine
 from .engine import RULES_VERSION
@@ -202,7 +203,7 @@ def _resize(token: str) -> str:
     return token
 
 
-def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
+def _learn(text: str, tokens: list[str], key: str, *, widths: bool) -> tuple[tuple[int, ...] | None, bool]:
     """Which token positions the key depends on: () when none, None when it cannot be told; and
     whether the answer also holds for other widths of the shape's all-digit tokens (asked only
     when ``widths``: a width-class shape stands for all of them).
@@ -212,7 +213,7 @@ def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
     search uses one rewrite; the answer is then checked with a second one."""
 
     def same(which, tables=(_ROT_A,)) -> bool:
-        return all(_fingerprint_cached(_rewrite(text, which, lambda tok: tok.translate(t))).key == key for t in tables)
+        return all(_fingerprint_cached(_rewrite(text, which, methodcaller("translate", t))).key == key for t in tables)
 
     def resized(which) -> bool:
         return _fingerprint_cached(_rewrite(text, which, _resize)).key == key
@@ -237,7 +238,8 @@ def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
     by_value: dict[str, list[int]] = {}
     for i, tok in enumerate(tokens):
         by_value.setdefault(tok, []).append(i)
-    for units in ([(i,) for i in range(len(tokens))], [tuple(v) for v in by_value.values()]):
+    singles: list[tuple[int, ...]] = [(i,) for i in range(len(tokens))]
+    for units in (singles, [tuple(v) for v in by_value.values()]):
         matter = tuple(sorted(find(units)))
         rest = every - set(matter)
         if matter and len(matter) <= _MAX_MATTER and same(rest, (_ROT_A, _ROT_B)):
@@ -260,7 +262,7 @@ def _bounded_put(cache: dict, key, value) -> None:
 
 def fingerprint(text: str) -> Fingerprint:
     """Fingerprint of one failure text (pure, deterministic across processes, cached)."""
-    fp = _by_text.get(text)  # type: ignore[arg-type]
+    fp = _by_text.get(text)
     if fp is not None:
         return fp
     fp = _fingerprint(_clean(text))
@@ -309,7 +311,7 @@ def _fingerprint(text: str) -> Fingerprint:
         entry = _shapes.get(shape)
     if entry is _NO_CACHE:
         return _fingerprint_cached(text)
-    if entry is not None:
+    if isinstance(entry, tuple):  # learned: (positions that matter, fingerprints by their values, widths checked)
         matter, table, checked = entry
         values = tuple(tokens[i] for i in matter)
         if not widths or exact in checked:
@@ -338,13 +340,15 @@ def _fingerprint(text: str) -> Fingerprint:
         return fp
     _sightings.pop(shape, None)
     matter, width_free = _learn(text, tokens, fp.key, widths=widths)
-    learned = _NO_CACHE if matter is None else (matter, {tuple(tokens[i] for i in matter): fp}, {exact})
-    if widths and matter is not None and not width_free:
+    if matter is None:
+        _bounded_put(_shapes, shape, _NO_CACHE)
+        return fp
+    table = {tuple(tokens[i] for i in matter): fp}
+    if widths and not width_free:
         _bounded_put(_shapes, shape, _BY_WIDTH)
         shape = skeleton + "\x03" + exact
-    _bounded_put(_shapes, shape, learned)
-    if matter is not None:
-        _remember_digits(digits, parts, matter, learned[1])
+    _bounded_put(_shapes, shape, (matter, table, {exact}))
+    _remember_digits(digits, parts, matter, table)
     return fp
 
 

@@ -36,7 +36,7 @@ class Ctx:
         self.found: list | None = [] if record else None
         self.reasons: list[str] = []
         self._lines: list[str] | None = None
-        self._masked: dict = {}
+        self._masked: dict[int | str, str] = {}  # by line number, and by raw line when nothing is recorded
 
     @property
     def lines(self) -> list[str]:
@@ -49,10 +49,10 @@ class Ctx:
         if m is None:
             line = self.lines[i]
             if self.found is None:  # identical raw lines mask identically
-                m = self._masked.get(line)  # type: ignore[call-overload]
+                m = self._masked.get(line)
                 if m is None:
                     m = mask_line(line, None)
-                    self._masked[line] = m  # type: ignore[index]
+                    self._masked[line] = m
             else:
                 m = mask_line(line, self.found)
             self._masked[i] = m
@@ -220,7 +220,7 @@ _CUDA_MSG = re.compile(r"CUDA error: ([^\n.]{1,120})")
 
 def p_cuda_runtime(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title, cause in _CUDA_KINDS:
+    for kind, rx, title, cause in _CUDA_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(t):
             break
     else:
@@ -413,7 +413,7 @@ _SLURM_KINDS = [
 
 def p_slurm(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title, cause in _SLURM_KINDS:
+    for kind, rx, title, cause in _SLURM_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(t):
             break
     else:
@@ -452,7 +452,7 @@ _HOSTHW_KINDS = [
 
 
 def p_host_hw(ctx: Ctx) -> Parsed:
-    for kind, rx, title in _HOSTHW_KINDS:
+    for kind, rx, title in _HOSTHW_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(ctx.text):
             break
     else:
@@ -504,7 +504,7 @@ _LOSS_KINDS = [
 
 def p_loss(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title in _LOSS_KINDS:
+    for kind, rx, title in _LOSS_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(t):
             break
     else:
@@ -577,11 +577,13 @@ _CHAIN = re.compile(r"During handling of the above exception|The above exception
 _FRAMEWORK = re.compile(r"site-packages|dist-packages|/lib/python\d|<frozen|^<|/torch/|/usr/lib/|\.\.\./torch/")
 
 
-def parse_traceback(ctx: Ctx) -> tuple[str, str, list[str], list[str]] | None:
+def parse_traceback(ctx: Ctx) -> tuple[str, str, list[str], list[str], str] | None:
     """Return (exception type, masked message, in-app function names nearest the error,
-    chain of exception types) for the last traceback, or None when no exception line is found."""
+    chain of exception types, where: file:function of the nearest in-app frame) for the last
+    traceback, or None when no exception line is found."""
     lines = [strip_line_prefix(ln) for ln in ctx.lines]
-    exc_type = msg = None
+    exc_type: str | None = None
+    msg = ""
     frames: list[tuple[str, str]] = []
     chain: list[str] = []
     cur_frames: list[tuple[str, str]] = []
@@ -610,13 +612,13 @@ def parse_traceback(ctx: Ctx) -> tuple[str, str, list[str], list[str]] | None:
         where = f"{files[-1].replace(chr(92), '/').rsplit('/', 1)[-1]}:{app[-1]}"
     elif frames:
         where = f"{frames[-1][0].rsplit('/', 1)[-1]}:{frames[-1][1]}"
-    return exc_type, mask_line(msg[:500], ctx.found), near, chain[:-1] if len(chain) > 1 else [], where  # type: ignore[return-value]
+    return exc_type, mask_line(msg[:500], ctx.found), near, chain[:-1] if len(chain) > 1 else [], where
 
 
 def p_traceback(ctx: Ctx) -> Parsed:
     r = parse_traceback(ctx)
     assert r is not None
-    exc, msg, near, chain, where = r  # type: ignore[misc]
+    exc, msg, near, chain, where = r
     exc = exc.replace("torch.cuda.", "torch.")
     title = f"{exc} in {where}" if where else f"{exc}: {_short(msg, 60)}"
     details = [("exception", exc)]
