@@ -7,7 +7,6 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,9 +24,6 @@ from incidentbot.services.outbox import OutboxWorker
 from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette_response
 from incidentbot.slack.publish import Publisher
 from incidentbot.workers import Workers
-
-if TYPE_CHECKING:
-    from incidentbot.localslack import Workspace
 
 __all__ = ["build_app", "SlackSetup", "LOCAL_CHANNEL_ID", "LOCAL_CHANNEL_NAME"]
 
