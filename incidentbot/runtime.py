@@ -27,9 +27,7 @@ from incidentbot.services.signatures import SignatureService
 from incidentbot.services.votes import VoteService
 from incidentbot.settings import Settings, SettingsError
 
-__all__ = ["Runtime", "build_runtime", "load_topology", "ANNOUNCE_CONFIDENCE"]
-
-ANNOUNCE_CONFIDENCE = 0.5
+__all__ = ["Runtime", "build_runtime", "load_topology"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,9 @@ class Runtime:
             ),
         )
         self.signatures = SignatureService(self.db)
-        self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
+        self.hypotheses = HypothesisService(
+            self.db, topology=load_topology(s.topology), clock=self.clock, announce_to=s.alert_channel
+        )
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
         self.votes = VoteService(self.db, clock=self.clock)
         self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
@@ -101,27 +101,6 @@ class Runtime:
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics
         self.hypotheses.max_rows = s.analysis_max_events
-        self.hypotheses.on_change = self._announce_hypotheses
-
-    def _announce_hypotheses(self, session, created: list[int]) -> None:
-        """New hypotheses the analysis is fairly sure of are posted in the channel (once each),
-        in the same transaction that created them."""
-        from incidentbot.models import Hypothesis
-        from incidentbot.services.outbox import enqueue
-
-        if not self.settings.channel:
-            return
-        for hid in created:
-            h = session.get(Hypothesis, hid)
-            if h is not None and h.confidence >= ANNOUNCE_CONFIDENCE:
-                enqueue(
-                    session,
-                    op="post",
-                    channel=self.settings.alert_channel,
-                    message_key=f"hyp:H-{hid}",
-                    dedupe_key=f"post:hyp:H-{hid}",
-                    payload={"render": "hypothesis", "hypothesis_id": hid},
-                )
 
 
 def build_runtime(

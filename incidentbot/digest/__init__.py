@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from incidentbot.models import DigestRun, table_of
-from incidentbot.services.outbox import enqueue
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.sql import insert_for
 
 from .compute import Digest, compute_digest, sparkline
@@ -123,15 +124,7 @@ def run_digest(rt, *, week: str, channel: str) -> bool:
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement on PostgreSQL.
         if session.execute(stmt).first() is None:
             return False
-        key = f"digest:{channel}:{week}"
-        enqueue(
-            session,
-            op="post",
-            channel=channel,
-            message_key=key,
-            dedupe_key=key,
-            payload={"render": "digest", "week": week, "channel": channel},
-        )
+        queue(session, messages.digest(channel=channel, week=week))
     log.info("digest %s for %s claimed by %s and queued", week, channel, rt.worker_id)
     return True
 

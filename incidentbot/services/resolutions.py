@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import col
 
-from incidentbot.blocks import esc
 from incidentbot.db import Database
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, id_of, utcnow
-from incidentbot.services.outbox import enqueue
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.signatures import canonical_map
 from incidentbot.services.versions import version_at_least
 from incidentbot.services.votes import VoteService
@@ -42,9 +42,9 @@ class ResolutionService:
         self.channel = channel
         self.clock = clock
 
-    def _thread_note(self, session, hid: int, text: str, *, sid: int | None = None) -> None:
+    def _thread_note(self, session, hid: int, note: str, *, sid: int | None = None, **facts) -> None:
         """A reply in the thread of signature ``sid``'s alert (by default the hypothesis's biggest
-        signature)."""
+        signature). The facts are plain values: the Slack side words and escapes them."""
         if not self.channel:
             return
         if sid is None:
@@ -55,7 +55,12 @@ class ResolutionService:
             )
         if sid is None:
             return
-        enqueue(session, op="post", channel=self.channel, thread_key=f"alert:S-{sid}", payload={"text": text})
+        queue(
+            session,
+            messages.thread_note(
+                channel=self.channel, thread_key=messages.alert_key(sid), note=note, hypothesis_id=hid, **facts
+            ),
+        )
 
     def resolve(self, hid: int, *, cause: str, fix: str = "", link: str = "", fixed_in: str = "", actor: str) -> None:
         if not cause.strip():
@@ -86,7 +91,7 @@ class ResolutionService:
             merged = session.scalars(select(col(Hypothesis.id)).where(col(Hypothesis.merged_into) == hid))
             absorbed = [m for m in merged if m is not None]  # keys: the filter only narrows the type
             self.votes.record_outcome(session, hypothesis_id=hid, true_cause=True, absorbed=absorbed)
-            self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {esc(cause)}")
+            self._thread_note(session, hid, "resolved", actor=actor, cause=cause)
 
     def reject(self, hid: int, *, reason: str, actor: str) -> None:
         if not reason.strip():
@@ -175,11 +180,13 @@ class ResolutionService:
                 self._thread_note(
                     session,
                     hid,
+                    "regressed",
                     sid=canon[r["signature_id"]],
-                    text=f":rotating_light: Regression: H-{hid} was resolved by <@{prev.get('by', '')}> "
-                    f"({esc(prev.get('cause', ''))}; fix: {esc(prev.get('fix', '') or '—')}"
-                    + (f"; fixed in {esc(fixed_in)}" if fixed_in else "")
-                    + f") but it is back in {esc(where)}.",
+                    by=prev.get("by", ""),
+                    cause=prev.get("cause", ""),
+                    fix=prev.get("fix", ""),
+                    fixed_in=fixed_in,
+                    where=where,
                 )
                 reopened.append(hid)
         return reopened

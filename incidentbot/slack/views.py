@@ -23,6 +23,7 @@ from incidentbot.blocks import (
 __all__ = [
     "signature_alert",
     "signature_rollup",
+    "thread_note_text",
     "hypothesis_blocks",
     "signature_blocks",
     "hypothesis_list",
@@ -131,6 +132,30 @@ def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: 
         )
     )
     return text, blocks
+
+
+def thread_note_text(note: dict) -> str:
+    """The text of a thread note (``services.messages.thread_note``) from its facts: untrusted
+    ones escaped here, at delivery, so the services that write notes speak no mrkdwn."""
+    kind, hid = note.get("note"), note.get("hypothesis_id")
+    if kind == "resolved":
+        return f":white_check_mark: H-{hid} resolved by <@{note.get('actor', '')}>: {esc(note.get('cause', ''))}"
+    if kind == "regressed":
+        fixed_in = note.get("fixed_in") or ""
+        return (
+            f":rotating_light: Regression: H-{hid} was resolved by <@{note.get('by', '')}> "
+            f"({esc(note.get('cause', ''))}; fix: {esc(note.get('fix', '') or '—')}"
+            + (f"; fixed in {esc(fixed_in)}" if fixed_in else "")
+            + f") but it is back in {esc(note.get('where', ''))}."
+        )
+    if kind == "spread":
+        spread = []
+        for what in ("jobs", "hosts"):
+            if note.get(what):
+                now, was = note[what]
+                spread.append(f"{now:,} {what} (was {was:,})")
+        return f":arrow_upper_right: S-{note.get('signature_id')} spread: now in " + " and ".join(spread) + "."
+    raise ValueError(f"unknown thread note {kind!r}")
 
 
 def signature_rollup(
