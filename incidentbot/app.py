@@ -100,7 +100,8 @@ def build_app(
             log.info("Slack Socket Mode connected")
         demo_task = None
         if slack.workspace is not None and demo:
-            demo_task = start_demo(rt, port=port)
+            # The console's feeder token, on the app state since mount_console (None: not mounted).
+            demo_task = start_demo(rt, port=port, token=getattr(_app.state, "console_token", None))
         try:
             yield
         finally:

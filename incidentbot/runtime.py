@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from incidentbot import audit
 from incidentbot.db import Database
 from incidentbot.metrics import Metrics
 from incidentbot.models import utcnow
@@ -90,24 +91,27 @@ class Runtime:
             ),
         )
         self.signatures = SignatureService(self.db)
+        self.metrics = Metrics(self.db)
         self.hypotheses = HypothesisService(
-            self.db, topology=load_topology(s.topology), clock=self.clock, announce_to=s.alert_channel
+            self.db,
+            topology=load_topology(s.topology),
+            clock=self.clock,
+            announce_to=s.alert_channel,
+            metrics=self.metrics,
+            max_rows=s.analysis_max_events,
         )
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
         self.votes = VoteService(self.db, clock=self.clock)
         self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
+        # The one collaborator still set afterwards: IngestService takes no regression hook in its
+        # constructor yet (services/ingest.py is being reworked; add the argument there).
         self.ingest.regression_hook = self.resolutions.check_regressions
-        self.metrics = Metrics(self.db)
-        self.hypotheses.metrics = self.metrics
-        self.hypotheses.max_rows = s.analysis_max_events
 
 
 def build_runtime(
     settings: Settings, *, db: Database | None = None, migrate: bool = True, clock: Callable[[], datetime] = utcnow
 ) -> Runtime:
-    from incidentbot import audit
-
     audit.install()
     db = db or Database(settings.database_url)
     if migrate:

@@ -7,7 +7,7 @@ No database, no network, no clock: plain dataclasses in, plain dataclasses out. 
 """
 
 from .engine import analyze
-from .model import CAUSE_CLASSES, Constraints, EventRecord, Proposal, SignatureInfo, Topology
+from .model import Constraints, EventRecord, Proposal, SignatureInfo, Topology
 from .settings import Settings
 from .versions import version_key
 
@@ -19,6 +19,5 @@ __all__ = [
     "Constraints",
     "Proposal",
     "Topology",
-    "CAUSE_CLASSES",
     "version_key",
 ]

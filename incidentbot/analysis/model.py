@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology", "CAUSE_CLASSES"]
-
-CAUSE_CLASSES = ("hardware", "network", "software", "data", "infrastructure", "unknown")
+__all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology"]
 
 Topology = Mapping[str, str]
 """host -> switch (leaf, rack): optional; sharpens localisation to a switch."""

@@ -36,18 +36,12 @@ from incidentbot.ids import IdError, parse_id
 from incidentbot.localslack import SlackSimulator
 from incidentbot.models import OPEN_STATUSES
 
-__all__ = ["mount_console", "console_token", "hypothesis_page_data"]
+__all__ = ["mount_console", "hypothesis_page_data"]
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 CHART_EVENT_LIMIT = 200_000
-_TOKENS: dict[int, str] = {}  # port -> per-process console ingest token (for the demo feeder)
-
-
-def console_token(port: int) -> str | None:
-    """The per-process token the API accepts from the local demo feeder on `port`."""
-    return _TOKENS.get(port)
 
 
 def _ts_label(ts: str) -> str:
@@ -150,7 +144,6 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     # The demo feeder sends events and asks for analyses over the real API with this token; it
     # is an ordinary credential of the API's table, limited to sending events (and reading).
     app.state.credentials.add(token, scope="events", who="console demo feeder")
-    _TOKENS[port] = token
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
     # Every route of this app, not only the console's: the API and the local Slack stand-in are

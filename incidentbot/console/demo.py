@@ -206,12 +206,16 @@ class DemoTask:
 
 
 def start_demo(
-    rt, *, port: int, seconds: float = DEMO_SECONDS, interval: float = BATCH_INTERVAL, seed: int = DEMO_SEED
+    rt,
+    *,
+    port: int,
+    token: str | None = None,
+    seconds: float = DEMO_SECONDS,
+    interval: float = BATCH_INTERVAL,
+    seed: int = DEMO_SEED,
 ) -> DemoTask:
-    """Start feeding the demo scenario to the service on 127.0.0.1:`port`."""
-    from incidentbot.console import console_token
-
-    token = console_token(port)
+    """Start feeding the demo scenario to the service on 127.0.0.1:`port`, sending with ``token``
+    (the console's own feeder token when the console is mounted)."""
     if token is None:  # the console is not mounted: use a configured token that may send events
         token = next((t for t, src in rt.settings.token_sources().items() if src in (None, "events")), None)
     return DemoTask(

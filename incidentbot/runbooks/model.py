@@ -34,14 +34,6 @@ CATEGORIES: tuple[str, ...] = (
     "other",
 )
 
-CAUSE_CLASSES: tuple[str, ...] = (
-    "hardware",
-    "network",
-    "software",
-    "data",
-    "infrastructure",
-    "unknown",
-)
 
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
 

@@ -97,15 +97,17 @@ class HypothesisService:
         topology: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
         announce_to: str | None = None,
+        metrics: Metrics | None = None,
+        max_rows: int = 0,
     ):
         self.db = db
         self.topology = dict(topology or {})
         self.clock = clock
         # The channel new hypotheses are announced in (None: not announced); see _announce.
         self.announce_to = announce_to
-        self.metrics: Metrics | None = None
+        self.metrics = metrics
         # At most this many aggregate rows are analysed (0: all); see _aggregate_queries.
-        self.max_rows = 0
+        self.max_rows = max_rows
 
     # -- analysis ------------------------------------------------------------------------
 

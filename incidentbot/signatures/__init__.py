@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import methodcaller
 
+from incidentbot.causes import CAUSE_CLASSES
+
 from . import engine as _engine
 from .engine import RULES_VERSION
 from .masking import MAX_ANALYSED
@@ -91,7 +93,6 @@ CATEGORY_DOCS: dict[str, str] = {
     "other": "generic template of unknown text",
 }
 CATEGORIES: tuple[str, ...] = tuple(CATEGORY_DOCS)
-CAUSE_CLASSES: tuple[str, ...] = ("hardware", "network", "software", "data", "infrastructure", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
