@@ -97,10 +97,6 @@ class Runbook:
     path: Path
     sections: dict[str, str]
 
-    @property
-    def filename(self) -> str:
-        return self.path.name
-
 
 @dataclass
 class RunbookMatch:
