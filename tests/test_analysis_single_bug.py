@@ -161,3 +161,38 @@ def test_routine_progress_reports_found_no_hypothesis():
         f.event(PROG, "o1", step, "o1-02", rank=9)
     props = analyze(f.events, f.signatures)
     assert holder(props, f, PROG) is not None
+
+
+def _pair_fleet():
+    """torch 2.2.2 / cuda 12.6, torch 2.3.0 / cuda 12.6 and torch 2.3.0 / cuda 12.4, three jobs each;
+    'NaN loss' fires 24 times under torch 2.3.0 with cuda 12.6 only."""
+    f = Fleet()
+    f.sig(NAN, "NaN loss", "loss_instability", "unknown")
+    f.sig(RARE, "cuBLAS failure CUBLAS_STATUS_EXECUTION_FAILED", "cuda_runtime", "software")
+    combos = [("2.2.2", "12.6"), ("2.3.0", "12.6"), ("2.3.0", "12.4")]
+    for k in range(9):
+        t, c = combos[k % 3]
+        f.job(f"j{k}", hosts(4, f"h{k}-"), 12_000, versions={"torch": t, "cuda": c}, start=k * 11)
+    rng = random.Random(3)
+    bad = [f"j{k}" for k in range(9) if k % 3 == 1]
+    for _ in range(24):
+        j = rng.choice(bad)
+        f.event(NAN, j, rng.randrange(12_000), rng.choice(f.jobs[j].hosts), rank=rng.randrange(32))
+    return f
+
+
+def test_a_rarer_text_is_weighed_where_the_regression_ran():
+    """The regression may be claimed on one dimension (torch 2.3.0, two thirds of the steps) while
+    all its lines ran under one pair (with cuda 12.6, a third): a text with 6 of 7 lines there joins;
+    the same 7 lines spread over torch 2.3.0 on both CUDAs do not."""
+    for jobs, joins in ((["j1", "j4", "j7", "j1", "j4", "j7", "j0"], True),
+                        (["j1", "j2", "j4", "j5", "j7", "j8", "j0"], False)):
+        f = _pair_fleet()
+        place(f, RARE, jobs, seed=12)
+        props = analyze(f.events, f.signatures)
+        r = regression_of(props, f)
+        inside = {e.id for e in f.events if e.signature_id == RARE and e.job_id in ("j1", "j4", "j7")}
+        got = f.ids(RARE) & set(r.event_ids)
+        assert (got == inside) is joins, jobs
+        if not joins:
+            assert not got

@@ -95,6 +95,40 @@ def regression_keys(h: Hyp) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
+def support_keys(ix: Index, h: Hyp) -> list[tuple[str, tuple[str, ...]]]:
+    """Where the regression's own occurrences ran: per version dimension (not the code version, which
+    names a run more than a release), the values that hold (nearly) all of them, when that leaves
+    some of the fleet's values out. A bug active under one torch x CUDA pair claimed "since cuda
+    12.6" is still seen under torch 2.5.1 only: a rarer text is weighed against that."""
+    S = ix.S
+    firsts: dict[int, int] = {}
+    for i in h.events:
+        firsts.setdefault(ix.occ[i], i)
+    n = len(firsts)
+    if n < S.min_onset:
+        return []
+    fleet_vals: dict[str, set[str]] = defaultdict(set)
+    for _j, _code, vers, _x in ix.expo.segments:
+        for name, v in vers:
+            fleet_vals[name].add(v)
+    seen: dict[str, Counter] = defaultdict(Counter)
+    for i in firsts.values():
+        for name, v in ix.ev[i].versions:
+            seen[name][v] += 1
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for name in sorted(seen):
+        keep: list[str] = []
+        covered = 0
+        for v, c in seen[name].most_common():
+            if covered >= (1 - S.onset_stray_frac) * n:
+                break
+            keep.append(v)
+            covered += c
+        if covered >= (1 - S.onset_stray_frac) * n and len(keep) < len(fleet_vals[name]):
+            out.append((name, tuple(sorted(keep))))
+    return out
+
+
 def scope_share(ix: Index, keys) -> float:
     """Share of all exposure (steps) run inside the scope."""
     tot = inside = 0.0
@@ -135,7 +169,11 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     from .stats import binom_sf
 
     S = ix.S
-    regs = [(hi, keys) for hi, h in enumerate(hyps) if h.events and not h.incident and (keys := regression_keys(h))]
+    regs = [
+        (hi, keys + [k for k in support_keys(ix, h) if k not in keys])
+        for hi, h in enumerate(hyps)
+        if h.events and not h.incident and (keys := regression_keys(h))
+    ]
     if not regs:
         return
     share = {hi: scope_share(ix, keys) for hi, keys in regs}
