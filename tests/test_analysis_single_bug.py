@@ -10,7 +10,7 @@ from incidentbot.analysis.model import Constraints
 from incidentbot.analysis.settings import DEFAULT
 from incidentbot.analysis.synth import Fleet
 
-NAN, RARE, LAUNCHER, XID, PROG, SPIKE = 70, 71, 72, 73, 74, 75
+NAN, RARE, LAUNCHER, XID, PROG, SPIKE, SLURM = 70, 71, 72, 73, 74, 75, 76
 OLD, NEW = {"torch": "2.2.2"}, {"torch": "2.3.0"}
 
 
@@ -27,6 +27,7 @@ def fleet(n_old=6, n_new=3, *, seed=4, n_nan=20):
     f.sig(XID, "Xid 13: SM exception", "xid", "hardware")
     f.sig(PROG, "step <*> ok | loss <*> | <*> TFLOPs | <*> s/step", "other", "unknown")
     f.sig(SPIKE, "WARNING:megatron.training:grad norm spike at iteration <*>", "other", "unknown")
+    f.sig(SLURM, "SLURM: job ended by signal SIGKILL", "slurm", "unknown")
     for k in range(n_old):
         f.job(f"o{k}", hosts(4, f"o{k}-"), 12_000, versions=OLD, start=k * 11)
     for k in range(n_new):
@@ -68,6 +69,7 @@ JOIN_CASES = [
     ("rare lines on both versions", lambda f: place(f, RARE, ["n0", "o1"]), False),
     ("rare lines that follow another failure's line", lambda f: place(f, LAUNCHER, ["n0", "n1", "n2"], after=XID), False),
     ("a text that means hardware", lambda f: place(f, XID, ["n0", "n2"]), False),
+    ("the scheduler's line on how jobs ended", lambda f: place(f, SLURM, ["n0", "n2"]), False),
 ]
 
 
@@ -75,7 +77,7 @@ def test_rare_symptoms_join_the_regression_by_scope():
     for name, build, joins in JOIN_CASES:
         f = fleet()
         build(f)
-        sig = LAUNCHER if "follow" in name else XID if "hardware" in name else RARE
+        sig = LAUNCHER if "follow" in name else XID if "hardware" in name else SLURM if "scheduler" in name else RARE
         props = analyze(f.events, f.signatures)
         r = regression_of(props, f)
         inside = f.ids(sig) <= set(r.event_ids)

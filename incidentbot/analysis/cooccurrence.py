@@ -196,6 +196,9 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     for s in sorted(ix.by_sig):
         if ix.sig_class(s) not in S.pool_classes or is_benign_text(ix, s) or is_job_level_text(ix, s):
             continue
+        si = ix.sigs.get(s)
+        if si is not None and si.category.lower().startswith(S.scope_join_skip_categories):
+            continue  # the scheduler's word on how a job ended is no symptom of what broke it
         left = [i for i in ix.by_sig[s] if i not in owner and i not in ix.in_storm]
         if not left:
             continue
