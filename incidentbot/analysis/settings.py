@@ -60,6 +60,13 @@ class Settings:
     cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
     name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
+    # incidents (incidents.py): one job's failure begun by a hardware/network error on one host
+    incident_classes: tuple[str, ...] = ("hardware", "network")  # texts that can begin one
+    incident_gap_s: float = 120.0  # the incident's lines follow each other at most this far apart
+    incident_pre_s: float = 5.0  # the host's own lines this much before its error (clocks of two logs)
+    incident_simul_s: float = 10.0  # the same text on several hosts this close: a shared component
+    incident_follow_frac: float = 0.5  # a text followed by a failure less often than this is background
+    incident_tie_s: float = 10.0  # a PCI bus id and a GPU index on one host this close name one GPU
 
 
 DEFAULT = Settings()

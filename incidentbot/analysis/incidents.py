@@ -1,0 +1,261 @@
+"""Rule 4c, incidents: one failure of one job, begun by a hardware or network error on one host.
+
+A GPU that falls off the bus once, an uncorrectable ECC error, a flapping IB cable, a host's
+memory or disk failing: each interrupts one job once, and leaves a handful of lines: the kernel's
+own line on that host (an Xid with the GPU's PCI bus id, an EDAC or block-device error, an mlx5
+port event; often under the host's FQDN), the application's error on the same host a few seconds
+later (a CUDA error with the GPU's index, a failed checkpoint write), the peers' errors (NCCL
+remote errors, connection refused), the watchdog storm and the launcher's lines when the job
+dies. No text repeats often enough on one host for the binomial test of ``localisation.py``,
+and grouping by text alone puts every host's Xid 48 into one "failure mode". Counted as what they
+are, one incident, the host is plain: its own error came first and the job's failure followed.
+
+An **anchor** is an event (on a host, not taken by an earlier rule, not in a storm) whose text
+means hardware or network (``Settings.incident_classes``) and that is *followed*: another
+non-benign text on the same host of the same job within ``incident_gap_s``. A text that is
+followed less often than ``incident_follow_frac`` of its occurrences is background (a kernel
+warning logged all day), never an anchor. When anchors of the same moment
+(``incident_simul_s``) sit on several hosts it is no one host's fault (a switch, a power event):
+left to the other rules.
+
+The **incident** is the anchor's job(s) from the anchor on: non-benign events chained by gaps of
+at most ``incident_gap_s`` (a storm of the job within the watchdog window bridges the chain, so
+the launcher lines after the storm join; the storm itself is left to ``precedence.py``, which
+gives it to the hypothesis holding its precursor), the anchor host's events up to
+``incident_pre_s`` before it, and the anchor host's events within the watchdog window after it.
+Incidents on the same host and device (the GPU, by index or PCI bus id tied to the index; the
+NIC; the host itself) are one hypothesis. The test: under chance, the host where a job's failure
+begins is any of its hosts, so ``1/n_hosts`` per incident, multiplied over the incidents of one
+host and corrected for the number of hosts.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, defaultdict
+
+from .coverage import is_benign_text
+from .index import Component, Index, fmt_p
+from .names import link_gpu_ids, normalise_gpu
+
+__all__ = ["find_incidents"]
+
+
+def _device(ix: Index, i: int, pci_index: dict[tuple[str, str], str]) -> str | None:
+    """The GPU an event names, as an index (a PCI bus id read through the host's tie), or None."""
+    e = ix.ev[i]
+    g = normalise_gpu(e.gpu)
+    if g is None:
+        return None
+    if g.startswith("pci:"):
+        return pci_index.get((e.host, g), g)
+    return g if g.isdigit() else None
+
+
+def _gpu_ties(ix: Index) -> dict[tuple[str, str], str]:
+    """(host, PCI bus id) -> GPU index, from the events that show both: an event with a bus id and
+    one with an index on the same host within a few seconds, the one GPU each of them names
+    (``names.link_gpu_ids`` keeps the most frequent pairing and drops ties). A bus id seen on no
+    such host is read through the fleet's most frequent pairing (one server model numbers its
+    GPUs the same way on every host)."""
+    S = ix.S
+    by_host: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for e in ix.ev:
+        if e.host is None or e.gpu is None:
+            continue
+        g = normalise_gpu(e.gpu)
+        if g is not None and (g.isdigit() or g.startswith("pci:")):
+            by_host[e.host].append((e.time, g))
+    obs: list[tuple[str, str, str]] = []
+    for h, lst in by_host.items():
+        pcis = [(t, g) for t, g in lst if g.startswith("pci:")]
+        if not pcis:
+            continue
+        idx = sorted((t, g) for t, g in lst if g.isdigit())
+        ts = [t for t, _ in idx]
+        for t, p in pcis:
+            lo = bisect.bisect_left(ts, t - S.incident_tie_s)
+            hi = bisect.bisect_right(ts, t + S.incident_tie_s)
+            near = {g for _t, g in idx[lo:hi]}
+            if len(near) == 1:
+                obs.append((h, next(iter(near)), p))
+    ties = link_gpu_ids(obs)
+    fleet: dict[str, Counter] = defaultdict(Counter)
+    for (_h, p), i in ties.items():
+        fleet[p][i] += 1
+    for h, lst in by_host.items():
+        for _t, g in lst:
+            if g.startswith("pci:") and (h, g) not in ties and fleet.get(g):
+                (top, n), *rest = fleet[g].most_common(2) + [(None, -1)]
+                if rest[0][1] < n:
+                    ties[(h, g)] = top
+    return ties
+
+
+def find_incidents(ix: Index) -> None:
+    S = ix.S
+    ev = ix.ev
+    if not ev:
+        return
+    free = [i not in ix.taken and i not in ix.in_storm for i in range(len(ev))]
+    benign = {s: is_benign_text(ix, s) for s in ix.by_sig}
+    anchor_sig = {s for s in ix.by_sig if ix.sig_class(s) in S.incident_classes and not benign[s]}
+    if not anchor_sig:
+        return
+    # per job and host: the job's events on that host, by time (for "followed on the same host")
+    jh_times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    jh_idx: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, e in enumerate(ev):
+        if e.host is not None and not benign[e.signature_id]:
+            jh_times[(e.job_id, e.host)].append(e.time)
+            jh_idx[(e.job_id, e.host)].append(i)
+
+    def followed(i: int) -> bool:
+        e = ev[i]
+        k = (e.job_id, e.host)
+        ts, ii = jh_times[k], jh_idx[k]
+        lo = bisect.bisect_left(ts, e.time - S.incident_pre_s)
+        hi = bisect.bisect_right(ts, e.time + S.incident_gap_s)
+        return any(ev[ii[q]].signature_id != e.signature_id for q in range(lo, min(hi, lo + 200)))
+
+    cand: dict[int, list[int]] = defaultdict(list)
+    for s in sorted(anchor_sig):
+        occ_seen: dict[int, bool] = {}
+        for i in ix.by_sig[s]:
+            if ev[i].host is None:
+                continue
+            o = ix.occ[i]
+            f = followed(i)
+            occ_seen[o] = occ_seen.get(o, False) or f
+            if f and free[i]:
+                cand[s].append(i)
+        if occ_seen and sum(occ_seen.values()) < S.incident_follow_frac * len(occ_seen):
+            cand.pop(s, None)  # background: logged whether or not anything fails
+    anchors = sorted((i for lst in cand.values() for i in lst), key=lambda i: (ev[i].time, ev[i].id))
+    if not anchors:
+        return
+    sig_times = {s: [ev[i].time for i in ix.by_sig[s]] for s in cand}
+    storm_starts: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for s, j, g in ix.storm_bursts:
+        storm_starts[j].append((ev[g[0]].time, ev[g[-1]].time, s))
+    for j in storm_starts:
+        storm_starts[j].sort()
+    from .precedence import watchdog_window  # the watchdog's own timeout, read from its text
+
+    pci_index = _gpu_ties(ix)
+    host_jobs: dict[str, set[str]] = defaultdict(set)
+    for j, h in jh_idx:
+        host_jobs[h].add(j)
+    incidents: list[tuple[str, str, list[int], int, str]] = []  # (host, device, events, anchor, job)
+    used: set[int] = set()
+    for a in anchors:
+        if a in used or not free[a]:
+            continue
+        e = ev[a]
+        h, t = e.host, e.time
+        # the same text at the same moment on other hosts: a shared component, not this host
+        st_ = sig_times[e.signature_id]
+        lo = bisect.bisect_left(st_, t - S.incident_simul_s)
+        hi = bisect.bisect_right(st_, t + S.incident_simul_s)
+        if any(ev[ix.by_sig[e.signature_id][q]].host not in (h, None) for q in range(lo, min(hi, lo + 50))):
+            continue
+        # the jobs this incident interrupted: the anchor's, and those on the host logging right after it
+        jobs = {e.job_id}
+        for j in host_jobs[h]:
+            ts = jh_times[(j, h)]
+            k = bisect.bisect_left(ts, t - S.incident_pre_s)
+            if k < len(ts) and ts[k] <= t + S.incident_gap_s:
+                jobs.add(j)
+        host_until = t + watchdog_window(ix, -1)
+        take: list[int] = []
+        for j in sorted(jobs):
+            idx = ix.by_job[j]
+            tk = ix.job_times[j]
+            # storms of the job within the watchdog window after the anchor: the chain runs through them
+            bridges = [
+                (t0, t1) for t0, t1, s in storm_starts.get(j, []) if t <= t0 + 2.0 and t0 <= t + watchdog_window(ix, s)
+            ]
+            last = t
+            for q in range(bisect.bisect_left(tk, t - S.incident_pre_s), len(idx)):
+                i = idx[q]
+                ei = ev[i]
+                while bridges and bridges[0][0] <= ei.time:
+                    last = max(last, bridges.pop(0)[1])
+                on_host = ei.host == h
+                if ei.time > last + S.incident_gap_s:
+                    if not bridges and not (on_host and ei.time <= host_until):
+                        break
+                    if not on_host or ei.time > host_until:
+                        continue  # waiting for the storm: what comes between is not the incident's
+                if not free[i] or benign[ei.signature_id] or i in used:
+                    continue
+                if ei.time < t and not on_host:
+                    continue  # before the anchor only the host's own lines (clock skew between logs)
+                take.append(i)
+                if ei.time <= last + S.incident_gap_s:
+                    last = max(last, ei.time)
+        if a not in take:
+            take.append(a)
+        used.update(take)
+        dev = _device(ix, a, pci_index)
+        if dev is None:
+            devs = Counter(_device(ix, i, pci_index) for i in take if ev[i].host == h)
+            devs.pop(None, None)
+            if len(devs) == 1:
+                dev = next(iter(devs))
+        kind = "gpu" if dev is not None else ("nic" if ix.sig_class(e.signature_id) == "network" else "host")
+        incidents.append((h, dev if dev is not None else kind, take, a, e.job_id))
+    if not incidents:
+        return
+    # one hypothesis per host and device; an incident whose device is unknown joins the host's
+    # only known device
+    devs_of: dict[str, set[str]] = defaultdict(set)
+    for h, d, *_ in incidents:
+        if d not in ("host", "nic"):
+            devs_of[h].add(d)
+    groups: dict[tuple[str, str], list[tuple[list[int], int, str]]] = defaultdict(list)
+    for h, d, take, a, j in incidents:
+        if d == "host" and len(devs_of[h]) == 1:
+            d = next(iter(devs_of[h]))
+        groups[(h, d)].append((take, a, j))
+    n_hosts = max(2, len({e.host for e in ev if e.host is not None}))
+    n_dev = Counter(h for h, _d in groups)
+    for (h, d), incs in sorted(groups.items()):
+        key = ("host", h) if n_dev[h] == 1 else ("host", h, d)
+        p = 1.0
+        for _take, _a, j in incs:
+            p *= 1.0 / max(1, len(ix.expo.job_hosts.get(j, ())) or 1)
+        p = min(1.0, p * n_hosts)
+        anchor_titles = Counter(ix.sig_title(ev[a].signature_id) for _t, a, _j in incs)
+        events = sorted({i for take, _a, _j in incs for i in take})
+        jobs = sorted({j for _t, _a, j in incs})
+        on_host = sum(1 for i in events if ev[i].host == h)
+        what = f"GPU {d}" if d not in ("host", "nic") else ("its NIC" if d == "nic" else "the host")
+        line = (
+            f"{len(incs)} incident{'s' if len(incs) > 1 else ''} on host {h} ({what}): "
+            + ", ".join(f"'{t}'" + (f" x{n}" if n > 1 else "") for t, n in anchor_titles.most_common(3))
+            + f" came first, then the job's failure ({len(events)} events, {on_host} on {h}, in "
+            f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}: {', '.join(jobs[:4])}{'…' if len(jobs) > 4 else ''}); "
+            f"the host where a job's failure begins is one of its hosts by chance ({fmt_p(p)})"
+        )
+        scope = {"hosts": [h]}
+        if d not in ("host", "nic"):
+            scope["gpus"] = [f"{h}/{d}"]
+        by_sig: dict[int, list[int]] = defaultdict(list)
+        for i in events:
+            by_sig[ev[i].signature_id].append(i)
+        first = True
+        for s in sorted(by_sig, key=lambda s: (-len(by_sig[s]), s)):
+            ix.add(
+                Component(
+                    s,
+                    "localised_hardware",
+                    key,
+                    by_sig[s],
+                    p,
+                    [line] if first else [],
+                    scope,
+                    cause_class="network" if d == "nic" else "hardware",
+                )
+            )
+            first = False

@@ -1,0 +1,100 @@
+"""Single incidents: one job's failure begun by one host's own hardware or network error.
+
+Where it must fire (the kernel's line under the FQDN with a PCI bus id, the application's error
+under the short name with the GPU index, the peers' errors) and where it must stay silent (a
+hardware-sounding line logged whether or not anything fails; the same text on many hosts at once;
+one line followed by nothing)."""
+
+import pytest
+
+from incidentbot.analysis import analyze
+from incidentbot.analysis.synth import Fleet
+
+XID48, ECC, REMOTE, CHILD, LINK, WQ = 60, 61, 62, 63, 64, 65
+NODES = [f"node{i:03d}" for i in range(1, 17)]
+
+
+def fleet():
+    f = Fleet()
+    f.sig(XID48, "Xid 48: double-bit ECC error", "xid", "hardware")
+    f.sig(ECC, "CUDA error: uncorrectable ECC error encountered", "cuda_runtime", "hardware")
+    f.sig(REMOTE, "NCCL error: ncclRemoteError", "nccl_error", "network")
+    f.sig(CHILD, "torchrun child process failed (exitcode 1)", "launcher_elastic", "unknown")
+    f.sig(LINK, "mlx5_core: Port 1 link down", "infiniband_rdma", "network")
+    f.sig(WQ, "kernel: workqueue hogged CPU", "kernel", "hardware")
+    f.job("j1", NODES[:8], 20_000)
+    f.job("j2", NODES[8:], 20_000, start=100)
+    return f
+
+
+def gpu_incident(f, job, host, step, *, pci="0000:4e:00.0", index="3", peers=3):
+    """The kernel's line (FQDN, bus id), the app's error (short name, index), peers' errors."""
+    j = f.jobs[job]
+    t = j.start + step * j.step_s
+    ids = {f.event(XID48, job, None, f"{host}.cluster.example.com", gpu=pci, at=t).id}
+    ids.add(f.event(ECC, job, step, host, gpu=index, rank=3, at=t + 1.5).id)
+    ids.add(f.event(CHILD, job, step, host, gpu=index, rank=3, at=t + 8).id)
+    others = [h for h in j.hosts if h != host]
+    for k in range(peers):
+        ids.add(f.event(REMOTE, job, step, others[k], rank=8 * (k + 1), at=t + 10 + k).id)
+    return ids
+
+
+def host_hyps(props):
+    return [p for p in props if p.kind == "localised_hardware"]
+
+
+def test_one_incident_is_one_hypothesis_on_its_host():
+    f = fleet()
+    ids = gpu_incident(f, "j1", "node003", 4_000)
+    (p,) = host_hyps(analyze(f.events, f.signatures))
+    assert p.scope["hosts"] == ["node003"]
+    assert p.scope["gpus"] == ["node003/3"]  # the bus id 0000:4e:00.0 tied to index 3
+    assert set(p.event_ids) == ids
+    assert p.cause_class == "hardware"
+    assert any("came first" in line for line in p.evidence)
+
+
+def test_two_hosts_two_hypotheses_and_two_gpus_of_one_host_two_hypotheses():
+    f = fleet()
+    a = gpu_incident(f, "j1", "node003", 4_000)
+    b = gpu_incident(f, "j2", "node012", 9_000)
+    c = gpu_incident(f, "j1", "node003", 15_000, pci="0000:b7:00.0", index="6")
+    by_ids = {frozenset(p.event_ids): p for p in host_hyps(analyze(f.events, f.signatures))}
+    assert set(by_ids) == {frozenset(a), frozenset(b), frozenset(c)}
+    assert by_ids[frozenset(c)].scope["gpus"] == ["node003/6"]
+
+
+def test_the_same_gpu_failing_twice_is_one_hypothesis():
+    f = fleet()
+    a = gpu_incident(f, "j1", "node003", 4_000)
+    b = gpu_incident(f, "j1", "node003", 15_000)
+    (p,) = host_hyps(analyze(f.events, f.signatures))
+    assert set(p.event_ids) == a | b
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "background",  # a hardware-sounding kernel line logged all day, now and then next to an error
+        "same_moment_many_hosts",  # one text on four hosts at once: a switch or power, not a host
+        "nothing_follows",  # one hardware line, the job carries on
+    ],
+)
+def test_silent(case):
+    f = fleet()
+    j = f.jobs["j1"]
+    if case == "background":
+        for k in range(40):
+            f.event(WQ, "j1", None, NODES[k % 8], at=j.start + 500 * k)
+        # two unrelated errors happen to follow it: still background
+        f.event(CHILD, "j1", 250, NODES[0], rank=0, at=j.start + 20)
+        f.event(CHILD, "j1", 1250, NODES[1], rank=8, at=j.start + 520)
+    elif case == "same_moment_many_hosts":
+        t = j.start + 8_000
+        for k, h in enumerate(NODES[:4]):
+            f.event(LINK, "j1", None, h, at=t + 0.1 * k)
+            f.event(REMOTE, "j1", 4_000, h, rank=8 * k, at=t + 5 + k)
+    else:
+        f.event(XID48, "j1", None, "node003", gpu="0000:4e:00.0", at=j.start + 8_000)
+    assert host_hyps(analyze(f.events, f.signatures)) == []
