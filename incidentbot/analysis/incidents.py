@@ -35,61 +35,10 @@ import bisect
 from collections import Counter, defaultdict
 
 from .coverage import is_benign_text
+from .gpus import device_of
 from .index import Component, Index, fmt_p
-from .names import link_gpu_ids, normalise_gpu
 
 __all__ = ["find_incidents"]
-
-
-def _device(ix: Index, i: int, pci_index: dict[tuple[str, str], str]) -> str | None:
-    """The GPU an event names, as an index (a PCI bus id read through the host's tie), or None."""
-    e = ix.ev[i]
-    g = normalise_gpu(e.gpu)
-    if g is None:
-        return None
-    if g.startswith("pci:"):
-        return pci_index.get((e.host, g), g)
-    return g if g.isdigit() else None
-
-
-def _gpu_ties(ix: Index) -> dict[tuple[str, str], str]:
-    """(host, PCI bus id) -> GPU index, from the events that show both: an event with a bus id and
-    one with an index on the same host within a few seconds, the one GPU each of them names
-    (``names.link_gpu_ids`` keeps the most frequent pairing and drops ties). A bus id seen on no
-    such host is read through the fleet's most frequent pairing (one server model numbers its
-    GPUs the same way on every host)."""
-    S = ix.S
-    by_host: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for e in ix.ev:
-        if e.host is None or e.gpu is None:
-            continue
-        g = normalise_gpu(e.gpu)
-        if g is not None and (g.isdigit() or g.startswith("pci:")):
-            by_host[e.host].append((e.time, g))
-    obs: list[tuple[str, str, str]] = []
-    for h, lst in by_host.items():
-        pcis = [(t, g) for t, g in lst if g.startswith("pci:")]
-        if not pcis:
-            continue
-        idx = sorted((t, g) for t, g in lst if g.isdigit())
-        ts = [t for t, _ in idx]
-        for t, p in pcis:
-            lo = bisect.bisect_left(ts, t - S.incident_tie_s)
-            hi = bisect.bisect_right(ts, t + S.incident_tie_s)
-            near = {g for _t, g in idx[lo:hi]}
-            if len(near) == 1:
-                obs.append((h, next(iter(near)), p))
-    ties = link_gpu_ids(obs)
-    fleet: dict[str, Counter] = defaultdict(Counter)
-    for (_h, p), i in ties.items():
-        fleet[p][i] += 1
-    for h, lst in by_host.items():
-        for _t, g in lst:
-            if g.startswith("pci:") and (h, g) not in ties and fleet.get(g):
-                (top, n), *rest = fleet[g].most_common(2) + [(None, -1)]
-                if rest[0][1] < n:
-                    ties[(h, g)] = top
-    return ties
 
 
 def find_incidents(ix: Index) -> None:
@@ -142,7 +91,6 @@ def find_incidents(ix: Index) -> None:
         storm_starts[j].sort()
     from .precedence import watchdog_window  # the watchdog's own timeout, read from its text
 
-    pci_index = _gpu_ties(ix)
     host_jobs: dict[str, set[str]] = defaultdict(set)
     for j, h in jh_idx:
         host_jobs[h].add(j)
@@ -197,9 +145,9 @@ def find_incidents(ix: Index) -> None:
         if a not in take:
             take.append(a)
         used.update(take)
-        dev = _device(ix, a, pci_index)
+        dev = device_of(ix, a)
         if dev is None:
-            devs = Counter(_device(ix, i, pci_index) for i in take if ev[i].host == h)
+            devs = Counter(device_of(ix, i) for i in take if ev[i].host == h)
             devs.pop(None, None)
             if len(devs) == 1:
                 dev = next(iter(devs))

@@ -246,6 +246,7 @@ class Index:
         self.in_storm: set[int] = set()
         self.components: list[Component] = []
         self.taken: set[int] = set()
+        self.cache: dict = {}  # what a rule derives once per analysis (e.g. gpus.py's PCI ties)
 
     def sig_title(self, s: int) -> str:
         si = self.sigs.get(s)
