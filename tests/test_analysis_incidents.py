@@ -98,3 +98,51 @@ def test_silent(case):
     else:
         f.event(XID48, "j1", None, "node003", gpu="0000:4e:00.0", at=j.start + 8_000)
     assert host_hyps(analyze(f.events, f.signatures)) == []
+
+
+NODEFAIL, CONNECT, TIMELIMIT, NOTREADY = 66, 67, 68, 69
+
+
+def fleet_down():
+    f = fleet()
+    f.sig(NODEFAIL, "SLURM: node failure", "slurm", "hardware")
+    f.sig(CONNECT, "NCCL WARN: socketStartConnect: Connect to <IP> failed", "nccl_warn", "network")
+    f.sig(TIMELIMIT, "SLURM: job cancelled due to time limit", "slurm", "infrastructure")
+    f.sig(NOTREADY, "Warning NodeNotReady pod/<NAME> Node is not ready", "other", "unknown")
+    return f
+
+
+def peers_lose_it(f, job, t, n=5):
+    hosts = f.jobs[job].hosts
+    return {f.event(CONNECT, job, 4_000, hosts[1 + k % 6], rank=8 * k, at=t + 8 + 6 * k).id for k in range(n)}
+
+
+def test_a_node_failure_naming_the_node_list_is_one_incident_with_its_peers_lines():
+    f = fleet_down()
+    t = f.jobs["j1"].start + 8_000
+    a = {f.event(NODEFAIL, "j1", None, "node[001-008]", at=t).id} | peers_lose_it(f, "j1", t)
+    t2 = f.jobs["j2"].start + 30_000
+    b = {f.event(NODEFAIL, "j2", None, "node[009-016]", at=t2).id} | peers_lose_it(f, "j2", t2)
+    props = [p for p in analyze(f.events, f.signatures) if p.kind == "node_failure"]
+    assert sorted(set(p.event_ids) for p in props) == sorted([a, b], key=min)
+    assert all(p.scope["jobs"] in (["j1"], ["j2"]) and "Node failure in job" in p.title for p in props)
+
+
+def test_a_node_gone_not_ready_is_its_host():
+    f = fleet_down()
+    t = f.jobs["j1"].start + 8_000
+    ids = {f.event(NOTREADY, "j1", None, "node005", at=t).id} | peers_lose_it(f, "j1", t)
+    (p,) = host_hyps(analyze(f.events, f.signatures))
+    assert p.scope["hosts"] == ["node005"] and set(p.event_ids) == ids
+
+
+@pytest.mark.parametrize("case", ["time_limit_with_node_list", "node_failure_alone"])
+def test_node_failure_silent(case):
+    f = fleet_down()
+    t = f.jobs["j1"].start + 8_000
+    if case == "time_limit_with_node_list":  # the scheduler ends the job: not a node's failure
+        f.event(TIMELIMIT, "j1", None, "node[001-008]", at=t)
+        peers_lose_it(f, "j1", t)
+    else:
+        f.event(NODEFAIL, "j1", None, "node[001-008]", at=t)
+    assert [p for p in analyze(f.events, f.signatures) if p.kind in ("node_failure", "localised_hardware")] == []

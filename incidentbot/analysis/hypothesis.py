@@ -69,6 +69,8 @@ class Hyp:
             cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
+        elif kind == "node_failure":
+            cause = text_class if text_class != "unknown" else "infrastructure"
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
@@ -113,6 +115,12 @@ class Hyp:
             title = (
                 f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
                 f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart"
+            )
+        elif kind == "node_failure":
+            first = next(c for c in comps if c.kind == "node_failure")
+            title = (
+                f"Node failure in job {', '.join(scope.get('jobs', ['?']))}: {eng.sig_title(first.sig)}, then its "
+                f"peers lost it ({n_sym} symptom{'s' if n_sym > 1 else ''})"
             )
         elif kind == "storm":
             others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]

@@ -41,14 +41,60 @@ from .index import Component, Index, fmt_p
 __all__ = ["find_incidents"]
 
 
+def _says_down(ix: Index, s: int) -> bool:
+    si = ix.sigs.get(s)
+    if si is None:
+        return False
+    text = f"{si.category} {si.title}".lower()
+    return any(m in text for m in ix.S.host_down_markers)
+
+
+def _node_failure(ix: Index, take: list[int], a: int) -> None:
+    """An incident whose first line names no one host (a node list: SLURM's "node failure" for the
+    job): one hypothesis of its own, the job's failure explained by a node going down."""
+    ev = ix.ev
+    j = ev[a].job_id
+    hosts = sorted({ev[i].host for i in take if ev[i].host is not None})
+    n_hosts = max(1, len(ix.expo.job_hosts.get(j, ())))
+    line = (
+        f"'{ix.sig_title(ev[a].signature_id)}' for job {j} (no one host named), then {len(take) - 1} lines of "
+        f"its peers within {ix.S.incident_gap_s:.0f} s of each other on {len(hosts)} of its {n_hosts} hosts: "
+        f"one node of the job went down and the others lost it"
+    )
+    by_sig: dict[int, list[int]] = defaultdict(list)
+    for i in take:
+        by_sig[ev[i].signature_id].append(i)
+    cls = ix.sig_class(ev[a].signature_id)
+    for n, s in enumerate(sorted(by_sig, key=lambda s: (s != ev[a].signature_id, -len(by_sig[s]), s))):
+        ix.add(
+            Component(
+                s,
+                "node_failure",
+                ("node_failure", j, str(ev[a].id)),
+                by_sig[s],
+                0.5,  # no test: the scheduler's own word that a node failed, and the job's failure after it
+                [line] if n == 0 else [],
+                {"jobs": [j]},
+                cause_class=cls if cls != "unknown" else "infrastructure",
+            )
+        )
+
+
 def find_incidents(ix: Index) -> None:
     S = ix.S
     ev = ix.ev
     if not ev:
         return
     free = [i not in ix.taken and i not in ix.in_storm for i in range(len(ev))]
-    benign = {s: is_benign_text(ix, s) for s in ix.by_sig}
-    anchor_sig = {s for s in ix.by_sig if ix.sig_class(s) in S.incident_classes and not benign[s]}
+    # benign words (a WARN level) on a text that means network or hardware do not make it noise
+    # here: "NCCL WARN ... Connect failed" is how peers say a node is gone
+    benign = {s: is_benign_text(ix, s) and ix.sig_class(s) not in S.incident_classes for s in ix.by_sig}
+    # a text saying a node went down (Kubernetes NodeNotReady, SLURM's node failure) begins an
+    # incident whatever its words' class; the node logs nothing itself, its peers do
+    down = {s for s in ix.by_sig if _says_down(ix, s)}
+    for s in down:
+        benign[s] = False
+    anchor_sig = {s for s in ix.by_sig if (ix.sig_class(s) in S.incident_classes and not benign[s]) or s in down}
     if not anchor_sig:
         return
     # per job and host: the job's events on that host, by time (for "followed on the same host")
@@ -67,14 +113,24 @@ def find_incidents(ix: Index) -> None:
         hi = bisect.bisect_right(ts, e.time + S.incident_gap_s)
         return any(ev[ii[q]].signature_id != e.signature_id for q in range(lo, min(hi, lo + 200)))
 
+    def followed_in_job(i: int) -> bool:
+        """Another non-benign text of the job follows (on any host): for a node gone down, or a
+        job-level line naming the job's node list."""
+        e = ev[i]
+        tk, idx = ix.job_times[e.job_id], ix.by_job[e.job_id]
+        lo = bisect.bisect_right(tk, e.time)
+        hi = bisect.bisect_right(tk, e.time + S.incident_gap_s)
+        return any(
+            ev[idx[q]].signature_id != e.signature_id and not benign[ev[idx[q]].signature_id]
+            for q in range(lo, min(hi, lo + 200))
+        )
+
     cand: dict[int, list[int]] = defaultdict(list)
     for s in sorted(anchor_sig):
         occ_seen: dict[int, bool] = {}
         for i in ix.by_sig[s]:
-            if ev[i].host is None:
-                continue
             o = ix.occ[i]
-            f = followed(i)
+            f = followed_in_job(i) if (ev[i].host is None or s in down) else followed(i)
             occ_seen[o] = occ_seen.get(o, False) or f
             if f and free[i]:
                 cand[s].append(i)
@@ -105,7 +161,9 @@ def find_incidents(ix: Index) -> None:
         st_ = sig_times[e.signature_id]
         lo = bisect.bisect_left(st_, t - S.incident_simul_s)
         hi = bisect.bisect_right(st_, t + S.incident_simul_s)
-        if any(ev[ix.by_sig[e.signature_id][q]].host not in (h, None) for q in range(lo, min(hi, lo + 50))):
+        if h is not None and any(
+            ev[ix.by_sig[e.signature_id][q]].host not in (h, None) for q in range(lo, min(hi, lo + 50))
+        ):
             continue
         # the jobs this incident interrupted: the anchor's, and those on the host logging right after it
         jobs = {e.job_id}
@@ -129,7 +187,7 @@ def find_incidents(ix: Index) -> None:
                 ei = ev[i]
                 while bridges and bridges[0][0] <= ei.time:
                     last = max(last, bridges.pop(0)[1])
-                on_host = ei.host == h
+                on_host = h is not None and ei.host == h
                 if ei.time > last + S.incident_gap_s:
                     if not bridges and not (on_host and ei.time <= host_until):
                         break
@@ -152,6 +210,9 @@ def find_incidents(ix: Index) -> None:
             if len(devs) == 1:
                 dev = next(iter(devs))
         kind = "gpu" if dev is not None else ("nic" if ix.sig_class(e.signature_id) == "network" else "host")
+        if h is None:
+            _node_failure(ix, take, a)
+            continue
         incidents.append((h, dev if dev is not None else kind, take, a, e.job_id))
     if not incidents:
         return

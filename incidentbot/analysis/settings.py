@@ -66,6 +66,7 @@ class Settings:
     incident_pre_s: float = 5.0  # the host's own lines this much before its error (clocks of two logs)
     incident_simul_s: float = 10.0  # the same text on several hosts this close: a shared component
     incident_follow_frac: float = 0.5  # a text followed by a failure less often than this is background
+    host_down_markers: tuple[str, ...] = ("nodenotready", "node not ready", "node failure", "node_fail")
     incident_tie_s: float = 10.0  # a PCI bus id and a GPU index on one host this close name one GPU
 
 
