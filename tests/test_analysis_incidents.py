@@ -146,3 +146,17 @@ def test_node_failure_silent(case):
     else:
         f.event(NODEFAIL, "j1", None, "node[001-008]", at=t)
     assert [p for p in analyze(f.events, f.signatures) if p.kind in ("node_failure", "localised_hardware")] == []
+
+
+def test_an_xid_of_any_class_begins_an_incident_on_its_gpu():
+    """Xid 13 (the driver's SM exception: the code's bad access or the GPU's) then the app's illegal
+    memory access on the same GPU: one incident, whatever the Xid's class."""
+    f = fleet()
+    xid13, ima = 80, 81
+    f.sig(xid13, "Xid 13: shader/SM exception", "xid", "software")
+    f.sig(ima, "CUDA error: an illegal memory access was encountered", "cuda_runtime", "unknown")
+    t = f.jobs["j1"].start + 6_000
+    ids = {f.event(xid13, "j1", None, "node004.cluster.example.com", gpu="0000:9a:00.0", at=t).id}
+    ids.add(f.event(ima, "j1", 3_000, "node004", gpu="4", rank=28, at=t + 1.2).id)
+    (p,) = host_hyps(analyze(f.events, f.signatures))
+    assert set(p.event_ids) == ids and p.scope["gpus"] == ["node004/4"]

@@ -41,6 +41,11 @@ from .index import Component, Index, fmt_p
 __all__ = ["find_incidents"]
 
 
+def _category(ix: Index, s: int) -> str:
+    si = ix.sigs.get(s)
+    return si.category if si else ""
+
+
 def _says_down(ix: Index, s: int) -> bool:
     si = ix.sigs.get(s)
     if si is None:
@@ -94,7 +99,12 @@ def find_incidents(ix: Index) -> None:
     down = {s for s in ix.by_sig if _says_down(ix, s)}
     for s in down:
         benign[s] = False
-    anchor_sig = {s for s in ix.by_sig if (ix.sig_class(s) in S.incident_classes and not benign[s]) or s in down}
+    anchor_sig = {
+        s
+        for s in ix.by_sig
+        if (not benign[s] and (ix.sig_class(s) in S.incident_classes or _category(ix, s) in S.incident_categories))
+        or s in down
+    }
     if not anchor_sig:
         return
     # per job and host: the job's events on that host, by time (for "followed on the same host")

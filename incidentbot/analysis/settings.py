@@ -62,6 +62,9 @@ class Settings:
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
     # incidents (incidents.py): one job's failure begun by a hardware/network error on one host
     incident_classes: tuple[str, ...] = ("hardware", "network")  # texts that can begin one
+    # ... and whatever their class: the driver's own report on one GPU (an Xid 13 may be the code's
+    # bad access or the GPU's; either way that GPU's failure began there)
+    incident_categories: tuple[str, ...] = ("xid",)
     incident_gap_s: float = 120.0  # the incident's lines follow each other at most this far apart
     incident_pre_s: float = 5.0  # the host's own lines this much before its error (clocks of two logs)
     incident_simul_s: float = 10.0  # the same text on several hosts this close: a shared component
