@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 
 from incidentbot import signatures as sigengine
 from incidentbot.ids import IdError, parse_id
@@ -148,9 +150,9 @@ def _id(text: str, prefix: str) -> int:
 
 def events_page(rt, *, limit: int, after: int | None):
     with rt.db.read() as session:
-        q = select(Event).order_by(Event.id).limit(limit + 1)
+        q = select(Event).order_by(col(Event.id)).limit(limit + 1)
         if after is not None:
-            q = q.where(Event.id > after)
+            q = q.where(col(Event.id) > after)
         rows = list(session.scalars(q))
         cmap = canonical_map(session)
     more = len(rows) > limit
@@ -182,7 +184,7 @@ def events_page(rt, *, limit: int, after: int | None):
     return out, (rows[-1].id if more and rows else None)
 
 
-def signature_record(rt, session, sig: Signature, merged_from: list[Signature] = ()) -> dict:
+def signature_record(rt, session, sig: Signature, merged_from: Sequence[Signature] = ()) -> dict:
     members = [sig, *merged_from]
     return dict(
         id=f"S-{sig.id}",
@@ -222,7 +224,7 @@ def signatures_page(rt, *, limit: int, after: int | None):
         cmap = canonical_map(session)
         merged: dict[int, list[Signature]] = {}
         if cmap:
-            for s in session.scalars(select(Signature).where(Signature.id.in_(list(cmap)))):
+            for s in session.scalars(select(Signature).where(col(Signature.id).in_(list(cmap)))):
                 merged.setdefault(cmap[s.id], []).append(s)
         out = [signature_record(rt, session, s, merged.get(s.id, [])) for s in rows]
     return out, (rows[-1].id if more and rows else None)
@@ -245,7 +247,7 @@ def signature_detail(rt, text: str) -> dict:
 
 def hypothesis_record(rt, session, h: Hypothesis) -> dict:
     sids = rt.hypotheses.signature_ids(session, h.id)
-    sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sids)))) if sids else []
+    sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sids)))) if sids else []
     return dict(
         id=f"H-{h.id}",
         title=h.title,
@@ -278,9 +280,9 @@ def hypothesis_detail(rt, text: str) -> dict:
             raise HTTPException(404, detail=f"H-{hid} does not exist")
         record = hypothesis_record(rt, session, h)
         record["timeline"] = [
-            dict(at=l.at, kind=l.kind, text=l.text, actor=l.actor)
-            for l in session.scalars(
-                select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid).order_by(HypothesisLog.id)
+            dict(at=entry.at, kind=entry.kind, text=entry.text, actor=entry.actor)
+            for entry in session.scalars(
+                select(HypothesisLog).where(col(HypothesisLog.hypothesis_id) == hid).order_by(col(HypothesisLog.id))
             )
         ]
         record["merged_into"] = f"H-{h.merged_into}" if h.merged_into else None

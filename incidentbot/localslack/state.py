@@ -197,7 +197,7 @@ class Workspace:
         self.version += 1
         self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
         """Block until `predicate()` returns something truthy (re-evaluated on every change) and return it.
 
         The predicate runs with the workspace lock held, so it may call accessors like
@@ -767,9 +767,7 @@ class Workspace:
             return ctx["uses"] if ctx else 0
 
     # ------------------------------------------------------------------ faults
-    def fail_next(
-        self, method: str | None, *, status: int, retry_after: int | None = None, times: int = 1
-    ) -> None:
+    def fail_next(self, method: str | None, *, status: int, retry_after: int | None = None, times: int = 1) -> None:
         """The next `times` calls of `method` (None = any) answer HTTP `status`.
 
         429 answers carry `Retry-After` (default 1) and `{"ok": false, "error": "ratelimited"}`.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from incidentbot.api import schemas
 from incidentbot.ids import IdError, parse_id
@@ -135,7 +136,7 @@ class CommandRouter:
             raise LookupError(getattr(exc, "detail", f"H-{hid} does not exist")) from None
         with rt.db.read() as session:
             sig_ids = [int(s[2:]) for s in h["signature_ids"]]
-            sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sig_ids)))) if sig_ids else []
+            sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sig_ids)))) if sig_ids else []
             sig_records = [schemas.signature_record(rt, session, s) for s in sorted(sigs, key=lambda s: -s.count)]
             runbooks = [self._runbook_dict(c.runbook.id) for c in rt.runbooks.for_hypothesis(session, hid, sigs)]
             polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, hypothesis_id=hid, limit=3)]
@@ -176,10 +177,10 @@ class CommandRouter:
             from incidentbot.models import HypothesisSignature
 
             hid = session.scalar(
-                select(HypothesisSignature.hypothesis_id)
-                .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
-                .where(HypothesisSignature.signature_id == sid, Hypothesis.merged_into.is_(None))
-                .order_by(HypothesisSignature.event_count.desc())
+                select(col(HypothesisSignature.hypothesis_id))
+                .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
+                .where(col(HypothesisSignature.signature_id) == sid, col(Hypothesis.merged_into).is_(None))
+                .order_by(col(HypothesisSignature.event_count).desc())
             )
             hyp = None
             if hid:
