@@ -59,7 +59,7 @@ def _node_failure(ix: Index, take: list[int], a: int) -> None:
     job): one hypothesis of its own, the job's failure explained by a node going down."""
     ev = ix.ev
     j = ev[a].job_id
-    hosts = sorted({ev[i].host for i in take if ev[i].host is not None})
+    hosts = sorted({h for i in take if (h := ev[i].host) is not None})
     n_hosts = max(1, len(ix.expo.job_hosts.get(j, ())))
     line = (
         f"'{ix.sig_title(ev[a].signature_id)}' for job {j} (no one host named), then {len(take) - 1} lines of "
@@ -247,14 +247,15 @@ def find_incidents(ix: Index) -> None:
         p = min(1.0, p * n_hosts)
         anchor_titles = Counter(ix.sig_title(ev[a].signature_id) for _t, a, _j in incs)
         events = sorted({i for take, _a, _j in incs for i in take})
-        jobs = sorted({j for _t, _a, j in incs})
-        on_host = sum(1 for i in events if ev[i].host == h)
+        inc_jobs = sorted({j for _t, _a, j in incs})
+        n_on_host = sum(1 for i in events if ev[i].host == h)
         what = f"GPU {d}" if d not in ("host", "nic") else ("its NIC" if d == "nic" else "the host")
         line = (
             f"{len(incs)} incident{'s' if len(incs) > 1 else ''} on host {h} ({what}): "
             + ", ".join(f"'{t}'" + (f" x{n}" if n > 1 else "") for t, n in anchor_titles.most_common(3))
-            + f" came first, then the job's failure ({len(events)} events, {on_host} on {h}, in "
-            f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}: {', '.join(jobs[:4])}{'…' if len(jobs) > 4 else ''}); "
+            + f" came first, then the job's failure ({len(events)} events, {n_on_host} on {h}, in "
+            f"{len(inc_jobs)} job{'s' if len(inc_jobs) > 1 else ''}: {', '.join(inc_jobs[:4])}"
+            f"{'…' if len(inc_jobs) > 4 else ''}); "
             f"the host where a job's failure begins is one of its hosts by chance ({fmt_p(p)})"
         )
         scope = {"hosts": [h]}
