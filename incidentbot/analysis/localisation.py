@@ -179,7 +179,7 @@ def _gpu_hits(ix: Index, s, with_host, rest, w, W, n, n_runs, min_k, alpha) -> N
         if h not in w:
             continue
         others = sum(by_dev.values()) - on_host[h]
-        q = (by_dev[d] - sum(len(v) for (h2, d2), v in units.items() if h2 == h and d2 == d) + 1) / (others + n_gpu)
+        q = (by_dev[d] - k + 1) / (others + n_gpu)
         share = w[h] / W * q
         p = min(1.0, binom_sf(k, n, share) * n_tests)
         if p >= alpha:
