@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from .cooccurrence import cooccur
 from .coverage import cover, is_job_level_text
 from .hypothesis import Hyp
-from .incidents import find_incidents
+from .incidents import find_anchored, find_incidents
 from .index import Index
 from .localisation import localise
 from .merging import human_only, merge
@@ -76,6 +76,9 @@ def _run(ix: Index) -> list[Proposal]:
             keep = onset(ix, s, idx)
             if len(ix.components) == n_before:
                 left[s] = keep
+    # one job's failure begun by one host's own hardware or network error (single incidents)
+    find_anchored(ix)
+    left = {s: kept for s, idx in left.items() if (kept := [i for i in idx if i not in ix.taken])}
     # a symptom shared by two regressions (one text, two onsets): split it by the known onsets
     known = sorted(
         {(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),

@@ -32,6 +32,10 @@ class Hyp:
         self.lines_extra: list[str] = []
         for c in comps:
             self.add_events(c.sig, c.events, None)
+            if c.kind == "host_incident" and self.incident is None:
+                # found by incidents.find_anchored: its host, what its first line means, its failures
+                self.incident = (c.scope["hosts"][0], c.cause_class)
+                self.episodes = max(self.episodes, c.count)
 
     def add_events(self, s: int, ids: list[int], line: str | None) -> None:
         self.events.extend(ids)
@@ -82,13 +86,17 @@ class Hyp:
             cause = "data"
         elif kind == "host_incident":
             cause = self.incident[1]
+        elif kind == "node_failure":
+            cause = text_class if text_class != "unknown" else "infrastructure"
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
         conf = confidence_from(p, agree=agree) if comps or self.storm_p else 0.5
         if kind == "host_incident":
-            # no test of chance behind it: the lines' own meaning and their place and time
-            conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
+            assert self.incident is not None  # set with the kind (above, or from its components)
+            # an episode's lead has no test of chance behind it, only the lines' own meaning and their
+            # place and time; an anchored incident has its chance test (the components' p)
+            conf = max(eng.S.incident_confidence, conf if comps or self.storm_p else 0.0)
             scope["hosts"] = [self.incident[0]]
         pre = self.storm_precursor
         if kind == "storm" and not comps:
@@ -138,8 +146,18 @@ class Hyp:
                 cause, "Failure on host"
             )
             n_ep = max(1, self.episodes)
-            title = f"{what} {self.incident[0]}: {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom" + (
-                "s" if n_sym > 1 else ""
+            g = scope.get("gpus", [])
+            title = (
+                f"{what} {self.incident[0]}"
+                + (f" (GPU {g[0].split('/', 1)[1]})" if len(g) == 1 else "")
+                + f": {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom"
+                + ("s" if n_sym > 1 else "")
+            )
+        elif kind == "node_failure":
+            first = next(c for c in comps if c.kind == "node_failure")
+            title = (
+                f"Node failure in job {', '.join(scope.get('jobs', ['?']))}: {eng.sig_title(first.sig)}, then its "
+                f"peers lost it ({n_sym} symptom{'s' if n_sym > 1 else ''})"
             )
         elif kind == "storm":
             assert pre is not None  # as above
@@ -162,7 +180,7 @@ class Hyp:
                 f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
                 f"of the {n_sym} symptoms",
             )
-        if kind == "host_incident":
+        if kind == "host_incident" and not comps:  # (an anchored incident's components say it with their test)
             n_ep = max(1, self.episodes)
             jobs_n = len({ev[i].job_id for i in self.events})
             lines.insert(
