@@ -38,7 +38,8 @@ def background_texts(ix: Index) -> set[int]:
     """Hardware or network texts (not benign-sounding) logged whether or not anything fails: most of
     their lines have no other such line of their job within ``incident_gap_s`` (a kernel warning
     logged all day, a health check's known false positive). They neither begin nor join an incident
-    (``find_anchored``) nor lead an episode (``find_incidents``). Memoised on the index."""
+    (``find_anchored``) nor lead an episode (``find_incidents``) on a host with no incident yet.
+    Memoised on the index."""
     got = ix.cache.get("incident_background")
     if got is not None:
         return got
@@ -189,6 +190,7 @@ class Incidents:
     members: dict[int, list[int]] = field(default_factory=dict)  # that first line -> the episode's leftover lines
     leads: set[int] = field(default_factory=set)  # texts that come with others (not background)
     found: set[int] = field(default_factory=set)  # hypotheses of ``find_anchored``'s incidents (per host x GPU)
+    by_gpu: dict[tuple[str, ...], int] = field(default_factory=dict)  # (host, GPU) -> its incident hypothesis
 
     @property
     def hyps(self) -> frozenset[int]:
@@ -236,6 +238,9 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
         if h.incident is not None:
             out.found.add(hi)
             out.by_host.setdefault(h.incident[0], hi)
+            for c in h.comps:
+                for g in c.scope.get("gpus", []):
+                    out.by_gpu.setdefault(tuple(g.split("/", 1)), hi)
     out.leads = leads
     joins = joining_texts(ix, eps, leads)
     background = background_texts(ix)
@@ -250,10 +255,7 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
                 (
                     i
                     for i in ep
-                    if i not in benign
-                    and ev[i].host is not None
-                    and ix.sig_class(ev[i].signature_id) == cls
-                    and ev[i].signature_id not in background
+                    if i not in benign and ev[i].host is not None and ix.sig_class(ev[i].signature_id) == cls
                 ),
                 None,
             )
@@ -261,6 +263,10 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
                 break
         if lead is not None and _simultaneous(ix, lead):
             lead = None  # the same line on other hosts at once: a switch or a power event, left to the others
+        if lead is not None and ev[lead].signature_id in background and ev[lead].host not in out.by_host:
+            # a text logged whether or not anything fails points at no host by itself; on a host with an
+            # incident (a GPU's later health check) it is that incident's line
+            lead = None
         if lead is not None and (lead not in core or n_core < 2):
             # one host line alone: a failure of that host when the job stopped right after it and
             # the line means hardware; a lone network line may be a link or a switch, which
@@ -292,6 +298,8 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
         if not left:
             continue
         h = owner.get(lead)
+        if h is None:
+            h = out.by_gpu.get((ev[lead].host or "?", device_of(ix, lead) or "?"))
         if h is None:
             h = out.incident(ix, hyps, ev[lead].host or "?", ix.sig_class(ev[lead].signature_id))
         elif not ix.S.episode_join_owned and not hyps[h].incident:
