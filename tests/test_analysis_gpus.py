@@ -54,6 +54,22 @@ def test_one_gpu_of_a_host(case, fires):
     assert any("occurrences on GPU 6 of host" in line for line in p.evidence)  # the host alone is not enough
 
 
+def test_a_network_text_on_one_bus_id_is_no_gpus_fault():
+    """The layout of ``bad_gpu`` above, but the text means network and names a PCI bus id (the
+    NIC's, as an InfiniBand completion error does): no GPU of the host is blamed."""
+    f = fleet()
+    ib = 71
+    f.sig(ib, "NET/IB : Got completion with error 12", "infiniband_rdma", "network")
+    rng = random.Random(7)
+    for _ in range(20):
+        k = rng.randrange(4)
+        h = rng.choice(f.jobs[f"j{k}"].hosts)
+        f.event(ib, f"j{k}", rng.randrange(20_000), h, gpu=f"0000:{rng.randrange(16, 250):02x}:00.0")
+    for k in range(6):
+        f.event(ib, "j0", 1_000 + 3_000 * k, HOSTS[3], gpu="0000:5d:00.0", rank=3)
+    assert [p.scope for p in analyze(f.events, f.signatures) if "gpus" in p.scope] == []
+
+
 def test_pci_bus_id_tied_to_index_from_events_close_on_one_host():
     f = fleet()
     j = f.jobs["j0"]

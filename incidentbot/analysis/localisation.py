@@ -121,7 +121,8 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
         ]
         ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
     # then one GPU of a host: a bad GPU concentrates on one device, a code bug spreads over ranks
-    if not suspects:
+    # (a network text's PCI bus id is its NIC's, and a link fault is a switch's or the host's: not here)
+    if not suspects and ix.sig_class(s) != "network":
         _gpu_hits(ix, s, with_host, rest, w, W, n, len(jobs), min_k, alpha)
     # then a spread over several hosts of one switch, none of them alone enough
     if ix.topo and not suspects:
