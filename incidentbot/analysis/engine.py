@@ -76,7 +76,7 @@ def _run(ix: Index) -> list[Proposal]:
             keep = onset(ix, s, idx)
             if len(ix.components) == n_before:
                 left[s] = keep
-    # one job's failure begun by one host's own hardware or network error (single incidents)
+    # incidents, pass 1: one job's failure begun by one host's own hardware or network line (incidents.py)
     find_anchored(ix)
     left = {s: kept for s, idx in left.items() if (kept := [i for i in idx if i not in ix.taken])}
     # a symptom shared by two regressions (one text, two onsets): split it by the known onsets

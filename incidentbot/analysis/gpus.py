@@ -52,7 +52,8 @@ def _devices(ix: Index) -> list[str | None]:
         d = memo.get(k, "?")
         if d == "?":
             g = norm[e.gpu]
-            d = memo[k] = ties.get((e.host, g), g) if g is not None and g.startswith("pci:") else g
+            pci = g is not None and g.startswith("pci:") and e.host is not None
+            d = memo[k] = ties.get((e.host or "", g or ""), g) if pci else g
         out.append(d)
     return out
 

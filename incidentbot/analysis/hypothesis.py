@@ -84,7 +84,7 @@ class Hyp:
             cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
-        elif kind == "host_incident":
+        elif kind == "host_incident" and self.incident is not None:  # (always set with that kind)
             cause = self.incident[1]
         elif kind == "node_failure":
             cause = text_class if text_class != "unknown" else "infrastructure"
@@ -148,7 +148,7 @@ class Hyp:
             n_ep = max(1, self.episodes)
             g = scope.get("gpus", [])
             title = (
-                f"{what} {self.incident[0]}"
+                f"{what} {scope['hosts'][0]}"
                 + (f" (GPU {g[0].split('/', 1)[1]})" if len(g) == 1 else "")
                 + f": {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom"
                 + ("s" if n_sym > 1 else "")
@@ -188,7 +188,7 @@ class Hyp:
                 f"{n_ep} failure{'s' if n_ep > 1 else ''} in {jobs_n} job{'s' if jobs_n > 1 else ''}, each a few lines "
                 f"within seconds ({symptoms}), the first line "
                 + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
-                + f"on {self.incident[0]}: the other lines, on this host or its peers, are consequences",
+                + f"on {scope['hosts'][0]}: the other lines, on this host or its peers, are consequences",
             )
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)

@@ -1,24 +1,29 @@
-"""Rule 6b, incidents: one job's failure is several lines within seconds, and one cause.
+"""Rule 6b, incidents: one job's failure is several lines within seconds, and one cause: the host
+(and GPU) whose own hardware or network line came first. One concept, the *host incident*
+(kind ``host_incident``), found in two passes of this module:
 
-A GPU that fails logs its Xid on the host, the CUDA error on its rank, the launcher's "child
-failed" a few seconds later, and the peers' NCCL errors; a host that goes down logs its node
-failure and its peers' connect errors. Counted one signature at a time these are many small
-texts, each shared by many unrelated failures; together they are one *episode*: the lines of one
-job with gaps of at most ``episode_gap_s`` (and at most ``episode_max_span_s`` in all).
+1. ``find_anchored`` (component stage, before pooled onsets and merging): an *anchor* is a line of
+   hardware or network meaning, any Xid, or a node going down, *followed* by another text of its
+   job on that host; the incident is the job's lines chained from it (the kernel's line under the
+   FQDN with a PCI bus id tied to the GPU index, the app's error, the peers' errors, the launcher's
+   lines after the storm). One hypothesis per host x GPU (NIC, host), with a chance test: the host
+   where a job's failure begins is 1/n of its hosts, multiplied over that host's incidents,
+   corrected for the number of hosts. A node failure naming no one host (a SLURM node list) is
+   kind ``node_failure``.
+2. ``find_incidents`` (hypothesis stage, after merging): what is left, as *episodes* (a job's lines
+   with gaps of at most ``episode_gap_s``, at most ``episode_max_span_s`` in all). An episode of at
+   least two texts whose earliest hardware (else network) line sits on one host, or a lone
+   hardware line after which the job stopped, joins that host's incident (from pass 1, by GPU
+   where it names one) or begins one. An episode with no such line: its other lines follow its
+   first line's text (``follow``), so coverage puts "the child process failed" with its error.
 
-- A text is *background* when most of its lines come alone (a health check's known false
-  positive, a driver's routine register message, progress lines): it neither leads nor joins an
-  episode. A text that comes with others at least ``incident_lead_share`` of the time does.
-- An episode of at least two texts whose earliest line of hardware (else network) meaning sits
-  on one host points at that host: the *host incident* (one hypothesis per host, its episodes
-  added up), which the episode's other lines join, wherever they were logged. When that line is
-  already explained (a localised host, a switch), the other lines join that hypothesis.
-- An episode with no such line: its other lines follow its first line's text (``follow``), so
-  coverage puts "the child process failed" with the error that made it fail.
-
-Storms are not part of episodes: ``precedence.py`` gives a storm to the incident of the host that
-failed first in its job (within the watchdog's window), and ``companions`` brings the storm's own
-abort lines with it."""
+In both, *background* texts (``background_texts``: logged whether or not anything fails, most of
+their lines with no other failing text of their job near them) neither begin nor join an incident
+(pass 2: they lead only on a host that already has one, e.g. a GPU's later health check), and a
+line logged on other hosts at the same moment (``_simultaneous``) is no one host's fault (a switch,
+a power event). Storms are not part of incidents: ``precedence.py`` gives a storm to the incident of
+the host that failed first in its job (within the watchdog's window), and ``companions`` brings the
+storm's own abort lines with it."""
 
 from __future__ import annotations
 
@@ -30,8 +35,6 @@ from .coverage import is_benign_text, is_job_level_text
 from .gpus import device_of
 from .hypothesis import Hyp
 from .index import Component, Index, fmt_p
-
-LEAD_CLASSES = ("hardware", "network")
 
 
 def background_texts(ix: Index) -> set[int]:
@@ -226,19 +229,20 @@ class Incidents:
 
 
 def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Incidents:
-    """Host incidents (new hypotheses, owned events) and, for episodes without a host line, which
-    leftover line follows which text."""
+    """Pass 2 (see the module's text): episodes join pass 1's incidents or make new host incidents
+    (new hypotheses, owned events); for episodes without a host line, which leftover line follows
+    which text."""
     eps = episodes(ix)
     leads = leading_texts(ix, eps)
     ev = ix.ev
     out = Incidents()
     # the incidents ``find_anchored`` found: an episode led from their host joins them, and a
     # storm after them is theirs
-    for hi, h in enumerate(hyps):
-        if h.incident is not None:
+    for hi, hyp in enumerate(hyps):
+        if hyp.incident is not None:
             out.found.add(hi)
-            out.by_host.setdefault(h.incident[0], hi)
-            for c in h.comps:
+            out.by_host.setdefault(hyp.incident[0], hi)
+            for c in hyp.comps:
                 for g in c.scope.get("gpus", []):
                     out.by_gpu.setdefault(tuple(g.split("/", 1)), hi)
     out.leads = leads
@@ -250,7 +254,7 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
         n_core = len({ev[i].signature_id for i in core})
         # the host line: the first of hardware (else network) meaning, not benign-sounding
         lead = None
-        for cls in LEAD_CLASSES:
+        for cls in ix.S.incident_classes:
             lead = next(
                 (
                     i
@@ -386,6 +390,11 @@ def _node_failure(ix: Index, take: list[int], a: int) -> None:
 
 
 def find_anchored(ix: Index) -> None:
+    """Pass 1 (see the module's text): anchored incidents as components, one per host x device and
+    text, events taken. ``incident_gap_s`` chains the lines (a storm of the job within the watchdog
+    window bridges the chain; the storm itself is left to ``precedence.py``), ``incident_pre_s``
+    admits the host's own lines just before the anchor (clocks of two logs), and a text followed
+    less often than ``incident_follow_frac`` of its occurrences anchors nothing."""
     S = ix.S
     ev = ix.ev
     if not ev:
@@ -408,8 +417,8 @@ def find_anchored(ix: Index) -> None:
     if not anchor_sig:
         return
     # per job and host: the job's events on that host, by time (for "followed on the same host")
-    jh_times: dict[tuple[str, str], list[float]] = defaultdict(list)
-    jh_idx: dict[tuple[str, str], list[int]] = defaultdict(list)
+    jh_times: dict[tuple[str, str | None], list[float]] = defaultdict(list)
+    jh_idx: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for i, e in enumerate(ev):
         if e.host is not None and not benign[e.signature_id]:
             jh_times[(e.job_id, e.host)].append(e.time)
@@ -450,7 +459,6 @@ def find_anchored(ix: Index) -> None:
     anchors = sorted((i for lst in cand.values() for i in lst), key=lambda i: (ev[i].time, ev[i].id))
     if not anchors:
         return
-    sig_times = {s: [ev[i].time for i in ix.by_sig[s]] for s in cand}
     storm_starts: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
     for s, j, g in ix.storm_bursts:
         storm_starts[j].append((ev[g[0]].time, ev[g[-1]].time, s))
@@ -459,8 +467,9 @@ def find_anchored(ix: Index) -> None:
     from .precedence import watchdog_window  # the watchdog's own timeout, read from its text
 
     host_jobs: dict[str, set[str]] = defaultdict(set)
-    for j, h in jh_idx:
-        host_jobs[h].add(j)
+    for j, hh in jh_idx:
+        if hh is not None:
+            host_jobs[hh].add(j)
     incidents: list[tuple[str, str, list[int], int, str]] = []  # (host, device, events, anchor, job)
     used: set[int] = set()
     for a in anchors:
@@ -468,17 +477,11 @@ def find_anchored(ix: Index) -> None:
             continue
         e = ev[a]
         h, t = e.host, e.time
-        # the same text at the same moment on other hosts: a shared component, not this host
-        st_ = sig_times[e.signature_id]
-        lo = bisect.bisect_left(st_, t - S.incident_simul_s)
-        hi = bisect.bisect_right(st_, t + S.incident_simul_s)
-        if h is not None and any(
-            ev[ix.by_sig[e.signature_id][q]].host not in (h, None) for q in range(lo, min(hi, lo + 50))
-        ):
-            continue
+        if h is not None and _simultaneous(ix, a):
+            continue  # the same text at the same moment on other hosts: a shared component, not this host
         # the jobs this incident interrupted: the anchor's, and those on the host logging right after it
         jobs = {e.job_id}
-        for j in host_jobs[h]:
+        for j in host_jobs.get(h, set()) if h is not None else ():
             ts = jh_times[(j, h)]
             k = bisect.bisect_left(ts, t - S.incident_pre_s)
             if k < len(ts) and ts[k] <= t + S.incident_gap_s:
