@@ -86,3 +86,32 @@ def test_pci_bus_id_tied_to_index_from_events_close_on_one_host():
     assert device_of(ix, pos[a.id]) == "3"
     assert device_of(ix, pos[b.id]) == "3"
     assert device_of(ix, pos[c.id]) == "pci:0000:b7:00"
+
+
+@pytest.mark.parametrize("gpu, apart", [("2", True), ("6", False)])
+def test_an_incident_on_another_gpu_of_a_blamed_host_stays_apart(gpu, apart):
+    """GPU 6 of a host blamed by the GPU-level pass; then an ECC incident on that host (the kernel's
+    Xid with the bus id, the app's error with the index, a peer's error): on GPU 2 it is a
+    hypothesis of its own, on GPU 6 it joins the blamed GPU's."""
+    f = fleet()
+    xid, ecc, remote = 72, 73, 74
+    f.sig(xid, "Xid 48: double-bit ECC error", "xid", "hardware")
+    f.sig(ecc, "CUDA error: uncorrectable ECC error encountered", "cuda_runtime", "hardware")
+    f.sig(remote, "NCCL error: ncclRemoteError", "nccl_error", "network")
+    rng = random.Random(7)
+    for _ in range(20):
+        k = rng.randrange(4)
+        f.event(IMA, f"j{k}", rng.randrange(20_000), rng.choice(f.jobs[f"j{k}"].hosts), gpu=str(rng.randrange(8)))
+    bad = {f.event(IMA, "j0", 1_000 + 3_000 * k, HOSTS[3], gpu="6", rank=3).id for k in range(6)}
+    j = f.jobs["j0"]
+    t = j.start + 17_500 * j.step_s
+    inc = {f.event(xid, "j0", None, f"{HOSTS[3]}", gpu=f"0000:{40 + int(gpu):02x}:00.0", at=t).id}
+    inc.add(f.event(ecc, "j0", 17_500, HOSTS[3], gpu=gpu, rank=3, at=t + 1.5).id)
+    inc.add(f.event(remote, "j0", 17_500, HOSTS[5], rank=40, at=t + 10).id)
+    props = analyze(f.events, f.signatures)
+    (hb,) = [p for p in props if bad & set(p.event_ids)]
+    (hi,) = [p for p in props if inc & set(p.event_ids)]
+    assert bad <= set(hb.event_ids) and inc <= set(hi.event_ids)
+    assert (hb is not hi) == apart
+    if apart:
+        assert hi.kind == "host_incident" and hi.scope["gpus"] == [f"{HOSTS[3]}/{gpu}"]

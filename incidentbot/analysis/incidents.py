@@ -544,8 +544,18 @@ def find_anchored(ix: Index) -> None:
         groups[(h, d)].append((take, a, j))
     n_hosts = max(2, len({e.host for e in ev if e.host is not None}))
     n_dev = Counter(h for h, _d in groups)
+    # GPUs already blamed on a host (localisation.py's GPU-level pass, keyed by the host): an incident
+    # on that GPU joins it, one on another GPU of the host is a hypothesis of its own
+    blamed: dict[str, set[str]] = defaultdict(set)
+    for c in ix.components:
+        if c.kind == "localised_hardware" and len(c.key) == 2 and c.key[0] == "host":
+            for g in c.scope.get("gpus", []):
+                blamed[c.key[1]].add(g.split("/", 1)[1])
     for (h, d), incs in sorted(groups.items()):
-        key = ("host", h) if n_dev[h] == 1 else ("host", h, d)
+        if d in ("host", "nic") or not blamed[h]:
+            key = ("host", h) if n_dev[h] == 1 else ("host", h, d)
+        else:
+            key = ("host", h) if d in blamed[h] else ("host", h, d)
         p = 1.0
         for _take, _a, j in incs:
             p *= 1.0 / max(1, len(ix.expo.job_hosts.get(j, ())) or 1)
