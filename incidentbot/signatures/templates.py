@@ -56,7 +56,7 @@ class TemplateParams:
     # Measured on the Loghub 2k samples (bench/grouping.py): 0.5-0.6 and 3-4 are a plateau; below
     # it unrelated messages of one length join, above it one template splits on its variables.
     similarity: float = 0.6  # share of positions a text must match to join a family
-    max_const_values: int = 3  # distinct word values a position may hold and still tell templates apart
+    max_const_values: int = 4  # distinct word values a position may hold and still tell templates apart
     max_templates: int = 64  # combinations of such values one family keeps apart
     max_tokens: int = 256  # tokens of a free text that take part in grouping (the rest is cut)
 
@@ -151,6 +151,21 @@ def _similarity(f: Family, toks: tuple[str, ...]) -> int:
     return eq
 
 
+def _varies_by_shape(values: list[str]) -> bool:
+    """Whether the values one position held show by their shape that it is a variable: one of them
+    is a variable, or one is a variable after a prefix (``uid=<*>``) that another value shares
+    (``uid=root``). Values that differ in a constant (``num=<*>`` and ``top=<*>``: two keys) do not."""
+    for v in values:
+        if v == VAR:
+            return True
+        cut = v.find(VAR)
+        if cut > 0:
+            prefix = v[:cut]
+            if any(w is not v and w.startswith(prefix) for w in values):
+                return True
+    return False
+
+
 def _generalise(f: Family, positions: Iterable[int]) -> list[tuple[str, str]]:
     """Judge ``positions`` variable and collapse the templates that now read the same."""
     positions = set(positions)
@@ -184,14 +199,22 @@ def assign(
     is appended). ``families`` must be the bucket's families in the order they were made."""
     toks = toks[: params.max_tokens]
     n = len(toks)
-    best, best_eq = None, -1
+    best, best_eq, best_first = None, -1, False
+    first = toks[0] if toks else None
     for f in families:
         eq = _similarity(f, toks)
-        if eq > best_eq:
-            best, best_eq = f, eq
+        # On a tie the family that agrees on the first token wins: in short texts (whose first
+        # token is not part of the bucket) it is the one place the template's constant can be.
+        if eq > best_eq or (eq == best_eq and not best_first and f.base[0] == first):
+            best, best_eq, best_first = f, eq, f.base[0] == first
     # A one-token free text of a claimed partition (the parser knows the failure; the text is its
     # argument, a key name) can only show that its token varies: it joins the bucket's family.
-    if best is None or (n and best_eq < params.similarity * n and not (claimed and n == 1)):
+    if best is None or (
+        n
+        and best_eq < params.similarity * n
+        and not (claimed and n == 1)
+        and not (n == 2 and best_eq == 1 and best_first)
+    ):
         bucket = bucket_key(partition, toks)
         f = Family(key=_digest(bucket, *toks), bucket=bucket, partition=partition, base=list(toks), texts=1)
         template = " ".join(toks)
@@ -212,7 +235,7 @@ def assign(
         if t not in values:
             values.append(t)
             changed = True
-            if len(values) > k or any(VAR in v for v in values):
+            if len(values) > k or _varies_by_shape(values):
                 judged.append(i)
     merges: list[tuple[str, str]] = []
     if judged:
