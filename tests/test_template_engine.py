@@ -156,6 +156,17 @@ def test_a_generalisation_is_a_recorded_undoable_merge_and_alerts_are_edited_in_
     with db.read() as s:
         assert s.get(Signature, absorbed[0].id).merged_into is None
         assert s.get(Signature, absorbed[0].id).example == absorbed[0].example
+    # ... and undo is real: a new text with the restored constant goes to the restored signature
+    # (this process remembered the old answer; the undo makes it forget), others stay with the survivor.
+    user = next(u for u in USERS if f"user {u} " in absorbed[0].example)
+    _ingest(svc, [f"session opened for user {user} by (uid=77)", "session opened for user zoe by (uid=78)"], start=50)
+    _ingest(IngestService(db), [f"session opened for user {user} by (uid=79)"], start=60)  # another replica
+    with db.read() as s:
+        from incidentbot.models import Event
+
+        got = dict(s.execute(select(Event.event_id, Event.signature_id)).all())
+    assert got["t50"] == got["t60"] == absorbed[0].id
+    assert got["t51"] == survivor.id
 
 
 def test_a_restarted_service_groups_with_the_learned_templates(db) -> None:
@@ -313,3 +324,13 @@ def test_explain_says_which_tokens_were_judged_variable_and_from_how_many_texts(
 )
 def test_shape_rules_of_the_engine(texts: list[str], groups: int) -> None:
     assert len(set(group(texts))) == groups
+
+
+def test_a_text_with_no_free_tokens_joins_its_family_in_a_fresh_process() -> None:
+    # (a second replica has no memo: it places the text again among the stored families)
+    from incidentbot.signatures.templates import assign
+
+    families: list = []
+    first = assign(families, (), partition="p")
+    again = assign(families, (), partition="p")
+    assert again.fingerprint == first.fingerprint and len(families) == 1

@@ -95,6 +95,11 @@ class Family:
     # position judged variable -> (a value it held, distinct values seen, texts the family had learned from)
     variable: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     texts: int = 0  # distinct token sequences the family learned from
+    # Undo: a template that collapsed into another keeps what it read (absorbed fingerprint ->
+    # template), so that undoing the merge can pin it: texts that read a pinned template (its
+    # constants where the family now has variables) go to its signature again.
+    absorbed: dict[str, str] = field(default_factory=dict)
+    pinned: dict[str, str] = field(default_factory=dict)  # template -> signature fingerprint
 
     def template_of(self, toks: tuple[str, ...]) -> str:
         base, splits = self.base, self.splits
@@ -110,11 +115,13 @@ class Family:
             "templates": dict(self.templates),
             "variable": {str(i): list(v) for i, v in self.variable.items()},
             "texts": self.texts,
+            "pins": {"absorbed": dict(self.absorbed), "pinned": dict(self.pinned)},
         }
 
     @classmethod
     def from_row(cls, row) -> Family:
-        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
+        pins = get("pins") or {}
         return cls(
             key=get("key"),
             bucket=get("bucket"),
@@ -124,7 +131,26 @@ class Family:
             templates=dict(get("templates") or {}),
             variable={int(i): (str(v[0]), int(v[1]), int(v[2])) for i, v in (get("variable") or {}).items()},
             texts=int(get("texts") or 0),
+            absorbed=dict(pins.get("absorbed") or {}),
+            pinned=dict(pins.get("pinned") or {}),
         )
+
+    def restore(self, fp: str) -> bool:
+        """Undo the collapse of signature ``fp`` into another: its template is pinned, so texts
+        that read it go to ``fp`` again. False when this family did not absorb ``fp``."""
+        template = self.absorbed.pop(fp, None)
+        if template is None:
+            return False
+        self.pinned[template] = fp
+        return True
+
+    def pinned_of(self, toks: tuple[str, ...]) -> tuple[str, str] | None:
+        """(template, fingerprint) of the pinned template ``toks`` read, if any (oldest pin first)."""
+        for template, fp in self.pinned.items():
+            parts = template.split(" ")
+            if len(parts) == len(toks) and all(p == VAR or p == t for p, t in zip(parts, toks, strict=True)):
+                return template, fp
+        return None
 
     def judged_variable(self) -> list[tuple[int, str, int, int]]:
         """(position, a value it held, distinct values seen, texts) of the positions the data made variable."""
@@ -149,6 +175,9 @@ def _similarity(f: Family, toks: tuple[str, ...]) -> int:
         if b != VAR and (b == t or i in splits):
             eq += 1
     return eq
+
+
+_MAX_ABSORBED = 256  # collapsed templates a family remembers for undo (past it, the oldest stay undoable)
 
 
 def _varies_by_shape(values: list[str]) -> bool:
@@ -183,6 +212,8 @@ def _generalise(f: Family, positions: Iterable[int]) -> list[tuple[str, str]]:
             rewritten[new] = fp
         elif survivor != fp:
             merges.append((fp, survivor))
+            if len(f.absorbed) < _MAX_ABSORBED:
+                f.absorbed[fp] = template
     f.templates = rewritten
     return merges
 
@@ -200,13 +231,14 @@ def assign(
     toks = toks[: params.max_tokens]
     n = len(toks)
     best, best_eq, best_first = None, -1, False
-    first = toks[0] if toks else None
+    first = toks[:1]
     for f in families:
         eq = _similarity(f, toks)
         # On a tie the family that agrees on the first token wins: in short texts (whose first
         # token is not part of the bucket) it is the one place the template's constant can be.
-        if eq > best_eq or (eq == best_eq and not best_first and f.base[0] == first):
-            best, best_eq, best_first = f, eq, f.base[0] == first
+        agrees = bool(first) and tuple(f.base[:1]) == first
+        if eq > best_eq or (eq == best_eq and not best_first and agrees):
+            best, best_eq, best_first = f, eq, agrees
     # A one-token free text of a claimed partition (the parser knows the failure; the text is its
     # argument, a key name) can only show that its token varies: it joins the bucket's family.
     if best is None or (
@@ -254,6 +286,10 @@ def assign(
         changed = True
     if changed:
         f.texts += 1
+    if f.pinned:
+        pin = f.pinned_of(toks)
+        if pin is not None:
+            template, fp = pin
     return Assigned(fp, template, f, tuple(merges), changed=changed)
 
 
