@@ -59,8 +59,8 @@ VARIABLE_CASES: dict[str, tuple[str, list[str]]] = {
 APART_CASES: dict[str, list[str]] = {
     "a state with two values": ["worker 3 state changed to RUNNING", "worker 9 state changed to STOPPED"] * 3,
     "another exception type": [
-        'Traceback (most recent call last):\n  File "eval.py", line 40, in report\n    log(m[k])\nKeyError: \'x\'',
-        'Traceback (most recent call last):\n  File "eval.py", line 40, in report\n    log(m[k])\nIndexError: \'x\'',
+        "Traceback (most recent call last):\n  File \"eval.py\", line 40, in report\n    log(m[k])\nKeyError: 'x'",
+        "Traceback (most recent call last):\n  File \"eval.py\", line 40, in report\n    log(m[k])\nIndexError: 'x'",
     ],
     "another nccl warning": [
         "node:1:2 [1] misc/socket.cc:483 NCCL WARN Connect to alpha failed : Connection refused",
@@ -210,11 +210,15 @@ def _stream() -> list[list[dict]]:
     events, k = [], 0
     for i in range(480):
         shape = shapes[i % len(shapes)]
-        text = shape.format(w=words[(i * 7) % len(words)], n=(i * 37) % 9000, ip=f"10.0.{i % 7}.{i % 251}",
-                            s=("RUNNING", "STOPPED")[i % 2])
+        text = shape.format(
+            w=words[(i * 7) % len(words)],
+            n=(i * 37) % 9000,
+            ip=f"10.0.{i % 7}.{i % 251}",
+            s=("RUNNING", "STOPPED")[i % 2],
+        )
         events.append({"event_id": f"r{k}", "job_id": f"job-{i % 3}", "message": text})
         k += 1
-    return [events[i:i + 20] for i in range(0, len(events), 20)]
+    return [events[i : i + 20] for i in range(0, len(events), 20)]
 
 
 def _partition(url: str) -> tuple[set[frozenset[str]], int, int]:
@@ -235,7 +239,9 @@ def _partition(url: str) -> tuple[set[frozenset[str]], int, int]:
     return {frozenset(v) for v in groups.values()}, dupes, len(fams)
 
 
-@pytest.mark.skipif(not os.environ.get("INCIDENTBOT_TEST_DATABASE_URL"), reason="needs INCIDENTBOT_TEST_DATABASE_URL (PostgreSQL)")
+@pytest.mark.skipif(
+    not os.environ.get("INCIDENTBOT_TEST_DATABASE_URL"), reason="needs INCIDENTBOT_TEST_DATABASE_URL (PostgreSQL)"
+)
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_replicas_on_one_postgresql_group_an_interleaved_stream_as_one_process(db_url, tmp_path, request) -> None:
     batches = _stream()
@@ -291,8 +297,14 @@ def _fresh_pg(request) -> str:
 def test_explain_says_which_tokens_were_judged_variable_and_from_how_many_texts(db, db_url) -> None:
     _ingest(IngestService(db), [f"session opened for user {u} by (uid={i})" for i, u in enumerate(USERS)], start=0)
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "INCIDENTBOT_DATABASE_URL": db_url}
-    out = subprocess.run([sys.executable, "-m", "incidentbot", "explain", "session opened for user zed by (uid=7)"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "explain", "session opened for user zed by (uid=7)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "session opened for user <*> by <*>" in out.stdout
     assert "variable tokens: 1 by their shape" in out.stdout
@@ -309,7 +321,14 @@ def test_explain_says_which_tokens_were_judged_variable_and_from_how_many_texts(
     ("texts", "groups"),
     [
         # a list of numbered names of any length is one variable
-        (["could not reach hosts n1 n2 n3", "could not reach hosts n4 n5 n6 n7 n8", "could not reach hosts a1 a2 a3 a4"], 1),
+        (
+            [
+                "could not reach hosts n1 n2 n3",
+                "could not reach hosts n4 n5 n6 n7 n8",
+                "could not reach hosts a1 a2 a3 a4",
+            ],
+            1,
+        ),
         # two numbered names are words the data judges (here two constants: two templates)
         (["link up on eth0 eth1", "link up on eth2 eth3"], 2),
         # a key whose value is a variable in one text and a word in another: the value varies
@@ -334,3 +353,35 @@ def test_a_text_with_no_free_tokens_joins_its_family_in_a_fresh_process() -> Non
     first = assign(families, (), partition="p")
     again = assign(families, (), partition="p")
     assert again.fingerprint == first.fingerprint and len(families) == 1
+
+
+def _random_words(n: int, k: int, seed: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return [" ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=7)) for _ in range(k)) for _ in range(n)]
+
+
+def test_a_full_bucket_sends_unmatched_texts_to_one_catch_all() -> None:
+    from incidentbot.signatures.templates import TemplateEngine, TemplateParams
+
+    eng = TemplateEngine(TemplateParams(max_families=8))
+    texts = [f"worker failed {w}" for w in _random_words(200, 4, seed=3)]
+    fps = {eng.fingerprint_of("p", tuple(t.split())) for t in texts}
+    assert len(fps) == 9 and len(eng.families()) == 9  # 8 families, then the catch-all
+    assert "worker <*> <*> <*> <*> <*>" in eng.templates.values()
+    # a text that matches a kept family still goes there
+    assert eng.fingerprint_of("p", tuple(texts[0].split())) in fps
+
+
+def test_a_unique_text_flood_through_ingest_is_bounded_by_the_bucket_cap(db) -> None:
+    from incidentbot.services.templates import TemplateStore
+    from incidentbot.signatures.templates import TemplateParams
+
+    svc = IngestService(db, templates=TemplateStore(TemplateParams(max_families=8)))
+    texts = [f"worker failed {w}" for w in _random_words(120, 4, seed=4)]
+    for i in range(0, len(texts), 40):
+        _ingest(svc, texts[i : i + 40], start=i)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(TemplateFamily)) == 9
+        assert s.scalar(select(func.count()).select_from(Signature)) == 9

@@ -59,6 +59,10 @@ class TemplateParams:
     max_const_values: int = 4  # distinct word values a position may hold and still tell templates apart
     max_templates: int = 64  # combinations of such values one family keeps apart
     max_tokens: int = 256  # tokens of a free text that take part in grouping (the rest is cut)
+    # Families one bucket keeps apart. Past it, a text that matches none joins the bucket's
+    # catch-all (its first token, then variables): a flood of unique texts of one shape is one
+    # signature, and placing a text stays a bounded scan with a bounded write.
+    max_families: int = 128
 
 
 DEFAULT_PARAMS = TemplateParams()
@@ -248,6 +252,8 @@ def assign(
         and not (n == 2 and best_eq == 1 and best_first)
     ):
         bucket = bucket_key(partition, toks)
+        if len(families) >= params.max_families:
+            return _overflow(families, toks, bucket=bucket, partition=partition)
         f = Family(key=_digest(bucket, *toks), bucket=bucket, partition=partition, base=list(toks), texts=1)
         template = " ".join(toks)
         fp = f.templates[template] = template_fingerprint(partition, template)
@@ -291,6 +297,22 @@ def assign(
         if pin is not None:
             template, fp = pin
     return Assigned(fp, template, f, tuple(merges), changed=changed)
+
+
+def _overflow(families: list[Family], toks: tuple[str, ...], *, bucket: str, partition: str) -> Assigned:
+    """The bucket is full: the text joins its catch-all family (made once, as its last family)."""
+    key = _digest(bucket, " catch-all")  # tokens never hold a space: no family of texts has this key
+    for f in reversed(families):
+        if f.key == key:
+            template = " ".join(f.base)
+            return Assigned(f.templates[template], template, f)
+    base = [toks[0] if len(toks) > 2 and toks[0] != VAR else VAR] + [VAR] * (len(toks) - 1)
+    f = Family(key=key, bucket=bucket, partition=partition, base=base, texts=1)
+    f.variable = {i: (toks[i], 1, 1) for i in range(len(base)) if base[i] == VAR and toks[i] != VAR}
+    template = " ".join(base)
+    fp = f.templates[template] = template_fingerprint(partition, template)
+    families.append(f)
+    return Assigned(fp, template, f, new_family=True, changed=True)
 
 
 class TemplateEngine:
