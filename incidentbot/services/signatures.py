@@ -45,7 +45,7 @@ def merge_in_session(
     if src is None or dst is None:
         raise SignatureNotFound(f"S-{source if src is None else target} does not exist")
     cmap = canonical_map(session)
-    final = cmap.get(dst.id, dst.id)
+    final = cmap.get(target, target)  # dst is the row of target
     if final == source or cmap.get(source, source) == final:
         if quiet_if_done:
             return False

@@ -23,9 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlmodel import col
 
 from incidentbot import audit
-from incidentbot.models import Outbox, Signature, SlackMessage, TemplateBucket, TemplateFamily, utcnow
+from incidentbot.models import Outbox, Signature, SlackMessage, TemplateBucket, TemplateFamily, table_of, utcnow
 from incidentbot.services.outbox import enqueue_update
 from incidentbot.services.signatures import merge_in_session
 from incidentbot.services.sql import insert_for
@@ -34,8 +35,8 @@ from incidentbot.signatures.templates import bucket_key
 
 __all__ = ["TemplateStore", "Placement", "ENGINE_ACTOR", "EPOCH_KEY", "describe_variable", "restore_template"]
 
-_FAMILY = TemplateFamily.__table__
-_BUCKET = TemplateBucket.__table__
+_FAMILY = table_of(TemplateFamily)
+_BUCKET = table_of(TemplateBucket)
 ENGINE_ACTOR = "template-engine"  # the actor of merges the engine records
 # The bucket row (not a digest: bucket keys are 32 hex digits) whose count is the number of engine
 # merges undone so far; every replica forgets its memo when it changes.
@@ -186,7 +187,9 @@ class TemplateStore:
             return set()
         fps = sorted({fp for pair in placement.merges for fp in pair})
         ids = dict(
-            session.execute(select(Signature.fingerprint, Signature.id).where(Signature.fingerprint.in_(fps))).all()
+            session.execute(
+                select(col(Signature.fingerprint), col(Signature.id)).where(col(Signature.fingerprint).in_(fps))
+            ).all()
         )
         absorbed: set[int] = set()
         touched: set[int] = set()
@@ -203,7 +206,7 @@ class TemplateStore:
         for family in placement.generalised:
             lines = describe_variable(family)
             for template, fp in family.templates.items():
-                sid = ids.get(fp) or session.scalar(select(Signature.id).where(Signature.fingerprint == fp))
+                sid = ids.get(fp) or session.scalar(select(col(Signature.id)).where(col(Signature.fingerprint) == fp))
                 if sid is None:
                     continue
                 sig = session.get(Signature, sid)
@@ -222,11 +225,11 @@ class TemplateStore:
         if not touched:
             return
         keys = {f"alert:S-{sid}": sid for sid in touched}
-        posted = set(session.scalars(select(SlackMessage.key).where(SlackMessage.key.in_(sorted(keys)))))
+        posted = set(session.scalars(select(col(SlackMessage.key)).where(col(SlackMessage.key).in_(sorted(keys)))))
         pending = set(
             session.scalars(
-                select(Outbox.message_key).where(
-                    Outbox.message_key.in_(sorted(keys)), Outbox.op == "post", Outbox.status == "pending"
+                select(col(Outbox.message_key)).where(
+                    col(Outbox.message_key).in_(sorted(keys)), col(Outbox.op) == "post", col(Outbox.status) == "pending"
                 )
             )
         )
@@ -239,10 +242,10 @@ class TemplateStore:
                 if f"alert:S-{target}" in posted or f"alert:S-{target}" in pending:
                     session.execute(
                         delete(Outbox).where(
-                            Outbox.message_key == key,
-                            Outbox.op == "post",
-                            Outbox.status == "pending",
-                            Outbox.claimed_until.is_(None),
+                            col(Outbox.message_key) == key,
+                            col(Outbox.op) == "post",
+                            col(Outbox.status) == "pending",
+                            col(Outbox.claimed_until).is_(None),
                         )
                     )
 

@@ -31,8 +31,9 @@ function of the bucket's families and the tokens, deterministic across processes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .tokens import VAR
 
@@ -123,14 +124,15 @@ class Family:
         }
 
     @classmethod
-    def from_row(cls, row) -> Family:
-        get = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
+    def from_row(cls, row: Any) -> Family:
+        """From a row mapping or an object with the row's attributes."""
+        get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
         pins = get("pins") or {}
         return cls(
-            key=get("key"),
-            bucket=get("bucket"),
-            partition=get("partition"),
-            base=list(get("base")),
+            key=str(get("key")),
+            bucket=str(get("bucket")),
+            partition=str(get("partition")),
+            base=list(get("base") or ()),
             splits={int(i): list(v) for i, v in (get("splits") or {}).items()},
             templates=dict(get("templates") or {}),
             variable={int(i): (str(v[0]), int(v[1]), int(v[2])) for i, v in (get("variable") or {}).items()},
@@ -279,17 +281,18 @@ def assign(
     if judged:
         merges += _generalise(f, judged)
     template = f.template_of(toks)
-    fp = f.templates.get(template)
-    if fp is None:
+    known = f.templates.get(template)
+    if known is None:
         if len(f.templates) >= params.max_templates and f.splits:
             # Too many combinations to keep apart: the position with the most values varies.
             widest = max(sorted(f.splits), key=lambda i: len(f.splits[i]))
             merges += _generalise(f, [widest])
             template = f.template_of(toks)
-            fp = f.templates.get(template)
-        if fp is None:
-            fp = f.templates[template] = template_fingerprint(partition, template)
+            known = f.templates.get(template)
+        if known is None:
+            known = f.templates[template] = template_fingerprint(partition, template)
         changed = True
+    fp = known
     if changed:
         f.texts += 1
     if f.pinned:
