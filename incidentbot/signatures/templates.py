@@ -84,8 +84,9 @@ def template_fingerprint(partition: str, template: str) -> str:
 
 def bucket_key(partition: str, toks: tuple[str, ...]) -> str:
     # A text of one or two tokens has no other tokens to tell its template by: its first token
-    # may be the variable, so it is not part of its bucket.
-    first = toks[0] if len(toks) > 2 and toks[0] != VAR else ""
+    # may be the variable, so it is not part of its bucket; nor is a first token with a variable
+    # part (``host:<*>``), whose constant part is as likely to vary.
+    first = toks[0] if len(toks) > 2 and VAR not in toks[0] else ""
     return _digest(partition, str(len(toks)), first)
 
 
