@@ -113,7 +113,11 @@ class TemplateStore:
                 got = assign(
                     fams, fp.tokens, partition=fp.partition, params=self.params, claimed=fp.parser != "template"
                 )
-                out.signature_of[fp.key] = out.learned[fp.key] = got.fingerprint
+                out.signature_of[fp.key] = got.fingerprint
+                if not got.new_family:
+                    # A text that started a family is remembered on its second sight (it then
+                    # joins that family): a flood of unique texts does not fill the memo.
+                    out.learned[fp.key] = got.fingerprint
                 out.template_of.setdefault(got.fingerprint, got.template)
                 if got.new_family:
                     new[got.family.key] = got.family
