@@ -106,7 +106,7 @@ def interrupted(ix: Index, ep: list[int], *, restart: bool = False) -> bool:
     S = ix.S
     e_last = ix.ev[ep[-1]]
     j, t_end = e_last.job_id, e_last.time
-    step = max((ix.ev[i].step for i in ep if ix.ev[i].step is not None), default=None)
+    step = max((st for i in ep if (st := ix.ev[i].step) is not None), default=None)
     tk = ix.job_times[j]
     idx = ix.by_job[j]
     if step is None:
@@ -159,7 +159,7 @@ class Incidents:
         """The episode of ``first`` (no host line in it) becomes the incident of the host that
         failed first, as when a storm followed it: the collective hung on that rank's error."""
         e = ix.ev[first]
-        h = self.incident(ix, hyps, e.host, ix.sig_class(e.signature_id))
+        h = self.incident(ix, hyps, e.host or "?", ix.sig_class(e.signature_id))
         _join(ix, hyps, owner, h, [i for i in self.members.pop(first, [first]) if i not in owner])
         return h
 
@@ -235,7 +235,7 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
             continue
         h = owner.get(lead)
         if h is None:
-            h = out.incident(ix, hyps, ev[lead].host, ix.sig_class(ev[lead].signature_id))
+            h = out.incident(ix, hyps, ev[lead].host or "?", ix.sig_class(ev[lead].signature_id))
         elif not ix.S.episode_join_owned and not hyps[h].incident:
             continue
         _join(ix, hyps, owner, h, left)

@@ -78,11 +78,11 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
     for ps in cand_p:
         for i in ix.by_sig[ps]:
             e = ix.ev[i]
-            st = storm_starts_by_job.get(e.job_id)
-            if not st:
+            ss = storm_starts_by_job.get(e.job_id)
+            if not ss:
                 continue
-            k = bisect.bisect_left(st, e.time - 2.0)
-            if k < len(st) and st[k] - e.time <= max_window:
+            k = bisect.bisect_left(ss, e.time - 2.0)
+            if k < len(ss) and ss[k] - e.time <= max_window:
                 near_storm[ps] += 1
     reliable: set[tuple[int, int]] = set()
     for (ps, s), c in pre_count.items():
@@ -102,7 +102,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         if prev is not None and t0 - prev[0] <= S.storm_companion_s:
             # the same collective failure: goes where the storm before it went (or nowhere)
             last_in_job[j] = (max(prev[0], t1), prev[1], prev[2])
-            if prev[1] is not None and ix.apart_allows(hyps[prev[1]].sigs | {s}):
+            if prev[1] is not None and prev[2] is not None and ix.apart_allows(hyps[prev[1]].sigs | {s}):
                 _attach(ix, hyps, owner, prev[1], s, j, g)
                 st = stats.setdefault((prev[1], s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
                 st["n"] += 1
