@@ -5,22 +5,28 @@ exception type: the *partition*); the rest of it, the *free* text, is tokenised 
 where a token holding a digit, a path or a dotted name is a variable by its shape). Whether any
 other token varies is decided here, from the texts themselves, the way Drain and Brain do it:
 
-1. A text's bucket is its partition, its token count and its first token (unless that is a
-   variable): texts of one template almost always agree on those.
+1. A text's bucket is its partition, its token count and its first token (unless that is or
+   holds a variable): texts of one template almost always agree on those.
 2. Inside the bucket, the text joins the *family* whose base it matches best (the share of
    positions where the base holds the same constant, or a constant already seen to vary,
-   Drain's similarity), if that share reaches ``similarity``; else it starts a family.
+   Drain's similarity; on a tie, the family that agrees on the first token), if that share
+   reaches ``similarity`` (a two-token text: its first token); else it starts a family. A bucket
+   with ``max_families`` families starts no more: a text that matches none joins the bucket's
+   catch-all (its first token, then variables), so a flood of unique texts is bounded.
 3. Where a joining text differs from its family's base, the position has been *seen to vary*. A
    few distinct word values (at most ``max_const_values``: states, verbs, directions) still tell
-   failure modes apart, so each combination is its own template. One value more, or a value that
-   is a variable by shape, and the position is *judged variable* (``<*>``): the family has
+   failure modes apart, so each combination is its own template. One value more, or values that
+   show by their shape that the position is a variable (one is ``<*>``, or ``uid=<*>`` beside
+   ``uid=root``; not ``num=<*>`` beside ``top=<*>``, two keys), and the position is *judged
+   variable* (``<*>``): the family has
    generalised. A family with more than ``max_templates`` combinations generalises the position
    with the most values.
 4. Each template is a signature, keyed by ``template_fingerprint(partition, template)`` as it was
    first seen. When the family generalises, templates that now read the same collapse into the
    oldest of them: the others are *merged* into it (``Assigned.merges``), the way people merge
    signatures, so ids never change meaning and an absorbed signature stays a valid, undoable
-   pointer.
+   pointer. The family remembers what each absorbed template read; undoing the merge *pins* it
+   (``Family.restore``): texts that read it go to its signature again.
 
 A family is plain data (``Family.to_row`` / ``from_row``): the service keeps families in the
 database and calls ``assign`` under a lock on the bucket, so every replica decides from the same
