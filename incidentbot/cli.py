@@ -168,6 +168,7 @@ def cmd_explain(args) -> int:
 def _explain_learned(fp) -> None:
     """What the template engine has learned about texts like this one, from the database."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from incidentbot.db import Database
     from incidentbot.models import Signature
@@ -177,8 +178,8 @@ def _explain_learned(fp) -> None:
         db = Database(load_settings().database_url)
         with db.read() as session:
             family, template, key = TemplateStore().preview(session, fp)
-            sid = session.scalar(select(Signature.id).where(Signature.fingerprint == key))
-            target = session.scalar(select(Signature.merged_into).where(Signature.id == sid)) if sid else None
+            sid = session.scalar(select(col(Signature.id)).where(col(Signature.fingerprint) == key))
+            target = session.scalar(select(col(Signature.merged_into)).where(col(Signature.id) == sid)) if sid else None
         db.dispose()
     except Exception as exc:  # the text's own explanation above stands without a database
         print(f"learned templates: not read ({type(exc).__name__}: {str(exc)[:120]})")
