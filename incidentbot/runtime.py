@@ -21,6 +21,7 @@ from incidentbot.services.alert_quota import NewSignaturePolicy
 from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
 from incidentbot.services.ingest import IngestService
+from incidentbot.services.readmodel import ReadModel
 from incidentbot.services.resolutions import ResolutionService
 from incidentbot.services.runbooks import RunbookService
 from incidentbot.services.signatures import SignatureService
@@ -76,6 +77,7 @@ class Runtime:
     votes: VoteService = field(init=False)
     resolutions: ResolutionService = field(init=False)
     decisions: DecisionService = field(init=False)
+    read_model: ReadModel = field(init=False)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +99,9 @@ class Runtime:
         self.votes = VoteService(self.db, clock=self.clock)
         self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
+        self.read_model = ReadModel(
+            self.db, signatures=self.signatures, hypotheses=self.hypotheses, runbooks=self.runbooks, votes=self.votes
+        )
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics

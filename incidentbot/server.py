@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
 
 import uvicorn
 
+from incidentbot.hosts import is_loopback
 from incidentbot.logs import configure_logging
 from incidentbot.settings import load_settings
 
-__all__ = ["serve", "is_loopback"]
+__all__ = ["serve"]
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _with_channel_ids(settings):

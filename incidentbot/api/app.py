@@ -14,8 +14,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, Operationa
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import schemas
-from incidentbot.api.auth import Credentials, HostAllowList
+from incidentbot.api.auth import Credentials
 from incidentbot.api.limits import BodyLimit
+from incidentbot.hosts import HostAllowList
 from incidentbot.ingest import from_alertmanager, validate_batch
 from incidentbot.ingest.schema import needs_cleaning, validate_body_fast
 from incidentbot.runtime import Runtime
@@ -123,6 +124,14 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
 
     for db_error in (DBAPIError, psycopg.Error, sqlite3.Error):
         app.add_exception_handler(db_error, _database_error)
+
+    @app.exception_handler(LookupError)
+    async def _not_found(request: Request, exc: LookupError):
+        # The read model's "no such thing" (services/readmodel.py), said once for every route.
+        # KeyError and IndexError are LookupErrors too, but from a bug, not from the request.
+        if isinstance(exc, (KeyError, IndexError)):
+            raise exc
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
     credentials = Credentials(tokens, metrics=rt.metrics, hosts=HostAllowList.for_settings(settings))
     app.state.credentials = credentials  # the local console adds its demo feeder's token here
@@ -263,38 +272,34 @@ def create_app(rt: Runtime, *, lifespan=None) -> FastAPI:
     @app.get("/v1/events", response_model=schemas.EventPage, tags=["read"])
     def get_events(_auth: ReadAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
         after = _decode_cursor(cursor)
-        rows, last = schemas.events_page(rt, limit=limit, after=after)
+        rows, last = rt.read_model.events_page(limit=limit, after=after)
         return {"events": rows, "next_cursor": _encode_cursor(last) if last is not None else None}
 
     @app.get("/v1/signatures", response_model=schemas.SignaturePage, tags=["read"])
     def get_signatures(_auth: ReadAuth, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None):
         after = _decode_cursor(cursor)
-        rows, last = schemas.signatures_page(rt, limit=limit, after=after)
+        rows, last = rt.read_model.signatures_page(limit=limit, after=after)
         return {"signatures": rows, "next_cursor": _encode_cursor(last) if last is not None else None}
 
     @app.get("/v1/signatures/{sid}", tags=["read"])
     def get_signature(sid: str, _auth: ReadAuth):
-        return schemas.signature_detail(rt, sid)
+        return rt.read_model.signature_detail(sid)
 
     @app.get("/v1/hypotheses", response_model=schemas.HypothesisList, tags=["read"])
     def get_hypotheses(_auth: ReadAuth, status: str | None = None):
-        return {"hypotheses": schemas.hypotheses_list(rt, status=status)}
+        return {"hypotheses": rt.read_model.hypotheses_list(status=status)}
 
     @app.get("/v1/hypotheses/{hid}", tags=["read"])
     def get_hypothesis(hid: str, _auth: ReadAuth):
-        return schemas.hypothesis_detail(rt, hid)
+        return rt.read_model.hypothesis_detail(hid)
 
     @app.get("/v1/polls", response_model=schemas.PollList, tags=["read"])
     def get_polls(_auth: ReadAuth, status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200):
-        with rt.db.read() as session:
-            # Filtered in the query, so `limit` counts polls of that status.
-            polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, status=status, limit=limit)]
-        return {"polls": polls}
+        return {"polls": rt.read_model.polls(status=status, limit=limit)}
 
     @app.get("/v1/runbooks", response_model=schemas.RunbookList, tags=["read"])
     def get_runbooks(_auth: ReadAuth):
-        with rt.db.read() as session:
-            return {"runbooks": rt.runbooks.usage(session)}
+        return {"runbooks": rt.read_model.runbook_usage()}
 
     @app.post("/v1/analyze", tags=["analysis"])
     def post_analyze(_auth: ReadAuth):

@@ -76,15 +76,14 @@ def _hid_number(text: str) -> int | None:
 
 def hypothesis_page_data(rt, hid_text: str) -> dict | None:
     """Everything the hypothesis page shows, or None when there is no such hypothesis."""
-    from incidentbot.api import schemas
     from incidentbot.models import Event, Signature
     from incidentbot.services.signatures import canonical_map
 
     if _hid_number(hid_text) is None:
         return None
     try:
-        h = schemas.hypothesis_detail(rt, hid_text)
-    except HTTPException:
+        h = rt.read_model.hypothesis_detail(hid_text)
+    except LookupError:
         return None
     hid = int(h["id"][2:])
     with rt.db.read() as session:
@@ -94,10 +93,7 @@ def hypothesis_page_data(rt, hid_text: str) -> dict | None:
             sig = session.get(Signature, sid)
             if sig is None:
                 continue
-            merged = [s for s in rt.signatures.members(session, sid) if s.id != sid]
-            rec = schemas.signature_record(rt, session, sig, merged)
-            rec["example"] = sig.example
-            signatures.append(rec)
+            signatures.append(rt.read_model.signature_with_example(session, sig))
         polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, hypothesis_id=hid)]
         cmap = canonical_map(session)
         wanted = set(sig_ids) | {m for m, c in cmap.items() if c in set(sig_ids)}
@@ -150,7 +146,8 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     # is an ordinary credential of the API's table, limited to sending events (and reading).
     app.state.credentials.add(token, scope="events", who="console demo feeder")
     _TOKENS[port] = token
-    from incidentbot.console.guard import ConsoleGuard, HostAllowList
+    from incidentbot.console.guard import ConsoleGuard
+    from incidentbot.hosts import HostAllowList
 
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
@@ -245,10 +242,8 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         return items
 
     def open_hypotheses() -> list[dict]:
-        from incidentbot.api import schemas
-
         try:
-            return schemas.hypotheses_list(rt, status=",".join(OPEN_STATUSES), limit=30)
+            return rt.read_model.hypotheses_list(status=",".join(OPEN_STATUSES), limit=30)
         except Exception:  # noqa: BLE001 - the sidebar is a convenience
             log.debug("sidebar hypotheses failed", exc_info=True)
             return []
