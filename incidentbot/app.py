@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import create_app
+from incidentbot.api.auth import Credential
 from incidentbot.runtime import Runtime
 from incidentbot.services.outbox import OutboxWorker
 from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette_response
@@ -110,7 +111,12 @@ def build_app(
                 socket_handler.close()
             workers.stop()
 
-    app = create_app(rt, lifespan=lifespan)
+    # The local console's demo feeder sends events over the real API with a per-process token:
+    # an ordinary credential of scope `events`, minted here and handed to both sides.
+    console = slack.workspace is not None and not settings.uses_real_slack
+    console_token = secrets.token_urlsafe(32) if console else None
+    credentials = [Credential.of(console_token, scope="events", who="console demo feeder")] if console_token else []
+    app = create_app(rt, lifespan=lifespan, credentials=credentials)
     app.state.slack = slack
     app.state.workers = workers
     app.state.outbox = outbox
@@ -140,5 +146,5 @@ def build_app(
         app.mount("/localslack", localslack_app(slack.workspace))
         from incidentbot.console import mount_console
 
-        mount_console(app, rt, slack=slack, port=port)
+        mount_console(app, rt, slack=slack, port=port, token=console_token)
     return app

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -132,19 +131,18 @@ def hypothesis_page_data(rt, hid_text: str) -> dict | None:
     }
 
 
-def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
-    """Add the console routes to `app`. Only for the local stand-in: never with real Slack."""
+def mount_console(app: FastAPI, rt, *, slack, port: int, token: str | None) -> None:
+    """Add the console routes to `app`. Only for the local stand-in: never with real Slack.
+
+    ``token``: what the demo feeder sends events and asks for analyses with over the real API;
+    the wiring that built the API made it one of the API's credentials (scope ``events``)."""
     ws = slack.workspace
-    if ws is None or rt.settings.uses_real_slack:
+    if ws is None or rt.settings.uses_real_slack or token is None:
         log.info("real Slack configured: the local console is not mounted")
         return
     from incidentbot.localslack import SlackSimulator
 
-    token = secrets.token_urlsafe(32)
     app.state.console_token = token
-    # The demo feeder sends events and asks for analyses over the real API with this token; it
-    # is an ordinary credential of the API's table, limited to sending events (and reading).
-    app.state.credentials.add(token, scope="events", who="console demo feeder")
     _TOKENS[port] = token
     from incidentbot.console.guard import ConsoleGuard
     from incidentbot.hosts import HostAllowList
