@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +22,9 @@ from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette
 from incidentbot.slack.publish import Publisher
 from incidentbot.workers import Workers
 
+if TYPE_CHECKING:
+    from incidentbot.localslack import Workspace
+
 __all__ = ["build_app", "SlackSetup", "LOCAL_CHANNEL_ID", "LOCAL_CHANNEL_NAME"]
 
 log = logging.getLogger(__name__)
@@ -33,7 +37,7 @@ LOCAL_CHANNEL_NAME = "incidents"
 class SlackSetup:
     client: WebClient
     signing_secret: str
-    workspace: object | None = None  # the in-process local stand-in, when there is no real Slack
+    workspace: Workspace | None = None  # the in-process local stand-in, when there is no real Slack
 
 
 def local_slack(rt: Runtime, *, port: int) -> SlackSetup:

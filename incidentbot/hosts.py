@@ -47,7 +47,7 @@ class HostAllowList:
         return cls(LOOPBACK_NAMES | ({public} if public else set()))
 
     def allows(self, host_header: str | None) -> bool:
-        return bool(host_header) and host_name(host_header) in self.names
+        return bool(host_header and host_name(host_header) in self.names)
 
     def middleware(self, *, on_refuse):
         """A pure ASGI middleware refusing (400) any HTTP request whose Host is not allowed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
+from sqlmodel import col
 
 __all__ = ["Metrics"]
 
@@ -26,15 +27,20 @@ class _DatabaseCollector:
         try:
             with self.db.read() as s:
                 merged = (
-                    s.scalar(select(func.count()).select_from(Signature).where(Signature.merged_into.is_not(None))) or 0
+                    s.scalar(select(func.count()).select_from(Signature).where(col(Signature.merged_into).is_not(None)))
+                    or 0
                 )
                 total = s.scalar(select(func.count()).select_from(Signature)) or 0
                 sigs.add_metric(["active"], total - merged)
                 sigs.add_metric(["merged"], merged)
-                for status, n in s.execute(select(Hypothesis.status, func.count()).group_by(Hypothesis.status)):
+                for status, n in s.execute(
+                    select(col(Hypothesis.status), func.count()).group_by(col(Hypothesis.status))
+                ):
                     hyps.add_metric([status], n)
                 for status, n in s.execute(
-                    select(Outbox.status, func.count()).where(Outbox.status != "done").group_by(Outbox.status)
+                    select(col(Outbox.status), func.count())
+                    .where(col(Outbox.status) != "done")
+                    .group_by(col(Outbox.status))
                 ):
                     backlog.add_metric([status], n)
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down

@@ -6,7 +6,7 @@ Ids people type (`S-12`, `H-7`, `P-3`) are these tables' integer keys with a pre
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import Table as _Table
+from sqlalchemy import inspect as _inspect
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "NewSignatureQuota",
     "OPEN_STATUSES",
     "WorkClaim",
+    "id_of",
+    "table_of",
     "utcnow",
 ]
 
@@ -73,6 +77,27 @@ class UTCDateTime(TypeDecorator):
         if value is not None:
             value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
+
+
+def table_of(model: type[SQLModel]) -> _Table:
+    """The Core table of a table model, for Core inserts and column sets (``Model.__table__`` is
+    set by SQLAlchemy's mapping at run time but not declared on SQLModel's classes for type checkers)."""
+    table = _inspect(model).local_table
+    assert isinstance(table, _Table), model
+    return table
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def id_of(row: _Keyed) -> int:
+    """The integer key of a row that is stored (loaded, or flushed after ``add``). The models say
+    ``int | None`` because a new row has no key until it is flushed; reading one then is a bug."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: flush it first")
+    return row.id
 
 
 def _ts(**kw) -> Any:

@@ -275,7 +275,8 @@ class Settings(BaseSettings):
 
 
 _NAMES = {
-    name: (f.validation_alias.choices[0] if f.validation_alias else name) for name, f in Settings.model_fields.items()
+    name: (str(f.validation_alias.choices[0]) if isinstance(f.validation_alias, AliasChoices) else name)
+    for name, f in Settings.model_fields.items()
 }
 
 

@@ -767,7 +767,7 @@ class _Builder:
             "hbm_dbe": "gpu:hbm_dbe",
             "bad_gpu_ima": "gpu:one_text_two_causes",
         }
-        for i, (h, k) in enumerate(zip(bad, picked)):
+        for i, (h, k) in enumerate(zip(bad, picked, strict=True)):
             gpu = rng.randrange(8)
             target = SHARES["gpu"] / SHARE_TOTAL * budget * GPU_SHARES[k] / weight
             self.causes.append(
@@ -885,7 +885,7 @@ class _Builder:
         cluster = rng.choice(sorted(self.clusters))
         target = SHARES["infrastructure"] / SHARE_TOTAL * budget
         times: list[float] = []
-        hit = 0
+        hit = 0.0
         for _ in range(12):
             if hit >= target or len(times) >= 8:
                 break
@@ -939,7 +939,7 @@ class _Builder:
     def build_causes_legacy(self) -> None:
         """The cause mix before shapes: counts per kind from the size, hazards drawn per cause."""
         sp, rng = self.spec, self.rng
-        self.causes: list[Cause] = []
+        self.causes = []
         busy_hosts: dict[str, int] = {}
         for jb in self.jobs:
             for h in jb.hosts:

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor as APThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,7 +43,7 @@ def run_until_idle(unit: Callable[[], bool], *, limit: int = 1000, stop: threadi
 
 
 class Workers:
-    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[], None] | None = None):
+    def __init__(self, rt, *, outbox, publisher, digest_job: Callable[[Any], None] | None = None):
         self.rt = rt
         self.outbox = outbox
         self.publisher = publisher

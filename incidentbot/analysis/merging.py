@@ -3,6 +3,7 @@ symptoms); people's together/apart decisions are obeyed here."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 from .hypothesis import Hyp
@@ -54,7 +55,7 @@ def merge(ix: Index) -> list[list[int]]:
             cs = by_sig_comp.get(s, [])
             if cs:
                 members.append(max(cs, key=lambda ci: (len(comps[ci].events), -ci)))
-        for a, b in zip(members, members[1:]):
+        for a, b in itertools.pairwise(members):
             union(a, b, force=True)
     # same key
     first: dict[tuple, int] = {}

@@ -33,7 +33,7 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
         for name, v in vers:
             dims[name][v][0] += x
     occ_val: dict[str, list[str | None]] = defaultdict(list)
-    for o, i in sorted(occ_first.items()):
+    for _o, i in sorted(occ_first.items()):
         e = ix.ev[i]
         vd = dict(e.versions)
         for d in dims:

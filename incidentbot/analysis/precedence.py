@@ -32,7 +32,6 @@ def watchdog_window(ix: Index, s: int) -> float:
 
 
 def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
-    S = ix.S
     if not ix.storm_bursts:
         return
     storm_sigs = {s for s, _, _ in ix.storm_bursts}
@@ -63,7 +62,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     near_storm: Counter = Counter()
     cand_p = sorted({ps for ps, _ in pre_count})
     storm_starts_by_job: dict[str, list[float]] = defaultdict(list)
-    for s, j, t0, _ in starts:
+    for _s, j, t0, _ in starts:
         storm_starts_by_job[j].append(t0)
     for j in storm_starts_by_job:
         storm_starts_by_job[j].sort()
@@ -85,7 +84,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             reliable.add((ps, s))
     new_h: dict[tuple, int] = {}  # (precursor signature, its switch) -> new storm hypothesis index
     stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
-    for (s, j, g), (_, _, t0, _) in zip(ix.storm_bursts, starts):
+    for (s, j, g), (_, _, t0, _) in zip(ix.storm_bursts, starts, strict=True):
         tk = ix.job_times[j]
         lo = bisect.bisect_left(tk, t0 - window[s])
         hi = bisect.bisect_right(tk, t0 + 2.0)

@@ -41,12 +41,13 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest(400, {"detail": f"body is not valid JSON: {exc}"}) from None
 
 
-async def _bad_request(request: Request, exc: BadRequest):
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BadRequest)  # registered for BadRequest only
     request.app.state.runtime.metrics.refused.labels(request.url.path, _REASONS.get(exc.status, str(exc.status))).inc()
     return JSONResponse(exc.body, status_code=exc.status)
 
 
-async def _database_error(request: Request, exc: Exception):
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # The database refused or dropped the transaction (read-only, disk full, connection lost,
     # server restarting): it was rolled back, so say so, and that a retry is the right move.
     # Errors that say a request or the code is wrong (constraint, data, programming) stay 500s.
@@ -71,7 +72,7 @@ async def _database_error(request: Request, exc: Exception):
     )
 
 
-async def _not_found(request: Request, exc: LookupError):
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     # The read model's "no such thing" (services/readmodel.py), said once for every route.
     # KeyError and IndexError are LookupErrors too, but from a bug, not from the request.
     if isinstance(exc, (KeyError, IndexError)):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.console.chart import timeline_svg
@@ -99,9 +100,9 @@ def hypothesis_page_data(rt, hid_text: str) -> dict | None:
         rows = []
         if wanted:
             rows = session.execute(
-                select(Event.signature_id, Event.time, Event.step)
-                .where(Event.signature_id.in_(sorted(wanted)))
-                .order_by(Event.time)
+                select(col(Event.signature_id), col(Event.time), col(Event.step))
+                .where(col(Event.signature_id).in_(sorted(wanted)))
+                .order_by(col(Event.time))
                 .limit(CHART_EVENT_LIMIT)
             ).all()
     points: dict[str, list] = {f"S-{sid}": [] for sid in sig_ids}

@@ -82,7 +82,7 @@ def _fallback_events() -> list[dict[str, Any]]:
                 "kind": "progress",
             }
         )
-    out.sort(key=lambda e: e["time"])
+    out.sort(key=lambda e: str(e["time"]))  # ISO times in UTC: text order is time order
     return out
 
 
@@ -105,12 +105,7 @@ def demo_events(seed: int = DEMO_SEED, *, now: datetime | None = None) -> list[d
     last = max(parse(e["time"]) for e in events)
     shift = now - last
     for e in events:
-        e["time"] = (
-            (parse(e["time"]) + shift)
-            .astimezone(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        e["time"] = (parse(e["time"]) + shift).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return events
 
 

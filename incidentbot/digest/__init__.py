@@ -20,15 +20,19 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from incidentbot.models import DigestRun
+from incidentbot.models import DigestRun, table_of
 from incidentbot.services.outbox import enqueue
 from incidentbot.services.sql import insert_for
 
 from .compute import Digest, compute_digest, sparkline
 from .render import blocks_for, text_for
 from .weeks import DigestWeekError, iso_week, last_full_week, normalize_week, previous_fire_time, week_bounds
+
+if TYPE_CHECKING:
+    from incidentbot.runtime import Runtime
 
 __all__ = [
     "compute",
@@ -61,7 +65,7 @@ JOBSTORE_TABLE = "apscheduler_jobs"
 
 # The live runtime(s) the scheduled job runs against: jobs are pickled into the job store, so the
 # job itself carries only this registry key.
-_RUNTIMES: dict[str, object] = {}
+_RUNTIMES: dict[str, Runtime] = {}
 _LOCK = threading.Lock()
 
 
@@ -106,7 +110,7 @@ def run_digest(rt, *, week: str, channel: str) -> bool:
     week = normalize_week(week)
     with rt.db.write() as session:
         stmt = (
-            insert_for(session, DigestRun.__table__)
+            insert_for(session, table_of(DigestRun))
             .values(
                 channel=channel,
                 week=week,
@@ -114,7 +118,7 @@ def run_digest(rt, *, week: str, channel: str) -> bool:
                 claimed_by=rt.worker_id[:128],
             )
             .on_conflict_do_nothing(index_elements=["channel", "week"])
-            .returning(DigestRun.__table__.c.id)
+            .returning(table_of(DigestRun).c.id)
         )
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement on PostgreSQL.
         if session.execute(stmt).first() is None:

@@ -11,8 +11,18 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
-from incidentbot.models import OPEN_STATUSES, Event, Hypothesis, HypothesisLog, HypothesisSignature, Poll, Signature
+from incidentbot.models import (
+    OPEN_STATUSES,
+    Event,
+    Hypothesis,
+    HypothesisLog,
+    HypothesisSignature,
+    Poll,
+    Signature,
+    id_of,
+)
 from incidentbot.services.signatures import canonical_map
 
 from .weeks import day_bounds, last_full_week, normalize_week, week_bounds
@@ -154,16 +164,18 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     per_day: dict[int, list[int]] = {}
     for i, (a, b) in enumerate(day_bounds(week, tz)):
         rows = session.execute(
-            select(Event.signature_id, func.count()).where(_within(Event.time, a, b)).group_by(Event.signature_id)
+            select(col(Event.signature_id), func.count())
+            .where(_within(col(Event.time), a, b))
+            .group_by(col(Event.signature_id))
         ).all()
         for sid, n in rows:
             canon = cmap.get(sid, sid)
             per_day.setdefault(canon, [0] * 7)[i] += n
     raw_per_sig: dict[int, int] = dict(
         session.execute(
-            select(Event.signature_id, func.count())
+            select(col(Event.signature_id), func.count())
             .where(_within(Event.time, ustart, uend))
-            .group_by(Event.signature_id)
+            .group_by(col(Event.signature_id))
         ).all()
     )
     d.events = sum(raw_per_sig.values())
@@ -175,13 +187,17 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     sig_ids = set(per_day)
     new_ids = set(
         session.scalars(
-            select(Signature.id).where(_within(Signature.first_seen, ustart, uend), Signature.merged_into.is_(None))
+            select(col(Signature.id)).where(
+                _within(col(Signature.first_seen), ustart, uend), col(Signature.merged_into).is_(None)
+            )
         )
     )
     sigs = (
         {
             s.id: s
-            for s in session.scalars(select(Signature).where(Signature.id.in_(sig_ids | new_ids | set(raw_per_sig))))
+            for s in session.scalars(
+                select(Signature).where(col(Signature.id).in_(sig_ids | new_ids | set(raw_per_sig)))
+            )
         }
         if (sig_ids or new_ids or raw_per_sig)
         else {}
@@ -220,21 +236,25 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     # -- hypotheses: the week's timeline -------------------------------------------------------
     seen: dict[str, dict[int, HypothesisRow]] = {k: {} for k in HYPOTHESIS_KINDS}
     logs = session.execute(
-        select(HypothesisLog.hypothesis_id, HypothesisLog.kind)
-        .where(_within(HypothesisLog.at, ustart, uend), HypothesisLog.kind.in_(list(_LOG_KIND)))
-        .order_by(HypothesisLog.at, HypothesisLog.id)
+        select(col(HypothesisLog.hypothesis_id), col(HypothesisLog.kind))
+        .where(_within(col(HypothesisLog.at), ustart, uend), col(HypothesisLog.kind).in_(list(_LOG_KIND)))
+        .order_by(col(HypothesisLog.at), col(HypothesisLog.id))
     ).all()
     hyp_ids = {hid for hid, _ in logs}
     confirmed_now = set(
         session.scalars(
-            select(Hypothesis.id).where(Hypothesis.status == "confirmed", _within(Hypothesis.updated_at, ustart, uend))
+            select(col(Hypothesis.id)).where(
+                col(Hypothesis.status) == "confirmed", _within(col(Hypothesis.updated_at), ustart, uend)
+            )
         )
     )
     resolved_in_week = list(
-        session.scalars(select(Hypothesis).where(_within(Hypothesis.resolved_at, ustart, uend)).order_by(Hypothesis.id))
+        session.scalars(
+            select(Hypothesis).where(_within(col(Hypothesis.resolved_at), ustart, uend)).order_by(col(Hypothesis.id))
+        )
     )
     hyps = (
-        {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.id.in_(hyp_ids | confirmed_now)))}
+        {h.id: h for h in session.scalars(select(Hypothesis).where(col(Hypothesis.id).in_(hyp_ids | confirmed_now)))}
         if (hyp_ids or confirmed_now)
         else {}
     )
@@ -244,7 +264,7 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
         ttr = (
             (h.resolved_at - h.created_at) if h.resolved_at and h.created_at and h.resolved_at >= h.created_at else None
         )
-        return HypothesisRow(id=h.id, title=h.title, status=h.status, owner=h.owner, time_to_resolve=ttr)
+        return HypothesisRow(id=id_of(h), title=h.title, status=h.status, owner=h.owner, time_to_resolve=ttr)
 
     for hid, kind in logs:
         if hid in hyps:
@@ -261,7 +281,9 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
         d.mttr = sum(ttrs, timedelta()) / len(ttrs)
 
     # -- votes held this week, and how the room did --------------------------------------------
-    polls = list(session.scalars(select(Poll).where(_within(Poll.created_at, ustart, uend)).order_by(Poll.id)))
+    polls = list(
+        session.scalars(select(Poll).where(_within(col(Poll.created_at), ustart, uend)).order_by(col(Poll.id)))
+    )
     for p in polls:
         tally = rt.votes.tally(session, p.id)
         ballots = sum(o["votes"] for o in tally)
@@ -292,7 +314,7 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     # VoteService.room_stats is the aggregate the rest of the bot reports; it counts polls created
     # since a time, which is exactly this week's polls unless later ones exist (a past week's
     # preview): then the same figures are taken from this week's Poll.outcome rows directly.
-    later = session.scalar(select(func.count()).select_from(Poll).where(Poll.created_at >= uend)) or 0
+    later = session.scalar(select(func.count()).select_from(Poll).where(col(Poll.created_at) >= uend)) or 0
     scored = [p for p in d.polls if p.truth]
     if not later:
         stats = rt.votes.room_stats(session, since=ustart)
@@ -312,20 +334,20 @@ def compute_digest(rt, session, week: str | None = None, *, top_n: int = 5) -> D
     # -- what needs attention now ------------------------------------------------------------------
     open_hyps = list(
         session.scalars(
-            select(Hypothesis).where(Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
+            select(Hypothesis).where(col(Hypothesis.status).in_(OPEN_STATUSES), col(Hypothesis.merged_into).is_(None))
         )
     )
     if open_hyps:
         links: dict[int, list[int]] = {}
         for hid, sid in session.execute(
-            select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id).where(
-                HypothesisSignature.hypothesis_id.in_([h.id for h in open_hyps])
+            select(col(HypothesisSignature.hypothesis_id), col(HypothesisSignature.signature_id)).where(
+                col(HypothesisSignature.hypothesis_id).in_([h.id for h in open_hyps])
             )
         ):
             links.setdefault(hid, []).append(sid)
         needed = {sid for v in links.values() for sid in v} - set(sigs)
         if needed:
-            sigs.update({s.id: s for s in session.scalars(select(Signature).where(Signature.id.in_(needed)))})
+            sigs.update({s.id: s for s in session.scalars(select(Signature).where(col(Signature.id).in_(needed)))})
         for h in open_hyps:
             missing = []
             if not h.owner:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -101,7 +102,8 @@ def summary_line(d: Digest) -> str:
 
 
 def blocks_for(d: Digest, *, command: str = "/incident") -> tuple[str, list[dict]]:
-    m = _get_env(True).get_template("digest.mrkdwn.j2").module
+    # The template's macros are attributes of its module, which a type checker cannot know.
+    m: Any = _get_env(True).get_template("digest.mrkdwn.j2").module
 
     def sec(macro) -> dict:
         return section(cut(str(macro(d)).strip("\n"), SECTION_LIMIT))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -64,7 +65,7 @@ def day_bounds(week: str, tz: str | ZoneInfo) -> list[tuple[datetime, datetime]]
     start, _ = week_bounds(week, zone)
     days = [start.date() + timedelta(days=i) for i in range(8)]
     edges = [datetime.combine(d, time(0), tzinfo=zone) for d in days]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
 
 
 def last_full_week(now: datetime, tz: str | ZoneInfo) -> str:

@@ -142,9 +142,7 @@ def _dated(year: int | None, month: int, day: int, hms: str) -> datetime | None:
     try:
         h, m, s = hms.split(":")
         sec = float(s)
-        return datetime(
-            year, month, day, int(h), int(m), int(sec), int(round((sec % 1) * 1e6)) % 1000000, tzinfo=UTC
-        )
+        return datetime(year, month, day, int(h), int(m), int(sec), int(round((sec % 1) * 1e6)) % 1000000, tzinfo=UTC)
     except ValueError:
         return None
 
@@ -570,6 +568,7 @@ class LogParser:
             cut_chars = len(text) - 2 * keep
             text = text[:keep] + f"\n[... {cut_chars} characters cut ...]\n" + text[-keep:]
             cut = cut or 1
+        kind: str | None
         if p.mode == "traceback":
             kind, why = "crash", "a Python traceback"
         elif p.mode == "box" and p.state in ("body", "done"):

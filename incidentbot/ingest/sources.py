@@ -133,7 +133,8 @@ def from_alertmanager(payload: Any) -> AlertmanagerResult:
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise ValueError("'alerts' must be a list")
-    common = payload.get("commonLabels") if isinstance(payload.get("commonLabels"), dict) else {}
+    common_labels = payload.get("commonLabels")
+    common = common_labels if isinstance(common_labels, dict) else {}
     out = AlertmanagerResult()
     for i, alert in enumerate(alerts):
         if not isinstance(alert, dict):

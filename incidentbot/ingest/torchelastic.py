@@ -76,7 +76,8 @@ def from_torchelastic(
     msg = data["message"]
     extra: dict = {}
     if isinstance(msg, dict):
-        extra = msg.get("extraInfo") if isinstance(msg.get("extraInfo"), dict) else {}
+        info = msg.get("extraInfo")
+        extra = info if isinstance(info, dict) else {}
         summary = str(msg.get("message", ""))
         text = summary
         stack = extra.get("py_callstack")

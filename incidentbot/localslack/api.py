@@ -55,8 +55,8 @@ def _parse_multipart(body: bytes, content_type: str) -> dict[str, str]:
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
             if name:
-                payload = part.get_payload(decode=True) or b""
-                out[str(name)] = payload.decode("utf-8", "replace")
+                payload = part.get_payload(decode=True)  # bytes, or None when the part is empty
+                out[str(name)] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     return out
 
 

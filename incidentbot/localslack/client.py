@@ -408,20 +408,21 @@ class SlackSimulator:
         }
         self.ws.set_view_state(view["id"], state_values)
         view = dict(view, state={"values": state_values})
+        trigger_id = self.ws.issue_trigger(u["id"])
         payload = {
             "type": "view_submission",
             "team": {"id": self.ws.team_id, "domain": self.ws.team_name},
             "user": {"id": u["id"], "username": u["name"], "name": u["name"], "team_id": self.ws.team_id},
             "api_app_id": "A0LOCAL01",
             "token": "local-verification-token",
-            "trigger_id": self.ws.issue_trigger(u["id"]),
+            "trigger_id": trigger_id,
             "view": view,
             "response_urls": [],
             "is_enterprise_install": False,
             "enterprise": None,
         }
         resp = self._deliver("view_submission", payload=payload, stale=stale, bad_signature=bad_signature)
-        resp.user, resp.trigger_id, resp.payload = u["id"], payload["trigger_id"], payload
+        resp.user, resp.trigger_id, resp.payload = u["id"], trigger_id, payload
         if resp.status == 200:
             self._apply_view_ack(u["id"], view["id"], resp.json)
         return self._finish(resp)

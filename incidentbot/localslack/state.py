@@ -173,7 +173,7 @@ class Workspace:
         self.version += 1
         self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
         """Block until `predicate()` returns something truthy (re-evaluated on every change) and return it.
 
         The predicate runs with the workspace lock held, so it may call accessors like

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Optional
+from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
@@ -27,7 +27,7 @@ MAX_ID = 255
 MAX_ACTIONS_ELEMENTS = 25
 MAX_HEADER_TEXT = 150
 
-Problem = Optional[tuple[str, list[str]]]
+Problem = tuple[str, list[str]] | None
 
 
 def parse_json_param(value: Any) -> Any:

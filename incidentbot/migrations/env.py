@@ -26,7 +26,10 @@ def include_object(obj, name, type_, reflected, compare_to):
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("migrations need an engine (config.attributes['engine']) or a sqlalchemy.url option")
+        engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -84,7 +84,7 @@ class MatchRules:
     def matching_patterns(self, *texts: str) -> list[str]:
         """Source strings of the patterns that match any of ``texts``."""
         hits: list[str] = []
-        for src, rx in zip(self.patterns, self.compiled):
+        for src, rx in zip(self.patterns, self.compiled, strict=True):
             if any(t and rx.search(t) for t in texts):
                 hits.append(src)
         return hits

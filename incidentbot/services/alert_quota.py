@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
-from incidentbot.models import NewSignatureQuota
+from incidentbot.models import NewSignatureQuota, table_of
 from incidentbot.services.outbox import enqueue, enqueue_update
 from incidentbot.services.sql import insert_for
 
@@ -56,11 +57,11 @@ def rollup_key(window_start: datetime, job_id: str | None) -> str:
 
 def _locked_row(session, *, key: str, window_start: datetime, job_id: str | None) -> NewSignatureQuota:
     session.execute(
-        insert_for(session, NewSignatureQuota.__table__)
+        insert_for(session, table_of(NewSignatureQuota))
         .values(key=key, window_start=window_start, job_id=job_id, announced=0, rolled=0, sample=[])
         .on_conflict_do_nothing(index_elements=["key"])
     )
-    return session.scalars(select(NewSignatureQuota).where(NewSignatureQuota.key == key).with_for_update()).one()
+    return session.scalars(select(NewSignatureQuota).where(col(NewSignatureQuota.key) == key).with_for_update()).one()
 
 
 def _roll(session, row: NewSignatureQuota, sids: list[int], *, channel: str) -> None:

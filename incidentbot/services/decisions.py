@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlmodel import col
 
 from incidentbot.db import Database
-from incidentbot.models import Decision, Event, Hypothesis, HypothesisLog, HypothesisSignature, utcnow
+from incidentbot.models import Decision, Event, Hypothesis, HypothesisLog, HypothesisSignature, id_of, utcnow
 
 __all__ = ["DecisionService"]
 
@@ -20,7 +21,9 @@ class DecisionService:
 
     def _signatures(self, session, hid: int) -> list[int]:
         return list(
-            session.scalars(select(HypothesisSignature.signature_id).where(HypothesisSignature.hypothesis_id == hid))
+            session.scalars(
+                select(col(HypothesisSignature.signature_id)).where(col(HypothesisSignature.hypothesis_id) == hid)
+            )
         )
 
     def merge_hypotheses(self, ids: Sequence[int], *, actor: str) -> int:
@@ -30,46 +33,48 @@ class DecisionService:
             raise ValueError("merge needs two different hypotheses")
         now = self.clock()
         with self.db.write() as session:
-            hyps = [session.get(Hypothesis, h) for h in ids]
-            missing = [f"H-{h}" for h, obj in zip(ids, hyps) if obj is None]
+            found = {h: session.get(Hypothesis, h) for h in ids}
+            missing = [f"H-{h}" for h, obj in found.items() if obj is None]
             if missing:
                 raise LookupError(f"no such hypothesis: {', '.join(missing)}")
+            hyps = [obj for obj in found.values() if obj is not None]
             target = hyps[0]
+            tid = id_of(target)
             sigs: set[int] = set()
             for h in hyps:
-                sigs.update(self._signatures(session, h.id))
+                sigs.update(self._signatures(session, id_of(h)))
             for h in hyps[1:]:
-                h.merged_into = target.id
+                h.merged_into = tid
                 h.updated_at = now
                 session.add(
                     HypothesisLog(
-                        hypothesis_id=h.id, at=now, kind="merged", actor=actor, text=f"merged into H-{target.id}"
+                        hypothesis_id=id_of(h), at=now, kind="merged", actor=actor, text=f"merged into H-{tid}"
                     )
                 )
                 for link in session.scalars(
-                    select(HypothesisSignature).where(HypothesisSignature.hypothesis_id == h.id)
+                    select(HypothesisSignature).where(col(HypothesisSignature.hypothesis_id) == id_of(h))
                 ):
-                    if not session.get(HypothesisSignature, (target.id, link.signature_id)):
+                    if not session.get(HypothesisSignature, (tid, link.signature_id)):
                         session.add(
                             HypothesisSignature(
-                                hypothesis_id=target.id, signature_id=link.signature_id, event_count=link.event_count
+                                hypothesis_id=tid, signature_id=link.signature_id, event_count=link.event_count
                             )
                         )
-                session.execute(delete(HypothesisSignature).where(HypothesisSignature.hypothesis_id == h.id))
-                session.execute(update(Event).where(Event.hypothesis_id == h.id).values(hypothesis_id=target.id))
+                session.execute(delete(HypothesisSignature).where(col(HypothesisSignature.hypothesis_id) == id_of(h)))
+                session.execute(update(Event).where(col(Event.hypothesis_id) == id_of(h)).values(hypothesis_id=tid))
             target.updated_at = now
             session.add(
                 HypothesisLog(
-                    hypothesis_id=target.id,
+                    hypothesis_id=tid,
                     at=now,
                     kind="merged",
                     actor=actor,
-                    text="one cause: absorbed " + ", ".join(f"H-{h.id}" for h in hyps[1:]),
+                    text="one cause: absorbed " + ", ".join(f"H-{id_of(h)}" for h in hyps[1:]),
                 )
             )
             if len(sigs) > 1:
                 session.add(Decision(kind="together", signature_ids=sorted(sigs), actor=actor, at=now))
-            return target.id
+            return tid
 
     def split_hypothesis(self, hid: int, signature_ids: Sequence[int], *, actor: str) -> None:
         now = self.clock()
@@ -89,7 +94,9 @@ class DecisionService:
                 for r in sorted(rest):
                     session.add(Decision(kind="apart", signature_ids=[s, r], actor=actor, at=now))
             # Retire "together" decisions that bound them.
-            for d in session.scalars(select(Decision).where(Decision.kind == "together", Decision.active.is_(True))):
+            for d in session.scalars(
+                select(Decision).where(col(Decision.kind) == "together", col(Decision.active).is_(True))
+            ):
                 if set(d.signature_ids) & out and set(d.signature_ids) & rest:
                     d.active = False
             session.add(

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
+from sqlmodel import col
 
 from incidentbot.db import Database
-from incidentbot.models import WorkClaim, utcnow
+from incidentbot.models import WorkClaim, table_of, utcnow
 from incidentbot.services.sql import insert_for
 
 __all__ = ["DeliveryLog", "delivery_key", "KEEP", "PREFIX"]
@@ -57,19 +58,20 @@ class DeliveryLog:
             if self._pruned_at is None or now - self._pruned_at > PRUNE_EVERY:
                 session.execute(
                     delete(WorkClaim).where(
-                        WorkClaim.key.startswith(PREFIX, autoescape=True), WorkClaim.claimed_at < now - self.keep
+                        col(WorkClaim.key).startswith(PREFIX, autoescape=True),
+                        col(WorkClaim.claimed_at) < now - self.keep,
                     )
                 )
                 self._pruned_at = now
             else:
                 # This key's own expired claim (a delivery an hour old is a new one).
                 session.execute(
-                    delete(WorkClaim).where(WorkClaim.key == row_key, WorkClaim.claimed_at < now - self.keep)
+                    delete(WorkClaim).where(col(WorkClaim.key) == row_key, col(WorkClaim.claimed_at) < now - self.keep)
                 )
             stmt = (
-                insert_for(session, WorkClaim.__table__)
+                insert_for(session, table_of(WorkClaim))
                 .values(key=row_key, claimed_at=now, claimed_by=by[:128])
                 .on_conflict_do_nothing()
-                .returning(WorkClaim.__table__.c.key)
+                .returning(table_of(WorkClaim).c.key)
             )
             return session.execute(stmt).first() is not None

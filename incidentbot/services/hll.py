@@ -38,10 +38,10 @@ def add_all(registers: bytearray, values: Iterable[str]) -> bool:
 def merge(a: bytes | None, b: bytes) -> bytes:
     if not a:
         return bytes(b)
-    return bytes(max(x, y) for x, y in zip(a, b))
+    return bytes(max(x, y) for x, y in zip(a, b, strict=True))
 
 
-def estimate(registers: bytes | None) -> int:
+def estimate(registers: bytes | bytearray | None) -> int:
     if not registers:
         return 0
     zeros = registers.count(0)

@@ -15,8 +15,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
+from sqlmodel import col
 
 from incidentbot import analysis
 from incidentbot.db import Database
@@ -31,9 +33,15 @@ from incidentbot.models import (
     KeyValue,
     Signature,
     WorkClaim,
+    id_of,
+    table_of,
     utcnow,
 )
 from incidentbot.services.signatures import canonical_map
+from incidentbot.services.sql import rowcount
+
+if TYPE_CHECKING:
+    from incidentbot.metrics import Metrics
 
 __all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
 
@@ -91,7 +99,7 @@ class HypothesisService:
         self.clock = clock
         # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
         self.on_change = on_change
-        self.metrics = None
+        self.metrics: Metrics | None = None
         # At most this many aggregate rows are analysed (0: all); see _aggregate_queries.
         self.max_rows = 0
 
@@ -108,7 +116,7 @@ class HypothesisService:
 
     def _load(self, session):
         cmap = canonical_map(session)
-        a = EventAggregate.__table__.c
+        a = table_of(EventAggregate).c
         records: list[analysis.EventRecord] = []
         # Where an aggregate's events spanned steps, the last one is exposure (the job got that
         # far on that host), so the analysis sees the steps each (job, host) covered.
@@ -200,13 +208,14 @@ class HypothesisService:
                 cause_class=s.cause_class,
                 details=tuple(sorted((k, str(v)) for k, v in (s.details or {}).items())),
             )
-            for s in session.scalars(select(Signature).where(Signature.merged_into.is_(None)))
+            for s in session.scalars(select(Signature).where(col(Signature.merged_into).is_(None)))
         }
-        together, apart = [], []
+        together: list[frozenset[int]] = []
+        apart: list[frozenset[int]] = []
         for d in session.scalars(
             select(Decision)
-            .where(Decision.active.is_(True), Decision.kind.in_(("together", "apart")))
-            .order_by(Decision.id)
+            .where(col(Decision.active).is_(True), col(Decision.kind).in_(("together", "apart")))
+            .order_by(col(Decision.id))
         ):
             ids = frozenset(cmap.get(i, i) for i in d.signature_ids)
             (together if d.kind == "together" else apart).append(ids)
@@ -217,7 +226,7 @@ class HypothesisService:
         chosen so no signature is dropped: every row of the signatures below a per-signature quota,
         and the newest ``quota`` rows of each larger one (a storm is thinned, a rare signal kept
         whole). The quota is the largest that fits the cap (water-filling)."""
-        a = EventAggregate.__table__.c
+        a = table_of(EventAggregate).c
         if not self.max_rows:
             return [select(*cols)]
         sizes = dict(session.execute(select(a.signature_id, func.count()).group_by(a.signature_id)).all())
@@ -240,7 +249,7 @@ class HypothesisService:
         from incidentbot.models import JobExposure
 
         out = []
-        for x in session.scalars(select(JobExposure).order_by(JobExposure.id)):
+        for x in session.scalars(select(JobExposure).order_by(col(JobExposure.id))):
             versions = tuple(sorted((x.versions or {}).items()))
             for n, (t, step) in enumerate(((x.first_seen, x.first_step), (x.last_seen, x.last_step))):
                 out.append(
@@ -301,7 +310,7 @@ class HypothesisService:
             newest = session.scalar(select(func.max(Event.id))) or 0
             if newest <= last_done:
                 return False
-            newest_received = session.scalar(select(Event.received_at).where(Event.id == newest))
+            newest_received = session.scalar(select(col(Event.received_at)).where(col(Event.id) == newest))
             last_finished = _kv_get(session, "analysis.finished_at")
         now = self.clock()
         quiet_for = (now - newest_received).total_seconds() if newest_received else debounce
@@ -330,14 +339,16 @@ class HypothesisService:
     def _claim(self, worker: str) -> bool:
         now = self.clock()
         with self.db.write() as session:
-            session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_at < now - LEASE))
+            session.execute(
+                delete(WorkClaim).where(col(WorkClaim.key) == "analysis", col(WorkClaim.claimed_at) < now - LEASE)
+            )
             from incidentbot.services.sql import insert_for
 
             stmt = (
-                insert_for(session, WorkClaim.__table__)
+                insert_for(session, table_of(WorkClaim))
                 .values(key="analysis", claimed_at=now, claimed_by=worker)
                 .on_conflict_do_nothing()
-                .returning(WorkClaim.__table__.c.key)
+                .returning(table_of(WorkClaim).c.key)
             )
             return session.execute(stmt).first() is not None
 
@@ -346,10 +357,10 @@ class HypothesisService:
         with self.db.write() as session:
             done = session.execute(
                 update(WorkClaim)
-                .where(WorkClaim.key == "analysis", WorkClaim.claimed_by == worker)
+                .where(col(WorkClaim.key) == "analysis", col(WorkClaim.claimed_by) == worker)
                 .values(claimed_at=self.clock())
             )
-            return done.rowcount == 1
+            return rowcount(done) == 1
 
     @contextlib.contextmanager
     def _heartbeat(self, worker: str):
@@ -377,7 +388,9 @@ class HypothesisService:
 
     def _release(self, worker: str) -> None:
         with self.db.write() as session:
-            session.execute(delete(WorkClaim).where(WorkClaim.key == "analysis", WorkClaim.claimed_by == worker))
+            session.execute(
+                delete(WorkClaim).where(col(WorkClaim.key) == "analysis", col(WorkClaim.claimed_by) == worker)
+            )
 
     # -- reconciliation ------------------------------------------------------------------
 
@@ -397,10 +410,14 @@ class HypothesisService:
         weight = weight or {}
         now = self.clock()
         with self.db.write() as session:
-            stored = {h.id: h for h in session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None)))}
+            stored: dict[int, Hypothesis] = {
+                id_of(h): h for h in session.scalars(select(Hypothesis).where(col(Hypothesis.merged_into).is_(None)))
+            }
             merged_to = dict(
                 session.execute(
-                    select(Hypothesis.id, Hypothesis.merged_into).where(Hypothesis.merged_into.is_not(None))
+                    select(col(Hypothesis.id), col(Hypothesis.merged_into)).where(
+                        col(Hypothesis.merged_into).is_not(None)
+                    )
                 ).all()
             )
             sizes: Counter = Counter()
@@ -410,7 +427,7 @@ class HypothesisService:
             # Pair proposals with stored hypotheses by event overlap (events, not rows), best pairs first.
             pairs = []
             for pi, p in enumerate(proposals):
-                overlap = Counter()
+                overlap: Counter[int] = Counter()
                 for eid in p.event_ids:
                     h = current.get(eid)
                     if h is not None:
@@ -443,11 +460,11 @@ class HypothesisService:
                 if pi in chosen or not rejected:
                     continue
                 sigs = frozenset(p.signature_ids)
-                for hid, rsigs in rejected.items():
-                    same_claim = stored[hid].kind == p.kind and stored[hid].cause_class == p.cause_class
-                    if same_claim and hid not in taken and len(sigs & rsigs) / max(1, len(sigs | rsigs)) >= MIN_OVERLAP:
-                        chosen[pi] = hid
-                        taken.add(hid)
+                for rid, rsigs in rejected.items():
+                    same_claim = stored[rid].kind == p.kind and stored[rid].cause_class == p.cause_class
+                    if same_claim and rid not in taken and len(sigs & rsigs) / max(1, len(sigs | rsigs)) >= MIN_OVERLAP:
+                        chosen[pi] = rid
+                        taken.add(rid)
                         break
             for pi, p in enumerate(proposals):
                 hid = chosen.get(pi)
@@ -458,7 +475,7 @@ class HypothesisService:
                     summary.held_rejected.append(hid)
                     continue
                 if hid is None:
-                    h = Hypothesis(
+                    hyp = Hypothesis(
                         title=p.title[:512],
                         cause_class=p.cause_class,
                         kind=p.kind,
@@ -470,18 +487,18 @@ class HypothesisService:
                         updated_at=now,
                         last_activity_at=now,
                     )
-                    session.add(h)
+                    session.add(hyp)
                     session.flush()
-                    hid = h.id
+                    hid = id_of(hyp)
                     created.append(hid)
                     session.add(HypothesisLog(hypothesis_id=hid, at=now, kind="created", text=_describe(p)))
                 else:
-                    h = stored[hid]
+                    hyp = stored[hid]
                     changed = (
-                        h.title != p.title[:512]
-                        or list(h.evidence) != list(p.evidence)
-                        or h.scope != p.scope
-                        or h.cause_class != p.cause_class
+                        hyp.title != p.title[:512]
+                        or list(hyp.evidence) != list(p.evidence)
+                        or hyp.scope != p.scope
+                        or hyp.cause_class != p.cause_class
                     )
                     if changed:
                         session.add(
@@ -493,13 +510,13 @@ class HypothesisService:
                             )
                         )
                         summary.updated.append(hid)
-                    h.title, h.cause_class, h.kind, h.scope = p.title[:512], p.cause_class, p.kind, p.scope
-                    h.confidence, h.evidence = round(p.confidence, 4), list(p.evidence)
-                    h.event_count = sum(weight.get(eid, 1) for eid in p.event_ids)
+                    hyp.title, hyp.cause_class, hyp.kind, hyp.scope = p.title[:512], p.cause_class, p.kind, p.scope
+                    hyp.confidence, hyp.evidence = round(p.confidence, 4), list(p.evidence)
+                    hyp.event_count = sum(weight.get(eid, 1) for eid in p.event_ids)
                     if changed:
-                        h.updated_at = now
-                    if h.status == "obsolete":
-                        h.status = "open"
+                        hyp.updated_at = now
+                    if hyp.status == "obsolete":
+                        hyp.status = "open"
                 for eid in p.event_ids:
                     new_assign[eid] = hid
                 # Which signatures, with how many of their events each.
@@ -507,7 +524,7 @@ class HypothesisService:
                 for eid in p.event_ids:
                     if eid in sig_of:
                         per_sig[sig_of[eid]] += weight.get(eid, 1)
-                session.execute(delete(HypothesisSignature).where(HypothesisSignature.hypothesis_id == hid))
+                session.execute(delete(HypothesisSignature).where(col(HypothesisSignature.hypothesis_id) == hid))
                 session.add_all(
                     [
                         HypothesisSignature(hypothesis_id=hid, signature_id=sid, event_count=n)
@@ -516,17 +533,17 @@ class HypothesisService:
                 )
             summary.created = created
             # Hypotheses no proposal supports any more: retire open ones, keep human decisions.
-            for hid, h in stored.items():
-                if hid not in taken and h.status == "open":
-                    h.status = "obsolete"
-                    h.updated_at = now
+            for hid, hyp in stored.items():
+                if hid not in taken and hyp.status == "open":
+                    hyp.status = "obsolete"
+                    hyp.updated_at = now
                     session.add(
                         HypothesisLog(
                             hypothesis_id=hid, at=now, kind="retired", text="no longer supported by the events"
                         )
                     )
                     summary.retired.append(hid)
-            gone = set(summary.retired) | {hid for hid, h in stored.items() if h.status == "rejected"}
+            gone = set(summary.retired) | {hid for hid, hyp in stored.items() if hyp.status == "rejected"}
             self._move_events(session, current, new_assign, gone=gone, since_event_id=since_event_id)
             self._refresh_activity(session, set(new_assign.values()))
             if self.on_change and created:
@@ -551,7 +568,7 @@ class HypothesisService:
             new = new_assign.get(aid)
             if new != old:
                 moved[new].append(aid)
-        a, e = EventAggregate.__table__, Event.__table__
+        a, e = table_of(EventAggregate), table_of(Event)
         conn = session.connection()
         for hid in sorted(moved, key=lambda h: (h is not None, h or 0)):
             ids = sorted(moved[hid])
@@ -576,7 +593,7 @@ class HypothesisService:
     def _refresh_activity(self, session, hids: set[int]) -> None:
         if not hids:
             return
-        a = EventAggregate.__table__.c
+        a = table_of(EventAggregate).c
         rows = session.execute(
             select(a.hypothesis_id, func.max(a.last_time)).where(a.hypothesis_id.in_(hids)).group_by(a.hypothesis_id)
         ).all()
@@ -590,24 +607,26 @@ class HypothesisService:
     def signature_ids(self, session, hid: int) -> list[int]:
         return list(
             session.scalars(
-                select(HypothesisSignature.signature_id)
-                .where(HypothesisSignature.hypothesis_id == hid)
-                .order_by(HypothesisSignature.signature_id)
+                select(col(HypothesisSignature.signature_id))
+                .where(col(HypothesisSignature.hypothesis_id) == hid)
+                .order_by(col(HypothesisSignature.signature_id))
             )
         )
 
     def list(self, session, *, statuses: tuple[str, ...] | None = None, limit: int = 500) -> list[Hypothesis]:
-        q = select(Hypothesis).where(Hypothesis.merged_into.is_(None))
+        q = select(Hypothesis).where(col(Hypothesis.merged_into).is_(None))
         if statuses:
-            q = q.where(Hypothesis.status.in_(statuses))
-        return list(session.scalars(q.order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc()).limit(limit)))
+            q = q.where(col(Hypothesis.status).in_(statuses))
+        return list(
+            session.scalars(q.order_by(col(Hypothesis.last_activity_at).desc(), col(Hypothesis.id).desc()).limit(limit))
+        )
 
     def count(self, session, *, statuses: tuple[str, ...]) -> int:
         return (
             session.scalar(
                 select(func.count())
                 .select_from(Hypothesis)
-                .where(Hypothesis.merged_into.is_(None), Hypothesis.status.in_(statuses))
+                .where(col(Hypothesis.merged_into).is_(None), col(Hypothesis.status).in_(statuses))
             )
             or 0
         )

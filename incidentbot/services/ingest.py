@@ -18,7 +18,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from incidentbot import audit, signatures
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
-from incidentbot.models import MIXED_GPU, Event, EventAggregate, JobExposure, Signature, SignatureMember, utcnow
+from incidentbot.models import (
+    MIXED_GPU,
+    Event,
+    EventAggregate,
+    JobExposure,
+    Signature,
+    SignatureMember,
+    table_of,
+    utcnow,
+)
 from incidentbot.services import hll
 from incidentbot.services.alert_quota import NewSignaturePolicy, queue_new_signature_alerts
 from incidentbot.services.sql import insert_counted, insert_for, insert_new, least_greatest, sql_time
@@ -27,11 +36,11 @@ __all__ = ["IngestResult", "IngestService", "aggregate_key", "run_lineage", "DEF
 
 log = logging.getLogger(__name__)
 
-_EVENT = Event.__table__
-_SIG = Signature.__table__
-_MEMBER = SignatureMember.__table__
-_EXPOSURE = JobExposure.__table__
-_AGG = EventAggregate.__table__
+_EVENT = table_of(Event)
+_SIG = table_of(Signature)
+_MEMBER = table_of(SignatureMember)
+_EXPOSURE = table_of(JobExposure)
+_AGG = table_of(EventAggregate)
 DEFAULT_BUCKET_SECONDS = 30
 PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000

@@ -17,15 +17,17 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, select, update
+from sqlmodel import col
 
 from incidentbot import audit
 from incidentbot.db import Database
-from incidentbot.models import Outbox, SlackMessage, utcnow
-from incidentbot.services.sql import insert_for
+from incidentbot.models import Outbox, SlackMessage, table_of, utcnow
+from incidentbot.services.sql import insert_for, rowcount
 
 __all__ = [
     "OutboxWorker",
@@ -120,7 +122,7 @@ def enqueue(
     priority: int | None = None,
 ) -> bool:
     """Add a row unless one with the same dedupe key exists. Returns whether it was added."""
-    stmt = insert_for(session, Outbox.__table__).values(
+    stmt = insert_for(session, table_of(Outbox)).values(
         op=op,
         channel=channel,
         payload=payload,
@@ -136,7 +138,7 @@ def enqueue(
     if dedupe_key:
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
     # RETURNING, not rowcount: with PostgreSQL's implicit RETURNING the rowcount is not reliable.
-    return session.execute(stmt.returning(Outbox.__table__.c.id)).first() is not None
+    return session.execute(stmt.returning(table_of(Outbox).c.id)).first() is not None
 
 
 def enqueue_update(session, *, message_key: str, payload: dict) -> bool:
@@ -165,14 +167,16 @@ def prune_delivered(
     with db.write() as session:
         ids = list(
             session.scalars(
-                select(Outbox.id)
-                .where(Outbox.status == "done", Outbox.dedupe_key.is_(None), Outbox.delivered_at < cutoff)
-                .order_by(Outbox.id)
+                select(col(Outbox.id))
+                .where(
+                    col(Outbox.status) == "done", col(Outbox.dedupe_key).is_(None), col(Outbox.delivered_at) < cutoff
+                )
+                .order_by(col(Outbox.id))
                 .limit(limit)
             )
         )
         if ids:
-            session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
+            session.execute(delete(Outbox).where(col(Outbox.id).in_(ids)))
     return len(ids)
 
 
@@ -202,7 +206,7 @@ class OutboxWorker:
         from sqlalchemy import func
 
         with self.db.read() as session:
-            return session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")) or 0
+            return session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending")) or 0
 
     def drain(self, *, limit: int = 1000) -> int:
         """Deliver until nothing is due (or ``limit`` rows); returns how many were handled."""
@@ -222,11 +226,11 @@ class OutboxWorker:
                 session.scalars(
                     select(Outbox)
                     .where(
-                        Outbox.status == "pending",
-                        Outbox.next_attempt_at <= now,
-                        (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now),
+                        col(Outbox.status) == "pending",
+                        col(Outbox.next_attempt_at) <= now,
+                        (col(Outbox.claimed_until).is_(None)) | (col(Outbox.claimed_until) < now),
                     )
-                    .order_by(Outbox.priority, Outbox.id)
+                    .order_by(col(Outbox.priority), col(Outbox.id))
                     .limit(50)
                 )
             )
@@ -236,7 +240,7 @@ class OutboxWorker:
                 m.key: m
                 for m in session.scalars(
                     select(SlackMessage).where(
-                        SlackMessage.key.in_({k for r in due for k in (r.message_key, r.thread_key) if k})
+                        col(SlackMessage.key).in_({k for r in due for k in (r.message_key, r.thread_key) if k})
                     )
                 )
             }
@@ -249,7 +253,7 @@ class OutboxWorker:
                 if row.op == "post" and row.thread_key and self._earlier_reply_pending(session, row):
                     # An earlier reply of this thread is backing off (5xx, 429) and so is not in
                     # `due`: replies must not overtake it, or the thread reads out of order.
-                    blocked_threads.add(order_key)
+                    blocked_threads.add(row.thread_key)  # the order key of a reply is its thread
                     continue
                 if needs and needs not in messages:
                     if self._parent_pending(session, needs):
@@ -264,9 +268,9 @@ class OutboxWorker:
                 claimed = session.execute(
                     update(Outbox)
                     .where(
-                        Outbox.id == row.id,
-                        Outbox.status == "pending",
-                        (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now),
+                        col(Outbox.id) == row.id,
+                        col(Outbox.status) == "pending",
+                        (col(Outbox.claimed_until).is_(None)) | (col(Outbox.claimed_until) < now),
                     )
                     # Until this attempt records how it ended, its outcome is unknown: if the
                     # process dies after Slack took a post, the next attempt must look before
@@ -279,8 +283,8 @@ class OutboxWorker:
                         # must be able to queue the next edit, so it leaves the dedupe slot.
                         dedupe_key=None if row.op == "update" else Outbox.dedupe_key,
                     )
-                ).rowcount
-                if claimed != 1:
+                )
+                if rowcount(claimed) != 1:
                     continue
                 session.refresh(row)
                 refs = {}
@@ -292,12 +296,12 @@ class OutboxWorker:
     def _earlier_reply_pending(self, session, row: Outbox) -> bool:
         return (
             session.scalar(
-                select(Outbox.id)
+                select(col(Outbox.id))
                 .where(
-                    Outbox.thread_key == row.thread_key,
-                    Outbox.op == "post",
-                    Outbox.status == "pending",
-                    Outbox.id < row.id,
+                    col(Outbox.thread_key) == row.thread_key,
+                    col(Outbox.op) == "post",
+                    col(Outbox.status) == "pending",
+                    col(Outbox.id) < row.id,
                 )
                 .limit(1)
             )
@@ -307,7 +311,9 @@ class OutboxWorker:
     def _parent_pending(self, session, key: str) -> bool:
         return (
             session.scalar(
-                select(Outbox.id).where(Outbox.message_key == key, Outbox.op == "post", Outbox.status == "pending")
+                select(col(Outbox.id)).where(
+                    col(Outbox.message_key) == key, col(Outbox.op) == "post", col(Outbox.status) == "pending"
+                )
             )
             is not None
         )
@@ -347,10 +353,10 @@ class OutboxWorker:
             session.execute(
                 update(Outbox)
                 .where(
-                    Outbox.status == "pending",
-                    Outbox.next_attempt_at > now,
-                    Outbox.last_error.is_not(None),
-                    Outbox.last_error != RATELIMITED,
+                    col(Outbox.status) == "pending",
+                    col(Outbox.next_attempt_at) > now,
+                    col(Outbox.last_error).is_not(None),
+                    col(Outbox.last_error) != RATELIMITED,
                 )
                 .values(next_attempt_at=now)
             )
@@ -372,7 +378,8 @@ class OutboxWorker:
                 )
         except SlackApiError:
             return None
-        for m in resp.get("messages", []):
+        messages: list[dict[str, Any]] = resp.get("messages", [])
+        for m in messages:
             meta = m.get("metadata") or {}
             if meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("outbox_id") == row.id:
                 return m.get("ts")
@@ -382,6 +389,8 @@ class OutboxWorker:
         p = row.payload or {}
         if row.op == "post":
             channel = refs.get("channel") or row.channel
+            if not channel:
+                raise ValueError(f"outbox {row.id}: a post needs a channel")
             thread_ts = refs.get("ts") if row.thread_key else None
             # Look for the message an earlier attempt may have posted: it may have died after
             # Slack took the post, and a 5xx can come after the post was stored. Only a 429
@@ -405,6 +414,8 @@ class OutboxWorker:
             self.client.chat_update(channel=refs["channel"], ts=refs["ts"], text=r.text, blocks=r.blocks)
             return None
         if row.op == "ephemeral":
+            if not row.channel:
+                raise ValueError(f"outbox {row.id}: an ephemeral message needs a channel")
             self.client.chat_postEphemeral(channel=row.channel, user=p["user"], text=r.text, blocks=r.blocks)
             return None
         raise ValueError(f"unknown outbox op {row.op!r}")
@@ -418,7 +429,7 @@ class OutboxWorker:
                 self.on_delivered(session, row, rendered)
             session.execute(
                 update(Outbox)
-                .where(Outbox.id == row.id)
+                .where(col(Outbox.id) == row.id)
                 .values(status="done", delivered_at=now, claimed_until=None, last_error=note)
             )
             if row.op == "post":
@@ -430,7 +441,7 @@ class OutboxWorker:
                 )
             if row.op == "post" and row.message_key and ts:
                 stmt = (
-                    insert_for(session, SlackMessage.__table__)
+                    insert_for(session, table_of(SlackMessage))
                     .values(key=row.message_key, channel=row.channel, ts=ts, posted_at=now)
                     .on_conflict_do_nothing()
                 )
@@ -443,7 +454,7 @@ class OutboxWorker:
         with self.db.write() as session:
             session.execute(
                 update(Outbox)
-                .where(Outbox.id == row.id)
+                .where(col(Outbox.id) == row.id)
                 .values(
                     next_attempt_at=self.clock() + timedelta(seconds=delay), claimed_until=None, last_error=error[:500]
                 )
@@ -468,7 +479,7 @@ class OutboxWorker:
             with self.db.write() as session:
                 session.execute(
                     update(Outbox)
-                    .where(Outbox.id == row.id)
+                    .where(col(Outbox.id) == row.id)
                     .values(
                         next_attempt_at=self.clock() + timedelta(seconds=delay),
                         claimed_until=None,
@@ -481,7 +492,7 @@ class OutboxWorker:
             with self.db.write() as session:
                 session.execute(
                     update(Outbox)
-                    .where(Outbox.id == row.id)
+                    .where(col(Outbox.id) == row.id)
                     .values(status="failed", claimed_until=None, last_error=error[:500])
                 )
             log.error("outbox %s: Slack refused %s permanently: %s", row.id, row.op, error)

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlmodel import col
 
 from incidentbot import audit
 from incidentbot.db import Database
-from incidentbot.models import MIXED_GPU, Event, EventAggregate, utcnow
+from incidentbot.models import MIXED_GPU, Event, EventAggregate, table_of, utcnow
 
 __all__ = ["prune", "refresh_aggregates"]
 
@@ -21,7 +22,7 @@ def prune(db: Database, *, older_than: timedelta, clock: Callable[[], datetime] 
     so ingest keeps flowing). Returns how many were deleted."""
     cutoff = clock() - older_than
     total = 0
-    e = Event.__table__.c
+    e = table_of(Event).c
     while True:
         with db.write() as session:
             rows = session.execute(
@@ -32,7 +33,7 @@ def prune(db: Database, *, older_than: timedelta, clock: Callable[[], datetime] 
                     audit.note(session, f"pruned {total:,} events received before {cutoff:%Y-%m-%d %H:%M} UTC")
                 return total
             ids = [r[0] for r in rows]
-            session.execute(delete(Event).where(Event.id.in_(ids)))
+            session.execute(delete(Event).where(col(Event.id).in_(ids)))
             # Lock order as ingest: event rows first, then aggregate rows (sorted).
             refresh_aggregates(session, sorted({r[1] for r in rows if r[1] is not None}))
             total += len(ids)
@@ -41,7 +42,7 @@ def prune(db: Database, *, older_than: timedelta, clock: Callable[[], datetime] 
 def refresh_aggregates(session, aggregate_ids: list[int]) -> None:
     """Make these aggregates agree with the events they still have: delete the empty ones,
     recompute count, times, first rank, GPU and steps of the rest."""
-    e, a = Event.__table__.c, EventAggregate.__table__
+    e, a = table_of(Event).c, table_of(EventAggregate)
     for i in range(0, len(aggregate_ids), 500):
         chunk = aggregate_ids[i : i + 500]
         left: dict[int, list] = {}

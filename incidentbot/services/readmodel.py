@@ -8,15 +8,15 @@ API as a 404, Slack as a private reply, the console as its not-found page).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from incidentbot import signatures as sigengine
 from incidentbot.db import Database
 from incidentbot.ids import IdError, parse_id
-from incidentbot.models import Event, Hypothesis, HypothesisLog, Signature
+from incidentbot.models import Event, Hypothesis, HypothesisLog, Signature, id_of
 from incidentbot.services.hypotheses import HypothesisService
 from incidentbot.services.runbooks import RunbookService
 from incidentbot.services.signatures import SignatureService, canonical_map
@@ -67,9 +67,9 @@ class ReadModel:
         """Up to ``limit`` events after row id ``after``, and the row id to continue from (None
         at the end)."""
         with self.db.read() as session:
-            q = select(Event).order_by(Event.id).limit(limit + 1)
+            q = select(Event).order_by(col(Event.id)).limit(limit + 1)
             if after is not None:
-                q = q.where(Event.id > after)
+                q = q.where(col(Event.id) > after)
             rows = list(session.scalars(q))
             cmap = canonical_map(session)
         more = len(rows) > limit
@@ -102,9 +102,8 @@ class ReadModel:
 
     # -- signatures --------------------------------------------------------------------------
 
-    def signature_record(self, session: Session, sig: Signature, merged_from: Iterable[Signature] = ()) -> dict:
+    def signature_record(self, session: Session, sig: Signature, merged_from: Sequence[Signature] = ()) -> dict:
         """One signature, its counts summed over the signatures merged into it."""
-        merged_from = list(merged_from)
         members = [sig, *merged_from]
         return dict(
             id=f"S-{sig.id}",
@@ -128,7 +127,7 @@ class ReadModel:
 
     def signature_with_example(self, session: Session, sig: Signature) -> dict:
         """:meth:`signature_record` with what was merged into it, and its example text."""
-        merged = [s for s in self.signatures.members(session, sig.id) if s.id != sig.id]
+        merged = [s for s in self.signatures.members(session, id_of(sig)) if s.id != sig.id]
         record = self.signature_record(session, sig, merged)
         record["example"] = sig.example
         return record
@@ -141,9 +140,9 @@ class ReadModel:
             cmap = canonical_map(session)
             merged: dict[int, list[Signature]] = {}
             if cmap:
-                for s in session.scalars(select(Signature).where(Signature.id.in_(list(cmap)))):
-                    merged.setdefault(cmap[s.id], []).append(s)
-            out = [self.signature_record(session, s, merged.get(s.id, [])) for s in rows]
+                for s in session.scalars(select(Signature).where(col(Signature.id).in_(list(cmap)))):
+                    merged.setdefault(cmap[id_of(s)], []).append(s)
+            out = [self.signature_record(session, s, merged.get(id_of(s), [])) for s in rows]
         return out, (rows[-1].id if more and rows else None)
 
     def signature_detail(self, text: str) -> dict:
@@ -165,8 +164,9 @@ class ReadModel:
     # -- hypotheses --------------------------------------------------------------------------
 
     def hypothesis_record(self, session: Session, h: Hypothesis) -> dict:
-        sids = self.hypotheses.signature_ids(session, h.id)
-        sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sids)))) if sids else []
+        hid = id_of(h)
+        sids = self.hypotheses.signature_ids(session, hid)
+        sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sids)))) if sids else []
         return dict(
             id=f"H-{h.id}",
             title=h.title,
@@ -177,7 +177,7 @@ class ReadModel:
             scope=h.scope or {},
             confidence=h.confidence,
             evidence=list(h.evidence or []),
-            runbook_ids=[c.runbook.id for c in self.runbooks.for_hypothesis(session, h.id, sigs)],
+            runbook_ids=[c.runbook.id for c in self.runbooks.for_hypothesis(session, hid, sigs)],
             event_count=h.event_count,
             created_at=h.created_at,
             last_activity_at=h.last_activity_at,
@@ -202,7 +202,7 @@ class ReadModel:
             record["timeline"] = [
                 dict(at=entry.at, kind=entry.kind, text=entry.text, actor=entry.actor)
                 for entry in session.scalars(
-                    select(HypothesisLog).where(HypothesisLog.hypothesis_id == hid).order_by(HypothesisLog.id)
+                    select(HypothesisLog).where(col(HypothesisLog.hypothesis_id) == hid).order_by(col(HypothesisLog.id))
                 )
             ]
             record["merged_into"] = f"H-{h.merged_into}" if h.merged_into else None

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from incidentbot.db import Database
-from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, utcnow
+from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, id_of, utcnow
 from incidentbot.services.outbox import enqueue
 from incidentbot.services.versions import version_at_least
 from incidentbot.services.votes import VoteService
@@ -46,9 +47,9 @@ class ResolutionService:
             return
         if sid is None:
             sid = session.scalar(
-                select(HypothesisSignature.signature_id)
-                .where(HypothesisSignature.hypothesis_id == hid)
-                .order_by(HypothesisSignature.event_count.desc(), HypothesisSignature.signature_id)
+                select(col(HypothesisSignature.signature_id))
+                .where(col(HypothesisSignature.hypothesis_id) == hid)
+                .order_by(col(HypothesisSignature.event_count).desc(), col(HypothesisSignature.signature_id))
             )
         if sid is None:
             return
@@ -80,7 +81,8 @@ class ResolutionService:
                     text=f"resolved: {cause.strip()[:300]}" + (f" (fixed in {fixed_in})" if fixed_in else ""),
                 )
             )
-            absorbed = list(session.scalars(select(Hypothesis.id).where(Hypothesis.merged_into == hid)))
+            merged = session.scalars(select(col(Hypothesis.id)).where(col(Hypothesis.merged_into) == hid))
+            absorbed = [m for m in merged if m is not None]  # keys: the filter only narrows the type
             self.votes.record_outcome(session, hypothesis_id=hid, true_cause=True, absorbed=absorbed)
             self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {_esc(cause)}")
 
@@ -126,9 +128,9 @@ class ResolutionService:
         cmap = canonical_map(session)
         canon = {sid: cmap.get(sid, sid) for sid in sids}
         found = session.execute(
-            select(HypothesisSignature.signature_id, Hypothesis)
-            .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
-            .where(HypothesisSignature.signature_id.in_(set(canon.values())), Hypothesis.status == "resolved")
+            select(col(HypothesisSignature.signature_id), Hypothesis)
+            .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
+            .where(col(HypothesisSignature.signature_id).in_(set(canon.values())), col(Hypothesis.status) == "resolved")
         ).all()
         if not found:
             return []
@@ -155,6 +157,7 @@ class ResolutionService:
                     # An old event arriving late is not a regression, unless it says it ran the
                     # fixed version (then the fix did not hold, whenever it was sent).
                     continue
+                hid = id_of(h)
                 h.status = "regressed"
                 h.updated_at = now
                 h.last_activity_at = now
@@ -162,7 +165,7 @@ class ResolutionService:
                 prev = h.resolution or {}
                 session.add(
                     HypothesisLog(
-                        hypothesis_id=h.id,
+                        hypothesis_id=hid,
                         at=now,
                         kind="regressed",
                         text=f"regressed: S-{canon[r['signature_id']]} came back in {where} "
@@ -171,14 +174,14 @@ class ResolutionService:
                 )
                 self._thread_note(
                     session,
-                    h.id,
+                    hid,
                     sid=canon[r["signature_id"]],
-                    text=f":rotating_light: Regression: H-{h.id} was resolved by <@{prev.get('by', '')}> "
+                    text=f":rotating_light: Regression: H-{hid} was resolved by <@{prev.get('by', '')}> "
                     f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
                     + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "")
                     + f") but it is back in {_esc(where)}.",
                 )
-                reopened.append(h.id)
+                reopened.append(hid)
         return reopened
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlmodel import SQLModel, col
 
 from incidentbot.db import Database
-from incidentbot.models import RunbookLink, Signature, utcnow
+from incidentbot.models import RunbookLink, Signature, table_of, utcnow
 from incidentbot.runbooks import Runbook, load_with_errors, match_runbooks, summarize
 
 __all__ = ["RunbookService", "RunbookChoice", "cause_first"]
@@ -91,7 +92,10 @@ class RunbookService:
         return self._auto[key]
 
     def _links(self, session, target: str) -> dict[str, RunbookLink]:
-        return {l.runbook_id: l for l in session.scalars(select(RunbookLink).where(RunbookLink.target == target))}
+        return {
+            link.runbook_id: link
+            for link in session.scalars(select(RunbookLink).where(col(RunbookLink.target) == target))
+        }
 
     def for_signature(self, session, sig: Signature) -> list[RunbookChoice]:
         return self._choose(self._links(session, f"S-{sig.id}"), self.auto_for_signature(sig))
@@ -128,10 +132,11 @@ class RunbookService:
 
         prefix, _, number = target.partition("-")
         with self.db.write() as session:
-            model = {"H": Hypothesis, "S": Signature}.get(prefix)
+            models: dict[str, type[SQLModel]] = {"H": Hypothesis, "S": Signature}
+            model = models.get(prefix)
             if model is None or not number.isdigit() or session.get(model, int(number)) is None:
                 raise LookupError(f"{target} does not exist")
-            stmt = insert_for(session, RunbookLink.__table__).values(
+            stmt = insert_for(session, table_of(RunbookLink)).values(
                 target=target, runbook_id=runbook_id, linked=linked, actor=actor, at=utcnow()
             )
             stmt = stmt.on_conflict_do_update(
@@ -154,18 +159,20 @@ class RunbookService:
         from incidentbot.models import Hypothesis, HypothesisSignature
 
         served: dict[str, list[Hypothesis]] = {rid: [] for rid in self.runbooks}
-        hyps = list(session.scalars(select(Hypothesis).where(Hypothesis.merged_into.is_(None))))
+        hyps = list(session.scalars(select(Hypothesis).where(col(Hypothesis.merged_into).is_(None))))
         links: dict[int, list[int]] = {}
         # A hypothesis is served by the runbook of its biggest signatures: the top few suffice.
         for hid, sid in session.execute(
-            select(HypothesisSignature.hypothesis_id, HypothesisSignature.signature_id).order_by(
-                HypothesisSignature.hypothesis_id, HypothesisSignature.event_count.desc()
+            select(col(HypothesisSignature.hypothesis_id), col(HypothesisSignature.signature_id)).order_by(
+                col(HypothesisSignature.hypothesis_id), col(HypothesisSignature.event_count).desc()
             )
         ):
             if len(links.setdefault(hid, [])) < 5:
                 links[hid].append(sid)
         needed = {sid for v in links.values() for sid in v}
-        sigs = {s.id: s for s in session.scalars(select(Signature).where(Signature.id.in_(needed)))} if needed else {}
+        sigs = (
+            {s.id: s for s in session.scalars(select(Signature).where(col(Signature.id).in_(needed)))} if needed else {}
+        )
         all_links: dict[str, dict[str, RunbookLink]] = {}
         for link in session.scalars(select(RunbookLink)):
             all_links.setdefault(link.target, {})[link.runbook_id] = link
@@ -182,8 +189,8 @@ class RunbookService:
                 served[choices[0].runbook.id].append(h)
         out = []
         for rid, rb in sorted(self.runbooks.items()):
-            done = [h for h in served[rid] if h.status == "resolved" and h.resolved_at]
-            hours = [(h.resolved_at - h.created_at).total_seconds() / 3600 for h in done]
+            done = [(h, h.resolved_at) for h in served[rid] if h.status == "resolved" and h.resolved_at]
+            hours = [(at - h.created_at).total_seconds() / 3600 for h, at in done]
             out.append(
                 {
                     "id": rid,

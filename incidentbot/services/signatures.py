@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from incidentbot.db import Database
-from incidentbot.models import Decision, Signature, utcnow
+from incidentbot.models import Decision, Signature, id_of, utcnow
 
 __all__ = ["SignatureService", "SignatureNotFound", "canonical_map"]
 
@@ -20,7 +20,9 @@ class SignatureNotFound(LookupError):
 def canonical_map(session: Session) -> dict[int, int]:
     """signature id → the signature it is merged into (following chains); only merged ids appear."""
     merged = dict(
-        session.execute(select(Signature.id, Signature.merged_into).where(Signature.merged_into.is_not(None))).all()
+        session.execute(
+            select(col(Signature.id), col(Signature.merged_into)).where(col(Signature.merged_into).is_not(None))
+        ).all()
     )
     out = {}
     for sid in merged:
@@ -45,7 +47,7 @@ class SignatureService:
         """The signature and every signature merged into it."""
         cmap = canonical_map(session)
         ids = [sid] + [s for s, t in cmap.items() if t == sid]
-        return list(session.scalars(select(Signature).where(Signature.id.in_(ids))))
+        return list(session.scalars(select(Signature).where(col(Signature.id).in_(ids))))
 
     def merge(self, source: int, target: int, *, actor: str | None) -> None:
         """Merge signature ``source`` into ``target``: later events of either land in ``target``."""
@@ -56,9 +58,9 @@ class SignatureService:
             cmap = canonical_map(session)
             if cmap.get(target, target) == source:
                 raise ValueError(f"S-{target} is already merged into S-{source}")
-            src.merged_into = cmap.get(dst.id, dst.id)
+            src.merged_into = cmap.get(id_of(dst), id_of(dst))
             # Re-point signatures that were merged into the source.
-            for s in session.scalars(select(Signature).where(Signature.merged_into == source)):
+            for s in session.scalars(select(Signature).where(col(Signature.merged_into) == source)):
                 s.merged_into = src.merged_into
             session.add(Decision(kind="merge_signatures", signature_ids=[source, target], actor=actor))
 
@@ -88,16 +90,18 @@ class SignatureService:
             self.get(session, sid).muted_until = None
 
     def page(self, session: Session, *, limit: int, after: int | None, order: str = "id") -> list[Signature]:
-        q = select(Signature).where(Signature.merged_into.is_(None))
+        q = select(Signature).where(col(Signature.merged_into).is_(None))
         if order == "top":
-            q = q.order_by(Signature.count.desc(), Signature.id).limit(limit)
+            q = q.order_by(col(Signature.count).desc(), col(Signature.id)).limit(limit)
         elif order == "new":
-            q = q.order_by(Signature.first_seen.desc(), Signature.id.desc()).limit(limit)
+            q = q.order_by(col(Signature.first_seen).desc(), col(Signature.id).desc()).limit(limit)
         else:
             if after is not None:
-                q = q.where(Signature.id > after)
-            q = q.order_by(Signature.id).limit(limit)
+                q = q.where(col(Signature.id) > after)
+            q = q.order_by(col(Signature.id)).limit(limit)
         return list(session.scalars(q))
 
     def count_open(self, session: Session) -> int:
-        return session.scalar(select(func.count()).select_from(Signature).where(Signature.merged_into.is_(None))) or 0
+        return (
+            session.scalar(select(func.count()).select_from(Signature).where(col(Signature.merged_into).is_(None))) or 0
+        )

@@ -7,18 +7,34 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC
 from operator import itemgetter
+from typing import Any
 
-from sqlalchemy import JSON, select
+from sqlalchemy import JSON, Connection, CursorResult, Result, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-__all__ = ["insert_for", "insert_new", "insert_counted", "sql_time", "least_greatest"]
+__all__ = ["insert_for", "insert_new", "insert_counted", "sql_time", "least_greatest", "rowcount"]
 
 
 def insert_for(session: Session, table):
     """An INSERT that knows ``on_conflict_do_nothing``/``do_update`` for this session's dialect."""
     name = session.get_bind().dialect.name
     return (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched. ``Session.execute`` returns a CursorResult for those
+    statements, but is declared to return the generic Result, which has no rowcount."""
+    assert isinstance(result, CursorResult), type(result)
+    return result.rowcount
+
+
+def _driver_cursor(conn: Connection) -> Any:
+    """A cursor of the driver's own connection (sqlite3 or psycopg), for its executemany."""
+    driver = conn.connection.driver_connection
+    if driver is None:  # only an invalidated pool entry has none
+        raise RuntimeError("the database connection was invalidated")
+    return driver.cursor()
 
 
 def least_greatest(dialect: str) -> tuple[str, str]:
@@ -63,7 +79,7 @@ def insert_new(
                 f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))}) "
                 f"ON CONFLICT ({_q(key)}) DO NOTHING"
             )
-            cur = conn.connection.driver_connection.cursor()
+            cur = _driver_cursor(conn)
             try:
                 cur.executemany(sql, _sqlite_params(table, cols, fresh, conn.dialect))
             finally:
@@ -78,7 +94,7 @@ def insert_new(
         f"ON CONFLICT ({_q(key)}) DO NOTHING RETURNING {', '.join(map(_q, returning))}"
     )
     params = [{c: (Json(r[c]) if c in json_cols and r[c] is not None else r[c]) for c in cols} for r in rows]
-    cur = conn.connection.driver_connection.cursor()
+    cur = _driver_cursor(conn)
     try:
         cur.executemany(sql, params, returning=True)
         out: list[tuple] = []
@@ -103,7 +119,7 @@ def insert_counted(session: Session, table, cols: Sequence[str], rows: Sequence[
         return out
     conn = session.connection()
     names = ", ".join(map(_q, cols))
-    cur = conn.connection.driver_connection.cursor()
+    cur = _driver_cursor(conn)
     try:
         if conn.dialect.name == "sqlite":
             # One executemany per group: its rowcount is the group's inserted rows.
@@ -124,7 +140,7 @@ def insert_counted(session: Session, table, cols: Sequence[str], rows: Sequence[
             f"INSERT INTO {_q(table.name)} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING "
             f"RETURNING {', '.join(map(_q, cols[:count_by]))}"
         )
-        cur.execute(sql, [list(col) for col in zip(*rows)])
+        cur.execute(sql, [list(col) for col in zip(*rows, strict=True)])
         for got in cur.fetchall():
             out[got[0] if count_by == 1 else tuple(got)] += 1
         return out

@@ -13,10 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlmodel import col
 
 from incidentbot import audit
 from incidentbot.db import Database
-from incidentbot.models import OPEN_STATUSES, Ballot, Hypothesis, HypothesisLog, Poll, PollOption, utcnow
+from incidentbot.models import (
+    OPEN_STATUSES,
+    Ballot,
+    Hypothesis,
+    HypothesisLog,
+    Poll,
+    PollOption,
+    id_of,
+    table_of,
+    utcnow,
+)
 from incidentbot.services.outbox import enqueue
 from incidentbot.services.sql import insert_for
 
@@ -71,16 +82,17 @@ class VoteService:
         now = self.clock()
         with self.db.write() as session:
             if hypothesis_ids:
-                hyps = [session.get(Hypothesis, h) for h in dict.fromkeys(hypothesis_ids)]
-                missing = [f"H-{h}" for h, obj in zip(dict.fromkeys(hypothesis_ids), hyps) if obj is None]
+                found = {h: session.get(Hypothesis, h) for h in hypothesis_ids}
+                missing = [f"H-{h}" for h, obj in found.items() if obj is None]
                 if missing:
                     raise PollError(f"no such hypothesis: {', '.join(missing)}")
+                hyps = [obj for obj in found.values() if obj is not None]
             else:
                 hyps = list(
                     session.scalars(
                         select(Hypothesis)
-                        .where(Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
-                        .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc())
+                        .where(col(Hypothesis.status).in_(OPEN_STATUSES), col(Hypothesis.merged_into).is_(None))
+                        .order_by(col(Hypothesis.last_activity_at).desc(), col(Hypothesis.id).desc())
                         .limit(MAX_POLL_HYPOTHESES)
                     )
                 )
@@ -104,12 +116,13 @@ class VoteService:
             )
             session.add(poll)
             session.flush()
-            options = []
+            pid = id_of(poll)
+            options: list[PollOption] = []
             for h in hyps:
                 ev = f" — {h.evidence[0]}" if h.evidence else ""
                 options.append(
                     PollOption(
-                        poll_id=poll.id,
+                        poll_id=pid,
                         position=len(options),
                         label=f"H-{h.id}: {h.title}{ev}"[:512],
                         hypothesis_id=h.id,
@@ -119,7 +132,7 @@ class VoteService:
             if len(hyps) > 1:
                 options.append(
                     PollOption(
-                        poll_id=poll.id,
+                        poll_id=pid,
                         position=len(options),
                         kind="one_cause",
                         label="One cause explains all of these (single bug)",
@@ -127,20 +140,18 @@ class VoteService:
                 )
                 options.append(
                     PollOption(
-                        poll_id=poll.id, position=len(options), kind="separate", label="Separate causes (several bugs)"
+                        poll_id=pid, position=len(options), kind="separate", label="Separate causes (several bugs)"
                     )
                 )
-            options.append(
-                PollOption(poll_id=poll.id, position=len(options), kind="other", label="Other / none of these")
-            )
+            options.append(PollOption(poll_id=pid, position=len(options), kind="other", label="Other / none of these"))
             session.add_all(options)
             for h in hyps:
                 session.add(
                     HypothesisLog(
-                        hypothesis_id=h.id,
+                        hypothesis_id=id_of(h),
                         at=now,
                         kind="vote",
-                        text=f"poll P-{poll.id} opened by {creator}: {question}",
+                        text=f"poll P-{pid} opened by {creator}: {question}",
                         actor=creator,
                     )
                 )
@@ -149,11 +160,11 @@ class VoteService:
                     session,
                     op="post",
                     channel=channel,
-                    message_key=poll_message_key(poll.id),
-                    dedupe_key=f"post:{poll_message_key(poll.id)}",
-                    payload={"render": "poll", "poll_id": poll.id},
+                    message_key=poll_message_key(pid),
+                    dedupe_key=f"post:{poll_message_key(pid)}",
+                    payload={"render": "poll", "poll_id": pid},
                 )
-            return poll.id
+            return pid
 
     def cast(self, *, poll_id: int, user: str, option_id: int) -> str:
         """Record or change ``user``'s ballot. Returns the option's label."""
@@ -169,21 +180,23 @@ class VoteService:
             option = session.get(PollOption, option_id)
             if option is None or option.poll_id != poll_id:
                 raise PollError("that option is not part of this poll")
-            stmt = insert_for(session, Ballot.__table__).values(
+            stmt = insert_for(session, table_of(Ballot)).values(
                 poll_id=poll_id, user_id=user, option_id=option_id, at=now
             )
             stmt = stmt.on_conflict_do_update(
                 index_elements=["poll_id", "user_id"], set_={"option_id": option_id, "at": now}
             )
             session.execute(stmt)
-            session.execute(update(Poll).where(Poll.id == poll_id).values(tally_version=Poll.tally_version + 1))
+            session.execute(
+                update(Poll).where(col(Poll.id) == poll_id).values(tally_version=col(Poll.tally_version) + 1)
+            )
             self._queue_tally_edit(session, poll)
             return option.label
 
     def _queue_tally_edit(self, session, poll: Poll, *, now_: bool = False) -> None:
         if not poll.channel:
             return
-        key = poll_message_key(poll.id)
+        key = poll_message_key(id_of(poll))
         added = enqueue(
             session,
             op="update",
@@ -201,13 +214,13 @@ class VoteService:
             # The last edit sent or being sent (a claimed row goes out about when it was due).
             last = session.scalar(
                 select(func.max(Outbox.next_attempt_at)).where(
-                    Outbox.message_key == key,
-                    Outbox.op == "update",
-                    (Outbox.status == "done") | Outbox.claimed_until.is_not(None),
+                    col(Outbox.message_key) == key,
+                    col(Outbox.op) == "update",
+                    (col(Outbox.status) == "done") | col(Outbox.claimed_until).is_not(None),
                 )
             )
             due = max(now + TALLY_DEBOUNCE, (last + TALLY_MIN_GAP) if last else now)
-            session.execute(update(Outbox).where(Outbox.dedupe_key == f"update:{key}").values(next_attempt_at=due))
+            session.execute(update(Outbox).where(col(Outbox.dedupe_key) == f"update:{key}").values(next_attempt_at=due))
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -224,10 +237,12 @@ class VoteService:
                 raise PollClosed(f"P-{poll_id} is already closed")
             self._close(session, poll, by=actor)
 
-    def _close(self, session, poll: Poll, *, by: str) -> None:
+    def _close(self, session, poll: Poll, *, by: str) -> bool:
         now = self.clock()
         won = session.execute(
-            update(Poll).where(Poll.id == poll.id, Poll.status == "open").values(status="closed", closed_at=now)
+            update(Poll)
+            .where(col(Poll.id) == poll.id, col(Poll.status) == "open")
+            .values(status="closed", closed_at=now)
         ).rowcount
         if won:
             audit.note(session, f"P-{poll.id} closed ({by})")
@@ -237,13 +252,13 @@ class VoteService:
                         hypothesis_id=hid,
                         at=now,
                         kind="vote",
-                        text=f"poll P-{poll.id} closed ({by}): {self._tally_text(session, poll.id)}",
+                        text=f"poll P-{poll.id} closed ({by}): {self._tally_text(session, id_of(poll))}",
                         actor=by,
                     )
                 )
             session.refresh(poll)
             self._queue_tally_edit(session, poll, now_=True)
-        return won
+        return bool(won)
 
     def close_due(self) -> bool:
         """One unit of scheduled work: close one poll whose deadline has passed."""
@@ -251,8 +266,8 @@ class VoteService:
         with self.db.write() as session:
             poll = session.scalars(
                 select(Poll)
-                .where(Poll.status == "open", Poll.closes_at.is_not(None), Poll.closes_at <= now)
-                .order_by(Poll.closes_at)
+                .where(col(Poll.status) == "open", col(Poll.closes_at).is_not(None), col(Poll.closes_at) <= now)
+                .order_by(col(Poll.closes_at))
                 .limit(1)
             ).first()
             if poll is None:
@@ -265,10 +280,14 @@ class VoteService:
     def tally(self, session, poll_id: int) -> list[dict]:
         counts = dict(
             session.execute(
-                select(Ballot.option_id, func.count()).where(Ballot.poll_id == poll_id).group_by(Ballot.option_id)
+                select(col(Ballot.option_id), func.count())
+                .where(col(Ballot.poll_id) == poll_id)
+                .group_by(col(Ballot.option_id))
             ).all()
         )
-        opts = session.scalars(select(PollOption).where(PollOption.poll_id == poll_id).order_by(PollOption.position))
+        opts = session.scalars(
+            select(PollOption).where(col(PollOption.poll_id) == poll_id).order_by(col(PollOption.position))
+        )
         return [
             {
                 "id": o.id,
@@ -283,7 +302,9 @@ class VoteService:
     def voters(self, session, poll_id: int) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
         for opt, user in session.execute(
-            select(Ballot.option_id, Ballot.user_id).where(Ballot.poll_id == poll_id).order_by(Ballot.at)
+            select(col(Ballot.option_id), col(Ballot.user_id))
+            .where(col(Ballot.poll_id) == poll_id)
+            .order_by(col(Ballot.at))
         ):
             out.setdefault(opt, []).append(user)
         return out
@@ -293,7 +314,7 @@ class VoteService:
         return ", ".join(f"{o['label'].split(':')[0] if o['hypothesis_id'] else o['kind']}: {o['votes']}" for o in t)
 
     def record(self, session, poll: Poll) -> dict:
-        options = self.tally(session, poll.id)
+        options = self.tally(session, id_of(poll))
         return {
             "id": f"P-{poll.id}",
             "status": poll.status,
@@ -319,9 +340,9 @@ class VoteService:
     def polls(
         self, session, *, hypothesis_id: int | None = None, status: str | None = None, limit: int = 200
     ) -> list[Poll]:
-        q = select(Poll).order_by(Poll.id.desc())
+        q = select(Poll).order_by(col(Poll.id).desc())
         if status:
-            q = q.where(Poll.status == status)
+            q = q.where(col(Poll.status) == status)
         polls = list(session.scalars(q.limit(limit if hypothesis_id is None else 5000)))
         if hypothesis_id is not None:
             polls = [p for p in polls if hypothesis_id in p.hypothesis_ids][:limit]
@@ -343,15 +364,15 @@ class VoteService:
         elif prefix == "S":
             first = list(
                 session.scalars(
-                    select(HypothesisSignature.hypothesis_id)
-                    .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
-                    .where(HypothesisSignature.signature_id == n, Hypothesis.merged_into.is_(None))
+                    select(col(HypothesisSignature.hypothesis_id))
+                    .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
+                    .where(col(HypothesisSignature.signature_id) == n, col(Hypothesis.merged_into).is_(None))
                 )
             )
         others = session.scalars(
-            select(Hypothesis.id)
-            .where(Hypothesis.status.in_(OPEN_STATUSES), Hypothesis.merged_into.is_(None))
-            .order_by(Hypothesis.last_activity_at.desc(), Hypothesis.id.desc())
+            select(col(Hypothesis.id))
+            .where(col(Hypothesis.status).in_(OPEN_STATUSES), col(Hypothesis.merged_into).is_(None))
+            .order_by(col(Hypothesis.last_activity_at).desc(), col(Hypothesis.id).desc())
             .limit(MAX_POLL_HYPOTHESES)
         )
         return list(dict.fromkeys([*first, *others]))[:MAX_POLL_HYPOTHESES]
@@ -366,9 +387,9 @@ class VoteService:
         ``absorbed``: other hypotheses people merged into this one; when the truth spans several of a
         poll's hypotheses, the "one cause" option was right.
         """
-        touched = []
+        touched: list[int] = []
         for poll in self.polls(session, hypothesis_id=hypothesis_id):
-            options = self.tally(session, poll.id)
+            options = self.tally(session, id_of(poll))
             total = sum(o["votes"] for o in options)
             outcome = dict(poll.outcome or {})
             if not true_cause:
@@ -376,7 +397,7 @@ class VoteService:
                 if f"H-{hypothesis_id}" not in outcome["rejected"]:
                     outcome["rejected"].append(f"H-{hypothesis_id}")
                 poll.outcome = outcome
-                touched.append(poll.id)
+                touched.append(id_of(poll))
                 continue
             in_poll = set(poll.hypothesis_ids)
             spans = len(in_poll & ({hypothesis_id} | set(absorbed))) > 1
@@ -393,7 +414,7 @@ class VoteService:
                     "truth_option_ids": sorted(right_ids),
                     "ballots": total,
                     "share_for_truth": round(right_votes / total, 4) if total else None,
-                    "room_right": bool(leaders) and all(l in right_ids for l in leaders),
+                    "room_right": bool(leaders) and all(o in right_ids for o in leaders),
                     # The least-voted hypothesis turned out to be the cause (with others ahead of it).
                     "underdog": total > 0
                     and len(hyp_votes) > 1
@@ -402,7 +423,7 @@ class VoteService:
                 }
             )
             poll.outcome = outcome
-            touched.append(poll.id)
+            touched.append(id_of(poll))
         for poll in self.polls(session, hypothesis_id=hypothesis_id):
             if poll.id in touched:
                 # The poll's message in the channel shows the outcome too, not only `show P-n`.
@@ -412,12 +433,16 @@ class VoteService:
     def voter_stats(self, session, user: str) -> VoterStats:
         """Hit rate and Brier score over resolved, open (non-anonymous) polls this person voted in."""
         polls = [
-            p for p in session.scalars(select(Poll).where(Poll.anonymous.is_(False))) if (p.outcome or {}).get("truth")
+            p
+            for p in session.scalars(select(Poll).where(col(Poll.anonymous).is_(False)))
+            if (p.outcome or {}).get("truth")
         ]
         hits = n = 0
         brier_sum = 0.0
         for p in polls:
-            ballot = session.scalars(select(Ballot).where(Ballot.poll_id == p.id, Ballot.user_id == user)).first()
+            ballot = session.scalars(
+                select(Ballot).where(col(Ballot.poll_id) == p.id, col(Ballot.user_id) == user)
+            ).first()
             if ballot is None:
                 continue
             n += 1
@@ -436,7 +461,7 @@ class VoteService:
         """Aggregate calibration for the digest: polls scored, room right, underdog wins."""
         q = select(Poll)
         if since is not None:
-            q = q.where(Poll.created_at >= since)
+            q = q.where(col(Poll.created_at) >= since)
         scored = [p for p in session.scalars(q) if (p.outcome or {}).get("truth")]
         shares = [p.outcome["share_for_truth"] for p in scored if p.outcome.get("share_for_truth") is not None]
         return {

@@ -212,7 +212,9 @@ def _learn(text: str, tokens: list[str], key: str, *, widths: bool):
     search uses one rewrite; the answer is then checked with a second one."""
 
     def same(which, tables=(_ROT_A,)) -> bool:
-        return all(_fingerprint_cached(_rewrite(text, which, lambda tok: tok.translate(t))).key == key for t in tables)
+        return all(
+            _fingerprint_cached(_rewrite(text, which, lambda tok, t=t: tok.translate(t))).key == key for t in tables
+        )
 
     def resized(which) -> bool:
         return _fingerprint_cached(_rewrite(text, which, _resize)).key == key

@@ -220,7 +220,7 @@ _CUDA_MSG = re.compile(r"CUDA error: ([^\n.]{1,120})")
 
 def p_cuda_runtime(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title, cause in _CUDA_KINDS:
+    for kind, rx, title, cause in _CUDA_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(t):
             break
     else:
@@ -413,7 +413,7 @@ _SLURM_KINDS = [
 
 def p_slurm(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title, cause in _SLURM_KINDS:
+    for kind, rx, title, cause in _SLURM_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(t):
             break
     else:
@@ -452,7 +452,7 @@ _HOSTHW_KINDS = [
 
 
 def p_host_hw(ctx: Ctx) -> Parsed:
-    for kind, rx, title in _HOSTHW_KINDS:
+    for kind, rx, title in _HOSTHW_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(ctx.text):
             break
     else:
@@ -504,7 +504,7 @@ _LOSS_KINDS = [
 
 def p_loss(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title in _LOSS_KINDS:
+    for kind, rx, title in _LOSS_KINDS:  # noqa: B007  # the row found is used after the break
         if rx.search(t):
             break
     else:

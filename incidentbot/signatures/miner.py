@@ -142,7 +142,7 @@ def _group_bucket(rows: list[tuple[str, ...]], weights: list[int]) -> list[tuple
     """Template per distinct row of one bucket (rows are distinct, weights are their counts)."""
     n = len(rows[0])
     col: list[dict[str, int]] = [defaultdict(int) for _ in range(n)]
-    for r, w in zip(rows, weights):
+    for r, w in zip(rows, weights, strict=True):
         for i, t in enumerate(r):
             col[i][t] += w
     # initial groups by longest common pattern
@@ -150,11 +150,11 @@ def _group_bucket(rows: list[tuple[str, ...]], weights: list[int]) -> list[tuple
     for idx, r in enumerate(rows):
         freqs = [col[i][t] for i, t in enumerate(r)]
         fc: dict[int, int] = defaultdict(int)
-        for f, t in zip(freqs, r):
+        for f, t in zip(freqs, r, strict=True):
             if t != VAR:
                 fc[f] += 1
         best = max(fc.items(), key=lambda kv: (kv[1], kv[0]))[0] if fc else -1
-        pat = tuple(t if (f >= best and t != VAR) else None for f, t in zip(freqs, r))
+        pat = tuple(t if (f >= best and t != VAR) else None for f, t in zip(freqs, r, strict=True))
         groups[pat].append(idx)
     out: list[tuple[str, ...]] = [()] * len(rows)
     for pat, members in groups.items():
@@ -211,7 +211,7 @@ def templates_of(texts: Sequence[str]) -> list[str]:
         if n == 0:
             continue
         tm = _group_bucket(rows, [counts[r] for r in rows])
-        for r, t in zip(rows, tm):
+        for r, t in zip(rows, tm, strict=True):
             tmpl_of[r] = t
     if FIRST_TOKEN_BUCKET:
         # the first-token split is undone where many first tokens share the rest of a template

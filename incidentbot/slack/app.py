@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -281,12 +282,13 @@ def create_bolt_app(
 
 
 def to_bolt_request(body: bytes, request: Request) -> BoltRequest:
-    headers: dict[str, list[str]] = {}
+    grouped: dict[str, list[str]] = {}
     for k, v in request.headers.items():
-        headers.setdefault(k.lower(), []).append(v)
+        grouped.setdefault(k.lower(), []).append(v)
+    headers: dict[str, str | Sequence[str]] = dict(grouped)
     return BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query, headers=headers)
 
 
 def to_starlette_response(resp: BoltResponse) -> Response:
-    headers = {k: v[0] if isinstance(v, list) else v for k, v in resp.headers.items() if k.lower() != "content-length"}
+    headers = {k: v if isinstance(v, str) else v[0] for k, v in resp.headers.items() if k.lower() != "content-length"}
     return Response(content=resp.body, status_code=resp.status, headers=headers)

@@ -4,6 +4,7 @@ Slack's edit and history methods accept nothing else. Names are looked up once a
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -29,7 +30,8 @@ def resolve_channel_names(settings: Settings, client: WebClient) -> Settings:
             resp = client.conversations_list(
                 types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
             )
-            found.update({ch["name"]: ch["id"] for ch in resp.get("channels", [])})
+            listed: list[dict[str, Any]] = resp.get("channels", [])
+            found.update({ch["name"]: ch["id"] for ch in listed})
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
@@ -50,5 +52,8 @@ def resolve_channel_names(settings: Settings, client: WebClient) -> Settings:
             "(channel details → About)"
         )
     ids = [c if CHANNEL_ID.fullmatch(c) else found[c.lstrip("#")] for c in settings.channels]
-    log.info("INCIDENTBOT_CHANNEL: %s", ", ".join(f"{c} = {i}" for c, i in zip(settings.channels, ids) if c != i))
+    log.info(
+        "INCIDENTBOT_CHANNEL: %s",
+        ", ".join(f"{c} = {i}" for c, i in zip(settings.channels, ids, strict=True) if c != i),
+    )
     return settings.model_copy(update={"channel": ",".join(ids)})

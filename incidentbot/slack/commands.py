@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from incidentbot.ids import IdError, parse_id
 from incidentbot.models import OPEN_STATUSES, Hypothesis, Poll, Signature
@@ -131,7 +132,7 @@ class CommandRouter:
         h = rt.read_model.hypothesis_detail(f"H-{hid}")  # LookupError: said as a private reply
         with rt.db.read() as session:
             sig_ids = [int(s[2:]) for s in h["signature_ids"]]
-            sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sig_ids)))) if sig_ids else []
+            sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sig_ids)))) if sig_ids else []
             sig_records = [rt.read_model.signature_record(session, s) for s in sorted(sigs, key=lambda s: -s.count)]
             runbooks = [self._runbook_dict(c.runbook.id) for c in rt.runbooks.for_hypothesis(session, hid, sigs)]
             polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, hypothesis_id=hid, limit=3)]
@@ -169,10 +170,10 @@ class CommandRouter:
             from incidentbot.models import HypothesisSignature
 
             hid = session.scalar(
-                select(HypothesisSignature.hypothesis_id)
-                .join(Hypothesis, Hypothesis.id == HypothesisSignature.hypothesis_id)
-                .where(HypothesisSignature.signature_id == sid, Hypothesis.merged_into.is_(None))
-                .order_by(HypothesisSignature.event_count.desc())
+                select(col(HypothesisSignature.hypothesis_id))
+                .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
+                .where(col(HypothesisSignature.signature_id) == sid, col(Hypothesis.merged_into).is_(None))
+                .order_by(col(HypothesisSignature.event_count).desc())
             )
             hyp = None
             if hid:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from incidentbot.models import NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, utcnow
 from incidentbot.services.outbox import Rendered, enqueue, enqueue_update
@@ -75,7 +76,7 @@ class Publisher:
             return None
         record = self.rt.read_model.hypothesis_record(session, h)
         sids = [int(x[2:]) for x in record["signature_ids"]]
-        sigs = list(session.scalars(select(Signature).where(Signature.id.in_(sids)))) if sids else []
+        sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sids)))) if sids else []
         sig_records = [self.rt.read_model.signature_record(session, s) for s in sorted(sigs, key=lambda s: -s.count)]
         runbooks = [
             {"id": c.runbook.id, "title": c.runbook.title, "url": self.rt.runbooks.url(c.runbook.id)}
@@ -126,17 +127,20 @@ class Publisher:
         ``interval`` seconds per alert; spread to new jobs or hosts is said in the thread."""
         now = self.clock()
         with self.rt.db.write() as session:
-            posted = {m.key for m in session.scalars(select(SlackMessage).where(SlackMessage.key.like("alert:S-%")))}
+            posted = {
+                m.key for m in session.scalars(select(SlackMessage).where(col(SlackMessage.key).like("alert:S-%")))
+            }
             if not posted:
                 return False
             due = session.scalars(
                 select(Signature)
                 .where(
-                    Signature.merged_into.is_(None),
-                    (Signature.alerted_at.is_(None)) | (Signature.alerted_at <= now - timedelta(seconds=interval)),
-                    (Signature.muted_until.is_(None)) | (Signature.muted_until <= now),
+                    col(Signature.merged_into).is_(None),
+                    (col(Signature.alerted_at).is_(None))
+                    | (col(Signature.alerted_at) <= now - timedelta(seconds=interval)),
+                    (col(Signature.muted_until).is_(None)) | (col(Signature.muted_until) <= now),
                 )
-                .order_by(Signature.last_seen.desc())
+                .order_by(col(Signature.last_seen).desc())
                 .limit(200)
             )
             cmap = canonical_map(session)

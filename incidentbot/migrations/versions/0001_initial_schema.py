@@ -6,7 +6,7 @@ Create Date: 2026-11-28 01:42:49.599437
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the submodule the rendered column types name
 from alembic import op
 
 revision = "0001"

@@ -15,7 +15,7 @@ import hashlib
 import json
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the submodule the rendered column types name
 from alembic import op
 
 revision = "0003"
