@@ -77,7 +77,6 @@ class Runtime:
     votes: VoteService = field(init=False)
     resolutions: ResolutionService = field(init=False)
     decisions: DecisionService = field(init=False)
-    read_model: ReadModel = field(init=False)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,14 +98,20 @@ class Runtime:
         self.votes = VoteService(self.db, clock=self.clock)
         self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
-        self.read_model = ReadModel(
-            self.db, signatures=self.signatures, hypotheses=self.hypotheses, runbooks=self.runbooks, votes=self.votes
-        )
         self.ingest.regression_hook = self.resolutions.check_regressions
         self.metrics = Metrics(self.db)
         self.hypotheses.metrics = self.metrics
         self.hypotheses.max_rows = s.analysis_max_events
         self.hypotheses.on_change = self._announce_hypotheses
+
+    @property
+    def read_model(self) -> ReadModel:
+        """What every shell shows, over this runtime's services as they are now: the read model
+        holds no state of its own, so one made per use follows a service replaced after start
+        (a test's runbook folder, say)."""
+        return ReadModel(
+            self.db, signatures=self.signatures, hypotheses=self.hypotheses, runbooks=self.runbooks, votes=self.votes
+        )
 
     def _announce_hypotheses(self, session, created: list[int]) -> None:
         """New hypotheses the analysis is fairly sure of are posted in the channel (once each),
