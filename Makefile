@@ -1,4 +1,4 @@
-# Two commands a newcomer needs: `make run` and `make test`. Both build .venv when missing.
+# Two commands a newcomer needs: `make run` and `make test` (`make lint` before a commit). All build .venv when missing.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -37,6 +37,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/incidentbot runbooks check runbooks $(if $(wildcard $(SAMPLES)),--samples $(SAMPLES))
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint the package: ruff's rules and its formatting (config in pyproject.toml), then mypy ([tool.mypy]).
+lint: $(STAMP)
+	$(BIN)/ruff check incidentbot
+	$(BIN)/ruff format --check incidentbot
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

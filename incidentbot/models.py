@@ -42,6 +42,8 @@ __all__ = [
     "SignatureMember",
     "SlackMessage",
     "KeyValue",
+    "TemplateBucket",
+    "TemplateFamily",
     "MIXED_GPU",
     "NewSignatureQuota",
     "OPEN_STATUSES",
@@ -210,6 +212,29 @@ class Signature(SQLModel, table=True):
     alerted_jobs: int = 0
     alerted_hosts: int = 0
     alerted_at: datetime | None = _ts(default=None)
+
+
+class TemplateBucket(SQLModel, table=True):
+    """One row per bucket of the template engine (partition, token count, first token): a replica
+    holds its lock while it places texts in the bucket, so replicas decide one after another."""
+
+    key: str = Field(primary_key=True, max_length=32)
+    families: int = 0
+
+
+class TemplateFamily(SQLModel, table=True):
+    """A family of templates the engine learned (signatures.templates.Family, as a row)."""
+
+    id: int | None = Field(default=None, primary_key=True)  # creation order: the order of matching
+    key: str = Field(max_length=32, unique=True)
+    bucket: str = Field(max_length=32, index=True)
+    partition: str = Field(max_length=32)
+    base: list = _json(list)
+    splits: dict = _json()
+    templates: dict = _json()  # template -> signature fingerprint, oldest first
+    variable: dict = _json()  # position -> [a value it held, distinct values, texts] (judged variable)
+    texts: int = Field(default=0, sa_type=BigInteger)
+    updated_at: datetime = _ts(default_factory=utcnow)
 
 
 class SignatureMember(SQLModel, table=True):

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from .cooccurrence import cooccur
 from .coverage import cover, is_job_level_text
 from .hypothesis import Hyp
+from .incidents import find_incidents
 from .index import Index
 from .localisation import localise
 from .merging import human_only, merge
@@ -113,10 +114,11 @@ def _run(ix: Index) -> list[Proposal]:
         for i in h.events:
             owner[i] = hi
     cooccur(ix, hyps, owner)
-    attribute_storms(ix, hyps, owner)
+    incidents = find_incidents(ix, hyps, owner)
+    attribute_storms(ix, hyps, owner, incidents)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]
-    out += cover(ix, owner)
+    out += cover(ix, owner, incidents.follow)
     out.sort(key=lambda p: (-len(p.event_ids), p.key))
     return out
 

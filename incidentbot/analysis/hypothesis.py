@@ -10,8 +10,17 @@ from .versions import version_key
 
 
 class Hyp:
-    def __init__(self, eng: Index, comps: list[Component], storm_precursor: int | None = None, human: bool = False):
+    def __init__(
+        self,
+        eng: Index,
+        comps: list[Component],
+        storm_precursor: int | None = None,
+        human: bool = False,
+        incident: tuple[str, str] | None = None,
+    ):
         self.eng = eng
+        self.incident = incident  # (host, what its first line means): a host incident (incidents.py)
+        self.episodes = 0
         self.comps = comps
         self.events: list[int] = []
         self.sig_events: dict[int, list[int]] = defaultdict(list)
@@ -51,11 +60,13 @@ class Hyp:
         p = min(ps) if ps else 1.0
         if comps:
             kind = max(kinds, key=lambda k: (sum(len(c.events) for c in comps if c.kind == k), k))
+        elif self.incident is not None:
+            kind = "host_incident"
         elif self.storm_precursor is not None:
             kind = "storm"
         else:
             kind = "human_merge"
-        classes = Counter()
+        classes: Counter[str] = Counter()
         for s in self.sigs:
             classes[eng.sig_class(s)] += len(self.sig_events[s])
         text_class = max((c for c in classes if c != "unknown"), key=lambda c: (classes[c], c), default="unknown")
@@ -69,13 +80,21 @@ class Hyp:
             cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
+        elif kind == "host_incident":
+            cause = self.incident[1]
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
         conf = confidence_from(p, agree=agree) if comps or self.storm_p else 0.5
+        if kind == "host_incident":
+            # no test of chance behind it: the lines' own meaning and their place and time
+            conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
+            scope["hosts"] = [self.incident[0]]
+        pre = self.storm_precursor
         if kind == "storm" and not comps:
+            assert pre is not None  # kind "storm" without components is the precursor's
             # the precursor alone: what its text means, and how reliably it precedes the storms
-            hosts = sorted({ev[i].host for i in self.sig_events[self.storm_precursor] if ev[i].host})
+            hosts = sorted({name for i in self.sig_events[pre] if (name := ev[i].host)})
             sws = sorted({eng.topo[h] for h in hosts if h in eng.topo})
             if hosts:
                 scope["hosts"] = hosts
@@ -83,7 +102,7 @@ class Hyp:
                 scope["switches"] = sws
         symptoms = ", ".join(eng.sig_title(s) for s in sig_order[:5]) + ("…" if n_sym > 5 else "")
         if kind == "regression":
-            labels = Counter()
+            labels: Counter[str] = Counter()
             for c in comps:
                 if c.kind == "regression":
                     labels[c.label] += len(c.events)
@@ -114,9 +133,18 @@ class Hyp:
                 f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
                 f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart"
             )
+        elif kind == "host_incident":
+            what = {"network": "Network fault at host", "hardware": "Hardware fault on host"}.get(
+                cause, "Failure on host"
+            )
+            n_ep = max(1, self.episodes)
+            title = f"{what} {self.incident[0]}: {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom" + (
+                "s" if n_sym > 1 else ""
+            )
         elif kind == "storm":
-            others = [eng.sig_title(x) for x in sig_order if x != self.storm_precursor]
-            title = f"{eng.sig_title(self.storm_precursor)}, then storms of {', '.join(others[:3])}" + (
+            assert pre is not None  # as above
+            others = [eng.sig_title(x) for x in sig_order if x != pre]
+            title = f"{eng.sig_title(pre)}, then storms of {', '.join(others[:3])}" + (
                 f" ({text_class})" if text_class != "unknown" else ""
             )
         else:
@@ -134,11 +162,21 @@ class Hyp:
                 f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
                 f"of the {n_sym} symptoms",
             )
+        if kind == "host_incident":
+            n_ep = max(1, self.episodes)
+            jobs_n = len({ev[i].job_id for i in self.events})
+            lines.insert(
+                0,
+                f"{n_ep} failure{'s' if n_ep > 1 else ''} in {jobs_n} job{'s' if jobs_n > 1 else ''}, each a few lines "
+                f"within seconds ({symptoms}), the first line "
+                + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
+                + f"on {self.incident[0]}: the other lines, on this host or its peers, are consequences",
+            )
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)
         if classes:
             named = [f"{eng.sig_title(s)} means {eng.sig_class(s)}" for s in sig_order if eng.sig_class(s) != "unknown"]
-            if named and kind in ("localised_hardware", "switch", "storm"):
+            if named and kind in ("localised_hardware", "switch", "storm", "host_incident"):
                 lines.append("known meaning: " + "; ".join(named[:4]))
         if not agree:
             lines.append(f"note: the texts themselves point to {text_class}, the pattern to {cause}")
@@ -149,6 +187,8 @@ class Hyp:
         if comps:
             k0 = min((c.key for c in comps), key=lambda k: (str(k[0]), str(k)))
             key = ":".join(str(x) if not isinstance(x, tuple) else "/".join(x) for x in k0)
+        elif self.incident is not None:
+            key = f"incident:{self.incident[0]}"
         elif self.storm_precursor is not None:
             key = f"storm:{self.storm_precursor}"
         else:

@@ -38,6 +38,8 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
     n_job: Counter = Counter()
     for i in with_host:
         e = ix.ev[i]
+        if e.host is None:  # not in with_host; narrows the type
+            continue
         u = (e.job_id, ix.occ[i])
         if u not in units[e.host]:
             units[e.host].add(u)
@@ -126,8 +128,9 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
                 sw_w[sw] += x
         left_u: dict[str, set] = defaultdict(set)
         for i in with_host:
-            if i in rest:
-                left_u[ix.ev[i].host].add((ix.ev[i].job_id, ix.occ[i]))
+            host = ix.ev[i].host
+            if i in rest and host is not None:
+                left_u[host].add((ix.ev[i].job_id, ix.occ[i]))
         left_k: dict[str, int] = {h: len(u) for h, u in left_u.items()}
         n2 = sum(left_k.values())
         if len(sw_w) >= 2 and n2 >= min_k:

@@ -50,7 +50,7 @@ def merge(ix: Index) -> list[list[int]]:
     for ci, c in enumerate(comps):
         by_sig_comp[c.sig].append(ci)
     for g in ix.cons.together:
-        members = []
+        members: list[int] = []
         for s in sorted(g):
             cs = by_sig_comp.get(s, [])
             if cs:
@@ -71,9 +71,9 @@ def merge(ix: Index) -> list[list[int]]:
     ons = [ci for ci, c in enumerate(comps) if c.kind == "regression"]
     for x in range(len(ons)):
         for y in range(x + 1, len(ons)):
-            a, b = comps[ons[x]], comps[ons[y]]
-            ka, kb = a.key[1:], b.key[1:]
-            if ka == kb or (ka in b.compat and kb in a.compat):
+            ca, cb = comps[ons[x]], comps[ons[y]]
+            ka, kb = ca.key[1:], cb.key[1:]
+            if ka == kb or (ka in cb.compat and kb in ca.compat):
                 union(ons[x], ons[y])
     groups: dict[int, list[int]] = defaultdict(list)
     for ci in range(len(comps)):
@@ -87,7 +87,7 @@ def human_only(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         present = [s for s in sorted(g) if ix.by_sig.get(s)]
         if len(present) < 2:
             continue
-        owners = {owner.get(i) for s in present for i in ix.by_sig[s]} - {None}
+        owners = {o for s in present for i in ix.by_sig[s] if (o := owner.get(i)) is not None}
         if owners:
             # fold unexplained events of the group into the largest hypothesis that holds any of it
             h = min(owners, key=lambda x: (-len(hyps[x].events), x))

@@ -288,12 +288,12 @@ def candidate_groups(hosts: Iterable[str], *, min_size: int = 2) -> dict[str, fr
     seen: set[frozenset[str]] = set()
     for kind in (subnets, racks, prefixes, ranges):
         for label in sorted(kind, key=_natural):
-            members = frozenset(kind[label])
-            n = len({canon[h] for h in members})
-            if n < min_size or n >= len(distinct) or members in seen:
+            hosts = frozenset(kind[label])
+            n = len({canon[h] for h in hosts})
+            if n < min_size or n >= len(distinct) or hosts in seen:
                 continue
-            seen.add(members)
-            out[label] = members
+            seen.add(hosts)
+            out[label] = hosts
     return out
 
 

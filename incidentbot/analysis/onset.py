@@ -74,7 +74,7 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
             mu = n_d * E_out / E_tot
             if n_out > S.onset_stray_of_expected * mu:
                 continue  # present there too, only less often: a rate difference, not an onset
-            p = poisson_cdf(n_out, mu)
+            p = poisson_cdf(int(n_out), mu)  # a count (kept beside a float exposure, so typed float)
             # every version inside A that ran long enough must show it too
             ok = True
             for v in A:
@@ -118,9 +118,9 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
     # the same partition of exposure under another name (code v1.4 always with torch 2.3.0): say both
     confounded = [(d2, A2) for p2, d2, A2, _ in tests if p2 <= best_p * 1.0001 and (d2, A2) != (d, A)]
     Aset = set(A)
-    take = []
-    keep = []
-    vd_cache = {}
+    take: list[int] = []
+    keep: list[int] = []
+    vd_cache: dict[tuple[tuple[str, str], ...], str] = {}
     for i in idx:
         e = ix.ev[i]
         if d == "code_version":

@@ -42,9 +42,9 @@ def find_bad_steps(ix: Index) -> None:
     keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(dict)
     primary: dict[int, list[tuple[str, int]]] = defaultdict(list)
     per_job_sig: dict[tuple[str, int], list[tuple[str, int, int]]] = defaultdict(list)
-    for k3 in sorted(k for k, v in flat.items() if not isinstance(v, int)):
-        occs = flat[k3]
-        if len(occs) >= S.data_min_repeats:
+    repeated = {k: v for k, v in flat.items() if not isinstance(v, int)}
+    for k3 in sorted(repeated):
+        if len(repeated[k3]) >= S.data_min_repeats:
             per_job_sig[(k3[0], k3[2])].append(k3)
     if per_job_sig:
         occ_in_job: Counter = Counter()
@@ -52,7 +52,7 @@ def find_bad_steps(ix: Index) -> None:
             if (k3[0], k3[2]) in per_job_sig:
                 occ_in_job[(k3[0], k3[2])] += 1 if isinstance(v, int) else len(v)
         for js, k3s in sorted(per_job_sig.items()):
-            share = sum(len(flat[k3]) for k3 in k3s) / occ_in_job[js]
+            share = sum(len(repeated[k3]) for k3 in k3s) / occ_in_job[js]
             # a bad record: few such steps in the job, or most of the signature's failures there
             if len(k3s) <= 2 or share >= 0.5:
                 for k3 in k3s:
@@ -97,10 +97,10 @@ def find_bad_steps(ix: Index) -> None:
             # chance that one job's failures hit the same step this often: tiny for >= 3
             p = min(1.0, 10.0 ** (-(n_occ * 1.5)))
             jobs = sorted({ix.ev[i].job_id for i in idx})
-            ranks = sorted({ix.ev[i].rank for i in idx if ix.ev[i].rank is not None})
+            ranks = sorted({r for i in idx if (r := ix.ev[i].rank) is not None})
             who = f" (job ids {', '.join(jobs[:5])}{'…' if len(jobs) > 5 else ''})" if len(jobs) > 1 else ""
             by = f", read by rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks[:5]))}" if ranks else ""
-            ev = [
+            evidence = [
                 f"{ix.sig_title(s)}: run {j} stopped at step {step:,} in {n_occ} separate attempts{who}{by} "
                 f"(restarts from checkpoint reached the same step and failed again)"
             ]
@@ -111,7 +111,7 @@ def find_bad_steps(ix: Index) -> None:
                     ("data", j, step),
                     idx,
                     p,
-                    ev,
+                    evidence,
                     {"jobs": jobs, "steps": [str(step)]},
                     cause_class="data",
                 )

@@ -103,6 +103,7 @@ def _shape_token(tok: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     got: list[tuple[str, str]] = []
 
     def _repl(m: re.Match) -> str:
+        assert m.lastgroup is not None  # every alternative of _COMBINED is a named group
         kind = _KIND_OF_GROUP[m.lastgroup]
         got.append((kind[1:-1], m.group(0)))
         return kind
