@@ -7,7 +7,6 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -16,14 +15,16 @@ from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import create_app
 from incidentbot.api.auth import Credential
+from incidentbot.console import mount_console
+from incidentbot.console.demo import start_demo
+from incidentbot.digest import schedule_digest
+from incidentbot.localslack import Workspace
+from incidentbot.localslack import create_app as localslack_app
 from incidentbot.runtime import Runtime
 from incidentbot.services.outbox import OutboxWorker
 from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette_response
 from incidentbot.slack.publish import Publisher
 from incidentbot.workers import Workers
-
-if TYPE_CHECKING:
-    from incidentbot.localslack import Workspace
 
 __all__ = ["build_app", "SlackSetup", "LOCAL_CHANNEL_ID", "LOCAL_CHANNEL_NAME"]
 
@@ -41,8 +42,6 @@ class SlackSetup:
 
 
 def local_slack(rt: Runtime, *, port: int) -> SlackSetup:
-    from incidentbot.localslack import Workspace
-
     ws = Workspace()
     ws.create_channel(LOCAL_CHANNEL_NAME, channel_id=LOCAL_CHANNEL_ID)
     for channel in rt.settings.channels:
@@ -83,8 +82,6 @@ def build_app(
     )
 
     def digest_job(scheduler):
-        from incidentbot.digest import schedule_digest
-
         schedule_digest(rt, scheduler)
 
     workers = Workers(rt, outbox=outbox, publisher=publisher, digest_job=digest_job)
@@ -96,6 +93,7 @@ def build_app(
         if start_workers:
             workers.start()
         if settings.slack_app_token and settings.uses_real_slack:
+            # Socket Mode's client (a WebSocket library) loads only when SLACK_APP_TOKEN asks for it.
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             socket_handler = SocketModeHandler(bolt, settings.slack_app_token)
@@ -103,9 +101,8 @@ def build_app(
             log.info("Slack Socket Mode connected")
         demo_task = None
         if slack.workspace is not None and demo:
-            from incidentbot.console.demo import start_demo
-
-            demo_task = start_demo(rt, port=port)
+            # The console's feeder token, minted below with the app (None: the console is not mounted).
+            demo_task = start_demo(rt, port=port, token=console_token)
         try:
             yield
         finally:
@@ -145,10 +142,6 @@ def build_app(
         return to_starlette_response(resp)
 
     if slack.workspace is not None:
-        from incidentbot.localslack import create_app as localslack_app
-
         app.mount("/localslack", localslack_app(slack.workspace))
-        from incidentbot.console import mount_console
-
         mount_console(app, rt, slack=slack, port=port, token=console_token)
     return app

@@ -1,4 +1,9 @@
-"""Command line: ``incidentbot serve | ingest | analyze | hypotheses | digest | runbooks | explain | simulate | prune``."""
+"""Command line: ``incidentbot serve | ingest | analyze | hypotheses | digest | runbooks | explain | simulate | prune``.
+
+Each subcommand imports what it runs inside its own function, so ``--help``, ``explain`` and
+``runbooks check`` start without the web stack, the database or the analysis: the local imports
+here are for start-up time, none hides an import cycle.
+"""
 
 from __future__ import annotations
 

@@ -32,7 +32,6 @@ The confidence of a hypothesis is a monotone map of its strongest test (see ``Pr
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping, Sequence
 
 from .cooccurrence import cooccur
@@ -138,10 +137,7 @@ def analyze(
     only as exposure (which hosts, versions and steps ran), never as events of a signature."""
     if not events:
         return []
-    gc_was_on = gc.isenabled()
-    gc.disable()  # many small tuples and no cycles: the cyclic collector only costs time here
-    try:
-        return _run(Index(events, signatures, topology, constraints, settings, exposure))
-    finally:
-        if gc_was_on:
-            gc.enable()
+    # The cyclic collector stays on: gc.disable() is process-wide, and the analysis runs on a
+    # worker thread beside ingest and Slack handlers (and two overlapping runs could leave it off
+    # for good). Measured without it on 78k- and 111k-record scenarios: within run-to-run noise.
+    return _run(Index(events, signatures, topology, constraints, settings, exposure))

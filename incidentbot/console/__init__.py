@@ -27,22 +27,21 @@ from sqlalchemy import select
 from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
+from incidentbot.blocks import esc
 from incidentbot.console.chart import timeline_svg
+from incidentbot.console.guard import ConsoleGuard
 from incidentbot.console.mrkdwn import mrkdwn, plain
+from incidentbot.hosts import HostAllowList
+from incidentbot.ids import IdError, parse_id
+from incidentbot.localslack import SlackSimulator
 from incidentbot.models import OPEN_STATUSES
 
-__all__ = ["mount_console", "console_token", "hypothesis_page_data"]
+__all__ = ["mount_console", "hypothesis_page_data"]
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 CHART_EVENT_LIMIT = 200_000
-_TOKENS: dict[int, str] = {}  # port -> per-process console ingest token (for the demo feeder)
-
-
-def console_token(port: int) -> str | None:
-    """The per-process token the API accepts from the local demo feeder on `port`."""
-    return _TOKENS.get(port)
 
 
 def _ts_label(ts: str) -> str:
@@ -66,8 +65,6 @@ def _dt(value) -> str:
 
 
 def _hid_number(text: str) -> int | None:
-    from incidentbot.ids import IdError, parse_id
-
     try:
         return parse_id(text, expect="H")[1]
     except (IdError, ValueError):
@@ -141,13 +138,7 @@ def mount_console(app: FastAPI, rt, *, slack, port: int, token: str | None) -> N
     if ws is None or rt.settings.uses_real_slack or token is None:
         log.info("real Slack configured: the local console is not mounted")
         return
-    from incidentbot.localslack import SlackSimulator
-
     app.state.console_token = token
-    _TOKENS[port] = token
-    from incidentbot.console.guard import ConsoleGuard
-    from incidentbot.hosts import HostAllowList
-
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
     # Every route of this app, not only the console's: the API and the local Slack stand-in are
@@ -347,8 +338,7 @@ def mount_console(app: FastAPI, rt, *, slack, port: int, token: str | None) -> N
             return done(request, data, {"ok": False, "error": "type a message or a command"}, 400)
         if not text.startswith("/"):
             # an ordinary message, typed by the user, Slack-escaped like Slack does
-            esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            msg = await run_in_threadpool(ws.post_message, cid, text=esc, user=u["id"])
+            msg = await run_in_threadpool(ws.post_message, cid, text=esc(text), user=u["id"])
             return done(request, data, {"ok": True, "ts": msg["ts"]})
         command, _, rest = text.partition(" ")
         if command != settings.slash_command:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from incidentbot.db import Database
@@ -119,8 +119,3 @@ class SignatureService:
                 q = q.where(col(Signature.id) > after)
             q = q.order_by(col(Signature.id)).limit(limit)
         return list(session.scalars(q))
-
-    def count_open(self, session: Session) -> int:
-        return (
-            session.scalar(select(func.count()).select_from(Signature).where(col(Signature.merged_into).is_(None))) or 0
-        )

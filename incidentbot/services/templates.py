@@ -26,7 +26,8 @@ from sqlalchemy import delete, select, update
 
 from incidentbot import audit
 from incidentbot.models import Outbox, Signature, SlackMessage, TemplateBucket, TemplateFamily, utcnow
-from incidentbot.services.outbox import enqueue_update
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.signatures import merge_in_session
 from incidentbot.services.sql import insert_for
 from incidentbot.signatures import DEFAULT_PARAMS, Family, Fingerprint, TemplateParams, assign
@@ -209,7 +210,7 @@ class TemplateStore:
         gone out yet is dropped when the signature it joined has one of its own."""
         if not touched:
             return
-        keys = {f"alert:S-{sid}": sid for sid in touched}
+        keys = {messages.alert_key(sid): sid for sid in touched}
         posted = set(session.scalars(select(SlackMessage.key).where(SlackMessage.key.in_(sorted(keys)))))
         pending = set(
             session.scalars(
@@ -219,12 +220,12 @@ class TemplateStore:
             )
         )
         for key in sorted(posted):
-            enqueue_update(session, message_key=key, payload={"render": "signature_alert", "signature_id": keys[key]})
+            queue(session, messages.alert_edit(signature_id=keys[key]))
         for sid in sorted(absorbed):
-            key = f"alert:S-{sid}"
+            key = messages.alert_key(sid)
             if key in pending and key not in posted:
                 target = session.get(Signature, sid).merged_into
-                if f"alert:S-{target}" in posted or f"alert:S-{target}" in pending:
+                if messages.alert_key(target) in posted or messages.alert_key(target) in pending:
                     session.execute(
                         delete(Outbox).where(
                             Outbox.message_key == key,

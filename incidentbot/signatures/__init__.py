@@ -51,6 +51,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from incidentbot.causes import CAUSE_CLASSES
+
 from . import engine as _engine
 from .engine import RULES, RULES_VERSION, Rule
 from .masking import MAX_ANALYSED
@@ -119,7 +121,6 @@ CATEGORY_DOCS: dict[str, str] = {
     "other": "generic template of unknown text",
 }
 CATEGORIES: tuple[str, ...] = tuple(CATEGORY_DOCS)
-CAUSE_CLASSES: tuple[str, ...] = ("hardware", "network", "software", "data", "infrastructure", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
