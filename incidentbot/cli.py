@@ -119,11 +119,10 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_hypotheses(args, rt=None) -> int:
-    from incidentbot.api.schemas import hypotheses_list
     from incidentbot.models import OPEN_STATUSES
 
     rt = rt or _runtime()
-    items = hypotheses_list(rt, status=None if args.all or args.json else ",".join(OPEN_STATUSES))
+    items = rt.read_model.hypotheses_list(status=None if args.all or args.json else ",".join(OPEN_STATUSES))
     if args.json:
         print(json.dumps({"hypotheses": items}, default=str, indent=2))
         return 0

@@ -22,6 +22,7 @@ from incidentbot.services.alert_quota import NewSignaturePolicy
 from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
 from incidentbot.services.ingest import IngestService
+from incidentbot.services.readmodel import ReadModel
 from incidentbot.services.resolutions import ResolutionService
 from incidentbot.services.runbooks import RunbookService
 from incidentbot.services.signatures import SignatureService
@@ -107,6 +108,15 @@ class Runtime:
         # The one collaborator still set afterwards: IngestService takes no regression hook in its
         # constructor yet (services/ingest.py is being reworked; add the argument there).
         self.ingest.regression_hook = self.resolutions.check_regressions
+
+    @property
+    def read_model(self) -> ReadModel:
+        """What every shell shows, over this runtime's services as they are now: the read model
+        holds no state of its own, so one made per use follows a service replaced after start
+        (a test's runbook folder, say)."""
+        return ReadModel(
+            self.db, signatures=self.signatures, hypotheses=self.hypotheses, runbooks=self.runbooks, votes=self.votes
+        )
 
 
 def build_runtime(
