@@ -127,7 +127,8 @@ def test_resolve_modal_flow_and_regression_thread_through_slack(slack_harness):
         "cause": {"value": "race in the fused <kernel>"}, "fix": {"value": "patched"},
         "link": {"value": "https://example.org/pr/9"}, "fixed_in": {"value": "v1.5"}})
     assert ok.status == 200
-    eventually(lambda: status(h.rt, hid) == "resolved")
+    # stored before the form is acknowledged: the modal closes only once the resolution is saved
+    assert status(h.rt, hid) == "resolved"
     with h.rt.db.read() as s:
         res = s.get(Hypothesis, hid).resolution
     assert res["by"] == "UALICE" and res["fixed_in"] == "v1.5"
