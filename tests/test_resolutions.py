@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature
 from incidentbot.services.versions import compare_versions, version_at_least
-from tests.conftest import add_hypothesis, event, eventually
+from tests.conftest import add_hypothesis, event
 
 ILLEGAL = "RuntimeError: CUDA error: an illegal memory access was encountered"
 
