@@ -80,8 +80,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
+        # Resolutions first: ingest reopens a fix when its failure comes back (regressions).
+        self.votes = VoteService(self.db, clock=self.clock)
+        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.ingest = IngestService(
             self.db,
+            on_regression=self.resolutions.check_regressions,
             channel=s.alert_channel,
             clock=self.clock,
             max_time_skew=s.max_time_skew_td,
@@ -102,12 +106,7 @@ class Runtime:
             max_rows=s.analysis_max_events,
         )
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
-        self.votes = VoteService(self.db, clock=self.clock)
-        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
-        # The one collaborator still set afterwards: IngestService takes no regression hook in its
-        # constructor yet (services/ingest.py is being reworked; add the argument there).
-        self.ingest.regression_hook = self.resolutions.check_regressions
 
     @property
     def read_model(self) -> ReadModel:

@@ -23,8 +23,6 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.blocks import esc
@@ -72,61 +70,14 @@ def _hid_number(text: str) -> int | None:
 
 
 def hypothesis_page_data(rt, hid_text: str) -> dict | None:
-    """Everything the hypothesis page shows, or None when there is no such hypothesis."""
-    from incidentbot.models import Event, Signature
-    from incidentbot.services.signatures import canonical_map
-
+    """Everything the hypothesis page shows, or None when there is no such hypothesis (the
+    queries are the read model's: the console only renders)."""
     if _hid_number(hid_text) is None:
         return None
     try:
-        h = rt.read_model.hypothesis_detail(hid_text)
+        return rt.read_model.hypothesis_page(hid_text, chart_limit=CHART_EVENT_LIMIT)
     except LookupError:
         return None
-    hid = int(h["id"][2:])
-    with rt.db.read() as session:
-        sig_ids = [int(s[2:]) for s in h["signature_ids"]]
-        signatures = []
-        for sid in sig_ids:
-            sig = session.get(Signature, sid)
-            if sig is None:
-                continue
-            signatures.append(rt.read_model.signature_with_example(session, sig))
-        polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, hypothesis_id=hid)]
-        cmap = canonical_map(session)
-        wanted = set(sig_ids) | {m for m, c in cmap.items() if c in set(sig_ids)}
-        rows = []
-        if wanted:
-            rows = session.execute(
-                select(col(Event.signature_id), col(Event.time), col(Event.step))
-                .where(col(Event.signature_id).in_(sorted(wanted)))
-                .order_by(col(Event.time))
-                .limit(CHART_EVENT_LIMIT)
-            ).all()
-    points: dict[str, list] = {f"S-{sid}": [] for sid in sig_ids}
-    for sid, t, step in rows:
-        key = f"S-{cmap.get(sid, sid)}"
-        points.setdefault(key, []).append((t if t.tzinfo else t.replace(tzinfo=UTC), step))
-    runbooks = []
-    for rid in h["runbook_ids"]:
-        rb = rt.runbooks.runbooks.get(rid)
-        if rb is None:
-            runbooks.append({"id": rid, "title": rid, "url": None, "summary": ""})
-            continue
-        try:
-            summary = rt.runbooks.summary(rid)
-        except Exception:  # noqa: BLE001 - a broken runbook file must not break the page
-            summary = ""
-        runbooks.append({"id": rid, "title": rb.title, "url": rt.runbooks.url(rid), "summary": summary})
-    titles = {s["id"]: s["title"] for s in signatures}
-    return {
-        "h": h,
-        "signatures": signatures,
-        "polls": polls,
-        "runbooks": runbooks,
-        "points": points,
-        "titles": titles,
-        "truncated": len(rows) >= CHART_EVENT_LIMIT,
-    }
 
 
 def mount_console(app: FastAPI, rt, *, slack, port: int, token: str | None) -> None:

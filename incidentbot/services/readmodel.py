@@ -9,6 +9,7 @@ API as a 404, Slack as a private reply, the console as its not-found page).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -16,7 +17,7 @@ from sqlmodel import Session, col
 from incidentbot import signatures as sigengine
 from incidentbot.db import Database
 from incidentbot.ids import IdError, parse_id
-from incidentbot.models import Event, Hypothesis, HypothesisLog, Signature, id_of
+from incidentbot.models import Event, Hypothesis, HypothesisLog, HypothesisSignature, Signature, id_of
 from incidentbot.services.hypotheses import HypothesisService
 from incidentbot.services.runbooks import RunbookService
 from incidentbot.services.signatures import SignatureService, canonical_map
@@ -218,3 +219,67 @@ class ReadModel:
     def runbook_usage(self) -> list[dict]:
         with self.db.read() as session:
             return self.runbooks.usage(session)
+
+    def hypothesis_of_signature(self, sid: int) -> dict | None:
+        """The live hypothesis holding most of signature ``sid``'s events (``id``, ``title``), or
+        None when no hypothesis holds it."""
+        with self.db.read() as session:
+            hid = session.scalar(
+                select(col(HypothesisSignature.hypothesis_id))
+                .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
+                .where(col(HypothesisSignature.signature_id) == sid, col(Hypothesis.merged_into).is_(None))
+                .order_by(col(HypothesisSignature.event_count).desc())
+            )
+            h = session.get(Hypothesis, hid) if hid else None
+            return {"id": f"H-{h.id}", "title": h.title} if h is not None else None
+
+    # -- the hypothesis page ----------------------------------------------------------------
+
+    def hypothesis_page(self, hid_text: str, *, chart_limit: int) -> dict:
+        """The hypothesis page's data: its detail, its signatures with an example each, its polls,
+        its runbooks with a summary, and up to ``chart_limit`` (time, step) points per signature
+        for the chart (merged signatures counted under their survivor). Raises LookupError."""
+        h = self.hypothesis_detail(hid_text)
+        hid = int(h["id"][2:])
+        sig_ids = [int(s[2:]) for s in h["signature_ids"]]
+        with self.db.read() as session:
+            signatures = []
+            for sid in sig_ids:
+                sig = session.get(Signature, sid)
+                if sig is not None:
+                    signatures.append(self.signature_with_example(session, sig))
+            polls = [self.votes.record(session, p) for p in self.votes.polls(session, hypothesis_id=hid)]
+            cmap = canonical_map(session)
+            wanted = set(sig_ids) | {m for m, c in cmap.items() if c in set(sig_ids)}
+            rows: Sequence = []
+            if wanted:
+                rows = session.execute(
+                    select(col(Event.signature_id), col(Event.time), col(Event.step))
+                    .where(col(Event.signature_id).in_(sorted(wanted)))
+                    .order_by(col(Event.time))
+                    .limit(chart_limit)
+                ).all()
+        points: dict[str, list] = {f"S-{sid}": [] for sid in sig_ids}
+        for sid, t, step in rows:
+            key = f"S-{cmap.get(sid, sid)}"
+            points.setdefault(key, []).append((t if t.tzinfo else t.replace(tzinfo=UTC), step))
+        runbooks = []
+        for rid in h["runbook_ids"]:
+            rb = self.runbooks.runbooks.get(rid)
+            if rb is None:
+                runbooks.append({"id": rid, "title": rid, "url": None, "summary": ""})
+                continue
+            try:
+                summary = self.runbooks.summary(rid)
+            except Exception:  # noqa: BLE001 - a broken runbook file must not break the page
+                summary = ""
+            runbooks.append({"id": rid, "title": rb.title, "url": self.runbooks.url(rid), "summary": summary})
+        return {
+            "h": h,
+            "signatures": signatures,
+            "polls": polls,
+            "runbooks": runbooks,
+            "points": points,
+            "titles": {s["id"]: s["title"] for s in signatures},
+            "truncated": len(rows) >= chart_limit,
+        }

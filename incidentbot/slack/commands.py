@@ -18,7 +18,7 @@ from sqlmodel import col
 from incidentbot.blocks import actions, button, code, context, esc, section
 from incidentbot.digest import preview
 from incidentbot.ids import IdError, parse_id
-from incidentbot.models import OPEN_STATUSES, Hypothesis, HypothesisSignature, Poll, Signature
+from incidentbot.models import OPEN_STATUSES, Hypothesis, Poll, Signature
 from incidentbot.services.hypotheses import AnalysisBusy
 from incidentbot.services.resolutions import ResolutionError
 from incidentbot.services.signatures import SignatureNotFound
@@ -170,17 +170,7 @@ class CommandRouter:
     def _show_signature(self, sid: int) -> Reply:
         rt = self.rt
         sig = rt.read_model.signature_detail(f"S-{sid}")  # LookupError: said as a private reply
-        with rt.db.read() as session:
-            hid = session.scalar(
-                select(col(HypothesisSignature.hypothesis_id))
-                .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
-                .where(col(HypothesisSignature.signature_id) == sid, col(Hypothesis.merged_into).is_(None))
-                .order_by(col(HypothesisSignature.event_count).desc())
-            )
-            hyp = None
-            if hid:
-                h = session.get(Hypothesis, hid)
-                hyp = {"id": f"H-{h.id}", "title": h.title}
+        hyp = rt.read_model.hypothesis_of_signature(sid)
         runbooks = [self._runbook_dict(r) for r in sig["runbook_ids"][:1]]
         text, blocks = views.signature_blocks(
             sig, runbooks=runbooks, hypothesis=hyp, explain=sig.get("explain"), public_url=self.rt.settings.public_url
