@@ -119,11 +119,10 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_hypotheses(args, rt=None) -> int:
-    from incidentbot.api.schemas import hypotheses_list
     from incidentbot.models import OPEN_STATUSES
 
     rt = rt or _runtime()
-    items = hypotheses_list(rt, status=None if args.all or args.json else ",".join(OPEN_STATUSES))
+    items = rt.read_model.hypotheses_list(status=None if args.all or args.json else ",".join(OPEN_STATUSES))
     if args.json:
         print(json.dumps({"hypotheses": items}, default=str, indent=2))
         return 0
@@ -168,6 +167,7 @@ def cmd_explain(args) -> int:
 def _explain_learned(fp) -> None:
     """What the template engine has learned about texts like this one, from the database."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from incidentbot.db import Database
     from incidentbot.models import Signature
@@ -177,8 +177,8 @@ def _explain_learned(fp) -> None:
         db = Database(load_settings().database_url)
         with db.read() as session:
             family, template, key = TemplateStore().preview(session, fp)
-            sid = session.scalar(select(Signature.id).where(Signature.fingerprint == key))
-            target = session.scalar(select(Signature.merged_into).where(Signature.id == sid)) if sid else None
+            sid = session.scalar(select(col(Signature.id)).where(col(Signature.fingerprint) == key))
+            target = session.scalar(select(col(Signature.merged_into)).where(col(Signature.id) == sid)) if sid else None
         db.dispose()
     except Exception as exc:  # the text's own explanation above stands without a database
         print(f"learned templates: not read ({type(exc).__name__}: {str(exc)[:120]})")

@@ -234,6 +234,7 @@ class TemplateFamily(SQLModel, table=True):
     templates: dict = _json()  # template -> signature fingerprint, oldest first
     variable: dict = _json()  # position -> [a value it held, distinct values, texts] (judged variable)
     texts: int = Field(default=0, sa_type=BigInteger)
+    pins: dict = _json()  # {"absorbed": {fingerprint: template}, "pinned": {template: fingerprint}}: undo
     updated_at: datetime = _ts(default_factory=utcnow)
 
 

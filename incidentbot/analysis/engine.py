@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from .cooccurrence import cooccur, join_scope
 from .coverage import cover, is_job_level_text, routine_signatures
 from .hypothesis import Hyp
-from .incidents import find_incidents
+from .incidents import find_anchored, find_incidents
 from .index import Index
 from .localisation import localise
 from .merging import human_only, merge
@@ -80,6 +80,9 @@ def _run(ix: Index) -> list[Proposal]:
             keep = onset(ix, s, idx)
             if len(ix.components) == n_before:
                 left[s] = keep
+    # incidents, pass 1: one job's failure begun by one host's own hardware or network line (incidents.py)
+    find_anchored(ix)
+    left = {s: kept for s, idx in left.items() if (kept := [i for i in idx if i not in ix.taken])}
     # a symptom shared by two regressions (one text, two onsets): split it by the known onsets
     known = sorted(
         {(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),

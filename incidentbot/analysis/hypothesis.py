@@ -35,6 +35,10 @@ class Hyp:
         self.lines_extra: list[str] = []
         for c in comps:
             self.add_events(c.sig, c.events, None)
+            if c.kind == "host_incident" and self.incident is None:
+                # found by incidents.find_anchored: its host, what its first line means, its failures
+                self.incident = (c.scope["hosts"][0], c.cause_class)
+                self.episodes = max(self.episodes, c.count)
 
     def add_events(self, s: int, ids: list[int], line: str | None) -> None:
         self.events.extend(ids)
@@ -85,10 +89,12 @@ class Hyp:
             cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
-        elif kind == "host_incident":
+        elif kind == "host_incident" and self.incident is not None:  # (always set with that kind)
             cause = self.incident[1]
         elif kind == "shared_component":
             cause = "infrastructure"
+        elif kind == "node_failure":
+            cause = text_class if text_class != "unknown" else "infrastructure"
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
@@ -97,8 +103,10 @@ class Hyp:
             conf = eng.S.cover_confidence_shared  # place and time only, no test of chance
             agree = True
         if kind == "host_incident":
-            # no test of chance behind it: the lines' own meaning and their place and time
-            conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
+            assert self.incident is not None  # set with the kind (above, or from its components)
+            # an episode's lead has no test of chance behind it, only the lines' own meaning and their
+            # place and time; an anchored incident has its chance test (the components' p)
+            conf = max(eng.S.incident_confidence, conf if comps or self.storm_p else 0.0)
             scope["hosts"] = [self.incident[0]]
         pre = self.storm_precursor
         if kind == "storm" and not comps:
@@ -148,8 +156,18 @@ class Hyp:
                 cause, "Failure on host"
             )
             n_ep = max(1, self.episodes)
-            title = f"{what} {self.incident[0]}: {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom" + (
-                "s" if n_sym > 1 else ""
+            g = scope.get("gpus", [])
+            title = (
+                f"{what} {scope['hosts'][0]}"
+                + (f" (GPU {g[0].split('/', 1)[1]})" if len(g) == 1 else "")
+                + f": {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom"
+                + ("s" if n_sym > 1 else "")
+            )
+        elif kind == "node_failure":
+            first = next(c for c in comps if c.kind == "node_failure")
+            title = (
+                f"Node failure in job {', '.join(scope.get('jobs', ['?']))}: {eng.sig_title(first.sig)}, then its "
+                f"peers lost it ({n_sym} symptom{'s' if n_sym > 1 else ''})"
             )
         elif kind == "storm":
             assert pre is not None  # as above
@@ -183,7 +201,7 @@ class Hyp:
                 f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
                 f"of the {n_sym} symptoms",
             )
-        if kind == "host_incident":
+        if kind == "host_incident" and not comps:  # (an anchored incident's components say it with their test)
             n_ep = max(1, self.episodes)
             jobs_n = len({ev[i].job_id for i in self.events})
             lines.insert(
@@ -191,7 +209,7 @@ class Hyp:
                 f"{n_ep} failure{'s' if n_ep > 1 else ''} in {jobs_n} job{'s' if jobs_n > 1 else ''}, each a few lines "
                 f"within seconds ({symptoms}), the first line "
                 + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
-                + f"on {self.incident[0]}: the other lines, on this host or its peers, are consequences",
+                + f"on {scope['hosts'][0]}: the other lines, on this host or its peers, are consequences",
             )
         if kind == "shared_component":
             where = f"cluster {self.shared}" if self.shared else "the fleet"

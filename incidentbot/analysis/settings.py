@@ -105,7 +105,7 @@ class Settings:
     )
     name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
-    # incidents: one job's failure is a few lines within seconds (incidents.py)
+    # incidents (incidents.py), pass 2: one job's failure is a few lines within seconds
     episode_gap_s: float = 60.0  # lines of one job this close are one episode ...
     episode_max_span_s: float = 600.0  # ... spanning at most this
     incident_lead_share: float = (
@@ -114,6 +114,18 @@ class Settings:
     incident_confidence: float = 0.35  # a host incident: the lines' meaning, place and time, no test of chance
     episode_join_owned: bool = True  # an episode's leftover lines join the hypothesis holding its first line
     storm_companion_s: float = 60.0  # a storm's job's leftover lines this close to it are its abort lines
+    # incidents, pass 1 (and both): one job's failure begun by a hardware/network error on one host
+    incident_classes: tuple[str, ...] = ("hardware", "network")  # texts that can begin one (pass 2: in this order)
+    # ... and whatever their class: the driver's own report on one GPU (an Xid 13 may be the code's
+    # bad access or the GPU's; either way that GPU's failure began there)
+    incident_categories: tuple[str, ...] = ("xid",)
+    incident_gap_s: float = 120.0  # the incident's lines follow each other at most this far apart
+    incident_pre_s: float = 5.0  # the host's own lines this much before its error (clocks of two logs)
+    incident_simul_s: float = 10.0  # the same text on several hosts this close: a shared component
+    incident_follow_frac: float = 0.5  # a text followed by a failure less often than this is background
+    incident_background_min: int = 3  # ... when it has at least this many lines (one lone line may be a failure)
+    host_down_markers: tuple[str, ...] = ("nodenotready", "node not ready", "node failure", "node_fail")
+    incident_tie_s: float = 10.0  # a PCI bus id and a GPU index on one host this close name one GPU
 
 
 DEFAULT = Settings()

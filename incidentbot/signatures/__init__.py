@@ -210,7 +210,7 @@ def fingerprint(text: str) -> Fingerprint:
     """Fingerprint of one failure text (pure, deterministic across processes, cached)."""
     if not isinstance(text, str) or len(text) > MAX_ANALYSED:
         text = _clean(text)
-    return SHAPES.get(text)  # type: ignore[return-value]
+    return SHAPES.get(text)
 
 
 def explain(text: str) -> Explanation:

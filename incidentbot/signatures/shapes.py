@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from typing import Any, cast
 
 __all__ = ["ShapeCache", "MAX_TOKENS_THAT_MATTER", "MAX_PROBED_TOKENS"]
 
@@ -31,6 +32,9 @@ MAX_PROBED_TOKENS = 256
 #: values would rarely be hit. (A pasted Megatron log repeats "number of nan iterations: 0" per line.)
 MAX_TOKENS_THAT_MATTER = 32
 _NO_CACHE = object()
+# A learned shape: (positions of the tokens that matter, their values -> fingerprint, the exact
+# digit widths it was checked with).
+_Entry = tuple[tuple[int, ...], dict[tuple[str, ...], Any], set[str]]
 _BY_WIDTH = object()
 _SHAPE = str.maketrans("0123456789abcdefABCDEF", "0000000000aaaaaaAAAAAA")
 # All-digit tokens are classed by width, not by exact width: 1-3 digits, 4 (years, PCI domains)
@@ -42,6 +46,10 @@ _ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
 DIGITS = str.maketrans("0123456789", "0000000000")
 #: The digits an unclaimed text's tokens may keep: the last digit of a word (eth0, ssh2). A superset.
 WORD_DIGIT = re.compile(r"(?<=[A-Za-z_-])[0-9](?![0-9])")
+
+
+def _translator(table: dict[int, int]) -> Callable[[str], str]:
+    return lambda tok: tok.translate(table)
 
 
 def _rewrite(text: str, which, change: Callable[[str], str]) -> str:
@@ -182,7 +190,7 @@ class ShapeCache:
         if entry is _NO_CACHE:
             return parse(text)
         if entry is not None:
-            matter, table, checked = entry  # type: ignore[misc]
+            matter, table, checked = cast(_Entry, entry)
             values = tuple(tokens[i] for i in matter)
             if not widths or exact in checked:
                 fp = table.get(values)
@@ -210,13 +218,15 @@ class ShapeCache:
             return fp
         self._sightings.pop(shape, None)
         matter, width_free = self._learn(text, tokens, fp.key, widths=widths)
-        learned = _NO_CACHE if matter is None else (matter, {tuple(tokens[i] for i in matter): fp}, {exact})
-        if widths and matter is not None and not width_free:
+        if matter is None:
+            self._put(self._shapes, shape, _NO_CACHE)
+            return fp
+        learned: _Entry = (matter, {tuple(tokens[i] for i in matter): fp}, {exact})
+        if widths and not width_free:
             self._put(self._shapes, shape, _BY_WIDTH)
             shape = skeleton + "\x03" + exact
         self._put(self._shapes, shape, learned)
-        if matter is not None:
-            self._put(self._by_digits, digits, (_spans(parts, matter), learned[1]))  # type: ignore[index]
+        self._put(self._by_digits, digits, (_spans(parts, matter), learned[1]))
         return fp
 
     def _learn(self, text: str, tokens: list[str], key: str, *, widths: bool):
@@ -228,8 +238,8 @@ class ShapeCache:
         search uses one rewrite; the answer is then checked with a second one."""
         parse = self._parse
 
-        def same(which, tables=(_ROT_A,)) -> bool:
-            return all(parse(_rewrite(text, which, lambda tok, t=t: tok.translate(t))).key == key for t in tables)
+        def same(which, tables: tuple[dict[int, int], ...] = (_ROT_A,)) -> bool:
+            return all(parse(_rewrite(text, which, _translator(t))).key == key for t in tables)
 
         def resized(which) -> bool:
             return parse(_rewrite(text, which, _resize)).key == key
@@ -254,7 +264,8 @@ class ShapeCache:
         by_value: dict[str, list[int]] = {}
         for i, tok in enumerate(tokens):
             by_value.setdefault(tok, []).append(i)
-        for units in ([(i,) for i in range(len(tokens))], [tuple(v) for v in by_value.values()]):
+        singles: list[tuple[int, ...]] = [(i,) for i in range(len(tokens))]
+        for units in (singles, [tuple(v) for v in by_value.values()]):
             matter = tuple(sorted(find(units)))
             rest = every - set(matter)
             if matter and len(matter) <= self.max_tokens_that_matter and same(rest, (_ROT_A, _ROT_B)):
