@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -30,7 +31,14 @@ from incidentbot.models import (
 )
 from incidentbot.services import hll
 from incidentbot.services.alert_quota import NewSignaturePolicy, queue_new_signature_alerts
-from incidentbot.services.sql import insert_counted, insert_for, insert_new, least_greatest, sql_time
+from incidentbot.services.sql import (
+    driver_converters,
+    insert_counted,
+    insert_for,
+    insert_new,
+    least_greatest,
+    sql_time,
+)
 
 __all__ = ["IngestResult", "IngestService", "aggregate_key", "run_lineage", "DEFAULT_BUCKET_SECONDS"]
 
@@ -44,6 +52,7 @@ _AGG = table_of(EventAggregate)
 DEFAULT_BUCKET_SECONDS = 30
 PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000
+_NO_VERSIONS: dict[str, str] = {}  # shared, never written: what an event without versions stores
 _EVENT_COLUMNS = (
     "event_id",
     "job_id",
@@ -83,6 +92,10 @@ def _counters_sql(dialect: str) -> str:
     )
 
 
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+_U64 = struct.Struct(">Q")  # an 8-byte digest as a big-endian unsigned integer
+
+
 def aggregate_key(
     signature_id: int,
     bucket_start: int,
@@ -98,7 +111,9 @@ def aggregate_key(
     share an id with probability about n²/2⁶⁴ (n aggregates: 5e-6 at ten million); they would then
     share one row's counts, which the analysis tolerates."""
     key = repr((signature_id, bucket_start, job_id, host, cluster, code_version, versions, run, attempt)).encode()
-    return (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1) or 1
+    h = _BLAKE2B_8.copy()  # the same as blake2b(key, digest_size=8); copying is cheaper than a new one
+    h.update(key)
+    return (_U64.unpack(h.digest())[0] >> 1) or 1
 
 
 def run_lineage(ev: EventIn) -> tuple[str | None, int | None]:
@@ -414,11 +429,18 @@ class IngestService:
                 if g[6] is None or step > g[6]:
                     g[6] = step
         dialect = session.get_bind().dialect.name
-        sqlite = dialect == "sqlite"
-        if sqlite:
-            from incidentbot.services.sql import _json_text as versions_param
-        else:
-            from psycopg.types.json import Json as versions_param
+        to_time, to_json = driver_converters(dialect)
+        width = self.bucket_seconds
+        # The times and version maps of a batch repeat (its receive time, a job's versions): each
+        # object is converted once, by identity (the rows hold them for the whole call).
+        done: dict[int, tuple] = {}
+
+        def once(value, convert):
+            hit = done.get(id(value))
+            if hit is None or hit[0] is not value:
+                hit = done[id(value)] = (value, convert(value))
+            return hit[1]
+
         params = []
         for agg in sorted(groups):
             n, first, last, rank, gpu, lo, hi, r = groups[agg]
@@ -426,17 +448,17 @@ class IngestService:
                 (
                     agg,
                     r["signature_id"],
-                    int(first.timestamp() // self.bucket_seconds) * self.bucket_seconds,
+                    int(first.timestamp() // width) * width,
                     r["job_id"],
                     r["host"],
                     r["cluster"],
                     r["code_version"],
-                    versions_param(r["versions"] or {}),
+                    once(r["versions"] or _NO_VERSIONS, to_json),
                     r["run"],
                     r["attempt"],
                     n,
-                    sql_time(session, first),
-                    sql_time(session, last),
+                    once(first, to_time),
+                    once(last, to_time),
                     rank,
                     gpu,
                     lo,
