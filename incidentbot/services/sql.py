@@ -13,7 +13,15 @@ from sqlalchemy import JSON, Connection, CursorResult, Result, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-__all__ = ["driver_converters", "insert_for", "insert_new", "insert_counted", "sql_time", "least_greatest", "rowcount"]
+__all__ = [
+    "driver_params",
+    "insert_for",
+    "insert_new",
+    "insert_counted",
+    "sql_time",
+    "least_greatest",
+    "rowcount",
+]
 
 
 def insert_for(session: Session, table):
@@ -171,7 +179,7 @@ def _same(value):
     return value
 
 
-def driver_converters(dialect: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def driver_params(dialect: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """(datetime → driver parameter, JSON value → driver parameter) for a raw executemany on this
     dialect: SQLite takes SQLAlchemy's UTC text and JSON text, psycopg datetimes and Json."""
     if dialect == "sqlite":
