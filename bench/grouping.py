@@ -1,208 +1,221 @@
-"""Grouping benchmark: incidentbot's template miner vs Drain3 on the Loghub 2k samples.
+"""Grouping benchmark: the engine ingest runs, on the 16 Loghub 2k samples interleaved into one stream.
 
-Usage (from the project root):  .venv/bin/python bench/grouping.py [--systems HDFS,BGL] [--quiet]
+Usage (from the project root):
+    .venv/bin/python bench/grouping.py [--systems HDFS,BGL] [--no-serve] [--replicas 2] [--backend postgresql]
 
-Reads ../shared/data/loghub-2k/<System>/<System>_2k.log_structured_corrected.csv (Content column,
-EventId ground truth) by path; nothing is copied.  GA = Loghub grouping accuracy: a message is
-correct only if the set of messages in its predicted group equals exactly its true group.
+Reads ../shared/data/loghub-2k/<System>/<System>_2k.log_structured.csv (Content, EventId: the
+original labels) and ..._structured_corrected.csv (the corrected labels) by path; nothing is
+copied. The systems' lines are interleaved one by one into ONE stream, as a fleet's mixed logs
+would arrive, and grouped by ONE engine: a message counts as right only if its predicted group
+(over the whole stream, so a group that mixes systems is wrong for both) is exactly its true group
+(Loghub's grouping accuracy, GA).
 
-Then measures fingerprint() throughput on the GPU exemplar texts, cached and uncached.
+Three runs, one table:
+- ``engine``: incidentbot.signatures.fingerprint() + the template engine (TemplateEngine) per text,
+  in this process: the per-text grouping cost, no database. Rate = messages/s of that loop.
+- ``drain3``: Drain3 (default-like settings: sim 0.4, depth 4, numbers parametrised) over the same
+  stream in this process. Rate = messages/s of its add_log_message loop.
+- ``serve``: the stream POSTed to /v1/events of ``incidentbot serve`` replicas on one database
+  (PostgreSQL by default), batches of 500; GA read back from
+  the database (each event's signature, merges followed). ``--replicas`` separate serve processes,
+  one client each sending every n-th batch. Rate = events/s end to end (HTTP, JSON, grouping,
+  storage, counters).
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import random
-import re
 import sys
+import tempfile
+import threading
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 DATA = ROOT.parent / "shared" / "data"
 LOGHUB = DATA / "loghub-2k"
 SYSTEMS = ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "HealthApp", "Linux", "Mac", "OpenSSH",
            "OpenStack", "Proxifier", "Spark", "Thunderbird", "Windows", "Zookeeper"]
+BATCH = 500
 
 
-def load(system: str) -> tuple[list[str], list[str]]:
-    path = LOGHUB / system / f"{system}_2k.log_structured_corrected.csv"
-    with path.open(newline="", encoding="utf-8") as fh:
+def load(system: str, corrected: bool) -> tuple[list[str], list[str]]:
+    suffix = "_corrected" if corrected else ""
+    with (LOGHUB / system / f"{system}_2k.log_structured{suffix}.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [r["Content"] for r in rows], [r["EventId"] for r in rows]
 
 
-def grouping_accuracy(pred: list, truth: list) -> float:
+def stream(systems: list[str]) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """(messages, system of each, labels of each: 'original' and 'corrected'), interleaved line by line."""
+    per = {s: load(s, False) for s in systems}
+    corr = {s: load(s, True)[1] for s in systems}
+    msgs, owner, labels = [], [], {"original": [], "corrected": []}
+    for i in range(max(len(v[0]) for v in per.values())):
+        for s in systems:
+            lines, truth = per[s]
+            if i < len(lines):
+                msgs.append(lines[i])
+                owner.append(s)
+                labels["original"].append(f"{s}:{truth[i]}")
+                labels["corrected"].append(f"{s}:{corr[s][i]}")
+    return msgs, owner, labels
+
+
+def ga_per_system(pred: list, truth: list[str], owner: list[str]) -> dict[str, float]:
     by_pred: dict = defaultdict(list)
-    by_true: dict = defaultdict(set)
+    true_size: dict = defaultdict(int)
     for i, (p, t) in enumerate(zip(pred, truth)):
         by_pred[p].append(i)
-        by_true[t].add(i)
-    correct = 0
+        true_size[t] += 1
+    right: dict[str, int] = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
+    for s in owner:
+        total[s] += 1
     for members in by_pred.values():
         labels = {truth[i] for i in members}
-        if len(labels) == 1 and len(by_true[truth[members[0]]]) == len(members):
-            correct += len(members)
-    return correct / len(truth)
+        if len(labels) == 1 and true_size[truth[members[0]]] == len(members):
+            for i in members:
+                right[owner[i]] += 1
+    return {s: right[s] / total[s] for s in total}
 
 
-def run_engine(lines: list[str]) -> list[int]:
-    from incidentbot.signatures import group
-    return group(lines)
+def run_engine(msgs: list[str]) -> tuple[list[str], float]:
+    from incidentbot import signatures
+
+    signatures.SHAPES.clear()
+    eng = signatures.TemplateEngine()
+    fingerprint, place = signatures.fingerprint, eng.fingerprint_of
+    t0 = time.perf_counter()
+    out = []
+    for m in msgs:
+        fp = fingerprint(m)
+        out.append(place(fp.partition, fp.tokens, fp.key, claimed=fp.parser != "template"))
+    dt = time.perf_counter() - t0
+    return [eng.canonical(f) for f in out], len(msgs) / dt
 
 
-def _drain_config(masking: bool):
-    from drain3.masking import MaskingInstruction
+def run_drain(msgs: list[str]) -> tuple[list[int], float]:
+    from drain3 import TemplateMiner
     from drain3.template_miner_config import TemplateMinerConfig
+
     cfg = TemplateMinerConfig()
     cfg.drain_sim_th = 0.4
     cfg.drain_depth = 4
     cfg.profiling_enabled = False
     cfg.parametrize_numeric_tokens = True
-    if masking:  # the usual masking from Drain3's own example config
-        cfg.masking_instructions = [
-            MaskingInstruction(r"((?<=[^A-Za-z0-9])|^)(([0-9a-f]{2,}:){3,}([0-9a-f]{2,}))((?=[^A-Za-z0-9])|$)", "ID"),
-            MaskingInstruction(r"((?<=[^A-Za-z0-9])|^)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})((?=[^A-Za-z0-9])|$)", "IP"),
-            MaskingInstruction(r"((?<=[^A-Za-z0-9])|^)([0-9a-f]{6,} ?){3,}((?=[^A-Za-z0-9])|$)", "SEQ"),
-            MaskingInstruction(r"((?<=[^A-Za-z0-9])|^)([0-9A-F]{4} ?){4,}((?=[^A-Za-z0-9])|$)", "SEQ"),
-            MaskingInstruction(r"((?<=[^A-Za-z0-9])|^)(0x[a-f0-9A-F]+)((?=[^A-Za-z0-9])|$)", "HEX"),
-            MaskingInstruction(r"((?<=[^A-Za-z0-9])|^)([\-\+]?\d+)((?=[^A-Za-z0-9])|$)", "NUM"),
-            MaskingInstruction(r"(?<=executed cmd )(\".+?\")", "CMD"),
-        ]
-    return cfg
+    tm = TemplateMiner(config=cfg)
+    t0 = time.perf_counter()
+    ids = [tm.add_log_message(m)["cluster_id"] for m in msgs]
+    return ids, len(msgs) / (time.perf_counter() - t0)
 
 
-def run_drain(lines: list[str], masking: bool = False) -> list[int]:
-    from drain3 import TemplateMiner
-    tm = TemplateMiner(config=_drain_config(masking))
-    ids = [tm.add_log_message(line)["cluster_id"] for line in lines]
-    # a message belongs to the cluster it was finally merged into; Drain3 keeps cluster ids
-    # stable when templates generalise, so the id returned by add_log_message is final
-    return ids
+def run_serve(msgs: list[str], owner: list[str], *, backend: str, replicas: int) -> tuple[list[int], float]:
+    import httpx
+    from _service import TOKEN, database, service
+    from sqlalchemy import create_engine, text
 
+    events = [{"event_id": f"lh-{i}", "job_id": f"loghub-{owner[i]}", "message": m} for i, m in enumerate(msgs)]
+    batches = [events[i:i + BATCH] for i in range(0, len(events), BATCH)]
+    with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url, ExitStack() as stack:
+        # Separate serve processes on one database (each its own memo and shape cache), started
+        # one after another so only the first migrates.
+        bases = [stack.enter_context(service(url))[0] for _ in range(replicas)]
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        bodies = [json.dumps({"events": b}).encode() for b in batches]
+        errors: list[str] = []
 
-def timed(fn, *a, repeat: int = 3):
-    """Result and best wall time of *repeat* runs (each run starts from scratch)."""
-    best = float("inf")
-    for _ in range(repeat):
+        def client(base: str, mine: list[bytes]) -> None:
+            with httpx.Client(base_url=base, timeout=300, headers=headers) as c:
+                for body in mine:
+                    r = c.post("/v1/events", content=body)
+                    if r.status_code != 202:
+                        errors.append(f"{r.status_code}: {r.text[:200]}")
+
+        # One client per replica, each sending every n-th batch: the replicas see interleaved parts.
         t0 = time.perf_counter()
-        r = fn(*a)
-        best = min(best, time.perf_counter() - t0)
-    return r, best
+        threads = [threading.Thread(target=client, args=(b, bodies[k::replicas])) for k, b in enumerate(bases)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rate = len(events) / (time.perf_counter() - t0)
+        if errors:
+            raise RuntimeError(errors[0])
+        eng = create_engine(url)
+        with eng.connect() as c:
+            merged = dict(c.execute(text("SELECT id, merged_into FROM signature WHERE merged_into IS NOT NULL")).all())
+            of = dict(c.execute(text("SELECT event_id, signature_id FROM event")).all())
+            families = c.execute(text("SELECT count(*) FROM templatefamily")).scalar_one()
+            sigs = c.execute(text("SELECT count(*) FROM signature WHERE merged_into IS NULL")).scalar_one()
+        eng.dispose()
 
+    def canon(sid: int) -> int:
+        hops = 0
+        while sid in merged and hops < 100:
+            sid, hops = merged[sid], hops + 1
+        return sid
 
-def _clear_caches() -> None:
-    from incidentbot import signatures
-
-    signatures._fingerprint_cached.cache_clear()
-    signatures._shapes.clear()
-    signatures._by_text.clear()
-    signatures._sightings.clear()
-    signatures._by_digits.clear()
-
-
-def fingerprint_throughput() -> dict[str, float]:
-    """texts/s for: exact repeats; the exemplars as a fleet sends them again and again, with other
-    ranks, pids and numbers each time (cold: shapes learned on the way; then steady state); novel
-    texts (every cache cold: a full parse each)."""
-    from incidentbot.signatures import _build, explain, fingerprint
-
-    path = DATA / "gpu-failures" / "exemplars.jsonl"
-    texts = [json.loads(l)["text"] for l in path.open(encoding="utf-8")]
-    out = {}
-    _clear_caches()
-    reps = [texts[i % len(texts)] for i in range(200000)]
-    for t in texts:
-        fingerprint(t)
-    t0 = time.perf_counter()
-    for t in reps:
-        fingerprint(t)
-    out["exact repeats"] = len(reps) / (time.perf_counter() - t0)
-    n = 20000
-
-    # What the engine masks in each text (pids, addresses, timestamps, sizes, …) takes other values
-    # of the same width, and the rank and pid of the reporting process vary in width too: the
-    # same failure modes as a fleet sends them again and again.
-    # (Not NUM: a status or exit code is masked in the template but still tells failures apart.)
-    variable = {t: sorted({v for kind, v in explain(t).masked if kind in _PER_OCCURRENCE and len(v) >= 2
-                           and any(c.isdigit() for c in v)}, key=len, reverse=True)
-                for t in texts}
-
-    def varied(seed: int) -> list[str]:
-        rng = random.Random(seed)
-        out = []
-        for i in range(n):
-            t = texts[i % len(texts)]
-            for v in variable[t]:
-                t = t.replace(v, _DIGIT.sub(lambda _: str(rng.randrange(10)), v))
-            out.append(t + f"\n[rank{rng.randrange(10 ** rng.randint(1, 5))}] pid {rng.randrange(10 ** rng.randint(3, 7))}")
-        return out
-
-    _clear_caches()
-    first, later = varied(1), varied(2)
-    t0 = time.perf_counter()
-    for t in first:
-        fingerprint(t)
-    out["numbers varied, first 20,000 (learning shapes)"] = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for t in later:
-        fingerprint(t)
-    out["numbers varied, next 20,000 (steady state)"] = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    full = [_build(t, False)[0].key for t in later[:3000]]
-    out["novel multi-line (a full parse each)"] = 3000 / (time.perf_counter() - t0)
-    agree = sum(fingerprint(t).key == k for t, k in zip(later, full))
-    print(f"  (cached answers that agree with a full parse: {agree:,} of {len(full):,})")
-    firsts = [texts[i % len(texts)].splitlines()[0] + f" #{i}" for i in range(3000)]
-    t0 = time.perf_counter()
-    for t in firsts:
-        _build(t, False)
-    out["novel single lines"] = 3000 / (time.perf_counter() - t0)
-    return out
-
-
-_DIGIT = re.compile(r"\d")
-_PER_OCCURRENCE = {"HEX", "TS", "PCI", "RANK", "DURATION", "SEQ", "PID", "NUMEL", "HOST", "SIZE", "TID", "IP", "PATH", "GID"}
+    print(f"  serve: {families:,} template families, {sigs:,} signatures not merged")
+    return [canon(of[e["event_id"]]) for e in events], rate
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--no-serve", action="store_true")
     ap.add_argument("--no-drain", action="store_true")
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--backend", default="postgresql", choices=("sqlite", "postgresql"))
+    ap.add_argument("--repeat", type=int, default=3, help="in-process runs; the best rate is shown")
     args = ap.parse_args(argv)
     if not LOGHUB.is_dir():
         print(f"loghub data not found at {LOGHUB}; skipping")
         return 0
     systems = [s for s in args.systems.split(",") if s]
-    hdr = f"{'system':<12} {'GA engine':>9} {'GA drain3':>9} {'GA d3+mask':>10} {'msg/s engine':>12} {'msg/s drain3':>12} {'msg/s d3+mask':>13}"
+    msgs, owner, labels = stream(systems)
+    print(f"{len(msgs):,} messages from {len(systems)} systems, interleaved into one stream\n")
+    results: dict[str, tuple[list, float]] = {}
+    best = None
+    for _ in range(args.repeat):
+        r = run_engine(msgs)
+        best = r if best is None or r[1] > best[1] else best
+    results["engine"] = best
+    if not args.no_drain:
+        best = None
+        for _ in range(args.repeat):
+            r = run_drain(msgs)
+            best = r if best is None or r[1] > best[1] else best
+        results["drain3"] = best
+    if not args.no_serve:
+        results["serve"] = run_serve(msgs, owner, backend=args.backend, replicas=args.replicas)
+    ga = {name: {kind: ga_per_system(pred, labels[kind], owner) for kind in labels}
+          for name, (pred, _) in results.items()}
+    names = list(results)
+    hdr = f"{'system':<12}" + "".join(f" {n + ' orig':>12} {n + ' corr':>12}" for n in names)
     print(hdr)
     print("-" * len(hdr))
-    tot = defaultdict(float)
     for s in systems:
-        lines, truth = load(s)
-        pe, te = timed(run_engine, lines)
-        ga_e = grouping_accuracy(pe, truth)
-        if args.no_drain:
-            ga_d = ga_m = float("nan"); td = tm = float("nan")
-        else:
-            pd, td = timed(run_drain, lines, False)
-            pm, tm = timed(run_drain, lines, True)
-            ga_d, ga_m = grouping_accuracy(pd, truth), grouping_accuracy(pm, truth)
-        row = (ga_e, ga_d, ga_m, len(lines) / te, len(lines) / td, len(lines) / tm)
-        for k, v in zip(("ge", "gd", "gm", "se", "sd", "sm"), row):
-            tot[k] += v
-        print(f"{s:<12} {row[0]:>9.3f} {row[1]:>9.3f} {row[2]:>10.3f} {row[3]:>12.0f} {row[4]:>12.0f} {row[5]:>13.0f}")
-    k = len(systems)
+        print(f"{s:<12}" + "".join(f" {ga[n]['original'][s]:>12.3f} {ga[n]['corrected'][s]:>12.3f}" for n in names))
     print("-" * len(hdr))
-    print(f"{'average':<12} {tot['ge']/k:>9.3f} {tot['gd']/k:>9.3f} {tot['gm']/k:>10.3f} {tot['se']/k:>12.0f} {tot['sd']/k:>12.0f} {tot['sm']/k:>13.0f}")
-    if (DATA / "gpu-failures" / "exemplars.jsonl").is_file():
-        print("\nfingerprint() on the 103 GPU exemplar texts (avg ~500 chars, multi-line), one core:")
-        rates = fingerprint_throughput()
-        for name, rate in rates.items():
-            print(f"  {name:<48} {rate:>12,.0f} texts/s")
+    avg = {n: {k: sum(ga[n][k].values()) / len(systems) for k in labels} for n in names}
+    print(f"{'average':<12}" + "".join(f" {avg[n]['original']:>12.3f} {avg[n]['corrected']:>12.3f}" for n in names))
+    low = {n: min(ga[n]["original"].values()) for n in names}
+    print(f"{'lowest':<12}" + "".join(f" {low[n]:>12.3f} {'':>12}" for n in names))
+    print()
+    what = {"engine": "fingerprint() + template engine per text, in-process, no database",
+            "drain3": "Drain3 add_log_message per text, in-process",
+            "serve": f"end to end: POST /v1/events to serve ({args.replicas} replicas, {args.backend}), stored"}
+    for n in names:
+        print(f"  {n:<7} {results[n][1]:>10,.0f} messages/s   ({what[n]})")
+    if "drain3" in results:
+        print(f"  engine / drain3 = {results['engine'][1] / results['drain3'][1]:.2f}")
     return 0
 
 

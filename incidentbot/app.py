@@ -7,7 +7,6 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -15,14 +14,16 @@ from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import create_app
+from incidentbot.console import mount_console
+from incidentbot.console.demo import start_demo
+from incidentbot.digest import schedule_digest
+from incidentbot.localslack import Workspace
+from incidentbot.localslack import create_app as localslack_app
 from incidentbot.runtime import Runtime
 from incidentbot.services.outbox import OutboxWorker
 from incidentbot.slack.app import create_bolt_app, to_bolt_request, to_starlette_response
 from incidentbot.slack.publish import Publisher
 from incidentbot.workers import Workers
-
-if TYPE_CHECKING:
-    from incidentbot.localslack import Workspace
 
 __all__ = ["build_app", "SlackSetup", "LOCAL_CHANNEL_ID", "LOCAL_CHANNEL_NAME"]
 
@@ -40,8 +41,6 @@ class SlackSetup:
 
 
 def local_slack(rt: Runtime, *, port: int) -> SlackSetup:
-    from incidentbot.localslack import Workspace
-
     ws = Workspace()
     ws.create_channel(LOCAL_CHANNEL_NAME, channel_id=LOCAL_CHANNEL_ID)
     for channel in rt.settings.channels:
@@ -82,8 +81,6 @@ def build_app(
     )
 
     def digest_job(scheduler):
-        from incidentbot.digest import schedule_digest
-
         schedule_digest(rt, scheduler)
 
     workers = Workers(rt, outbox=outbox, publisher=publisher, digest_job=digest_job)
@@ -95,6 +92,7 @@ def build_app(
         if start_workers:
             workers.start()
         if settings.slack_app_token and settings.uses_real_slack:
+            # Socket Mode's client (a WebSocket library) loads only when SLACK_APP_TOKEN asks for it.
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             socket_handler = SocketModeHandler(bolt, settings.slack_app_token)
@@ -102,9 +100,8 @@ def build_app(
             log.info("Slack Socket Mode connected")
         demo_task = None
         if slack.workspace is not None and demo:
-            from incidentbot.console.demo import start_demo
-
-            demo_task = start_demo(rt, port=port)
+            # The console's feeder token, on the app state since mount_console (None: not mounted).
+            demo_task = start_demo(rt, port=port, token=getattr(_app.state, "console_token", None))
         try:
             yield
         finally:
@@ -139,10 +136,6 @@ def build_app(
         return to_starlette_response(resp)
 
     if slack.workspace is not None:
-        from incidentbot.localslack import create_app as localslack_app
-
         app.mount("/localslack", localslack_app(slack.workspace))
-        from incidentbot.console import mount_console
-
         mount_console(app, rt, slack=slack, port=port)
     return app

@@ -14,6 +14,8 @@ import logging
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
+from incidentbot.models import HypothesisLog, Poll, Signature
+
 __all__ = ["install", "note"]
 
 log = logging.getLogger("incidentbot.audit")
@@ -53,8 +55,6 @@ def _drop(session: Session, _previous) -> None:
 
 
 def _created(obj) -> str | None:
-    from incidentbot.models import HypothesisLog, Poll
-
     if isinstance(obj, HypothesisLog):
         by = f" by {obj.actor}" if obj.actor else ""
         return f"H-{obj.hypothesis_id} {obj.kind}{by}: {(obj.text or '')[:300]}"
@@ -64,8 +64,6 @@ def _created(obj) -> str | None:
 
 
 def _changed(obj) -> str | None:
-    from incidentbot.models import Signature
-
     state = inspect(obj)
     if isinstance(obj, Signature):
         if state.attrs.muted_until.history.added:

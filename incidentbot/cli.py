@@ -1,4 +1,9 @@
-"""Command line: ``incidentbot serve | ingest | analyze | hypotheses | digest | runbooks | explain | simulate | prune``."""
+"""Command line: ``incidentbot serve | ingest | analyze | hypotheses | digest | runbooks | explain | simulate | prune``.
+
+Each subcommand imports what it runs inside its own function, so ``--help``, ``explain`` and
+``runbooks check`` start without the web stack, the database or the analysis: the local imports
+here are for start-up time, none hides an import cycle.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from sqlmodel import col
 
 from incidentbot.db import SchemaAheadError
 from incidentbot.settings import SettingsError, load_settings
@@ -155,7 +162,40 @@ def cmd_explain(args) -> int:
         for kind, value in exp.masked[:40]:
             print(f"  {kind:<10} {value!r}")
     print("template:\n  " + fp.template.replace("\n", "\n  "))
+    if not args.no_database:
+        _explain_learned(fp)
     return 0
+
+
+def _explain_learned(fp) -> None:
+    """What the template engine has learned about texts like this one, from the database."""
+    from sqlalchemy import select
+
+    from incidentbot.db import Database
+    from incidentbot.models import Signature
+    from incidentbot.services.templates import TemplateStore, describe_variable
+
+    try:
+        db = Database(load_settings().database_url)
+        with db.read() as session:
+            family, template, key = TemplateStore().preview(session, fp)
+            sid = session.scalar(select(col(Signature.id)).where(col(Signature.fingerprint) == key))
+            target = session.scalar(select(col(Signature.merged_into)).where(col(Signature.id) == sid)) if sid else None
+        db.dispose()
+    except Exception as exc:  # the text's own explanation above stands without a database
+        print(f"learned templates: not read ({type(exc).__name__}: {str(exc)[:120]})")
+        return
+    print(
+        "learned template ("
+        + (f"S-{sid}" if sid else "no signature yet")
+        + (f", merged into S-{target}" if target else "")
+        + "):"
+    )
+    print("  " + template.replace(" \n ", "\n  "))
+    shape = sum(t == "<*>" for t in fp.tokens)
+    print(f"variable tokens: {shape} by their shape; judged from the data (family of {family.texts} texts):")
+    for line in describe_variable(family) or ["(none yet)"]:
+        print(f"  - {line}")
 
 
 def cmd_runbooks(args) -> int:
@@ -282,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("explain", help="show how a failure text is grouped")
     s.add_argument("text", nargs="?", default="-")
+    s.add_argument("--no-database", action="store_true", help="do not read the templates learned so far")
     s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("digest", help="weekly digest")

@@ -89,6 +89,7 @@ class Database:
     # -- migrations ----------------------------------------------------------------------
 
     def _alembic_config(self):
+        # Alembic loads only to migrate: the workers of `serve --workers N` and `migrate=False` runtimes never do.
         from alembic.config import Config
 
         cfg = Config()
@@ -98,6 +99,7 @@ class Database:
 
     def migrate(self) -> None:
         """Upgrade to the newest schema, or refuse clearly when the database is ahead of this code."""
+        # Alembic loads only to migrate (see _alembic_config).
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory

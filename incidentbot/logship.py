@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from incidentbot.ingest import from_torchelastic, validate_batch
 from incidentbot.ingest.logfiles import LogParser, LogRecord, looks_like_jsonl, to_event
+from incidentbot.settings import load_settings
 
 __all__ = [
     "choose_target",
@@ -69,8 +71,6 @@ class DatabaseTarget:
         self.rt, self.where = runtime, where
 
     def send(self, events: list[dict]) -> tuple[int, int, list[tuple[int, str]]]:
-        from incidentbot.ingest import validate_batch
-
         good, errors = validate_batch(events)
         bad = {e.index: f"{e.field or 'event'}: {e.message}" for e in errors}
         if bad:
@@ -96,6 +96,7 @@ class HttpTarget:
         log: Callable[[str], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ):
+        # Only the chosen target's stack loads: HTTP delivery needs httpx, database delivery the service.
         import httpx
 
         self.should_stop = should_stop
@@ -109,8 +110,6 @@ class HttpTarget:
         )
 
     def send(self, events: list[dict]) -> tuple[int, int, list[tuple[int, str]]]:
-        from incidentbot.ingest import validate_batch
-
         _, errors = validate_batch(events)  # the service refuses a whole batch for one bad event: drop them first
         bad = {e.index: f"{e.field or 'event'}: {e.message}" for e in errors}
         good = [e for i, e in enumerate(events) if i not in bad]
@@ -142,6 +141,7 @@ class HttpTarget:
 
 
 def _mask(url: str) -> str:
+    # SQLAlchemy loads only when events go to a database (HTTP delivery never needs it).
     from sqlalchemy.engine import make_url
 
     try:
@@ -151,6 +151,7 @@ def _mask(url: str) -> str:
 
 
 def _service_answers(url: str) -> bool:
+    # Only the chosen target's stack loads: HTTP delivery needs httpx, database delivery the service.
     import httpx
 
     try:
@@ -174,8 +175,6 @@ def choose_target(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Target:
     """The rule in the module docstring. Raises TargetError when there is nowhere to write."""
-    from incidentbot.settings import load_settings
-
     settings = load_settings()
     attempts = None if follow else 6
     if url:
@@ -195,6 +194,7 @@ def choose_target(
 
 
 def _database(settings, where: str) -> DatabaseTarget:
+    # The whole service (database, analysis) loads only when events go straight to a database.
     from incidentbot.runtime import build_runtime
 
     return DatabaseTarget(build_runtime(settings, migrate=True), where)
@@ -691,8 +691,6 @@ def ingest_torchelastic(
     path: str, *, target: Target, job_id: str | None, host: str | None, rank: int | None, log: Callable[[str], None]
 ) -> Tally:
     """One error file, or every ``error.json`` under a directory (a torchelastic log dir)."""
-    from incidentbot.ingest import from_torchelastic
-
     tally = Tally()
     p = Path(path)
     files = sorted(p.rglob("error.json")) if p.is_dir() else [p]

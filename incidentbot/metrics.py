@@ -7,6 +7,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from incidentbot.models import Hypothesis, Outbox, Signature
+
 __all__ = ["Metrics"]
 
 
@@ -17,8 +19,6 @@ class _DatabaseCollector:
         self.db = db
 
     def collect(self):
-        from incidentbot.models import Hypothesis, Outbox, Signature
-
         sigs = GaugeMetricFamily("incidentbot_signatures", "Signatures by state", labels=["state"])
         hyps = GaugeMetricFamily("incidentbot_hypotheses", "Hypotheses by status", labels=["status"])
         backlog = GaugeMetricFamily(

@@ -42,6 +42,8 @@ __all__ = [
     "SignatureMember",
     "SlackMessage",
     "KeyValue",
+    "TemplateBucket",
+    "TemplateFamily",
     "MIXED_GPU",
     "NewSignatureQuota",
     "OPEN_STATUSES",
@@ -153,7 +155,7 @@ class EventAggregate(SQLModel, table=True):
 
     __table_args__ = (Index("ix_eventaggregate_signature_last", "signature_id", "last_time"),)
     # BIGINT on SQLite too, not INTEGER: an INTEGER PRIMARY KEY is SQLite's rowid, which orders the
-    # table, and a hashed id would scatter every insert over its pages (migration 0006).
+    # table, and a hashed id would scatter every insert over its pages (migration 0007).
     id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
     signature_id: int = Field(foreign_key="signature.id")  # as the text made it; merges resolve at loading
     bucket_start: int = Field(sa_type=BigInteger)  # epoch seconds, a multiple of the bucket width
@@ -210,6 +212,29 @@ class Signature(SQLModel, table=True):
     alerted_jobs: int = 0
     alerted_hosts: int = 0
     alerted_at: datetime | None = _ts(default=None)
+
+
+class TemplateBucket(SQLModel, table=True):
+    """One row per bucket of the template engine (partition, token count, first token): a replica
+    holds its lock while it places texts in the bucket, so replicas decide one after another."""
+
+    key: str = Field(primary_key=True, max_length=32)
+    families: int = 0
+
+
+class TemplateFamily(SQLModel, table=True):
+    """A family of templates the engine learned (signatures.templates.Family, as a row)."""
+
+    id: int | None = Field(default=None, primary_key=True)  # creation order: the order of matching
+    key: str = Field(max_length=32, unique=True)
+    bucket: str = Field(max_length=32, index=True)
+    partition: str = Field(max_length=32)
+    base: list = _json(list)
+    splits: dict = _json()
+    templates: dict = _json()  # template -> signature fingerprint, oldest first
+    variable: dict = _json()  # position -> [a value it held, distinct values, texts] (judged variable)
+    texts: int = Field(default=0, sa_type=BigInteger)
+    updated_at: datetime = _ts(default_factory=utcnow)
 
 
 class SignatureMember(SQLModel, table=True):

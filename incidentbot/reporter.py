@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 import uuid
@@ -200,8 +201,6 @@ class Reporter:
 
 def _framework_versions() -> dict[str, str]:
     """torch/CUDA/NCCL versions when torch is already imported (never imports it)."""
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None:
         return {}

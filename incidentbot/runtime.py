@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from incidentbot import audit
 from incidentbot.db import Database
 from incidentbot.metrics import Metrics
 from incidentbot.models import utcnow
@@ -27,9 +28,7 @@ from incidentbot.services.signatures import SignatureService
 from incidentbot.services.votes import VoteService
 from incidentbot.settings import Settings, SettingsError
 
-__all__ = ["Runtime", "build_runtime", "load_topology", "ANNOUNCE_CONFIDENCE"]
-
-ANNOUNCE_CONFIDENCE = 0.5
+__all__ = ["Runtime", "build_runtime", "load_topology"]
 
 log = logging.getLogger(__name__)
 
@@ -92,43 +91,27 @@ class Runtime:
             ),
         )
         self.signatures = SignatureService(self.db)
-        self.hypotheses = HypothesisService(self.db, topology=load_topology(s.topology), clock=self.clock)
+        self.metrics = Metrics(self.db)
+        self.hypotheses = HypothesisService(
+            self.db,
+            topology=load_topology(s.topology),
+            clock=self.clock,
+            announce_to=s.alert_channel,
+            metrics=self.metrics,
+            max_rows=s.analysis_max_events,
+        )
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
         self.votes = VoteService(self.db, clock=self.clock)
         self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
+        # The one collaborator still set afterwards: IngestService takes no regression hook in its
+        # constructor yet (services/ingest.py is being reworked; add the argument there).
         self.ingest.regression_hook = self.resolutions.check_regressions
-        self.metrics = Metrics(self.db)
-        self.hypotheses.metrics = self.metrics
-        self.hypotheses.max_rows = s.analysis_max_events
-        self.hypotheses.on_change = self._announce_hypotheses
-
-    def _announce_hypotheses(self, session, created: list[int]) -> None:
-        """New hypotheses the analysis is fairly sure of are posted in the channel (once each),
-        in the same transaction that created them."""
-        from incidentbot.models import Hypothesis
-        from incidentbot.services.outbox import enqueue
-
-        if not self.settings.channel:
-            return
-        for hid in created:
-            h = session.get(Hypothesis, hid)
-            if h is not None and h.confidence >= ANNOUNCE_CONFIDENCE:
-                enqueue(
-                    session,
-                    op="post",
-                    channel=self.settings.alert_channel,
-                    message_key=f"hyp:H-{hid}",
-                    dedupe_key=f"post:hyp:H-{hid}",
-                    payload={"render": "hypothesis", "hypothesis_id": hid},
-                )
 
 
 def build_runtime(
     settings: Settings, *, db: Database | None = None, migrate: bool = True, clock: Callable[[], datetime] = utcnow
 ) -> Runtime:
-    from incidentbot import audit
-
     audit.install()
     db = db or Database(settings.database_url)
     if migrate:

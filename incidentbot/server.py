@@ -8,9 +8,15 @@ import os
 import sys
 
 import uvicorn
+from slack_sdk import WebClient
+from sqlalchemy.engine import make_url
 
+from incidentbot.app import LOCAL_CHANNEL_ID, build_app
+from incidentbot.db import Database
 from incidentbot.logs import configure_logging
+from incidentbot.runtime import build_runtime
 from incidentbot.settings import load_settings
+from incidentbot.slack.channels import resolve_channel_names
 
 __all__ = ["serve", "is_loopback"]
 
@@ -29,10 +35,6 @@ def is_loopback(host: str) -> bool:
 def _with_channel_ids(settings):
     if not settings.uses_real_slack:
         return settings
-    from slack_sdk import WebClient
-
-    from incidentbot.slack.channels import resolve_channel_names
-
     return resolve_channel_names(
         settings, WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
     )
@@ -40,9 +42,6 @@ def _with_channel_ids(settings):
 
 def worker_app():
     """The ASGI app of one worker process of ``serve --workers N`` (the parent migrated)."""
-    from incidentbot.app import build_app
-    from incidentbot.runtime import build_runtime
-
     settings = _with_channel_ids(load_settings())
     configure_logging(settings.log_format, settings.log_level)
     return build_app(
@@ -53,9 +52,6 @@ def worker_app():
 def serve(
     *, host: str = "127.0.0.1", port: int = 8000, demo: bool | None = None, allow_remote: bool = False, workers: int = 1
 ) -> int:
-    from incidentbot.app import build_app
-    from incidentbot.runtime import build_runtime
-
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     if not settings.uses_real_slack and not is_loopback(host) and not (allow_remote or settings.allow_remote_console):
@@ -67,8 +63,6 @@ def serve(
         return 2
     if not settings.uses_real_slack and not settings.channel:
         # The local console shows one channel; alerts, polls and digests go there.
-        from incidentbot.app import LOCAL_CHANNEL_ID
-
         settings = settings.model_copy(update={"channel": LOCAL_CHANNEL_ID})
     settings = _with_channel_ids(settings)
     if workers > 1:
@@ -81,8 +75,6 @@ def serve(
                 file=sys.stderr,
             )
             return 2
-        from incidentbot.db import Database
-
         Database(settings.database_url).migrate()
         os.environ["INCIDENTBOT_PORT"] = str(port)
         uvicorn.run(
@@ -131,8 +123,6 @@ def startup_banner(settings, *, host: str, port: int, workspace, demo: bool) -> 
     credentials, the local Slack stand-in's Web API URL and bot token, for
     ``slack_sdk.WebClient(token=..., base_url=...)``."""
     base = f"http://{_shown_host(host)}:{port}"
-    from sqlalchemy.engine import make_url
-
     database = make_url(settings.database_url).render_as_string(hide_password=True)
     lines = [
         f"incidentbot serving on {base}  (database {database})",

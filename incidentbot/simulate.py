@@ -36,6 +36,7 @@ Deterministic: the same seed, size and shapes give byte-identical output.
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import json
 import math
@@ -45,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from incidentbot.analysis import EventRecord, SignatureInfo
 
 __all__ = [
     "Scenario",
@@ -1491,8 +1494,6 @@ def to_records(scenario: Scenario, signature_of: Callable[[dict[str, Any]], tupl
     one signature per simulator template (the truth file names it), with the template's category
     and cause class. Returns ``(records, signatures, id_to_event_id)``.
     """
-    from incidentbot.analysis import EventRecord, SignatureInfo
-
     sig_ids: dict[Any, int] = {}
     sigs: dict[int, SignatureInfo] = {}
     records = []
@@ -1532,8 +1533,6 @@ def to_records(scenario: Scenario, signature_of: Callable[[dict[str, Any]], tupl
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m incidentbot.simulate --seed N --out events.jsonl [--size small|medium|large|N]``"""
-    import argparse
-
     ap = argparse.ArgumentParser(description="Write a simulated GPU-fleet failure scenario (events + truth).")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size", default="small")

@@ -3,6 +3,8 @@ spread, stays out; storms without a precursor are kept ("collective hang, cause 
 a storm across a cluster's jobs at once points at a shared component."""
 
 import random
+
+import pytest
 from dataclasses import replace
 
 from incidentbot.analysis import analyze
@@ -114,3 +116,45 @@ def test_a_cluster_wide_storm_and_a_later_single_job_hang_are_two_hypotheses():
     assert set(kinds) == {"shared_component", "storm_unexplained"}
     assert set(kinds["storm_unexplained"].event_ids) == hang_ids
     assert set(kinds["shared_component"].event_ids) == f.ids(WATCHDOG) - hang_ids
+
+
+def test_scheduler_lines_about_the_whole_job_are_one_hypothesis_not_noise():
+    """Time-limit lines end jobs: one "scheduler ended N jobs" hypothesis (infrastructure), never
+    dropped as benign noise and never localised."""
+    f = fleet()
+    f.sig(40, "SLURM: job cancelled at time limit", "slurm", "infrastructure")
+    for k in range(4):
+        f.event(40, f"j{k}", None, f"n{k}-00,n{k}-01", at=f.jobs[f"j{k}"].start + 19_999)
+    (p,) = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(40)]
+    assert p.kind == "scheduler" and p.cause_class == "infrastructure"
+    assert p.title == "Scheduler ended 4 jobs: SLURM: job cancelled at time limit"
+    assert set(p.event_ids) == f.ids(40)
+
+
+RARE = [  # (name, where the 2 events sit, covered?)
+    ("each stopped its attempt and the run went on in a new one", "restart", True),
+    ("mid-run, the jobs carried on", "mid", False),
+    ("at the end of jobs that simply finished", "end", False),
+]
+
+
+@pytest.mark.parametrize("name,where,covered", RARE, ids=[r[0] for r in RARE])
+def test_fewer_than_three_events_are_covered_when_they_interrupted_training(name, where, covered):
+    f = Fleet()
+    f.sig(ERR, "RuntimeError: something odd", "other", "unknown")
+    hs = hosts(4, "n")
+    ids = set()
+    for k in range(3):
+        jid = f"run-a-r{k + 1}" if where == "restart" else f"job{k}"
+        f.job(jid, hs, 5_000, start=20_000 * k)
+        if k == 2:
+            break
+        step = 2_500 if where == "mid" else 4_990
+        at = f.jobs[jid].start + step * 2.0
+        ids.add(f.event(ERR, jid, step, hs[k], rank=3, at=at).id)
+    holders = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & ids]
+    if covered:
+        (p,) = holders
+        assert set(p.event_ids) == ids and p.kind == "unexplained", name
+    else:
+        assert holders == [], name

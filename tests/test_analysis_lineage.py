@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from incidentbot.analysis import analyze
-from incidentbot.analysis.lineage import attempt_number, run_key
+from incidentbot.analysis.lineage import attempt_number, run_key, sequential_runs
 from incidentbot.analysis.synth import Fleet
 
 ZLIB = 20
@@ -61,3 +61,20 @@ def test_same_step_across_attempts_with_new_job_ids_and_moving_ranks_is_data():
 def test_two_attempts_or_different_steps_are_not_data(n, same_step):
     f = restarted_run(n, same_step=same_step)
     assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+
+
+SEQ = [  # (name, spans, expected job -> run)
+    (
+        "pods named by a random tail, one after another: one run",
+        {"moe-pt73-82637b": (0, 100), "moe-pt73-36fb35": (120, 300), "moe-pt73-675049": (290, 500)},
+        {"moe-pt73-82637b": "moe-pt73", "moe-pt73-36fb35": "moe-pt73", "moe-pt73-675049": "moe-pt73"},
+    ),
+    ("the same name running at the same time: parallel jobs", {"sweep-a1b2c3": (0, 1000), "sweep-d4e5f6": (10, 990)}, {}),
+    ("no random tail (run005, a word)", {"c2-run005": (0, 10), "c2-run006": (20, 30), "exp-llama": (40, 50)}, {}),
+    ("one job alone", {"moe-pt73-82637b": (0, 100)}, {}),
+]
+
+
+@pytest.mark.parametrize("name,spans,want", SEQ, ids=[s[0] for s in SEQ])
+def test_sequential_runs(name, spans, want):
+    assert sequential_runs(spans) == want

@@ -312,7 +312,8 @@ def test_command_click_and_submit_go_through_the_bot(console_service):
 def test_demo_feeds_events_over_the_ingest_api_and_analyzes(console_service):
     from incidentbot.console.demo import start_demo
 
-    task = start_demo(console_service.rt, port=console_service.port, seconds=1.5, interval=0.1)
+    task = start_demo(console_service.rt, port=console_service.port, token=console_service.app.state.console_token,
+                      seconds=1.5, interval=0.1)
     try:
         assert task.finished.wait(60), "demo did not finish"
     finally:
@@ -326,7 +327,8 @@ def test_demo_feeds_events_over_the_ingest_api_and_analyzes(console_service):
 def test_demo_stops_promptly(console_service):
     from incidentbot.console.demo import start_demo
 
-    task = start_demo(console_service.rt, port=console_service.port, seconds=60, interval=0.3)
+    task = start_demo(console_service.rt, port=console_service.port, token=console_service.app.state.console_token,
+                      seconds=60, interval=0.3)
     time.sleep(0.5)
     started = time.monotonic()
     task.stop()

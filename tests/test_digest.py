@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from incidentbot import digest
 from incidentbot.localslack import validate_message
@@ -375,7 +375,7 @@ def test_catch_up_honours_cron_and_time_zone(db, settings_factory, runbooks_dir)
 
 # -- scheduling -----------------------------------------------------------------------------------
 
-def test_schedule_digest_uses_a_persistent_job_store_and_catches_up(rt, clock):
+def test_schedule_digest_schedules_the_cron_job_and_catches_up_once(rt, clock):
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
@@ -383,28 +383,35 @@ def test_schedule_digest_uses_a_persistent_job_store_and_catches_up(rt, clock):
     for restart in range(2):
         sched = BackgroundScheduler(timezone="Europe/Berlin")
         digest.schedule_digest(rt, sched)
+        digest.schedule_digest(rt, sched)  # scheduling twice replaces the job, it does not add one
         sched.start(paused=True)
         try:
-            job = sched.get_job(digest.JOB_ID, jobstore=digest.JOBSTORE_ALIAS)
-            assert job is not None and job.func_ref == "incidentbot.digest:scheduled_run" and job.kwargs == {"key": "default"}
+            [job] = sched.get_jobs()
+            # The job runs against the runtime it was given: no registry, no pickled reference.
+            assert job.id == digest.JOB_ID and job.func is digest.scheduled_run and job.args == (rt,)
             assert isinstance(job.trigger, CronTrigger) and str(job.trigger.timezone) == "Europe/Berlin"
             assert job.misfire_grace_time == 24 * 3600 and job.coalesce is True
             assert job.next_run_time.astimezone(BERLIN).strftime("%a %H:%M") == "Mon 09:00"
+            # The start-up catch-up posted the 09:00 run once, not again after the "restart".
+            assert _counts(rt) == (1, 1)
+            job.func(*job.args)  # the job itself finds the week claimed
         finally:
             sched.shutdown(wait=False)
-        with rt.db.read() as s:
-            ids = s.execute(text("SELECT id FROM apscheduler_jobs")).scalars().all()
-        assert ids.count(digest.JOB_ID) == 1
-        # The start-up catch-up posted the 09:00 run once, not again after the "restart".
         assert _counts(rt) == (1, 1)
-    digest.scheduled_run("default")
-    digest.scheduled_run("no-such-runtime")
-    assert _counts(rt) == (1, 1)
+
+
+def test_no_channel_no_digest_job(db, settings_factory, runbooks_dir, clock):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    quiet = build_runtime(settings_factory(runbooks_dir=runbooks_dir, channel=None), db=db, migrate=False, clock=clock)
+    sched = BackgroundScheduler(timezone="UTC")
+    digest.schedule_digest(quiet, sched)
+    assert sched.get_jobs() == []
 
 
 def test_the_scheduled_job_fires_and_posts_once(rt, clock, monkeypatch):
-    """A real scheduler: the job is picked up from the SQLAlchemy job store, fires, and finds the
-    week already claimed by the start-up catch-up, so nothing is queued twice."""
+    """A real scheduler: the job fires and finds the week already claimed by the start-up
+    catch-up, so nothing is queued twice."""
     import threading
 
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -427,7 +434,7 @@ def test_the_scheduled_job_fires_and_posts_once(rt, clock, monkeypatch):
     assert calls == [["C0DIGEST:2025-W03"]]
     sched.start()
     try:
-        sched.modify_job(digest.JOB_ID, jobstore=digest.JOBSTORE_ALIAS, next_run_time=datetime.now(BERLIN))
+        sched.modify_job(digest.JOB_ID, next_run_time=datetime.now(BERLIN))
         assert fired.wait(10), "the digest job did not fire"
     finally:
         sched.shutdown(wait=True)

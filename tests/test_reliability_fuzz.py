@@ -17,7 +17,7 @@ from incidentbot.ingest import from_alertmanager
 from incidentbot.ingest.schema import validate_batch
 from incidentbot.localslack import validate_message
 from incidentbot.slack import polls, views
-from incidentbot.slack.render import HEADER_LIMIT, SECTION_LIMIT, cut, esc, plain
+from incidentbot.blocks import HEADER_LIMIT, SECTION_LIMIT, cut, esc, plain
 from tests.conftest import event
 
 # -- schemathesis: the API against its own schema -------------------------------------------------

@@ -58,7 +58,9 @@ def test_429_storm_every_message_delivered_exactly_once(slack_harness):
     h = slack_harness
     h.ws.fail_next("chat.postMessage", status=429, retry_after=1, times=4)
     h.ws.fail_next("chat.postMessage", status=503, times=2)
-    texts = [f"RuntimeError: failure mode number {name} in the trainer" for name in ("alpha", "beta", "gamma", "delta", "epsilon")]
+    # Five failure modes: five exception types (five values in one position of one message would be
+    # one failure mode with a variable to the template engine).
+    texts = [f"{name}Error: failure mode in the trainer" for name in ("Alpha", "Beta", "Gamma", "Delta", "Epsilon")]
     h.ingest([event(event_id=f"m{i}", message=t) for i, t in enumerate(texts)])
     h.ws.wait_for(lambda: len(h.channel_messages()) >= 5, timeout=30)
     msgs = h.channel_messages()

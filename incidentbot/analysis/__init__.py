@@ -7,7 +7,7 @@ No database, no network, no clock: plain dataclasses in, plain dataclasses out. 
 """
 
 from .engine import analyze
-from .model import CAUSE_CLASSES, Constraints, EventRecord, Proposal, SignatureInfo, Topology
+from .model import PROPOSAL_KINDS, Constraints, EventRecord, Proposal, SignatureInfo, Topology
 from .settings import Settings
 from .versions import version_key
 
@@ -18,7 +18,7 @@ __all__ = [
     "SignatureInfo",
     "Constraints",
     "Proposal",
+    "PROPOSAL_KINDS",
     "Topology",
-    "CAUSE_CLASSES",
     "version_key",
 ]

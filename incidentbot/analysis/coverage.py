@@ -10,7 +10,7 @@ one hypothesis of its own when it stands for at least ``cover_min_events`` store
   meaning gives (or unknown) and a low confidence.
 
 Benign noise stays out: a signature whose text says it is benign (INFO/WARNING lines, slow
-checkpoints, loss-scale overflows, time-limit lines: ``Settings.benign_markers``) AND whose
+checkpoints, loss-scale overflows: ``Settings.benign_markers``) AND whose
 leftover is spread evenly (over ``benign_min_places`` hosts (jobs when no host is given; or one per event), no host holding more than
 ``benign_max_host_share`` of it). A benign-sounding text concentrated on one host or job is
 still covered: its spread, not its words, is what would make it harmless.
@@ -61,6 +61,14 @@ def spread_evenly(ix: Index, idx: list[int]) -> bool:
     return True
 
 
+def _stopped_its_job(ix: Index, i: int) -> bool:
+    """The line came as its job stopped: a scheduler's line about the whole job, or the job's
+    training stopped or restarted right after it (``incidents.interrupted``)."""
+    from .incidents import interrupted
+
+    return is_job_level_text(ix, ix.ev[i].signature_id) or interrupted(ix, [i], restart=True)
+
+
 def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
     ev = ix.ev
     jobs = sorted({ev[i].job_id for i in idx})
@@ -99,14 +107,44 @@ def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, 
     return best
 
 
-def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
-    """Hypotheses for what no evidence rule explained."""
+def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None) -> list[Proposal]:
+    """Hypotheses for what no evidence rule explained: one per signature, with the lines that
+    ``follow`` it (``incidents.py``: the other lines of its episodes; a storm's abort lines)."""
+    from .incidents import companions  # incidents reads this module's text tests
+
     S = ix.S
-    out: list[Proposal] = []
+    follow = dict(follow or {})
+    # a storm starting as another storm of its job ends is the same failure (the ranks' aborts
+    # after their watchdogs): it follows the first storm's text, and so do its abort lines
+    head: dict[str, tuple[float, int]] = {}
+    for s2, j, g in sorted(ix.storm_bursts, key=lambda b: (ix.ev[b[2][0]].time, b[0], b[1])):
+        if g[0] in owner:
+            continue
+        t0, t1 = ix.ev[g[0]].time, ix.ev[g[-1]].time
+        prev = head.get(j)
+        if prev is not None and t0 - prev[0] <= S.storm_companion_s:
+            lead = prev[1]
+            head[j] = (max(t1, prev[0]), lead)
+            for i in g:
+                follow[i] = lead
+        else:
+            lead = s2
+            head[j] = (t1, s2)
+        for i in companions(ix, j, g, owner):
+            follow.setdefault(i, lead)
+    groups: dict[int, list[int]] = defaultdict(list)
     for s in sorted(ix.by_sig):
-        left = [i for i in ix.by_sig[s] if i not in owner]
+        for i in ix.by_sig[s]:
+            if i not in owner:
+                groups[follow.get(i, s)].append(i)
+    out: list[Proposal] = []
+    for s in sorted(groups):
+        left = sorted(groups[s])
+        sig_ids = sorted({ix.ev[i].signature_id for i in left})
         n = ix.weight(left)
-        if n < S.cover_min_events:
+        if n < S.cover_min_events and not (
+            S.cover_interruptions and not is_benign_text(ix, s) and any(_stopped_its_job(ix, i) for i in left)
+        ):
             continue
         title = ix.sig_title(s)
         text_class = ix.sig_class(s)
@@ -140,7 +178,7 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
                         scope={"clusters": [c]} if c else {},
                         confidence=S.cover_confidence_shared,
                         evidence=lines,
-                        signature_ids=[s],
+                        signature_ids=sorted({ix.ev[i].signature_id for i in shared_ids}),
                         event_ids=sorted(ix.ev[i].id for i in shared_ids),
                         kind="shared_component",
                         key=f"shared:{c}:{s}",
@@ -164,7 +202,7 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
                     scope={"jobs": jobs[:20]},
                     confidence=S.cover_confidence,
                     evidence=lines,
-                    signature_ids=[s],
+                    signature_ids=sorted({ix.ev[i].signature_id for i in hang}),
                     event_ids=sorted(ix.ev[i].id for i in hang),
                     kind="storm_unexplained",
                     key=f"hang:{s}",
@@ -174,6 +212,26 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
         if is_benign_text(ix, s) and spread_evenly(ix, left):
             continue
         jobs, hosts, span = _where(ix, left)
+        if is_job_level_text(ix, s):
+            # the scheduler ended the jobs (a time limit, a preemption): where it shows says nothing,
+            # but the jobs stopped, which people want to see and can act on (longer limits, requeue)
+            out.append(
+                Proposal(
+                    title=f"Scheduler ended {len(jobs)} job{'s' if len(jobs) != 1 else ''}: {title}",
+                    cause_class=text_class if text_class != "unknown" else "infrastructure",
+                    scope={"jobs": jobs[:20]},
+                    confidence=S.cover_confidence,
+                    evidence=[
+                        f"{fmt_n(n)} lines of '{title}' in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}: "
+                        "a line about the whole job, not any one host's fault"
+                    ],
+                    signature_ids=sig_ids,
+                    event_ids=sorted(ix.ev[i].id for i in left),
+                    kind="scheduler",
+                    key=f"scheduler:{s}",
+                )
+            )
+            continue
         occ = len({(ix.ev[i].job_id, ix.occ[i]) for i in left})
         top: Counter[str] = Counter()
         for i in left:
@@ -201,7 +259,7 @@ def cover(ix: Index, owner: dict[int, int]) -> list[Proposal]:
                 scope=scope,
                 confidence=S.cover_confidence,
                 evidence=lines,
-                signature_ids=[s],
+                signature_ids=sig_ids,
                 event_ids=sorted(ix.ev[i].id for i in left),
                 kind="unexplained",
                 key=f"unexplained:{s}",

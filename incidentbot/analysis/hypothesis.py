@@ -10,8 +10,17 @@ from .versions import version_key
 
 
 class Hyp:
-    def __init__(self, eng: Index, comps: list[Component], storm_precursor: int | None = None, human: bool = False):
+    def __init__(
+        self,
+        eng: Index,
+        comps: list[Component],
+        storm_precursor: int | None = None,
+        human: bool = False,
+        incident: tuple[str, str] | None = None,
+    ):
         self.eng = eng
+        self.incident = incident  # (host, what its first line means): a host incident (incidents.py)
+        self.episodes = 0
         self.comps = comps
         self.events: list[int] = []
         self.sig_events: dict[int, list[int]] = defaultdict(list)
@@ -51,10 +60,13 @@ class Hyp:
         p = min(ps) if ps else 1.0
         if comps:
             kind = max(kinds, key=lambda k: (sum(len(c.events) for c in comps if c.kind == k), k))
+        elif self.incident is not None:
+            kind = "host_incident"
         elif self.storm_precursor is not None:
             kind = "storm"
         else:
             kind = "human_merge"
+        incident = self.incident
         classes: Counter[str] = Counter()
         for s in self.sigs:
             classes[eng.sig_class(s)] += len(self.sig_events[s])
@@ -69,10 +81,18 @@ class Hyp:
             cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
+        elif kind == "host_incident":
+            assert incident is not None  # kind "host_incident" comes from the incident
+            cause = incident[1]
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
         conf = confidence_from(p, agree=agree) if comps or self.storm_p else 0.5
+        if kind == "host_incident":
+            # no test of chance behind it: the lines' own meaning and their place and time
+            conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
+            assert incident is not None
+            scope["hosts"] = [incident[0]]
         pre = self.storm_precursor
         if kind == "storm" and not comps:
             assert pre is not None  # kind "storm" without components is the precursor's
@@ -116,6 +136,15 @@ class Hyp:
                 f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
                 f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart"
             )
+        elif kind == "host_incident":
+            what = {"network": "Network fault at host", "hardware": "Hardware fault on host"}.get(
+                cause, "Failure on host"
+            )
+            n_ep = max(1, self.episodes)
+            assert incident is not None
+            title = f"{what} {incident[0]}: {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom" + (
+                "s" if n_sym > 1 else ""
+            )
         elif kind == "storm":
             assert pre is not None  # as above
             others = [eng.sig_title(x) for x in sig_order if x != pre]
@@ -137,11 +166,22 @@ class Hyp:
                 f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
                 f"of the {n_sym} symptoms",
             )
+        if kind == "host_incident":
+            assert incident is not None
+            n_ep = max(1, self.episodes)
+            jobs_n = len({ev[i].job_id for i in self.events})
+            lines.insert(
+                0,
+                f"{n_ep} failure{'s' if n_ep > 1 else ''} in {jobs_n} job{'s' if jobs_n > 1 else ''}, each a few lines "
+                f"within seconds ({symptoms}), the first line "
+                + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
+                + f"on {incident[0]}: the other lines, on this host or its peers, are consequences",
+            )
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)
         if classes:
             named = [f"{eng.sig_title(s)} means {eng.sig_class(s)}" for s in sig_order if eng.sig_class(s) != "unknown"]
-            if named and kind in ("localised_hardware", "switch", "storm"):
+            if named and kind in ("localised_hardware", "switch", "storm", "host_incident"):
                 lines.append("known meaning: " + "; ".join(named[:4]))
         if not agree:
             lines.append(f"note: the texts themselves point to {text_class}, the pattern to {cause}")
@@ -152,6 +192,8 @@ class Hyp:
         if comps:
             k0 = min((c.key for c in comps), key=lambda k: (str(k[0]), str(k)))
             key = ":".join(str(x) if not isinstance(x, tuple) else "/".join(x) for x in k0)
+        elif self.incident is not None:
+            key = f"incident:{self.incident[0]}"
         elif self.storm_precursor is not None:
             key = f"storm:{self.storm_precursor}"
         else:

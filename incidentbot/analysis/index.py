@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from .lineage import run_key
+from .lineage import run_key, sequential_runs
 from .model import EventRecord, SignatureInfo
 from .names import candidate_groups, canonical_host, expand_nodelist
 from .settings import Settings
@@ -213,6 +213,18 @@ class Index:
         for e in self.ev:
             if e.job_id not in self.run_of or (e.run and self.run_of[e.job_id] == e.job_id):
                 self.run_of[e.job_id] = run_key(e.job_id, e.run)
+        # attempts named by a random tail (a pod per attempt) that ran one after another: one run
+        # (its training span: the lines with a step; a health check hours after a failure is no
+        # part of the attempt's run time)
+        spans: dict[str, tuple[float, float]] = {}
+        stepped: dict[str, tuple[float, float]] = {}
+        for e in self.ev:
+            if self.run_of[e.job_id] == e.job_id:
+                d = stepped if e.step is not None else spans
+                t0, t1 = d.get(e.job_id, (e.time, e.time))
+                d[e.job_id] = (min(t0, e.time), max(t1, e.time))
+        spans.update(stepped)
+        self.run_of.update(sequential_runs(spans))
         self.cons = constraints
         self.S = settings
         # Progress reports widen what each job is known to have run (hosts, versions, steps);
@@ -241,6 +253,9 @@ class Index:
         for i, e in enumerate(self.ev):
             self.by_run[self.run_of[e.job_id]].append(i)
         self.run_times = {r: [self.ev[i].time for i in idx] for r, idx in self.by_run.items()}
+        self.jobs_of_run: dict[str, set[str]] = defaultdict(set)  # the attempts of each run
+        for j, r in self.run_of.items():
+            self.jobs_of_run[r].add(j)
         self.occ: list[int] = [0] * len(self.ev)  # occurrence (burst) id per event
         self.storm_bursts: list[tuple[int, str, list[int]]] = []  # (sig, job, event indices)
         self.in_storm: set[int] = set()

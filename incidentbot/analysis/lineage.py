@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["run_key", "attempt_number"]
+__all__ = ["run_key", "attempt_number", "sequential_runs"]
 
 # a restart suffix at the end of a job id: -r2, _r3, -attempt2, _attempt-3, -retry1, -restart4,
 # -try2, -requeue1, and a bare .N (SLURM's job.step style used for attempts)
@@ -38,3 +38,35 @@ def attempt_number(job_id: str, attempt: int | None = None) -> int | None:
     if m and m.start() > 0:
         return int(m.group(1) or m.group(2))
     return None
+
+
+# a generated name's random tail: ``moe8x22b-pt73-82637b`` (a Kubernetes pod or job created per
+# attempt, a launcher's hash); hex only, so ``run005`` or ``llama`` are no tails
+_HASH_TAIL = re.compile(r"[-_]([0-9a-f]{5,12})$")
+
+
+def sequential_runs(
+    spans: dict[str, tuple[float, float]], *, overlap_s: float = 60.0, overlap_frac: float = 0.25
+) -> dict[str, str]:
+    """Job ids that differ only by a random hex tail and ran one after another (each starting after
+    the one before it ended, within ``overlap_s`` or ``overlap_frac`` of the shorter) -> their common name: the attempts of one run.
+    Ids sharing a name that ran at the same time are parallel jobs and stay apart."""
+    groups: dict[str, list[tuple[float, float, str]]] = {}
+    for j, (t0, t1) in spans.items():
+        m = _HASH_TAIL.search(j)
+        if m and m.start() > 0 and any(c.isdigit() for c in m.group(1)):
+            groups.setdefault(j[: m.start()], []).append((t0, t1, j))
+    out: dict[str, str] = {}
+    for base, js in groups.items():
+        if len(js) < 2:
+            continue
+        js.sort()
+        # a late line of one attempt (a health check after the failure) may overlap the next
+        # attempt's start; parallel jobs overlap for most of their length
+        if all(
+            b[0] >= a[1] - max(overlap_s, overlap_frac * min(a[1] - a[0], b[1] - b[0]))
+            for a, b in zip(js, js[1:], strict=False)
+        ):
+            for _t0, _t1, j in js:
+                out[j] = base
+    return out

@@ -5,9 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology", "CAUSE_CLASSES"]
+__all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology", "PROPOSAL_KINDS"]
 
-CAUSE_CLASSES = ("hardware", "network", "software", "data", "infrastructure", "unknown")
+# What a Proposal's ``kind`` can be, and where each comes from: a component's kind (the evidence
+# rules: localisation.py, onset.py, pooled.py, recurrence.py), storm (precedence.py), human_merge
+# (merging.py: people said "together"), host_incident (incidents.py), and what coverage.py
+# proposes for what no rule explained.
+PROPOSAL_KINDS: tuple[str, ...] = (
+    "localised_hardware",
+    "switch",
+    "regression",
+    "data_step",
+    "storm",
+    "human_merge",
+    "host_incident",
+    "unexplained",
+    "storm_unexplained",
+    "shared_component",
+    "scheduler",
+)
 
 Topology = Mapping[str, str]
 """host -> switch (leaf, rack): optional; sharpens localisation to a switch."""
@@ -73,7 +89,5 @@ class Proposal:
     evidence: list[str]
     signature_ids: list[int]
     event_ids: list[int]
-    # localised_hardware | switch | regression | data_step | storm | human_merge, and from coverage:
-    # unexplained | storm_unexplained | shared_component
-    kind: str
+    kind: str  # one of PROPOSAL_KINDS
     key: str = ""  # a stable text key of the evidence profile (e.g. "host:c1-gpu0007"), for reconciliation

@@ -7,6 +7,7 @@ import re
 from collections import Counter, defaultdict
 
 from .hypothesis import Hyp
+from .incidents import Incidents, companions
 from .index import Index, fmt_n
 
 # ---- 7. storms and their precursors
@@ -37,7 +38,15 @@ def _switch(ix: Index, i: int) -> str | None:
     return ix.topo.get(host) if host else None
 
 
-def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
+def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incidents: Incidents | None = None) -> None:
+    """Each storm to the cause of the nearest reliable precursor in its job within the watchdog's
+    window. A line of a host incident, or of an episode of several texts (``incidents.py``: the
+    host whose own error came first in that job), is a precursor without further proof; a lone
+    precursor line must precede storms reliably. A storm starting as another storm of the same
+    job ends (the ranks' aborts after their watchdogs) goes with it; the storm's own abort lines
+    come with it."""
+    incidents = incidents or Incidents()
+    S = ix.S
     if not ix.storm_bursts:
         return
     storm_sigs = {s for s, _, _ in ix.storm_bursts}
@@ -75,11 +84,11 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     for ps in cand_p:
         for i in ix.by_sig[ps]:
             e = ix.ev[i]
-            st = storm_starts_by_job.get(e.job_id)
-            if not st:
+            ss = storm_starts_by_job.get(e.job_id)
+            if not ss:
                 continue
-            k = bisect.bisect_left(st, e.time - 2.0)
-            if k < len(st) and st[k] - e.time <= max_window:
+            k = bisect.bisect_left(ss, e.time - 2.0)
+            if k < len(ss) and ss[k] - e.time <= max_window:
                 near_storm[ps] += 1
     reliable: set[tuple[int, int]] = set()
     for (ps, s), c in pre_count.items():
@@ -90,7 +99,24 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             reliable.add((ps, s))
     new_h: dict[tuple, int] = {}  # (precursor signature, its switch) -> new storm hypothesis index
     stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
-    for (s, j, g), (_, _, t0, _) in zip(ix.storm_bursts, starts, strict=True):
+    order = sorted(range(len(ix.storm_bursts)), key=lambda b: (starts[b][2], b))
+    last_in_job: dict[str, tuple[float, int | None, int | None]] = {}  # job -> (end, hypothesis, precursor)
+    for b in order:
+        s, j, g = ix.storm_bursts[b]
+        t0, t1 = starts[b][2], starts[b][3]
+        prev = last_in_job.get(j)
+        if prev is not None and t0 - prev[0] <= S.storm_companion_s:
+            # the same collective failure: goes where the storm before it went (or nowhere)
+            last_in_job[j] = (max(prev[0], t1), prev[1], prev[2])
+            if prev[1] is not None and prev[2] is not None and ix.apart_allows(hyps[prev[1]].sigs | {s}):
+                _attach(ix, hyps, owner, prev[1], s, j, g)
+                st = stats.setdefault((prev[1], s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
+                st["n"] += 1
+                st["events"] += ix.weight(g)
+                st["lags"].append(t0 - ix.ev[prev[2]].time)
+                st["pre"][ix.ev[prev[2]].signature_id] += 1
+            continue
+        last_in_job[j] = (t1, None, None)
         tk = ix.job_times[j]
         lo = bisect.bisect_left(tk, t0 - window[s])
         hi = bisect.bisect_right(tk, t0 + 2.0)
@@ -98,15 +124,21 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         for k in range(hi - 1, lo - 1, -1):
             i = ix.by_job[j][k]
             ps = ix.ev[i].signature_id
-            if (ps, s) in reliable and i not in ix.in_storm:
+            if i in ix.in_storm:
+                continue
+            if (ps, s) in reliable or incidents.precursor(ix, owner, i):
                 best = i
                 break
         if best is None:
             continue
         ps = ix.ev[best].signature_id
         h = owner.get(best)
+        if h is None and incidents.precursor(ix, owner, best) and (ps, s) not in reliable:
+            h = incidents.take_episode(ix, hyps, owner, incidents.first_of.get(best, best))
         if h is None:
             sw = _switch(ix, best)
+            if ix.sig_class(ps) == "hardware" and ix.ev[best].host:
+                sw = ix.ev[best].host  # a GPU's or host's own fault: that host, not its switch
             hk = (ps, sw)
             if hk not in new_h:
                 new_h[hk] = len(hyps)
@@ -115,21 +147,22 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             pre_ids = [
                 i
                 for i in ix.by_sig[ps]
-                if i not in owner and i not in ix.in_storm and (sw is None or _switch(ix, i) == sw)
+                if i not in owner
+                and i not in ix.in_storm
+                and (sw is None or _switch(ix, i) == sw or ix.ev[i].host == sw)
             ]
             hyps[h].add_events(ps, pre_ids, None)
             for i in pre_ids:
                 owner[i] = h
         if not ix.apart_allows(hyps[h].sigs | {s}):
             continue
-        hyps[h].add_events(s, g, None)
-        for i in g:
-            owner[i] = h
-        stat = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
-        stat["n"] += 1
-        stat["events"] += ix.weight(g)
-        stat["lags"].append(t0 - ix.ev[best].time)
-        stat["pre"][ps] += 1
+        _attach(ix, hyps, owner, h, s, j, g)
+        last_in_job[j] = (t1, h, best)
+        st = stats.setdefault((h, s), {"n": 0, "events": 0, "lags": [], "pre": Counter()})
+        st["n"] += 1
+        st["events"] += ix.weight(g)
+        st["lags"].append(t0 - ix.ev[best].time)
+        st["pre"][ps] += 1
     for h, s in sorted(stats):
         stat = stats[(h, s)]
         nb, ne, lags = stat["n"], stat["events"], sorted(stat["lags"])
@@ -140,3 +173,13 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             f"within seconds) came {med:.0f} s (median) after {pre} in the same job: the storm is a consequence"
         )
         hyps[h].storm_p.append(min(1.0, 0.5 ** (nb + 1)))
+
+
+def _attach(ix: Index, hyps: list[Hyp], owner: dict[int, int], h: int, s: int, j: str, g: list[int]) -> None:
+    hyps[h].add_events(s, g, None)
+    for i in g:
+        owner[i] = h
+    for i in companions(ix, j, g, owner):
+        if ix.apart_allows(hyps[h].sigs | {ix.ev[i].signature_id}):
+            hyps[h].add_events(ix.ev[i].signature_id, [i], None)
+            owner[i] = h

@@ -35,6 +35,7 @@ class Settings:
     pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
     # coverage: what no rule explains
     cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
+    cover_interruptions: bool = True  # ... and one with fewer when its lines stopped or restarted their job
     cover_confidence: float = 0.2  # "cause not yet known"
     cover_confidence_shared: float = 0.4  # a storm across a cluster's jobs at once
     benign_markers: tuple[str, ...] = (
@@ -47,7 +48,6 @@ class Settings:
         "slow",
         "loss scale",
         "overflow",
-        "time limit",
         "remapping",
         "sending process",
         "iteration",
@@ -60,6 +60,15 @@ class Settings:
     cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
     name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
+    # incidents: one job's failure is a few lines within seconds (incidents.py)
+    episode_gap_s: float = 60.0  # lines of one job this close are one episode ...
+    episode_max_span_s: float = 600.0  # ... spanning at most this
+    incident_lead_share: float = (
+        0.5  # a text coming with others this share of the time leads or joins (else background)
+    )
+    incident_confidence: float = 0.35  # a host incident: the lines' meaning, place and time, no test of chance
+    episode_join_owned: bool = True  # an episode's leftover lines join the hypothesis holding its first line
+    storm_companion_s: float = 60.0  # a storm's job's leftover lines this close to it are its abort lines
 
 
 DEFAULT = Settings()

@@ -28,22 +28,20 @@ from sqlalchemy import select
 from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
+from incidentbot.blocks import esc
 from incidentbot.console.chart import timeline_svg
+from incidentbot.console.guard import ConsoleGuard, HostAllowList
 from incidentbot.console.mrkdwn import mrkdwn, plain
+from incidentbot.ids import IdError, parse_id
+from incidentbot.localslack import SlackSimulator
 from incidentbot.models import OPEN_STATUSES
 
-__all__ = ["mount_console", "console_token", "hypothesis_page_data"]
+__all__ = ["mount_console", "hypothesis_page_data"]
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 CHART_EVENT_LIMIT = 200_000
-_TOKENS: dict[int, str] = {}  # port -> per-process console ingest token (for the demo feeder)
-
-
-def console_token(port: int) -> str | None:
-    """The per-process token the API accepts from the local demo feeder on `port`."""
-    return _TOKENS.get(port)
 
 
 def _ts_label(ts: str) -> str:
@@ -67,8 +65,6 @@ def _dt(value) -> str:
 
 
 def _hid_number(text: str) -> int | None:
-    from incidentbot.ids import IdError, parse_id
-
     try:
         return parse_id(text, expect="H")[1]
     except (IdError, ValueError):
@@ -143,16 +139,11 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
     if ws is None or rt.settings.uses_real_slack:
         log.info("real Slack configured: the local console is not mounted")
         return
-    from incidentbot.localslack import SlackSimulator
-
     token = secrets.token_urlsafe(32)
     app.state.console_token = token
     # The demo feeder sends events and asks for analyses over the real API with this token; it
     # is an ordinary credential of the API's table, limited to sending events (and reading).
     app.state.credentials.add(token, scope="events", who="console demo feeder")
-    _TOKENS[port] = token
-    from incidentbot.console.guard import ConsoleGuard, HostAllowList
-
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
     # Every route of this app, not only the console's: the API and the local Slack stand-in are
@@ -354,8 +345,7 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
             return done(request, data, {"ok": False, "error": "type a message or a command"}, 400)
         if not text.startswith("/"):
             # an ordinary message, typed by the user, Slack-escaped like Slack does
-            esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            msg = await run_in_threadpool(ws.post_message, cid, text=esc, user=u["id"])
+            msg = await run_in_threadpool(ws.post_message, cid, text=esc(text), user=u["id"])
             return done(request, data, {"ok": True, "ts": msg["ts"]})
         command, _, rest = text.partition(" ")
         if command != settings.slash_command:

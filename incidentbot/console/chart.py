@@ -23,6 +23,7 @@ W, PANEL_H, PAD_L, PAD_R, PAD_T, PAD_B = 820, 190, 56, 16, 28, 34
 
 
 def _e(v: object) -> str:
+    # HTML/SVG attribute escaping (the chart is markup), not the mrkdwn escape of incidentbot.blocks.
     return escape(str(v), quote=True)
 
 

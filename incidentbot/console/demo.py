@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from incidentbot.simulate import simulate
+
 __all__ = ["DemoTask", "start_demo", "demo_events"]
 
 log = logging.getLogger(__name__)
@@ -89,8 +91,6 @@ def _fallback_events() -> list[dict[str, Any]]:
 def demo_events(seed: int = DEMO_SEED, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """The demo's events (simulated, or the inline fallback), shifted so the last one is `now`."""
     try:
-        from incidentbot.simulate import simulate
-
         events = [dict(e) for e in simulate(seed, size="small").events]
     except Exception:  # noqa: BLE001 - the simulator is optional for the demo
         log.warning("scenario simulator unavailable; the demo uses a tiny built-in scenario", exc_info=True)
@@ -206,12 +206,16 @@ class DemoTask:
 
 
 def start_demo(
-    rt, *, port: int, seconds: float = DEMO_SECONDS, interval: float = BATCH_INTERVAL, seed: int = DEMO_SEED
+    rt,
+    *,
+    port: int,
+    token: str | None = None,
+    seconds: float = DEMO_SECONDS,
+    interval: float = BATCH_INTERVAL,
+    seed: int = DEMO_SEED,
 ) -> DemoTask:
-    """Start feeding the demo scenario to the service on 127.0.0.1:`port`."""
-    from incidentbot.console import console_token
-
-    token = console_token(port)
+    """Start feeding the demo scenario to the service on 127.0.0.1:`port`, sending with ``token``
+    (the console's own feeder token when the console is mounted)."""
     if token is None:  # the console is not mounted: use a configured token that may send events
         token = next((t for t, src in rt.settings.token_sources().items() if src in (None, "events")), None)
     return DemoTask(

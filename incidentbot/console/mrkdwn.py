@@ -67,6 +67,8 @@ def slack_unescape(text: str) -> str:
 
 
 def _esc(text: str) -> str:
+    # HTML escaping, not the mrkdwn escape (incidentbot.blocks.esc): the text arrives
+    # Slack-escaped and leaves as HTML for the browser, a different language with its own rules.
     return html.escape(slack_unescape(text), quote=True)
 
 

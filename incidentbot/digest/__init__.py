@@ -9,22 +9,23 @@ configured channel and week.
   outbox. Only the inserter posts, so replicas, restarts and retries cannot double it; the outbox
   delivers it through Slack outages and crashes (it renders at delivery time).
 * :func:`schedule_digest` is the one place scheduling is decided: an APScheduler cron job
-  (``INCIDENTBOT_DIGEST_CRON`` in ``INCIDENTBOT_TZ``) in a persistent ``SQLAlchemyJobStore``
-  (table ``apscheduler_jobs`` on the service's database), calling the module-level
-  :func:`scheduled_run`; plus :func:`catch_up` at start-up, which posts a run missed while the
+  (``INCIDENTBOT_DIGEST_CRON`` in ``INCIDENTBOT_TZ``) calling :func:`scheduled_run` with the
+  runtime it was given; plus :func:`catch_up` at start-up, which posts a run missed while the
   service was down if it is within :data:`GRACE`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
+
 from incidentbot.models import DigestRun, table_of
-from incidentbot.services.outbox import enqueue
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.sql import insert_for
 
 from .compute import Digest, compute_digest, sparkline
@@ -52,21 +53,12 @@ __all__ = [
     "DigestWeekError",
     "GRACE",
     "JOB_ID",
-    "JOBSTORE_ALIAS",
-    "JOBSTORE_TABLE",
 ]
 
 log = logging.getLogger(__name__)
 
 GRACE = timedelta(hours=24)
 JOB_ID = "incidentbot-digest"
-JOBSTORE_ALIAS = "digest"
-JOBSTORE_TABLE = "apscheduler_jobs"
-
-# The live runtime(s) the scheduled job runs against: jobs are pickled into the job store, so the
-# job itself carries only this registry key.
-_RUNTIMES: dict[str, Runtime] = {}
-_LOCK = threading.Lock()
 
 
 def channels(rt) -> list[str]:
@@ -123,15 +115,7 @@ def run_digest(rt, *, week: str, channel: str) -> bool:
         # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement on PostgreSQL.
         if session.execute(stmt).first() is None:
             return False
-        key = f"digest:{channel}:{week}"
-        enqueue(
-            session,
-            op="post",
-            channel=channel,
-            message_key=key,
-            dedupe_key=key,
-            payload={"render": "digest", "week": week, "channel": channel},
-        )
+        queue(session, messages.digest(channel=channel, week=week))
     log.info("digest %s for %s claimed by %s and queued", week, channel, rt.worker_id)
     return True
 
@@ -151,64 +135,40 @@ def catch_up(rt, now=None) -> list[str]:
 # -- scheduling ---------------------------------------------------------------------------------
 
 
-def scheduled_run(key: str = "default") -> None:
-    """The APScheduler job (module level, picklable args only): look up the live runtime and run
-    the due digest. The fire time is recomputed from the cron, so a late (misfired) run and a
-    duplicate run from another replica's scheduler both land on the same claimed week."""
-    rt = _RUNTIMES.get(key)
-    if rt is None:
-        log.warning("digest job fired but no runtime is registered under %r in this process", key)
-        return
+def scheduled_run(rt: Runtime) -> None:
+    """The APScheduler job: run the due digest against ``rt``. The fire time is recomputed from the
+    cron, so a late (misfired) run and a duplicate run from another replica's scheduler both land
+    on the same claimed week."""
     # A few seconds of slack: the scheduler may wake a hair before its own fire time.
     posted = catch_up(rt, now=rt.clock() + timedelta(seconds=5))
     if posted:
         log.info("digest queued: %s", ", ".join(posted))
 
 
-def _jobstore(rt):
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
-    store = SQLAlchemyJobStore(engine=rt.db.engine, tablename=JOBSTORE_TABLE)
-    # Create the table now (checkfirst), tolerating a replica that creates it at the same moment.
-    for attempt in range(3):
-        try:
-            store.jobs_t.create(rt.db.engine, checkfirst=True)
-            break
-        except Exception:  # noqa: BLE001 - a concurrent CREATE TABLE; look again
-            if attempt == 2:
-                raise
-    return store
-
-
-def schedule_digest(rt, scheduler, *, key: str = "default") -> None:
+def schedule_digest(rt: Runtime, scheduler) -> None:
     """Decide the digest's schedule (the only place that does) and catch up on a missed run.
 
-    Safe in every replica: the job only triggers :func:`run_digest`, whose claim is atomic."""
-    from apscheduler.triggers.cron import CronTrigger
-
+    The job lives in the scheduler's memory with the runtime it runs against (no module-level
+    registry, no pickled job): a persistent job store would add nothing, because every start
+    replaces the job and recomputes its next run from the cron, and a run missed while the
+    service was down is :func:`catch_up`'s, below. Safe in every replica: the job only triggers
+    :func:`run_digest`, whose claim is atomic."""
     s = rt.settings
-    with _LOCK:
-        _RUNTIMES[key] = rt
     if not channels(rt):
         log.info("INCIDENTBOT_CHANNEL is not set: no weekly digest is scheduled")
         return
-    if JOBSTORE_ALIAS not in getattr(scheduler, "_jobstores", {}):
-        scheduler.add_jobstore(_jobstore(rt), alias=JOBSTORE_ALIAS)
-    trigger = CronTrigger.from_crontab(s.digest_cron, timezone=ZoneInfo(s.tz))
     scheduler.add_job(
-        "incidentbot.digest:scheduled_run",
-        trigger=trigger,
-        kwargs={"key": key},
+        scheduled_run,
+        trigger=CronTrigger.from_crontab(s.digest_cron, timezone=ZoneInfo(s.tz)),
+        args=[rt],
         id=JOB_ID,
         name="weekly digest",
-        jobstore=JOBSTORE_ALIAS,
         replace_existing=True,
         coalesce=True,
         max_instances=1,
         misfire_grace_time=int(GRACE.total_seconds()),
     )
-    # replace_existing resets the stored next run time, so a run missed while the service was down
-    # would be lost: post it now if it is within the grace period.
+    # Post a run missed while the service was down, if it is within the grace period.
     try:
         posted = catch_up(rt)
         if posted:

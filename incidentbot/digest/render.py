@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from incidentbot.slack.render import MAX_BLOCKS, SECTION_LIMIT, context, cut, divider, esc, header, section
+from incidentbot.blocks import MAX_BLOCKS, SECTION_LIMIT, context, cut, divider, esc, header, link, plural, section
 
 from .compute import HYPOTHESIS_KINDS, Digest
 
@@ -50,10 +50,6 @@ def fmt_range(start: datetime, last: datetime) -> str:
     return f"{start.day}–{last.day} {last:%b %Y}"
 
 
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
-
-
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{round(x * 100)}%"
 
@@ -72,8 +68,8 @@ def _env(*, mrkdwn: bool) -> Environment:
         env.filters["t"] = lambda v, limit=LIMITS.title: cut(esc(_one_line(v)), limit)
     else:
         env.filters["t"] = lambda v, limit=LIMITS.title: _short(_one_line(v), limit)
-    env.filters.update(esc=esc, n=lambda v: f"{v:,}", plural=_plural, pct=_pct, dur=fmt_duration)
-    env.globals.update(limits=LIMITS, kinds=HYPOTHESIS_KINDS)
+    env.filters.update(esc=esc, n=lambda v: f"{v:,}", plural=plural, pct=_pct, dur=fmt_duration)
+    env.globals.update(limits=LIMITS, kinds=HYPOTHESIS_KINDS, link=link)
     return env
 
 
@@ -96,7 +92,7 @@ def summary_line(d: Digest) -> str:
     if d.quiet:
         return f"Incident digest {d.week}: quiet week."
     return (
-        f"Incident digest {d.week}: {_plural(d.events, 'failure')}, {_plural(len(d.new_signatures), 'new signature')}, "
+        f"Incident digest {d.week}: {plural(d.events, 'failure')}, {plural(len(d.new_signatures), 'new signature')}, "
         f"{len(d.hypotheses['opened'])} hypotheses opened, {len(d.hypotheses['resolved'])} resolved."
     )
 

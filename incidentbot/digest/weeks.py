@@ -7,6 +7,8 @@ import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
+
 __all__ = ["iso_week", "parse_week", "week_bounds", "last_full_week", "previous_fire_time", "DigestWeekError"]
 
 _WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
@@ -78,8 +80,6 @@ def last_full_week(now: datetime, tz: str | ZoneInfo) -> str:
 def previous_fire_time(cron: str, tz: str | ZoneInfo, now: datetime, *, within: timedelta) -> datetime | None:
     """The most recent fire time of ``cron`` (crontab, in ``tz``) that is ≤ ``now`` and no older
     than ``within``; None when there is none in that window."""
-    from apscheduler.triggers.cron import CronTrigger
-
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     trigger = CronTrigger.from_crontab(cron, timezone=zone)
     now = now.astimezone(zone)

@@ -28,6 +28,8 @@ what it skipped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -615,8 +617,6 @@ def parse_text(text: str, *, year: int | None = None, max_lines: int = 400) -> l
 
 def looks_like_jsonl(first_line: str) -> bool:
     """A file is JSON lines when its first non-blank line is a JSON object (decided per file)."""
-    import json
-
     s = first_line.strip()
     if not s.startswith("{"):
         return False
@@ -633,8 +633,6 @@ def with_defaults(record: LogRecord, **values: Any) -> LogRecord:
 
 def record_event_id(record: LogRecord, *, identity: str) -> str:
     """Stable across re-reads: the file's identity, where the record starts and what it says."""
-    import hashlib
-
     digest = hashlib.sha256(
         f"{identity}|{record.start}|".encode() + record.text.encode("utf-8", "surrogateescape")
     ).hexdigest()

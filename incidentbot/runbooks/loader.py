@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
+from incidentbot.causes import CAUSE_CLASSES
+
 from .model import (
     ALLOWED_KEYS,
     CATEGORIES,
-    CAUSE_CLASSES,
     MATCH_KEYS,
     REQUIRED_KEYS,
     REQUIRED_SECTIONS,

@@ -34,14 +34,6 @@ CATEGORIES: tuple[str, ...] = (
     "other",
 )
 
-CAUSE_CLASSES: tuple[str, ...] = (
-    "hardware",
-    "network",
-    "software",
-    "data",
-    "infrastructure",
-    "unknown",
-)
 
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
 
@@ -104,10 +96,6 @@ class Runbook:
     body: str
     path: Path
     sections: dict[str, str]
-
-    @property
-    def filename(self) -> str:
-        return self.path.name
 
 
 @dataclass

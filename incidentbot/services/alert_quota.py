@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from incidentbot.models import NewSignatureQuota, table_of
-from incidentbot.services.outbox import enqueue, enqueue_update
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.sql import insert_for
 
 __all__ = ["NewSignaturePolicy", "QueuedAlerts", "queue_new_signature_alerts", "rollup_key", "SAMPLE_SIZE"]
@@ -72,19 +73,10 @@ def _roll(session, row: NewSignatureQuota, sids: list[int], *, channel: str) -> 
     row.rolled += len(sids)
     if len(row.sample) < SAMPLE_SIZE:
         row.sample = list(row.sample) + sids[: SAMPLE_SIZE - len(row.sample)]
-    payload = {"render": "signature_rollup", "quota": row.key}
-    message_key = f"rollup:{row.key}"
     if first:
-        enqueue(
-            session,
-            op="post",
-            channel=channel,
-            message_key=message_key,
-            dedupe_key=f"post:{message_key}",
-            payload=payload,
-        )
+        queue(session, messages.signature_rollup(channel=channel, quota_key=row.key))
     else:
-        enqueue_update(session, message_key=message_key, payload=payload)
+        queue(session, messages.signature_rollup_edit(quota_key=row.key))
 
 
 def queue_new_signature_alerts(
@@ -112,14 +104,7 @@ def queue_new_signature_alerts(
         service.announced += len(granted)
         row.announced += len(granted)
         for sid in granted:
-            enqueue(
-                session,
-                op="post",
-                channel=channel,
-                message_key=f"alert:S-{sid}",
-                dedupe_key=f"post:alert:S-{sid}",
-                payload={"render": "signature_alert", "signature_id": sid},
-            )
+            queue(session, messages.alert(channel=channel, signature_id=sid))
         out.alerted += granted
         refused += refused_here
         if over:

@@ -30,6 +30,7 @@ from incidentbot.models import (
     Hypothesis,
     HypothesisLog,
     HypothesisSignature,
+    JobExposure,
     KeyValue,
     Signature,
     WorkClaim,
@@ -37,17 +38,20 @@ from incidentbot.models import (
     table_of,
     utcnow,
 )
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.signatures import canonical_map
-from incidentbot.services.sql import rowcount
+from incidentbot.services.sql import insert_for, rowcount
 
 if TYPE_CHECKING:
     from incidentbot.metrics import Metrics
 
-__all__ = ["AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
+__all__ = ["ANNOUNCE_CONFIDENCE", "AnalysisBusy", "AnalysisSummary", "HypothesisService", "aggregate_quota"]
 
 log = logging.getLogger(__name__)
 
 MIN_OVERLAP = 0.3
+ANNOUNCE_CONFIDENCE = 0.5  # a new hypothesis at least this confident is announced in the channel
 # The analysis lease: its holder renews it every HEARTBEAT while it runs, so a holder that died
 # (SIGKILL, a lost node) stops renewing and is replaced LEASE later, well within a minute.
 LEASE = timedelta(seconds=30)
@@ -92,16 +96,18 @@ class HypothesisService:
         *,
         topology: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
-        on_change: Callable[[object, list[int]], None] | None = None,
+        announce_to: str | None = None,
+        metrics: Metrics | None = None,
+        max_rows: int = 0,
     ):
         self.db = db
         self.topology = dict(topology or {})
         self.clock = clock
-        # Called inside the reconcile transaction with the ids of new hypotheses (alerts, runbooks).
-        self.on_change = on_change
-        self.metrics: Metrics | None = None
+        # The channel new hypotheses are announced in (None: not announced); see _announce.
+        self.announce_to = announce_to
+        self.metrics = metrics
         # At most this many aggregate rows are analysed (0: all); see _aggregate_queries.
-        self.max_rows = 0
+        self.max_rows = max_rows
 
     # -- analysis ------------------------------------------------------------------------
 
@@ -246,8 +252,6 @@ class HypothesisService:
     def load_exposure(self, session) -> list[analysis.EventRecord]:
         """Each progress segment (job, host, versions) as two exposure records: where it started
         and how far it got."""
-        from incidentbot.models import JobExposure
-
         out = []
         for x in session.scalars(select(JobExposure).order_by(col(JobExposure.id))):
             versions = tuple(sorted((x.versions or {}).items()))
@@ -342,8 +346,6 @@ class HypothesisService:
             session.execute(
                 delete(WorkClaim).where(col(WorkClaim.key) == "analysis", col(WorkClaim.claimed_at) < now - LEASE)
             )
-            from incidentbot.services.sql import insert_for
-
             stmt = (
                 insert_for(session, table_of(WorkClaim))
                 .values(key="analysis", claimed_at=now, claimed_by=worker)
@@ -546,9 +548,18 @@ class HypothesisService:
             gone = set(summary.retired) | {hid for hid, hyp in stored.items() if hyp.status == "rejected"}
             self._move_events(session, current, new_assign, gone=gone, since_event_id=since_event_id)
             self._refresh_activity(session, set(new_assign.values()))
-            if self.on_change and created:
-                self.on_change(session, created)
+            self._announce(session, created)
         return summary
+
+    def _announce(self, session, created: list[int]) -> None:
+        """New hypotheses the analysis is fairly sure of (confidence ≥ ANNOUNCE_CONFIDENCE) are
+        posted in the channel, once each, in the transaction that created them."""
+        if not self.announce_to:
+            return
+        for hid in created:
+            h = session.get(Hypothesis, hid)
+            if h is not None and h.confidence >= ANNOUNCE_CONFIDENCE:
+                queue(session, messages.announcement(channel=self.announce_to, hypothesis_id=hid))
 
     def _move_events(
         self,

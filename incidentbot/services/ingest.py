@@ -10,7 +10,7 @@ import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from incidentbot.services.sql import (
     least_greatest,
     sql_time,
 )
+from incidentbot.services.templates import Placement, TemplateStore
 
 __all__ = ["IngestResult", "IngestService", "aggregate_key", "run_lineage", "DEFAULT_BUCKET_SECONDS"]
 
@@ -193,6 +194,7 @@ class IngestResult:
 class _Learned:
     ids: dict[str, int] = field(default_factory=dict)
     members: list = field(default_factory=list)
+    placement: Placement | None = None
 
 
 def _member_value(text: str) -> str:
@@ -217,8 +219,11 @@ class IngestService:
         max_time_skew: timedelta = timedelta(days=1),
         max_event_age: timedelta = timedelta(days=3650),
         bucket_seconds: int = DEFAULT_BUCKET_SECONDS,
+        templates: TemplateStore | None = None,
     ):
         self.db = db
+        # The template engine's families live in the database; this holds the process's memo.
+        self.templates = templates if templates is not None else TemplateStore()
         self.channel = channel
         self.clock = clock
         self.alert_policy = alert_policy
@@ -323,13 +328,20 @@ class IngestService:
                     return result
                 live = {r["_fp"] for r in rows}
                 fps = {k: v for k, v in fps.items() if k in live}
-            new_ids = self._ensure_signatures(session, fps, rows, learned)
+            # The template engine turns each text's own tokens into the signature of the template
+            # it belongs to (fps are in arrival order, the order the engine learns in).
+            placement = learned.placement = self.templates.place(session, fps.values())
+            sig_fps = self._signature_fingerprints(fps, placement, rows)
+            new_ids = self._ensure_signatures(session, sig_fps, rows, learned)
             new_ids -= self._carry_over_rule_changes(session, new_ids)
+            # Generalised templates: what collapsed is merged (recorded, undoable) and alerts
+            # already posted are edited; a signature absorbed in its own batch is not announced.
+            new_ids -= self.templates.apply_merges(session, placement, new_ids=new_ids)
             # Look-ups, not a merged copy: copying the whole map per batch made a batch's cost
             # grow with every signature ever seen.
             known, fresh = self._sig_ids, learned.ids
             for row in rows:
-                k = row["_fp"]
+                k = row["_sig"]
                 row["signature_id"] = fresh[k] if k in fresh else known[k]
             self._assign_aggregates(rows)
             inserted = {r[0] for r in insert_new(session, _EVENT, rows, key="event_id", columns=_EVENT_COLUMNS)}
@@ -368,6 +380,8 @@ class IngestService:
         if len(self._sig_ids) + len(learned.ids) > self.SIG_CACHE_MAX:
             self._sig_ids.clear()
         self._sig_ids.update(learned.ids)
+        if learned.placement is not None:
+            self.templates.remember(learned.placement)
         if len(self._members) > 500_000:
             self._members.clear()
         self._members.update(learned.members)
@@ -565,7 +579,7 @@ class IngestService:
         first_time: dict[str, datetime] = {}
         example: dict[str, str] = {}
         for r in rows:
-            k = r["_fp"]
+            k = r["_sig"]
             if k in fps and (k not in first_time or r["time"] < first_time[k]):
                 first_time[k] = r["time"]
                 example.setdefault(k, r["message"][:4000])
@@ -596,6 +610,27 @@ class IngestService:
             if sid in new_ids:
                 audit.note(session, f"S-{sid} new signature ({fps[key].category}): {fps[key].title[:200]}")
         return new_ids
+
+    @staticmethod
+    def _signature_fingerprints(fps: dict, placement: Placement, rows: list[dict]) -> dict:
+        """Signature fingerprint -> what its signature row is made from; sets each row's ``_sig``."""
+        out: dict[str, signatures.Fingerprint] = {}
+        for k, fp in fps.items():
+            sig = placement.signature_of[k]
+            if sig in out:
+                continue
+            if sig == fp.key:
+                out[sig] = fp
+                continue
+            template = placement.template_of.get(sig)
+            if fp.parser == "template" and template is not None:
+                text = template.replace(" \n ", "\n")
+                out[sig] = replace(fp, key=sig, template=text, title=signatures.title_of_template(text))
+            else:
+                out[sig] = replace(fp, key=sig)
+        for r in rows:
+            r["_sig"] = placement.signature_of[r["_fp"]]
+        return out
 
     def _carry_over_rule_changes(self, session, new_ids: set[int]) -> set[int]:
         """A signature made by new grouping rules whose template and category match one made by

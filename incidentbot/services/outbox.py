@@ -21,18 +21,19 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import col
 
 from incidentbot import audit
 from incidentbot.db import Database
 from incidentbot.models import Outbox, SlackMessage, table_of, utcnow
+from incidentbot.services.messages import Message
 from incidentbot.services.sql import insert_for, rowcount
 
 __all__ = [
     "OutboxWorker",
     "enqueue",
-    "enqueue_update",
+    "queue",
     "priority_of",
     "prune_delivered",
     "PERMANENT_ERRORS",
@@ -92,6 +93,7 @@ PRIORITY = {
     "hypothesis": 3,
     "signature_rollup": 5,
     "signature_alert": 5,
+    "note": 5,  # thread notes of alerts (resolved, regressed, spread)
 }
 DEFAULT_PRIORITY = 5
 
@@ -141,10 +143,17 @@ def enqueue(
     return session.execute(stmt.returning(table_of(Outbox).c.id)).first() is not None
 
 
-def enqueue_update(session, *, message_key: str, payload: dict) -> bool:
-    """Edit a message in place; at most one edit waits per message (it renders the latest state)."""
+def queue(session, message: Message) -> bool:
+    """Add ``message`` (built by :mod:`incidentbot.services.messages`) unless its dedupe key is
+    taken. Returns whether it was added."""
     return enqueue(
-        session, op="update", channel=None, payload=payload, message_key=message_key, dedupe_key=f"update:{message_key}"
+        session,
+        op=message.op,
+        channel=message.channel,
+        payload=message.payload,
+        message_key=message.message_key,
+        thread_key=message.thread_key,
+        dedupe_key=message.dedupe_key,
     )
 
 
@@ -203,8 +212,6 @@ class OutboxWorker:
         self.errors: dict[str, int] = {}
 
     def backlog(self) -> int:
-        from sqlalchemy import func
-
         with self.db.read() as session:
             return session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending")) or 0
 

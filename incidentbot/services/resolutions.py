@@ -11,7 +11,9 @@ from sqlmodel import col
 
 from incidentbot.db import Database
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature, id_of, utcnow
-from incidentbot.services.outbox import enqueue
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
+from incidentbot.services.signatures import canonical_map
 from incidentbot.services.versions import version_at_least
 from incidentbot.services.votes import VoteService
 
@@ -40,9 +42,9 @@ class ResolutionService:
         self.channel = channel
         self.clock = clock
 
-    def _thread_note(self, session, hid: int, text: str, *, sid: int | None = None) -> None:
+    def _thread_note(self, session, hid: int, note: str, *, sid: int | None = None, **facts) -> None:
         """A reply in the thread of signature ``sid``'s alert (by default the hypothesis's biggest
-        signature)."""
+        signature). The facts are plain values: the Slack side words and escapes them."""
         if not self.channel:
             return
         if sid is None:
@@ -53,7 +55,12 @@ class ResolutionService:
             )
         if sid is None:
             return
-        enqueue(session, op="post", channel=self.channel, thread_key=f"alert:S-{sid}", payload={"text": text})
+        queue(
+            session,
+            messages.thread_note(
+                channel=self.channel, thread_key=messages.alert_key(sid), note=note, hypothesis_id=hid, **facts
+            ),
+        )
 
     def resolve(self, hid: int, *, cause: str, fix: str = "", link: str = "", fixed_in: str = "", actor: str) -> None:
         if not cause.strip():
@@ -84,7 +91,7 @@ class ResolutionService:
             merged = session.scalars(select(col(Hypothesis.id)).where(col(Hypothesis.merged_into) == hid))
             absorbed = [m for m in merged if m is not None]  # keys: the filter only narrows the type
             self.votes.record_outcome(session, hypothesis_id=hid, true_cause=True, absorbed=absorbed)
-            self._thread_note(session, hid, f":white_check_mark: H-{hid} resolved by <@{actor}>: {_esc(cause)}")
+            self._thread_note(session, hid, "resolved", actor=actor, cause=cause)
 
     def reject(self, hid: int, *, reason: str, actor: str) -> None:
         if not reason.strip():
@@ -123,8 +130,6 @@ class ResolutionService:
         sids = {r["signature_id"] for r in rows}
         if not sids:
             return []
-        from incidentbot.services.signatures import canonical_map
-
         cmap = canonical_map(session)
         canon = {sid: cmap.get(sid, sid) for sid in sids}
         found = session.execute(
@@ -175,11 +180,13 @@ class ResolutionService:
                 self._thread_note(
                     session,
                     hid,
+                    "regressed",
                     sid=canon[r["signature_id"]],
-                    text=f":rotating_light: Regression: H-{hid} was resolved by <@{prev.get('by', '')}> "
-                    f"({_esc(prev.get('cause', ''))}; fix: {_esc(prev.get('fix', '') or '—')}"
-                    + (f"; fixed in {_esc(fixed_in)}" if fixed_in else "")
-                    + f") but it is back in {_esc(where)}.",
+                    by=prev.get("by", ""),
+                    cause=prev.get("cause", ""),
+                    fix=prev.get("fix", ""),
+                    fixed_in=fixed_in,
+                    where=where,
                 )
                 reopened.append(hid)
         return reopened
@@ -200,7 +207,3 @@ def in_scope(scope: dict, row: dict) -> bool:
     if jobs and row.get("job_id") not in jobs:
         return False
     return True
-
-
-def _esc(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlmodel import SQLModel, col
 
 from incidentbot.db import Database
-from incidentbot.models import RunbookLink, Signature, table_of, utcnow
+from incidentbot.models import Hypothesis, HypothesisSignature, RunbookLink, Signature, table_of, utcnow
 from incidentbot.runbooks import Runbook, load_with_errors, match_runbooks, summarize
+from incidentbot.services.sql import insert_for
 
 __all__ = ["RunbookService", "RunbookChoice", "cause_first"]
 
@@ -101,8 +102,6 @@ class RunbookService:
         return self._choose(self._links(session, f"S-{sig.id}"), self.auto_for_signature(sig))
 
     def for_hypothesis(self, session, hid: int, signatures: Iterable[Signature]) -> list[RunbookChoice]:
-        from incidentbot.models import Hypothesis
-
         auto: list[tuple[str, str]] = []
         seen = set()
         h = session.get(Hypothesis, hid)
@@ -127,9 +126,6 @@ class RunbookService:
     def link(self, target: str, runbook_id: str, *, actor: str | None, linked: bool = True) -> None:
         if runbook_id not in self.runbooks:
             raise LookupError(f"no runbook {runbook_id!r}; try `runbooks <words>` to search")
-        from incidentbot.models import Hypothesis
-        from incidentbot.services.sql import insert_for
-
         prefix, _, number = target.partition("-")
         with self.db.write() as session:
             models: dict[str, type[SQLModel]] = {"H": Hypothesis, "S": Signature}
@@ -156,8 +152,6 @@ class RunbookService:
         return out
 
     def _compute_usage(self, session) -> list[dict]:
-        from incidentbot.models import Hypothesis, HypothesisSignature
-
         served: dict[str, list[Hypothesis]] = {rid: [] for rid in self.runbooks}
         hyps = list(session.scalars(select(Hypothesis).where(col(Hypothesis.merged_into).is_(None))))
         links: dict[int, list[int]] = {}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from incidentbot.db import Database
 from incidentbot.models import Decision, Signature, id_of, utcnow
 
-__all__ = ["SignatureService", "SignatureNotFound", "canonical_map"]
+__all__ = ["SignatureService", "SignatureNotFound", "canonical_map", "merge_in_session"]
 
 
 class SignatureNotFound(LookupError):
@@ -31,6 +31,32 @@ def canonical_map(session: Session) -> dict[int, int]:
             target, hops = merged[target], hops + 1
         out[sid] = target
     return out
+
+
+def merge_in_session(
+    session: Session, source: int, target: int, *, actor: str | None, quiet_if_done: bool = False
+) -> bool:
+    """Merge ``source`` into ``target`` inside the caller's transaction and record the decision (so
+    ``unmerge`` can undo it). Returns whether anything changed; with ``quiet_if_done`` a merge that
+    already holds (or would make a cycle) is skipped instead of refused."""
+    if source == target:
+        raise ValueError("a signature cannot be merged into itself")
+    src, dst = session.get(Signature, source), session.get(Signature, target)
+    if src is None or dst is None:
+        raise SignatureNotFound(f"S-{source if src is None else target} does not exist")
+    cmap = canonical_map(session)
+    final = cmap.get(id_of(dst), id_of(dst))
+    if final == source or cmap.get(source, source) == final:
+        if quiet_if_done:
+            return False
+        if final == source:
+            raise ValueError(f"S-{target} is already merged into S-{source}")
+    src.merged_into = final
+    # Re-point signatures that were merged into the source.
+    for s in session.scalars(select(Signature).where(col(Signature.merged_into) == source)):
+        s.merged_into = final
+    session.add(Decision(kind="merge_signatures", signature_ids=[source, target], actor=actor))
+    return True
 
 
 class SignatureService:
@@ -54,15 +80,8 @@ class SignatureService:
         if source == target:
             raise ValueError("a signature cannot be merged into itself")
         with self.db.write() as session:
-            src, dst = self.get(session, source), self.get(session, target)
-            cmap = canonical_map(session)
-            if cmap.get(target, target) == source:
-                raise ValueError(f"S-{target} is already merged into S-{source}")
-            src.merged_into = cmap.get(id_of(dst), id_of(dst))
-            # Re-point signatures that were merged into the source.
-            for s in session.scalars(select(Signature).where(col(Signature.merged_into) == source)):
-                s.merged_into = src.merged_into
-            session.add(Decision(kind="merge_signatures", signature_ids=[source, target], actor=actor))
+            self.get(session, source), self.get(session, target)
+            merge_in_session(session, source, target, actor=actor)
 
     def unmerge(self, source: int, *, actor: str | None) -> int:
         """Undo a merge: ``source`` stands on its own again. Returns the id it was merged into."""
@@ -100,8 +119,3 @@ class SignatureService:
                 q = q.where(col(Signature.id) > after)
             q = q.order_by(col(Signature.id)).limit(limit)
         return list(session.scalars(q))
-
-    def count_open(self, session: Session) -> int:
-        return (
-            session.scalar(select(func.count()).select_from(Signature).where(col(Signature.merged_into).is_(None))) or 0
-        )

@@ -93,6 +93,7 @@ def insert_new(
             finally:
                 cur.close()
         return [tuple(r[c] for c in returning) for r in fresh]
+    # Imported on this path only: a SQLite deployment never loads the PostgreSQL driver (libpq).
     from psycopg.types.json import Json
 
     cols = list(columns or rows[0])

@@ -17,18 +17,22 @@ from sqlmodel import col
 
 from incidentbot import audit
 from incidentbot.db import Database
+from incidentbot.ids import IdError, parse_id
 from incidentbot.models import (
     OPEN_STATUSES,
     Ballot,
     Hypothesis,
     HypothesisLog,
+    HypothesisSignature,
+    Outbox,
     Poll,
     PollOption,
     id_of,
     table_of,
     utcnow,
 )
-from incidentbot.services.outbox import enqueue
+from incidentbot.services import messages
+from incidentbot.services.outbox import queue
 from incidentbot.services.sql import insert_for
 
 __all__ = ["PollClosed", "PollError", "VoteService", "VoterStats", "MAX_POLL_HYPOTHESES"]
@@ -56,10 +60,6 @@ class VoterStats:
     @property
     def hit_rate(self) -> float | None:
         return self.hits / self.polls if self.polls else None
-
-
-def poll_message_key(pid: int) -> str:
-    return f"poll:P-{pid}"
 
 
 class VoteService:
@@ -156,14 +156,7 @@ class VoteService:
                     )
                 )
             if channel:
-                enqueue(
-                    session,
-                    op="post",
-                    channel=channel,
-                    message_key=poll_message_key(pid),
-                    dedupe_key=f"post:{poll_message_key(pid)}",
-                    payload={"render": "poll", "poll_id": pid},
-                )
+                queue(session, messages.poll(channel=channel, poll_id=pid))
             return pid
 
     def cast(self, *, poll_id: int, user: str, option_id: int) -> str:
@@ -196,31 +189,24 @@ class VoteService:
     def _queue_tally_edit(self, session, poll: Poll, *, now_: bool = False) -> None:
         if not poll.channel:
             return
-        key = poll_message_key(id_of(poll))
-        added = enqueue(
-            session,
-            op="update",
-            channel=None,
-            message_key=key,
-            dedupe_key=f"update:{key}",
-            payload={"render": "poll", "poll_id": poll.id},
-        )
+        tally = messages.poll_edit(poll_id=id_of(poll))
+        added = queue(session, tally)
         if added and not now_:
             # Debounce: the edit waits a moment so a burst of clicks becomes one edit, and edits of
             # one poll are at least TALLY_MIN_GAP apart (Slack allows ~50 chat.update a minute).
-            from incidentbot.models import Outbox
-
             now = self.clock()
             # The last edit sent or being sent (a claimed row goes out about when it was due).
             last = session.scalar(
                 select(func.max(Outbox.next_attempt_at)).where(
-                    col(Outbox.message_key) == key,
+                    col(Outbox.message_key) == tally.message_key,
                     col(Outbox.op) == "update",
                     (col(Outbox.status) == "done") | col(Outbox.claimed_until).is_not(None),
                 )
             )
             due = max(now + TALLY_DEBOUNCE, (last + TALLY_MIN_GAP) if last else now)
-            session.execute(update(Outbox).where(col(Outbox.dedupe_key) == f"update:{key}").values(next_attempt_at=due))
+            session.execute(
+                update(Outbox).where(col(Outbox.dedupe_key) == tally.dedupe_key).values(next_attempt_at=due)
+            )
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -351,9 +337,6 @@ class VoteService:
     def hypotheses_for(self, session, ref: str) -> list[int]:
         """Options for a "Start vote" click on an alert (S-n) or a hypothesis (H-n): the
         hypotheses it concerns first, then the other open ones with the most recent activity."""
-        from incidentbot.ids import IdError, parse_id
-        from incidentbot.models import HypothesisSignature
-
         first: list[int] = []
         try:
             prefix, n = parse_id(ref)

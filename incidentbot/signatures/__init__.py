@@ -2,13 +2,18 @@
 
 Public API::
 
-    fingerprint(text) -> Fingerprint     # pure, deterministic, LRU-cached by text
+    fingerprint(text) -> Fingerprint     # pure, deterministic, cached by shape (shapes.py)
     explain(text) -> Explanation         # parser, masked values, reasons, and the Fingerprint
-    TemplateMiner / group(texts)         # batch grouping of unknown log lines (see miner.py)
+    TemplateEngine / assign              # the online template engine (templates.py)
+    group(texts)                         # ids from one in-memory engine (tests, benchmarks)
 
-The key is ``blake2b(RULES_VERSION, parser, category, canonical parts)`` (16 bytes, hex).  Bump
-``RULES_VERSION`` when a rule change must regroup; keep it when a change only adds recognition of
-new text.  Only the first 32 KiB of a text are analysed (see ``masking.MAX_ANALYSED``).
+Parsers claim what they know; the *partition* is ``blake2b(RULES_VERSION, parser, category,
+claimed parts)`` and the rest of the text is its free ``tokens``. A signature is a template the
+engine learned over the free tokens of one partition: ``template_fingerprint(partition,
+template)``. ``Fingerprint.key`` is that of the text's own tokens (no variable learned yet), which
+is the signature until the engine judges one of its tokens variable. The service runs the same
+engine with its families in the database (services/templates.py). Bump ``RULES_VERSION`` when a
+rule change must regroup. Only the first 32 KiB of a text are analysed (``masking.MAX_ANALYSED``).
 
 Categories (``CATEGORIES``):
 
@@ -43,15 +48,26 @@ Categories (``CATEGORIES``):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from operator import methodcaller
+
+from incidentbot.causes import CAUSE_CLASSES
 
 from . import engine as _engine
-from .engine import RULES_VERSION
+from .engine import RULES, RULES_VERSION, Rule
 from .masking import MAX_ANALYSED
+from .shapes import MAX_TOKENS_THAT_MATTER, ShapeCache
+from .templates import (
+    DEFAULT_PARAMS,
+    SEPARATOR,
+    Assigned,
+    Family,
+    TemplateEngine,
+    TemplateParams,
+    assign,
+    template_fingerprint,
+)
+from .tokens import VAR, tokens
 
 __all__ = [
     "fingerprint",
@@ -59,11 +75,25 @@ __all__ = [
     "Fingerprint",
     "Explanation",
     "RULES_VERSION",
+    "RULES",
+    "Rule",
     "CATEGORIES",
     "CAUSE_CLASSES",
     "CATEGORY_DOCS",
-    "TemplateMiner",
+    "SHAPES",
+    "ShapeCache",
+    "MAX_TOKENS_THAT_MATTER",
+    "TemplateEngine",
+    "TemplateParams",
+    "Family",
+    "Assigned",
+    "assign",
+    "template_fingerprint",
     "group",
+    "title_of_template",
+    "DEFAULT_PARAMS",
+    "tokens",
+    "VAR",
 ]
 
 CATEGORY_DOCS: dict[str, str] = {
@@ -91,7 +121,6 @@ CATEGORY_DOCS: dict[str, str] = {
     "other": "generic template of unknown text",
 }
 CATEGORIES: tuple[str, ...] = tuple(CATEGORY_DOCS)
-CAUSE_CLASSES: tuple[str, ...] = ("hardware", "network", "software", "data", "infrastructure", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +132,8 @@ class Fingerprint:
     cause_class: str
     parser: str
     details: tuple[tuple[str, str], ...]
+    partition: str = ""  # digest of what the parser claimed: the engine learns templates within it
+    tokens: tuple[str, ...] = ()  # the free text's tokens (lines joined by SEPARATOR)
 
     def detail(self, name: str) -> str | None:
         for k, v in self.details:
@@ -127,248 +158,89 @@ def _clean(text: object) -> str:
     return text
 
 
-def _build(text: str, record: bool) -> tuple[Fingerprint, _engine.Ctx]:
+def free_tokens(lines: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for line in lines:
+        if out:
+            out.append(SEPARATOR)
+        out += tokens(line)
+    return tuple(out)
+
+
+def _build(text: str, record: bool, zeroed: str | None = None) -> tuple[Fingerprint, _engine.Ctx, bool]:
     try:
-        category, parser, parsed, ctx = _engine.run(text, record)
+        category, parser, parsed, ctx, gated = _engine.classify(text, record, zeroed)
     except Exception as exc:  # never raise: fall back to the generic template  # pragma: no cover
         ctx = _engine.Ctx(text, record)
         ctx.reasons.append(f"parser error ({type(exc).__name__}); generic template used")
-        category, parser, parsed = "other", "template", _engine.p_other(ctx)
+        category, parser, parsed, gated = "other", "template", _engine.p_other(ctx), True
     cause = parsed.cause_class if parsed.cause_class in CAUSE_CLASSES else "unknown"
-    key = _engine.digest((RULES_VERSION, parser, category, *parsed.key_parts))
-    template = "\n".join(parsed.template_lines)
+    partition = _engine.digest((RULES_VERSION, parser, category, *parsed.key_parts))
+    toks = free_tokens(parsed.free)
+    key = template_fingerprint(partition, " ".join(toks))
     details = tuple((str(k), str(v)) for k, v in parsed.details if v is not None)
-    title = parsed.title.strip() or CATEGORY_DOCS[category]
-    fp = Fingerprint(key, title, template, category, cause, parser, details)
-    return fp, ctx
+    if category == "other":
+        title = title_of_template(" ".join(toks))
+        template = (
+            "\n".join(" ".join(tokens(ln)) for ln in parsed.free) if not record else "\n".join(parsed.template_lines)
+        )
+    else:
+        title = parsed.title.strip() or CATEGORY_DOCS[category]
+        template = "\n".join(parsed.template_lines)
+    fp = Fingerprint(key, title, template, category, cause, parser, details, partition, toks)
+    return fp, ctx, category == "other" and not gated
 
 
-@lru_cache(maxsize=65536)
-def _fingerprint_cached(text: str) -> Fingerprint:
-    return _build(text, False)[0]
+def title_of_template(template: str) -> str:
+    """The title of a generic signature: the first line of its template, shortened."""
+    first = template.split("\n", 1)[0].strip()
+    return _engine._short(first, 90) if first else "(empty text)"
 
 
-# Texts of one failure differ mostly in numbers (ranks, pids, addresses, timestamps). The shape of
-# a text is the text with every number-like token replaced; for each shape we learn, once, which
-# of its tokens the fingerprint depends on (an Xid code does, a PCI address or pid does not) by
-# rewriting tokens and re-fingerprinting. Later texts of that shape cost a translate or a regex
-# pass and a dict look-up instead of a full parse: a 100,000-rank storm, or a fleet's Xid lines,
-# parse once.
-# Linear time: a token starts only where a hex run starts (the look-behind fails in O(1) inside a
-# run) and every quantifier is possessive, so a 32 KiB run of hex letters with no digit is one
-# scan, not a quadratic one (the old ``[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*`` took 6-9 s on "a" * 32768).
-# It matches exactly what the old pattern matched: a maximal hex run that holds a digit.
-_TOKEN = re.compile(r"(?<![0-9A-Fa-f])[A-Fa-f]*+[0-9][0-9A-Fa-f]*+")
-_TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
-_MAX_PROBED_TOKENS = 256
-# Texts whose key depends on more tokens than this are parsed each time (a table keyed by so many
-# values would rarely be hit). A pasted Megatron log repeats "number of nan iterations: 0" per line.
-_MAX_MATTER = 32
-_SHAPES_MAX = 65536
-_NO_CACHE = object()
-_BY_WIDTH = object()
-_shapes: dict[str, object] = {}
-_sightings: dict[str, int] = {}
-_SHAPE = str.maketrans("0123456789abcdefABCDEF", "0000000000aaaaaaAAAAAA")
-# All-digit tokens are classed by width, not by exact width: 1-3 digits, 4 (years, PCI domains)
-# and 5-9 digits each make one class, so ranks and pids of any size share a shape.
-_SHORT_NUMBER = re.compile(r"(?<![0aA])0{1,3}(?![0aA])")
-_LONG_NUMBER = re.compile(r"(?<![0aA])0{5,9}(?![0aA])")
-_ROT_A = str.maketrans("0123456789abcdefABCDEF", "3456789012defabcDEFABC")
-_ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
+def _parse_gated(text: str, zeroed: str | None) -> tuple[Fingerprint, bool]:
+    fp, _, unclaimed = _build(text, False, zeroed)
+    return fp, unclaimed
 
 
-def _rewrite(text: str, which, change: Callable[[str], str]) -> str:
-    """``text`` with ``change`` applied to the tokens at positions ``which`` (all when None)."""
-    i = -1
-
-    def repl(m):
-        nonlocal i
-        i += 1
-        return change(m.group()) if which is None or i in which else m.group()
-
-    return _TOKEN.sub(repl, text)
-
-
-def _resize(token: str) -> str:
-    """An all-digit token of another width in the same width class (``_SHORT_NUMBER``, 4 digits,
-    ``_LONG_NUMBER``); other tokens unchanged."""
-    if not token.isdigit():
-        return token
-    n = len(token)
-    if n <= 3:
-        return "7" if n > 1 else "37"
-    if 5 <= n <= 9:
-        return "5" * (6 if n == 5 else n - 1)
-    return token
-
-
-def _learn(text: str, tokens: list[str], key: str, *, widths: bool) -> tuple[tuple[int, ...] | None, bool]:
-    """Which token positions the key depends on: () when none, None when it cannot be told; and
-    whether the answer also holds for other widths of the shape's all-digit tokens (asked only
-    when ``widths``: a width-class shape stands for all of them).
-
-    Group testing: rewrite a set of tokens at once and split only the sets that change the key,
-    so a shape with a hundred numbers and one that matters costs a few dozen parses, once. The
-    search uses one rewrite; the answer is then checked with a second one."""
-
-    def same(which, tables=(_ROT_A,)) -> bool:
-        return all(_fingerprint_cached(_rewrite(text, which, methodcaller("translate", t))).key == key for t in tables)
-
-    def resized(which) -> bool:
-        return _fingerprint_cached(_rewrite(text, which, _resize)).key == key
-
-    every = set(range(len(tokens)))
-    if same(every, (_ROT_A, _ROT_B)):
-        return (), (not widths or resized(every))
-    if len(tokens) > _MAX_PROBED_TOKENS:
-        return None, False
-
-    def find(units: list[tuple[int, ...]]) -> list[int]:
-        if same({i for unit in units for i in unit}):
-            return []
-        if len(units) == 1:
-            return list(units[0])
-        mid = len(units) // 2
-        return find(units[:mid]) + find(units[mid:])
-
-    # Token by token first. A pasted log that repeats one failure on several lines may depend on
-    # a value wherever it appears (the Xid code of either line): rewriting one copy changes
-    # nothing, so then the tokens of one value are rewritten together.
-    by_value: dict[str, list[int]] = {}
-    for i, tok in enumerate(tokens):
-        by_value.setdefault(tok, []).append(i)
-    singles: list[tuple[int, ...]] = [(i,) for i in range(len(tokens))]
-    for units in (singles, [tuple(v) for v in by_value.values()]):
-        matter = tuple(sorted(find(units)))
-        rest = every - set(matter)
-        if matter and len(matter) <= _MAX_MATTER and same(rest, (_ROT_A, _ROT_B)):
-            return matter, (not widths or resized(rest))
-    return None, False
-
-
-_by_text: dict[str, Fingerprint] = {}
-_DIGITS = str.maketrans("0123456789", "0000000000")
-# digit-zeroed text -> (spans of the tokens that matter, that shape's table of fingerprints)
-_by_digits: dict[str, tuple[tuple[tuple[int, int], ...], dict]] = {}
-
-
-def _bounded_put(cache: dict, key, value) -> None:
-    # The caches start over when full: simpler than LRU, and a fleet's failure modes relearn fast.
-    if len(cache) >= _SHAPES_MAX:
-        cache.clear()
-    cache[key] = value
+#: The process's shape cache (one per process: learned shapes are shared by every caller).
+SHAPES = ShapeCache(_parse_gated)
 
 
 def fingerprint(text: str) -> Fingerprint:
     """Fingerprint of one failure text (pure, deterministic across processes, cached)."""
-    fp = _by_text.get(text)
-    if fp is not None:
-        return fp
-    fp = _fingerprint(_clean(text))
-    if isinstance(text, str):
-        _bounded_put(_by_text, text, fp)
-    return fp
-
-
-def _spans(parts: list[str], matter: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """Character spans of the tokens at positions ``matter`` (``parts`` as _TOKEN_SPLIT gives)."""
-    spans, pos = [], 0
-    for i, part in enumerate(parts):
-        if i % 2 and i // 2 in matter:
-            spans.append((pos, pos + len(part)))
-        pos += len(part)
-    return tuple(spans)
-
-
-def _fingerprint(text: str) -> Fingerprint:
-    # Fast path: the text with its digits zeroed names one shape exactly (same tokens, same
-    # widths), so a learned shape is found by one translate and one look-up, and the tokens that
-    # matter are read by position. Texts with other digits or widths fall through and add theirs.
-    digits = text.translate(_DIGITS)
-    fast = _by_digits.get(digits)
-    if fast is not None:
-        spans, table = fast
-        fp = table.get(tuple([text[a:b] for a, b in spans]))
-        if fp is not None:
-            return fp
-    # One regex pass gives both the tokens and the text around them.
-    parts = _TOKEN_SPLIT.split(text)
-    tokens = parts[1::2]
-    if not tokens:
-        return _fingerprint_cached(text)
-    # Class-preserving, like the rewrites that learn a shape: 9b and a3 are different shapes.
-    # All-digit tokens are classed by width class (a rank of 7 and of 70000 share a shape), unless
-    # learning found that width matters for this shape (mlx5_core is not mlx37_core): then the
-    # exact-width shape is used. (Built from C-level string operations.)
-    skeleton = "\x00".join(parts[0::2])
-    exact = "\x02".join(tokens).translate(_SHAPE)
-    shape = skeleton + "\x01" + _LONG_NUMBER.sub("5", _SHORT_NUMBER.sub("1", exact))
-    entry = _shapes.get(shape)
-    widths = True
-    if entry is _BY_WIDTH:
-        shape, widths = skeleton + "\x03" + exact, False
-        entry = _shapes.get(shape)
-    if entry is _NO_CACHE:
-        return _fingerprint_cached(text)
-    if isinstance(entry, tuple):  # learned: (positions that matter, fingerprints by their values, widths checked)
-        matter, table, checked = entry
-        values = tuple(tokens[i] for i in matter)
-        if not widths or exact in checked:
-            fp = table.get(values)
-            if fp is None:
-                fp = table[values] = _fingerprint_cached(text)
-            _remember_digits(digits, parts, matter, table)
-            return fp
-        # Widths this shape has not been checked with (a rank of 7 where it learned 70000): the
-        # first such text is parsed and must agree with what the shape predicts; a disagreement
-        # (a PCI id of other widths is no longer a PCI id) sends the shape back to exact widths.
-        fp = _fingerprint_cached(text)
-        predicted = table.get(values)
-        if predicted is not None:
-            if predicted.key == fp.key:
-                checked.add(exact)
-                _remember_digits(digits, parts, matter, table)
-            else:
-                _shapes[shape] = _BY_WIDTH
-        return fp
-    fp = _fingerprint_cached(text)
-    # A shape is learned on its second sight: one-off texts cost one parse, not a dozen.
-    seen = _sightings.get(shape, 0) + 1
-    if seen < 2:
-        _bounded_put(_sightings, shape, seen)
-        return fp
-    _sightings.pop(shape, None)
-    matter, width_free = _learn(text, tokens, fp.key, widths=widths)
-    if matter is None:
-        _bounded_put(_shapes, shape, _NO_CACHE)
-        return fp
-    table = {tuple(tokens[i] for i in matter): fp}
-    if widths and not width_free:
-        _bounded_put(_shapes, shape, _BY_WIDTH)
-        shape = skeleton + "\x03" + exact
-    _bounded_put(_shapes, shape, (matter, table, {exact}))
-    _remember_digits(digits, parts, matter, table)
-    return fp
-
-
-def _remember_digits(digits: str, parts: list[str], matter: tuple[int, ...], table: dict) -> None:
-    _bounded_put(_by_digits, digits, (_spans(parts, matter), table))
+    if not isinstance(text, str) or len(text) > MAX_ANALYSED:
+        text = _clean(text)
+    return SHAPES.get(text)
 
 
 def explain(text: str) -> Explanation:
-    """Why *text* got its fingerprint: parser, what was masked, reason lines."""
+    """Why *text* got its fingerprint: parser, what was masked, reasons, its free tokens."""
     text = _clean(text)
-    fp, ctx = _build(text, True)
+    fp, ctx, _ = _build(text, True)
     masked = tuple(ctx.found or ())
     reasons = list(ctx.reasons)
     if masked:
         kinds: dict[str, int] = {}
-        for k, _ in masked:
+        for k, _v in masked:
             kinds[k] = kinds.get(k, 0) + 1
         reasons.append("masked: " + ", ".join(f"{n} {k.lower()}" for k, n in kinds.items()))
+    if fp.tokens:
+        by_shape = sum(t == VAR for t in fp.tokens)
+        reasons.append(
+            f"{len(fp.tokens) - fp.tokens.count(SEPARATOR)} free tokens, {by_shape} variable by their shape; "
+            "the template engine decides the rest from the texts it has seen"
+        )
     reasons.append(f"category {fp.category}, cause class {fp.cause_class}, rules {RULES_VERSION}")
     return Explanation(fp.parser, masked, tuple(reasons), fp)
 
 
-from .miner import TemplateMiner, group  # noqa: E402
+def group(texts: Iterable[str], *, params: TemplateParams = DEFAULT_PARAMS) -> list[int]:
+    """Group ids (0..k-1, in order of first appearance) for texts fed one by one to a fresh
+    in-memory engine, merges followed to the end: what the service does, without a database."""
+    eng = TemplateEngine(params)
+    fps = [
+        eng.fingerprint_of(fp.partition, fp.tokens, fp.key, claimed=fp.parser != "template")
+        for fp in map(fingerprint, texts)
+    ]
+    ids: dict[str, int] = {}
+    return [ids.setdefault(eng.canonical(f), len(ids)) for f in fps]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
 
-RULES_VERSION = "2026.11-2"
+RULES_VERSION = "2026.12-1"
 MAX_LINE = 4096
 MAX_TEMPLATE_LINES = 12
 
@@ -97,7 +97,10 @@ class Parsed:
     template_lines: list[str]
     cause_class: str
     details: list[tuple[str, str]]
-    key_parts: tuple[str, ...]  # what identifies the failure mode within its category
+    key_parts: tuple[str, ...]  # what the parser claims: identifies the failure mode within its category
+    # Text lines the parser does not interpret: the template engine decides which of their tokens
+    # vary (``templates.py``); they are part of the key only through the template learned.
+    free: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,6 +120,14 @@ _SIGNALS = {
 }
 
 
+def first_kind(kinds, text: str):
+    """The first entry of ``kinds`` (tuples whose second item is a pattern) that matches ``text``, or None."""
+    for entry in kinds:
+        if entry[1].search(text):
+            return entry
+    return None
+
+
 def _first(rx: re.Pattern, text: str, group: int = 1) -> str | None:
     m = rx.search(text)
     return m.group(group) if m else None
@@ -130,7 +141,7 @@ def _short(s: str, n: int = 90) -> str:
 def _generic(ctx: Ctx, rx: re.Pattern, title: str, cause: str, kind: str | None = None) -> Parsed:
     lines = ctx.matching(rx)
     details = [("kind", kind)] if kind else []
-    return Parsed(title, lines, cause, details, (kind or "",) + tuple(lines[:4]))
+    return Parsed(title, lines, cause, details, (kind or "",), tuple(lines[:4]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,9 +231,9 @@ _CUDA_MSG = re.compile(r"CUDA error: ([^\n.]{1,120})")
 
 def p_cuda_runtime(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title, cause in _CUDA_KINDS:  # noqa: B007  # the row found is used after the break
-        if rx.search(t):
-            break
+    hit = first_kind(_CUDA_KINDS, t)
+    if hit is not None:
+        kind, _, title, cause = hit
     else:
         msg = _first(_CUDA_MSG, t)
         kind = mask_line(msg).lower() if msg else "cuda_error"
@@ -304,8 +315,12 @@ _IB_COMPLETION = re.compile(r"(?:with )?(?:error|status)[= ](\d+).{0,60}?vendor 
 _IB_RETRY = re.compile(r"[Tt]ransport retry count exceeded(?:.{0,40}?vend (0x[0-9a-fA-F]+))?")
 
 
+_IB_EVENT = re.compile(r"(mlx5_(?![0-9]+\b)\w+|Port module event|Cable \w+|Link \w+)")
+
+
 def p_infiniband(ctx: Ctx) -> Parsed:
     t = ctx.text
+    free: tuple[str, ...] = ()
     m = _IB_COMPLETION.search(t)
     if m and "completion" in t:
         status, vendor = m.group(1), m.group(2)
@@ -321,14 +336,16 @@ def p_infiniband(ctx: Ctx) -> Parsed:
     else:
         lines = ctx.matching(_IB_MISC)
         first = lines[0] if lines else ""
-        ev = _first(re.compile(r"(mlx5_\w+|Port module event|Cable \w+|Link \w+)"), first) or "mlx5"
+        # The event kind, never a device instance (mlx5_3: a NIC name is a variable of the text).
+        ev = _first(_IB_EVENT, first) or "mlx5"
         tail = first[first.find(ev) :] if ev in first else first
         title = f"Mellanox/IB event: {_short(tail, 70)}"
         details = [("kind", ev)]
-        key = (ev,) + tuple(lines[:3])
+        key = (ev,)
+        free = tuple(lines[:3])
     ctx.reasons.append(f"matched InfiniBand/RDMA error: {title}")
     cause = "hardware" if re.search(r"power|[Cc]able|[Tt]emperature", t) else "network"
-    return Parsed(title, lines, cause, details, key)
+    return Parsed(title, lines, cause, details, key, free)
 
 
 _WARN = re.compile(r"NCCL WARN (.*)")
@@ -341,7 +358,7 @@ def p_nccl_warn(ctx: Ctx) -> Parsed:
     if "Duplicate GPU" in first:
         cause = "software"
     ctx.reasons.append("matched NCCL WARN line; first warning decides")
-    return Parsed(f"NCCL WARN: {_short(first, 80)}", lines, cause, [("warn", first)], (first,))
+    return Parsed(f"NCCL WARN: {_short(first, 80)}", lines, cause, [("warn", first)], (), (first,))
 
 
 # bounded: an unclosed "(pid" repeated through a text must not rescan the rest of it each time
@@ -413,11 +430,7 @@ _SLURM_KINDS = [
 
 def p_slurm(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title, cause in _SLURM_KINDS:  # noqa: B007  # the row found is used after the break
-        if rx.search(t):
-            break
-    else:
-        kind, title, cause = "slurm", "SLURM error", "unknown"
+    kind, _, title, cause = first_kind(_SLURM_KINDS, t) or ("slurm", None, "SLURM error", "unknown")
     sig = _first(re.compile(r"WTERMSIG (\d+)"), t)
     if sig:
         title += f" {_SIGNALS.get(sig, sig)}"
@@ -452,11 +465,7 @@ _HOSTHW_KINDS = [
 
 
 def p_host_hw(ctx: Ctx) -> Parsed:
-    for kind, rx, title in _HOSTHW_KINDS:  # noqa: B007  # the row found is used after the break
-        if rx.search(ctx.text):
-            break
-    else:
-        kind, title = "host_hw", "Host hardware error"
+    kind, _, title = first_kind(_HOSTHW_KINDS, ctx.text) or ("host_hw", None, "Host hardware error")
     ctx.reasons.append(f"matched host hardware error: {kind}")
     return Parsed(title, ctx.matching(_HOST_HW), "hardware", [("kind", kind)], (kind,))
 
@@ -504,11 +513,7 @@ _LOSS_KINDS = [
 
 def p_loss(ctx: Ctx) -> Parsed:
     t = ctx.text
-    for kind, rx, title in _LOSS_KINDS:  # noqa: B007  # the row found is used after the break
-        if rx.search(t):
-            break
-    else:
-        kind, title = "loss", "Loss instability"
+    kind, _, title = first_kind(_LOSS_KINDS, t) or ("loss", None, "Loss instability")
     if kind == "grad_norm_spike":
         vals = [
             float(v)
@@ -631,7 +636,7 @@ def p_traceback(ctx: Ctx) -> Parsed:
         f"{', '.join(near) or '(none)'} (line numbers ignored)"
     )
     tl = [f"{exc}: {msg}"] + [f"in {fn}" for fn in near]
-    return Parsed(title, tl, "software", details, (exc, msg, *near))
+    return Parsed(title, tl, "software", details, (exc, *near), (msg,))
 
 
 _QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"")
@@ -655,18 +660,24 @@ def _generic_line(line: str, found: list | None) -> str:
 
 
 def p_other(ctx: Ctx) -> Parsed:
+    # The raw lines are the free text: the template engine's tokens mark variables by shape and
+    # the engine decides the rest from the data. The masked form is built only to explain.
+    free: list[str] = []
     seen: set[str] = set()
-    lines: list[str] = []
-    for ln in ctx.all_masked(limit=10 * MAX_TEMPLATE_LINES):
-        g = _generic_line(ln, ctx.found)
-        if g not in seen:
-            seen.add(g)
-            lines.append(g)
-            if len(lines) >= MAX_TEMPLATE_LINES:
+    for ln in ctx.lines:
+        ln = strip_line_prefix(ln).strip()
+        if ln and ln not in seen:
+            seen.add(ln)
+            free.append(ln)
+            if len(free) >= MAX_TEMPLATE_LINES:
                 break
-    ctx.reasons.append("no specific parser matched: generic template (numbers, ids, paths, hex, quoted values masked)")
+    if ctx.found is not None:
+        lines = [_generic_line(ln, ctx.found) for ln in ctx.all_masked()]
+    else:
+        lines = free
+    ctx.reasons.append("no specific parser matched: template learned from the data (see the template engine)")
     title = _short(lines[0], 90) if lines else "(empty text)"
-    return Parsed(title, lines, "unknown", [], tuple(lines))
+    return Parsed(title, lines, "unknown", [], (), tuple(free))
 
 
 # --------------------------------------------------------------------------------------------
@@ -729,136 +740,255 @@ _HOST_OOM = re.compile(r"(?m)^Killed\s*$|Out of memory: Kill|oom-killer|oom_reap
 _ALERT = re.compile(r"alertname[=:]|\[FIRING(?::\d+)?\]|\[RESOLVED\]")
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^[ \t]*[A-Za-z_][\w.]*(?:Error|Exception)\b: ", re.M)
 
-RULES: list[tuple[str, str, re.Pattern, Callable[[Ctx], Parsed]]] = [
-    ("xid", "xid", _XID_DET, p_xid),
-    ("cuda_oom", "cuda_oom", _CUDA_OOM, p_cuda_oom),
-    ("cuda_runtime", "cuda_runtime", _CUDA_RUNTIME, p_cuda_runtime),
-    ("nccl_error", "nccl_error", _NCCL_ERROR, p_nccl_error),
-    ("nccl_watchdog_timeout", "nccl_watchdog", _NCCL_WATCHDOG, p_nccl_watchdog),
-    ("infiniband_rdma", "infiniband", _INFINIBAND, p_infiniband),
-    ("nccl_warn", "nccl_warn", _NCCL_WARN, p_nccl_warn),
-    ("gpu_lost", "gpu_lost", _GPU_LOST, _simple("GPU lost", "hardware", "_GPU_LOST")),
-    (
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One failure kind: the category it files, its parser, the detector that claims a text and
+    the gates: lower-case substrings one of which every detector match contains (a cheap filter)."""
+
+    category: str
+    parser: str
+    detector: re.Pattern
+    parse: Callable[[Ctx], Parsed]
+    gates: tuple[str, ...]
+
+
+_DIGITS = str.maketrans("0123456789", "0000000000")
+
+# Order = precedence: the first rule whose detector matches claims the text.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "xid",
+        "xid",
+        _XID_DET,
+        p_xid,
+        ("xid (",),
+    ),
+    Rule(
+        "cuda_oom",
+        "cuda_oom",
+        _CUDA_OOM,
+        p_cuda_oom,
+        ("out of memory", "outofmemory", "cuda_error_out_of_memory", "cudaerrormemoryallocation"),
+    ),
+    Rule(
+        "cuda_runtime",
+        "cuda_runtime",
+        _CUDA_RUNTIME,
+        p_cuda_runtime,
+        (
+            "cuda error:",
+            "illegal memory access",
+            "device-side assert",
+            "assertion `",
+            "cublas_status_",
+            "kernel execution error",
+            "uncorrectable ecc error",
+            "uncorrectable nvlink error",
+            "cuda kernel errors might",
+            "triton error [cuda]",
+            "c10::cudaerror",
+        ),
+    ),
+    Rule(
+        "nccl_error",
+        "nccl_error",
+        _NCCL_ERROR,
+        p_nccl_error,
+        ("nccl",),
+    ),
+    Rule(
+        "nccl_watchdog_timeout",
+        "nccl_watchdog",
+        _NCCL_WATCHDOG,
+        p_nccl_watchdog,
+        ("watchdog", "some nccl operations", "taking the entire process down", "flightrecorder"),
+    ),
+    Rule(
+        "infiniband_rdma",
+        "infiniband",
+        _INFINIBAND,
+        p_infiniband,
+        ("got completion from peer", "retry count exceeded", "mlx5_", "port module event", "ibv_wc_"),
+    ),
+    Rule(
+        "nccl_warn",
+        "nccl_warn",
+        _NCCL_WARN,
+        p_nccl_warn,
+        ("nccl warn",),
+    ),
+    Rule(
+        "gpu_lost",
+        "gpu_lost",
+        _GPU_LOST,
+        _simple("GPU lost", "hardware", "_GPU_LOST"),
+        (
+            "unable to determine the device handle",
+            "gpu is lost",
+            "busy or unavailable",
+            "all links are inactive",
+            "system not yet initialized",
+            "fallen off the bus",
+            "no devices were found",
+            "gpu requires reset",
+            "unable to retrieve nvlink",
+        ),
+    ),
+    Rule(
         "gpu_health_check",
         "gpu_health_check",
         _GPU_HEALTH,
         _simple("GPU health check failed", "hardware", "_GPU_HEALTH"),
+        (
+            "dcgm_fr_",
+            "diagnostic",
+            "uncorrectable",
+            "fail - gpu",
+            "remappings are pending",
+            "_fabricnotifyevent",
+            "knvlink",
+            "dcgmi diag",
+            "retired pages",
+            "remapped rows",
+        ),
     ),
-    ("hang", "hang", _HANG, p_hang),
-    ("loss_instability", "loss_instability", _LOSS, p_loss),
-    ("dataloader", "dataloader", _DATALOADER, p_dataloader),
-    ("checkpoint_io", "checkpoint_io", _CHECKPOINT, p_checkpoint),
-    ("launcher_elastic", "launcher_elastic", _LAUNCHER, p_launcher),
-    ("rendezvous_store", "rendezvous_store", _RENDEZVOUS, p_rendezvous),
-    ("slurm", "slurm", _SLURM, p_slurm),
-    ("kubernetes", "kubernetes", _KUBERNETES, p_kubernetes),
-    ("host_hardware", "host_hardware", _HOST_HW, p_host_hw),
-    ("host_oom", "host_oom", _HOST_OOM, p_host_oom),
-    ("alert", "alert", _ALERT, p_alert),
-]
+    Rule(
+        "hang",
+        "hang",
+        _HANG,
+        p_hang,
+        ("pulse:", "thread ", "py-spy", "# the lagging one", "appears to be hung", "hang detected"),
+    ),
+    Rule(
+        "loss_instability",
+        "loss_instability",
+        _LOSS,
+        p_loss,
+        ("nan", "overflow", "loss scale", "grad norm", "spike"),
+    ),
+    Rule(
+        "dataloader",
+        "dataloader",
+        _DATALOADER,
+        p_dataloader,
+        ("dataloader worker", "error in worker", "in worker process"),
+    ),
+    Rule(
+        "checkpoint_io",
+        "checkpoint_io",
+        _CHECKPOINT,
+        p_checkpoint,
+        (
+            "no space left on device",
+            "pytorchstreamwriter failed",
+            "pytorchstreamreader failed",
+            "write(): fd",
+            "serialization.py",
+            "checkpoint",
+        ),
+    ),
+    Rule(
+        "launcher_elastic",
+        "launcher_elastic",
+        _LAUNCHER,
+        p_launcher,
+        (
+            "childfailederror",
+            "torch.distributed.elastic.multiprocessing.api",
+            "failed (exitcode:",
+            "processexitedexception",
+        ),
+    ),
+    Rule(
+        "rendezvous_store",
+        "rendezvous_store",
+        _RENDEZVOUS,
+        p_rendezvous,
+        (
+            "client socket has timed out",
+            "distnetworkerror",
+            "tcpstore",
+            "rendezvoustimeouterror",
+            "rendezvousconnectionerror",
+            "gloo/transport",
+            "timed out waiting",
+        ),
+    ),
+    Rule(
+        "slurm",
+        "slurm",
+        _SLURM,
+        p_slurm,
+        ("slurmstepd:", "srun: ", "slurm_script", "_slurm_rpc", "_job_complete: jobid", "*** job ", "*** step "),
+    ),
+    Rule(
+        "kubernetes",
+        "kubernetes",
+        _KUBERNETES,
+        p_kubernetes,
+        ("reason:", "the node was low on resource", "killing container with id", "exit code:"),
+    ),
+    Rule(
+        "host_hardware",
+        "host_hardware",
+        _HOST_HW,
+        p_host_hw,
+        (
+            "blk_update_request: i/o error",
+            "xfs (",
+            "pcie bus error",
+            "aer: ",
+            "edac mc",
+            "[hardware error]",
+            "machine check events logged",
+            "mce: [hardware",
+        ),
+    ),
+    Rule(
+        "host_oom",
+        "host_oom",
+        _HOST_OOM,
+        p_host_oom,
+        ("killed", "out of memory: kill", "oom-killer", "oom_reaper", "memory cgroup out of memory"),
+    ),
+    Rule(
+        "alert",
+        "alert",
+        _ALERT,
+        p_alert,
+        ("alertname", "[firing", "[resolved]"),
+    ),
+)
+# The gates with their digits zeroed, tried on the digit-zeroed lower-cased text: a text that
+# passes no gate is unclaimed, and so is every text that differs from it only in its digits.
+_ZEROED_GATES: tuple[tuple[Rule, tuple[str, ...]], ...] = tuple(
+    (r, tuple(g.translate(_DIGITS) for g in r.gates)) for r in RULES
+)
 
 
-# Cheap pre-filter: a rule's detector can only match when one of these lower-case substrings
-# occurs in the lower-cased text (every detector branch contains one of them).
-GATES: dict[str, tuple[str, ...]] = {
-    "xid": ("xid (",),
-    "cuda_oom": ("out of memory", "outofmemory", "cuda_error_out_of_memory", "cudaerrormemoryallocation"),
-    "cuda_runtime": (
-        "cuda error:",
-        "illegal memory access",
-        "device-side assert",
-        "assertion `",
-        "cublas_status_",
-        "kernel execution error",
-        "uncorrectable ecc error",
-        "uncorrectable nvlink error",
-        "cuda kernel errors might",
-        "triton error [cuda]",
-        "c10::cudaerror",
-    ),
-    "nccl_error": ("nccl",),
-    "nccl_watchdog_timeout": ("watchdog", "some nccl operations", "taking the entire process down", "flightrecorder"),
-    "infiniband_rdma": ("got completion from peer", "retry count exceeded", "mlx5_", "port module event", "ibv_wc_"),
-    "nccl_warn": ("nccl warn",),
-    "gpu_lost": (
-        "unable to determine the device handle",
-        "gpu is lost",
-        "busy or unavailable",
-        "all links are inactive",
-        "system not yet initialized",
-        "fallen off the bus",
-        "no devices were found",
-        "gpu requires reset",
-        "unable to retrieve nvlink",
-    ),
-    "gpu_health_check": (
-        "dcgm_fr_",
-        "diagnostic",
-        "uncorrectable",
-        "fail - gpu",
-        "remappings are pending",
-        "_fabricnotifyevent",
-        "knvlink",
-        "dcgmi diag",
-        "retired pages",
-        "remapped rows",
-    ),
-    "hang": ("pulse:", "thread ", "py-spy", "# the lagging one", "appears to be hung", "hang detected"),
-    "loss_instability": ("nan", "overflow", "loss scale", "grad norm", "spike"),
-    "dataloader": ("dataloader worker", "error in worker", "in worker process"),
-    "checkpoint_io": (
-        "no space left on device",
-        "pytorchstreamwriter failed",
-        "pytorchstreamreader failed",
-        "write(): fd",
-        "serialization.py",
-        "checkpoint",
-    ),
-    "launcher_elastic": (
-        "childfailederror",
-        "torch.distributed.elastic.multiprocessing.api",
-        "failed (exitcode:",
-        "processexitedexception",
-    ),
-    "rendezvous_store": (
-        "client socket has timed out",
-        "distnetworkerror",
-        "tcpstore",
-        "rendezvoustimeouterror",
-        "rendezvousconnectionerror",
-        "gloo/transport",
-        "timed out waiting",
-    ),
-    "slurm": ("slurmstepd:", "srun: ", "slurm_script", "_slurm_rpc", "_job_complete: jobid", "*** job ", "*** step "),
-    "kubernetes": ("reason:", "the node was low on resource", "killing container with id", "exit code:"),
-    "host_hardware": (
-        "blk_update_request: i/o error",
-        "xfs (",
-        "pcie bus error",
-        "aer: ",
-        "edac mc",
-        "[hardware error]",
-        "machine check events logged",
-        "mce: [hardware",
-    ),
-    "host_oom": ("killed", "out of memory: kill", "oom-killer", "oom_reaper", "memory cgroup out of memory"),
-    "alert": ("alertname", "[firing", "[resolved]"),
-}
+def classify(text: str, record: bool, zeroed: str | None = None) -> tuple[str, str, Parsed, Ctx, bool]:
+    """Classify and parse *text*; returns (category, parser, parsed, ctx, gated). ``gated`` says
+    whether some rule's gate passed: when it did not and the text is ``other``, the answer holds
+    for every text with the same digit-zeroed form (``zeroed``, computed when not given)."""
+    ctx = Ctx(text, record)
+    low = (zeroed if zeroed is not None else text.translate(_DIGITS)).lower()
+    gated = False
+    for rule, gates in _ZEROED_GATES:
+        if not any(g in low for g in gates):
+            continue
+        gated = True
+        if rule.detector.search(text):
+            return rule.category, rule.parser, rule.parse(ctx), ctx, True
+    if _TRACEBACK.search(text) and parse_traceback(ctx) is not None:
+        return "python_exception", "traceback", p_traceback(ctx), ctx, gated
+    return "other", "template", p_other(ctx), ctx, gated
 
 
 def run(text: str, record: bool) -> tuple[str, str, Parsed, Ctx]:
     """Classify and parse *text*; returns (category, parser, parsed, ctx)."""
-    ctx = Ctx(text, record)
-    low = text.lower()
-    for category, parser, det, fn in RULES:
-        gate = GATES.get(category)
-        if gate is not None and not any(g in low for g in gate):
-            continue
-        if det.search(text):
-            return category, parser, fn(ctx), ctx
-    if _TRACEBACK.search(text) and parse_traceback(ctx) is not None:
-        return "python_exception", "traceback", p_traceback(ctx), ctx
-    return "other", "template", p_other(ctx), ctx
+    category, parser, parsed, ctx, _ = classify(text, record)
+    return category, parser, parsed, ctx
 
 
 def digest(parts: tuple[str, ...]) -> str:

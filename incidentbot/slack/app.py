@@ -20,12 +20,14 @@ from slack_sdk import WebClient
 from starlette.requests import Request
 from starlette.responses import Response
 
+from incidentbot.blocks import esc
 from incidentbot.ids import IdError, parse_id
+from incidentbot.services import messages
 from incidentbot.services.deliveries import DeliveryLog, delivery_key
+from incidentbot.services.outbox import queue
 from incidentbot.services.votes import PollClosed, PollError
 from incidentbot.slack.commands import CommandRouter, Invocation, Reply, share_button
 from incidentbot.slack.modals import RESOLVE_CALLBACK, read_resolution
-from incidentbot.slack.render import esc
 
 __all__ = ["create_bolt_app", "to_bolt_request", "to_starlette_response", "Permissions"]
 
@@ -192,12 +194,8 @@ def create_bolt_app(
             _, sid = parse_id(action.get("value", ""), expect="S")
         except IdError:
             return
-        from incidentbot.services.outbox import enqueue_update
-
         with rt.db.write() as session:
-            enqueue_update(
-                session, message_key=f"alert:S-{sid}", payload={"render": "signature_alert", "signature_id": sid}
-            )
+            queue(session, messages.alert_edit(signature_id=sid))
 
     @app.action("ib:vote_start")
     def on_vote_start(ack, body, action, respond):

@@ -16,14 +16,18 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from incidentbot.api import schemas
+from incidentbot.blocks import actions, button, code, context, esc, section
+from incidentbot.digest import preview
 from incidentbot.ids import IdError, parse_id
-from incidentbot.models import OPEN_STATUSES, Hypothesis, Poll, Signature
+from incidentbot.models import OPEN_STATUSES, Hypothesis, HypothesisSignature, Poll, Signature
+from incidentbot.services.hypotheses import AnalysisBusy
 from incidentbot.services.resolutions import ResolutionError
 from incidentbot.services.signatures import SignatureNotFound
 from incidentbot.services.votes import PollError
 from incidentbot.settings import parse_duration
 from incidentbot.slack import views
-from incidentbot.slack.render import actions, button, code, context, esc, section
+from incidentbot.slack.modals import resolve_modal
+from incidentbot.slack.polls import poll_blocks
 
 __all__ = ["Invocation", "Reply", "CommandRouter", "UsageError"]
 
@@ -174,8 +178,6 @@ class CommandRouter:
         except Exception as exc:
             raise LookupError(getattr(exc, "detail", f"S-{sid} does not exist")) from None
         with rt.db.read() as session:
-            from incidentbot.models import HypothesisSignature
-
             hid = session.scalar(
                 select(col(HypothesisSignature.hypothesis_id))
                 .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
@@ -193,8 +195,6 @@ class CommandRouter:
         return Reply(text, blocks, shareable=True)
 
     def _show_poll(self, pid: int) -> Reply:
-        from incidentbot.slack.polls import poll_blocks
-
         with self.rt.db.read() as session:
             poll = session.get(Poll, pid)
             if poll is None:
@@ -221,8 +221,6 @@ class CommandRouter:
         return Reply(text, blocks, shareable=True)
 
     def analyze(self, inv, args) -> Reply:
-        from incidentbot.services.hypotheses import AnalysisBusy
-
         try:
             # The lease the background worker, the API and the CLI take: two analyses never
             # reconcile over each other. The reply goes through response_url, so waiting is fine.
@@ -300,8 +298,6 @@ class CommandRouter:
             if h is None:
                 raise LookupError(f"H-{hid} does not exist")
             title = h.title
-        from incidentbot.slack.modals import resolve_modal
-
         return Reply(f"Resolving H-{hid}", view=resolve_modal(hid, title))
 
     def reject(self, inv, args) -> Reply:
@@ -429,8 +425,6 @@ class CommandRouter:
     def digest(self, inv, args) -> Reply:
         if not args or args[0].lower() != "preview":
             raise UsageError(f"`{self.command} digest preview [2025-W03]`")
-        from incidentbot.digest import preview
-
         text = preview(self.rt, week=args[1] if len(args) > 1 else None)
         # The plain-text digest, as `incidentbot digest --preview` prints it, in code blocks of
         # whole lines (a section holds 3,000 characters).

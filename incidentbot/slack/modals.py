@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incidentbot.slack.render import cut, plain
+from incidentbot.blocks import cut, plain
 
 __all__ = ["resolve_modal", "read_resolution", "RESOLVE_CALLBACK"]
 

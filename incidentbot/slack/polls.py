@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incidentbot.slack.render import actions, button, context, cut, esc, fmt_time, header, section
+from incidentbot.blocks import actions, button, context, cut, esc, fmt_time, header, section
 
 __all__ = ["poll_blocks"]
 

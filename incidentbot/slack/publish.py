@@ -11,8 +11,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from incidentbot.api.schemas import signature_record
-from incidentbot.models import NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, utcnow
-from incidentbot.services.outbox import Rendered, enqueue, enqueue_update
+from incidentbot.digest import render_blocks
+from incidentbot.models import Hypothesis, NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, id_of, utcnow
+from incidentbot.services import messages
+from incidentbot.services.outbox import Rendered, queue
 from incidentbot.services.signatures import canonical_map
 from incidentbot.slack import views
 from incidentbot.slack.polls import poll_blocks
@@ -33,7 +35,10 @@ class Publisher:
         p = row.payload or {}
         kind = p.get("render")
         if kind is None:
+            # A row written as text by an earlier version (thread notes were): still delivered.
             return Rendered(text=p.get("text", ""), blocks=p.get("blocks"))
+        if kind == "note":
+            return Rendered(text=views.thread_note_text(p))
         if kind == "signature_alert":
             return self.render_alert(session, int(p["signature_id"]))
         if kind == "signature_rollup":
@@ -63,15 +68,12 @@ class Publisher:
         if kind == "hypothesis":
             return self.render_hypothesis(session, int(p["hypothesis_id"]))
         if kind == "digest":
-            from incidentbot.digest import render_blocks
-
             text, blocks = render_blocks(self.rt, week=p["week"])
             return Rendered(text=text, blocks=blocks)
         raise ValueError(f"unknown render kind {kind!r}")
 
     def render_hypothesis(self, session, hid: int) -> Rendered | None:
         from incidentbot.api.schemas import hypothesis_record
-        from incidentbot.models import Hypothesis
 
         h = session.get(Hypothesis, hid)
         if h is None:
@@ -149,8 +151,8 @@ class Publisher:
             )
             cmap = canonical_map(session)
             for sig in due:
-                key = f"alert:S-{sig.id}"
-                if key not in posted:
+                sid = id_of(sig)
+                if messages.alert_key(sid) not in posted:
                     continue
                 merged = (
                     [s for s in self.rt.signatures.members(session, sig.id) if s.id != sig.id]
@@ -160,22 +162,26 @@ class Publisher:
                 total = sig.count + sum(s.count for s in merged)
                 if total == sig.alerted_count:
                     continue
-                enqueue_update(session, message_key=key, payload={"render": "signature_alert", "signature_id": sig.id})
-                spread = []
-                if sig.job_count > sig.alerted_jobs and sig.alerted_jobs:
-                    spread.append(f"{sig.job_count:,} jobs (was {sig.alerted_jobs:,})")
-                if sig.host_count > sig.alerted_hosts and sig.alerted_hosts:
-                    spread.append(f"{sig.host_count:,} hosts (was {sig.alerted_hosts:,})")
-                if spread and sig.alerted_jobs:
-                    enqueue(
-                        session,
-                        op="post",
+                queue(session, messages.alert_edit(signature_id=sid))
+                # (now, was) where the alert reached new jobs or hosts since it was last shown.
+                jobs = (
+                    [sig.job_count, sig.alerted_jobs] if sig.job_count > sig.alerted_jobs and sig.alerted_jobs else None
+                )
+                hosts = (
+                    [sig.host_count, sig.alerted_hosts]
+                    if sig.host_count > sig.alerted_hosts and sig.alerted_hosts
+                    else None
+                )
+                if (jobs or hosts) and sig.alerted_jobs:
+                    note = messages.thread_note(
                         channel=self.rt.settings.alert_channel,
-                        thread_key=key,
-                        payload={
-                            "text": f":arrow_upper_right: S-{sig.id} spread: now in " + " and ".join(spread) + "."
-                        },
+                        thread_key=messages.alert_key(sid),
+                        note="spread",
+                        signature_id=sid,
+                        jobs=jobs,
+                        hosts=hosts,
                     )
+                    queue(session, note)
                 sig.alerted_jobs, sig.alerted_hosts = sig.job_count, sig.host_count
                 # Claim this alert for ``interval`` even before delivery renders it.
                 sig.alerted_at = now

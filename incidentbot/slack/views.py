@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from incidentbot.slack.render import (
+from incidentbot.blocks import (
     actions,
     button,
     code,
@@ -15,6 +15,7 @@ from incidentbot.slack.render import (
     fmt_time,
     header,
     limit_blocks,
+    link,
     plural,
     section,
 )
@@ -22,6 +23,7 @@ from incidentbot.slack.render import (
 __all__ = [
     "signature_alert",
     "signature_rollup",
+    "thread_note_text",
     "hypothesis_blocks",
     "signature_blocks",
     "hypothesis_list",
@@ -77,12 +79,6 @@ def help_blocks(command: str) -> tuple[str, list[dict]]:
     ]
 
 
-def link_url(url: str) -> str:
-    """A user-supplied URL for the ``<url|label>`` form: escaped, and without ``|`` or whitespace,
-    which would end the URL early and let the user write the label (``https://x|<anything>``)."""
-    return esc(url).replace("|", "%7C").replace(" ", "%20").replace("\n", "%0A").replace("\t", "%09")
-
-
 def _runbook_line(rb: dict | None) -> str:
     if not rb:
         return "none matched yet"
@@ -136,6 +132,30 @@ def signature_alert(sig: dict, *, runbook: dict | None, public_url: str, muted: 
         )
     )
     return text, blocks
+
+
+def thread_note_text(note: dict) -> str:
+    """The text of a thread note (``services.messages.thread_note``) from its facts: untrusted
+    ones escaped here, at delivery, so the services that write notes speak no mrkdwn."""
+    kind, hid = note.get("note"), note.get("hypothesis_id")
+    if kind == "resolved":
+        return f":white_check_mark: H-{hid} resolved by <@{note.get('actor', '')}>: {esc(note.get('cause', ''))}"
+    if kind == "regressed":
+        fixed_in = note.get("fixed_in") or ""
+        return (
+            f":rotating_light: Regression: H-{hid} was resolved by <@{note.get('by', '')}> "
+            f"({esc(note.get('cause', ''))}; fix: {esc(note.get('fix', '') or '—')}"
+            + (f"; fixed in {esc(fixed_in)}" if fixed_in else "")
+            + f") but it is back in {esc(note.get('where', ''))}."
+        )
+    if kind == "spread":
+        spread = []
+        for what in ("jobs", "hosts"):
+            if note.get(what):
+                now, was = note[what]
+                spread.append(f"{now:,} {what} (was {was:,})")
+        return f":arrow_upper_right: S-{note.get('signature_id')} spread: now in " + " and ".join(spread) + "."
+    raise ValueError(f"unknown thread note {kind!r}")
 
 
 def signature_rollup(
@@ -208,14 +228,14 @@ def hypothesis_blocks(
         if res.get("rejected_reason"):
             blocks.append(section(f"*Rejected* by <@{esc(res.get('by', ''))}>: {esc(res['rejected_reason'])}"))
         else:
-            link = (
-                f" · <{link_url(res['link'])}|link>" if res.get("link", "").startswith(("http://", "https://")) else ""
+            link_text = (
+                f" · {link(res['link'], 'link')}" if res.get("link", "").startswith(("http://", "https://")) else ""
             )
             fixed = f" · fixed in `{esc(res['fixed_in'])}`" if res.get("fixed_in") else ""
             blocks.append(
                 section(
                     f"*Resolution* by <@{esc(res.get('by', ''))}>: {esc(res.get('cause', ''))}\n"
-                    f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link}"
+                    f"*Fix*: {esc(res.get('fix', ''))}{fixed}{link_text}"
                 )
             )
     for p in polls[:3]:

@@ -1,4 +1,8 @@
-"""Block Kit rendering (pure): every untrusted text is escaped and cut to Slack's limits.
+"""Block Kit primitives (pure): every untrusted text is escaped and cut to Slack's limits.
+
+The floor below both shells that speak Slack's message format: ``slack/`` (alerts, polls,
+replies) and ``digest/`` (the weekly post) build their messages from these, and neither imports
+the other. ``esc`` is the one mrkdwn escape of the package.
 
 mrkdwn has three control characters, ``&``, ``<`` and ``>``; mentions and links exist only in
 angle-bracket form, so escaping those makes failure texts, job names and user input inert.
@@ -21,6 +25,9 @@ __all__ = [
     "button",
     "header",
     "divider",
+    "limit_blocks",
+    "link",
+    "link_url",
     "SECTION_LIMIT",
     "FIELD_LIMIT",
     "BUTTON_TEXT_LIMIT",
@@ -69,6 +76,17 @@ def code(text: str, limit: int = 1500, *, more_url: str | None = None) -> str:
     if len(body) <= limit - 6:
         return "```" + body + "```"
     return "```" + cut(body, limit - 6 - len(link)) + "```" + link
+
+
+def link_url(url: str) -> str:
+    """A URL for the ``<url|label>`` form: escaped, and without ``|`` or whitespace, which would
+    end the URL early and let whoever wrote it write the label too (``https://x|<anything>``)."""
+    return esc(url).replace("|", "%7C").replace(" ", "%20").replace("\n", "%0A").replace("\t", "%09")
+
+
+def link(url: str, label: str) -> str:
+    """A mrkdwn link; ``label`` is mrkdwn already (escape untrusted text first)."""
+    return f"<{link_url(url)}|{label}>"
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
