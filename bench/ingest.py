@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's incidentbot, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _service import TOKEN, cpu_seconds, database, peak_rss_mib, rss_mib, service  # noqa: E402
 
@@ -129,6 +130,27 @@ def raw_sqlite_baseline(tmp: Path, events: list[dict]) -> tuple[float, float]:
     return len(rows) / elapsed, len(rows) / cpu
 
 
+def in_process(kind: str, tmp: Path, n: int) -> tuple[float, float]:
+    """events/s (wall, CPU) of ``IngestService.ingest`` alone in this process: the mixed events,
+    validated beforehand, 1,000 per call on a fresh database. No HTTP, no client threads."""
+    from incidentbot.db import Database
+    from incidentbot.ingest import validate_batch
+    from incidentbot.services.ingest import IngestService
+
+    with database(kind, tmp) as url:
+        db = Database(url)
+        db.migrate()
+        service = IngestService(db)
+        events = make_events(n, storm=False, prefix="i")
+        batches = [validate_batch(events[i:i + 1000])[0] for i in range(0, n, 1000)]
+        started, cpu = time.perf_counter(), time.process_time()
+        stored = sum(service.ingest(b).accepted for b in batches)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        db.dispose()
+    assert stored == n, (stored, n)
+    return n / elapsed, n / cpu
+
+
 def soak(n: int, *, clients: int) -> None:
     """RSS of one service process as its SQLite database grows: every in-process cache is bounded,
     so memory should level off."""
@@ -152,11 +174,21 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--processes", type=int, default=1, help="`serve --workers N` (with placeholder Slack credentials)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="instead: IngestService.ingest alone in this process (wall and CPU rates, per backend)")
     ap.add_argument("--soak", type=int, default=0, metavar="N",
                     help="instead: post N mixed events to SQLite and print RSS every 250,000 (memory as the database grows)")
     a = ap.parse_args()
     if a.soak:
         soak(a.soak, clients=a.clients)
+        return
+    if a.in_process:
+        print("| backend | workload | events/s | events per CPU-second |")
+        print("|---|---|---|---|")
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind in a.backends.split(","):
+                wall, cpu = in_process(kind, Path(tmp), a.events)
+                print(f"| {kind} (in process) | {a.events:,} mixed events, IngestService.ingest per 1,000 | {wall:,.0f} | {cpu:,.0f} |")
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
