@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.api import create_app
+from incidentbot.api.auth import Credential
 from incidentbot.console import mount_console
 from incidentbot.console.demo import start_demo
 from incidentbot.digest import schedule_digest
@@ -100,8 +101,8 @@ def build_app(
             log.info("Slack Socket Mode connected")
         demo_task = None
         if slack.workspace is not None and demo:
-            # The console's feeder token, on the app state since mount_console (None: not mounted).
-            demo_task = start_demo(rt, port=port, token=getattr(_app.state, "console_token", None))
+            # The console's feeder token, minted below with the app (None: the console is not mounted).
+            demo_task = start_demo(rt, port=port, token=console_token)
         try:
             yield
         finally:
@@ -111,7 +112,12 @@ def build_app(
                 socket_handler.close()
             workers.stop()
 
-    app = create_app(rt, lifespan=lifespan)
+    # The local console's demo feeder sends events over the real API with a per-process token:
+    # an ordinary credential of scope `events`, minted here and handed to both sides.
+    console = slack.workspace is not None and not settings.uses_real_slack
+    console_token = secrets.token_urlsafe(32) if console else None
+    credentials = [Credential.of(console_token, scope="events", who="console demo feeder")] if console_token else []
+    app = create_app(rt, lifespan=lifespan, credentials=credentials)
     app.state.slack = slack
     app.state.workers = workers
     app.state.outbox = outbox
@@ -137,5 +143,5 @@ def build_app(
 
     if slack.workspace is not None:
         app.mount("/localslack", localslack_app(slack.workspace))
-        mount_console(app, rt, slack=slack, port=port)
+        mount_console(app, rt, slack=slack, port=port, token=console_token)
     return app

@@ -12,8 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-from sqlmodel import col
-
 from incidentbot.db import SchemaAheadError
 from incidentbot.settings import SettingsError, load_settings
 
@@ -121,11 +119,10 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_hypotheses(args, rt=None) -> int:
-    from incidentbot.api.schemas import hypotheses_list
     from incidentbot.models import OPEN_STATUSES
 
     rt = rt or _runtime()
-    items = hypotheses_list(rt, status=None if args.all or args.json else ",".join(OPEN_STATUSES))
+    items = rt.read_model.hypotheses_list(status=None if args.all or args.json else ",".join(OPEN_STATUSES))
     if args.json:
         print(json.dumps({"hypotheses": items}, default=str, indent=2))
         return 0
@@ -170,6 +167,7 @@ def cmd_explain(args) -> int:
 def _explain_learned(fp) -> None:
     """What the template engine has learned about texts like this one, from the database."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from incidentbot.db import Database
     from incidentbot.models import Signature

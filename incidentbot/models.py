@@ -155,7 +155,7 @@ class EventAggregate(SQLModel, table=True):
 
     __table_args__ = (Index("ix_eventaggregate_signature_last", "signature_id", "last_time"),)
     # BIGINT on SQLite too, not INTEGER: an INTEGER PRIMARY KEY is SQLite's rowid, which orders the
-    # table, and a hashed id would scatter every insert over its pages (migration 0007).
+    # table, and a hashed id would scatter every insert over its pages (migration 0008).
     id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
     signature_id: int = Field(foreign_key="signature.id")  # as the text made it; merges resolve at loading
     bucket_start: int = Field(sa_type=BigInteger)  # epoch seconds, a multiple of the bucket width
@@ -234,6 +234,7 @@ class TemplateFamily(SQLModel, table=True):
     templates: dict = _json()  # template -> signature fingerprint, oldest first
     variable: dict = _json()  # position -> [a value it held, distinct values, texts] (judged variable)
     texts: int = Field(default=0, sa_type=BigInteger)
+    pins: dict = _json()  # {"absorbed": {fingerprint: template}, "pinned": {template: fingerprint}}: undo
     updated_at: datetime = _ts(default_factory=utcnow)
 
 

@@ -22,6 +22,7 @@ from incidentbot.services.alert_quota import NewSignaturePolicy
 from incidentbot.services.decisions import DecisionService
 from incidentbot.services.hypotheses import HypothesisService
 from incidentbot.services.ingest import IngestService
+from incidentbot.services.readmodel import ReadModel
 from incidentbot.services.resolutions import ResolutionService
 from incidentbot.services.runbooks import RunbookService
 from incidentbot.services.signatures import SignatureService
@@ -79,8 +80,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
+        # Resolutions first: ingest reopens a fix when its failure comes back (regressions).
+        self.votes = VoteService(self.db, clock=self.clock)
+        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.ingest = IngestService(
             self.db,
+            on_regression=self.resolutions.check_regressions,
             channel=s.alert_channel,
             clock=self.clock,
             max_time_skew=s.max_time_skew_td,
@@ -101,12 +106,16 @@ class Runtime:
             max_rows=s.analysis_max_events,
         )
         self.runbooks = RunbookService(self.db, s.runbooks_dir, base_url=s.runbook_url)
-        self.votes = VoteService(self.db, clock=self.clock)
-        self.resolutions = ResolutionService(self.db, votes=self.votes, channel=s.alert_channel, clock=self.clock)
         self.decisions = DecisionService(self.db, clock=self.clock)
-        # The one collaborator still set afterwards: IngestService takes no regression hook in its
-        # constructor yet (services/ingest.py is being reworked; add the argument there).
-        self.ingest.regression_hook = self.resolutions.check_regressions
+
+    @property
+    def read_model(self) -> ReadModel:
+        """What every shell shows, over this runtime's services as they are now: the read model
+        holds no state of its own, so one made per use follows a service replaced after start
+        (a test's runbook folder, say)."""
+        return ReadModel(
+            self.db, signatures=self.signatures, hypotheses=self.hypotheses, runbooks=self.runbooks, votes=self.votes
+        )
 
 
 def build_runtime(

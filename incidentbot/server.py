@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
@@ -13,23 +12,15 @@ from sqlalchemy.engine import make_url
 
 from incidentbot.app import LOCAL_CHANNEL_ID, build_app
 from incidentbot.db import Database
+from incidentbot.hosts import is_loopback
 from incidentbot.logs import configure_logging
 from incidentbot.runtime import build_runtime
 from incidentbot.settings import load_settings
 from incidentbot.slack.channels import resolve_channel_names
 
-__all__ = ["serve", "is_loopback"]
+__all__ = ["serve"]
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _with_channel_ids(settings):

@@ -11,7 +11,7 @@ import sys
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -40,8 +40,9 @@ def _apps(db, settings_factory):
 
 
 def _v1_requests(app):
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path.startswith("/v1"):
+    # Routes live in included APIRouters (incidentbot/api/routes/): FastAPI's walk goes into them.
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, APIRoute) and route.path.startswith("/v1"):
             path = route.path.replace("{sid}", "S-1").replace("{hid}", "H-1")
             for method in sorted(route.methods):
                 yield method, path
@@ -89,6 +90,44 @@ def test_reads_work_with_a_read_token(client, runtime):
         for path in ("/v1/events", "/v1/signatures", "/v1/hypotheses", "/v1/runbooks", "/v1/polls"):
             assert c.get(path, headers={"Authorization": header}).status_code == status, (path, header)
     assert c.post("/v1/analyze", headers={"Authorization": "Bearer read-token"}).status_code == 200
+
+
+# (token scope, route scope, allowed): the access helper's table, the console's credential
+# (scope events) being one row like any other; known-wrong rows refused.
+SCOPE_CASES = [
+    (None, "events", True), (None, "metrics", True),
+    ("events", "events", True), ("events", "read", True), ("events", "alertmanager", False), ("events", "metrics", False),
+    ("alertmanager", "read", True), ("alertmanager", "events", False),
+    ("read", "read", True), ("read", "events", False),
+    ("metrics", "metrics", True), ("metrics", "read", False),
+]
+
+
+@pytest.mark.parametrize("scope,wanted,allowed", SCOPE_CASES)
+def test_a_credential_allows_its_scope_and_what_it_implies(runtime, scope, wanted, allowed):
+    from fastapi import HTTPException
+    from starlette.requests import Request
+
+    from incidentbot.api.auth import Credential, Credentials
+
+    creds = Credentials.for_settings(runtime.settings, metrics=runtime.metrics,
+                                     extra=[Credential.of("extra-token", scope=scope, who="a test's own")])
+    request = Request({"type": "http", "method": "GET", "path": "/v1/x", "headers": [(b"authorization", b"Bearer extra-token")],
+                       "client": ("127.0.0.1", 1)})
+    if allowed:
+        assert creds.authorize(request, wanted) == (scope or "any")
+    else:
+        with pytest.raises(HTTPException) as refused:
+            creds.authorize(request, wanted)
+        assert refused.value.status_code == 403
+
+
+@pytest.mark.parametrize("scope", ["console", "Events", ""])
+def test_a_credential_of_an_unknown_scope_is_refused_when_built(scope):
+    from incidentbot.api.auth import Credential
+
+    with pytest.raises(ValueError, match="unknown scope"):
+        Credential.of("t", scope=scope, who="x")
 
 
 def test_failed_authentications_are_counted_and_audited(client, caplog):

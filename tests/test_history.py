@@ -269,10 +269,10 @@ def test_migration_backfills_aggregates_from_existing_events(db_url):
     raw.dispose()
 
 
-def test_migration_0007_keeps_every_aggregate_and_takes_the_id_off_sqlites_rowid(runtime, db, db_url):
-    """0007 rebuilds eventaggregate on SQLite so the hashed id is a key beside the rowid (new rows
+def test_migration_0008_keeps_every_aggregate_and_takes_the_id_off_sqlites_rowid(runtime, db, db_url):
+    """0008 rebuilds eventaggregate on SQLite so the hashed id is a key beside the rowid (new rows
     are appended, not written to random pages). Every row, id and count survives the way down to
-    0006 and back up, events still find their rows, and later events of the same keys add to them."""
+    0007 and back up, events still find their rows, and later events of the same keys add to them."""
     from alembic import command
 
     sqlite = db_url.startswith("sqlite")
@@ -289,11 +289,11 @@ def test_migration_0007_keeps_every_aggregate_and_takes_the_id_off_sqlites_rowid
             return conn.exec_driver_sql("SELECT count(*) FROM eventaggregate WHERE rowid = id").scalar()
 
     cfg = db._alembic_config()
-    command.downgrade(cfg, "0006")
+    command.downgrade(cfg, "0007")
     with db.read() as s:
         assert _stored(s) == before
     if sqlite:
-        # The layout 0007 replaces: the hash is the rowid, so the table is ordered by it.
+        # The layout 0008 replaces: the hash is the rowid, so the table is ordered by it.
         assert rows_on_their_id_as_rowid() == len(before)
     command.upgrade(cfg, "head")
     with db.read() as s:

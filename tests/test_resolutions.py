@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from incidentbot.models import Hypothesis, HypothesisLog, HypothesisSignature
 from incidentbot.services.versions import compare_versions, version_at_least
-from tests.conftest import add_hypothesis, event, eventually
+from tests.conftest import add_hypothesis, event
 
 ILLEGAL = "RuntimeError: CUDA error: an illegal memory access was encountered"
 
@@ -127,7 +127,8 @@ def test_resolve_modal_flow_and_regression_thread_through_slack(slack_harness):
         "cause": {"value": "race in the fused <kernel>"}, "fix": {"value": "patched"},
         "link": {"value": "https://example.org/pr/9"}, "fixed_in": {"value": "v1.5"}})
     assert ok.status == 200
-    eventually(lambda: status(h.rt, hid) == "resolved")
+    # stored before the form is acknowledged: the modal closes only once the resolution is saved
+    assert status(h.rt, hid) == "resolved"
     with h.rt.db.read() as s:
         res = s.get(Hypothesis, hid).resolution
     assert res["by"] == "UALICE" and res["fixed_in"] == "v1.5"

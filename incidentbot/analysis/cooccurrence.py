@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 from .coverage import is_benign_text
 from .hypothesis import Hyp
-from .index import Index
+from .index import Index, fmt_p
 
 
 # ---- 6. co-occurrence
@@ -63,3 +63,195 @@ def cooccur(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         )
         for i in ids:
             owner[i] = h
+
+
+# ---- 6b. co-occurrence in version space: inside a regression's scope
+def scope_value(code: str | None, vers: tuple[tuple[str, str], ...], d: str) -> str | None:
+    """The value of version dimension ``d`` (``code_version``, a name, or a pair ``a×b`` whose
+    values read ``va with b vb``) for one version set."""
+    if d == "code_version":
+        return code
+    if "×" in d:
+        a, b = d.split("×", 1)
+        va, vb = scope_value(code, vers, a), scope_value(code, vers, b)
+        return None if va is None or vb is None else f"{va} with {b} {vb}"
+    for name, v in vers:
+        if name == d:
+            return v
+    return None
+
+
+def in_scope(code: str | None, vers: tuple[tuple[str, str], ...], keys) -> bool:
+    """Inside every one of the onset keys ``(d, A)`` (a hypothesis' regressions overlap: the bug
+    sits where they all hold)."""
+    return all(scope_value(code, vers, d) in A for d, A in keys)
+
+
+def regression_keys(h: Hyp) -> list[tuple[str, tuple[str, ...]]]:
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for c in h.comps:
+        if c.kind == "regression" and c.key[0] == "onset" and (c.key[1], c.key[2]) not in out:
+            out.append((c.key[1], c.key[2]))
+    return out
+
+
+def support_keys(ix: Index, h: Hyp) -> list[tuple[str, tuple[str, ...]]]:
+    """Where the regression's own occurrences ran: per version dimension (not the code version, which
+    names a run more than a release), the values that hold (nearly) all of them, when that leaves
+    some of the fleet's values out. A bug active under one torch x CUDA pair claimed "since cuda
+    12.6" is still seen under torch 2.5.1 only: a rarer text is weighed against that."""
+    S = ix.S
+    firsts: dict[int, int] = {}
+    for i in h.events:
+        firsts.setdefault(ix.occ[i], i)
+    n = len(firsts)
+    if n < S.min_onset:
+        return []
+    fleet_vals: dict[str, set[str]] = defaultdict(set)
+    for _j, _code, vers, _x in ix.expo.segments:
+        for name, v in vers:
+            fleet_vals[name].add(v)
+    seen: dict[str, Counter] = defaultdict(Counter)
+    for i in firsts.values():
+        for name, v in ix.ev[i].versions:
+            seen[name][v] += 1
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for name in sorted(seen):
+        keep: list[str] = []
+        covered = 0
+        for v, c in seen[name].most_common():
+            if covered >= (1 - S.onset_stray_frac) * n:
+                break
+            keep.append(v)
+            covered += c
+        if covered >= (1 - S.onset_stray_frac) * n and len(keep) < len(fleet_vals[name]):
+            out.append((name, tuple(sorted(keep))))
+    return out
+
+
+def scope_share(ix: Index, keys) -> float:
+    """Share of all exposure (steps) run inside the scope."""
+    tot = inside = 0.0
+    for _j, code, vers, x in ix.expo.segments:
+        tot += x
+        if in_scope(code, vers, keys):
+            inside += x
+    return inside / tot if tot > 0 else 1.0
+
+
+def _follows(ix: Index, i: int) -> bool:
+    """Another text's line (not routine noise) came in the same job up to ``episode_gap_s`` before."""
+    e = ix.ev[i]
+    tk = ix.job_times[e.job_id]
+    idx = ix.by_job[e.job_id]
+    k = bisect.bisect_left(tk, e.time - ix.S.episode_gap_s)
+    for q in range(k, min(len(idx), k + 200)):
+        j = idx[q]
+        ej = ix.ev[j]
+        if ej.time > e.time or j == i:
+            break
+        if ej.signature_id != e.signature_id and ej.signature_id not in ix.routine:
+            return True
+    return False
+
+
+def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
+    """A software regression's rarer symptoms: a leftover text a code bug can show as (software,
+    unknown or data meaning; not benign-sounding, not a scheduler's line about the whole job, not
+    mostly just before storms) joins the regression with its occurrences inside the regression's
+    version scope when they lie there far more often than the steps run there would give (binomial
+    tail at the scope's share of exposure, ``alpha_scope_join`` corrected for the regressions tried;
+    its rate outside at most ``scope_join_rate_ratio`` of inside), or when every occurrence is
+    inside a scope that ran little (share ** n <= ``scope_join_rare_share``: a line too rare for any
+    test that nothing else claimed). Only occurrences that open their failure are weighed: a line
+    right after another text's belongs to that failure (incidents, coverage)."""
+    from .coverage import is_job_level_text
+    from .stats import binom_sf
+
+    S = ix.S
+    regs = [
+        (hi, keys + [k for k in support_keys(ix, h) if k not in keys])
+        for hi, h in enumerate(hyps)
+        if h.events and not h.incident and (keys := regression_keys(h))
+    ]
+    if not regs:
+        return
+    share = {hi: scope_share(ix, keys) for hi, keys in regs}
+    storm_starts: dict[str, list[float]] = defaultdict(list)
+    for _s, j, g in ix.storm_bursts:
+        storm_starts[j].append(ix.ev[g[0]].time)
+    for j in storm_starts:
+        storm_starts[j].sort()
+    window = S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
+
+    def before_storm(i: int) -> bool:
+        e = ix.ev[i]
+        st = storm_starts.get(e.job_id)
+        if not st:
+            return False
+        k = bisect.bisect_left(st, e.time - 2.0)
+        return k < len(st) and st[k] - e.time <= window
+
+    cand: dict[int, dict[int, list[int]]] = {}
+    for s in sorted(ix.by_sig):
+        if ix.sig_class(s) not in S.pool_classes or is_benign_text(ix, s) or is_job_level_text(ix, s):
+            continue
+        si = ix.sigs.get(s)
+        if si is not None and si.category.lower().startswith(S.scope_join_skip_categories):
+            continue  # the scheduler's word on how a job ended is no symptom of what broke it
+        left = [i for i in ix.by_sig[s] if i not in owner and i not in ix.in_storm]
+        if not left:
+            continue
+        occs: dict[int, list[int]] = defaultdict(list)
+        for i in left:
+            occs[ix.occ[i]].append(i)
+        # a line that comes just before storms is their precursor (precedence.py weighs it), not a symptom
+        if sum(1 for ii in occs.values() if before_storm(ii[0])) >= S.pool_precursor_frac * len(occs):
+            continue
+        # a bug's line opens its failure; a line right after another text's (the launcher's "child
+        # failed", a bad GPU's CUDA error after its Xid) follows that failure, whatever its versions:
+        # only the occurrences that open their failure are weighed (one text may have two causes)
+        occs = {o: ii for o, ii in occs.items() if not _follows(ix, ii[0])}
+        if not occs:
+            continue
+        cand[s] = occs
+    # each text is its own question (a wrong answer moves its lines from "cause not yet known" to a
+    # regression, no new claim): corrected for the regressions it is tried against
+    n_tests = max(1, len(regs))
+    if not cand:
+        return
+    for s, occs in sorted(cand.items()):
+        best = None
+        for hi, keys in regs:
+            q = share[hi]
+            if q <= 0 or q >= 1:
+                continue
+            inside = [o for o, ii in occs.items() if in_scope(ix.ev[ii[0]].code_version, ix.ev[ii[0]].versions, keys)]
+            k, n = len(inside), len(occs)
+            if k == 0 or (k < S.scope_join_min_test and k < n):
+                continue
+            p = min(1.0, binom_sf(k, n, q) * n_tests)
+            every = k == n and q**n <= S.scope_join_rare_share
+            if p >= S.alpha_scope_join and not every:
+                continue
+            # nearly absent outside: a line every failure brings (the launcher's "child failed") is
+            # only more frequent where the bug adds failures, and stays with its own causes
+            if (n - k) / (1.0 - q) > S.scope_join_rate_ratio * k / q:
+                continue
+            if not ix.apart_allows(hyps[hi].sigs | {s}):
+                continue
+            if best is None or (p, q, hi) < best[:3]:
+                best = (p, q, hi, inside, k, n)
+        if best is None:
+            continue
+        p, q, hi, inside, k, n = best
+        ids = [i for o in inside for i in occs[o]]
+        hyps[hi].add_events(
+            s,
+            ids,
+            f"{ix.sig_title(s)}: {k} of {n} occurrences inside this regression's versions, which ran "
+            f"{q:.0%} of the steps"
+            + (f" ({fmt_p(p)})" if p < S.alpha_scope_join else ": all of them, and nothing else explains them"),
+        )
+        for i in ids:
+            owner[i] = hi

@@ -32,6 +32,21 @@ def is_benign_text(ix: Index, s: int) -> bool:
     return any(m in text for m in ix.S.benign_markers)
 
 
+def is_routine_text(ix: Index, s: int) -> bool:
+    """Benign and routine by design (``Settings.routine_markers``)."""
+    si = ix.sigs.get(s)
+    if si is None:
+        return False
+    text = f"{si.category} {si.title}".lower()
+    return any(m in text for m in ix.S.routine_markers)
+
+
+def routine_signatures(ix: Index) -> set[int]:
+    """Routine texts spread evenly over the fleet: known by meaning and spread as benign noise, they
+    take part in no rule (a routine text on one host is still that host's to explain)."""
+    return {s for s in sorted(ix.by_sig) if is_routine_text(ix, s) and spread_evenly(ix, ix.by_sig[s])}
+
+
 def is_job_level_text(ix: Index, s: int) -> bool:
     """A line about the whole job (a scheduler's time limit): where it shows says nothing."""
     si = ix.sigs.get(s)
@@ -46,12 +61,14 @@ def spread_evenly(ix: Index, idx: list[int]) -> bool:
     S = ix.S
     ev = ix.ev
     jobs = {ev[i].job_id for i in idx}
-    places = {ev[i].host for i in idx if ev[i].host is not None} or jobs
+    ranks = [ev[i].rank for i in idx if ev[i].rank is not None]
+    rank0 = bool(ranks) and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks)
+    # logged by rank 0 only: the host it shows on is where rank 0 runs, so its spread is over jobs
+    places = jobs if rank0 else ({ev[i].host for i in idx if ev[i].host is not None} or jobs)
     if len(places) < min(S.benign_min_places, len(idx)):
         return False
-    ranks = [ev[i].rank for i in idx if ev[i].rank is not None]
-    if ranks and sum(1 for r in ranks if r == 0) >= S.rank0_frac * len(ranks):
-        return True  # logged by rank 0 only: the host it shows on is where rank 0 runs
+    if rank0:
+        return True
     hosts: Counter = Counter()
     for i in idx:
         if ev[i].host is not None:

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .cooccurrence import cooccur
-from .coverage import cover, is_job_level_text
+from .cooccurrence import cooccur, join_scope
+from .coverage import cover, is_job_level_text, routine_signatures
 from .hypothesis import Hyp
-from .incidents import find_incidents
+from .incidents import find_anchored, find_incidents
 from .index import Index
 from .localisation import localise
 from .merging import human_only, merge
@@ -47,7 +47,7 @@ from .pooled import pooled_onset
 from .precedence import attribute_storms
 from .recurrence import find_bad_steps
 from .settings import Settings
-from .storms import find_bursts
+from .storms import find_bursts, shared_storms
 from .versions import version_key
 
 __all__ = ["analyze", "Settings", "version_key"]
@@ -56,6 +56,11 @@ DEFAULT = Settings()
 
 
 def _run(ix: Index) -> list[Proposal]:
+    # routine benign noise (progress reports, INFO chatter, loss scaling) spread over the fleet
+    # takes part in no rule: set aside as if explained, and coverage leaves it out
+    ix.routine = routine_signatures(ix)
+    for s in ix.routine:
+        ix.taken.update(ix.by_sig[s])
     find_bursts(ix)
     find_bad_steps(ix)
     rest: dict[int, list[int]] = {}
@@ -75,6 +80,9 @@ def _run(ix: Index) -> list[Proposal]:
             keep = onset(ix, s, idx)
             if len(ix.components) == n_before:
                 left[s] = keep
+    # incidents, pass 1: one job's failure begun by one host's own hardware or network line (incidents.py)
+    find_anchored(ix)
+    left = {s: kept for s, idx in left.items() if (kept := [i for i in idx if i not in ix.taken])}
     # a symptom shared by two regressions (one text, two onsets): split it by the known onsets
     known = sorted(
         {(c.key[1], c.key[2]): c.p for c in ix.components if c.kind == "regression"}.items(),
@@ -113,7 +121,9 @@ def _run(ix: Index) -> list[Proposal]:
         for i in h.events:
             owner[i] = hi
     cooccur(ix, hyps, owner)
+    shared_storms(ix, hyps, owner)  # before incidents: a file system's stall is no host's incident
     incidents = find_incidents(ix, hyps, owner)
+    join_scope(ix, hyps, owner)
     attribute_storms(ix, hyps, owner, incidents)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]

@@ -17,8 +17,11 @@ class Hyp:
         storm_precursor: int | None = None,
         human: bool = False,
         incident: tuple[str, str] | None = None,
+        shared: str | None = None,
     ):
         self.eng = eng
+        self.shared = shared  # a cluster whose jobs' storms came at once (storms.shared_storms)
+        self.shared_windows: list[tuple[int, int]] = []  # (jobs hit, jobs running) per time it happened
         self.incident = incident  # (host, what its first line means): a host incident (incidents.py)
         self.episodes = 0
         self.comps = comps
@@ -32,6 +35,10 @@ class Hyp:
         self.lines_extra: list[str] = []
         for c in comps:
             self.add_events(c.sig, c.events, None)
+            if c.kind == "host_incident" and self.incident is None:
+                # found by incidents.find_anchored: its host, what its first line means, its failures
+                self.incident = (c.scope["hosts"][0], c.cause_class)
+                self.episodes = max(self.episodes, c.count)
 
     def add_events(self, s: int, ids: list[int], line: str | None) -> None:
         self.events.extend(ids)
@@ -62,11 +69,12 @@ class Hyp:
             kind = max(kinds, key=lambda k: (sum(len(c.events) for c in comps if c.kind == k), k))
         elif self.incident is not None:
             kind = "host_incident"
+        elif self.shared is not None:
+            kind = "shared_component"
         elif self.storm_precursor is not None:
             kind = "storm"
         else:
             kind = "human_merge"
-        incident = self.incident
         classes: Counter[str] = Counter()
         for s in self.sigs:
             classes[eng.sig_class(s)] += len(self.sig_events[s])
@@ -81,18 +89,25 @@ class Hyp:
             cause = "software"  # a leak that ends in host OOM kills is still the code's
         elif kind == "data_step":
             cause = "data"
-        elif kind == "host_incident":
-            assert incident is not None  # kind "host_incident" comes from the incident
-            cause = incident[1]
+        elif kind == "host_incident" and self.incident is not None:  # (always set with that kind)
+            cause = self.incident[1]
+        elif kind == "shared_component":
+            cause = "infrastructure"
+        elif kind == "node_failure":
+            cause = text_class if text_class != "unknown" else "infrastructure"
         else:
             cause = text_class
         agree = text_class in ("unknown", cause) or classes.get(cause, 0) > 0
         conf = confidence_from(p, agree=agree) if comps or self.storm_p else 0.5
+        if kind == "shared_component":
+            conf = eng.S.cover_confidence_shared  # place and time only, no test of chance
+            agree = True
         if kind == "host_incident":
-            # no test of chance behind it: the lines' own meaning and their place and time
-            conf = max(eng.S.incident_confidence, conf if self.storm_p else 0.0)
-            assert incident is not None
-            scope["hosts"] = [incident[0]]
+            assert self.incident is not None  # set with the kind (above, or from its components)
+            # an episode's lead has no test of chance behind it, only the lines' own meaning and their
+            # place and time; an anchored incident has its chance test (the components' p)
+            conf = max(eng.S.incident_confidence, conf if comps or self.storm_p else 0.0)
+            scope["hosts"] = [self.incident[0]]
         pre = self.storm_precursor
         if kind == "storm" and not comps:
             assert pre is not None  # kind "storm" without components is the precursor's
@@ -141,9 +156,18 @@ class Hyp:
                 cause, "Failure on host"
             )
             n_ep = max(1, self.episodes)
-            assert incident is not None
-            title = f"{what} {incident[0]}: {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom" + (
-                "s" if n_sym > 1 else ""
+            g = scope.get("gpus", [])
+            title = (
+                f"{what} {scope['hosts'][0]}"
+                + (f" (GPU {g[0].split('/', 1)[1]})" if len(g) == 1 else "")
+                + f": {n_ep} failure{'s' if n_ep > 1 else ''}, {n_sym} symptom"
+                + ("s" if n_sym > 1 else "")
+            )
+        elif kind == "node_failure":
+            first = next(c for c in comps if c.kind == "node_failure")
+            title = (
+                f"Node failure in job {', '.join(scope.get('jobs', ['?']))}: {eng.sig_title(first.sig)}, then its "
+                f"peers lost it ({n_sym} symptom{'s' if n_sym > 1 else ''})"
             )
         elif kind == "storm":
             assert pre is not None  # as above
@@ -151,6 +175,17 @@ class Hyp:
             title = f"{eng.sig_title(pre)}, then storms of {', '.join(others[:3])}" + (
                 f" ({text_class})" if text_class != "unknown" else ""
             )
+        elif kind == "shared_component":
+            where = f"cluster {self.shared}" if self.shared else "the fleet"
+            n_w = max(1, len(self.shared_windows))
+            storage = any(
+                "storage" in f"{eng.sigs[s].category} {eng.sig_class(s)}".lower() or "nfs" in eng.sig_title(s).lower()
+                for s in self.sigs
+                if s in eng.sigs
+            )
+            what = "storage" if storage else "shared component (switch, storage or scheduler)"
+            title = f"Storms across every job of {where} at once, {n_w} time{'s' if n_w > 1 else ''}: {what}"
+            scope = {"clusters": [self.shared]} if self.shared else {}
         else:
             title = f"People's merge: {symptoms}"
         lines: list[str] = []
@@ -166,8 +201,7 @@ class Hyp:
                 f"the same jobs show them: {multi} of {len(all_jobs)} affected jobs logged at least two "
                 f"of the {n_sym} symptoms",
             )
-        if kind == "host_incident":
-            assert incident is not None
+        if kind == "host_incident" and not comps:  # (an anchored incident's components say it with their test)
             n_ep = max(1, self.episodes)
             jobs_n = len({ev[i].job_id for i in self.events})
             lines.insert(
@@ -175,8 +209,18 @@ class Hyp:
                 f"{n_ep} failure{'s' if n_ep > 1 else ''} in {jobs_n} job{'s' if jobs_n > 1 else ''}, each a few lines "
                 f"within seconds ({symptoms}), the first line "
                 + (f"of {cause} meaning " if cause in ("hardware", "network") else "")
-                + f"on {incident[0]}: the other lines, on this host or its peers, are consequences",
+                + f"on {scope['hosts'][0]}: the other lines, on this host or its peers, are consequences",
             )
+        if kind == "shared_component":
+            where = f"cluster {self.shared}" if self.shared else "the fleet"
+            for a, b in self.shared_windows[:6]:
+                lines.append(
+                    f"storms hit {a} of the {b} jobs running on {where} within "
+                    f"{eng.S.cluster_storm_span_s / 60:.0f} min: a component they share rather than any one job"
+                )
+            others = [eng.sig_title(s) for s in sig_order if not any(i in eng.in_storm for i in self.sig_events[s])]
+            if others:
+                lines.append("lines just before the storms in those jobs: " + ", ".join(others[:4]))
         lines.extend(self.storm_lines)
         lines.extend(self.lines_extra)
         if classes:
@@ -194,6 +238,8 @@ class Hyp:
             key = ":".join(str(x) if not isinstance(x, tuple) else "/".join(x) for x in k0)
         elif self.incident is not None:
             key = f"incident:{self.incident[0]}"
+        elif self.shared is not None:
+            key = f"shared:{self.shared}"
         elif self.storm_precursor is not None:
             key = f"storm:{self.storm_precursor}"
         else:

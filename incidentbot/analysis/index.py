@@ -58,6 +58,7 @@ class Component:
     compat: frozenset = frozenset()  # other keys this component is consistent with (onset)
     cause_class: str = "unknown"
     label: str = ""  # e.g. "since torch 2.3.0"
+    count: int = 0  # a host incident's: how many failures its events are (incidents.py)
 
 
 # --------------------------------------------------------------------------- exposure
@@ -261,6 +262,8 @@ class Index:
         self.in_storm: set[int] = set()
         self.components: list[Component] = []
         self.taken: set[int] = set()
+        self.routine: set[int] = set()  # signatures of routine benign noise (coverage.routine_signatures)
+        self.cache: dict = {}  # what a rule derives once per analysis (e.g. gpus.py's PCI ties)
 
     def sig_title(self, s: int) -> str:
         si = self.sigs.get(s)

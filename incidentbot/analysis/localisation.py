@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from .gpus import device_of, gpus_per_host
 from .index import Component, Index, fmt_p
 from .stats import binom_sf
 
@@ -119,6 +120,10 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
             f"the steps it ran in the affected runs ({len(jobs)} runs on {H} hosts; {fmt_p(p)})"
         ]
         ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
+    # then one GPU of a host: a bad GPU concentrates on one device, a code bug spreads over ranks
+    # (a network text's PCI bus id is its NIC's, and a link fault is a switch's or the host's: not here)
+    if not suspects and ix.sig_class(s) != "network":
+        _gpu_hits(ix, s, with_host, rest, w, W, n, len(jobs), min_k, alpha)
     # then a spread over several hosts of one switch, none of them alone enough
     if ix.topo and not suspects:
         sw_w: dict[str, float] = defaultdict(float)
@@ -150,6 +155,50 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
                 if p < alpha:
                     _switch_component(ix, s, sw, with_host, rest, w, W, n2, left_k, p)
     return [i for i in idx if i in rest]
+
+
+def _gpu_hits(ix: Index, s, with_host, rest, w, W, n, n_runs, min_k, alpha) -> None:
+    """Occurrences on one GPU of a host beyond its share, Bonferroni over every host x GPU: the
+    events of s on that host (that GPU, or none named) are its. The share is the host's exposure
+    times the share of the text's occurrences ON OTHER HOSTS that name that GPU index (smoothed
+    towards 1/GPUs per host): a line logged by local rank 0 sits on GPU 0 of every host and is no
+    one GPU's fault; a bad GPU's text is elsewhere spread over indices, or absent."""
+    n_gpu = gpus_per_host(ix)
+    units: dict[tuple[str, str], set] = defaultdict(set)
+    for i in with_host:
+        d = device_of(ix, i)
+        if d is not None:
+            units[(ix.ev[i].host, d)].add((ix.ev[i].job_id, ix.occ[i]))
+    by_dev: Counter = Counter()
+    for (_h, d), u in units.items():
+        by_dev[d] += len(u)
+    on_host: Counter = Counter()
+    for (h, _d), u in units.items():
+        on_host[h] += len(u)
+    n_tests = len(w) * n_gpu
+    for (h, d), u in sorted(units.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        k = len(u)
+        if k < min_k:
+            break
+        if h not in w:
+            continue
+        others = sum(by_dev.values()) - on_host[h]
+        q = (by_dev[d] - k + 1) / (others + n_gpu)
+        share = w[h] / W * q
+        p = min(1.0, binom_sf(k, n, share) * n_tests)
+        if p >= alpha:
+            continue
+        take = [i for i in with_host if i in rest and ix.ev[i].host == h and device_of(ix, i) in (d, None)]
+        if not take:
+            continue
+        rest.difference_update(take)
+        ev = [
+            f"{ix.sig_title(s)}: {k} of {n} occurrences on GPU {d} of host {h}; {share * n:.2f} expected "
+            f"from the steps that host ran in the affected runs and how the text spreads over GPUs elsewhere "
+            f"({n_runs} runs; {fmt_p(p)})"
+        ]
+        scope = {"hosts": [h], "gpus": [f"{h}/{d}"]}
+        ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
 
 
 def _one_gpu(ix: Index, idx: list[int]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
+from .cooccurrence import in_scope
 from .hypothesis import Hyp
 from .index import Index
 
@@ -75,6 +76,30 @@ def merge(ix: Index) -> list[list[int]]:
             ka, kb = ca.key[1:], cb.key[1:]
             if ka == kb or (ka in cb.compat and kb in ca.compat):
                 union(ons[x], ons[y])
+    # onsets the events cannot tell apart: each one's occurrences (nearly all) inside the other's
+    # versions. A bug's texts each pick the version dimension that fits their own few occurrences
+    # best ("up to nccl 2.20.5" for one, "since transformer_engine 1.12.0" for another, the same
+    # jobs ran both); as with one key, one cause is the simpler account.
+    S = ix.S
+    occ_vals: dict[int, list[tuple]] = {}
+    for ci in ons:
+        firsts: dict[int, int] = {}
+        for i in comps[ci].events:
+            firsts.setdefault(ix.occ[i], i)
+        occ_vals[ci] = [(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts.values()]
+
+    def inside(ci: int, key: tuple) -> bool:
+        vs = occ_vals[ci]
+        n_in = sum(1 for code, vers in vs if in_scope(code, vers, [key]))
+        return bool(vs) and len(vs) - n_in <= S.scope_merge_stray_frac * len(vs)
+
+    for x in range(len(ons)):
+        for y in range(x + 1, len(ons)):
+            a, b = ons[x], ons[y]
+            if uf.find(a) == uf.find(b) or comps[a].key[0] != "onset" or comps[b].key[0] != "onset":
+                continue
+            if inside(a, comps[b].key[1:]) and inside(b, comps[a].key[1:]):
+                union(a, b)
     groups: dict[int, list[int]] = defaultdict(list)
     for ci in range(len(comps)):
         groups[uf.find(ci)].append(ci)

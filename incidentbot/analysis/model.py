@@ -9,7 +9,8 @@ __all__ = ["EventRecord", "SignatureInfo", "Constraints", "Proposal", "Topology"
 
 # What a Proposal's ``kind`` can be, and where each comes from: a component's kind (the evidence
 # rules: localisation.py, onset.py, pooled.py, recurrence.py), storm (precedence.py), human_merge
-# (merging.py: people said "together"), host_incident (incidents.py), and what coverage.py
+# (merging.py: people said "together"), host_incident and node_failure (incidents.py: a job's failure
+# begun on one host, or by a node the scheduler names in a node list going down), and what coverage.py
 # proposes for what no rule explained.
 PROPOSAL_KINDS: tuple[str, ...] = (
     "localised_hardware",
@@ -19,6 +20,7 @@ PROPOSAL_KINDS: tuple[str, ...] = (
     "storm",
     "human_merge",
     "host_incident",
+    "node_failure",
     "unexplained",
     "storm_unexplained",
     "shared_component",

@@ -104,6 +104,8 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
     for b in order:
         s, j, g = ix.storm_bursts[b]
         t0, t1 = starts[b][2], starts[b][3]
+        if g[0] in owner:
+            continue  # a storm across a cluster's jobs at once (storms.shared_storms)
         prev = last_in_job.get(j)
         if prev is not None and t0 - prev[0] <= S.storm_companion_s:
             # the same collective failure: goes where the storm before it went (or nowhere)

@@ -21,6 +21,8 @@ def find_bad_steps(ix: Index) -> None:
     flat: dict[tuple, set[int] | int] = {}
     ev, occ, storm, run_of = ix.ev, ix.occ, ix.in_storm, ix.run_of
     for s in sorted(ix.by_sig):
+        if s in ix.routine:
+            continue  # a progress report at the step a restart resumes from is no bad record
         for i in ix.by_sig[s]:
             e = ev[i]
             if e.step is None or i in storm:

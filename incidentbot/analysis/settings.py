@@ -27,6 +27,16 @@ class Settings:
     watchdog_slack_s: float = 120.0  # ... plus this: the watchdog's own polling and the log's delay
     cooccur_window_s: float = 60.0
     cooccur_frac: float = 0.7
+    # a regression's rarer symptoms (cooccurrence.join_scope): a text whose occurrences lie inside the
+    # regression's versions more often than their share of the steps gives (binomial, this level,
+    # corrected for the regressions tried) ...
+    alpha_scope_join: float = 0.02
+    # ... or all of them inside versions that ran at most this share of the steps (by chance: share ** n)
+    scope_join_min_test: int = 3  # a text with lines outside the versions joins with at least this many inside
+    scope_join_rare_share: float = 0.5
+    scope_join_skip_categories: tuple[str, ...] = ("slurm", "scheduler", "kubernetes", "k8s", "pod")
+    scope_join_rate_ratio: float = 0.35  # ... and its rate outside the versions is at most this share of inside
+    scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
     rank0_frac: float = 0.9
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
@@ -51,6 +61,28 @@ class Settings:
         "remapping",
         "sending process",
         "iteration",
+        # a training progress report sent as an event (the steps it ran, not a failure)
+        "tflops",
+        "s/step",
+        "tokens/s",
+        "samples/s",
+        "throughput",
+    )
+    # benign texts that are routine by design (INFO chatter, progress reports, dynamic loss scaling,
+    # checkpoint timings): spread evenly, they found no hypothesis at all (no onset, bad step or
+    # pool: which jobs log them says how they were configured, not what broke). A WARNING of an
+    # anomaly (a grad-norm spike) is benign-sounding but not routine: it may still show a bug's onset.
+    routine_markers: tuple[str, ...] = (
+        "info:",
+        "info ",
+        "progress",
+        "took",
+        "loss scale",
+        "tflops",
+        "s/step",
+        "tokens/s",
+        "samples/s",
+        "throughput",
     )
     job_level_markers: tuple[str, ...] = ("time limit", "timelimit", "due to time", "preempt")
     benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...
@@ -58,9 +90,22 @@ class Settings:
     cluster_storm_span_s: float = 300.0  # storms of one text starting this close in one cluster: at once
     cluster_storm_min_jobs: int = 3
     cluster_storm_share: float = 0.6  # ... hitting at least this share of the jobs running there
+    # lines about a shared file system: storms of two or more jobs at once, each after one, are its stall
+    storage_markers: tuple[str, ...] = (
+        "nfs:",
+        "nfs ",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "weka",
+        "checkpoint_io",
+        "checkpoint write failed",
+        "stale file handle",
+        "storage",
+    )
     name_group_min_hosts: int = 4  # a group the host names suggest (subnet, rack, range) has at least this many
     nodelist_limit: int = 4096  # a SLURM node list in the host field expands to at most this many names
-    # incidents: one job's failure is a few lines within seconds (incidents.py)
+    # incidents (incidents.py), pass 2: one job's failure is a few lines within seconds
     episode_gap_s: float = 60.0  # lines of one job this close are one episode ...
     episode_max_span_s: float = 600.0  # ... spanning at most this
     incident_lead_share: float = (
@@ -69,6 +114,18 @@ class Settings:
     incident_confidence: float = 0.35  # a host incident: the lines' meaning, place and time, no test of chance
     episode_join_owned: bool = True  # an episode's leftover lines join the hypothesis holding its first line
     storm_companion_s: float = 60.0  # a storm's job's leftover lines this close to it are its abort lines
+    # incidents, pass 1 (and both): one job's failure begun by a hardware/network error on one host
+    incident_classes: tuple[str, ...] = ("hardware", "network")  # texts that can begin one (pass 2: in this order)
+    # ... and whatever their class: the driver's own report on one GPU (an Xid 13 may be the code's
+    # bad access or the GPU's; either way that GPU's failure began there)
+    incident_categories: tuple[str, ...] = ("xid",)
+    incident_gap_s: float = 120.0  # the incident's lines follow each other at most this far apart
+    incident_pre_s: float = 5.0  # the host's own lines this much before its error (clocks of two logs)
+    incident_simul_s: float = 10.0  # the same text on several hosts this close: a shared component
+    incident_follow_frac: float = 0.5  # a text followed by a failure less often than this is background
+    incident_background_min: int = 3  # ... when it has at least this many lines (one lone line may be a failure)
+    host_down_markers: tuple[str, ...] = ("nodenotready", "node not ready", "node failure", "node_fail")
+    incident_tie_s: float = 10.0  # a PCI bus id and a GPU index on one host this close name one GPU
 
 
 DEFAULT = Settings()

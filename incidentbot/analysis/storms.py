@@ -6,6 +6,7 @@ occurrence holding at least ``storm_min_events`` events (weighed by record count
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 
 from .index import Index
@@ -37,7 +38,7 @@ def find_bursts(ix: Index) -> None:
                 for i in g:
                     ix.occ[i] = nocc
                 n_events = ix.weight(g)
-                if n_events >= S.storm_min_events:
+                if n_events >= S.storm_min_events and s not in ix.routine:  # every rank's INFO at init is no storm
                     hosts = {ix.ev[i].host for i in g if ix.ev[i].host is not None}
                     ranks = {ix.ev[i].rank for i in g if ix.ev[i].rank is not None}
                     # aggregate records keep only a first rank: many events behind few records with
@@ -46,3 +47,135 @@ def find_bursts(ix: Index) -> None:
                     if len(hosts) >= S.storm_min_hosts or (not hosts and many_ranks):
                         ix.storm_bursts.append((s, j, g))
                         ix.in_storm.update(g)
+
+
+def is_storage_text(ix: Index, s: int) -> bool:
+    """A line about a shared file system (``Settings.storage_markers``: nfs, Lustre, checkpoint I/O)."""
+    si = ix.sigs.get(s)
+    if si is None:
+        return False
+    text = f"{si.category} {si.title}".lower()
+    return si.cause_class != "hardware" and any(m in text for m in ix.S.storage_markers)
+
+
+def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
+    """Storms that hit most running jobs of one cluster at once (starts within
+    ``cluster_storm_span_s``, at least ``cluster_storm_min_jobs`` jobs and ``cluster_storm_share``
+    of those running there) point at a component the jobs share: a storage server, a switch, the
+    scheduler. Every such window of one cluster is one hypothesis (a storage server that stalls
+    several times is one cause), with the unexplained lines just before the storms in those jobs
+    that do not mean a host's own hardware fault (``nfs: server not responding``) and the storms'
+    abort lines. A storm whose job shows a line already explained by another hypothesis (a
+    localised host, a switch) just before it is left to ``precedence.py``."""
+    from .hypothesis import Hyp
+    from .incidents import companions
+    from .precedence import watchdog_window
+
+    S = ix.S
+    ev = ix.ev
+
+    def storage_before(b: int) -> bool:
+        s, j, g = ix.storm_bursts[b]
+        t0 = ev[g[0]].time
+        tk = ix.job_times[j]
+        lo = bisect.bisect_left(tk, t0 - watchdog_window(ix, s))
+        hi = bisect.bisect_right(tk, t0 + 2.0)
+        return any(
+            ix.by_job[j][q] not in ix.in_storm and is_storage_text(ix, ev[ix.by_job[j][q]].signature_id)
+            for q in range(lo, hi)
+        )
+
+    by_cluster: dict[str, list[int]] = defaultdict(list)
+    for b, (_s, _j, g) in enumerate(ix.storm_bursts):
+        if g[0] not in owner:
+            by_cluster[ev[g[0]].cluster or ""].append(b)
+    for c in sorted(by_cluster):
+        bs = sorted(by_cluster[c], key=lambda b: (ev[ix.storm_bursts[b][2][0]].time, b))
+        windows: list[list[int]] = []
+        k = 0
+        while k < len(bs):
+            t0 = ev[ix.storm_bursts[bs[k]][2][0]].time
+            m = k
+            while m + 1 < len(bs) and ev[ix.storm_bursts[bs[m + 1]][2][0]].time - t0 <= S.cluster_storm_span_s:
+                m += 1
+            win = bs[k : m + 1]
+            jobs = {ix.storm_bursts[b][1] for b in win}
+            t1 = ev[ix.storm_bursts[bs[m]][2][0]].time
+            running = {j for j in ix.jobs_of_cluster.get(c, ()) if ix.job_span[j][0] <= t1 and ix.job_span[j][1] >= t0}
+            wide = len(jobs) >= S.cluster_storm_min_jobs and len(jobs) >= S.cluster_storm_share * max(1, len(running))
+            # storms of several jobs at once, each after a storage line (nfs, Lustre, checkpoint I/O):
+            # the file system they share stalled, however many other jobs ran on
+            stalled = {ix.storm_bursts[b][1] for b in win if storage_before(b)}
+            if wide or (len(jobs) >= 2 and len(stalled) >= 2):
+                windows.append(win)
+                k = m + 1
+            else:
+                k += 1
+        if not windows:
+            continue
+        h = None
+        n_jobs: list[tuple[int, int]] = []
+        for win in windows:
+            take: list[int] = []
+            pre: list[int] = []
+            for b in win:
+                s, j, g = ix.storm_bursts[b]
+                t0 = ev[g[0]].time
+                tk = ix.job_times[j]
+                lo = bisect.bisect_left(tk, t0 - watchdog_window(ix, s))
+                hi = bisect.bisect_right(tk, t0 + 2.0)
+                mine: list[int] = []
+                explained = False
+                for q in range(lo, hi):
+                    i = ix.by_job[j][q]
+                    if i in ix.in_storm or ev[i].signature_id in ix.routine:
+                        continue
+                    if i in owner:
+                        if ix.sig_class(ev[i].signature_id) in ("hardware", "network"):
+                            explained = True
+                        continue
+                    if ix.sig_class(ev[i].signature_id) != "hardware":
+                        mine.append(i)
+                if explained:
+                    continue
+                take.append(b)
+                pre.extend(mine)
+            if len({ix.storm_bursts[b][1] for b in take}) < min(2, S.cluster_storm_min_jobs):
+                continue
+            # the file system's own lines elsewhere in the cluster at that time (an idle node's mount)
+            w0 = min(ev[ix.storm_bursts[b][2][0]].time for b in take)
+            for s2 in ix.by_sig:
+                if not is_storage_text(ix, s2):
+                    continue
+                for i in ix.by_sig[s2]:
+                    e = ev[i]
+                    if (
+                        i not in owner
+                        and (e.cluster or "") == c
+                        and w0 - watchdog_window(ix, ix.storm_bursts[take[0]][0]) <= e.time <= w0 + 2.0
+                    ):
+                        pre.append(i)
+            if h is None:
+                h = len(hyps)
+                hyps.append(Hyp(ix, [], shared=c))
+            for i in pre:
+                if i not in owner:
+                    hyps[h].add_events(ev[i].signature_id, [i], None)
+                    owner[i] = h
+            for b in take:
+                s, j, g = ix.storm_bursts[b]
+                hyps[h].add_events(s, g, None)
+                for i in g:
+                    owner[i] = h
+                for i in companions(ix, j, g, owner):
+                    hyps[h].add_events(ev[i].signature_id, [i], None)
+                    owner[i] = h
+            running = {
+                j
+                for j in ix.jobs_of_cluster.get(c, ())
+                if ix.job_span[j][0] <= ev[ix.storm_bursts[take[-1]][2][0]].time
+                and ix.job_span[j][1] >= ev[ix.storm_bursts[take[0]][2][0]].time
+            }
+            n_jobs.append((len({ix.storm_bursts[b][1] for b in take}), len(running)))
+        if h is not None:
+            hyps[h].shared_windows = n_jobs

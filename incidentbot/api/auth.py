@@ -1,10 +1,12 @@
-"""Bearer-token authentication for the HTTP API, as FastAPI dependencies.
+"""Bearer-token authentication for the HTTP API.
 
 Every ``/v1`` route takes one (reads too: failure texts are what a token protects). A token is
 configured in ``INCIDENTBOT_INGEST_TOKENS``, optionally limited to one scope (``events``,
-``alertmanager``, ``read``, ``metrics``); a plain token may do everything. Credentials that are
-not settings (the local console's per-process token for its demo feeder) are added to the same
-table with :meth:`Credentials.add` by whoever owns them; nothing here knows about the console.
+``alertmanager``, ``read``, ``metrics``); a plain token may do everything. A credential that is
+not a setting (the local console's per-process token for its demo feeder, scope ``events``) is
+an ordinary :class:`Credential` handed to :meth:`Credentials.for_settings` by the wiring that
+mints it (``incidentbot/app.py``); the table is fixed once built, and nothing here knows about
+the console. The routes take these checks as ``Annotated`` dependencies (``api/deps.py``).
 
 A failed authentication is counted (``incidentbot_requests_refused_total{reason="unauthorized"}``
 and ``incidentbot_auth_failures_total{reason}``) and written to the audit log with the peer
@@ -14,113 +16,66 @@ address, never with the token that was sent.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
-__all__ = ["Credentials", "HostAllowList", "SCOPES", "is_loopback"]
+from incidentbot.hosts import HostAllowList, is_loopback
+from incidentbot.settings import TOKEN_SCOPES
+
+__all__ = ["Credential", "Credentials", "SCOPES"]
 
 audit = logging.getLogger("incidentbot.audit")
 
-SCOPES = ("events", "alertmanager", "read", "metrics")
+SCOPES = TOKEN_SCOPES  # one list, the one INCIDENTBOT_INGEST_TOKENS is checked against
 # What a token limited to one scope may also do: an ingest token may read back what it sent.
 _IMPLIES = {"events": {"read"}, "alertmanager": {"read"}}
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def host_name(host_header: str) -> str:
-    """``Host`` header → the host name alone (no port, no IPv6 brackets), lower case."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
-
-
 @dataclass(frozen=True, slots=True)
-class HostAllowList:
-    """The names a request's ``Host`` may carry: loopback names and INCIDENTBOT_PUBLIC_URL's host.
-    A page served under any other name (a DNS-rebinding attacker's) gets nothing."""
+class Credential:
+    """One accepted bearer token: what it may do (``scope``; None: everything) and, for the
+    audit log, whose it is (never the token itself)."""
 
-    names: frozenset[str]
+    secret: bytes
+    scope: str | None
+    who: str
 
     @classmethod
-    def for_settings(cls, settings) -> HostAllowList:
-        from urllib.parse import urlsplit
-
-        public = (urlsplit(settings.public_url or "").hostname or "").lower()
-        return cls(LOOPBACK_NAMES | ({public} if public else set()))
-
-    def allows(self, host_header: str | None) -> bool:
-        return bool(host_header and host_name(host_header) in self.names)
-
-    def middleware(self, *, on_refuse):
-        """A pure ASGI middleware refusing (400) any HTTP request whose Host is not allowed."""
-        allow = self
-
-        def wrap(app):
-            async def guarded(scope, receive, send):
-                if scope["type"] in ("http", "websocket"):
-                    host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), None)
-                    if not allow.allows(host):
-                        on_refuse(scope, host)
-                        if scope["type"] == "websocket":
-                            await send({"type": "websocket.close", "code": 1008})
-                            return
-                        body = b'{"detail":"this service does not answer to that Host name"}'
-                        await send(
-                            {
-                                "type": "http.response.start",
-                                "status": 400,
-                                "headers": [
-                                    (b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                ],
-                            }
-                        )
-                        await send({"type": "http.response.body", "body": body})
-                        return
-                await app(scope, receive, send)
-
-            return guarded
-
-        return wrap
-
-
-@dataclass(frozen=True, slots=True)
-class _Credential:
-    secret: bytes
-    scope: str | None  # None: every scope
-    who: str
+    def of(cls, token: str, *, scope: str | None, who: str) -> Credential:
+        if scope is not None and scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
+        return cls(token.encode(), scope, who)
 
 
 class Credentials:
-    """The accepted bearer tokens, and the dependencies that check them."""
+    """The access helper: the accepted bearer tokens, fixed when the app is built, and the
+    checks the API's dependencies (``api/deps.py``) make with them."""
 
-    def __init__(self, tokens: dict[str, str | None], *, metrics, hosts: HostAllowList):
+    def __init__(self, known: Iterable[Credential], *, metrics, hosts: HostAllowList):
         self.metrics = metrics
         self.hosts = hosts
-        self._known: list[_Credential] = [
-            _Credential(t.encode(), scope, f"{scope or 'any'} token #{n + 1}")
-            for n, (t, scope) in enumerate(tokens.items())
+        self._known: tuple[Credential, ...] = tuple(known)
+
+    @classmethod
+    def for_settings(
+        cls, settings, *, metrics, hosts: HostAllowList | None = None, extra: Iterable[Credential] = ()
+    ) -> Credentials:
+        """The tokens of ``INCIDENTBOT_INGEST_TOKENS``, then ``extra`` (credentials that are not
+        settings, such as the local console's per-process token for its demo feeder)."""
+        configured = [
+            Credential.of(token, scope=scope, who=f"{scope or 'any'} token #{n + 1}")
+            for n, (token, scope) in enumerate(settings.token_sources().items())
         ]
+        return cls(
+            [*configured, *extra],
+            metrics=metrics,
+            hosts=hosts if hosts is not None else HostAllowList.for_settings(settings),
+        )
 
-    def add(self, token: str, *, scope: str | None, who: str) -> None:
-        self._known.append(_Credential(token.encode(), scope, who))
-
-    def match(self, token: str) -> _Credential | None:
+    def match(self, token: str) -> Credential | None:
         sent = token.encode("utf-8", errors="surrogateescape")
         matched = None
         # Compare against every token so timing says nothing about which one came close.
@@ -129,7 +84,7 @@ class Credentials:
                 matched = cred
         return matched
 
-    def refuse(self, request: Request, reason: str, status: int, detail: str):
+    def refuse(self, request: Request, reason: str, status: int, detail: str) -> HTTPException:
         path = _route_path(request)
         self.metrics.refused.labels(path, "unauthorized" if status == 401 else "forbidden").inc()
         self.metrics.auth_failures.labels(reason).inc()
@@ -138,44 +93,36 @@ class Credentials:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return HTTPException(status, detail=detail, headers=headers)
 
-    def require(self, scope: str):
-        """A dependency: the request carries a bearer token allowed ``scope``; 401/403 otherwise."""
+    def authorize(self, request: Request, scope: str) -> str:
+        """The request carries a bearer token allowed ``scope`` (its scope, or "any"); raises
+        401/403 otherwise."""
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        if not header:
+            raise self.refuse(request, "missing", 401, "missing bearer token")
+        if kind.lower() != "bearer" or not token:
+            raise self.refuse(request, "not_bearer", 401, "missing bearer token")
+        cred = self.match(token)
+        if cred is None:
+            raise self.refuse(request, "invalid", 401, "invalid bearer token")
+        if cred.scope is not None and scope != cred.scope and scope not in _IMPLIES.get(cred.scope, ()):
+            raise self.refuse(request, "wrong_scope", 403, f"this token is limited to the {cred.scope} source")
+        return cred.scope or "any"
 
-        def check(request: Request) -> str:
-            header = request.headers.get("authorization", "")
-            kind, _, token = header.partition(" ")
-            if not header:
-                raise self.refuse(request, "missing", 401, "missing bearer token")
-            if kind.lower() != "bearer" or not token:
-                raise self.refuse(request, "not_bearer", 401, "missing bearer token")
-            cred = self.match(token)
-            if cred is None:
-                raise self.refuse(request, "invalid", 401, "invalid bearer token")
-            if cred.scope is not None and scope != cred.scope and scope not in _IMPLIES.get(cred.scope, ()):
-                raise self.refuse(request, "wrong_scope", 403, f"this token is limited to the {cred.scope} source")
-            return cred.scope or "any"
-
-        return check
-
-    def require_local_or(self, scope: str):
-        """A dependency for ``/metrics``: a loopback peer, or a token allowed ``scope``."""
-        token_check = self.require(scope)
-
-        def check(request: Request) -> str:
-            # Loopback and a loopback/public Host name: a page that rebound its own name to
-            # 127.0.0.1 still sends its own name as Host, so it gets no free pass.
-            if (
-                not request.headers.get("authorization")
-                and request.client
-                and is_loopback(request.client.host)
-                and self.hosts.allows(request.headers.get("host"))
-            ):
-                return "loopback"
-            return token_check(request)
-
-        return check
+    def authorize_local_or(self, request: Request, scope: str) -> str:
+        """For ``/metrics``: a loopback peer ("loopback"), or a token allowed ``scope``."""
+        # Loopback and a loopback/public Host name: a page that rebound its own name to
+        # 127.0.0.1 still sends its own name as Host, so it gets no free pass.
+        if (
+            not request.headers.get("authorization")
+            and request.client
+            and is_loopback(request.client.host)
+            and self.hosts.allows(request.headers.get("host"))
+        ):
+            return "loopback"
+        return self.authorize(request, scope)
 
 
 def _route_path(request: Request) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
 from incidentbot.blocks import esc
 from incidentbot.console.chart import timeline_svg
-from incidentbot.console.guard import ConsoleGuard, HostAllowList
+from incidentbot.console.guard import ConsoleGuard
 from incidentbot.console.mrkdwn import mrkdwn, plain
+from incidentbot.hosts import HostAllowList
 from incidentbot.ids import IdError, parse_id
 from incidentbot.localslack import SlackSimulator
 from incidentbot.models import OPEN_STATUSES
@@ -72,78 +70,26 @@ def _hid_number(text: str) -> int | None:
 
 
 def hypothesis_page_data(rt, hid_text: str) -> dict | None:
-    """Everything the hypothesis page shows, or None when there is no such hypothesis."""
-    from incidentbot.api import schemas
-    from incidentbot.models import Event, Signature
-    from incidentbot.services.signatures import canonical_map
-
+    """Everything the hypothesis page shows, or None when there is no such hypothesis (the
+    queries are the read model's: the console only renders)."""
     if _hid_number(hid_text) is None:
         return None
     try:
-        h = schemas.hypothesis_detail(rt, hid_text)
-    except HTTPException:
+        return rt.read_model.hypothesis_page(hid_text, chart_limit=CHART_EVENT_LIMIT)
+    except LookupError:
         return None
-    hid = int(h["id"][2:])
-    with rt.db.read() as session:
-        sig_ids = [int(s[2:]) for s in h["signature_ids"]]
-        signatures = []
-        for sid in sig_ids:
-            sig = session.get(Signature, sid)
-            if sig is None:
-                continue
-            merged = [s for s in rt.signatures.members(session, sid) if s.id != sid]
-            rec = schemas.signature_record(rt, session, sig, merged)
-            rec["example"] = sig.example
-            signatures.append(rec)
-        polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, hypothesis_id=hid)]
-        cmap = canonical_map(session)
-        wanted = set(sig_ids) | {m for m, c in cmap.items() if c in set(sig_ids)}
-        rows = []
-        if wanted:
-            rows = session.execute(
-                select(col(Event.signature_id), col(Event.time), col(Event.step))
-                .where(col(Event.signature_id).in_(sorted(wanted)))
-                .order_by(col(Event.time))
-                .limit(CHART_EVENT_LIMIT)
-            ).all()
-    points: dict[str, list] = {f"S-{sid}": [] for sid in sig_ids}
-    for sid, t, step in rows:
-        key = f"S-{cmap.get(sid, sid)}"
-        points.setdefault(key, []).append((t if t.tzinfo else t.replace(tzinfo=UTC), step))
-    runbooks = []
-    for rid in h["runbook_ids"]:
-        rb = rt.runbooks.runbooks.get(rid)
-        if rb is None:
-            runbooks.append({"id": rid, "title": rid, "url": None, "summary": ""})
-            continue
-        try:
-            summary = rt.runbooks.summary(rid)
-        except Exception:  # noqa: BLE001 - a broken runbook file must not break the page
-            summary = ""
-        runbooks.append({"id": rid, "title": rb.title, "url": rt.runbooks.url(rid), "summary": summary})
-    titles = {s["id"]: s["title"] for s in signatures}
-    return {
-        "h": h,
-        "signatures": signatures,
-        "polls": polls,
-        "runbooks": runbooks,
-        "points": points,
-        "titles": titles,
-        "truncated": len(rows) >= CHART_EVENT_LIMIT,
-    }
 
 
-def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
-    """Add the console routes to `app`. Only for the local stand-in: never with real Slack."""
+def mount_console(app: FastAPI, rt, *, slack, port: int, token: str | None) -> None:
+    """Add the console routes to `app`. Only for the local stand-in: never with real Slack.
+
+    ``token``: what the demo feeder sends events and asks for analyses with over the real API;
+    the wiring that built the API made it one of the API's credentials (scope ``events``)."""
     ws = slack.workspace
-    if ws is None or rt.settings.uses_real_slack:
+    if ws is None or rt.settings.uses_real_slack or token is None:
         log.info("real Slack configured: the local console is not mounted")
         return
-    token = secrets.token_urlsafe(32)
     app.state.console_token = token
-    # The demo feeder sends events and asks for analyses over the real API with this token; it
-    # is an ordinary credential of the API's table, limited to sending events (and reading).
-    app.state.credentials.add(token, scope="events", who="console demo feeder")
     guard = ConsoleGuard(allowed=HostAllowList.for_settings(rt.settings), metrics=rt.metrics)
     app.state.console_guard = guard
     # Every route of this app, not only the console's: the API and the local Slack stand-in are
@@ -237,10 +183,8 @@ def mount_console(app: FastAPI, rt, *, slack, port: int) -> None:
         return items
 
     def open_hypotheses() -> list[dict]:
-        from incidentbot.api import schemas
-
         try:
-            return schemas.hypotheses_list(rt, status=",".join(OPEN_STATUSES), limit=30)
+            return rt.read_model.hypotheses_list(status=",".join(OPEN_STATUSES), limit=30)
         except Exception:  # noqa: BLE001 - the sidebar is a convenience
             log.debug("sidebar hypotheses failed", exc_info=True)
             return []

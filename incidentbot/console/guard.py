@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 from starlette.responses import Response
 
-from incidentbot.api.auth import HostAllowList
+from incidentbot.hosts import HostAllowList
 
-__all__ = ["ConsoleGuard", "HostAllowList", "SESSION_COOKIE"]
+__all__ = ["ConsoleGuard", "SESSION_COOKIE"]
 
 audit = logging.getLogger("incidentbot.audit")
 

@@ -17,15 +17,23 @@ Embedding in the service: `app.mount("/localslack", create_app(ws))`.
 """
 
 from .api import create_app
+from .calllog import CallLog, CallRecord
 from .client import BotResponse, SlackSimulator
+from .faults import Fault, FaultPlan
+from .ratelimits import RateLimits
+from .responses import ResponseUrls
 from .server import RunningServer, run_in_thread
-from .state import CallRecord, Fault, Workspace
+from .state import Workspace
 from .validation import validate_blocks, validate_message, validate_view
 
 __all__ = [
     "BotResponse",
+    "CallLog",
     "CallRecord",
     "Fault",
+    "FaultPlan",
+    "RateLimits",
+    "ResponseUrls",
     "RunningServer",
     "SlackSimulator",
     "Workspace",

@@ -31,7 +31,8 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from .state import CallRecord, Workspace
+from .calllog import CallRecord
+from .state import Workspace
 from .validation import parse_json_param, validate_message, validate_view
 
 JSON_PARAMS = ("blocks", "attachments", "view", "metadata", "user_auth_blocks")

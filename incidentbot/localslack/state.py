@@ -6,6 +6,13 @@ so callers wait for changes with `wait_for(predicate, timeout)` instead of sleep
 
 All public accessors return *copies* (plain dicts / lists), safe to keep after the lock is
 released. Timestamps (`ts`) are unique, strictly increasing strings like "1700000000.000100".
+
+`Workspace` holds the workspace itself (users, channels, messages, ephemeral messages, views,
+triggers) and is composed of four small parts, each its own class: the fault plan
+(`faults.FaultPlan`, `ws.faults`), natural rate limits (`ratelimits.RateLimits`,
+`ws.rate_limits`), the call log (`calllog.CallLog`, `ws.call_log`) and the response_url
+contexts (`responses.ResponseUrls`, `ws.response_urls`). Its methods of the old names
+(`fail_next`, `calls`, `use_response_url`, ...) hand over to them.
 """
 
 from __future__ import annotations
@@ -19,52 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .calllog import CallLog, CallRecord
+from .faults import Fault, FaultPlan
+from .ratelimits import RateLimits
+from .responses import RESPONSE_URL_MAX_USES, RESPONSE_URL_TTL_SECONDS, ResponseUrls
 from .socket_mode import SocketModeHub
 
-T = TypeVar("T")
+__all__ = ["CallRecord", "Fault", "RESPONSE_URL_MAX_USES", "RESPONSE_URL_TTL_SECONDS", "Workspace"]
 
-RESPONSE_URL_MAX_USES = 5
-RESPONSE_URL_TTL_SECONDS = 30 * 60
+T = TypeVar("T")
 TRIGGER_TTL_SECONDS = 3.0
 VIEW_STACK_MAX = 3
-
-
-@dataclass
-class Fault:
-    """One injected failure. `method=None` matches every method (incl. "response_url")."""
-
-    method: str | None
-    status: int
-    retry_after: int | None = None
-    times: int = 1  # remaining uses for fail_next faults
-    until: float | None = None  # monotonic deadline for fail_for faults
-
-    def matches(self, method: str) -> bool:
-        return self.method is None or self.method == method
-
-
-@dataclass
-class CallRecord:
-    """One request the local Web API answered (or refused)."""
-
-    method: str  # e.g. "chat.update"; response_url posts are recorded as "response_url"
-    params: dict[str, Any]
-    status: int  # HTTP status returned
-    ok: bool
-    error: str | None = None
-    at: float = 0.0  # wall clock
-    content_type: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "params": self.params,
-            "status": self.status,
-            "ok": self.ok,
-            "error": self.error,
-            "at": self.at,
-            "content_type": self.content_type,
-        }
 
 
 @dataclass
@@ -161,7 +133,6 @@ class Workspace:
         self.bot_id = bot_id
         self.bot_name = bot_name
         self.trigger_ttl = trigger_ttl
-        self.response_url_ttl = response_url_ttl
 
         self.version = 0
         self._users: dict[str, dict] = {}
@@ -172,12 +143,14 @@ class Workspace:
         self._views: dict[str, list[dict]] = {}  # user -> stack (bottom first)
         self._view_index: dict[str, str] = {}  # view id -> user
         self._triggers: dict[str, tuple[str, float, bool]] = {}  # id -> (user, issued, used)
-        self._response_urls: dict[str, dict] = {}
         self._usergroups: dict[str, dict] = {}
-        self._faults: list[Fault] = []
-        self._rate_limits: dict[str, tuple[float, float]] = {}
-        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (method, key) -> (tokens, last)
-        self._calls: list[CallRecord] = []
+        # The parts share the workspace's lock (one lock, as before the split: a wait_for
+        # predicate may read any of them) and read its clock at each call, so a test that
+        # replaces `ws.clock` moves them all.
+        self.faults = FaultPlan(clock=self._now, lock=self._lock)
+        self.rate_limits = RateLimits(clock=self._now, lock=self._lock)
+        self.call_log = CallLog(lock=self._lock, on_change=self._touch)
+        self.response_urls = ResponseUrls(self, clock=self._now, ttl=response_url_ttl, lock=self._lock)
 
         self._users[bot_user_id] = {
             "id": bot_user_id,
@@ -190,6 +163,9 @@ class Workspace:
             "tz": "UTC",
             "profile": {"display_name": bot_name, "real_name": bot_name, "bot_id": bot_id},
         }
+
+    def _now(self) -> float:
+        return self.clock()
 
     # ------------------------------------------------------------------ change notification
     def _touch(self) -> None:
@@ -555,6 +531,28 @@ class Workspace:
                 return e
         return None
 
+    def delete_ephemeral(self, user: str, ts: str) -> bool:
+        """Delete a live ephemeral message of `user`; False when there is none at `ts`."""
+        with self._lock:
+            e = self._find_ephemeral(user, ts)
+            if e is None:
+                return False
+            e["deleted"] = True
+            self._touch()
+            return True
+
+    def replace_ephemeral(self, user: str, ts: str, *, text: str, blocks: list[dict]) -> bool:
+        """Replace a live ephemeral message of `user` in place; False when there is none at `ts`."""
+        with self._lock:
+            e = self._find_ephemeral(user, ts)
+            if e is None:
+                return False
+            e["text"] = text
+            e["blocks"] = copy.deepcopy(blocks)
+            e["edit_count"] += 1
+            self._touch()
+            return True
+
     # ------------------------------------------------------------------ triggers and views
     def issue_trigger(self, user: str) -> str:
         """A fresh trigger_id for `user`, valid for `trigger_ttl` seconds and one use."""
@@ -675,7 +673,17 @@ class Workspace:
         with self._lock:
             return copy.deepcopy(self._views.get(user, []))
 
-    # ------------------------------------------------------------------ response_url
+    # ------------------------------------------------------------------ the parts, by their old names
+    # The fault plan, rate limits, call log and response_url contexts are their own classes
+    # (faults.py, ratelimits.py, calllog.py, responses.py); these keep the names callers use.
+    @property
+    def response_url_ttl(self) -> float:
+        return self.response_urls.ttl
+
+    @response_url_ttl.setter
+    def response_url_ttl(self, seconds: float) -> None:
+        self.response_urls.ttl = seconds
+
     def new_response_url(
         self,
         *,
@@ -685,179 +693,53 @@ class Workspace:
         is_ephemeral: bool = False,
         thread_ts: str | None = None,
     ) -> str:
-        """Register a response_url context and return its token (the URL is `<base>/response/<token>`)."""
-        with self._lock:
-            token = secrets.token_urlsafe(12)
-            self._response_urls[token] = {
-                "channel": self.channel_id(channel) or channel,
-                "user": user,
-                "message_ts": message_ts,
-                "is_ephemeral": is_ephemeral,
-                "thread_ts": thread_ts,
-                "created": self.clock(),
-                "uses": 0,
-            }
-            return token
+        """See :meth:`ResponseUrls.new`."""
+        return self.response_urls.new(
+            channel=channel, user=user, message_ts=message_ts, is_ephemeral=is_ephemeral, thread_ts=thread_ts
+        )
 
     def use_response_url(self, token: str, body: dict) -> tuple[int, str]:
-        """Apply a response_url post like Slack. Returns (http_status, text body).
-
-        Rules: ≤5 uses within 30 minutes (then 404 "used_url"/"expired_url"). `delete_original`
-        deletes the source message; `replace_original` edits it (an ephemeral source is replaced in
-        place); otherwise `response_type: in_channel` posts a new channel message (in the thread of
-        the context, if any) and anything else shows an ephemeral message to the user.
-        """
-        with self._lock:
-            ctx = self._response_urls.get(token)
-            if ctx is None:
-                return 404, "invalid_token"
-            if self.clock() - ctx["created"] > self.response_url_ttl:
-                return 404, "expired_url"
-            if ctx["uses"] >= RESPONSE_URL_MAX_USES:
-                return 404, "used_url"
-            ctx["uses"] += 1
-            truthy = lambda v: v is True or str(v).lower() in ("true", "1")  # noqa: E731
-            text = body.get("text") or ""
-            blocks = body.get("blocks")
-            channel, user, mts = ctx["channel"], ctx["user"], ctx["message_ts"]
-            if truthy(body.get("delete_original")):
-                if mts is None:
-                    return 404, "message_not_found"
-                if ctx["is_ephemeral"]:
-                    e = self._find_ephemeral(user, mts)
-                    if e is None:
-                        return 404, "message_not_found"
-                    e["deleted"] = True
-                    self._touch()
-                else:
-                    try:
-                        self.delete_message(channel, mts)
-                    except KeyError:
-                        return 404, "message_not_found"
-                return 200, "ok"
-            if truthy(body.get("replace_original")) and mts is not None:
-                if ctx["is_ephemeral"]:
-                    e = self._find_ephemeral(user, mts)
-                    if e is None:
-                        return 404, "message_not_found"
-                    e["text"] = text
-                    e["blocks"] = copy.deepcopy(blocks or [])
-                    e["edit_count"] += 1
-                    self._touch()
-                else:
-                    try:
-                        self.update_message(channel, mts, text=text, blocks=blocks or [])
-                    except KeyError:
-                        return 404, "message_not_found"
-                return 200, "ok"
-            if body.get("response_type") == "in_channel":
-                try:
-                    self.post_message(
-                        channel, text=text, blocks=blocks, thread_ts=body.get("thread_ts") or ctx["thread_ts"]
-                    )
-                except KeyError as exc:
-                    return 404, str(exc.args[0]).split(":")[0]
-            else:
-                self.post_ephemeral(channel, user, text=text, blocks=blocks, source="response_url")
-            return 200, "ok"
+        """See :meth:`ResponseUrls.use`."""
+        return self.response_urls.use(token, body)
 
     def response_url_uses(self, token: str) -> int:
-        with self._lock:
-            ctx = self._response_urls.get(token)
-            return ctx["uses"] if ctx else 0
+        return self.response_urls.uses(token)
 
-    # ------------------------------------------------------------------ faults
     def fail_next(self, method: str | None, *, status: int, retry_after: int | None = None, times: int = 1) -> None:
-        """The next `times` calls of `method` (None = any) answer HTTP `status`.
-
-        429 answers carry `Retry-After` (default 1) and `{"ok": false, "error": "ratelimited"}`.
-        """
-        if status == 429 and retry_after is None:
-            retry_after = 1
-        with self._lock:
-            self._faults.append(Fault(method=method, status=status, retry_after=retry_after, times=times))
+        """See :meth:`FaultPlan.fail_next`."""
+        self.faults.fail_next(method, status=status, retry_after=retry_after, times=times)
 
     def fail_for(
-        self,
-        seconds: float,
-        status: int,
-        *,
-        method: str | None = None,
-        retry_after: int | None = None,
+        self, seconds: float, status: int, *, method: str | None = None, retry_after: int | None = None
     ) -> None:
-        """Every call of `method` (None = any) answers `status` for the next `seconds`."""
-        if status == 429 and retry_after is None:
-            retry_after = max(1, int(round(seconds)))
-        with self._lock:
-            self._faults.append(
-                Fault(method=method, status=status, retry_after=retry_after, times=0, until=self.clock() + seconds)
-            )
+        """See :meth:`FaultPlan.fail_for`."""
+        self.faults.fail_for(seconds, status, method=method, retry_after=retry_after)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self.faults.clear()
 
     def take_fault(self, method: str) -> Fault | None:
-        """Consume and return the fault that applies to this call, if any (used by the API)."""
-        with self._lock:
-            now = self.clock()
-            self._faults = [f for f in self._faults if (f.until is None and f.times > 0) or (f.until and f.until > now)]
-            for f in self._faults:
-                if f.matches(method):
-                    if f.until is None:
-                        f.times -= 1
-                    return copy.copy(f)
-            return None
+        return self.faults.take(method)
 
-    # ------------------------------------------------------------------ natural rate limits (off by default)
     def enable_rate_limits(self, limits: dict[str, tuple[float, float]] | None = None) -> None:
         """Enforce Slack-like rate limits: `{method: (burst, per_second)}`, a token bucket per
         method and channel. Defaults: chat.postMessage (3, 1/s) per channel — Slack's "about one
         message per second per channel, short bursts allowed" — and chat.update (50, 50/min).
         Over the limit the API answers HTTP 429 with Retry-After. `{}` disables them again."""
-        if limits is None:
-            limits = {"chat.postMessage": (3.0, 1.0), "chat.update": (50.0, 50.0 / 60.0)}
-        with self._lock:
-            self._rate_limits = dict(limits)
-            self._buckets.clear()
+        self.rate_limits.enable(limits)
 
     def check_rate_limit(self, method: str, key: str = "") -> int | None:
-        """Take one token for (method, key); return Retry-After seconds when over the limit."""
-        with self._lock:
-            limit = self._rate_limits.get(method)
-            if limit is None:
-                return None
-            burst, rate = limit
-            now = self.clock()
-            tokens, last = self._buckets.get((method, key), (burst, now))
-            tokens = min(burst, tokens + (now - last) * rate)
-            if tokens < 1.0:
-                self._buckets[(method, key)] = (tokens, now)
-                return max(1, int(-(-(1.0 - tokens) // rate)))
-            self._buckets[(method, key)] = (tokens - 1.0, now)
-            return None
+        return self.rate_limits.check(method, key)
 
-    # ------------------------------------------------------------------ call log
     def record_call(self, record: CallRecord) -> None:
-        with self._lock:
-            self._calls.append(record)
-            self._touch()
+        self.call_log.record(record)
 
     def calls(self, method: str | None = None, **params: Any) -> list[CallRecord]:
-        """Recorded calls, optionally filtered by method and exact param values
-        (e.g. `calls("chat.update", channel=cid, ts=ts)`)."""
-        with self._lock:
-            out = []
-            for c in self._calls:
-                if method is not None and c.method != method:
-                    continue
-                if any(str(c.params.get(k)) != str(v) for k, v in params.items()):
-                    continue
-                out.append(c)
-            return out
+        """See :meth:`CallLog.calls`."""
+        return self.call_log.calls(method, **params)
 
     def call_count(self, method: str | None = None, **params: Any) -> int:
-        return len(self.calls(method, **params))
+        return self.call_log.count(method, **params)
 
     # ------------------------------------------------------------------ snapshots
     def snapshot_channel(self, channel: str) -> dict:

@@ -220,8 +220,12 @@ class IngestService:
         max_event_age: timedelta = timedelta(days=3650),
         bucket_seconds: int = DEFAULT_BUCKET_SECONDS,
         templates: TemplateStore | None = None,
+        on_regression: Callable[[Any, list[dict]], Any] | None = None,
     ):
         self.db = db
+        # Called in the ingest transaction with the stored rows, so a resolved failure that comes
+        # back reopens its hypothesis in the same commit (ResolutionService.check_regressions).
+        self.on_regression = on_regression
         # The template engine's families live in the database; this holds the process's memo.
         self.templates = templates if templates is not None else TemplateStore()
         self.channel = channel
@@ -233,7 +237,6 @@ class IngestService:
         self._sig_ids: dict[str, int] = {}
         self._older_rules: bool | None = None  # whether signatures of older grouping rules exist
         self._members: set[tuple[int, str, str]] = set()
-        self.regression_hook: Callable | None = None
 
     def ingest(self, events: Sequence[EventIn], *, source: str = "api") -> IngestResult:
         now = self.clock()
@@ -375,8 +378,8 @@ class IngestService:
                     now=self.clock(),
                 )
                 result.rolled_up = len(queued.rolled)
-            if self.regression_hook and result.per_signature:
-                self.regression_hook(session, rows)
+            if self.on_regression and result.per_signature:
+                self.on_regression(session, rows)
         if len(self._sig_ids) + len(learned.ids) > self.SIG_CACHE_MAX:
             self._sig_ids.clear()
         self._sig_ids.update(learned.ids)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from incidentbot.db import Database
-from incidentbot.models import Decision, Signature, id_of, utcnow
+from incidentbot.models import Decision, Signature, utcnow
 
 __all__ = ["SignatureService", "SignatureNotFound", "canonical_map", "merge_in_session"]
 
@@ -45,7 +45,7 @@ def merge_in_session(
     if src is None or dst is None:
         raise SignatureNotFound(f"S-{source if src is None else target} does not exist")
     cmap = canonical_map(session)
-    final = cmap.get(id_of(dst), id_of(dst))
+    final = cmap.get(target, target)  # dst is the row of target
     if final == source or cmap.get(source, source) == final:
         if quiet_if_done:
             return False
@@ -91,6 +91,12 @@ class SignatureService:
                 raise ValueError(f"S-{source} is not merged into another signature")
             previous = src.merged_into
             src.merged_into = None
+            # A merge the template engine made is undone in the engine too: texts that read the
+            # absorbed template go to this signature again (imported here: templates.py records
+            # its merges through this module).
+            from incidentbot.services.templates import restore_template
+
+            restore_template(session, src)
             session.add(Decision(kind="unmerge_signatures", signature_ids=[source, previous], actor=actor))
             return previous
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlmodel import col
 
 from incidentbot import audit
@@ -34,11 +34,14 @@ from incidentbot.services.sql import insert_for
 from incidentbot.signatures import DEFAULT_PARAMS, Family, Fingerprint, TemplateParams, assign
 from incidentbot.signatures.templates import bucket_key
 
-__all__ = ["TemplateStore", "Placement", "ENGINE_ACTOR", "describe_variable"]
+__all__ = ["TemplateStore", "Placement", "ENGINE_ACTOR", "EPOCH_KEY", "describe_variable", "restore_template"]
 
 _FAMILY = table_of(TemplateFamily)
 _BUCKET = table_of(TemplateBucket)
 ENGINE_ACTOR = "template-engine"  # the actor of merges the engine records
+# The bucket row (not a digest: bucket keys are 32 hex digits) whose count is the number of engine
+# merges undone so far; every replica forgets its memo when it changes.
+EPOCH_KEY = "undone-merges"
 
 
 @dataclass(slots=True)
@@ -51,6 +54,8 @@ class Placement:
     merges: list[tuple[str, str]] = field(default_factory=list)
     generalised: list[Family] = field(default_factory=list)
     learned: dict[str, str] = field(default_factory=dict)  # for the memo, once the transaction commits
+    family_of: dict[str, str] = field(default_factory=dict)  # absorbed fingerprint -> its family's key
+    epoch: int = 0  # undone engine merges when this batch was placed (see ``restore_template``)
 
 
 def describe_variable(family: Family) -> list[str]:
@@ -71,16 +76,21 @@ class TemplateStore:
     def __init__(self, params: TemplateParams = DEFAULT_PARAMS) -> None:
         self.params = params
         self._memo: dict[str, str] = {}
+        self._epoch = 0
 
     def remember(self, placement: Placement) -> None:
         """Call after the transaction that placed ``placement`` committed."""
-        if len(self._memo) + len(placement.learned) > self.MEMO_MAX:
+        if placement.epoch != self._epoch or len(self._memo) + len(placement.learned) > self.MEMO_MAX:
             self._memo.clear()
+            self._epoch = placement.epoch
         self._memo.update(placement.learned)
 
     def place(self, session, fps: Iterable[Fingerprint]) -> Placement:
         out = Placement()
-        memo = self._memo
+        # An undone engine merge (here or in another replica) makes remembered answers stale: a
+        # text may belong to the restored signature again. One primary-key read per batch.
+        out.epoch = session.scalar(select(_BUCKET.c.families).where(_BUCKET.c.key == EPOCH_KEY)) or 0
+        memo = self._memo if out.epoch == self._epoch else {}
         misses: list[Fingerprint] = []
         for fp in fps:
             sig = memo.get(fp.key)
@@ -104,7 +114,11 @@ class TemplateStore:
                 got = assign(
                     fams, fp.tokens, partition=fp.partition, params=self.params, claimed=fp.parser != "template"
                 )
-                out.signature_of[fp.key] = out.learned[fp.key] = got.fingerprint
+                out.signature_of[fp.key] = got.fingerprint
+                if not got.new_family:
+                    # A text that started a family is remembered on its second sight (it then
+                    # joins that family): a flood of unique texts does not fill the memo.
+                    out.learned[fp.key] = got.fingerprint
                 out.template_of.setdefault(got.fingerprint, got.template)
                 if got.new_family:
                     new[got.family.key] = got.family
@@ -112,6 +126,8 @@ class TemplateStore:
                     changed[got.family.key] = got.family
                 if got.merges:
                     out.merges += got.merges
+                    for absorbed, _ in got.merges:
+                        out.family_of[absorbed] = got.family.key
                     if all(f is not got.family for f in out.generalised):
                         out.generalised.append(got.family)
         now = utcnow()
@@ -121,23 +137,21 @@ class TemplateStore:
             counts: dict[str, int] = {}
             for f in new.values():
                 counts[f.bucket] = counts.get(f.bucket, 0) + 1
-            for b in sorted(counts):
-                session.execute(
-                    update(_BUCKET).where(_BUCKET.c.key == b).values(families=_BUCKET.c.families + counts[b])
-                )
-        for key in sorted(k for k in changed if k not in new):
-            row = changed[key].to_row()
+            # One statement for the batch (executemany): one per bucket was most of a flood's cost.
+            session.execute(
+                update(_BUCKET)
+                .where(_BUCKET.c.key == bindparam("b_key"))
+                .values(families=_BUCKET.c.families + bindparam("b_new")),
+                [{"b_key": b, "b_new": counts[b]} for b in sorted(counts)],
+            )
+        rows = [changed[key].to_row() for key in sorted(k for k in changed if k not in new)]
+        if rows:
+            cols = ("base", "splits", "templates", "variable", "texts", "pins")
             session.execute(
                 update(_FAMILY)
-                .where(_FAMILY.c.key == key)
-                .values(
-                    base=row["base"],
-                    splits=row["splits"],
-                    templates=row["templates"],
-                    variable=row["variable"],
-                    texts=row["texts"],
-                    updated_at=now,
-                )
+                .where(_FAMILY.c.key == bindparam("f_key"))
+                .values({**{c: bindparam(f"f_{c}") for c in cols}, "updated_at": now}),
+                [{"f_key": r["key"], **{f"f_{c}": r[c] for c in cols}} for r in rows],
             )
         return out
 
@@ -190,6 +204,8 @@ class TemplateStore:
                 continue  # a template whose only events were duplicates has no signature
             if merge_in_session(session, src, dst, actor=ENGINE_ACTOR, quiet_if_done=True):
                 absorbed.add(src)
+                sig = session.get(Signature, src)
+                sig.details = dict(sig.details or {}, template_family=placement.family_of.get(src_fp))
                 touched.update((src, dst))
                 audit.note(session, f"S-{src} merged into S-{dst} by the template engine (a token judged variable)")
         for family in placement.generalised:
@@ -237,3 +253,33 @@ class TemplateStore:
                             col(Outbox.claimed_until).is_(None),
                         )
                     )
+
+
+def restore_template(session, sig: Signature) -> bool:
+    """Undo the engine's side of a merge that is being undone: the template that collapsed is
+    pinned in its family, so texts that read it (its constant where the family has a variable)
+    go to ``sig`` again, in every replica (the epoch row makes them forget remembered answers).
+    Inside the caller's transaction; the family's bucket is locked as ``place`` locks it. False
+    when ``sig`` was not absorbed by the engine (a person's merge: nothing to restore)."""
+    key = (sig.details or {}).get("template_family")
+    if not key:
+        return False
+    bucket = session.scalar(select(_FAMILY.c.bucket).where(_FAMILY.c.key == key))
+    if bucket is None:
+        return False
+    session.execute(
+        insert_for(session, _BUCKET).on_conflict_do_nothing(index_elements=["key"]), [{"key": bucket, "families": 0}]
+    )
+    session.execute(select(_BUCKET.c.key).where(_BUCKET.c.key == bucket).with_for_update())
+    row = session.execute(select(_FAMILY).where(_FAMILY.c.key == key)).mappings().one()
+    family = Family.from_row(row)
+    if not family.restore(sig.fingerprint):
+        return False
+    session.execute(
+        update(_FAMILY).where(_FAMILY.c.key == key).values(pins=family.to_row()["pins"], updated_at=utcnow())
+    )
+    session.execute(
+        insert_for(session, _BUCKET).on_conflict_do_nothing(index_elements=["key"]), [{"key": EPOCH_KEY, "families": 0}]
+    )
+    session.execute(update(_BUCKET).where(_BUCKET.c.key == EPOCH_KEY).values(families=_BUCKET.c.families + 1))
+    return True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from operator import methodcaller
+from typing import Any, cast
 
 __all__ = ["ShapeCache", "MAX_TOKENS_THAT_MATTER", "MAX_PROBED_TOKENS"]
 
@@ -32,6 +32,9 @@ MAX_PROBED_TOKENS = 256
 #: values would rarely be hit. (A pasted Megatron log repeats "number of nan iterations: 0" per line.)
 MAX_TOKENS_THAT_MATTER = 32
 _NO_CACHE = object()
+# A learned shape: (positions of the tokens that matter, their values -> fingerprint, the exact
+# digit widths it was checked with).
+_Entry = tuple[tuple[int, ...], dict[tuple[str, ...], Any], set[str]]
 _BY_WIDTH = object()
 _SHAPE = str.maketrans("0123456789abcdefABCDEF", "0000000000aaaaaaAAAAAA")
 # All-digit tokens are classed by width, not by exact width: 1-3 digits, 4 (years, PCI domains)
@@ -43,6 +46,10 @@ _ROT_B = str.maketrans("0123456789abcdefABCDEF", "7890123456cdefabCDEFAB")
 DIGITS = str.maketrans("0123456789", "0000000000")
 #: The digits an unclaimed text's tokens may keep: the last digit of a word (eth0, ssh2). A superset.
 WORD_DIGIT = re.compile(r"(?<=[A-Za-z_-])[0-9](?![0-9])")
+
+
+def _translator(table: dict[int, int]) -> Callable[[str], str]:
+    return lambda tok: tok.translate(table)
 
 
 def _rewrite(text: str, which, change: Callable[[str], str]) -> str:
@@ -182,8 +189,8 @@ class ShapeCache:
             entry = self._shapes.get(shape)
         if entry is _NO_CACHE:
             return parse(text)
-        if isinstance(entry, tuple):  # learned: (positions that matter, fingerprints by their values, widths checked)
-            matter, table, checked = entry
+        if entry is not None:
+            matter, table, checked = cast(_Entry, entry)
             values = tuple(tokens[i] for i in matter)
             if not widths or exact in checked:
                 fp = table.get(values)
@@ -214,15 +221,15 @@ class ShapeCache:
         if matter is None:
             self._put(self._shapes, shape, _NO_CACHE)
             return fp
-        table = {tuple(tokens[i] for i in matter): fp}
+        learned: _Entry = (matter, {tuple(tokens[i] for i in matter): fp}, {exact})
         if widths and not width_free:
             self._put(self._shapes, shape, _BY_WIDTH)
             shape = skeleton + "\x03" + exact
-        self._put(self._shapes, shape, (matter, table, {exact}))
-        self._put(self._by_digits, digits, (_spans(parts, matter), table))
+        self._put(self._shapes, shape, learned)
+        self._put(self._by_digits, digits, (_spans(parts, matter), learned[1]))
         return fp
 
-    def _learn(self, text: str, tokens: list[str], key: str, *, widths: bool) -> tuple[tuple[int, ...] | None, bool]:
+    def _learn(self, text: str, tokens: list[str], key: str, *, widths: bool):
         """Which token positions the key depends on: () when none, None when it cannot be told; and
         whether the answer also holds for other widths of the shape's all-digit tokens.
 
@@ -231,8 +238,8 @@ class ShapeCache:
         search uses one rewrite; the answer is then checked with a second one."""
         parse = self._parse
 
-        def same(which, tables=(_ROT_A,)) -> bool:
-            return all(parse(_rewrite(text, which, methodcaller("translate", t))).key == key for t in tables)
+        def same(which, tables: tuple[dict[int, int], ...] = (_ROT_A,)) -> bool:
+            return all(parse(_rewrite(text, which, _translator(t))).key == key for t in tables)
 
         def resized(which) -> bool:
             return parse(_rewrite(text, which, _resize)).key == key

@@ -5,22 +5,28 @@ exception type: the *partition*); the rest of it, the *free* text, is tokenised 
 where a token holding a digit, a path or a dotted name is a variable by its shape). Whether any
 other token varies is decided here, from the texts themselves, the way Drain and Brain do it:
 
-1. A text's bucket is its partition, its token count and its first token (unless that is a
-   variable): texts of one template almost always agree on those.
+1. A text's bucket is its partition, its token count and its first token (unless that is or
+   holds a variable): texts of one template almost always agree on those.
 2. Inside the bucket, the text joins the *family* whose base it matches best (the share of
    positions where the base holds the same constant, or a constant already seen to vary,
-   Drain's similarity), if that share reaches ``similarity``; else it starts a family.
+   Drain's similarity; on a tie, the family that agrees on the first token), if that share
+   reaches ``similarity`` (a two-token text: its first token); else it starts a family. A bucket
+   with ``max_families`` families starts no more: a text that matches none joins the bucket's
+   catch-all (its first token, then variables), so a flood of unique texts is bounded.
 3. Where a joining text differs from its family's base, the position has been *seen to vary*. A
    few distinct word values (at most ``max_const_values``: states, verbs, directions) still tell
-   failure modes apart, so each combination is its own template. One value more, or a value that
-   is a variable by shape, and the position is *judged variable* (``<*>``): the family has
+   failure modes apart, so each combination is its own template. One value more, or values that
+   show by their shape that the position is a variable (one is ``<*>``, or ``uid=<*>`` beside
+   ``uid=root``; not ``num=<*>`` beside ``top=<*>``, two keys), and the position is *judged
+   variable* (``<*>``): the family has
    generalised. A family with more than ``max_templates`` combinations generalises the position
    with the most values.
 4. Each template is a signature, keyed by ``template_fingerprint(partition, template)`` as it was
    first seen. When the family generalises, templates that now read the same collapse into the
    oldest of them: the others are *merged* into it (``Assigned.merges``), the way people merge
    signatures, so ids never change meaning and an absorbed signature stays a valid, undoable
-   pointer.
+   pointer. The family remembers what each absorbed template read; undoing the merge *pins* it
+   (``Family.restore``): texts that read it go to its signature again.
 
 A family is plain data (``Family.to_row`` / ``from_row``): the service keeps families in the
 database and calls ``assign`` under a lock on the bucket, so every replica decides from the same
@@ -57,9 +63,13 @@ class TemplateParams:
     # Measured on the Loghub 2k samples (bench/grouping.py): 0.5-0.6 and 3-4 are a plateau; below
     # it unrelated messages of one length join, above it one template splits on its variables.
     similarity: float = 0.6  # share of positions a text must match to join a family
-    max_const_values: int = 3  # distinct word values a position may hold and still tell templates apart
+    max_const_values: int = 4  # distinct word values a position may hold and still tell templates apart
     max_templates: int = 64  # combinations of such values one family keeps apart
     max_tokens: int = 256  # tokens of a free text that take part in grouping (the rest is cut)
+    # Families one bucket keeps apart. Past it, a text that matches none joins the bucket's
+    # catch-all (its first token, then variables): a flood of unique texts of one shape is one
+    # signature, and placing a text stays a bounded scan with a bounded write.
+    max_families: int = 128
 
 
 DEFAULT_PARAMS = TemplateParams()
@@ -80,8 +90,9 @@ def template_fingerprint(partition: str, template: str) -> str:
 
 def bucket_key(partition: str, toks: tuple[str, ...]) -> str:
     # A text of one or two tokens has no other tokens to tell its template by: its first token
-    # may be the variable, so it is not part of its bucket.
-    first = toks[0] if len(toks) > 2 and toks[0] != VAR else ""
+    # may be the variable, so it is not part of its bucket; nor is a first token with a variable
+    # part (``host:<*>``), whose constant part is as likely to vary.
+    first = toks[0] if len(toks) > 2 and VAR not in toks[0] else ""
     return _digest(partition, str(len(toks)), first)
 
 
@@ -96,6 +107,11 @@ class Family:
     # position judged variable -> (a value it held, distinct values seen, texts the family had learned from)
     variable: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     texts: int = 0  # distinct token sequences the family learned from
+    # Undo: a template that collapsed into another keeps what it read (absorbed fingerprint ->
+    # template), so that undoing the merge can pin it: texts that read a pinned template (its
+    # constants where the family now has variables) go to its signature again.
+    absorbed: dict[str, str] = field(default_factory=dict)
+    pinned: dict[str, str] = field(default_factory=dict)  # template -> signature fingerprint
 
     def template_of(self, toks: tuple[str, ...]) -> str:
         base, splits = self.base, self.splits
@@ -111,21 +127,43 @@ class Family:
             "templates": dict(self.templates),
             "variable": {str(i): list(v) for i, v in self.variable.items()},
             "texts": self.texts,
+            "pins": {"absorbed": dict(self.absorbed), "pinned": dict(self.pinned)},
         }
 
     @classmethod
-    def from_row(cls, row) -> Family:
-        get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    def from_row(cls, row: Any) -> Family:
+        """From a row mapping or an object with the row's attributes."""
+        get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
+        pins = get("pins") or {}
         return cls(
-            key=get("key"),
-            bucket=get("bucket"),
-            partition=get("partition"),
-            base=list(get("base")),
+            key=str(get("key")),
+            bucket=str(get("bucket")),
+            partition=str(get("partition")),
+            base=list(get("base") or ()),
             splits={int(i): list(v) for i, v in (get("splits") or {}).items()},
             templates=dict(get("templates") or {}),
             variable={int(i): (str(v[0]), int(v[1]), int(v[2])) for i, v in (get("variable") or {}).items()},
             texts=int(get("texts") or 0),
+            absorbed=dict(pins.get("absorbed") or {}),
+            pinned=dict(pins.get("pinned") or {}),
         )
+
+    def restore(self, fp: str) -> bool:
+        """Undo the collapse of signature ``fp`` into another: its template is pinned, so texts
+        that read it go to ``fp`` again. False when this family did not absorb ``fp``."""
+        template = self.absorbed.pop(fp, None)
+        if template is None:
+            return False
+        self.pinned[template] = fp
+        return True
+
+    def pinned_of(self, toks: tuple[str, ...]) -> tuple[str, str] | None:
+        """(template, fingerprint) of the pinned template ``toks`` read, if any (oldest pin first)."""
+        for template, fp in self.pinned.items():
+            parts = template.split(" ")
+            if len(parts) == len(toks) and all(p == VAR or p == t for p, t in zip(parts, toks, strict=True)):
+                return template, fp
+        return None
 
     def judged_variable(self) -> list[tuple[int, str, int, int]]:
         """(position, a value it held, distinct values seen, texts) of the positions the data made variable."""
@@ -152,6 +190,24 @@ def _similarity(f: Family, toks: tuple[str, ...]) -> int:
     return eq
 
 
+_MAX_ABSORBED = 256  # collapsed templates a family remembers for undo (past it, the oldest stay undoable)
+
+
+def _varies_by_shape(values: list[str]) -> bool:
+    """Whether the values one position held show by their shape that it is a variable: one of them
+    is a variable, or one is a variable after a prefix (``uid=<*>``) that another value shares
+    (``uid=root``). Values that differ in a constant (``num=<*>`` and ``top=<*>``: two keys) do not."""
+    for v in values:
+        if v == VAR:
+            return True
+        cut = v.find(VAR)
+        if cut > 0:
+            prefix = v[:cut]
+            if any(w is not v and w.startswith(prefix) for w in values):
+                return True
+    return False
+
+
 def _generalise(f: Family, positions: Iterable[int]) -> list[tuple[str, str]]:
     """Judge ``positions`` variable and collapse the templates that now read the same."""
     positions = set(positions)
@@ -169,6 +225,8 @@ def _generalise(f: Family, positions: Iterable[int]) -> list[tuple[str, str]]:
             rewritten[new] = fp
         elif survivor != fp:
             merges.append((fp, survivor))
+            if len(f.absorbed) < _MAX_ABSORBED:
+                f.absorbed[fp] = template
     f.templates = rewritten
     return merges
 
@@ -185,15 +243,26 @@ def assign(
     is appended). ``families`` must be the bucket's families in the order they were made."""
     toks = toks[: params.max_tokens]
     n = len(toks)
-    best, best_eq = None, -1
+    best, best_eq, best_first = None, -1, False
+    first = toks[:1]
     for f in families:
         eq = _similarity(f, toks)
-        if eq > best_eq:
-            best, best_eq = f, eq
+        # On a tie the family that agrees on the first token wins: in short texts (whose first
+        # token is not part of the bucket) it is the one place the template's constant can be.
+        agrees = bool(first) and tuple(f.base[:1]) == first
+        if eq > best_eq or (eq == best_eq and not best_first and agrees):
+            best, best_eq, best_first = f, eq, agrees
     # A one-token free text of a claimed partition (the parser knows the failure; the text is its
     # argument, a key name) can only show that its token varies: it joins the bucket's family.
-    if best is None or (n and best_eq < params.similarity * n and not (claimed and n == 1)):
+    if best is None or (
+        n
+        and best_eq < params.similarity * n
+        and not (claimed and n == 1)
+        and not (n == 2 and best_eq == 1 and best_first)
+    ):
         bucket = bucket_key(partition, toks)
+        if len(families) >= params.max_families:
+            return _overflow(families, toks, bucket=bucket, partition=partition)
         f = Family(key=_digest(bucket, *toks), bucket=bucket, partition=partition, base=list(toks), texts=1)
         template = " ".join(toks)
         fp = f.templates[template] = template_fingerprint(partition, template)
@@ -213,7 +282,7 @@ def assign(
         if t not in values:
             values.append(t)
             changed = True
-            if len(values) > k or any(VAR in v for v in values):
+            if len(values) > k or _varies_by_shape(values):
                 judged.append(i)
     merges: list[tuple[str, str]] = []
     if judged:
@@ -230,9 +299,30 @@ def assign(
         if known is None:
             known = f.templates[template] = template_fingerprint(partition, template)
         changed = True
+    fp = known
     if changed:
         f.texts += 1
-    return Assigned(known, template, f, tuple(merges), changed=changed)
+    if f.pinned:
+        pin = f.pinned_of(toks)
+        if pin is not None:
+            template, fp = pin
+    return Assigned(fp, template, f, tuple(merges), changed=changed)
+
+
+def _overflow(families: list[Family], toks: tuple[str, ...], *, bucket: str, partition: str) -> Assigned:
+    """The bucket is full: the text joins its catch-all family (made once, as its last family)."""
+    key = _digest(bucket, " catch-all")  # tokens never hold a space: no family of texts has this key
+    for f in reversed(families):
+        if f.key == key:
+            template = " ".join(f.base)
+            return Assigned(f.templates[template], template, f)
+    base = [toks[0] if len(toks) > 2 and toks[0] != VAR else VAR] + [VAR] * (len(toks) - 1)
+    f = Family(key=key, bucket=bucket, partition=partition, base=base, texts=1)
+    f.variable = {i: (toks[i], 1, 1) for i in range(len(base)) if base[i] == VAR and toks[i] != VAR}
+    template = " ".join(base)
+    fp = f.templates[template] = template_fingerprint(partition, template)
+    families.append(f)
+    return Assigned(fp, template, f, new_family=True, changed=True)
 
 
 class TemplateEngine:

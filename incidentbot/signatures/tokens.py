@@ -28,6 +28,7 @@ _DATE_WORDS = frozenset(
 )
 _UNITS = frozenset("B KB MB GB TB kB KiB MiB GiB bytes ms us ns s sec secs seconds min mins minutes h hours %".split())
 _UNIT_STRIP = "()[],;:."
+_LIST_RUN = 3  # numbered names in a row that make a list
 
 
 _QUOTE_STRIP = "\"'(){}[]<>,;"
@@ -84,16 +85,32 @@ def tokens(line: str) -> list[str]:
         line = _QUOTED.sub(lambda m: m.group(0).replace(" ", "_"), line)
     if "..." in line:  # dot leaders ("threshold......0") separate a label from its value
         line = _LEADER.sub(" ", line)
+    run = 0  # word-digit tokens (eth0, node12) just before this one
     for t in line.split():
         if not t.isalpha() or t in _BOOL:
             t = _tok(t)
+            if t is not VAR and _WORD_DIGIT.match(t):
+                run += 1
+                if run > _LIST_RUN:
+                    continue  # the list goes on: it is one variable already
+                if run < _LIST_RUN:
+                    out.append(t)
+                    continue
+                # A run of numbered names is a list (the hosts or devices a line enumerates): one
+                # variable, whatever its length.
+                del out[len(out) - (_LIST_RUN - 1) :]
+                t = VAR
+            else:
+                run = 0
             if t == VAR:
                 while out and out[-1] in _DATE_WORDS:
                     out.pop()
                 if out and out[-1] == VAR:
                     continue
-        elif out and out[-1] == VAR and t in _UNITS:
-            continue
+        else:
+            run = 0
+            if out and out[-1] == VAR and t in _UNITS:
+                continue
         if out and out[-1] == VAR and t.strip(_UNIT_STRIP) in _UNITS:
             continue
         out.append(t)

@@ -25,6 +25,7 @@ from incidentbot.ids import IdError, parse_id
 from incidentbot.services import messages
 from incidentbot.services.deliveries import DeliveryLog, delivery_key
 from incidentbot.services.outbox import queue
+from incidentbot.services.resolutions import ResolutionError
 from incidentbot.services.votes import PollClosed, PollError
 from incidentbot.slack.commands import CommandRouter, Invocation, Reply, share_button
 from incidentbot.slack.modals import RESOLVE_CALLBACK, read_resolution
@@ -259,15 +260,21 @@ def create_bolt_app(
         if not is_admin(user):
             ack(response_action="errors", errors={"cause": "Only incident admins can resolve hypotheses."})
             return
+        # Stored before the ack, so the modal closes only once the resolution is saved (a quick write,
+        # well inside Slack's 3 s): a hypothesis gone meanwhile is said in the form, not lost.
+        try:
+            rt.resolutions.resolve(
+                hid,
+                cause=values["cause"],
+                fix=values.get("fix", ""),
+                link=values.get("link", ""),
+                fixed_in=values.get("fixed_in", ""),
+                actor=user,
+            )
+        except (ResolutionError, LookupError) as exc:
+            ack(response_action="errors", errors={"cause": str(exc)[:150]})
+            return
         ack()
-        rt.resolutions.resolve(
-            hid,
-            cause=values["cause"],
-            fix=values.get("fix", ""),
-            link=values.get("link", ""),
-            fixed_in=values.get("fixed_in", ""),
-            actor=user,
-        )
 
     @app.error
     def on_error(error, body):

@@ -15,11 +15,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
-from incidentbot.api import schemas
 from incidentbot.blocks import actions, button, code, context, esc, section
 from incidentbot.digest import preview
 from incidentbot.ids import IdError, parse_id
-from incidentbot.models import OPEN_STATUSES, Hypothesis, HypothesisSignature, Poll, Signature
+from incidentbot.models import OPEN_STATUSES, Hypothesis, Poll, Signature
 from incidentbot.services.hypotheses import AnalysisBusy
 from incidentbot.services.resolutions import ResolutionError
 from incidentbot.services.signatures import SignatureNotFound
@@ -116,7 +115,7 @@ class CommandRouter:
 
     def list(self, inv, args) -> Reply:
         # The message shows 20; one more says whether there are others.
-        items = schemas.hypotheses_list(self.rt, status=",".join(OPEN_STATUSES), limit=21)
+        items = self.rt.read_model.hypotheses_list(status=",".join(OPEN_STATUSES), limit=21)
         with self.rt.db.read() as session:
             total = self.rt.hypotheses.count(session, statuses=OPEN_STATUSES)
         text, blocks = views.hypothesis_list(items, command=self.command, total=total)
@@ -134,14 +133,11 @@ class CommandRouter:
 
     def _show_hypothesis(self, hid: int) -> Reply:
         rt = self.rt
-        try:
-            h = schemas.hypothesis_detail(rt, f"H-{hid}")
-        except Exception as exc:  # HTTPException from the shared query
-            raise LookupError(getattr(exc, "detail", f"H-{hid} does not exist")) from None
+        h = rt.read_model.hypothesis_detail(f"H-{hid}")  # LookupError: said as a private reply
         with rt.db.read() as session:
             sig_ids = [int(s[2:]) for s in h["signature_ids"]]
             sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sig_ids)))) if sig_ids else []
-            sig_records = [schemas.signature_record(rt, session, s) for s in sorted(sigs, key=lambda s: -s.count)]
+            sig_records = [rt.read_model.signature_record(session, s) for s in sorted(sigs, key=lambda s: -s.count)]
             runbooks = [self._runbook_dict(c.runbook.id) for c in rt.runbooks.for_hypothesis(session, hid, sigs)]
             polls = [rt.votes.record(session, p) for p in rt.votes.polls(session, hypothesis_id=hid, limit=3)]
         for p in polls:
@@ -173,21 +169,8 @@ class CommandRouter:
 
     def _show_signature(self, sid: int) -> Reply:
         rt = self.rt
-        try:
-            sig = schemas.signature_detail(rt, f"S-{sid}")
-        except Exception as exc:
-            raise LookupError(getattr(exc, "detail", f"S-{sid} does not exist")) from None
-        with rt.db.read() as session:
-            hid = session.scalar(
-                select(col(HypothesisSignature.hypothesis_id))
-                .join(Hypothesis, col(Hypothesis.id) == col(HypothesisSignature.hypothesis_id))
-                .where(col(HypothesisSignature.signature_id) == sid, col(Hypothesis.merged_into).is_(None))
-                .order_by(col(HypothesisSignature.event_count).desc())
-            )
-            hyp = None
-            if hid:
-                h = session.get(Hypothesis, hid)
-                hyp = {"id": f"H-{h.id}", "title": h.title}
+        sig = rt.read_model.signature_detail(f"S-{sid}")  # LookupError: said as a private reply
+        hyp = rt.read_model.hypothesis_of_signature(sid)
         runbooks = [self._runbook_dict(r) for r in sig["runbook_ids"][:1]]
         text, blocks = views.signature_blocks(
             sig, runbooks=runbooks, hypothesis=hyp, explain=sig.get("explain"), public_url=self.rt.settings.public_url
@@ -216,7 +199,7 @@ class CommandRouter:
             raise UsageError(f"`{self.command} signatures new` or `{self.command} signatures top`")
         with self.rt.db.read() as session:
             rows = self.rt.signatures.page(session, limit=26, after=None, order=order)
-            items = [schemas.signature_record(self.rt, session, s) for s in rows]
+            items = [self.rt.read_model.signature_record(session, s) for s in rows]
         text, blocks = views.signature_list(items, label="Newest" if order == "new" else "Most frequent")
         return Reply(text, blocks, shareable=True)
 

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
-from incidentbot.api.schemas import signature_record
 from incidentbot.digest import render_blocks
 from incidentbot.models import Hypothesis, NewSignatureQuota, Outbox, Poll, Signature, SlackMessage, id_of, utcnow
 from incidentbot.services import messages
@@ -73,15 +72,14 @@ class Publisher:
         raise ValueError(f"unknown render kind {kind!r}")
 
     def render_hypothesis(self, session, hid: int) -> Rendered | None:
-        from incidentbot.api.schemas import hypothesis_record
 
         h = session.get(Hypothesis, hid)
         if h is None:
             return None
-        record = hypothesis_record(self.rt, session, h)
+        record = self.rt.read_model.hypothesis_record(session, h)
         sids = [int(x[2:]) for x in record["signature_ids"]]
         sigs = list(session.scalars(select(Signature).where(col(Signature.id).in_(sids)))) if sids else []
-        sig_records = [signature_record(self.rt, session, s) for s in sorted(sigs, key=lambda s: -s.count)]
+        sig_records = [self.rt.read_model.signature_record(session, s) for s in sorted(sigs, key=lambda s: -s.count)]
         runbooks = [
             {"id": c.runbook.id, "title": c.runbook.title, "url": self.rt.runbooks.url(c.runbook.id)}
             for c in self.rt.runbooks.for_hypothesis(session, hid, sigs)[:1]
@@ -95,9 +93,7 @@ class Publisher:
         sig = session.get(Signature, sid)
         if sig is None:
             return None
-        merged = [s for s in self.rt.signatures.members(session, sid) if s.id != sid]
-        record = signature_record(self.rt, session, sig, merged)
-        record["example"] = sig.example
+        record = self.rt.read_model.signature_with_example(session, sig)
         choices = self.rt.runbooks.for_signature(session, sig)
         runbook = None
         if choices:

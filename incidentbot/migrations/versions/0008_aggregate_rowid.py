@@ -1,7 +1,7 @@
 """eventaggregate on SQLite: the hashed id is a key beside the rowid, no longer the rowid itself
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 06:40:00
 
 SQLite keeps a table in the order of its INTEGER PRIMARY KEY (the rowid). An aggregate's id is a
@@ -15,8 +15,8 @@ alone: about 3x the insert rate at 100,000 aggregates). The ids, and so every ev
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,65 @@
+"""Storms of several jobs at once, each after a line about the file system they share: one
+storage stall (however many times it recurs), not one host incident or hang per job."""
+
+from incidentbot.analysis import analyze
+from incidentbot.analysis.synth import Fleet
+
+NFS, WATCHDOG, ERR = 40, 41, 42
+
+
+def hosts(n, prefix):
+    return [f"{prefix}{i:02d}" for i in range(n)]
+
+
+def fleet(n_jobs=8):
+    f = Fleet()
+    f.sig(NFS, "<*> nfs: server <*> not responding, still trying", "other", "unknown")
+    f.sig(WATCHDOG, "NCCL watchdog timeout in ALLREDUCE", "nccl_watchdog_timeout", "unknown")
+    f.sig(ERR, "RuntimeError: something odd", "other", "unknown")
+    for k in range(n_jobs):
+        f.job(f"j{k}", hosts(4, f"n{k}-"), 20_000, start=k * 7)
+    return f
+
+
+def storm(f, job, t, n=40):
+    for r in range(n):
+        f.event(WATCHDOG, job, None, f.jobs[job].hosts[r % 4], rank=r, at=t + r * 0.05)
+
+
+def stall(f, jobs, t, *, precursor=NFS):
+    """The file system stalls at t: each job logs its line, its collective hangs 30 min later."""
+    for j in jobs:
+        if precursor is not None:
+            f.event(precursor, j, None, f.jobs[j].hosts[1], rank=9, at=t + 3)
+        storm(f, j, t + 1_800 + 20)
+
+
+def shared(props):
+    return [p for p in props if p.kind == "shared_component"]
+
+
+def test_two_stalls_of_one_file_system_are_one_hypothesis():
+    f = fleet()
+    t0 = f.t0
+    stall(f, ["j1", "j2"], t0 + 5_000)
+    stall(f, ["j3", "j5"], t0 + 20_000)
+    props = analyze(f.events, f.signatures)
+    (p,) = shared(props)
+    assert set(p.event_ids) == f.ids(NFS) | f.ids(WATCHDOG)
+    assert p.title.endswith("2 times: storage")
+    assert p.cause_class == "infrastructure"
+
+
+CASES = [  # (name, build): no shared component
+    ("one job's storm after a storage line", lambda f: stall(f, ["j1"], f.t0 + 5_000)),
+    ("two jobs' storms at once with no storage line", lambda f: stall(f, ["j1", "j2"], f.t0 + 5_000, precursor=None)),
+    ("two jobs' storms at once after another text", lambda f: stall(f, ["j1", "j2"], f.t0 + 5_000, precursor=ERR)),
+    ("two jobs' storms hours apart", lambda f: (stall(f, ["j1"], f.t0 + 5_000), stall(f, ["j2"], f.t0 + 20_000))),
+]
+
+
+def test_stays_silent():
+    for name, build in CASES:
+        f = fleet()
+        build(f)
+        assert shared(analyze(f.events, f.signatures)) == [], name
