@@ -96,3 +96,16 @@ def peak_rss_mib(pid: int) -> float:
 
 def rss_mib(pid: int) -> float:
     return sum(_status_kib(p, "VmRSS:") for p in _family(pid)) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process and its children have used so far: a rate per CPU-second
+    stays comparable when other work shares the machine, where a rate per wall second does not."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _family(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick

@@ -4,6 +4,8 @@
 
 The service runs as its own process (`incidentbot serve`, background workers off so only ingest is
 measured); clients post batches of 1,000 from threads, each over one kept-alive connection. Prints a Markdown table.
+Besides events per second, each row gives events per CPU-second of the service (all its processes): on a
+machine shared with other work the wall-clock rate falls with the load, the CPU rate much less.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's incidentbot, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _service import TOKEN, database, peak_rss_mib, rss_mib, service  # noqa: E402
+from _service import TOKEN, cpu_seconds, database, peak_rss_mib, rss_mib, service  # noqa: E402
 
 WATCHDOG = ("[rank{r}]:[E1206 18:44:{s:02}.{us} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
             "operation timeout: WorkNCCL(SeqNum={seq}, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
@@ -87,7 +90,11 @@ def post_all(url: str, events: list[dict], *, clients: int, batch: int = 1000) -
     return elapsed, accepted, duplicates
 
 
-def raw_sqlite_baseline(tmp: Path, events: list[dict]) -> float:
+def cpu_rate(events: int, pid: int, before: float) -> str:
+    return f"{events / max(cpu_seconds(pid) - before, 1e-9):,.0f}"
+
+
+def raw_sqlite_baseline(tmp: Path, events: list[dict]) -> tuple[float, float]:
     """events/s of the database alone: the same rows (fingerprints and signature ids precomputed)
     through sqlite3's executemany into the migrated schema, 1,000 per transaction, WAL and
     synchronous=FULL as the service runs it. No HTTP, validation, grouping or counters."""
@@ -111,16 +118,37 @@ def raw_sqlite_baseline(tmp: Path, events: list[dict]) -> float:
     sql = ("INSERT INTO event (event_id, job_id, message, time, received_at, source, cluster, host, gpu, rank, step,"
            " code_version, versions, kind, attributes, signature_id) VALUES (" + ", ".join("?" * 16) + ")"
            " ON CONFLICT (event_id) DO NOTHING")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(rows), 1000):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, rows[i:i + 1000])
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stored = conn.execute("SELECT count(*) FROM event").fetchone()[0]
     conn.close()
     assert stored == len(rows), (stored, len(rows))
-    return len(rows) / elapsed
+    return len(rows) / elapsed, len(rows) / cpu
+
+
+def in_process(kind: str, tmp: Path, n: int) -> tuple[float, float]:
+    """events/s (wall, CPU) of ``IngestService.ingest`` alone in this process: the mixed events,
+    validated beforehand, 1,000 per call on a fresh database. No HTTP, no client threads."""
+    from incidentbot.db import Database
+    from incidentbot.ingest import validate_batch
+    from incidentbot.services.ingest import IngestService
+
+    with database(kind, tmp) as url:
+        db = Database(url)
+        db.migrate()
+        service = IngestService(db)
+        events = make_events(n, storm=False, prefix="i")
+        batches = [validate_batch(events[i:i + 1000])[0] for i in range(0, n, 1000)]
+        started, cpu = time.perf_counter(), time.process_time()
+        stored = sum(service.ingest(b).accepted for b in batches)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        db.dispose()
+    assert stored == n, (stored, n)
+    return n / elapsed, n / cpu
 
 
 def soak(n: int, *, clients: int) -> None:
@@ -146,11 +174,21 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--processes", type=int, default=1, help="`serve --workers N` (with placeholder Slack credentials)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="instead: IngestService.ingest alone in this process (wall and CPU rates, per backend)")
     ap.add_argument("--soak", type=int, default=0, metavar="N",
                     help="instead: post N mixed events to SQLite and print RSS every 250,000 (memory as the database grows)")
     a = ap.parse_args()
     if a.soak:
         soak(a.soak, clients=a.clients)
+        return
+    if a.in_process:
+        print("| backend | workload | events/s | events per CPU-second |")
+        print("|---|---|---|---|")
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind in a.backends.split(","):
+                wall, cpu = in_process(kind, Path(tmp), a.events)
+                print(f"| {kind} (in process) | {a.events:,} mixed events, IngestService.ingest per 1,000 | {wall:,.0f} | {cpu:,.0f} |")
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,25 +199,31 @@ def main() -> None:
                 env = {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": "http://127.0.0.1:9/api/"}
             with database(kind, Path(tmp)) as url, service(url, extra_env=env, processes=a.processes) as (base, proc):
                 mixed = make_events(a.events, storm=False, prefix="m")
+                cpu = cpu_seconds(proc.pid)
                 secs, acc, dup = post_all(base, mixed, clients=a.clients)
                 rss_after_first = rss_mib(proc.pid)
                 label = f" ({a.processes} processes)" if a.processes > 1 else ""
-                rows.append((kind + label, f"{a.events:,} mixed events, batches of 1,000", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                rows.append((kind + label, f"{a.events:,} mixed events, batches of 1,000", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup,
+                             cpu_rate(acc, proc.pid, cpu)))
                 storm = make_events(100_000, storm=True, prefix="s")
+                cpu = cpu_seconds(proc.pid)
                 secs, acc, dup = post_all(base, storm, clients=8)
-                rows.append((kind + label, "100,000-rank watchdog burst", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                rows.append((kind + label, "100,000-rank watchdog burst", f"{acc / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup,
+                             cpu_rate(acc, proc.pid, cpu)))
+                cpu = cpu_seconds(proc.pid)
                 secs, acc, dup = post_all(base, storm[:20_000], clients=8)
-                rows.append((kind + label, "20,000 retried (all duplicates)", f"{(acc + dup) / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup))
+                rows.append((kind + label, "20,000 retried (all duplicates)", f"{(acc + dup) / secs:,.0f} events/s", f"{secs:.1f} s", acc, dup,
+                             cpu_rate(acc + dup, proc.pid, cpu)))
                 more = make_events(a.events, storm=False, prefix="m2", seed=2)
                 post_all(base, more, clients=a.clients)
                 rows.append((kind + label, "memory: RSS after 100k / after 320k events, peak" + (" (all processes)" if label else ""), f"{rss_after_first:.0f} / {rss_mib(proc.pid):.0f} MiB",
-                             f"peak {peak_rss_mib(proc.pid):.0f} MiB", "", ""))
+                             f"peak {peak_rss_mib(proc.pid):.0f} MiB", "", "", ""))
         if "sqlite" in a.backends.split(","):
-            rate = raw_sqlite_baseline(Path(tmp), make_events(a.events, storm=False, prefix="r"))
+            rate, cpu_rate_ = raw_sqlite_baseline(Path(tmp), make_events(a.events, storm=False, prefix="r"))
             rows.append(("sqlite (reference)", f"raw executemany of {a.events:,} mixed rows, no service", f"{rate:,.0f} events/s",
-                         f"{a.events / rate:.1f} s", "", ""))
-    print("| backend | workload | throughput | time | accepted | duplicates |")
-    print("|---|---|---|---|---|---|")
+                         f"{a.events / rate:.1f} s", "", "", f"{cpu_rate_:,.0f}"))
+    print("| backend | workload | throughput | time | accepted | duplicates | events per service CPU-second |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
 

@@ -154,9 +154,9 @@ class EventAggregate(SQLModel, table=True):
     a round trip (see services/ingest.py ``aggregate_key``)."""
 
     __table_args__ = (Index("ix_eventaggregate_signature_last", "signature_id", "last_time"),)
-    id: int = Field(
-        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
-    )
+    # BIGINT on SQLite too, not INTEGER: an INTEGER PRIMARY KEY is SQLite's rowid, which orders the
+    # table, and a hashed id would scatter every insert over its pages (migration 0008).
+    id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
     signature_id: int = Field(foreign_key="signature.id")  # as the text made it; merges resolve at loading
     bucket_start: int = Field(sa_type=BigInteger)  # epoch seconds, a multiple of the bucket width
     job_id: str = Field(max_length=256)

@@ -267,3 +267,46 @@ def test_migration_backfills_aggregates_from_existing_events(db_url):
                                     "OR e.hypothesis_id <> a.hypothesis_id)")).scalar()
         assert mismatched == 0
     raw.dispose()
+
+
+def test_migration_0008_keeps_every_aggregate_and_takes_the_id_off_sqlites_rowid(runtime, db, db_url):
+    """0008 rebuilds eventaggregate on SQLite so the hashed id is a key beside the rowid (new rows
+    are appended, not written to random pages). Every row, id and count survives the way down to
+    0007 and back up, events still find their rows, and later events of the same keys add to them."""
+    from alembic import command
+
+    sqlite = db_url.startswith("sqlite")
+    texts = [XID79.format(bus=0x1b, pid=7), "RuntimeError: DataLoader worker (pid 7) is killed by signal: Killed."]
+    events = [_ev(event_id=f"k-{i}", job_id=f"job-{i % 5}", host=f"node{i % 37:05}", gpu=str(i % 8), rank=i,
+                  step=100 + i, time=T0 + timedelta(seconds=i % 25), message=texts[i % 2]) for i in range(400)]
+    _ingest(runtime, events[:300])
+    with db.read() as s:
+        before = _stored(s)
+    assert len(before) > 100 and sum(v[0] for v in before.values()) == 300
+
+    def rows_on_their_id_as_rowid() -> int:
+        with db.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT count(*) FROM eventaggregate WHERE rowid = id").scalar()
+
+    cfg = db._alembic_config()
+    command.downgrade(cfg, "0007")
+    with db.read() as s:
+        assert _stored(s) == before
+    if sqlite:
+        # The layout 0008 replaces: the hash is the rowid, so the table is ordered by it.
+        assert rows_on_their_id_as_rowid() == len(before)
+    command.upgrade(cfg, "head")
+    with db.read() as s:
+        assert _stored(s) == before == _recomputed(s)
+    if sqlite:
+        with db.engine.connect() as conn:
+            types = {r[1]: r[2] for r in conn.exec_driver_sql("PRAGMA table_info(eventaggregate)")}
+        assert types["id"] == "BIGINT"
+        assert rows_on_their_id_as_rowid() == 0
+    # The same keys again (same jobs, hosts and 30-second bucket): counted into the same rows.
+    _ingest(runtime, events[300:])
+    with db.read() as s:
+        after = _stored(s)
+        assert after == _recomputed(s)
+    assert set(after) >= set(before) and sum(v[0] for v in after.values()) == 400
+    assert sum(after[k][0] - before[k][0] for k in before) > 0

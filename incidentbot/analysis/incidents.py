@@ -549,8 +549,8 @@ def find_anchored(ix: Index) -> None:
     blamed: dict[str, set[str]] = defaultdict(set)
     for c in ix.components:
         if c.kind == "localised_hardware" and len(c.key) == 2 and c.key[0] == "host":
-            for g in c.scope.get("gpus", []):
-                blamed[c.key[1]].add(g.split("/", 1)[1])
+            for gpu in c.scope.get("gpus", []):
+                blamed[c.key[1]].add(gpu.split("/", 1)[1])
     for (h, d), incs in sorted(groups.items()):
         if d in ("host", "nic") or not blamed[h]:
             key = ("host", h) if n_dev[h] == 1 else ("host", h, d)

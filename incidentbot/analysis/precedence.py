@@ -32,6 +32,12 @@ def watchdog_window(ix: Index, s: int) -> float:
     return timeout * S.watchdog_margin + S.watchdog_slack_s
 
 
+def _switch(ix: Index, i: int) -> str | None:
+    """The switch above event ``i``'s host, when its host and the topology say."""
+    host = ix.ev[i].host
+    return ix.topo.get(host) if host else None
+
+
 def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incidents: Incidents | None = None) -> None:
     """Each storm to the cause of the nearest reliable precursor in its job within the watchdog's
     window. A line of a host incident, or of an episode of several texts (``incidents.py``: the
@@ -132,7 +138,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         if h is None and incidents.precursor(ix, owner, best) and (ps, s) not in reliable:
             h = incidents.take_episode(ix, hyps, owner, incidents.first_of.get(best, best))
         if h is None:
-            sw = ix.topo.get(ix.ev[best].host) if ix.ev[best].host else None
+            sw = _switch(ix, best)
             if ix.sig_class(ps) == "hardware" and ix.ev[best].host:
                 sw = ix.ev[best].host  # a GPU's or host's own fault: that host, not its switch
             hk = (ps, sw)
@@ -145,7 +151,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
                 for i in ix.by_sig[ps]
                 if i not in owner
                 and i not in ix.in_storm
-                and (sw is None or ix.topo.get(ix.ev[i].host) == sw or ix.ev[i].host == sw)
+                and (sw is None or _switch(ix, i) == sw or ix.ev[i].host == sw)
             ]
             hyps[h].add_events(ps, pre_ids, None)
             for i in pre_ids:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -31,7 +33,14 @@ from incidentbot.models import (
 )
 from incidentbot.services import hll
 from incidentbot.services.alert_quota import NewSignaturePolicy, queue_new_signature_alerts
-from incidentbot.services.sql import insert_counted, insert_for, insert_new, least_greatest, sql_time
+from incidentbot.services.sql import (
+    driver_params,
+    insert_counted,
+    insert_for,
+    insert_new,
+    least_greatest,
+    sql_time,
+)
 from incidentbot.services.templates import Placement, TemplateStore
 
 __all__ = ["IngestResult", "IngestService", "aggregate_key", "run_lineage", "DEFAULT_BUCKET_SECONDS"]
@@ -46,6 +55,7 @@ _AGG = table_of(EventAggregate)
 DEFAULT_BUCKET_SECONDS = 30
 PROGRESS = "progress"  # the event kind of a job's progress report
 RANKS_EXACT = 1000
+_NO_VERSIONS: dict[str, str] = {}  # shared, never written: what an event without versions stores
 _EVENT_COLUMNS = (
     "event_id",
     "job_id",
@@ -85,6 +95,10 @@ def _counters_sql(dialect: str) -> str:
     )
 
 
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+_U64 = struct.Struct(">Q")  # an 8-byte digest as a big-endian unsigned integer
+
+
 def aggregate_key(
     signature_id: int,
     bucket_start: int,
@@ -100,7 +114,9 @@ def aggregate_key(
     share an id with probability about n²/2⁶⁴ (n aggregates: 5e-6 at ten million); they would then
     share one row's counts, which the analysis tolerates."""
     key = repr((signature_id, bucket_start, job_id, host, cluster, code_version, versions, run, attempt)).encode()
-    return (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1) or 1
+    h = _BLAKE2B_8.copy()  # the same as blake2b(key, digest_size=8); copying is cheaper than a new one
+    h.update(key)
+    return (_U64.unpack(h.digest())[0] >> 1) or 1
 
 
 def run_lineage(ev: EventIn) -> tuple[str | None, int | None]:
@@ -124,6 +140,7 @@ def run_lineage(ev: EventIn) -> tuple[str | None, int | None]:
     return run, attempt
 
 
+@functools.cache
 def _aggregate_upsert_sql(dialect: str) -> str:
     """INSERT … ON CONFLICT (id) DO UPDATE of one aggregate row; SET expressions read the stored
     row (``a``) as it was, so first_rank follows the earlier first_time."""
@@ -387,10 +404,12 @@ class IngestService:
         round trip is needed before the events are inserted)."""
         width = self.bucket_seconds
         memo: dict[tuple, int] = {}
+        canonical: dict[tuple, tuple] = {}  # versions as given -> sorted (a batch's version maps repeat)
         for r in rows:
             versions = r["versions"]
             # Grouped by the versions as given (sorting per row costs more than the rest of the
             # key); the id sorts them, so another key order still lands in the same row.
+            given = tuple(versions.items()) if versions else ()
             group = (
                 r["signature_id"],
                 int(r["time"].timestamp() // width) * width,
@@ -398,26 +417,38 @@ class IngestService:
                 r["host"],
                 r["cluster"],
                 r["code_version"],
-                tuple(versions.items()) if versions else (),
+                given,
                 r["run"],
                 r["attempt"],
             )
             agg = memo.get(group)
             if agg is None:
-                agg = memo[group] = aggregate_key(*group[:6], tuple(sorted(group[6])), *group[7:])
+                ordered = canonical.get(given)
+                if ordered is None:
+                    ordered = canonical[given] = tuple(sorted(given))
+                agg = memo[group] = aggregate_key(*group[:6], ordered, *group[7:])
             r["aggregate_id"] = agg
 
     def _upsert_aggregates(self, session, rows: list[dict]) -> None:
         """Count the inserted rows into their aggregates: one ``INSERT … ON CONFLICT DO UPDATE``
-        sent as one executemany, rows in id order (the lock order: after event ids, before members)."""
-        groups: dict[int, list] = {}
+        sent as one executemany, rows in id order (the lock order: after event ids, before members).
+
+        Built for batches where most aggregates get one row (events of many jobs and hosts): such
+        an aggregate is written from its row directly, and only aggregates with several rows keep
+        a running summary. Few objects survive the loop, so the collector has less to walk."""
+        first: dict[int, dict] = {}  # aggregate id -> its first row
+        # aggregate id -> count, first_time, last_time, first_rank, gpu, min_step, max_step
+        more: dict[int, list] = {}
         for r in rows:
-            g = groups.get(r["aggregate_id"])
-            t = r["time"]
-            if g is None:
-                # count, first_time, last_time, first_rank, gpu, min_step, max_step, the first row
-                groups[r["aggregate_id"]] = [1, t, t, r["rank"], r["gpu"], r["step"], r["step"], r]
+            agg = r["aggregate_id"]
+            r0 = first.setdefault(agg, r)
+            if r0 is r:
                 continue
+            g = more.get(agg)
+            if g is None:
+                t0 = r0["time"]
+                g = more[agg] = [1, t0, t0, r0["rank"], r0["gpu"], r0["step"], r0["step"]]
+            t = r["time"]
             g[0] += 1
             if t < g[1]:
                 g[1], g[3] = t, r["rank"]
@@ -432,37 +463,58 @@ class IngestService:
                 if g[6] is None or step > g[6]:
                     g[6] = step
         dialect = session.get_bind().dialect.name
-        sqlite = dialect == "sqlite"
-        if sqlite:
-            from incidentbot.services.sql import _json_text as versions_param
-        else:
-            from psycopg.types.json import Json as versions_param
+        to_time, to_json = driver_params(dialect)
+        width = self.bucket_seconds
+        # A batch's times and version maps repeat (its receive time, a job's versions): each is
+        # converted once. Times by value; version maps by identity, which is safe while the rows
+        # hold them (to the end of this call).
+        times: dict[datetime, Any] = {}
+        maps: dict[int, Any] = {}
         params = []
-        for agg in sorted(groups):
-            n, first, last, rank, gpu, lo, hi, r = groups[agg]
+        for agg in sorted(first):
+            r = first[agg]
+            g = more.get(agg)
+            if g is None:
+                n, lo_t, hi_t, rank, gpu, lo, hi = 1, r["time"], r["time"], r["rank"], r["gpu"], r["step"], r["step"]
+            else:
+                n, lo_t, hi_t, rank, gpu, lo, hi = g
+            versions = r["versions"] or _NO_VERSIONS
+            v = maps.get(id(versions))
+            if v is None:
+                v = maps[id(versions)] = to_json(versions)
+            t0 = times.get(lo_t)
+            if t0 is None:
+                t0 = times[lo_t] = to_time(lo_t)
+            t1 = times.get(hi_t)
+            if t1 is None:
+                t1 = times[hi_t] = to_time(hi_t)
             params.append(
                 (
                     agg,
                     r["signature_id"],
-                    int(first.timestamp() // self.bucket_seconds) * self.bucket_seconds,
+                    int(lo_t.timestamp() // width) * width,
                     r["job_id"],
                     r["host"],
                     r["cluster"],
                     r["code_version"],
-                    versions_param(r["versions"] or {}),
+                    v,
                     r["run"],
                     r["attempt"],
                     n,
-                    sql_time(session, first),
-                    sql_time(session, last),
+                    t0,
+                    t1,
                     rank,
                     gpu,
                     lo,
                     hi,
                 )
             )
+        if not params:
+            return
         cur = session.connection().connection.driver_connection.cursor()
         try:
+            # psycopg pipelines an executemany: on PostgreSQL this beat one INSERT … SELECT over
+            # unnest(arrays) (its arrays are dumped in Python, and the server works alone).
             cur.executemany(_aggregate_upsert_sql(dialect), params)
         finally:
             cur.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from operator import itemgetter
 from typing import Any
@@ -13,7 +13,15 @@ from sqlalchemy import JSON, Connection, CursorResult, Result, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-__all__ = ["insert_for", "insert_new", "insert_counted", "sql_time", "least_greatest", "rowcount"]
+__all__ = [
+    "driver_params",
+    "insert_for",
+    "insert_new",
+    "insert_counted",
+    "sql_time",
+    "least_greatest",
+    "rowcount",
+]
 
 
 def insert_for(session: Session, table):
@@ -166,6 +174,20 @@ def _sqlite_datetime(value):
             value = value.astimezone(UTC)
         value = value.replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
+
+
+def _same(value):
+    return value
+
+
+def driver_params(dialect: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(datetime → driver parameter, JSON value → driver parameter) for a raw executemany on this
+    dialect: SQLite takes SQLAlchemy's UTC text and JSON text, psycopg datetimes and Json."""
+    if dialect == "sqlite":
+        return _sqlite_datetime, _json_text
+    from psycopg.types.json import Json
+
+    return _same, Json
 
 
 def sql_time(session: Session, value):
