@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from incidentbot.models import Event, Hypothesis, HypothesisLog
+from incidentbot.models import Event, EventAggregate, Hypothesis, HypothesisLog
 from incidentbot.simulate import simulate
 
 
@@ -66,6 +66,11 @@ def test_human_decisions_survive_reanalysis(client, runtime, scenario):
     a, b, c = (int(h["id"][2:]) for h in hyps[:3])
     runtime.resolutions.reject(c, reason="the switch was fine", actor="UALICE")
     merged = runtime.decisions.merge_hypotheses([a, b], actor="UALICE")
+    with runtime.db.read() as s:
+        # events and their aggregates both name the hypothesis that now explains them
+        assert s.scalars(select(Event).where(Event.hypothesis_id == b)).first() is None
+        assert s.scalars(select(EventAggregate).where(EventAggregate.hypothesis_id == b)).first() is None
+        assert s.scalars(select(EventAggregate).where(EventAggregate.hypothesis_id == a)).first() is not None
     client.post("/v1/analyze")
     with runtime.db.read() as s:
         assert s.get(Hypothesis, c).status == "rejected"

@@ -9,7 +9,16 @@ from sqlalchemy import delete, select, update
 from sqlmodel import col
 
 from incidentbot.db import Database
-from incidentbot.models import Decision, Event, Hypothesis, HypothesisLog, HypothesisSignature, id_of, utcnow
+from incidentbot.models import (
+    Decision,
+    Event,
+    EventAggregate,
+    Hypothesis,
+    HypothesisLog,
+    HypothesisSignature,
+    id_of,
+    utcnow,
+)
 
 __all__ = ["DecisionService"]
 
@@ -62,6 +71,13 @@ class DecisionService:
                         )
                 session.execute(delete(HypothesisSignature).where(col(HypothesisSignature.hypothesis_id) == id_of(h)))
                 session.execute(update(Event).where(col(Event.hypothesis_id) == id_of(h)).values(hypothesis_id=tid))
+                # Aggregates say which hypothesis explains their events too (analysis reads them, not
+                # the raw events): they move with the events.
+                session.execute(
+                    update(EventAggregate)
+                    .where(col(EventAggregate.hypothesis_id) == id_of(h))
+                    .values(hypothesis_id=tid)
+                )
             target.updated_at = now
             session.add(
                 HypothesisLog(
