@@ -177,20 +177,7 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     if not regs:
         return
     share = {hi: scope_share(ix, keys) for hi, keys in regs}
-    storm_starts: dict[str, list[float]] = defaultdict(list)
-    for _s, j, g in ix.storm_bursts:
-        storm_starts[j].append(ix.ev[g[0]].time)
-    for j in storm_starts:
-        storm_starts[j].sort()
-    window = S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
-
-    def before_storm(i: int) -> bool:
-        e = ix.ev[i]
-        st = storm_starts.get(e.job_id)
-        if not st:
-            return False
-        k = bisect.bisect_left(st, e.time - 2.0)
-        return k < len(st) and st[k] - e.time <= window
+    before_storm = ix.just_before_storm
 
     cand: dict[int, dict[int, list[int]]] = {}
     for s in sorted(ix.by_sig):

@@ -273,6 +273,26 @@ class Index:
         si = self.sigs.get(s)
         return si.cause_class if si else "unknown"
 
+    def just_before_storm(self, i: int) -> bool:
+        """Whether event ``i`` comes within the watchdog's window before a storm of its job starts
+        (or up to 2 s after: clocks of one job differ), the place of a storm's precursor rather than
+        of a symptom. Storm starts are gathered once per analysis (``storm_bursts`` is final by the
+        time rules ask)."""
+        starts = self.cache.get("storm_starts")
+        if starts is None:
+            by_job: dict[str, list[float]] = defaultdict(list)
+            for _s, j, g in self.storm_bursts:
+                by_job[j].append(self.ev[g[0]].time)
+            starts = {j: sorted(ts) for j, ts in by_job.items()}
+            self.cache["storm_starts"] = starts
+        st = starts.get(self.ev[i].job_id)
+        if not st:
+            return False
+        t = self.ev[i].time
+        k = bisect.bisect_left(st, t - 2.0)
+        S = self.S
+        return k < len(st) and st[k] - t <= S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
+
     def weight(self, idx) -> int:
         """Stored events the records ``idx`` stand for."""
         w = self.w

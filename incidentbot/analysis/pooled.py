@@ -15,7 +15,6 @@ else) is not claimed as a regression: the cluster could as well be the cause.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import defaultdict
 from collections.abc import Mapping
@@ -123,21 +122,8 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     for _j, code, vers, x in ix.expo.segments:
         for d, v in vals_of(code, vers).items():
             E[d][v] += x
-    # storm starts per job: a text that mostly comes just before storms is their precursor, not a symptom
-    storm_starts: dict[str, list[float]] = defaultdict(list)
-    for _s, j, g in ix.storm_bursts:
-        storm_starts[j].append(ix.ev[g[0]].time)
-    for j in storm_starts:
-        storm_starts[j].sort()
-    window = S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
-
-    def before_storm(i: int) -> bool:
-        e = ix.ev[i]
-        st = storm_starts.get(e.job_id)
-        if not st:
-            return False
-        k = bisect.bisect_left(st, e.time - 2.0)
-        return k < len(st) and st[k] - e.time <= window
+    # a text that mostly comes just before storms is their precursor, not a symptom
+    before_storm = ix.just_before_storm
 
     # occurrences per signature and value
     occ_vals: dict[int, list[dict[str, str]]] = {}
