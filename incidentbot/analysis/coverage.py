@@ -25,20 +25,12 @@ from .model import Proposal
 
 
 def is_benign_text(ix: Index, s: int) -> bool:
-    si = ix.sigs.get(s)
-    if si is None:
-        return False
-    text = f"{si.category} {si.title}".lower()
-    return any(m in text for m in ix.S.benign_markers)
+    return ix.sig_mentions(s, ix.S.benign_markers)
 
 
 def is_routine_text(ix: Index, s: int) -> bool:
     """Benign and routine by design (``Settings.routine_markers``)."""
-    si = ix.sigs.get(s)
-    if si is None:
-        return False
-    text = f"{si.category} {si.title}".lower()
-    return any(m in text for m in ix.S.routine_markers)
+    return ix.sig_mentions(s, ix.S.routine_markers)
 
 
 def routine_signatures(ix: Index) -> set[int]:
@@ -49,11 +41,7 @@ def routine_signatures(ix: Index) -> set[int]:
 
 def is_job_level_text(ix: Index, s: int) -> bool:
     """A line about the whole job (a scheduler's time limit): where it shows says nothing."""
-    si = ix.sigs.get(s)
-    if si is None:
-        return False
-    text = f"{si.category} {si.title}".lower()
-    return any(m in text for m in ix.S.job_level_markers)
+    return ix.sig_mentions(s, ix.S.job_level_markers)
 
 
 def spread_evenly(ix: Index, idx: list[int]) -> bool:

@@ -351,11 +351,7 @@ def _category(ix: Index, s: int) -> str:
 
 
 def _says_down(ix: Index, s: int) -> bool:
-    si = ix.sigs.get(s)
-    if si is None:
-        return False
-    text = f"{si.category} {si.title}".lower()
-    return any(m in text for m in ix.S.host_down_markers)
+    return ix.sig_mentions(s, ix.S.host_down_markers)
 
 
 def _node_failure(ix: Index, take: list[int], a: int) -> None:

@@ -269,6 +269,15 @@ class Index:
         si = self.sigs.get(s)
         return si.title if si else f"signature {s}"
 
+    def sig_mentions(self, s: int, markers) -> bool:
+        """Whether signature ``s``'s category or title holds one of ``markers`` (lower-case words
+        of a ``Settings`` list): how a rule knows a text by its meaning."""
+        si = self.sigs.get(s)
+        if si is None:
+            return False
+        text = f"{si.category} {si.title}".lower()
+        return any(m in text for m in markers)
+
     def sig_class(self, s: int) -> str:
         si = self.sigs.get(s)
         return si.cause_class if si else "unknown"

@@ -51,11 +51,7 @@ def find_bursts(ix: Index) -> None:
 
 def is_storage_text(ix: Index, s: int) -> bool:
     """A line about a shared file system (``Settings.storage_markers``: nfs, Lustre, checkpoint I/O)."""
-    si = ix.sigs.get(s)
-    if si is None:
-        return False
-    text = f"{si.category} {si.title}".lower()
-    return si.cause_class != "hardware" and any(m in text for m in ix.S.storage_markers)
+    return ix.sig_class(s) != "hardware" and ix.sig_mentions(s, ix.S.storage_markers)
 
 
 def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
