@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -356,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader that left (`| head`) shows as BrokenPipeError
+    except BrokenPipeError:
+        # The reader closed the pipe (`incidentbot hypotheses --json | head`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's own final flush does not raise again, and
+        # exit the way a process killed by SIGPIPE does, so `set -o pipefail` still sees it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "size", None) and str(args.size).isdigit():
         args.size = int(args.size)

@@ -332,3 +332,19 @@ def test_migrations_build_exactly_the_schema_the_models_describe(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == [], diff
+
+
+@pytest.mark.parametrize("args", [["hypotheses", "--json"], ["hypotheses", "--all"], ["--help"]])
+def test_a_reader_that_leaves_early_is_no_traceback(client, runtime, db, db_url, args):
+    """`incidentbot hypotheses --json | head`: the pipe closes before the output is written. The
+    command exits as a SIGPIPE'd process does (141), with nothing on stderr."""
+    client.post("/v1/events", json={"events": [event(event_id=f"p{i}", rank=i) for i in range(3)]})
+    for i in range(40):
+        add_hypothesis(db, f"bug {i} " + "x" * 200, {1: 3}, event_count=3)
+    env = {"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "incidentbot", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc.stdout.close()  # the reader is gone before the first byte is written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err

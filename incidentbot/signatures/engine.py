@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
 
-RULES_VERSION = "2026.12-1"
+RULES_VERSION = "2026.12-2"
 MAX_LINE = 4096
 MAX_TEMPLATE_LINES = 12
 
@@ -578,6 +578,10 @@ _FRAME = re.compile(r'^[ \t]*File "([^"\n]{1,500})", line \d+, in ([^\s]{1,200})
 _EXC_LINE = re.compile(
     r"^([A-Za-z_][\w.]{0,150}(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault|Timeout|Exited\w*)):?(?: (.*))?$"
 )
+# After a traceback's frames, Python prints the exception as the first unindented line: its type is
+# whatever the class is called (``zlib.error``, ``socket.timeout``, ``KeyboardInterrupt``,
+# ``StopIteration``), so there the suffix above is not required.
+_EXC_AFTER_FRAMES = re.compile(r"^([A-Za-z_][\w.]{0,150})(?:: (.*))?$")
 _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause")
 _FRAMEWORK = re.compile(r"site-packages|dist-packages|/lib/python\d|<frozen|^<|/torch/|/usr/lib/|\.\.\./torch/")
 
@@ -602,6 +606,8 @@ def parse_traceback(ctx: Ctx) -> tuple[str, str, list[str], list[str], str] | No
             cur_frames.append((fm.group(1), fm.group(2)))
             continue
         em = _EXC_LINE.match(s)
+        if em is None and cur_frames and ln[:1] not in (" ", "\t"):
+            em = _EXC_AFTER_FRAMES.match(s)
         if em:
             exc_type, msg = em.group(1), (em.group(2) or "")
             chain.append(exc_type)
