@@ -21,10 +21,10 @@ FLOORS: dict[str, tuple[set[str], set[str]]] = {
     # Runs outside the service, or plays Slack: imports nothing of the bot.
     "outside": ({"reporter", "localslack"}, set()),
     # Pure cores and plain values: parsing, fingerprints, analysis, runbooks, the simulator,
-    # ids, host names, settings, log format, cause classes, Block Kit primitives (blocks.py:
+    # ids, host names, settings, log format, cause classes and categories, Block Kit primitives (blocks.py:
     # what slack/ and digest/ both build messages from, with the one mrkdwn escape).
     "core": (
-        {"signatures", "analysis", "ingest", "runbooks", "simulate", "ids", "hosts", "settings", "logs", "causes", "blocks"},
+        {"signatures", "analysis", "ingest", "runbooks", "simulate", "ids", "hosts", "settings", "logs", "causes", "categories", "blocks"},
         set(),
     ),
     # Tables and the database, and what reads only them (audit log, metrics).

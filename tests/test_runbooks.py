@@ -184,13 +184,12 @@ def test_categories_constant_is_valid():
     assert set(CAUSE_CLASSES) == {"hardware", "network", "software", "data", "infrastructure", "unknown"}
 
 
-def test_categories_agree_with_signatures_engine():
-    sig = pytest.importorskip("incidentbot.signatures")
-    cats = getattr(sig, "CATEGORIES", None)
-    if cats is None:
-        pytest.skip("incidentbot.signatures has no CATEGORIES yet")
-    assert set(CATEGORIES) == set(cats)
+def test_categories_have_one_home():
+    """Parsers and runbooks read the one vocabulary (incidentbot/categories.py), not copies."""
+    from incidentbot import categories, signatures
 
+    assert signatures.CATEGORIES is categories.CATEGORIES
+    assert CATEGORIES is categories.CATEGORIES
 
 # --------------------------------------------------------------------------- checker: bad files
 

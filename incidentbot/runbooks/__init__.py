@@ -3,12 +3,12 @@
 Pure library: every function reads from the directory it is given.
 """
 
+from incidentbot.categories import CATEGORIES
 from incidentbot.causes import CAUSE_CLASSES
 
 from .loader import check_runbooks, load_runbooks, load_with_errors, parse_file, parse_sections
 from .match import match_runbooks, xids_in_text
 from .model import (
-    CATEGORIES,
     SEVERITIES,
     CheckError,
     MatchRules,

@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
+from incidentbot.categories import CATEGORIES
 from incidentbot.causes import CAUSE_CLASSES
 
 from .model import (
     ALLOWED_KEYS,
-    CATEGORIES,
     MATCH_KEYS,
     REQUIRED_KEYS,
     REQUIRED_SECTIONS,

@@ -7,34 +7,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-# Mirrors incidentbot.signatures.CATEGORIES (kept here as a constant so this
-# package stays importable on its own; a test compares the two when both exist).
-CATEGORIES: tuple[str, ...] = (
-    "nccl_watchdog_timeout",
-    "nccl_error",
-    "nccl_warn",
-    "infiniband_rdma",
-    "cuda_runtime",
-    "cuda_oom",
-    "xid",
-    "gpu_lost",
-    "gpu_health_check",
-    "loss_instability",
-    "hang",
-    "dataloader",
-    "checkpoint_io",
-    "launcher_elastic",
-    "rendezvous_store",
-    "slurm",
-    "kubernetes",
-    "host_hardware",
-    "host_oom",
-    "python_exception",
-    "alert",
-    "other",
-)
-
-
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
 
 REQUIRED_KEYS: tuple[str, ...] = (
