@@ -62,7 +62,9 @@ def serve(
         # so this needs real Slack.
         if not settings.uses_real_slack:
             print(
-                "incidentbot: --workers needs Slack credentials (the local console lives in one process)",
+                f"incidentbot: --workers {workers} needs Slack credentials: set SLACK_BOT_TOKEN and "
+                "SLACK_SIGNING_SECRET (the local console keeps its channel in one process, so without them "
+                "serve runs one process: leave --workers at 1)",
                 file=sys.stderr,
             )
             return 2

@@ -96,7 +96,7 @@ def test_serve_with_worker_processes(tmp_path):
     base_env = {"INCIDENTBOT_DATABASE_URL": url, "INCIDENTBOT_INGEST_TOKENS": "t", "PATH": os.environ["PATH"]}
     refused = subprocess.run([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
                              capture_output=True, text=True, cwd=ROOT, env=base_env, timeout=60)
-    assert refused.returncode == 2 and "Slack credentials" in refused.stderr
+    assert refused.returncode == 2 and "Slack credentials" in refused.stderr and "SLACK_BOT_TOKEN" in refused.stderr
     env = {**base_env, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "http://127.0.0.1:9/api/"}
     proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
