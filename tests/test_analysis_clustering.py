@@ -21,7 +21,7 @@ def torch_sum_fleet(seed=1, per_symptom=15):
     f.sig(SPIKE, "grad norm spike", "loss_instability", "software")
     f.sig(XID94, "Xid 94 contained ECC", "xid", "hardware")
     f.sig(NOISE_A, "rendezvous warning", "misc", "unknown")
-    f.sig(NOISE_B, "socket refused", "nccl_warn", "network")
+    f.sig(NOISE_B, "socket connect refused, retrying", "nccl_warn", "network")
     for k in range(4):
         f.job(f"old{k}", hosts(4, f"o{k}-"), 12_000, versions={"torch": "2.2.2"}, start=k * 10)
         f.job(f"new{k}", hosts(4, f"n{k}-"), 12_000, versions={"torch": "2.3.0"}, start=k * 10 + 3)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from incidentbot.analysis import analyze
 from incidentbot.analysis.synth import Fleet
 
-ERR, CKPT, WATCHDOG = 30, 31, 32
+ERR, CKPT, WATCHDOG, NCCLWARN, RETRY = 30, 31, 32, 33, 34
 
 
 def hosts(n, prefix="h"):
@@ -23,6 +23,11 @@ def fleet(n_jobs=4):
     f.sig(CKPT, "WARNING:checkpointing: saving checkpoint took <NUM> s (expected <NUM>)", "checkpoint_io",
           "infrastructure")
     f.sig(WATCHDOG, "NCCL watchdog timeout", "nccl_watchdog_timeout", "unknown")
+    # NCCL logs its errors at WARN: the level word does not make them benign
+    f.sig(NCCLWARN, "NCCL WARN: Call to ibv_modify_qp failed with error Connection timed out", "nccl_warn",
+          "network")
+    f.sig(RETRY, "NCCL WARN: socket connect to <IP> returned Connection refused, retrying", "nccl_warn",
+          "network")
     for k in range(n_jobs):
         f.job(f"j{k}", hosts(4, f"n{k}-"), 10_000, start=k * 7)
     return f
@@ -45,14 +50,18 @@ CASES = [  # (name, build, expected kinds of the covering hypothesis or None for
     ("benign warning spread evenly", lambda f: scatter(f, CKPT, 12), None),
     ("benign warning all on one host", lambda f: scatter(f, CKPT, 12, host="n1-02"), "any"),
     ("two events only", lambda f: scatter(f, ERR, 2), None),
+    ("failure logged at WARN level, spread evenly", lambda f: scatter(f, NCCLWARN, 8), "unexplained"),
+    ("failure said to be retried, spread evenly", lambda f: scatter(f, RETRY, 8), None),
 ]
+
+SIG_OF_CASE = {"error": ERR, "two": ERR, "WARN level": NCCLWARN, "retried": RETRY}
 
 
 def test_coverage_table():
     for name, build, want in CASES:
         f = fleet()
         build(f)
-        sig = ERR if "error" in name or "two" in name else CKPT
+        sig = next((v for k, v in SIG_OF_CASE.items() if k in name), CKPT)
         props = analyze(f.events, f.signatures)
         holders = [p for p in props if set(p.event_ids) & f.ids(sig)]
         if want is None:

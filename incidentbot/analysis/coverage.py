@@ -25,7 +25,12 @@ from .model import Proposal
 
 
 def is_benign_text(ix: Index, s: int) -> bool:
-    return ix.sig_mentions(s, ix.S.benign_markers)
+    """The text says it is benign (a level word, a progress report) and says nothing failed, or
+    that what failed is being retried."""
+    S = ix.S
+    if not ix.sig_mentions(s, S.benign_markers):
+        return False
+    return not ix.sig_mentions(s, S.failure_markers) or ix.sig_mentions(s, S.transient_markers)
 
 
 def is_routine_text(ix: Index, s: int) -> bool:

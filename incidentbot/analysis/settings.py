@@ -68,6 +68,24 @@ class Settings:
         "samples/s",
         "throughput",
     )
+    # ... unless the text also says something failed: a log level is not a meaning. NCCL logs its
+    # errors at WARN (it has no ERROR level), and "WARNING: ... failed with error ..." reports a
+    # failure whatever the level word before it.
+    failure_markers: tuple[str, ...] = (
+        "fail",
+        "error",
+        "timed out",
+        "timeout",
+        "abort",
+        "exception",
+        "invalid",
+        "refused",
+        "unreachable",
+        "corrupt",
+    )
+    # ... though a failure the text says is being retried is transient (NCCL's bootstrap logs
+    # "Connection refused, retrying" at WARN while peers come up): benign again
+    transient_markers: tuple[str, ...] = ("retry", "retrying")
     # benign texts that are routine by design (INFO chatter, progress reports, dynamic loss scaling,
     # checkpoint timings): spread evenly, they found no hypothesis at all (no onset, bad step or
     # pool: which jobs log them says how they were configured, not what broke). A WARNING of an
