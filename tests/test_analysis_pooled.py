@@ -72,3 +72,28 @@ def test_a_driver_that_stands_for_a_cluster_is_no_regression(per_symptom):
     clusters = {f"j{k}": "c1" if k < 4 else "c2" for k in range(8)}
     f = fleet(vs, per_symptom=per_symptom, bad=lambda v: v["driver"] == "550", clusters=clusters)
     assert not [p for p in regressions(f) if any(v.startswith("driver=") for v in p.scope["versions"])]
+
+
+SCHED = 64
+
+
+@pytest.mark.parametrize(
+    "title, category, joins",
+    [
+        ("RuntimeError: CUDA error: unspecified launch failure", "cuda_runtime", True),  # a symptom: pools
+        # known wrong: the scheduler's line on how a job ended is no symptom of the code's bug,
+        # though it shows in the same (bad) jobs, since they are the ones that crashed
+        ("SLURM: job ended by signal SIGKILL", "slurm", False),
+        ("Kubernetes pod terminated: OOMKilled", "kubernetes", False),
+    ],
+)
+def test_a_scheduler_line_in_the_bad_jobs_takes_no_part_in_a_pooled_onset(title, category, joins):
+    f = fleet([OLD] * 4 + [NEW] * 4)
+    f.sig(SCHED, title, category, "unknown")
+    rng = random.Random(5)
+    for k in (4, 5, 6):  # the NEW jobs
+        j = f"j{k}"
+        f.event(SCHED, j, rng.randrange(12_000), f.jobs[j].hosts[0], rank=0)
+    (p,) = regressions(f)
+    assert {NAN, ASSERT, IMA} <= set(p.signature_ids)
+    assert (SCHED in p.signature_ids) == joins

@@ -165,7 +165,7 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     inside a scope that ran little (share ** n <= ``scope_join_rare_share``: a line too rare for any
     test that nothing else claimed). Only occurrences that open their failure are weighed: a line
     right after another text's belongs to that failure (incidents, coverage)."""
-    from .coverage import is_job_level_text
+    from .coverage import is_job_level_text, is_scheduler_text
     from .stats import binom_sf
 
     S = ix.S
@@ -183,8 +183,7 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     for s in sorted(ix.by_sig):
         if ix.sig_class(s) not in S.pool_classes or is_benign_text(ix, s) or is_job_level_text(ix, s):
             continue
-        si = ix.sigs.get(s)
-        if si is not None and si.category.lower().startswith(S.scope_join_skip_categories):
+        if is_scheduler_text(ix, s):
             continue  # the scheduler's word on how a job ended is no symptom of what broke it
         left = [i for i in ix.by_sig[s] if i not in owner and i not in ix.in_storm]
         if not left:

@@ -49,6 +49,13 @@ def is_job_level_text(ix: Index, s: int) -> bool:
     return ix.sig_mentions(s, ix.S.job_level_markers)
 
 
+def is_scheduler_text(ix: Index, s: int) -> bool:
+    """The scheduler's line on how a job ended (a SLURM or Kubernetes category): it says the job
+    stopped, not what broke it."""
+    si = ix.sigs.get(s)
+    return si is not None and si.category.lower().startswith(ix.S.scheduler_categories)
+
+
 def spread_evenly(ix: Index, idx: list[int]) -> bool:
     """Leftover events over many jobs, no host holding much of them: background, not a fault."""
     S = ix.S

@@ -19,6 +19,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 
+from .coverage import is_scheduler_text
 from .index import Component, Index, fmt_n, fmt_p
 from .versions import version_key
 
@@ -130,6 +131,8 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     for s, idx in left.items():
         if ix.sig_class(s) not in S.pool_classes:
             continue  # a text that itself means hardware, network or storage is no code bug's symptom
+        if is_scheduler_text(ix, s):
+            continue  # nor is the scheduler's line on how a job ended
         firsts: dict[int, int] = {}
         for i in idx:
             firsts.setdefault(ix.occ[i], i)

@@ -34,7 +34,9 @@ class Settings:
     # ... or all of them inside versions that ran at most this share of the steps (by chance: share ** n)
     scope_join_min_test: int = 3  # a text with lines outside the versions joins with at least this many inside
     scope_join_rare_share: float = 0.5
-    scope_join_skip_categories: tuple[str, ...] = ("slurm", "scheduler", "kubernetes", "k8s", "pod")
+    # the scheduler's word on how a job ended (its categories): no symptom of a code bug, so it joins
+    # no regression (join_scope) and takes part in no pooled onset
+    scheduler_categories: tuple[str, ...] = ("slurm", "scheduler", "kubernetes", "k8s", "pod")
     scope_join_rate_ratio: float = 0.35  # ... and its rate outside the versions is at most this share of inside
     scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
     rank0_frac: float = 0.9
