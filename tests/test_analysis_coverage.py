@@ -167,3 +167,32 @@ def test_fewer_than_three_events_are_covered_when_they_interrupted_training(name
         assert set(p.event_ids) == ids and p.kind == "unexplained", name
     else:
         assert holders == [], name
+
+
+SCHED = 40
+
+
+@pytest.mark.parametrize(
+    "title, category, covered",
+    [
+        # the scheduler killed two jobs: its line names no step or rank, but says the job stopped
+        ("SLURM: job ended by signal SIGKILL", "slurm", True),
+        ("Kubernetes pod terminated", "kubernetes", True),
+        # known wrong: two lines of an ordinary text mid-run, their jobs running on, stay out
+        ("RuntimeError: something odd", "other", False),
+    ],
+)
+def test_two_scheduler_lines_on_how_jobs_ended_are_covered(title, category, covered):
+    f = Fleet()
+    f.sig(SCHED, title, category, "unknown")
+    ids = set()
+    for k in range(2):
+        jid = f"job{k}"
+        f.job(jid, hosts(4, f"n{k}-"), 5_000, start=20_000 * k)
+        ids.add(f.event(SCHED, jid, None, f.jobs[jid].hosts[0], at=f.jobs[jid].start + 5_000.0).id)
+    holders = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & ids]
+    if covered:
+        (p,) = holders
+        assert set(p.event_ids) == ids
+    else:
+        assert holders == []

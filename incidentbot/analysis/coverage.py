@@ -79,11 +79,13 @@ def spread_evenly(ix: Index, idx: list[int]) -> bool:
 
 
 def _stopped_its_job(ix: Index, i: int) -> bool:
-    """The line came as its job stopped: a scheduler's line about the whole job, or the job's
+    """The line came as its job stopped: a scheduler's line about the whole job or on how it ended
+    (a SLURM kill names no step or rank, so only its meaning says the job stopped), or the job's
     training stopped or restarted right after it (``incidents.interrupted``)."""
     from .incidents import interrupted
 
-    return is_job_level_text(ix, ix.ev[i].signature_id) or interrupted(ix, [i], restart=True)
+    s = ix.ev[i].signature_id
+    return is_job_level_text(ix, s) or is_scheduler_text(ix, s) or interrupted(ix, [i], restart=True)
 
 
 def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
