@@ -55,6 +55,9 @@ def test_same_step_across_attempts_with_new_job_ids_and_moving_ranks_is_data():
     assert p.cause_class == "data" and p.scope["steps"] == ["6123"]
     assert set(p.event_ids) == f.ids(ZLIB)
     assert any("run c1-run000 stopped at step 6,123 in 3 separate attempts" in line for line in p.evidence)
+    # the title names the run, as people call it, not its attempts' job ids
+    assert p.title == "Bad training data at step 6123 of run c1-run000: fails there after every restart"
+    assert p.scope["runs"] == ["c1-run000"] and p.scope["jobs"] == ["448300", "448301", "448302"]
 
 
 @pytest.mark.parametrize("n,same_step", [(2, True), (3, False)])

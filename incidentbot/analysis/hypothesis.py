@@ -149,7 +149,7 @@ class Hyp:
         elif kind == "data_step":
             title = (
                 f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
-                f"{', '.join(scope.get('jobs', ['?']))}: fails there after every restart"
+                f"{', '.join(scope.get('runs') or scope.get('jobs', ['?']))}: fails there after every restart"
             )
         elif kind == "host_incident":
             what = {"network": "Network fault at host", "hardware": "Hardware fault on host"}.get(

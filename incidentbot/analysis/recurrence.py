@@ -114,7 +114,8 @@ def find_bad_steps(ix: Index) -> None:
                     idx,
                     p,
                     evidence,
-                    {"jobs": jobs, "steps": [str(step)]},
+                    # the run by name: its attempts' job ids are evidence, not what people call it
+                    {"runs": [j], "jobs": jobs, "steps": [str(step)]},
                     cause_class="data",
                 )
             )
