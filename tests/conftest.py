@@ -25,7 +25,9 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
 def pytest_report_header(config):
-    return f"database backends: {', '.join(BACKENDS)}" + ("" if PG_URL else " (set INCIDENTBOT_TEST_DATABASE_URL for PostgreSQL)")
+    return f"database backends: {', '.join(BACKENDS)}" + (
+        "" if PG_URL else " (set INCIDENTBOT_TEST_DATABASE_URL for PostgreSQL)"
+    )
 
 
 def _pg_admin_url(url: str) -> str:
@@ -108,8 +110,12 @@ def settings_factory(tmp_path, db_url):
     from incidentbot.settings import load_settings
 
     def make(**overrides):
-        values = dict(database_url=db_url, ingest_tokens="test-token,alertmanager:am-token,read:read-token",
-                      runbooks_dir=ROOT / "runbooks", channel=None)
+        values = dict(
+            database_url=db_url,
+            ingest_tokens="test-token,alertmanager:am-token,read:read-token",
+            runbooks_dir=ROOT / "runbooks",
+            channel=None,
+        )
         values.update(overrides)
         return load_settings(**values)
 
@@ -148,8 +154,9 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                   timeout_graceful_shutdown=1))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -186,7 +193,14 @@ class SlackHarness:
     SECRET = "test-signing-secret"
 
     def __init__(self, rt, ws, slack_server, service, sim, channel):
-        self.rt, self.ws, self.slack_server, self.service, self.sim, self.channel = rt, ws, slack_server, service, sim, channel
+        self.rt, self.ws, self.slack_server, self.service, self.sim, self.channel = (
+            rt,
+            ws,
+            slack_server,
+            service,
+            sim,
+            channel,
+        )
 
     def command(self, text: str, *, user: str = "UALICE"):
         before = len(self.ws.ephemeral_for(user))
@@ -200,17 +214,27 @@ class SlackHarness:
         body = resp.json
         if isinstance(body, dict) and body.get("blocks"):
             return body
-        return self.sim.wait_for_reply(user, lambda r: bool(r.get("blocks")) and "Working on it" not in (r.get("text") or ""),
-                                       after=getattr(resp, "replies_before", 0), timeout=timeout)
+        return self.sim.wait_for_reply(
+            user,
+            lambda r: bool(r.get("blocks")) and "Working on it" not in (r.get("text") or ""),
+            after=getattr(resp, "replies_before", 0),
+            timeout=timeout,
+        )
 
     def reply_text(self, resp, user: str = "UALICE", timeout: float = 10.0) -> str:
         import json as _json
+
         return _json.dumps(self.reply(resp, user, timeout))
 
     def ingest(self, events):
         import httpx as _httpx
-        r = _httpx.post(f"{self.service.url}/v1/events", json={"events": events},
-                        headers={"Authorization": "Bearer test-token"}, timeout=60)
+
+        r = _httpx.post(
+            f"{self.service.url}/v1/events",
+            json={"events": events},
+            headers={"Authorization": "Bearer test-token"},
+            timeout=60,
+        )
         assert r.status_code == 202, r.text
         return r.json()
 
@@ -231,14 +255,18 @@ def slack_harness(db, settings_factory):
     for name in ("alice", "bob", "carol", "dave"):
         ws.add_user(name, user_id=f"U{name.upper()}")
     server = run_in_thread(ws)
-    settings = settings_factory(channel=channel, alert_update_interval=0.5, analysis_debounce=0.2, scheduler="off",
-                                admins="UALICE")
+    settings = settings_factory(
+        channel=channel, alert_update_interval=0.5, analysis_debounce=0.2, scheduler="off", admins="UALICE"
+    )
     rt = build_runtime(settings, db=db, migrate=False)
-    setup = SlackSetup(client=WebClient(token=ws.bot_token, base_url=server.api_url), signing_secret=SlackHarness.SECRET)
+    setup = SlackSetup(
+        client=WebClient(token=ws.bot_token, base_url=server.api_url), signing_secret=SlackHarness.SECRET
+    )
     app = build_app(rt, slack=setup, start_workers=True)
     with LiveServer(app) as service:
-        sim = SlackSimulator(ws, bot_url=f"{service.url}/slack/events", signing_secret=SlackHarness.SECRET,
-                             localslack_url=server.url)
+        sim = SlackSimulator(
+            ws, bot_url=f"{service.url}/slack/events", signing_secret=SlackHarness.SECRET, localslack_url=server.url
+        )
         yield SlackHarness(rt, ws, server, service, sim, channel)
         sim.close()
     server.stop()
@@ -264,5 +292,7 @@ def add_hypothesis(db, title: str, signatures: dict[int, int], *, cause_class: s
         h = Hypothesis(title=title, cause_class=cause_class, **fields)
         s.add(h)
         s.flush()
-        s.add_all([HypothesisSignature(hypothesis_id=h.id, signature_id=sid, event_count=n) for sid, n in signatures.items()])
+        s.add_all(
+            [HypothesisSignature(hypothesis_id=h.id, signature_id=sid, event_count=n) for sid, n in signatures.items()]
+        )
         return h.id

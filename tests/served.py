@@ -37,18 +37,26 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = folder / "serve.out"
         self.err = folder / "serve.err"
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("SLACK_", "INCIDENTBOT_"))}
-        self.env.update({"INCIDENTBOT_DATABASE_URL": f"sqlite:///{folder / 'served.db'}",
-                         "INCIDENTBOT_INGEST_TOKENS": "test-token,alertmanager:am-token"})
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENTBOT_"))}
+        self.env.update(
+            {
+                "INCIDENTBOT_DATABASE_URL": f"sqlite:///{folder / 'served.db'}",
+                "INCIDENTBOT_INGEST_TOKENS": "test-token,alertmanager:am-token",
+            }
+        )
         self.env.update(env or {})
         self.args = args
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Served":
         with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen([incidentbot_exe(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
-                                         cwd=self.folder, env=self.env, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(
+                [incidentbot_exe(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
+                cwd=self.folder,
+                env=self.env,
+                stdout=out,
+                stderr=err,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

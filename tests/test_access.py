@@ -34,8 +34,13 @@ def _apps(db, settings_factory):
 
     console = build_runtime(settings_factory(channel="C0INCIDENTS", scheduler="off"), db=db, migrate=False)
     yield "console", build_app(console, port=free_port(), start_workers=False)
-    slack = build_runtime(settings_factory(channel="C0INCIDENTS", scheduler="off", slack_bot_token="xoxb-1",
-                                           slack_signing_secret="s3cret"), db=db, migrate=False)
+    slack = build_runtime(
+        settings_factory(
+            channel="C0INCIDENTS", scheduler="off", slack_bot_token="xoxb-1", slack_signing_secret="s3cret"
+        ),
+        db=db,
+        migrate=False,
+    )
     yield "slack", build_app(slack, port=free_port(), start_workers=False)
 
 
@@ -63,8 +68,14 @@ def test_every_v1_route_needs_a_token(db, settings_factory):
     for mode, app in _apps(db, settings_factory):
         with TestClient(app, base_url="http://127.0.0.1") as c:
             # something to reveal, stored the legitimate way
-            assert c.post("/v1/events", json={"events": [event(event_id="e1", message=SECRET_TEXT)]},
-                          headers={"Authorization": "Bearer test-token"}).status_code == 202
+            assert (
+                c.post(
+                    "/v1/events",
+                    json={"events": [event(event_id="e1", message=SECRET_TEXT)]},
+                    headers={"Authorization": "Bearer test-token"},
+                ).status_code
+                == 202
+            )
             for method, path in _v1_requests(app):
                 walked.add((method, path))
                 for headers in HEADERS_WITHOUT_A_VALID_TOKEN:
@@ -74,9 +85,18 @@ def test_every_v1_route_needs_a_token(db, settings_factory):
                     assert r.headers.get("www-authenticate") == "Bearer"
                     assert "secret-failure-text" not in r.text
     # the walk saw every read the issue names, and analyze
-    for needed in [("GET", "/v1/events"), ("GET", "/v1/signatures"), ("GET", "/v1/hypotheses"), ("GET", "/v1/runbooks"),
-                   ("GET", "/v1/polls"), ("POST", "/v1/analyze"), ("GET", "/v1/signatures/S-1"),
-                   ("GET", "/v1/hypotheses/H-1"), ("POST", "/v1/events"), ("POST", "/v1/alertmanager")]:
+    for needed in [
+        ("GET", "/v1/events"),
+        ("GET", "/v1/signatures"),
+        ("GET", "/v1/hypotheses"),
+        ("GET", "/v1/runbooks"),
+        ("GET", "/v1/polls"),
+        ("POST", "/v1/analyze"),
+        ("GET", "/v1/signatures/S-1"),
+        ("GET", "/v1/hypotheses/H-1"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/alertmanager"),
+    ]:
         assert needed in walked
     assert count(db, Event) == 1  # only the authorised one; analyze never ran (no hypothesis rows needed)
 
@@ -95,11 +115,18 @@ def test_reads_work_with_a_read_token(client, runtime):
 # (token scope, route scope, allowed): the access helper's table, the console's credential
 # (scope events) being one row like any other; known-wrong rows refused.
 SCOPE_CASES = [
-    (None, "events", True), (None, "metrics", True),
-    ("events", "events", True), ("events", "read", True), ("events", "alertmanager", False), ("events", "metrics", False),
-    ("alertmanager", "read", True), ("alertmanager", "events", False),
-    ("read", "read", True), ("read", "events", False),
-    ("metrics", "metrics", True), ("metrics", "read", False),
+    (None, "events", True),
+    (None, "metrics", True),
+    ("events", "events", True),
+    ("events", "read", True),
+    ("events", "alertmanager", False),
+    ("events", "metrics", False),
+    ("alertmanager", "read", True),
+    ("alertmanager", "events", False),
+    ("read", "read", True),
+    ("read", "events", False),
+    ("metrics", "metrics", True),
+    ("metrics", "read", False),
 ]
 
 
@@ -110,10 +137,18 @@ def test_a_credential_allows_its_scope_and_what_it_implies(runtime, scope, wante
 
     from incidentbot.api.auth import Credential, Credentials
 
-    creds = Credentials.for_settings(runtime.settings, metrics=runtime.metrics,
-                                     extra=[Credential.of("extra-token", scope=scope, who="a test's own")])
-    request = Request({"type": "http", "method": "GET", "path": "/v1/x", "headers": [(b"authorization", b"Bearer extra-token")],
-                       "client": ("127.0.0.1", 1)})
+    creds = Credentials.for_settings(
+        runtime.settings, metrics=runtime.metrics, extra=[Credential.of("extra-token", scope=scope, who="a test's own")]
+    )
+    request = Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/v1/x",
+            "headers": [(b"authorization", b"Bearer extra-token")],
+            "client": ("127.0.0.1", 1),
+        }
+    )
     if allowed:
         assert creds.authorize(request, wanted) == (scope or "any")
     else:
@@ -136,7 +171,10 @@ def test_failed_authentications_are_counted_and_audited(client, caplog):
         assert c.get("/v1/events").status_code == 401
         assert c.get("/v1/events", headers={"Authorization": "Bearer guess-1"}).status_code == 401
         assert c.get("/v1/hypotheses/H-99", headers={"Authorization": "Bearer guess-2"}).status_code == 401
-        assert c.post("/v1/events", json={"events": [event()]}, headers={"Authorization": "Bearer read-token"}).status_code == 403
+        assert (
+            c.post("/v1/events", json={"events": [event()]}, headers={"Authorization": "Bearer read-token"}).status_code
+            == 403
+        )
     audit = [r.getMessage() for r in caplog.records if r.name == "incidentbot.audit"]
     assert len(audit) == 4, audit
     assert all("authentication refused" in line for line in audit)
@@ -154,11 +192,16 @@ def test_metrics_counts_only_for_loopback_or_a_metrics_token(db, settings_factor
     from incidentbot.api import create_app
     from incidentbot.runtime import build_runtime
 
-    rt = build_runtime(settings_factory(ingest_tokens="test-token,metrics:scrape-token,read:read-token"), db=db, migrate=False)
+    rt = build_runtime(
+        settings_factory(ingest_tokens="test-token,metrics:scrape-token,read:read-token"), db=db, migrate=False
+    )
     app = create_app(rt)
     with LiveServer(app) as server:
-        r = httpx.post(f"{server.url}/v1/events", json={"events": [event(message=SECRET_TEXT, job_id="job-secret")]},
-                       headers={"Authorization": "Bearer test-token"})
+        r = httpx.post(
+            f"{server.url}/v1/events",
+            json={"events": [event(message=SECRET_TEXT, job_id="job-secret")]},
+            headers={"Authorization": "Bearer test-token"},
+        )
         assert r.status_code == 202
         scraped = httpx.get(f"{server.url}/metrics")  # a loopback peer, a loopback Host
         assert scraped.status_code == 200 and "incidentbot_events_total" in scraped.text
@@ -179,16 +222,22 @@ def test_metrics_counts_only_for_loopback_or_a_metrics_token(db, settings_factor
 BAD_TOKEN_SETTINGS = [
     ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "tökén"),
     ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "good-one,events:s\u00e9cret"),
-    ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "abc\u00a0def"),            # a non-breaking space
-    ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "\u201cquoted\u201d"),      # pasted smart quotes
+    ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "abc\u00a0def"),  # a non-breaking space
+    ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "\u201cquoted\u201d"),  # pasted smart quotes
     ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "two words"),
     ("INCIDENTBOT_INGEST_TOKENS", "ingest_tokens", "events:"),
     ("SLACK_BOT_TOKEN", "slack_bot_token", "xoxb-\u2011dash"),
     ("SLACK_SIGNING_SECRET", "slack_signing_secret", "s\u00e9cret"),
     ("SLACK_APP_TOKEN", "slack_app_token", "xapp-1 2"),
 ]
-GOOD_TOKEN_SETTINGS = ["", "a", "a,b", " events:x , alertmanager:y,read:z,metrics:m ", "unknown:prefix-is-a-token",
-                       "t0k3n!#$%&'()*+-./:;<=>?@[]^_`{|}~"]
+GOOD_TOKEN_SETTINGS = [
+    "",
+    "a",
+    "a,b",
+    " events:x , alertmanager:y,read:z,metrics:m ",
+    "unknown:prefix-is-a-token",
+    "t0k3n!#$%&'()*+-./:;<=>?@[]^_`{|}~",
+]
 
 
 @pytest.mark.parametrize("var,field,value", BAD_TOKEN_SETTINGS)
@@ -208,14 +257,25 @@ def test_usable_tokens_are_accepted(tmp_path, value):
 
 
 def test_serve_refuses_a_non_ascii_token_at_start(tmp_path):
-    env = {**os.environ, "INCIDENTBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "INCIDENTBOT_INGEST_TOKENS": "events:tökén"}
-    proc = subprocess.run([sys.executable, "-m", "incidentbot", "serve", "--port", str(free_port())], env=env,
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "INCIDENTBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "INCIDENTBOT_INGEST_TOKENS": "events:tökén",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "INCIDENTBOT_INGEST_TOKENS" in proc.stderr and "ASCII" in proc.stderr and "tökén" not in proc.stderr
 
 
 # -- the local console: CSRF and DNS rebinding ------------------------------------------------
+
 
 @pytest.fixture
 def console(db, settings_factory):
@@ -257,8 +317,11 @@ def test_console_refuses_cross_site_and_rebinding_requests(console):
         ("Origin on another port", {"Origin": "http://127.0.0.1:1", "X-CSRF-Token": token}, 403),
         ("no CSRF token", {"Origin": f"http://{here}"}, 403),
         ("wrong CSRF token", {"Origin": f"http://{here}", "X-CSRF-Token": "0" * 32}, 403),
-        ("foreign Host (DNS rebinding)", {"Host": f"evil.example:{s.port}", "Origin": f"http://evil.example:{s.port}",
-                                          "X-CSRF-Token": token}, 400),
+        (
+            "foreign Host (DNS rebinding)",
+            {"Host": f"evil.example:{s.port}", "Origin": f"http://evil.example:{s.port}", "X-CSRF-Token": token},
+            400,
+        ),
     ]
     for text in ("/incident vote", "hello from elsewhere"):
         for name, headers, status in cases:
@@ -266,23 +329,42 @@ def test_console_refuses_cross_site_and_rebinding_requests(console):
             assert r.status_code == status, (name, r.status_code, r.text)
     # a form from another site cannot carry the cookie's token, and a cookie-less client has none
     stranger = httpx.Client(base_url=s.url, timeout=30)
-    r = stranger.post("/console/command", data={"user": "alice", "text": "/incident vote", "csrf": token},
-                      headers={"Origin": f"http://{here}"})
+    r = stranger.post(
+        "/console/command",
+        data={"user": "alice", "text": "/incident vote", "csrf": token},
+        headers={"Origin": f"http://{here}"},
+    )
     assert r.status_code == 403
     for path in ("/console/click", "/console/submit", "/console/close"):
         assert browser.post(path, data={"user": "alice"}, headers={"Origin": "null"}).status_code == 403
     assert _channel_state(s) == before, "nothing was posted and no poll was made"
     # the same request, same-origin with the token, goes through
-    r = browser.post("/console/command", data={"user": "alice", "text": "hello from here"},
-                     headers={"Origin": f"http://{here}", "X-CSRF-Token": token, "Accept": "application/json"})
+    r = browser.post(
+        "/console/command",
+        data={"user": "alice", "text": "hello from here"},
+        headers={"Origin": f"http://{here}", "X-CSRF-Token": token, "Accept": "application/json"},
+    )
     assert r.status_code == 200 and r.json()["ok"]
     assert len(s.ws.messages("C0INCIDENTS")) == before[0] + 1
 
 
-FOREIGN_HOSTS = ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}", "localhost.evil.example",
-                 "[::2]:{port}", "", "ib.example.org.evil:{port}"]
-ALLOWED_HOSTS = ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}", "ib.example.org",
-                 "ib.example.org:443"]
+FOREIGN_HOSTS = [
+    "evil.example",
+    "evil.example:{port}",
+    "127.0.0.1.evil.example:{port}",
+    "localhost.evil.example",
+    "[::2]:{port}",
+    "",
+    "ib.example.org.evil:{port}",
+]
+ALLOWED_HOSTS = [
+    "127.0.0.1:{port}",
+    "localhost:{port}",
+    "LOCALHOST:{port}",
+    "[::1]:{port}",
+    "ib.example.org",
+    "ib.example.org:443",
+]
 
 
 def test_every_console_mode_request_needs_an_allowed_host(console):
@@ -290,8 +372,15 @@ def test_every_console_mode_request_needs_an_allowed_host(console):
     with httpx.Client(base_url=s.url, timeout=30) as c:
         for host in FOREIGN_HOSTS:
             h = host.format(port=s.port)
-            for path in ("/", "/console/state", "/h/H-1", "/v1/events", "/localslack/state/wait?after=0&timeout=0",
-                         "/healthz", "/console/static/console.js"):
+            for path in (
+                "/",
+                "/console/state",
+                "/h/H-1",
+                "/v1/events",
+                "/localslack/state/wait?after=0&timeout=0",
+                "/healthz",
+                "/console/static/console.js",
+            ):
                 r = c.get(path, headers={"Host": h})
                 assert r.status_code == 400, (h, path, r.status_code)
         for host in ALLOWED_HOSTS:

@@ -24,14 +24,32 @@ pytestmark = pytest.mark.slow
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 AMTOOL = shutil.which("amtool")
 if not (ALERTMANAGER and AMTOOL):
-    pytest.skip("needs Debian's prometheus-alertmanager (alertmanager and amtool): apt-get install prometheus-alertmanager",
-                allow_module_level=True)
+    pytest.skip(
+        "needs Debian's prometheus-alertmanager (alertmanager and amtool): apt-get install prometheus-alertmanager",
+        allow_module_level=True,
+    )
 
 READ = {"Authorization": "Bearer test-token"}
-DCGM_A = ["alertname=GpuXidError", "Hostname=gpu-node-17", "gpu=3", "UUID=GPU-1f027ee8-6e1e-2b8c-0108-3d370e5f0418",
-          "modelName=NVIDIA H100 80GB HBM3", "err_code=79", "DCGM_FI_DEV_XID_ERRORS=79", "instance=10.42.3.17:9400"]
-DCGM_B = ["alertname=GpuXidError", "Hostname=gpu-node-18", "gpu=5", "UUID=GPU-2a2b", "modelName=NVIDIA H100 80GB HBM3",
-          "err_code=79", "DCGM_FI_DEV_XID_ERRORS=79", "instance=10.42.3.18:9400"]
+DCGM_A = [
+    "alertname=GpuXidError",
+    "Hostname=gpu-node-17",
+    "gpu=3",
+    "UUID=GPU-1f027ee8-6e1e-2b8c-0108-3d370e5f0418",
+    "modelName=NVIDIA H100 80GB HBM3",
+    "err_code=79",
+    "DCGM_FI_DEV_XID_ERRORS=79",
+    "instance=10.42.3.17:9400",
+]
+DCGM_B = [
+    "alertname=GpuXidError",
+    "Hostname=gpu-node-18",
+    "gpu=5",
+    "UUID=GPU-2a2b",
+    "modelName=NVIDIA H100 80GB HBM3",
+    "err_code=79",
+    "DCGM_FI_DEV_XID_ERRORS=79",
+    "instance=10.42.3.18:9400",
+]
 NODE_C = ["alertname=NodeFilesystemError", "instance=gpu-node-20:9100", "nodename=gpu-node-20", "job=node"]
 
 CONFIG = """
@@ -62,10 +80,18 @@ class Alertmanager:
         self.url = f"http://127.0.0.1:{self.port}"
         (folder / "alertmanager.yml").write_text(CONFIG.format(url=receiver_url))
         self.log = (folder / "alertmanager.log").open("wb")
-        self.proc = subprocess.Popen([ALERTMANAGER, f"--config.file={folder / 'alertmanager.yml'}",
-                                      f"--storage.path={folder / 'am-data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-                                      "--cluster.listen-address=", "--log.level=warn"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={folder / 'alertmanager.yml'}",
+                f"--storage.path={folder / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.folder = folder
 
     def __enter__(self):
@@ -92,8 +118,15 @@ class Alertmanager:
         self.log.close()
 
     def add(self, labels: list[str], *, summary: str, start: datetime, end: datetime | None = None) -> None:
-        args = [AMTOOL, "alert", "add", *labels, f"--annotation=summary={summary}", f"--start={_rfc3339(start)}",
-                f"--alertmanager.url={self.url}"]
+        args = [
+            AMTOOL,
+            "alert",
+            "add",
+            *labels,
+            f"--annotation=summary={summary}",
+            f"--start={_rfc3339(start)}",
+            f"--alertmanager.url={self.url}",
+        ]
         if end is not None:
             args.append(f"--end={_rfc3339(end)}")
         r = subprocess.run(args, capture_output=True, text=True, timeout=30)
@@ -118,6 +151,7 @@ def _wait(predicate, what: str, timeout: float = 30.0):
 
 def test_real_alertmanager_fire_refire_resolve_refire(tmp_path):
     with Served(tmp_path) as served, Alertmanager(tmp_path, served.url) as am:
+
         def events():
             return httpx.get(f"{served.url}/v1/events", headers=READ, timeout=10).json()["events"]
 
@@ -136,8 +170,12 @@ def test_real_alertmanager_fire_refire_resolve_refire(tmp_path):
         _wait(lambda: len(events()) == 2 and _metric(served, "duplicate") >= 1, "the re-fired group")
 
         # 3. Resolve the first: a resolved notification ends it and stores nothing.
-        am.add(DCGM_A, summary="GPU 3 on gpu-node-17 reported an Xid error", start=t0,
-               end=datetime.now(timezone.utc) - timedelta(seconds=1))
+        am.add(
+            DCGM_A,
+            summary="GPU 3 on gpu-node-17 reported an Xid error",
+            start=t0,
+            end=datetime.now(timezone.utc) - timedelta(seconds=1),
+        )
         _wait(lambda: _metric(served, "resolved") >= 1, "the resolved notification")
         assert len(events()) == 2
 
@@ -145,7 +183,9 @@ def test_real_alertmanager_fire_refire_resolve_refire(tmp_path):
         t1 = datetime.now(timezone.utc)
         am.add(DCGM_A, summary="GPU 3 on gpu-node-17 reported an Xid error", start=t1)
         am.add(NODE_C, summary="Filesystem /data on gpu-node-20 has I/O errors", start=t1)
-        stored = _wait(lambda: (lambda e: e if len(e) == 4 else None)(events()), "the re-fired alert and the node alert")
+        stored = _wait(
+            lambda: (lambda e: e if len(e) == 4 else None)(events()), "the re-fired alert and the node alert"
+        )
 
         sigs = signatures()
         by_category = sorted((s["category"], s["count"]) for s in sigs)

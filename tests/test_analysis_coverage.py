@@ -20,14 +20,16 @@ def hosts(n, prefix="h"):
 def fleet(n_jobs=4):
     f = Fleet()
     f.sig(ERR, "RuntimeError: something odd", "other", "unknown")
-    f.sig(CKPT, "WARNING:checkpointing: saving checkpoint took <NUM> s (expected <NUM>)", "checkpoint_io",
-          "infrastructure")
+    f.sig(
+        CKPT,
+        "WARNING:checkpointing: saving checkpoint took <NUM> s (expected <NUM>)",
+        "checkpoint_io",
+        "infrastructure",
+    )
     f.sig(WATCHDOG, "NCCL watchdog timeout", "nccl_watchdog_timeout", "unknown")
     # NCCL logs its errors at WARN: the level word does not make them benign
-    f.sig(NCCLWARN, "NCCL WARN: Call to ibv_modify_qp failed with error Connection timed out", "nccl_warn",
-          "network")
-    f.sig(RETRY, "NCCL WARN: socket connect to <IP> returned Connection refused, retrying", "nccl_warn",
-          "network")
+    f.sig(NCCLWARN, "NCCL WARN: Call to ibv_modify_qp failed with error Connection timed out", "nccl_warn", "network")
+    f.sig(RETRY, "NCCL WARN: socket connect to <IP> returned Connection refused, retrying", "nccl_warn", "network")
     for k in range(n_jobs):
         f.job(f"j{k}", hosts(4, f"n{k}-"), 10_000, start=k * 7)
     return f

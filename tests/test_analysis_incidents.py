@@ -117,7 +117,9 @@ def test_peer_warnings_join_only_when_they_come_with_failures():
 
     g = fleet()
     ids = gpu_failure(g, "j1", "n1-02", g.jobs["j1"].start + 9_000, peers=False)
-    chatter = {g.event(WARN, f"j{k}", 100 * k, f"n{k}-01", at=g.jobs[f"j{k}"].start + 500 * k + 40).id for k in range(6)}
+    chatter = {
+        g.event(WARN, f"j{k}", 100 * k, f"n{k}-01", at=g.jobs[f"j{k}"].start + 500 * k + 40).id for k in range(6)
+    }
     props = analyze(g.events, g.signatures)
     (p,) = holder(props, ids)
     assert not chatter & set(p.event_ids)
@@ -276,7 +278,9 @@ def test_node_failure_silent(case):
         peers_lose_it(f, "j1", t)
     else:
         f.event(NODEFAIL, "j1", None, "node[001-008]", at=t)
-    assert [p for p in analyze(f.events, f.signatures) if p.kind in ("node_failure", "host_incident", "localised_hardware")] == []
+    assert [
+        p for p in analyze(f.events, f.signatures) if p.kind in ("node_failure", "host_incident", "localised_hardware")
+    ] == []
 
 
 def test_an_xid_of_any_class_begins_an_incident_on_its_gpu():

@@ -72,7 +72,11 @@ SEQ = [  # (name, spans, expected job -> run)
         {"moe-pt73-82637b": (0, 100), "moe-pt73-36fb35": (120, 300), "moe-pt73-675049": (290, 500)},
         {"moe-pt73-82637b": "moe-pt73", "moe-pt73-36fb35": "moe-pt73", "moe-pt73-675049": "moe-pt73"},
     ),
-    ("the same name running at the same time: parallel jobs", {"sweep-a1b2c3": (0, 1000), "sweep-d4e5f6": (10, 990)}, {}),
+    (
+        "the same name running at the same time: parallel jobs",
+        {"sweep-a1b2c3": (0, 1000), "sweep-d4e5f6": (10, 990)},
+        {},
+    ),
     ("no random tail (run005, a word)", {"c2-run005": (0, 10), "c2-run006": (20, 30), "exp-llama": (40, 50)}, {}),
     ("one job alone", {"moe-pt73-82637b": (0, 100)}, {}),
 ]

@@ -111,6 +111,7 @@ def test_known_meaning_lowers_the_bar_for_localisation_and_says_so():
     """Three occurrences on one of sixteen hosts: enough for a text that itself means hardware
     (Xid 79) at the looser threshold, with the evidence line saying why; not for a warning of no
     known meaning, which stays silent at that count."""
+
     def one_host(sig, n):
         f = fleet_two_jobs()
         f.job("j3", hosts(16), 20_000, start=500)

@@ -40,8 +40,13 @@ def test_a_node_list_in_the_host_field_is_no_faulty_host():
     """A scheduler line about the whole job names all its nodes: no "faulty GPU on node[001-008]"."""
     f = fleet(NODES)
     for k in range(12):
-        f.event(TIMELIMIT, "j1" if k % 2 else "j2", None, "node[001-004,009-012]" if k % 2 else "node[005-008,013-016]",
-                at=f.jobs["j1"].start + 3_000 * k)
+        f.event(
+            TIMELIMIT,
+            "j1" if k % 2 else "j2",
+            None,
+            "node[001-004,009-012]" if k % 2 else "node[005-008,013-016]",
+            at=f.jobs["j1"].start + 3_000 * k,
+        )
     props = analyze(f.events, f.signatures)
     assert not [p for p in props if p.kind in ("localised_hardware", "switch")]
 

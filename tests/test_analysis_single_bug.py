@@ -67,7 +67,11 @@ JOIN_CASES = [
     ("two rare lines, both on the bug's versions (a third of the steps)", lambda f: place(f, RARE, ["n0", "n2"]), True),
     ("one rare line on the bug's versions", lambda f: place(f, RARE, ["n1"]), True),
     ("rare lines on both versions", lambda f: place(f, RARE, ["n0", "o1"]), False),
-    ("rare lines that follow another failure's line", lambda f: place(f, LAUNCHER, ["n0", "n1", "n2"], after=XID), False),
+    (
+        "rare lines that follow another failure's line",
+        lambda f: place(f, LAUNCHER, ["n0", "n1", "n2"], after=XID),
+        False,
+    ),
     ("a text that means hardware", lambda f: place(f, XID, ["n0", "n2"]), False),
     ("the scheduler's line on how jobs ended", lambda f: place(f, SLURM, ["n0", "n2"]), False),
 ]
@@ -112,7 +116,9 @@ def test_a_frequent_text_mostly_inside_joins_with_its_inside_lines():
 def _index_with(components_spec):
     """An index over a small fleet and onset components built by hand: (sig, key, job filter)."""
     f = Fleet()
-    for k, (torch, nccl) in enumerate([("2.2.2", "2.20.5"), ("2.2.2", "2.21.5"), ("2.3.0", "2.20.5"), ("2.3.0", "2.20.5")]):
+    for k, (torch, nccl) in enumerate(
+        [("2.2.2", "2.20.5"), ("2.2.2", "2.21.5"), ("2.3.0", "2.20.5"), ("2.3.0", "2.20.5")]
+    ):
         f.job(f"j{k}", hosts(2, f"h{k}-"), 5_000, versions={"torch": torch, "nccl": nccl}, start=k)
     f.sig(NAN, "NaN loss")
     f.sig(SPIKE, "Loss spike")
@@ -131,11 +137,20 @@ def _index_with(components_spec):
 
 MERGE_CASES = [
     # each onset's occurrences inside the other's versions (jobs j2, j3 ran torch 2.3.0 and nccl 2.20.5)
-    ("same jobs under two names", [(NAN, ("onset", "torch", ("2.3.0",)), {"j2", "j3"}),
-                                   (SPIKE, ("onset", "nccl", ("2.20.5",)), {"j2", "j3"})], True),
+    (
+        "same jobs under two names",
+        [(NAN, ("onset", "torch", ("2.3.0",)), {"j2", "j3"}), (SPIKE, ("onset", "nccl", ("2.20.5",)), {"j2", "j3"})],
+        True,
+    ),
     # the nccl text also fires on j0 (torch 2.2.2): not inside torch 2.3.0
-    ("one of them also elsewhere", [(NAN, ("onset", "torch", ("2.3.0",)), {"j2", "j3"}),
-                                    (SPIKE, ("onset", "nccl", ("2.20.5",)), {"j0", "j2", "j3"})], False),
+    (
+        "one of them also elsewhere",
+        [
+            (NAN, ("onset", "torch", ("2.3.0",)), {"j2", "j3"}),
+            (SPIKE, ("onset", "nccl", ("2.20.5",)), {"j0", "j2", "j3"}),
+        ],
+        False,
+    ),
 ]
 
 
@@ -187,8 +202,10 @@ def test_a_rarer_text_is_weighed_where_the_regression_ran():
     """The regression may be claimed on one dimension (torch 2.3.0, two thirds of the steps) while
     all its lines ran under one pair (with cuda 12.6, a third): a text with 6 of 7 lines there joins;
     the same 7 lines spread over torch 2.3.0 on both CUDAs do not."""
-    for jobs, joins in ((["j1", "j4", "j7", "j1", "j4", "j7", "j0"], True),
-                        (["j1", "j2", "j4", "j5", "j7", "j8", "j0"], False)):
+    for jobs, joins in (
+        (["j1", "j4", "j7", "j1", "j4", "j7", "j0"], True),
+        (["j1", "j2", "j4", "j5", "j7", "j8", "j0"], False),
+    ):
         f = _pair_fleet()
         place(f, RARE, jobs, seed=12)
         props = analyze(f.events, f.signatures)

@@ -40,4 +40,6 @@ def test_known_wrong_orders_are_not_given(lo, hi):
 def test_shas_do_not_order_and_the_service_uses_the_same_order():
     assert compare_versions("deadbeef", "2.4.0") is None
     assert service_versions.compare_versions is compare_versions
-    assert service_versions.version_at_least("2.4.0", "2.4.0rc1") and not service_versions.version_at_least("2.4.0rc1", "2.4.0")
+    assert service_versions.version_at_least("2.4.0", "2.4.0rc1") and not service_versions.version_at_least(
+        "2.4.0rc1", "2.4.0"
+    )

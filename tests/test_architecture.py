@@ -24,7 +24,20 @@ FLOORS: dict[str, tuple[set[str], set[str]]] = {
     # ids, host names, settings, log format, cause classes and categories, Block Kit primitives (blocks.py:
     # what slack/ and digest/ both build messages from, with the one mrkdwn escape).
     "core": (
-        {"signatures", "analysis", "ingest", "runbooks", "simulate", "ids", "hosts", "settings", "logs", "causes", "categories", "blocks"},
+        {
+            "signatures",
+            "analysis",
+            "ingest",
+            "runbooks",
+            "simulate",
+            "ids",
+            "hosts",
+            "settings",
+            "logs",
+            "causes",
+            "categories",
+            "blocks",
+        },
         set(),
     ),
     # Tables and the database, and what reads only them (audit log, metrics).
@@ -141,7 +154,11 @@ CASES = [
     ("incidentbot.services.ingest", "from incidentbot import signatures as sigengine", None),
     ("incidentbot.localslack.state", "from .faults import FaultPlan", None),
     # known wrong: up from services and the cores, between shells, hidden in functions
-    ("incidentbot.services.votes", "from incidentbot.slack.views import thread_note_text", "services may not import shells"),
+    (
+        "incidentbot.services.votes",
+        "from incidentbot.slack.views import thread_note_text",
+        "services may not import shells",
+    ),
     ("incidentbot.services.readmodel", "import incidentbot.api.schemas", "services may not import shells"),
     ("incidentbot.signatures.engine", "def f():\n    from incidentbot.models import Event", "core may not import data"),
     ("incidentbot.analysis", "from incidentbot.services import hypotheses", "core may not import services"),
@@ -152,7 +169,11 @@ CASES = [
     ("incidentbot.digest.render", "from incidentbot.blocks import esc, section", None),
     ("incidentbot.runtime", "from incidentbot.app import build_app", "runtime may not import entry"),
     ("incidentbot.localslack.api", "from incidentbot.models import Event", "outside may not import data"),
-    ("incidentbot.cli", "def cmd():\n    from incidentbot.api.schemas import hypotheses_list", "cli keeps apart from api"),
+    (
+        "incidentbot.cli",
+        "def cmd():\n    from incidentbot.api.schemas import hypotheses_list",
+        "cli keeps apart from api",
+    ),
     ("incidentbot.cli", "from incidentbot.server import serve", None),
     ("incidentbot.services.x", "from incidentbot.nowhere import y", "on no floor"),
     ("incidentbot.newthing", "import os", "on no floor"),

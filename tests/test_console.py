@@ -23,10 +23,16 @@ def slack_esc(text: str) -> str:
 
 # -- mrkdwn ---------------------------------------------------------------------------------------
 
+
 def test_mrkdwn_formats_and_stays_text():
     users = {"U1": "alice"}.get
-    html = str(mrkdwn("*Bold* and _it_ and ~gone~ `x<y` see <https://example.com/a?b=1&amp;c=2|the docs> "
-                      "cc <@U1> <!here> :wrench:\n```line <1>\nline 2```", users=users))
+    html = str(
+        mrkdwn(
+            "*Bold* and _it_ and ~gone~ `x<y` see <https://example.com/a?b=1&amp;c=2|the docs> "
+            "cc <@U1> <!here> :wrench:\n```line <1>\nline 2```",
+            users=users,
+        )
+    )
     assert "<b>Bold</b>" in html and "<i>it</i>" in html and "<s>gone</s>" in html
     assert "<code>x&lt;y</code>" in html
     assert '<a href="https://example.com/a?b=1&amp;c=2"' in html and ">the docs</a>" in html
@@ -40,16 +46,24 @@ def test_mrkdwn_never_injects_html():
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&amp;" in html
     # even text that was NOT Slack-escaped cannot make a tag: angle tokens become links or text
-    raw = str(mrkdwn('<script>alert(1)</script> <javascript:alert(1)|x> <img src=x onerror=alert(1)> '
-                     '<https://a.example/"onmouseover=x|y>'))
+    raw = str(
+        mrkdwn(
+            "<script>alert(1)</script> <javascript:alert(1)|x> <img src=x onerror=alert(1)> "
+            '<https://a.example/"onmouseover=x|y>'
+        )
+    )
     assert "<script" not in raw and "<img" not in raw and "javascript" not in raw
     assert '<a href="https://a.example/&quot;onmouseover=x"' in raw and raw.count("<") == raw.count("</a>") * 2
     assert "\x00" not in str(mrkdwn("a\x00b *c*"))
 
 
 def test_mrkdwn_keeps_identifiers_and_dates():
-    html = str(mrkdwn("Compile with `TORCH_USE_CUDA_DSA` or TORCH_USE_CUDA_DSA and a*b*c "
-                      "<!date^1700000000^{date_short_pretty}|2023-11-14 22:13 UTC>"))
+    html = str(
+        mrkdwn(
+            "Compile with `TORCH_USE_CUDA_DSA` or TORCH_USE_CUDA_DSA and a*b*c "
+            "<!date^1700000000^{date_short_pretty}|2023-11-14 22:13 UTC>"
+        )
+    )
     assert "<i>" not in html and "<b>" not in html
     assert '<time class="date">2023-11-14 22:13 UTC</time>' in html
 
@@ -61,11 +75,21 @@ def test_mrkdwn_rewrites_public_urls():
 
 # -- chart ----------------------------------------------------------------------------------------
 
+
 def test_timeline_svg_has_points_per_signature_over_time_and_steps():
     from datetime import datetime, timedelta, timezone
+
     t0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    svg = str(timeline_svg({"S-1": [(t0 + timedelta(minutes=i), 100 * i) for i in range(30)],
-                            "S-2": [(t0 + timedelta(minutes=5), None)]}, titles={"S-1": "<b>evil</b>"}, standalone=True))
+    svg = str(
+        timeline_svg(
+            {
+                "S-1": [(t0 + timedelta(minutes=i), 100 * i) for i in range(30)],
+                "S-2": [(t0 + timedelta(minutes=5), None)],
+            },
+            titles={"S-1": "<b>evil</b>"},
+            standalone=True,
+        )
+    )
     assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg
     assert len(re.findall(r'<circle class="pt"[^>]*data-axis="time"', svg)) >= 2
     assert re.search(r'<circle class="pt"[^>]*data-signature="S-1"[^>]*data-axis="step"', svg)
@@ -76,8 +100,10 @@ def test_timeline_svg_has_points_per_signature_over_time_and_steps():
 
 # -- the service ------------------------------------------------------------------------------------
 
+
 def sim_events(n: int = 600) -> list[dict]:
     from incidentbot.console.demo import demo_events
+
     return demo_events()[:n]
 
 
@@ -117,17 +143,35 @@ def test_console_page_renders_channel_blocks_threads_edits_and_ephemeral(console
     c, ws = console_app, console_app.ws
     alice = next(u["id"] for u in ws.users() if u["name"] == "alice")
     bob = next(u["id"] for u in ws.users() if u["name"] == "bob")
-    parent = ws.post_message("C0INCIDENTS", text="alert", blocks=[
-        {"type": "header", "text": {"type": "plain_text", "text": "S-1 · <b>NCCL</b> watchdog"}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Events*\n50"}]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "```" + slack_esc(EVIL) + "```"}},
-        {"type": "divider"},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": "opened by <@" + alice + ">"}]},
-        {"type": "actions", "block_id": "alert:S-1", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Mute 24h"}, "action_id": "ib:mute", "value": "S-1"},
-            {"type": "button", "text": {"type": "plain_text", "text": "View timeline"}, "action_id": "ib:link",
-             "url": f"{c.rt.settings.public_url}/h/H-1"}]},
-    ])
+    parent = ws.post_message(
+        "C0INCIDENTS",
+        text="alert",
+        blocks=[
+            {"type": "header", "text": {"type": "plain_text", "text": "S-1 · <b>NCCL</b> watchdog"}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Events*\n50"}]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "```" + slack_esc(EVIL) + "```"}},
+            {"type": "divider"},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "opened by <@" + alice + ">"}]},
+            {
+                "type": "actions",
+                "block_id": "alert:S-1",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Mute 24h"},
+                        "action_id": "ib:mute",
+                        "value": "S-1",
+                    },
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "View timeline"},
+                        "action_id": "ib:link",
+                        "url": f"{c.rt.settings.public_url}/h/H-1",
+                    },
+                ],
+            },
+        ],
+    )
     ws.post_message("C0INCIDENTS", text="spread to 3 jobs", thread_ts=parent["ts"])
     ws.update_message("C0INCIDENTS", parent["ts"], text="alert v2")
     ws.post_ephemeral("C0INCIDENTS", alice, text="just for *alice*")
@@ -152,6 +196,7 @@ def test_console_page_renders_channel_blocks_threads_edits_and_ephemeral(console
 def test_modal_renders_inputs_and_errors(console_app):
     c, ws = console_app, console_app.ws
     from incidentbot.slack.modals import resolve_modal
+
     alice = next(u["id"] for u in ws.users() if u["name"] == "alice")
     view = ws.open_view(alice, resolve_modal(3, "GPU <fell> off the bus"))
     ws.set_view_errors(view["id"], {"cause": "Say what caused it."})
@@ -173,7 +218,15 @@ def test_hypothesis_page_chart_and_404(console_app):
     page = c.get(f"/h/{hid}")
     assert page.status_code == 200
     html = page.text
-    for section in ('id="evidence"', 'id="scope"', 'id="signatures"', 'id="votes"', 'id="runbook"', 'id="resolution"', 'id="log"'):
+    for section in (
+        'id="evidence"',
+        'id="scope"',
+        'id="signatures"',
+        'id="votes"',
+        'id="runbook"',
+        'id="resolution"',
+        'id="log"',
+    ):
         assert section in html
     assert '<svg class="timeline-chart"' in html and 'data-axis="time"' in html and 'data-axis="step"' in html
     assert len(re.findall(r'<circle class="pt"', html)) >= 2
@@ -193,7 +246,10 @@ def test_console_token_is_accepted_by_ingest_and_never_shown(console_app):
     assert token and len(token) >= 32
     r = c.post("/v1/events", json={"events": sim_events(5)}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 202
-    assert c.post("/v1/events", json={"events": sim_events(5)}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        c.post("/v1/events", json={"events": sim_events(5)}, headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
     assert token not in c.get("/").text and token not in c.get("/console/state").text
 
 
@@ -203,8 +259,11 @@ def test_console_is_not_mounted_with_real_slack(db, settings_factory):
     from incidentbot.app import build_app
     from incidentbot.runtime import build_runtime
 
-    rt = build_runtime(settings_factory(slack_bot_token="xoxb-real", slack_signing_secret="s3cret", scheduler="off"),
-                       db=db, migrate=False)
+    rt = build_runtime(
+        settings_factory(slack_bot_token="xoxb-real", slack_signing_secret="s3cret", scheduler="off"),
+        db=db,
+        migrate=False,
+    )
     app = build_app(rt, port=free_port(), start_workers=False)
     with TestClient(app, base_url="http://127.0.0.1") as c:
         for path in ("/", "/h/H-1", "/console/state", "/console/static/console.js"):
@@ -214,12 +273,16 @@ def test_console_is_not_mounted_with_real_slack(db, settings_factory):
 
 
 def test_cross_origin_posts_are_refused(console_app):
-    r = console_app.post("/console/command", data={"user": "alice", "text": "hello"},
-                         headers={"Origin": "http://evil.example", "Accept": "application/json"})
+    r = console_app.post(
+        "/console/command",
+        data={"user": "alice", "text": "hello"},
+        headers={"Origin": "http://evil.example", "Accept": "application/json"},
+    )
     assert r.status_code == 403
 
 
 # -- the real service on loopback -----------------------------------------------------------------
+
 
 class PortServer(LiveServer):
     def __init__(self, app, port: int):
@@ -229,8 +292,9 @@ class PortServer(LiveServer):
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                   timeout_graceful_shutdown=1))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
 
@@ -241,8 +305,13 @@ def console_service(db, settings_factory):
     from incidentbot.runtime import build_runtime
 
     port = free_port()
-    settings = settings_factory(channel="C0INCIDENTS", alert_update_interval=0.5, analysis_debounce=0.2, scheduler="off",
-                                public_url=f"http://127.0.0.1:{port}")
+    settings = settings_factory(
+        channel="C0INCIDENTS",
+        alert_update_interval=0.5,
+        analysis_debounce=0.2,
+        scheduler="off",
+        public_url=f"http://127.0.0.1:{port}",
+    )
     rt = build_runtime(settings, db=db, migrate=False)
     app = build_app(rt, port=port, start_workers=True)
     with PortServer(app, port) as server:
@@ -258,8 +327,9 @@ def post_json(client: httpx.Client, path: str, **data) -> httpx.Response:
 
 
 def ingest(service, events):
-    r = httpx.post(f"{service.url}/v1/events", json={"events": events}, headers={"Authorization": "Bearer test-token"},
-                   timeout=60)
+    r = httpx.post(
+        f"{service.url}/v1/events", json={"events": events}, headers={"Authorization": "Bearer test-token"}, timeout=60
+    )
     assert r.status_code == 202, r.text
 
 
@@ -269,7 +339,9 @@ def test_command_click_and_submit_go_through_the_bot(console_service):
     alice = next(u["id"] for u in ws.users() if u["name"] == "alice")
     r = post_json(b, "/console/command", user="alice", text="/incident list")
     assert r.status_code == 200 and r.json()["ok"]
-    eph = ws.wait_for(lambda: [e for e in ws.ephemeral_for(alice) if "open hypotheses" in e["text"].lower()], timeout=10)
+    eph = ws.wait_for(
+        lambda: [e for e in ws.ephemeral_for(alice) if "open hypotheses" in e["text"].lower()], timeout=10
+    )
     assert eph
     # form posts without JavaScript redirect back to the console
     csrf = b.headers.pop("X-CSRF-Token")  # a form sent without JavaScript carries the token as a field
@@ -286,12 +358,23 @@ def test_command_click_and_submit_go_through_the_bot(console_service):
     assert r.json()["ok"]
     poll = ws.wait_for(lambda: [m for m in ws.messages("C0INCIDENTS") if m["text"].startswith("Poll ")], timeout=15)[0]
     block = next(b for b in poll["blocks"] if b.get("accessory", {}).get("action_id") == "ib:vote")
-    r = post_json(b, "/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"],
-                  action_id="ib:vote", block_id=block["block_id"])
+    r = post_json(
+        b,
+        "/console/click",
+        user="bob",
+        channel="C0INCIDENTS",
+        message_ts=poll["ts"],
+        action_id="ib:vote",
+        block_id=block["block_id"],
+    )
     assert r.status_code == 200 and r.json()["ok"]
     ws.wait_for(lambda: "1 vote" in json.dumps(ws.message("C0INCIDENTS", poll["ts"])["blocks"]), timeout=15)
-    assert post_json(b, "/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"],
-                     action_id="ib:nothing").status_code == 404
+    assert (
+        post_json(
+            b, "/console/click", user="bob", channel="C0INCIDENTS", message_ts=poll["ts"], action_id="ib:nothing"
+        ).status_code
+        == 404
+    )
 
     # a modal: open the resolve form, submit it empty (errors), then filled (closes)
     hid = httpx.get(f"{s.url}/v1/hypotheses", headers=AUTH).json()["hypotheses"][0]["id"]
@@ -299,9 +382,16 @@ def test_command_click_and_submit_go_through_the_bot(console_service):
     view = ws.wait_for(lambda: ws.views_for(alice), timeout=10)[-1]
     r = post_json(b, "/console/submit", user="alice", view_id=view["id"], values={"cause": {"value": ""}})
     assert r.json()["errors"].get("cause")
-    r = b.post("/console/submit", headers={"Accept": "application/json"},
-                   data={"user": "alice", "view_id": view["id"], 'field:["cause", "value"]': "bad <fan> firmware",
-                         'field:["fix", "value"]': "reflashed"})
+    r = b.post(
+        "/console/submit",
+        headers={"Accept": "application/json"},
+        data={
+            "user": "alice",
+            "view_id": view["id"],
+            'field:["cause", "value"]': "bad <fan> firmware",
+            'field:["fix", "value"]': "reflashed",
+        },
+    )
     assert r.json()["ok"] and not ws.views_for(alice)
     detail = httpx.get(f"{s.url}/v1/hypotheses/{hid}", headers=AUTH).json()
     assert detail["resolution"]["cause"] == "bad <fan> firmware"
@@ -312,8 +402,13 @@ def test_command_click_and_submit_go_through_the_bot(console_service):
 def test_demo_feeds_events_over_the_ingest_api_and_analyzes(console_service):
     from incidentbot.console.demo import start_demo
 
-    task = start_demo(console_service.rt, port=console_service.port, token=console_service.app.state.console_token,
-                      seconds=1.5, interval=0.1)
+    task = start_demo(
+        console_service.rt,
+        port=console_service.port,
+        token=console_service.app.state.console_token,
+        seconds=1.5,
+        interval=0.1,
+    )
     try:
         assert task.finished.wait(60), "demo did not finish"
     finally:
@@ -327,8 +422,13 @@ def test_demo_feeds_events_over_the_ingest_api_and_analyzes(console_service):
 def test_demo_stops_promptly(console_service):
     from incidentbot.console.demo import start_demo
 
-    task = start_demo(console_service.rt, port=console_service.port, token=console_service.app.state.console_token,
-                      seconds=60, interval=0.3)
+    task = start_demo(
+        console_service.rt,
+        port=console_service.port,
+        token=console_service.app.state.console_token,
+        seconds=60,
+        interval=0.3,
+    )
     time.sleep(0.5)
     started = time.monotonic()
     task.stop()

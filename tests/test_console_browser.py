@@ -18,8 +18,16 @@ from tests.test_console import AUTH, EVIL, console_service, ingest, sim_events  
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("INCIDENTBOT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -61,6 +69,7 @@ def send(page, text: str):
 
 def test_slash_command_reply_shows(console_service, page):
     from playwright.sync_api import expect
+
     page.goto(f"{console_service.url}/?user=alice")
     expect(page.locator("#user-select")).to_have_value("alice")
     send(page, "/incident list")
@@ -72,6 +81,7 @@ def test_slash_command_reply_shows(console_service, page):
 
 def test_alert_appears_live_and_failure_text_stays_text(console_service, page):
     from playwright.sync_api import expect
+
     page.goto(f"{console_service.url}/?user=bob")
     expect(page.locator("#feed")).to_contain_text("Nothing in #incidents yet")
     ev = dict(sim_events(1)[0], event_id="evil-1", job_id="job-evil", message=EVIL)
@@ -85,6 +95,7 @@ def test_alert_appears_live_and_failure_text_stays_text(console_service, page):
 
 def test_vote_button_changes_tally(console_service, page):
     from playwright.sync_api import expect
+
     ingest(console_service, sim_events())
     assert httpx.post(f"{console_service.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"]
     page.goto(f"{console_service.url}/?user=alice")
@@ -105,6 +116,7 @@ def test_vote_button_changes_tally(console_service, page):
 
 def test_hypothesis_page_chart(console_service, page):
     from playwright.sync_api import expect
+
     ingest(console_service, sim_events())
     hid = httpx.post(f"{console_service.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"][0]
     page.goto(f"{console_service.url}/h/{hid}")
@@ -122,6 +134,7 @@ def test_hypothesis_page_chart(console_service, page):
 
 def test_view_timeline_link_and_resolve_modal(console_service, page):
     from playwright.sync_api import expect
+
     ingest(console_service, sim_events())
     hid = httpx.post(f"{console_service.url}/v1/analyze", headers=AUTH, timeout=60).json()["created"][0]
     page.goto(f"{console_service.url}/?user=alice")

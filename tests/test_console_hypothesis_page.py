@@ -14,20 +14,31 @@ from tests.conftest import add_hypothesis, free_port
 from tests.test_console import open_console
 
 XID79 = "NVRM: Xid (PCI:0000:91:00): 79, pid=1896, GPU has fallen off the bus."
-WATCHDOG = ("[rank{r}]:[E ProcessGroupNCCL.cpp:616] [Rank {r}] Watchdog caught collective operation timeout: "
-            "WorkNCCL(SeqNum=88, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600000 milliseconds "
-            "before timing out.")
+WATCHDOG = (
+    "[rank{r}]:[E ProcessGroupNCCL.cpp:616] [Rank {r}] Watchdog caught collective operation timeout: "
+    "WorkNCCL(SeqNum=88, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600000 milliseconds "
+    "before timing out."
+)
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
 
 def _heights(svg: str, sid: str) -> list[float]:
     """Bottom of the plot minus each point's y, for one signature's time-panel points."""
-    ys = [float(y) for y in re.findall(rf'<circle class="pt" cx="[^"]+" cy="([^"]+)"[^>]*data-signature="{sid}"[^>]*data-axis="time"', svg)]
+    ys = [
+        float(y)
+        for y in re.findall(
+            rf'<circle class="pt" cx="[^"]+" cy="([^"]+)"[^>]*data-signature="{sid}"[^>]*data-axis="time"', svg
+        )
+    ]
     return ys
 
 
 def test_one_cause_event_stays_visible_beside_a_storm():
-    svg = str(timeline_svg({"S-1": [(T0, None)], "S-2": [(T0 + timedelta(minutes=10, seconds=i / 100), None) for i in range(1200)]}))
+    svg = str(
+        timeline_svg(
+            {"S-1": [(T0, None)], "S-2": [(T0 + timedelta(minutes=10, seconds=i / 100), None) for i in range(1200)]}
+        )
+    )
     cause_y = _heights(svg, "S-1")
     storm_y = _heights(svg, "S-2")
     assert cause_y and storm_y
@@ -40,8 +51,20 @@ def test_one_cause_event_stays_visible_beside_a_storm():
 
 
 def test_signature_facts_leave_out_zero_ranks():
-    sig = {"id": "S-1", "title": "Xid 79", "category": "xid", "cause_class": "hardware", "count": 3, "job_count": 1,
-           "host_count": 1, "rank_count": 0, "first_seen": T0, "last_seen": T0, "template": "t", "example": "x"}
+    sig = {
+        "id": "S-1",
+        "title": "Xid 79",
+        "category": "xid",
+        "cause_class": "hardware",
+        "count": 3,
+        "job_count": 1,
+        "host_count": 1,
+        "rank_count": 0,
+        "first_seen": T0,
+        "last_seen": T0,
+        "template": "t",
+        "example": "x",
+    }
     text = str(signature_alert(sig, runbook=None, public_url="http://127.0.0.1:8000"))
     assert "0 ranks" not in text and "1 host" in text
     assert "4 ranks" in str(signature_alert({**sig, "rank_count": 4}, runbook=None, public_url="http://x"))
@@ -66,15 +89,19 @@ def console_app(db, settings_factory):
 
 def test_runbook_panel_renders_mrkdwn(console_app):
     c = console_app
-    r = c.post("/v1/events", json={"events": [{"job_id": "run-1", "host": "node-7", "gpu": "GPU3", "message": XID79,
-                                               "time": T0.isoformat()}]})
+    r = c.post(
+        "/v1/events",
+        json={
+            "events": [{"job_id": "run-1", "host": "node-7", "gpu": "GPU3", "message": XID79, "time": T0.isoformat()}]
+        },
+    )
     assert r.status_code == 202, r.text
     hid = add_hypothesis(c.rt.db, "GPU3 on node-7 fell off the bus", {1: 1}, cause_class="hardware")
     summary = c.rt.runbooks.summary("gpu-fallen-off-bus")
     assert "*" in summary  # the summary is Slack mrkdwn (bold headings)
     html = c.get(f"/h/H-{hid}").text
-    panel = html[html.index('id="runbook"'):]
-    panel = panel[:panel.index("</section>")]
-    assert "<pre class=\"summary\">" not in panel
+    panel = html[html.index('id="runbook"') :]
+    panel = panel[: panel.index("</section>")]
+    assert '<pre class="summary">' not in panel
     assert "<b>" in panel or "<strong>" in panel
     assert not re.search(r"(?<![\w`])\*[A-Z][^*\n]{1,60}\*(?![\w`])", panel), "raw mrkdwn bold shown"

@@ -42,8 +42,14 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 K8S_VERSIONS = ["1.28.0", "latest"]
 # Environment names in deploy files that are not incidentbot settings, and why they are there.
 FOREIGN_ENV = {
-    "POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB",  # the postgres image (compose)
-    "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK",  # Dockerfile
+    "POSTGRES_PASSWORD",
+    "POSTGRES_USER",
+    "POSTGRES_DB",  # the postgres image (compose)
+    "PATH",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "PIP_NO_CACHE_DIR",
+    "PIP_DISABLE_PIP_VERSION_CHECK",  # Dockerfile
 }
 # Variables read by other parts of incidentbot (not the service's settings) that docs may name.
 OTHER_INCIDENTBOT_ENV = {"INCIDENTBOT_URL", "INCIDENTBOT_TOKEN"}  # incidentbot/reporter.py, `incidentbot ingest --url`
@@ -90,9 +96,11 @@ def settings_from(mapping: dict[str, str]) -> Settings:
 
 # -- Kubernetes ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def no_network(monkeypatch):
     """Refuse every outgoing connection: schema validation must work from the installed package alone."""
+
     def refuse(*args, **kwargs):
         raise OSError("network access during a deploy test")
 
@@ -199,7 +207,7 @@ def test_kustomization_lists_the_manifests_but_not_the_fake_secret():
     for r in resources:
         assert (K8S / r).is_file(), r
     assert "secret.example.yaml" not in resources  # fake values must never be applied
-    assert "migrate-job.yaml" not in resources     # applied on its own before an upgrade
+    assert "migrate-job.yaml" not in resources  # applied on its own before an upgrade
     assert set(resources) == {"configmap.yaml", "deployment.yaml", "service.yaml", "pdb.yaml"}
     image = by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert {i["name"] for i in k["images"]} == {image.rsplit(":", 1)[0]}
@@ -229,6 +237,7 @@ def test_example_secret_values_are_clearly_fake():
 
 
 # -- every environment name is real ------------------------------------------------------------------
+
 
 def deploy_files() -> list[Path]:
     files = [p for p in DEPLOY.rglob("*") if p.is_file() and p.name != ".env"]
@@ -277,6 +286,7 @@ def test_env_example_names_real_settings_with_valid_values(monkeypatch):
 
 # -- docker compose ---------------------------------------------------------------------------------
 
+
 def test_compose_file_bot_and_postgres():
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
@@ -303,6 +313,7 @@ def test_compose_file_bot_and_postgres():
 
 # -- Slack app manifest -------------------------------------------------------------------------------
 
+
 def test_slack_manifest():
     m = yaml.safe_load(MANIFEST.read_text())
     assert m["display_information"]["name"]
@@ -318,8 +329,15 @@ def test_slack_manifest():
     assert m["settings"]["interactivity"]["is_enabled"] is True
     assert '"/slack/events"' in (ROOT / "incidentbot" / "app.py").read_text()  # the route the URLs name
     scopes = set(m["oauth_config"]["scopes"]["bot"])
-    assert {"chat:write", "chat:write.public", "commands", "usergroups:read", "users:read",
-            "channels:history", "groups:history"} <= scopes
+    assert {
+        "chat:write",
+        "chat:write.public",
+        "commands",
+        "usergroups:read",
+        "users:read",
+        "channels:history",
+        "groups:history",
+    } <= scopes
     assert m["settings"]["socket_mode_enabled"] is False
     assert m["settings"]["org_deploy_enabled"] is False and m["settings"]["token_rotation_enabled"] is False
     assert "SLACK_APP_TOKEN" in MANIFEST.read_text()  # how to flip to Socket Mode
@@ -331,10 +349,13 @@ def test_slack_manifest_history_scopes_are_needed():
     outbox = (ROOT / "incidentbot" / "services" / "outbox.py").read_text()
     assert "conversations_history" in outbox and "include_all_metadata=True" in outbox
     assert "conversations_list" in (ROOT / "incidentbot" / "slack" / "channels.py").read_text()
-    assert {"channels:read", "groups:read"} <= set(yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"])
+    assert {"channels:read", "groups:read"} <= set(
+        yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"]
+    )
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------------
+
 
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
@@ -381,7 +402,7 @@ def test_dockerfile_runs_non_root_with_healthcheck_and_runbooks():
     assert user not in ("root", "0") and int(user) >= 1000
     (hc,) = [a for i, a in instrs if i == "HEALTHCHECK"]
     assert "/healthz" in hc and "curl" not in hc and "wget" not in hc
-    cmd = json.loads(hc[hc.index("CMD") + 3:].strip())
+    cmd = json.loads(hc[hc.index("CMD") + 3 :].strip())
     assert cmd[:2] == ["python", "-c"]
     compile(cmd[2], "<healthcheck>", "exec")
     assert ("EXPOSE", "8000") in instrs
@@ -407,6 +428,7 @@ def test_dockerfile_uid_matches_kubernetes():
 
 
 # -- systemd ------------------------------------------------------------------------------------------
+
 
 def test_systemd_unit_has_the_required_keys():
     cp = configparser.ConfigParser(interpolation=None, strict=False, empty_lines_in_values=False)
@@ -460,18 +482,29 @@ def test_dockerfile_passes_hadolint(tmp_path):
 
 # -- the commands these files run ------------------------------------------------------------------
 
+
 def _env_for(tmp_path, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
-    env.update(INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path}/deploy.db", INCIDENTBOT_RUNBOOKS_DIR=str(ROOT / "runbooks"),
-               INCIDENTBOT_LOG_LEVEL="WARNING", **extra)
+    env.update(
+        INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path}/deploy.db",
+        INCIDENTBOT_RUNBOOKS_DIR=str(ROOT / "runbooks"),
+        INCIDENTBOT_LOG_LEVEL="WARNING",
+        **extra,
+    )
     return env
 
 
 def test_separate_migration_step_works(tmp_path):
     """What the migrate Job and the Dockerfile's comment run: `incidentbot migrate`, twice."""
     for _ in range(2):  # running it again is a no-op, as it is when the service then starts
-        r = subprocess.run([sys.executable, "-m", "incidentbot", "migrate"], cwd=tmp_path, env=_env_for(tmp_path),
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "incidentbot", "migrate"],
+            cwd=tmp_path,
+            env=_env_for(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
     import sqlite3
 
@@ -491,8 +524,14 @@ def test_non_loopback_bind_needs_slack_credentials(tmp_path):
     env = _env_for(tmp_path)
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         env.pop(name, None)
-    r = subprocess.run([_incidentbot(), "serve", "--host", "0.0.0.0", "--port", "8000"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [_incidentbot(), "serve", "--host", "0.0.0.0", "--port", "8000"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "refusing" in r.stderr
 
@@ -507,12 +546,22 @@ def test_dockerfile_healthcheck_command_against_a_running_service(tmp_path):
     """The HEALTHCHECK's Python one-liner exits 0 against a real service (on loopback, fake Slack credentials)."""
     port = _free_port()
     dead = _free_port()  # nothing listens there: the service must not need Slack to be healthy
-    env = _env_for(tmp_path, SLACK_BOT_TOKEN="xoxb-EXAMPLE-NOT-A-REAL-TOKEN", SLACK_SIGNING_SECRET="EXAMPLE",
-                   SLACK_API_URL=f"http://127.0.0.1:{dead}/api/", INCIDENTBOT_LOG_FORMAT="json")
+    env = _env_for(
+        tmp_path,
+        SLACK_BOT_TOKEN="xoxb-EXAMPLE-NOT-A-REAL-TOKEN",
+        SLACK_SIGNING_SECRET="EXAMPLE",
+        SLACK_API_URL=f"http://127.0.0.1:{dead}/api/",
+        INCIDENTBOT_LOG_FORMAT="json",
+    )
     (hc,) = [a for i, a in dockerfile() if i == "HEALTHCHECK"]
-    code = json.loads(hc[hc.index("CMD") + 3:].strip())[2].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-    proc = subprocess.Popen([_incidentbot(), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-demo"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    code = json.loads(hc[hc.index("CMD") + 3 :].strip())[2].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    proc = subprocess.Popen(
+        [_incidentbot(), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

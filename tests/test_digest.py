@@ -15,8 +15,18 @@ from sqlalchemy import func, select
 
 from incidentbot import digest
 from incidentbot.localslack import validate_message
-from incidentbot.models import (Ballot, DigestRun, Event, Hypothesis, HypothesisLog, HypothesisSignature, Outbox, Poll,
-                                PollOption, Signature)
+from incidentbot.models import (
+    Ballot,
+    DigestRun,
+    Event,
+    Hypothesis,
+    HypothesisLog,
+    HypothesisSignature,
+    Outbox,
+    Poll,
+    PollOption,
+    Signature,
+)
 from incidentbot.runtime import build_runtime
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -75,8 +85,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def rt(db, settings_factory, runbooks_dir, clock):
-    settings = settings_factory(runbooks_dir=runbooks_dir, tz="Europe/Berlin", channel="C0DIGEST",
-                                public_url="https://ib.example")
+    settings = settings_factory(
+        runbooks_dir=runbooks_dir, tz="Europe/Berlin", channel="C0DIGEST", public_url="https://ib.example"
+    )
     return build_runtime(settings, db=db, migrate=False, clock=clock)
 
 
@@ -86,9 +97,19 @@ _n = 0
 def add_sig(session, title: str, category: str, first_seen: datetime, *, count: int = 0, merged_into=None) -> Signature:
     global _n
     _n += 1
-    s = Signature(fingerprint=f"fp-{_n}-{title[:20]}", rules_version="t", title=title, category=category,
-                  cause_class="infrastructure", parser="test", template=title, count=count, first_seen=first_seen,
-                  last_seen=first_seen, merged_into=merged_into)
+    s = Signature(
+        fingerprint=f"fp-{_n}-{title[:20]}",
+        rules_version="t",
+        title=title,
+        category=category,
+        cause_class="infrastructure",
+        parser="test",
+        template=title,
+        count=count,
+        first_seen=first_seen,
+        last_seen=first_seen,
+        merged_into=merged_into,
+    )
     session.add(s)
     session.flush()
     return s
@@ -102,10 +123,19 @@ def add_events(session, sig: Signature, times: list[datetime], job: str = "job-a
     sig.count += len(times)
 
 
-def add_hyp(session, title: str, status: str, created: datetime, *, owner=None, resolved_at=None, updated=None,
-            sigs=(), logs=()) -> Hypothesis:
-    h = Hypothesis(title=title, status=status, cause_class="software", created_at=created, updated_at=updated or created,
-                   last_activity_at=updated or created, owner=owner, resolved_at=resolved_at)
+def add_hyp(
+    session, title: str, status: str, created: datetime, *, owner=None, resolved_at=None, updated=None, sigs=(), logs=()
+) -> Hypothesis:
+    h = Hypothesis(
+        title=title,
+        status=status,
+        cause_class="software",
+        created_at=created,
+        updated_at=updated or created,
+        last_activity_at=updated or created,
+        owner=owner,
+        resolved_at=resolved_at,
+    )
     session.add(h)
     session.flush()
     for s in sigs:
@@ -115,10 +145,23 @@ def add_hyp(session, title: str, status: str, created: datetime, *, owner=None, 
     return h
 
 
-def add_poll(session, question: str, created: datetime, options: list[tuple[str, int | None, str, int]],
-             *, status="closed", outcome=None) -> Poll:
-    p = Poll(question=question, status=status, creator="U0ALICE", channel=None, created_at=created,
-             hypothesis_ids=[o[1] for o in options if o[1]])
+def add_poll(
+    session,
+    question: str,
+    created: datetime,
+    options: list[tuple[str, int | None, str, int]],
+    *,
+    status="closed",
+    outcome=None,
+) -> Poll:
+    p = Poll(
+        question=question,
+        status=status,
+        creator="U0ALICE",
+        channel=None,
+        created_at=created,
+        hypothesis_ids=[o[1] for o in options if o[1]],
+    )
     session.add(p)
     session.flush()
     voter = 0
@@ -141,62 +184,159 @@ def add_poll(session, question: str, created: datetime, options: list[tuple[str,
 def build_week(rt) -> None:
     """A hand-built week 2025-W03 (13–19 Jan 2025, Europe/Berlin) with one of everything."""
     with rt.db.write() as s:
-        nccl = add_sig(s, "NCCL watchdog timeout: WorkNCCL(SeqNum=<NUM>, OpType=ALLREDUCE) ran for <NUM> ms",
-                       "nccl_watchdog_timeout", berlin(2025, 1, 2, 10, 0), count=40)
-        nccl_dup = add_sig(s, "Watchdog caught collective operation timeout", "nccl_watchdog_timeout",
-                           berlin(2025, 1, 3, 10, 0), merged_into=None)
-        cuda = add_sig(s, "CUDA error: an illegal memory access & <!channel> ping", "cuda_runtime",
-                       berlin(2025, 1, 16, 11, 0))
-        loader = add_sig(s, "DataLoader worker (pid <NUM>) is killed by signal: Killed.", "dataloader",
-                         berlin(2025, 1, 18, 3, 0))
+        nccl = add_sig(
+            s,
+            "NCCL watchdog timeout: WorkNCCL(SeqNum=<NUM>, OpType=ALLREDUCE) ran for <NUM> ms",
+            "nccl_watchdog_timeout",
+            berlin(2025, 1, 2, 10, 0),
+            count=40,
+        )
+        nccl_dup = add_sig(
+            s,
+            "Watchdog caught collective operation timeout",
+            "nccl_watchdog_timeout",
+            berlin(2025, 1, 3, 10, 0),
+            merged_into=None,
+        )
+        cuda = add_sig(
+            s, "CUDA error: an illegal memory access & <!channel> ping", "cuda_runtime", berlin(2025, 1, 16, 11, 0)
+        )
+        loader = add_sig(
+            s, "DataLoader worker (pid <NUM>) is killed by signal: Killed.", "dataloader", berlin(2025, 1, 18, 3, 0)
+        )
         add_sig(s, "Old and quiet", "slurm", berlin(2024, 12, 1, 0, 0), count=7)
         s.flush()
         nccl_dup.merged_into = nccl.id
         # NCCL (plus its merged duplicate): Mon 3, Tue 1, Wed 0+2, Thu 5, Fri 2, Sat 0, Sun 1 (23:30 local).
-        add_events(s, nccl, [berlin(2025, 1, 13, h, 0) for h in (1, 2, 3)] + [berlin(2025, 1, 14, 12, 0)]
-                   + [berlin(2025, 1, 16, h, 5) for h in range(5)] + [berlin(2025, 1, 17, 8, 0), berlin(2025, 1, 17, 9, 0)]
-                   + [berlin(2025, 1, 19, 23, 30)])
+        add_events(
+            s,
+            nccl,
+            [berlin(2025, 1, 13, h, 0) for h in (1, 2, 3)]
+            + [berlin(2025, 1, 14, 12, 0)]
+            + [berlin(2025, 1, 16, h, 5) for h in range(5)]
+            + [berlin(2025, 1, 17, 8, 0), berlin(2025, 1, 17, 9, 0)]
+            + [berlin(2025, 1, 19, 23, 30)],
+        )
         add_events(s, nccl_dup, [berlin(2025, 1, 15, 7, 0), berlin(2025, 1, 15, 8, 0)], job="job-b")
         # Outside the week in Berlin (though inside it in UTC, or the reverse).
         add_events(s, nccl, [berlin(2025, 1, 12, 23, 30), berlin(2025, 1, 20, 0, 30)])
-        add_events(s, cuda, [berlin(2025, 1, 16, 11, 0), berlin(2025, 1, 16, 12, 0), berlin(2025, 1, 17, 1, 0),
-                             berlin(2025, 1, 17, 2, 0)], job="job-c")
+        add_events(
+            s,
+            cuda,
+            [
+                berlin(2025, 1, 16, 11, 0),
+                berlin(2025, 1, 16, 12, 0),
+                berlin(2025, 1, 17, 1, 0),
+                berlin(2025, 1, 17, 2, 0),
+            ],
+            job="job-c",
+        )
         add_events(s, loader, [berlin(2025, 1, 18, 3, 0)], job="job-d")
 
-        add_hyp(s, "NCCL timeouts on rack r12", "open", berlin(2025, 1, 14, 12, 5), sigs=[nccl],
-                logs=[("created", berlin(2025, 1, 14, 12, 5)), ("evidence", berlin(2025, 1, 15, 9, 0))])
-        h2 = add_hyp(s, "Driver 550.54 on <host> hangs", "resolved", berlin(2025, 1, 10, 9, 0),
-                     resolved_at=berlin(2025, 1, 15, 13, 30), owner="U0BOB", sigs=[nccl],
-                     logs=[("created", berlin(2025, 1, 10, 9, 0)), ("resolved", berlin(2025, 1, 15, 13, 30))])
-        add_hyp(s, "Illegal memory access from the fused attention kernel", "regressed", berlin(2025, 1, 1, 9, 0),
-                owner="U0ALICE", sigs=[cuda], resolved_at=berlin(2025, 1, 5, 9, 0),
-                logs=[("regressed", berlin(2025, 1, 16, 11, 1))])
-        add_hyp(s, "Host OOM kills dataloader workers", "confirmed", berlin(2025, 1, 18, 3, 5),
-                updated=berlin(2025, 1, 18, 9, 0), sigs=[loader], logs=[("created", berlin(2025, 1, 18, 3, 5))])
-        add_hyp(s, "Flaky leaf switch", "rejected", berlin(2025, 1, 8, 9, 0),
-                logs=[("rejected", berlin(2025, 1, 18, 10, 0))])
-        h6 = add_hyp(s, "Checkpoint path typo", "resolved", berlin(2025, 1, 14, 8, 0),
-                     resolved_at=berlin(2025, 1, 14, 10, 15), owner="U0CAROL",
-                     logs=[("created", berlin(2025, 1, 14, 8, 0)), ("resolved", berlin(2025, 1, 14, 10, 15))])
-        add_hyp(s, "Resolved last month", "resolved", berlin(2024, 12, 1, 8, 0), resolved_at=berlin(2024, 12, 2, 8, 0),
-                logs=[("resolved", berlin(2024, 12, 2, 8, 0))])
+        add_hyp(
+            s,
+            "NCCL timeouts on rack r12",
+            "open",
+            berlin(2025, 1, 14, 12, 5),
+            sigs=[nccl],
+            logs=[("created", berlin(2025, 1, 14, 12, 5)), ("evidence", berlin(2025, 1, 15, 9, 0))],
+        )
+        h2 = add_hyp(
+            s,
+            "Driver 550.54 on <host> hangs",
+            "resolved",
+            berlin(2025, 1, 10, 9, 0),
+            resolved_at=berlin(2025, 1, 15, 13, 30),
+            owner="U0BOB",
+            sigs=[nccl],
+            logs=[("created", berlin(2025, 1, 10, 9, 0)), ("resolved", berlin(2025, 1, 15, 13, 30))],
+        )
+        add_hyp(
+            s,
+            "Illegal memory access from the fused attention kernel",
+            "regressed",
+            berlin(2025, 1, 1, 9, 0),
+            owner="U0ALICE",
+            sigs=[cuda],
+            resolved_at=berlin(2025, 1, 5, 9, 0),
+            logs=[("regressed", berlin(2025, 1, 16, 11, 1))],
+        )
+        add_hyp(
+            s,
+            "Host OOM kills dataloader workers",
+            "confirmed",
+            berlin(2025, 1, 18, 3, 5),
+            updated=berlin(2025, 1, 18, 9, 0),
+            sigs=[loader],
+            logs=[("created", berlin(2025, 1, 18, 3, 5))],
+        )
+        add_hyp(
+            s,
+            "Flaky leaf switch",
+            "rejected",
+            berlin(2025, 1, 8, 9, 0),
+            logs=[("rejected", berlin(2025, 1, 18, 10, 0))],
+        )
+        h6 = add_hyp(
+            s,
+            "Checkpoint path typo",
+            "resolved",
+            berlin(2025, 1, 14, 8, 0),
+            resolved_at=berlin(2025, 1, 14, 10, 15),
+            owner="U0CAROL",
+            logs=[("created", berlin(2025, 1, 14, 8, 0)), ("resolved", berlin(2025, 1, 14, 10, 15))],
+        )
+        add_hyp(
+            s,
+            "Resolved last month",
+            "resolved",
+            berlin(2024, 12, 1, 8, 0),
+            resolved_at=berlin(2024, 12, 2, 8, 0),
+            logs=[("resolved", berlin(2024, 12, 2, 8, 0))],
+        )
 
         add_poll(s, "Last week's poll", berlin(2025, 1, 8, 9, 0), [("H-2: driver", h2.id, "hypothesis", 1)])
-        add_poll(s, "Which is the root cause?", berlin(2025, 1, 14, 10, 0),
-                 [(f"H-{h2.id}: driver", h2.id, "hypothesis", 3), (f"H-{h6.id}: typo", h6.id, "hypothesis", 1),
-                  ("Other / none of these", None, "other", 0)],
-                 outcome={"truth": f"H-{h6.id}", "ballots": 4, "share_for_truth": 0.25, "room_right": False,
-                          "underdog": True})
-        add_poll(s, "Is H-2 the root cause?", berlin(2025, 1, 15, 10, 0),
-                 [(f"H-{h2.id}: driver", h2.id, "hypothesis", 2), ("Other / none of these", None, "other", 0)],
-                 outcome={"truth": f"H-{h2.id}", "ballots": 2, "share_for_truth": 1.0, "room_right": True,
-                          "underdog": False})
-        add_poll(s, "Is the <!here> switch to blame?", berlin(2025, 1, 18, 12, 0),
-                 [(f"H-{h2.id}: driver", h2.id, "hypothesis", 1), ("Other / none of these", None, "other", 0)],
-                 status="open")
+        add_poll(
+            s,
+            "Which is the root cause?",
+            berlin(2025, 1, 14, 10, 0),
+            [
+                (f"H-{h2.id}: driver", h2.id, "hypothesis", 3),
+                (f"H-{h6.id}: typo", h6.id, "hypothesis", 1),
+                ("Other / none of these", None, "other", 0),
+            ],
+            outcome={
+                "truth": f"H-{h6.id}",
+                "ballots": 4,
+                "share_for_truth": 0.25,
+                "room_right": False,
+                "underdog": True,
+            },
+        )
+        add_poll(
+            s,
+            "Is H-2 the root cause?",
+            berlin(2025, 1, 15, 10, 0),
+            [(f"H-{h2.id}: driver", h2.id, "hypothesis", 2), ("Other / none of these", None, "other", 0)],
+            outcome={
+                "truth": f"H-{h2.id}",
+                "ballots": 2,
+                "share_for_truth": 1.0,
+                "room_right": True,
+                "underdog": False,
+            },
+        )
+        add_poll(
+            s,
+            "Is the <!here> switch to blame?",
+            berlin(2025, 1, 18, 12, 0),
+            [(f"H-{h2.id}: driver", h2.id, "hypothesis", 1), ("Other / none of these", None, "other", 0)],
+            status="open",
+        )
 
 
 # -- weeks ----------------------------------------------------------------------------------------
+
 
 def test_iso_week_and_default_week_follow_the_time_zone(rt, clock):
     assert digest.iso_week(datetime(2025, 1, 13, 0, 0)) == "2025-W03"
@@ -223,6 +363,7 @@ def test_sparkline():
 
 # -- content --------------------------------------------------------------------------------------
 
+
 def test_digest_for_a_hand_built_week_matches_the_snapshot(rt):
     build_week(rt)
     got = digest.preview(rt, "2025-W03")
@@ -242,8 +383,11 @@ def test_digest_facts(rt):
     top = d.top[0]
     assert top.days == [3, 1, 2, 5, 2, 0, 1] and top.spark == "▅▂▄█▄▁▂"
     assert [s.title for s in d.new_signatures][0].startswith("CUDA error")
-    assert [h.title for h in d.hypotheses["opened"]] == ["NCCL timeouts on rack r12", "Host OOM kills dataloader workers",
-                                                          "Checkpoint path typo"]
+    assert [h.title for h in d.hypotheses["opened"]] == [
+        "NCCL timeouts on rack r12",
+        "Host OOM kills dataloader workers",
+        "Checkpoint path typo",
+    ]
     assert [h.status for h in d.hypotheses["confirmed"]] == ["confirmed"]
     assert len(d.hypotheses["resolved"]) == 2 and len(d.hypotheses["regressed"]) == 1
     # (5d 4h 30m + 2h 15m) / 2
@@ -271,8 +415,10 @@ def test_block_kit_is_valid_and_escapes_untrusted_text(rt):
 
 def test_an_empty_week_is_one_quiet_line(rt):
     out = digest.preview(rt, "2025-W03")
-    assert out == ("Incident digest 2025-W03 · 13–19 Jan 2025 (Europe/Berlin)\n"
-                   "Quiet week: no failures, no new signatures, no hypothesis changes and no votes.\n")
+    assert out == (
+        "Incident digest 2025-W03 · 13–19 Jan 2025 (Europe/Berlin)\n"
+        "Quiet week: no failures, no new signatures, no hypothesis changes and no votes.\n"
+    )
     text, blocks = digest.render_blocks(rt, "2025-W03")
     assert text == "Incident digest 2025-W03: quiet week."
     assert [b["type"] for b in blocks] == ["header", "context", "section", "context"]
@@ -294,7 +440,9 @@ def test_limits_hold_with_500_signatures_in_a_week(rt):
             sig = add_sig(s, f"{i:03d} {nasty}", "cuda_runtime", berlin(2025, 1, 13, 1, 0) + timedelta(minutes=i))
             add_events(s, sig, [berlin(2025, 1, 13 + i % 7, 12, 0)] * (1 + i % 4))
         for i in range(40):
-            add_hyp(s, f"H{i} {nasty}", "open", berlin(2025, 1, 14, 8, 0), logs=[("created", berlin(2025, 1, 14, 8, i))])
+            add_hyp(
+                s, f"H{i} {nasty}", "open", berlin(2025, 1, 14, 8, 0), logs=[("created", berlin(2025, 1, 14, 8, i))]
+            )
         for i in range(12):
             add_poll(s, f"Q{i} {nasty}", berlin(2025, 1, 15, 8, i), [(f"L {nasty}"[:500], None, "other", 2)])
     text, blocks = digest.render_blocks(rt, "2025-W03")
@@ -315,10 +463,13 @@ def test_limits_hold_with_500_signatures_in_a_week(rt):
 
 # -- exactly once -----------------------------------------------------------------------------------
 
+
 def _counts(rt) -> tuple[int, int]:
     with rt.db.read() as s:
-        return (s.scalar(select(func.count()).select_from(DigestRun)),
-                s.scalar(select(func.count()).select_from(Outbox).where(Outbox.dedupe_key.like("digest:%"))))
+        return (
+            s.scalar(select(func.count()).select_from(DigestRun)),
+            s.scalar(select(func.count()).select_from(Outbox).where(Outbox.dedupe_key.like("digest:%"))),
+        )
 
 
 def test_run_digest_claims_and_enqueues_once(rt):
@@ -350,8 +501,12 @@ def test_the_outbox_renders_the_digest_at_delivery(rt):
 
 
 def test_catch_up_posts_a_missed_run_within_the_grace_period_once(rt, clock, settings_factory, db, runbooks_dir):
-    multi = build_runtime(settings_factory(runbooks_dir=runbooks_dir, tz="Europe/Berlin", channel="C0A, C0B,C0A"),
-                          db=db, migrate=False, clock=clock)
+    multi = build_runtime(
+        settings_factory(runbooks_dir=runbooks_dir, tz="Europe/Berlin", channel="C0A, C0B,C0A"),
+        db=db,
+        migrate=False,
+        clock=clock,
+    )
     assert digest.channels(multi) == ["C0A", "C0B"]
     clock.now = berlin(2025, 1, 20, 8, 59)  # before Monday's 09:00: last fire was a week ago, outside grace
     assert digest.catch_up(multi) == []
@@ -367,13 +522,18 @@ def test_catch_up_posts_a_missed_run_within_the_grace_period_once(rt, clock, set
 
 def test_catch_up_honours_cron_and_time_zone(db, settings_factory, runbooks_dir):
     clock = FakeClock(datetime(2025, 3, 5, 17, 45, tzinfo=ZoneInfo("America/New_York")))
-    rt = build_runtime(settings_factory(runbooks_dir=runbooks_dir, tz="America/New_York", channel="C0NY",
-                                        digest_cron="30 17 * * wed"), db=db, migrate=False, clock=clock)
+    rt = build_runtime(
+        settings_factory(runbooks_dir=runbooks_dir, tz="America/New_York", channel="C0NY", digest_cron="30 17 * * wed"),
+        db=db,
+        migrate=False,
+        clock=clock,
+    )
     assert digest.catch_up(rt) == ["C0NY:2025-W09"]
     assert digest.catch_up(rt) == []
 
 
 # -- scheduling -----------------------------------------------------------------------------------
+
 
 def test_schedule_digest_schedules_the_cron_job_and_catches_up_once(rt, clock):
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -458,8 +618,9 @@ def test_digest_preview_in_slack_is_the_plain_text_and_posts_nothing(slack_harne
         assert json.dumps(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))[1:-1] in shown, line
     assert len(h.channel_messages()) == before
     first = preview(h.rt, week="2025-W03").splitlines()[0]
-    assert json.dumps(first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))[1:-1] in \
-        h.reply_text(h.command("digest preview 2025-W03"))
+    assert json.dumps(first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))[1:-1] in h.reply_text(
+        h.command("digest preview 2025-W03")
+    )
     assert "digest preview" in h.reply_text(h.command("digest"))  # usage
 
 
@@ -469,9 +630,19 @@ def test_cli_digest_preview_and_a_bad_week(tmp_path):
     import sys
 
     env = dict(os.environ, INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}")
-    ok = subprocess.run([sys.executable, "-m", "incidentbot", "digest", "--preview", "--week", "2025-W03"],
-                        capture_output=True, text=True, env=env, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "digest", "--preview", "--week", "2025-W03"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
-    bad = subprocess.run([sys.executable, "-m", "incidentbot", "digest", "--preview", "--week", "2025-W99"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "digest", "--preview", "--week", "2025-W99"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "week" in bad.stderr.lower() and "Traceback" not in bad.stderr

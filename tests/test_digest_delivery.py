@@ -30,8 +30,10 @@ MONDAY_0900 = datetime(2025, 1, 20, 9, 0, 0, 500000, tzinfo=BERLIN).astimezone(t
 
 def counts(db: Database) -> tuple[int, int]:
     with db.read() as s:
-        return (s.scalar(select(func.count()).select_from(DigestRun)),
-                s.scalar(select(func.count()).select_from(Outbox).where(Outbox.dedupe_key.like("digest:%"))))
+        return (
+            s.scalar(select(func.count()).select_from(DigestRun)),
+            s.scalar(select(func.count()).select_from(Outbox).where(Outbox.dedupe_key.like("digest:%"))),
+        )
 
 
 # -- several replicas firing at 09:00 -----------------------------------------------------------------
@@ -63,9 +65,17 @@ def test_three_replicas_firing_at_once_post_once(db, tmp_path):
     go = tmp_path / "go"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INCIDENTBOT_", "SLACK_"))}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    procs = [subprocess.Popen([sys.executable, "-c", REPLICA, db.url, str(go), str(i), MONDAY_0900.isoformat()],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
-             for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REPLICA, db.url, str(go), str(i), MONDAY_0900.isoformat()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for i in range(3)
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()
@@ -88,10 +98,14 @@ def test_three_replicas_firing_at_once_post_once(db, tmp_path):
     with db.read() as s:
         rows = s.scalars(select(DigestRun).where(DigestRun.week == "2025-W03")).all()
         assert len(rows) == 1 and rows[0].claimed_by.startswith("replica-")
-        assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.dedupe_key == "digest:C0DIGEST:2025-W03")) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(Outbox).where(Outbox.dedupe_key == "digest:C0DIGEST:2025-W03"))
+            == 1
+        )
 
 
 # -- a crash mid-post, and a Slack outage, against the local Slack stand-in ------------------------------
+
 
 class Killed(BaseException):
     """The process dies here (not an Exception: nothing in the worker handles it)."""
@@ -129,16 +143,26 @@ def slack():
 def make_rt(db_url, settings_factory, tmp_path):
     def make(channel: str):
         # A fresh Database and Runtime each time: a "process".
-        return build_runtime(settings_factory(tz="Europe/Berlin", channel=channel, runbooks_dir=tmp_path),
-                             db=Database(db_url), migrate=False,
-                             clock=lambda: MONDAY_0900 + timedelta(minutes=20))
+        return build_runtime(
+            settings_factory(tz="Europe/Berlin", channel=channel, runbooks_dir=tmp_path),
+            db=Database(db_url),
+            migrate=False,
+            clock=lambda: MONDAY_0900 + timedelta(minutes=20),
+        )
+
     return make
 
 
 def worker(rt, client: WebClient, clock) -> OutboxWorker:
     publisher = Publisher(rt, clock=clock)
-    return OutboxWorker(rt.db, client=client, render=publisher.render, clock=clock, worker_id=rt.worker_id,
-                        on_delivered=publisher.on_delivered)
+    return OutboxWorker(
+        rt.db,
+        client=client,
+        render=publisher.render,
+        clock=clock,
+        worker_id=rt.worker_id,
+        on_delivered=publisher.on_delivered,
+    )
 
 
 def digest_messages(ws, ch) -> list[dict]:

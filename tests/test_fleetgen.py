@@ -43,6 +43,7 @@ def _events_of(sc, kind: str) -> list[dict]:
 
 def test_importable_as_bench_package_too():
     import importlib
+
     sys.path.insert(0, str(ROOT))
     mod = importlib.import_module("bench.fleetgen")
     # the same seed through the other import path, with the family drawn from the seed
@@ -90,8 +91,8 @@ def test_every_event_has_truth_ids_unique_and_valid_against_the_service_schema(f
     assert 3 <= len(_kinds(sc)[sc.truth["single_bug"]]["symptoms"]) <= 5
     # the whole small scenario in batches as the API takes them (≤ 5,000)
     for i in range(0, len(sc.events), 5000):
-        good, errors = validate_batch(sc.events[i:i + 5000])
-        assert errors == [] and len(good) == len(sc.events[i:i + 5000])
+        good, errors = validate_batch(sc.events[i : i + 5000])
+        assert errors == [] and len(good) == len(sc.events[i : i + 5000])
     times = [e["time"] for e in sc.events]
     assert times == sorted(times)
     for e in sc.events:
@@ -147,14 +148,17 @@ def test_hardware_precursor_then_storm_timeout_later(family):
     assert checked >= 1
     # an Xid in the window that is not the storm's own precursor (a lemon's quiet repeat) is rare
     assert sum(gaps) >= 0.8 * len(gaps)
-    assert sum(sc.truth["interruptions"].get(k, 0) for k in ("hardware", "network")) >= \
-        0.45 * sum(sc.truth["interruptions"].values())
+    assert sum(sc.truth["interruptions"].get(k, 0) for k in ("hardware", "network")) >= 0.45 * sum(
+        sc.truth["interruptions"].values()
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_data_fault_recurs_at_the_same_step_across_restarts_by_other_ranks(family):
     sc = scenario(family)
-    evs = [e for e in _events_of(sc, "bad_data_shard") if sc.truth["event_template"][e["event_id"]] == "data_shard_error"]
+    evs = [
+        e for e in _events_of(sc, "bad_data_shard") if sc.truth["event_template"][e["event_id"]] == "data_shard_error"
+    ]
     by_step = defaultdict(list)
     for e in evs:
         by_step[e["step"]].append(e)
@@ -164,8 +168,9 @@ def test_data_fault_recurs_at_the_same_step_across_restarts_by_other_ranks(famil
     def attempt(e):  # a torchelastic restart keeps the job id and counts up instead
         a = e.get("attributes", {})
         return e["job_id"], a.get("torchelastic_restart_count")
-    assert len({attempt(e) for e in hits}) == len(hits)            # each recurrence is a new attempt
-    assert len({e["rank"] for e in hits}) >= 2 or len(hits) < 3     # read by whichever rank gets the sample
+
+    assert len({attempt(e) for e in hits}) == len(hits)  # each recurrence is a new attempt
+    assert len({e["rank"] for e in hits}) >= 2 or len(hits) < 3  # read by whichever rank gets the sample
     run = sc.meta["data_fault_run"]
     assert {e["job_id"] for e in hits} <= set(sc.truth["runs"][run])
 
@@ -178,8 +183,12 @@ def test_single_bug_fires_under_its_version_condition_only_across_hosts(family):
     assert len(evs) >= 5
     assert all(all(e["versions"][k] == v for k, v in cond.items()) for e in evs)
     assert len({e["host"] for e in evs}) >= 3
-    clean = [e for e in sc.events if e["event_id"] in set(sc.truth["progress_event_ids"])
-             and not all(e["versions"].get(k) == v for k, v in cond.items())]
+    clean = [
+        e
+        for e in sc.events
+        if e["event_id"] in set(sc.truth["progress_event_ids"])
+        and not all(e["versions"].get(k) == v for k, v in cond.items())
+    ]
     assert clean  # exposure outside the condition exists
 
 
@@ -250,7 +259,9 @@ def test_slurm_shapes():
     # the NCCL upgrade: the regression only after it, only on that cluster
     up = sc.meta["upgrade"]
     reg = _events_of(sc, "nccl_upgrade_regression")
-    assert reg and all(e["versions"]["nccl"] == "2.21.5" and e["cluster"] == up["cluster"] and _t(e) >= up["at"] for e in reg)
+    assert reg and all(
+        e["versions"]["nccl"] == "2.21.5" and e["cluster"] == up["cluster"] and _t(e) >= up["at"] for e in reg
+    )
     limit = _events_of(sc, "scheduler_time_limit")
     assert limit and all("DUE TO TIME LIMIT" in e["message"] and "[" in e["host"] for e in limit)
     assert _events_of(sc, "host_memory_leak")
@@ -272,7 +283,9 @@ def test_racks_shapes():
     assert all(len(v) == 1 for v in rack_of_leaf.values())
     # one text, two causes: a bad GPU on one host and a flash-attn bug across hosts
     twin_host = sc.meta["ima_twins"]["hardware_host"]
-    twin = next(c["id"] for c in sc.truth["causes"] if c["kind"] == "gpu_bad_ima" and c["scope"]["hosts"] == [twin_host])
+    twin = next(
+        c["id"] for c in sc.truth["causes"] if c["kind"] == "gpu_bad_ima" and c["scope"]["hosts"] == [twin_host]
+    )
     hosts = defaultdict(set)
     for e in sc.events:
         if sc.truth["event_template"].get(e["event_id"]) == "cuda_illegal_memory_access":
@@ -282,7 +295,10 @@ def test_racks_shapes():
     # a software hang: a storm with no precursor
     hang = _events_of(sc, "eval_hang")
     assert hang and {sc.truth["event_template"][e["event_id"]] for e in hang} <= {
-        "nccl_watchdog_timeout", "nccl_watchdog_terminated", "elastic_child_failed"}
+        "nccl_watchdog_timeout",
+        "nccl_watchdog_terminated",
+        "elastic_child_failed",
+    }
     # the single bug starts at the torch upgrade
     sb = _events_of(sc, "many_symptom_bug")
     assert sb and all(e["versions"]["torch"] == "2.6.0" for e in sb)
@@ -295,10 +311,12 @@ def test_racks_shapes():
 
 def test_cli_writes_events_and_truth(tmp_path, capsys):
     from fleetgen.__main__ import main
+
     assert main(["--seed", "12", "--family", "racks", "--size", "small", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "single bug" in out and "noise" in out
     import json
+
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert len(lines) == len(truth["truth"]["event_cause"]) + len(truth["truth"]["progress_event_ids"])

@@ -40,7 +40,7 @@ def test_a_flood_of_unique_texts_posts_a_few_alerts_and_one_rollup(db):
     svc = IngestService(db, channel="C1", alert_policy=NewSignaturePolicy(per_job=5, total=30))
     texts = _unique_texts(3000)
     for i in range(0, len(texts), 500):
-        svc.ingest(_events(texts[i:i + 500], start=i))
+        svc.ingest(_events(texts[i : i + 500], start=i))
     with db.read() as s:
         n_sigs = s.scalar(select(func.count()).select_from(Signature))
         quota = s.scalars(select(NewSignatureQuota).where(NewSignatureQuota.job_id == "job-flood")).one()
@@ -52,8 +52,11 @@ def test_a_flood_of_unique_texts_posts_a_few_alerts_and_one_rollup(db):
     assert len(quota.sample) == 10
     # Growth of the roll-up edits the one message (at most one edit waits), it does not repost.
     with db.read() as s:
-        edits = s.scalar(select(func.count()).select_from(Outbox).where(
-            Outbox.op == "update", Outbox.message_key == rollups[0].message_key, Outbox.status == "pending"))
+        edits = s.scalar(
+            select(func.count())
+            .select_from(Outbox)
+            .where(Outbox.op == "update", Outbox.message_key == rollups[0].message_key, Outbox.status == "pending")
+        )
     assert edits == 1
 
 
@@ -62,7 +65,7 @@ def test_a_flood_spread_over_many_job_ids_is_bounded_by_the_total(db):
     texts = _unique_texts(600, seed=3)
     events = [EventIn(event_id=f"m{i}", job_id=f"job-{i % 150}", message=t) for i, t in enumerate(texts)]
     for i in range(0, len(events), 200):
-        svc.ingest(events[i:i + 200])
+        svc.ingest(events[i : i + 200])
     alerts, rollups = _alerts_and_rollups(db)
     assert len(alerts) + len(rollups) <= 12 + 1  # the total, and one service-wide roll-up beyond it
     with db.read() as s:
@@ -85,8 +88,18 @@ def test_the_quota_starts_again_in_the_next_window(db):
 
 def test_ordinary_new_signatures_still_get_their_alerts(db):
     svc = IngestService(db, channel="C1", alert_policy=NewSignaturePolicy())
-    svc.ingest([EventIn(event_id="x1", job_id="j1", message="NVRM: Xid (PCI:0000:91:00): 79, pid=1896, GPU has fallen off the bus."),
-                EventIn(event_id="x2", job_id="j1", message="RuntimeError: CUDA error: an illegal memory access was encountered")])
+    svc.ingest(
+        [
+            EventIn(
+                event_id="x1",
+                job_id="j1",
+                message="NVRM: Xid (PCI:0000:91:00): 79, pid=1896, GPU has fallen off the bus.",
+            ),
+            EventIn(
+                event_id="x2", job_id="j1", message="RuntimeError: CUDA error: an illegal memory access was encountered"
+            ),
+        ]
+    )
     alerts, rollups = _alerts_and_rollups(db)
     assert len(alerts) == 2 and not rollups
 
@@ -94,8 +107,12 @@ def test_ordinary_new_signatures_still_get_their_alerts(db):
 def test_a_resent_id_with_other_text_makes_no_signature_and_no_alert(db):
     svc = IngestService(db, channel="C1")
     svc.ingest([EventIn(event_id="dup", job_id="j1", message="ValueError: first text")])
-    result = svc.ingest([EventIn(event_id="dup", job_id="j1", message="KeyError: a different text under a resent id"),
-                         EventIn(event_id="new", job_id="j1", message="ValueError: first text")])
+    result = svc.ingest(
+        [
+            EventIn(event_id="dup", job_id="j1", message="KeyError: a different text under a resent id"),
+            EventIn(event_id="new", job_id="j1", message="ValueError: first text"),
+        ]
+    )
     assert (result.accepted, result.duplicates, result.new_signature_ids) == (1, 1, [])
     alerts, _ = _alerts_and_rollups(db)
     with db.read() as s:
@@ -106,12 +123,30 @@ def test_a_resent_id_with_other_text_makes_no_signature_and_no_alert(db):
 def test_polls_and_answers_go_before_an_alert_backlog(db):
     with db.write() as s:
         for i in range(120):
-            enqueue(s, op="post", channel="C1", message_key=f"alert:S-{i}", dedupe_key=f"post:alert:S-{i}",
-                    payload={"render": "signature_alert", "signature_id": i})
-        enqueue(s, op="post", channel="C1", message_key="poll:P-1", dedupe_key="post:poll:P-1",
-                payload={"render": "poll", "poll_id": 1})
-        enqueue(s, op="post", channel="C1", message_key="digest:C1:2026-W48", dedupe_key="digest:C1:2026-W48",
-                payload={"render": "digest", "week": "2026-W48"})
+            enqueue(
+                s,
+                op="post",
+                channel="C1",
+                message_key=f"alert:S-{i}",
+                dedupe_key=f"post:alert:S-{i}",
+                payload={"render": "signature_alert", "signature_id": i},
+            )
+        enqueue(
+            s,
+            op="post",
+            channel="C1",
+            message_key="poll:P-1",
+            dedupe_key="post:poll:P-1",
+            payload={"render": "poll", "poll_id": 1},
+        )
+        enqueue(
+            s,
+            op="post",
+            channel="C1",
+            message_key="digest:C1:2026-W48",
+            dedupe_key="digest:C1:2026-W48",
+            payload={"render": "digest", "week": "2026-W48"},
+        )
     from incidentbot.services.outbox import OutboxWorker, Rendered
 
     sent: list[str] = []
@@ -147,8 +182,16 @@ def test_delivered_edits_are_pruned_and_dedupe_records_kept(db):
     with db.write() as s:
         for i in range(30):
             s.add(Outbox(op="update", message_key=f"alert:S-{i}", payload={}, status="done", delivered_at=old))
-        s.add(Outbox(op="post", message_key="alert:S-1", dedupe_key="post:alert:S-1", payload={}, status="done",
-                     delivered_at=old))
+        s.add(
+            Outbox(
+                op="post",
+                message_key="alert:S-1",
+                dedupe_key="post:alert:S-1",
+                payload={},
+                status="done",
+                delivered_at=old,
+            )
+        )
         s.add(Outbox(op="update", message_key="alert:S-2", payload={}, status="done", delivered_at=utcnow()))
         s.add(Outbox(op="update", message_key="alert:S-3", payload={}, status="pending"))
     assert prune_delivered(db, limit=20) == 20
@@ -170,8 +213,9 @@ def test_times_far_ahead_or_impossibly_old_are_stored_at_receive_time(db):
         (now + timedelta(days=2), True),
         (now - timedelta(days=60), False),  # a replayed log or a backfill is history, kept as sent
     ]
-    result = svc.ingest([EventIn(event_id=f"t{i}", job_id="j", message="ValueError: clock", time=t)
-                         for i, (t, _) in enumerate(cases)])
+    result = svc.ingest(
+        [EventIn(event_id=f"t{i}", job_id="j", message="ValueError: clock", time=t) for i, (t, _) in enumerate(cases)]
+    )
     assert result.accepted == 6 and result.time_adjusted == 3
     with db.read() as s:
         stored = {e.event_id: (e.time, e.sent_time) for e in s.scalars(select(Event))}
@@ -183,7 +227,9 @@ def test_times_far_ahead_or_impossibly_old_are_stored_at_receive_time(db):
 
 
 def test_the_api_reply_counts_adjusted_times(client):
-    r = client.post("/v1/events", json={"events": [{"job_id": "j", "message": "ValueError: x", "time": "2199-01-01T00:00:00Z"}]})
+    r = client.post(
+        "/v1/events", json={"events": [{"job_id": "j", "message": "ValueError: x", "time": "2199-01-01T00:00:00Z"}]}
+    )
     assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0, "time_adjusted": 1}
 
 
@@ -191,12 +237,15 @@ def test_a_rollup_reaches_the_channel_through_the_real_app(slack_harness):
     h = slack_harness
     texts = _unique_texts(40, seed=11)  # more than the default 10 a job gets per window
     h.ingest([{"job_id": "job-<!channel>", "message": t} for t in texts])
-    msgs = eventually(lambda: [m for m in h.channel_messages() if "more new failure modes" in (m.get("text") or "")],
-                      timeout=20)
+    msgs = eventually(
+        lambda: [m for m in h.channel_messages() if "more new failure modes" in (m.get("text") or "")], timeout=20
+    )
     assert len(msgs) == 1
     assert "<!channel>" not in msgs[0]["text"]  # the job id is escaped, it pings nobody
-    alerts = eventually(lambda: [m for m in h.channel_messages()
-                                 if (m.get("text") or "").startswith("New failure signature")], timeout=20)
+    alerts = eventually(
+        lambda: [m for m in h.channel_messages() if (m.get("text") or "").startswith("New failure signature")],
+        timeout=20,
+    )
     assert len(alerts) == 10
     texts_in_order = [m.get("text") or "" for m in h.channel_messages()]
     assert "more new failure modes" in texts_in_order[-1]  # the roll-up follows the alerts it continues

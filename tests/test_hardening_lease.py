@@ -41,7 +41,11 @@ def test_defaults_replace_a_dead_holder_within_a_minute():
 def test_a_lease_whose_holder_stopped_heartbeating_is_taken_over(client, runtime):
     assert client.post("/v1/events", json={"events": [event(event_id="e1")]}).status_code == 202
     with runtime.db.write() as s:  # a holder that last renewed just over the expiry ago, then died
-        s.add(WorkClaim(key="analysis", claimed_at=utcnow() - hyp_module.LEASE - timedelta(seconds=1), claimed_by="dead:1"))
+        s.add(
+            WorkClaim(
+                key="analysis", claimed_at=utcnow() - hyp_module.LEASE - timedelta(seconds=1), claimed_by="dead:1"
+            )
+        )
     started = time.monotonic()
     r = client.post("/v1/analyze")
     assert r.status_code == 200 and r.json()["events"] == 1
@@ -54,8 +58,13 @@ def test_a_sigkilled_holder_is_replaced_and_a_live_one_is_not(client, runtime, d
     lease, beat = 3.0, 0.5  # scaled down from 30 s / 5 s so the test takes seconds
     monkeypatch.setattr(hyp_module, "LEASE", timedelta(seconds=lease))
     assert client.post("/v1/events", json={"events": [event(event_id="e1")]}).status_code == 202
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, db_url, str(beat)], stdout=subprocess.PIPE, text=True,
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, db_url, str(beat)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         # Alive and renewing: after twice the expiry the lease is still its own.

@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "runbooks" / "cuda-oom.md"
 
 LAUGHS = ["---", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-LAUGHS += [f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [" + ",".join([f"*{chr(ord('a') + i - 1)}"] * 9) + "]" for i in range(1, 9)]
+LAUGHS += [
+    f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [" + ",".join([f"*{chr(ord('a') + i - 1)}"] * 9) + "]"
+    for i in range(1, 9)
+]
 BILLION_LAUGHS = "\n".join(LAUGHS + ["id: lol", "title: laughs", "---", "", "## Symptoms", "x", ""])
 
 ALIAS_CASES = [
@@ -55,8 +58,13 @@ def _limit_memory():
 
 def test_runbooks_check_survives_a_billion_laughs(tmp_path):
     folder = _folder(tmp_path, {"bomb.md": BILLION_LAUGHS})
-    proc = subprocess.run([sys.executable, "-m", "incidentbot", "runbooks", "check", str(folder)], capture_output=True,
-                          text=True, timeout=60, preexec_fn=_limit_memory)
+    proc = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "runbooks", "check", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limit_memory,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"{folder / 'bomb.md'}:3: YAML error: aliases (*a) are not allowed" in proc.stderr
     assert "MemoryError" not in proc.stderr and "Traceback" not in proc.stderr

@@ -34,8 +34,10 @@ def resend(h, resp, *, headers=RETRY):
 def state(h) -> dict:
     """Everything an action can change: rows and what the channel shows."""
     with h.rt.db.read() as s:
-        rows = {m.__name__: s.scalar(select(func.count()).select_from(m))
-                for m in (Poll, Ballot, Decision, HypothesisLog, Outbox)}
+        rows = {
+            m.__name__: s.scalar(select(func.count()).select_from(m))
+            for m in (Poll, Ballot, Decision, HypothesisLog, Outbox)
+        }
         rows["statuses"] = sorted((x.id, x.status, x.merged_into) for x in s.scalars(select(Hypothesis)))
     rows["messages"] = len(h.ws.messages(h.channel, include_replies=True))
     return rows
@@ -43,9 +45,13 @@ def state(h) -> dict:
 
 def settle(h):
     """Wait until the outbox is drained (posts of the first delivery are out)."""
+
     def drained():
         with h.rt.db.read() as s:
-            return not s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status.in_(("pending", "claimed"))))
+            return not s.scalar(
+                select(func.count()).select_from(Outbox).where(Outbox.status.in_(("pending", "claimed")))
+            )
+
     eventually(drained, timeout=15)
     time.sleep(0.3)
 
@@ -91,8 +97,9 @@ def test_retried_clicks_and_form_submissions_act_once(slack_harness):
     eph = [e for e in h.ws.ephemeral_for("UBOB") if "Post to channel" in json.dumps(e.get("blocks"))][-1]
     share = next(el for blk in eph["blocks"] if blk.get("block_id") == "share" for el in blk["elements"])
     before = len(h.channel_messages())
-    click = h.sim.click_button(user="UBOB", action_id="ib:share", ephemeral_ts=eph["ts"], channel=h.channel,
-                               value=share["value"])
+    click = h.sim.click_button(
+        user="UBOB", action_id="ib:share", ephemeral_ts=eph["ts"], channel=h.channel, value=share["value"]
+    )
     h.ws.wait_for(lambda: h.channel_messages()[before:], timeout=10)
     settle(h)
     shared = state(h)
@@ -102,8 +109,11 @@ def test_retried_clicks_and_form_submissions_act_once(slack_harness):
     # the resolve form, submitted once and delivered twice
     assert h.command(f"resolve H-{a}").status == 200  # opens the form
     view = h.ws.wait_for(lambda: h.ws.views_for("UALICE"), timeout=5)[-1]
-    submit = h.sim.submit_view(user="UALICE", view_id=view["id"], values={"cause": {"value": "bad fan firmware"},
-                                                                          "fix": {"value": "reflashed"}})
+    submit = h.sim.submit_view(
+        user="UALICE",
+        view_id=view["id"],
+        values={"cause": {"value": "bad fan firmware"}, "fix": {"value": "reflashed"}},
+    )
     assert submit.status == 200
     # By id: the background analysis may have proposed a hypothesis of its own for the events
     # (every failure mode gets one), so H-a need not be the first.
@@ -114,8 +124,14 @@ def test_retried_clicks_and_form_submissions_act_once(slack_harness):
     settle(h)
     assert state(h) == resolved
     with h.rt.db.read() as s:
-        assert s.scalar(select(func.count()).select_from(HypothesisLog)
-                        .where(HypothesisLog.hypothesis_id == a, HypothesisLog.kind == "resolved")) == 1
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(HypothesisLog)
+                .where(HypothesisLog.hypothesis_id == a, HypothesisLog.kind == "resolved")
+            )
+            == 1
+        )
 
 
 def test_an_event_delivered_again_is_dropped_by_its_event_id(slack_harness):

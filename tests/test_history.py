@@ -24,9 +24,11 @@ from tests.conftest import add_hypothesis
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 XID79 = "NVRM: Xid (PCI:0000:{bus:02x}:00): 79, pid={pid}, name=python, GPU has fallen off the bus."
-WATCHDOG = ("[rank{r}]:[E1202 08:{m:02}:{s:02}.{us:06} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
-            "operation timeout: WorkNCCL(SeqNum={seq}, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
-            "Timeout(ms)=600000) ran for 600{ms:03} milliseconds before timing out.")
+WATCHDOG = (
+    "[rank{r}]:[E1202 08:{m:02}:{s:02}.{us:06} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+    "operation timeout: WorkNCCL(SeqNum={seq}, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
+    "Timeout(ms)=600000) ran for 600{ms:03} milliseconds before timing out."
+)
 VERSIONS = {"torch": "2.4.0", "cuda": "12.4", "nccl": "2.21.5"}
 
 
@@ -42,7 +44,7 @@ def _ev(**kw) -> EventIn:
 
 def _ingest(rt, events: list[EventIn], *, batch: int = 5000) -> None:
     for i in range(0, len(events), batch):
-        rt.ingest.ingest(events[i:i + batch])
+        rt.ingest.ingest(events[i : i + batch])
 
 
 def _progress(job: str, hosts: list[str], steps: tuple[int, int]) -> list[EventIn]:
@@ -50,16 +52,37 @@ def _progress(job: str, hosts: list[str], steps: tuple[int, int]) -> list[EventI
     out = []
     for n, host in enumerate(hosts):
         for k, step in enumerate(steps):
-            out.append(_ev(event_id=f"p-{job}-{n}-{k}", job_id=job, host=host, step=step, kind="progress",
-                           message=f"progress: step {step}", time=T0 + timedelta(hours=8 * k), code_version="v7"))
+            out.append(
+                _ev(
+                    event_id=f"p-{job}-{n}-{k}",
+                    job_id=job,
+                    host=host,
+                    step=step,
+                    kind="progress",
+                    message=f"progress: step {step}",
+                    time=T0 + timedelta(hours=8 * k),
+                    code_version="v7",
+                )
+            )
     return out
 
 
 def _rare(job: str, host: str, n: int = 20) -> list[EventIn]:
     """A GPU falling off the bus on one host of many, every ~25 minutes: what a person must see."""
-    return [_ev(event_id=f"rare-{i}", job_id=job, host=host, gpu="3", rank=27, step=500 + 731 * i, code_version="v7",
-                message=XID79.format(bus=0x1b, pid=4000 + i), time=T0 + timedelta(minutes=25 * i, seconds=7))
-            for i in range(n)]
+    return [
+        _ev(
+            event_id=f"rare-{i}",
+            job_id=job,
+            host=host,
+            gpu="3",
+            rank=27,
+            step=500 + 731 * i,
+            code_version="v7",
+            message=XID79.format(bus=0x1B, pid=4000 + i),
+            time=T0 + timedelta(minutes=25 * i, seconds=7),
+        )
+        for i in range(n)
+    ]
 
 
 def _storm(label: str, *, hosts: int, start: datetime) -> list[EventIn]:
@@ -69,16 +92,31 @@ def _storm(label: str, *, hosts: int, start: datetime) -> list[EventIn]:
     for r in range(hosts * 8):
         dt = timedelta(seconds=rng.random() * 20)
         t = start + dt
-        out.append(_ev(event_id=f"{label}-{r}", job_id=f"job-{label}", host=f"node{r // 8:05}", gpu=str(r % 8), rank=r,
-                       step=41_000, code_version="v7", time=t,
-                       message=WATCHDOG.format(r=r, m=t.minute, s=t.second, us=t.microsecond, seq=88123, ms=rng.randrange(1000))))
+        out.append(
+            _ev(
+                event_id=f"{label}-{r}",
+                job_id=f"job-{label}",
+                host=f"node{r // 8:05}",
+                gpu=str(r % 8),
+                rank=r,
+                step=41_000,
+                code_version="v7",
+                time=t,
+                message=WATCHDOG.format(
+                    r=r, m=t.minute, s=t.second, us=t.microsecond, seq=88123, ms=rng.randrange(1000)
+                ),
+            )
+        )
     return out
 
 
 def _rare_hypotheses(db) -> Counter:
     with db.read() as s:
-        rows = s.execute(select(Event.hypothesis_id, Hypothesis.status).outerjoin(Hypothesis, Hypothesis.id == Event.hypothesis_id)
-                         .where(Event.event_id.like("rare-%"))).all()
+        rows = s.execute(
+            select(Event.hypothesis_id, Hypothesis.status)
+            .outerjoin(Hypothesis, Hypothesis.id == Event.hypothesis_id)
+            .where(Event.event_id.like("rare-%"))
+        ).all()
     return Counter(rows)
 
 
@@ -101,7 +139,9 @@ def test_rare_signal_stays_covered_after_three_100k_rank_storms(runtime, db_url)
     with runtime.db.read() as s:
         events = s.scalar(select(func.count()).select_from(Event))
         rows = s.scalar(select(func.count()).select_from(EventAggregate))
-        storm_rows = s.scalar(select(func.count()).select_from(EventAggregate).where(EventAggregate.job_id.like("job-storm%")))
+        storm_rows = s.scalar(
+            select(func.count()).select_from(EventAggregate).where(EventAggregate.job_id.like("job-storm%"))
+        )
     assert events == 20 + 3 * hosts * 8
     # One row per (signature, job, host, versions, bucket): a storm is one row per host.
     assert storm_rows == 3 * hosts, storm_rows
@@ -117,18 +157,32 @@ def test_an_obsolete_hypothesis_keeps_no_events(runtime, db):
     fleet = [f"node{h:05}" for h in range(64)]
     _ingest(runtime, _progress("job-train", fleet, (0, 20_000)))
     _ingest(runtime, _rare("job-train", "node00007"))
-    noise = [_ev(event_id=f"n-{i}", job_id=f"job-{i % 7}", host=f"node{i % 50:05}", rank=i, step=i,
-                 # Benign and spread evenly: the analysis proposes nothing for it (coverage leaves
-                 # known noise out), so nothing supports the stale hypothesis below.
-                 message=f"[rank{i % 8}] WARNING: checkpoint save took {30 + i % 9} s, slower than expected",
-                 time=T0 + timedelta(minutes=3 * i)) for i in range(120)]
+    noise = [
+        _ev(
+            event_id=f"n-{i}",
+            job_id=f"job-{i % 7}",
+            host=f"node{i % 50:05}",
+            rank=i,
+            step=i,
+            # Benign and spread evenly: the analysis proposes nothing for it (coverage leaves
+            # known noise out), so nothing supports the stale hypothesis below.
+            message=f"[rank{i % 8}] WARNING: checkpoint save took {30 + i % 9} s, slower than expected",
+            time=T0 + timedelta(minutes=3 * i),
+        )
+        for i in range(120)
+    ]
     _ingest(runtime, noise)
     stale = add_hypothesis(db, "A cause nobody supports any more", {1: 10}, status="open")
     with db.write() as s:
         # It explains some noise aggregates and their events, and (as before aggregates existed)
         # some events directly.
-        s.execute(text("UPDATE eventaggregate SET hypothesis_id = :h WHERE id IN (SELECT aggregate_id FROM event "
-                       "WHERE event_id LIKE 'n-1%')"), {"h": stale})
+        s.execute(
+            text(
+                "UPDATE eventaggregate SET hypothesis_id = :h WHERE id IN (SELECT aggregate_id FROM event "
+                "WHERE event_id LIKE 'n-1%')"
+            ),
+            {"h": stale},
+        )
         s.execute(text("UPDATE event SET hypothesis_id = :h WHERE event_id LIKE 'n-%'"), {"h": stale})
     runtime.hypotheses.max_rows = 30  # some of its rows are not loaded
     summary = runtime.hypotheses.analyze()
@@ -136,20 +190,27 @@ def test_an_obsolete_hypothesis_keeps_no_events(runtime, db):
     with db.read() as s:
         assert s.get(Hypothesis, stale).status == "obsolete"
         assert s.scalar(select(func.count()).select_from(Event).where(Event.hypothesis_id == stale)) == 0
-        assert s.scalar(select(func.count()).select_from(EventAggregate).where(EventAggregate.hypothesis_id == stale)) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(EventAggregate).where(EventAggregate.hypothesis_id == stale)) == 0
+        )
         # Every event carries its aggregate's hypothesis: the one that currently explains it.
-        mismatched = s.execute(text("SELECT count(*) FROM event e JOIN eventaggregate a ON a.id = e.aggregate_id "
-                                    "WHERE NOT (e.hypothesis_id IS NULL AND a.hypothesis_id IS NULL) "
-                                    "AND (e.hypothesis_id IS NULL OR a.hypothesis_id IS NULL "
-                                    "OR e.hypothesis_id <> a.hypothesis_id)")).scalar()
+        mismatched = s.execute(
+            text(
+                "SELECT count(*) FROM event e JOIN eventaggregate a ON a.id = e.aggregate_id "
+                "WHERE NOT (e.hypothesis_id IS NULL AND a.hypothesis_id IS NULL) "
+                "AND (e.hypothesis_id IS NULL OR a.hypothesis_id IS NULL "
+                "OR e.hypothesis_id <> a.hypothesis_id)"
+            )
+        ).scalar()
         assert mismatched == 0
 
 
 def _recomputed(s) -> dict[int, tuple]:
     """Each aggregate as its events say it should be."""
     out: dict[int, list] = {}
-    for aid, t, rank, gpu, step in s.execute(select(Event.aggregate_id, Event.time, Event.rank, Event.gpu, Event.step)
-                                             .order_by(Event.time, Event.id)):
+    for aid, t, rank, gpu, step in s.execute(
+        select(Event.aggregate_id, Event.time, Event.rank, Event.gpu, Event.step).order_by(Event.time, Event.id)
+    ):
         g = out.get(aid)
         if g is None:
             out[aid] = [1, t, t, rank, gpu, step, step]
@@ -165,28 +226,45 @@ def _recomputed(s) -> dict[int, tuple]:
 
 def _stored(s) -> dict[int, tuple]:
     a = EventAggregate
-    return {r[0]: tuple(r[1:]) for r in s.execute(select(a.id, a.count, a.first_time, a.last_time, a.first_rank, a.gpu,
-                                                         a.min_step, a.max_step))}
+    return {
+        r[0]: tuple(r[1:])
+        for r in s.execute(
+            select(a.id, a.count, a.first_time, a.last_time, a.first_rank, a.gpu, a.min_step, a.max_step)
+        )
+    }
 
 
 def test_aggregates_equal_the_events_after_random_batches_duplicates_merges_and_prune(runtime, db):
     from incidentbot.services.prune import prune
 
     rng = random.Random(15)
-    texts = [XID79.format(bus=0x1b, pid="{pid}"), "RuntimeError: DataLoader worker (pid {pid}) is killed by signal: Killed.",
-             "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU {g} has a total capacity of 79.10 GiB",
-             WATCHDOG]
+    texts = [
+        XID79.format(bus=0x1B, pid="{pid}"),
+        "RuntimeError: DataLoader worker (pid {pid}) is killed by signal: Killed.",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU {g} has a total capacity of 79.10 GiB",
+        WATCHDOG,
+    ]
     sent: list[EventIn] = []
     for b in range(12):
         batch = []
         for i in range(rng.randrange(50, 400)):
             r = rng.randrange(4096)
             msg = rng.choice(texts).format(pid=rng.randrange(10**6), g=r % 8, r=r, m=1, s=2, us=3, seq=4, ms=5)
-            batch.append(_ev(event_id=f"b{b}-{i}", job_id=f"job-{rng.randrange(5)}", host=f"node{r // 8:05}",
-                             gpu=rng.choice([str(r % 8), None]), rank=r, step=rng.choice([None, rng.randrange(10**5)]),
-                             message=msg, time=T0 + timedelta(seconds=rng.randrange(600)),
-                             versions=rng.choice([VERSIONS, {"cuda": "12.4", "torch": "2.4.0", "nccl": "2.21.5"}, {}]),
-                             run=rng.choice([None, "run-a"]), attempt=rng.choice([None, 0, 1])))
+            batch.append(
+                _ev(
+                    event_id=f"b{b}-{i}",
+                    job_id=f"job-{rng.randrange(5)}",
+                    host=f"node{r // 8:05}",
+                    gpu=rng.choice([str(r % 8), None]),
+                    rank=r,
+                    step=rng.choice([None, rng.randrange(10**5)]),
+                    message=msg,
+                    time=T0 + timedelta(seconds=rng.randrange(600)),
+                    versions=rng.choice([VERSIONS, {"cuda": "12.4", "torch": "2.4.0", "nccl": "2.21.5"}, {}]),
+                    run=rng.choice([None, "run-a"]),
+                    attempt=rng.choice([None, 0, 1]),
+                )
+            )
         if sent:  # resends of earlier events: duplicates, counted once
             batch += rng.sample(sent, min(len(sent), 40))
         sent += batch
@@ -211,13 +289,16 @@ def test_aggregates_equal_the_events_after_random_batches_duplicates_merges_and_
         assert _stored(s) == _recomputed(s)
 
 
-@pytest.mark.parametrize(("sizes", "cap", "quota"), [
-    ({1: 5, 2: 5}, 100, 5),            # under the cap: everything
-    ({1: 20, 2: 1_000_000}, 1000, 980),  # the storm is thinned, the rare signal kept whole
-    ({1: 10, 2: 10, 3: 10}, 15, 5),
-    ({1: 3, 2: 50, 3: 50}, 43, 20),
-    ({}, 10, 0),
-])
+@pytest.mark.parametrize(
+    ("sizes", "cap", "quota"),
+    [
+        ({1: 5, 2: 5}, 100, 5),  # under the cap: everything
+        ({1: 20, 2: 1_000_000}, 1000, 980),  # the storm is thinned, the rare signal kept whole
+        ({1: 10, 2: 10, 3: 10}, 15, 5),
+        ({1: 3, 2: 50, 3: 50}, 43, 20),
+        ({}, 10, 0),
+    ],
+)
 def test_aggregate_quota(sizes, cap, quota):
     assert aggregate_quota(sizes, cap) == quota
     assert sum(min(n, quota) for n in sizes.values()) <= cap
@@ -236,20 +317,39 @@ def test_migration_backfills_aggregates_from_existing_events(db_url):
     command.downgrade(cfg, "0002")
     rng = random.Random(3)
     with raw.engine.begin() as conn:
-        conn.execute(text("INSERT INTO signature (id, fingerprint, rules_version, title, category, cause_class, parser, "
-                          "template, details, example, count, first_seen, last_seen, created_at, job_count, host_count, "
-                          "rank_count, alerted_count, alerted_jobs, alerted_hosts) VALUES (:id, :fp, 'r', 't', 'other', "
-                          "'unknown', 'p', 't', '{}', 'e', 0, :t, :t, :t, 0, 0, 0, 0, 0, 0)"),
-                     [{"id": i, "fp": f"fp{i}", "t": T0} for i in (1, 2)])
+        conn.execute(
+            text(
+                "INSERT INTO signature (id, fingerprint, rules_version, title, category, cause_class, parser, "
+                "template, details, example, count, first_seen, last_seen, created_at, job_count, host_count, "
+                "rank_count, alerted_count, alerted_jobs, alerted_hosts) VALUES (:id, :fp, 'r', 't', 'other', "
+                "'unknown', 'p', 't', '{}', 'e', 0, :t, :t, :t, 0, 0, 0, 0, 0, 0)"
+            ),
+            [{"id": i, "fp": f"fp{i}", "t": T0} for i in (1, 2)],
+        )
         rows = []
         for i in range(600):
-            rows.append({"eid": f"m-{i}", "job": f"job-{i % 3}", "t": T0 + timedelta(seconds=rng.randrange(300)),
-                         "host": rng.choice(["h1", "h2", None]), "gpu": rng.choice(["0", "1", None]), "rank": i,
-                         "step": rng.choice([None, rng.randrange(1000)]), "sid": 1 + i % 2,
-                         "v": rng.choice(['{"torch": "2.4.0"}', "{}"]), "hid": rng.choice([None, None, 5])})
-        conn.execute(text("INSERT INTO event (event_id, job_id, message, time, received_at, source, host, gpu, rank, step, "
-                          "versions, attributes, signature_id, hypothesis_id) VALUES (:eid, :job, 'x', :t, :t, 'api', "
-                          ":host, :gpu, :rank, :step, :v, '{}', :sid, :hid)"), rows)
+            rows.append(
+                {
+                    "eid": f"m-{i}",
+                    "job": f"job-{i % 3}",
+                    "t": T0 + timedelta(seconds=rng.randrange(300)),
+                    "host": rng.choice(["h1", "h2", None]),
+                    "gpu": rng.choice(["0", "1", None]),
+                    "rank": i,
+                    "step": rng.choice([None, rng.randrange(1000)]),
+                    "sid": 1 + i % 2,
+                    "v": rng.choice(['{"torch": "2.4.0"}', "{}"]),
+                    "hid": rng.choice([None, None, 5]),
+                }
+            )
+        conn.execute(
+            text(
+                "INSERT INTO event (event_id, job_id, message, time, received_at, source, host, gpu, rank, step, "
+                "versions, attributes, signature_id, hypothesis_id) VALUES (:eid, :job, 'x', :t, :t, 'api', "
+                ":host, :gpu, :rank, :step, :v, '{}', :sid, :hid)"
+            ),
+            rows,
+        )
     command.upgrade(cfg, "head")
     with raw.read() as s:
         assert s.scalar(select(func.count()).select_from(Event).where(Event.aggregate_id.is_(None))) == 0
@@ -258,13 +358,18 @@ def test_migration_backfills_aggregates_from_existing_events(db_url):
         # The key is the one ingest computes, so a later event of the same group lands in the same row.
         for e in s.scalars(select(Event)):
             bucket = int(e.time.timestamp() // 30) * 30
-            assert e.aggregate_id == aggregate_key(e.signature_id, bucket, e.job_id, e.host, None, None,
-                                                   tuple(sorted(e.versions.items())), None, None)
+            assert e.aggregate_id == aggregate_key(
+                e.signature_id, bucket, e.job_id, e.host, None, None, tuple(sorted(e.versions.items())), None, None
+            )
         # An aggregate whose events disagreed on the hypothesis keeps none, and so do its events.
-        mismatched = s.execute(text("SELECT count(*) FROM event e JOIN eventaggregate a ON a.id = e.aggregate_id "
-                                    "WHERE NOT (e.hypothesis_id IS NULL AND a.hypothesis_id IS NULL) "
-                                    "AND (e.hypothesis_id IS NULL OR a.hypothesis_id IS NULL "
-                                    "OR e.hypothesis_id <> a.hypothesis_id)")).scalar()
+        mismatched = s.execute(
+            text(
+                "SELECT count(*) FROM event e JOIN eventaggregate a ON a.id = e.aggregate_id "
+                "WHERE NOT (e.hypothesis_id IS NULL AND a.hypothesis_id IS NULL) "
+                "AND (e.hypothesis_id IS NULL OR a.hypothesis_id IS NULL "
+                "OR e.hypothesis_id <> a.hypothesis_id)"
+            )
+        ).scalar()
         assert mismatched == 0
     raw.dispose()
 
@@ -276,9 +381,20 @@ def test_migration_0008_keeps_every_aggregate_and_takes_the_id_off_sqlites_rowid
     from alembic import command
 
     sqlite = db_url.startswith("sqlite")
-    texts = [XID79.format(bus=0x1b, pid=7), "RuntimeError: DataLoader worker (pid 7) is killed by signal: Killed."]
-    events = [_ev(event_id=f"k-{i}", job_id=f"job-{i % 5}", host=f"node{i % 37:05}", gpu=str(i % 8), rank=i,
-                  step=100 + i, time=T0 + timedelta(seconds=i % 25), message=texts[i % 2]) for i in range(400)]
+    texts = [XID79.format(bus=0x1B, pid=7), "RuntimeError: DataLoader worker (pid 7) is killed by signal: Killed."]
+    events = [
+        _ev(
+            event_id=f"k-{i}",
+            job_id=f"job-{i % 5}",
+            host=f"node{i % 37:05}",
+            gpu=str(i % 8),
+            rank=i,
+            step=100 + i,
+            time=T0 + timedelta(seconds=i % 25),
+            message=texts[i % 2],
+        )
+        for i in range(400)
+    ]
     _ingest(runtime, events[:300])
     with db.read() as s:
         before = _stored(s)

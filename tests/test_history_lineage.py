@@ -50,8 +50,15 @@ def test_bad_lineage_fields_are_refused_with_the_field_named(fields, field):
 
 
 REPORTER_ENV = [
-    ({"TORCHELASTIC_RUN_ID": "te-1", "TORCHELASTIC_RESTART_COUNT": "2", "SLURM_JOB_ID": "55", "SLURM_RESTART_COUNT": "9"},
-     {"run": "te-1", "attempt": 2}),
+    (
+        {
+            "TORCHELASTIC_RUN_ID": "te-1",
+            "TORCHELASTIC_RESTART_COUNT": "2",
+            "SLURM_JOB_ID": "55",
+            "SLURM_RESTART_COUNT": "9",
+        },
+        {"run": "te-1", "attempt": 2},
+    ),
     ({"SLURM_JOB_ID": "55", "SLURM_RESTART_COUNT": "1"}, {"run": "55", "attempt": 1}),
     ({"INCIDENTBOT_RUN": "mine", "TORCHELASTIC_RUN_ID": "te-1"}, {"run": "mine"}),
     ({"TORCHELASTIC_RESTART_COUNT": "x"}, {}),
@@ -65,13 +72,20 @@ def test_reporter_lineage_from_the_launcher(env, expected):
 
 
 def test_lineage_is_stored_on_event_and_aggregate_and_reaches_the_analysis(client, runtime, db):
-    body = [{**BASE, "event_id": "a", "host": "h1", "run": "r-1", "attempt": 0},
-            {**BASE, "event_id": "b", "host": "h1", "attributes": {"run_id": "r-1", "restart_count": 1}}]
+    body = [
+        {**BASE, "event_id": "a", "host": "h1", "run": "r-1", "attempt": 0},
+        {**BASE, "event_id": "b", "host": "h1", "attributes": {"run_id": "r-1", "restart_count": 1}},
+    ]
     assert client.post("/v1/events", json={"events": body}).status_code == 202
     with db.read() as s:
-        assert sorted(s.execute(select(Event.event_id, Event.run, Event.attempt)).all()) == [("a", "r-1", 0), ("b", "r-1", 1)]
+        assert sorted(s.execute(select(Event.event_id, Event.run, Event.attempt)).all()) == [
+            ("a", "r-1", 0),
+            ("b", "r-1", 1),
+        ]
         assert sorted(s.execute(select(EventAggregate.run, EventAggregate.attempt, EventAggregate.count)).all()) == [
-            ("r-1", 0, 1), ("r-1", 1, 1)]
+            ("r-1", 0, 1),
+            ("r-1", 1, 1),
+        ]
         records, *_ = runtime.hypotheses.load_inputs(s)
     assert sorted((r.run, r.attempt, r.count) for r in records) == [("r-1", 0, 1), ("r-1", 1, 1)]
     listed = {e["event_id"]: e for e in client.get("/v1/events").json()["events"]}

@@ -21,7 +21,7 @@ def scenario():
 def ingest_scenario(client, scenario):
     events = scenario.events
     for i in range(0, len(events), 1000):
-        r = client.post("/v1/events", json={"events": events[i:i + 1000]})
+        r = client.post("/v1/events", json={"events": events[i : i + 1000]})
         assert r.status_code == 202, r.text
 
 
@@ -103,14 +103,18 @@ def test_confident_new_hypotheses_are_announced_once(slack_harness, scenario):
     h = slack_harness
     events = scenario.events
     for i in range(0, len(events), 1000):
-        h.ingest(events[i:i + 1000])
+        h.ingest(events[i : i + 1000])
     h.rt.hypotheses.analyze()
     h.rt.hypotheses.analyze()
     with h.rt.db.read() as s:
         confident = s.scalar(select(func.count()).select_from(Hypothesis).where(Hypothesis.confidence >= 0.5))
     assert confident >= 1
-    posts = h.ws.wait_for(lambda: (lambda m: m if len(m) >= confident else None)(
-        [m for m in h.channel_messages() if m["text"].startswith("New hypothesis")]), timeout=20)
+    posts = h.ws.wait_for(
+        lambda: (lambda m: m if len(m) >= confident else None)(
+            [m for m in h.channel_messages() if m["text"].startswith("New hypothesis")]
+        ),
+        timeout=20,
+    )
     assert len(posts) == confident
     assert all("View timeline" in json.dumps(m["blocks"]) for m in posts)
 
@@ -168,7 +172,9 @@ def test_analysis_max_rows_thins_the_largest_signatures_and_keeps_every_signatur
         c.headers["Authorization"] = "Bearer test-token"
         assert c.post("/v1/events", json={"events": scenario.events[:1200]}).status_code == 202
         with db.read() as s:
-            sizes = dict(s.execute(select(EventAggregate.signature_id, func.count()).group_by(EventAggregate.signature_id)).all())
+            sizes = dict(
+                s.execute(select(EventAggregate.signature_id, func.count()).group_by(EventAggregate.signature_id)).all()
+            )
             records, *_ = rt.hypotheses.load_inputs(s)
         summary = c.post("/v1/analyze").json()
     assert sum(sizes.values()) > 300, "the scenario must exceed the cap for this test to mean anything"
@@ -198,11 +204,11 @@ def test_ids_stay_when_more_events_of_the_same_causes_arrive(client, scenario):
     events = scenario.events
     half = len(events) // 2
     for i in range(0, half, 1000):
-        assert client.post("/v1/events", json={"events": events[i:min(i + 1000, half)]}).status_code == 202
+        assert client.post("/v1/events", json={"events": events[i : min(i + 1000, half)]}).status_code == 202
     client.post("/v1/analyze")
     first = {h["id"]: set(h["signature_ids"]) for h in client.get("/v1/hypotheses").json()["hypotheses"]}
     for i in range(half, len(events), 1000):
-        assert client.post("/v1/events", json={"events": events[i:i + 1000]}).status_code == 202
+        assert client.post("/v1/events", json={"events": events[i : i + 1000]}).status_code == 202
     summary = client.post("/v1/analyze").json()
     after = {h["id"]: h for h in client.get("/v1/hypotheses").json()["hypotheses"]}
     kept = [hid for hid in first if hid in after and after[hid]["status"] == "open"]

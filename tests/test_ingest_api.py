@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 from incidentbot.models import Event, Signature
 from tests.conftest import event
 
-WATCHDOG = ("[rank{r}]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
-            "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
-            "Timeout(ms)=600000) ran for 600061 milliseconds before timing out.")
+WATCHDOG = (
+    "[rank{r}]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+    "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
+    "Timeout(ms)=600000) ran for 600061 milliseconds before timing out."
+)
 
 
 def count_events(db) -> int:
@@ -23,7 +25,9 @@ def count_events(db) -> int:
 
 
 def test_accepts_a_batch_and_assigns_signatures(client, db):
-    r = client.post("/v1/events", json={"events": [event(event_id="a", rank=1, host="h1"), event(event_id="b", rank=2, host="h2")]})
+    r = client.post(
+        "/v1/events", json={"events": [event(event_id="a", rank=1, host="h1"), event(event_id="b", rank=2, host="h2")]}
+    )
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 2, "duplicates": 0}
     page = client.get("/v1/events").json()
@@ -36,7 +40,9 @@ def test_accepts_a_batch_and_assigns_signatures(client, db):
     assert sigs[0]["category"] == "cuda_runtime"
 
 
-@pytest.mark.parametrize("header,status", [(None, 401), ("Bearer nope", 401), ("Basic dGVzdA==", 401), ("Bearer am-token", 403)])
+@pytest.mark.parametrize(
+    "header,status", [(None, 401), ("Bearer nope", 401), ("Basic dGVzdA==", 401), ("Bearer am-token", 403)]
+)
 def test_bad_tokens_store_nothing(client, db, header, status):
     client.headers.pop("Authorization")
     headers = {"Authorization": header} if header else {}
@@ -99,11 +105,18 @@ def test_limits(client, db, runtime):
     assert count_events(db) == 0
 
 
-@pytest.mark.parametrize("raw,status", [
-    (b"", 400), (b"{", 400), (b"\xff\xfe{}", 400), (b"[" * 100000 + b"]" * 100000, 400),
-    (b'{"events": {"a": 1}}', 422), (b'{"events": [{"job_id": "j", "message": "m", "rank": 1e400}]}', 422),
-    (b'{"events": [{"job_id": "j", "message": "m", "step": 99999999999999999999999999}]}', 422),
-])
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        (b"", 400),
+        (b"{", 400),
+        (b"\xff\xfe{}", 400),
+        (b"[" * 100000 + b"]" * 100000, 400),
+        (b'{"events": {"a": 1}}', 422),
+        (b'{"events": [{"job_id": "j", "message": "m", "rank": 1e400}]}', 422),
+        (b'{"events": [{"job_id": "j", "message": "m", "step": 99999999999999999999999999}]}', 422),
+    ],
+)
 def test_malformed_bodies_get_clear_errors(client, db, raw, status):
     r = client.post("/v1/events", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
@@ -115,7 +128,9 @@ def test_odd_text_is_stored_not_a_500(client, db):
     nul = "boom\x00after nul"
     surrogate = json.dumps({"events": [event(event_id="s", message="bad \ud800 surrogate")]})  # escaped lone surrogate
     long_line = "E" * (64 * 1024 - 10)
-    r = client.post("/v1/events", json={"events": [event(event_id="n", message=nul), event(event_id="l", message=long_line)]})
+    r = client.post(
+        "/v1/events", json={"events": [event(event_id="n", message=nul), event(event_id="l", message=long_line)]}
+    )
     assert r.status_code == 202, r.text
     r = client.post("/v1/events", content=surrogate.encode(), headers={"content-type": "application/json"})
     assert r.status_code == 202, r.text
@@ -154,6 +169,7 @@ def test_healthz_and_openapi(client):
 
 def test_rule_version_change_keeps_the_old_signature(client, db, runtime):
     from sqlalchemy import update as sa_update
+
     client.post("/v1/events", json={"events": [event(event_id="r1")]})
     with db.write() as s:
         # As if these rows were made by older rules with another fingerprint.

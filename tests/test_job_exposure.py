@@ -12,8 +12,16 @@ CRASH = "RuntimeError: CUDA error: an illegal memory access was encountered"
 
 
 def progress(job: str, step: int, *, host: str, code: str, **kw) -> dict:
-    return {"job_id": job, "kind": "progress", "message": f"progress: step {step}", "step": step, "host": host,
-            "code_version": code, "versions": {"torch": "2.3.0"}, **kw}
+    return {
+        "job_id": job,
+        "kind": "progress",
+        "message": f"progress: step {step}",
+        "step": step,
+        "host": host,
+        "code_version": code,
+        "versions": {"torch": "2.3.0"},
+        **kw,
+    }
 
 
 def test_progress_reports_widen_a_segment_and_are_not_failures(client, db):
@@ -31,9 +39,15 @@ def test_progress_reports_widen_a_segment_and_are_not_failures(client, db):
 
 
 def test_a_mixed_batch_stores_the_failures_and_the_exposure(client, db):
-    r = client.post("/v1/events", json={"events": [
-        progress("job-2", 10, host="n1", code="v2"),
-        {"event_id": "f1", "job_id": "job-2", "message": CRASH, "host": "n1", "step": 20, "code_version": "v2"}]})
+    r = client.post(
+        "/v1/events",
+        json={
+            "events": [
+                progress("job-2", 10, host="n1", code="v2"),
+                {"event_id": "f1", "job_id": "job-2", "message": CRASH, "host": "n1", "step": 20, "code_version": "v2"},
+            ]
+        },
+    )
     assert r.json() == {"accepted": 2, "duplicates": 0}
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 1
@@ -41,8 +55,14 @@ def test_a_mixed_batch_stores_the_failures_and_the_exposure(client, db):
 
 
 def test_the_reporter_sends_progress(live_server, db):
-    reporter = Reporter(live_server.url, "test-token", job_id="job-r", code_version="v9", versions={"torch": "2.4.0"},
-                        env={"HOSTNAME": "node-7"})
+    reporter = Reporter(
+        live_server.url,
+        "test-token",
+        job_id="job-r",
+        code_version="v9",
+        versions={"torch": "2.4.0"},
+        env={"HOSTNAME": "node-7"},
+    )
     try:
         assert reporter.report_progress(1200) is True
         assert reporter.report_progress(2400) is True
@@ -50,7 +70,13 @@ def test_the_reporter_sends_progress(live_server, db):
         reporter.close()
     with db.read() as s:
         seg = s.scalars(select(JobExposure)).one()
-    assert (seg.job_id, seg.host, seg.code_version, seg.first_step, seg.last_step) == ("job-r", "node-7", "v9", 1200, 2400)
+    assert (seg.job_id, seg.host, seg.code_version, seg.first_step, seg.last_step) == (
+        "job-r",
+        "node-7",
+        "v9",
+        1200,
+        2400,
+    )
 
 
 def test_exposure_from_progress_makes_a_regression_visible(client, db):
@@ -59,15 +85,27 @@ def test_exposure_from_progress_makes_a_regression_visible(client, db):
     crashes = []
     for j in range(3):
         for k in range(12):
-            crashes.append({"event_id": f"c{j}-{k}", "job_id": f"new-{j}", "message": CRASH, "host": f"n{j * 4 + k % 4}",
-                            "step": 300 * (k + 1), "code_version": "v2", "time": f"2025-03-0{j + 4}T{k:02d}:00:00Z"})
+            crashes.append(
+                {
+                    "event_id": f"c{j}-{k}",
+                    "job_id": f"new-{j}",
+                    "message": CRASH,
+                    "host": f"n{j * 4 + k % 4}",
+                    "step": 300 * (k + 1),
+                    "code_version": "v2",
+                    "time": f"2025-03-0{j + 4}T{k:02d}:00:00Z",
+                }
+            )
     assert client.post("/v1/events", json={"events": crashes}).status_code == 202
     client.post("/v1/analyze")
     with db.read() as s:
         before = [h.kind for h in s.scalars(select(Hypothesis))]
     assert "regression" not in before
-    reports = [progress(f"old-{j}", step, host=f"n{20 + j}", code="v1", time=f"2025-03-0{j + 1}T{step // 1000:02d}:00:00Z")
-               for j in range(3) for step in range(0, 20_001, 1000)]
+    reports = [
+        progress(f"old-{j}", step, host=f"n{20 + j}", code="v1", time=f"2025-03-0{j + 1}T{step // 1000:02d}:00:00Z")
+        for j in range(3)
+        for step in range(0, 20_001, 1000)
+    ]
     assert client.post("/v1/events", json={"events": reports}).status_code == 202
     client.post("/v1/analyze")
     with db.read() as s:

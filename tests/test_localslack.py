@@ -174,11 +174,17 @@ def test_block_kit_limits(client, blocks):
 
 def test_what_slack_accepts_is_accepted(client):
     """The known-good twins of the refusals above."""
-    client.chat_postMessage(channel="C0INC", text="x", blocks=[
-        {"type": "header", "text": {"type": "plain_text", "text": "h" * 150}},
-        {"type": "actions", "elements": [button_block(action_id=a)["elements"][0] for a in ("ib:a", "ib:b")]},
-        {"type": "actions", "elements": [button_block(action_id="ib:a")["elements"][0]]},  # same id, other block
-        section("a", block_id="one"), section("b", block_id="two")])
+    client.chat_postMessage(
+        channel="C0INC",
+        text="x",
+        blocks=[
+            {"type": "header", "text": {"type": "plain_text", "text": "h" * 150}},
+            {"type": "actions", "elements": [button_block(action_id=a)["elements"][0] for a in ("ib:a", "ib:b")]},
+            {"type": "actions", "elements": [button_block(action_id="ib:a")["elements"][0]]},  # same id, other block
+            section("a", block_id="one"),
+            section("b", block_id="two"),
+        ],
+    )
 
 
 def test_text_limits(client):
@@ -194,7 +200,9 @@ def test_form_encoded_blocks_are_validated_too(ws, server):
     # api_call(params=...) sends form data with blocks as a JSON string
     c = WebClient(token=ws.bot_token, base_url=server.api_url)
     with pytest.raises(SlackApiError) as ei:
-        c.api_call("chat.postMessage", params={"channel": "C0INC", "text": "x", "blocks": json.dumps([section("x" * 3001)])})
+        c.api_call(
+            "chat.postMessage", params={"channel": "C0INC", "text": "x", "blocks": json.dumps([section("x" * 3001)])}
+        )
     assert api_error(ei) == "invalid_blocks"
     r = c.api_call("chat.postMessage", params={"channel": "C0INC", "text": "x", "blocks": json.dumps([section("ok")])})
     assert ws.message("C0INC", r["ts"])["blocks"][0]["text"]["text"] == "ok"

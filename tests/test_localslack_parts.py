@@ -91,8 +91,12 @@ def test_response_url_posts_do_what_slack_does(body, status, shows):
     assert urls.use(token, body) == (status, "ok") and urls.uses(token) == 1
     texts = [m["text"] for m in ws.messages(cid)]
     mine = [e["text"] for e in ws.ephemeral_for(uid)]
-    assert {"ephemeral": (["source"], ["private"]), "channel": (["source", "public"], []),
-            "edited": (["edit"], []), "deleted": ([], [])}[shows] == (texts, mine)
+    assert {
+        "ephemeral": (["source"], ["private"]),
+        "channel": (["source", "public"], []),
+        "edited": (["edit"], []),
+        "deleted": ([], []),
+    }[shows] == (texts, mine)
 
 
 def test_response_url_expires_and_wears_out():

@@ -53,8 +53,9 @@ def test_lock_pins_every_declared_dependency_with_hashes(lock, extra):
             continue
         name = _name(req.name)
         assert name in pins, f"{lock} does not pin {req.name}: run `make lock`"
-        assert req.specifier.contains(pins[name][0], prereleases=True), \
+        assert req.specifier.contains(pins[name][0], prereleases=True), (
             f"{lock} pins {name}=={pins[name][0]}, outside pyproject's {req.specifier}: run `make lock`"
+        )
 
 
 def test_runtime_lock_is_the_dev_lock_minus_dev_tools():

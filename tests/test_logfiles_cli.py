@@ -22,12 +22,23 @@ DATA = Path(__file__).parent / "data"
 
 
 def run(args, *, env, cwd=ROOT, input=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "incidentbot", "ingest", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, input=input, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "incidentbot", "ingest", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        input=input,
+        timeout=timeout,
+    )
 
 
 def base_env(**kw) -> dict:
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "INCIDENTBOT_URL": f"http://127.0.0.1:{free_port()}"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "INCIDENTBOT_URL": f"http://127.0.0.1:{free_port()}",
+    }
     env.update(kw)
     return env
 
@@ -35,8 +46,11 @@ def base_env(**kw) -> dict:
 def all_events(url: str) -> list[dict]:
     out, cursor = [], None
     while True:
-        body = httpx.get(f"{url}/v1/events", params={"limit": 500, **({"cursor": cursor} if cursor else {})},
-                         headers={"Authorization": "Bearer test-token"}).json()
+        body = httpx.get(
+            f"{url}/v1/events",
+            params={"limit": 500, **({"cursor": cursor} if cursor else {})},
+            headers={"Authorization": "Bearer test-token"},
+        ).json()
         out += body["events"]
         cursor = body.get("next_cursor")
         if not cursor:
@@ -69,8 +83,10 @@ def test_every_format_into_the_database_and_again_stores_nothing_new(tmp_path, d
     by_text = {r.message.splitlines()[0]: r for r in rows}
     slurm = by_text["srun: error: gpu-node11: task 3: Exited with exit code 1"]
     assert slurm.job_id == "884211" and slurm.host == "gpu-node11" and slurm.rank == 3
-    xid = by_text["NVRM: Xid (PCI:0000:3b:00): 48, pid=2201, name=python, An uncorrectable double bit error (DBE) has been "
-                  "detected on GPU in the framebuffer at partition 6, subpartition 0."]
+    xid = by_text[
+        "NVRM: Xid (PCI:0000:3b:00): 48, pid=2201, name=python, An uncorrectable double bit error (DBE) has been "
+        "detected on GPU in the framebuffer at partition 6, subpartition 0."
+    ]
     assert xid.host == "gpu-node08" and xid.job_id == "journal-short-iso"
     tb = [r for r in rows if r.job_id == "torchrun" and r.rank == 1 and "KeyError" in r.message]
     assert len(tb) == 2 and all("direct cause" in r.message for r in tb)
@@ -136,19 +152,29 @@ def test_http_target_retries_503_and_network_errors_without_loss():
 
     target = HttpTarget("http://svc", "t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
     log = DATA / "logs" / "nccl.log"
-    tally = ingest_once(str(log), target=target, defaults=Defaults(), batch=500, log=lambda s: None, progress=lambda t, f: None)
+    tally = ingest_once(
+        str(log), target=target, defaults=Defaults(), batch=500, log=lambda s: None, progress=lambda t, f: None
+    )
     assert tally.accepted == 2 and len(calls) == 3 and calls[0] == calls[2]
-    refusing = HttpTarget("http://svc", "t", transport=httpx.MockTransport(lambda r: httpx.Response(401, text="bad token")),
-                          sleep=lambda s: None)
+    refusing = HttpTarget(
+        "http://svc",
+        "t",
+        transport=httpx.MockTransport(lambda r: httpx.Response(401, text="bad token")),
+        sleep=lambda s: None,
+    )
     with pytest.raises(TargetError, match="HTTP 401"):
-        ingest_once(str(log), target=refusing, defaults=Defaults(), batch=500, log=lambda s: None, progress=lambda t, f: None)
+        ingest_once(
+            str(log), target=refusing, defaults=Defaults(), batch=500, log=lambda s: None, progress=lambda t, f: None
+        )
     assert Tally().as_summary() == {"accepted": 0, "duplicates": 0, "rejected": 0, "skipped": 0}
 
 
 # -- follow ---------------------------------------------------------------------------------------
 
-TB = ('[rank{r}]: Traceback (most recent call last):\n[rank{r}]:   File "train.py", line {n}, in step\n'
-      '[rank{r}]:     loss.backward()\n[rank{r}]: RuntimeError: CUDA error: an illegal memory access was encountered (step {n})\n')
+TB = (
+    '[rank{r}]: Traceback (most recent call last):\n[rank{r}]:   File "train.py", line {n}, in step\n'
+    "[rank{r}]:     loss.backward()\n[rank{r}]: RuntimeError: CUDA error: an illegal memory access was encountered (step {n})\n"
+)
 
 
 def block(n: int) -> str:
@@ -159,9 +185,31 @@ def block(n: int) -> str:
 
 
 def start_follow(pattern, url, state, env):
-    return subprocess.Popen([sys.executable, "-m", "incidentbot", "ingest", pattern, "--follow", "--url", url, "--token", "test-token",
-                             "--state", str(state), "--poll", "0.05", "--flush-after", "0.5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "incidentbot",
+            "ingest",
+            pattern,
+            "--follow",
+            "--url",
+            url,
+            "--token",
+            "test-token",
+            "--state",
+            str(state),
+            "--poll",
+            "0.05",
+            "--flush-after",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def wait_for(url, n, timeout=60):
@@ -230,7 +278,9 @@ def test_follow_restart_rotation_truncation_lose_nothing_and_send_nothing_twice(
     texts = sorted(e["event_id"] for e in events)
     assert len(set(texts)) == len(texts)
     # Every traceback of every step and rank arrived whole, once.
-    got = httpx.get(f"{live_server.url}/v1/signatures", headers={"Authorization": "Bearer test-token"}).json()["signatures"]
+    got = httpx.get(f"{live_server.url}/v1/signatures", headers={"Authorization": "Bearer test-token"}).json()[
+        "signatures"
+    ]
     assert sum(s["count"] for s in got) == 22
     assert "rotated away and read to its end" in err and "truncated" in err
 

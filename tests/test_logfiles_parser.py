@@ -15,37 +15,77 @@ UTC = timezone.utc
 
 # (line, kind or None, fields the prefix gives). One line each, in every format the command reads.
 LINES = [
-    ("gpu-node07:4124:4199 [3] NCCL WARN NET/IB : Got async event : port error",
-     "nccl", {"host": "gpu-node07", "pid": 4124, "gpu": "3", "format": "nccl", "rank": None}),
+    (
+        "gpu-node07:4124:4199 [3] NCCL WARN NET/IB : Got async event : port error",
+        "nccl",
+        {"host": "gpu-node07", "pid": 4124, "gpu": "3", "format": "nccl", "rank": None},
+    ),
     ("gpu-node07:4121:4121 [0] NCCL INFO cudaDriverVersion 12040", None, {"gpu": "0", "format": "nccl"}),
-    ("[rank3]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:616] [Rank 3] Watchdog caught collective operation timeout: "
-     "WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600061 milliseconds before timing out.",
-     "hang", {"rank": 3, "time": datetime(2025, 12, 6, 18, 44, 12, 715298, tzinfo=UTC), "level": "error"}),
+    (
+        "[rank3]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:616] [Rank 3] Watchdog caught collective operation timeout: "
+        "WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600061 milliseconds before timing out.",
+        "hang",
+        {"rank": 3, "time": datetime(2025, 12, 6, 18, 44, 12, 715298, tzinfo=UTC), "level": "error"},
+    ),
     # c10 writes the month without padding: E626 is June 26.
-    ("[rank5]:[E626 06:24:44.903881913 ProcessGroupNCCL.cpp:616] [Rank 5] Watchdog caught collective operation timeout: x",
-     "hang", {"rank": 5, "time": datetime(2025, 6, 26, 6, 24, 44, 903881, tzinfo=UTC)}),
+    (
+        "[rank5]:[E626 06:24:44.903881913 ProcessGroupNCCL.cpp:616] [Rank 5] Watchdog caught collective operation timeout: x",
+        "hang",
+        {"rank": 5, "time": datetime(2025, 6, 26, 6, 24, 44, 903881, tzinfo=UTC)},
+    ),
     ("[default1]:[rank1]: RuntimeError: boom", "error", {"rank": 1, "local_rank": 1}),
-    ("W1201 23:46:59.351000 16531 torch/distributed/elastic/multiprocessing/api.py:1028] Sending process 16535 closing signal SIGTERM",
-     "warning", {"pid": 16531, "time": datetime(2025, 12, 1, 23, 46, 59, 351000, tzinfo=UTC), "format": "glog"}),
-    ("E1201 23:46:59.551000 16531 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: 1) local_rank: 1 (pid: 16536) of binary: /usr/bin/python3",
-     "crash", {"pid": 16531}),
-    ("[2025-01-20 10:00:00,123] torch.distributed.elastic.agent.server.api: [WARNING] Received Signals.SIGTERM death signal, shutting down workers",
-     "warning", {"time": datetime(2025, 1, 20, 10, 0, 0, 123000, tzinfo=UTC), "format": "pylog"}),
+    (
+        "W1201 23:46:59.351000 16531 torch/distributed/elastic/multiprocessing/api.py:1028] Sending process 16535 closing signal SIGTERM",
+        "warning",
+        {"pid": 16531, "time": datetime(2025, 12, 1, 23, 46, 59, 351000, tzinfo=UTC), "format": "glog"},
+    ),
+    (
+        "E1201 23:46:59.551000 16531 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: 1) local_rank: 1 (pid: 16536) of binary: /usr/bin/python3",
+        "crash",
+        {"pid": 16531},
+    ),
+    (
+        "[2025-01-20 10:00:00,123] torch.distributed.elastic.agent.server.api: [WARNING] Received Signals.SIGTERM death signal, shutting down workers",
+        "warning",
+        {"time": datetime(2025, 1, 20, 10, 0, 0, 123000, tzinfo=UTC), "format": "pylog"},
+    ),
     ("2025-01-20 10:00:00,500 INFO trainer: step 100 loss 2.3", None, {"format": "pylog", "level": "info"}),
-    ("Jan 20 10:02:13 gpu-node07 kernel: [ 8812.402117] NVRM: Xid (PCI:0000:91:00): 79, pid=1896, name=python, GPU has fallen off the bus.",
-     "hardware", {"host": "gpu-node07", "time": datetime(2025, 1, 20, 10, 2, 13, tzinfo=UTC), "format": "dmesg"}),
-    ("2025-01-20T10:02:20+0000 gpu-node08 systemd[1]: nvidia-dcgm.service: Main process exited, code=exited, status=1/FAILURE",
-     "error", {"host": "gpu-node08", "pid": 1, "time": datetime(2025, 1, 20, 10, 2, 20, tzinfo=UTC), "format": "syslog"}),
-    ("[ 8812.402117] NVRM: Xid (PCI:0000:91:00): 79, pid=1896, name=python, GPU has fallen off the bus.", "hardware",
-     {"format": "dmesg", "time": None}),
+    (
+        "Jan 20 10:02:13 gpu-node07 kernel: [ 8812.402117] NVRM: Xid (PCI:0000:91:00): 79, pid=1896, name=python, GPU has fallen off the bus.",
+        "hardware",
+        {"host": "gpu-node07", "time": datetime(2025, 1, 20, 10, 2, 13, tzinfo=UTC), "format": "dmesg"},
+    ),
+    (
+        "2025-01-20T10:02:20+0000 gpu-node08 systemd[1]: nvidia-dcgm.service: Main process exited, code=exited, status=1/FAILURE",
+        "error",
+        {"host": "gpu-node08", "pid": 1, "time": datetime(2025, 1, 20, 10, 2, 20, tzinfo=UTC), "format": "syslog"},
+    ),
+    (
+        "[ 8812.402117] NVRM: Xid (PCI:0000:91:00): 79, pid=1896, name=python, GPU has fallen off the bus.",
+        "hardware",
+        {"format": "dmesg", "time": None},
+    ),
     ("NVRM: Xid (PCI:0000:3b:00): 13, pid=2201, name=python, Graphics SM Warp Exception", "hardware", {}),
-    ("[Mon Jan 20 10:04:12 2025] NVRM: Xid (PCI:0000:b5:00): 31, pid=4121, name=python, MMU Fault", "hardware",
-     {"time": datetime(2025, 1, 20, 10, 4, 12, tzinfo=UTC)}),
-    ("srun: error: gpu-node11: task 3: Exited with exit code 1", "crash", {"host": "gpu-node11", "rank": 3, "format": "slurm"}),
-    ("slurmstepd: error: *** JOB 884211 ON gpu-node11 CANCELLED AT 2025-01-20T11:00:05 DUE TO TIME LIMIT ***", "slurm",
-     {"job_id": "884211", "host": "gpu-node11", "time": datetime(2025, 1, 20, 11, 0, 5, tzinfo=UTC)}),
-    ("slurmstepd: error: Detected 1 oom_kill event in StepId=884211.0. Some of the step tasks have been OOM Killed.", "oom",
-     {"job_id": "884211"}),
+    (
+        "[Mon Jan 20 10:04:12 2025] NVRM: Xid (PCI:0000:b5:00): 31, pid=4121, name=python, MMU Fault",
+        "hardware",
+        {"time": datetime(2025, 1, 20, 10, 4, 12, tzinfo=UTC)},
+    ),
+    (
+        "srun: error: gpu-node11: task 3: Exited with exit code 1",
+        "crash",
+        {"host": "gpu-node11", "rank": 3, "format": "slurm"},
+    ),
+    (
+        "slurmstepd: error: *** JOB 884211 ON gpu-node11 CANCELLED AT 2025-01-20T11:00:05 DUE TO TIME LIMIT ***",
+        "slurm",
+        {"job_id": "884211", "host": "gpu-node11", "time": datetime(2025, 1, 20, 11, 0, 5, tzinfo=UTC)},
+    ),
+    (
+        "slurmstepd: error: Detected 1 oom_kill event in StepId=884211.0. Some of the step tasks have been OOM Killed.",
+        "oom",
+        {"job_id": "884211"},
+    ),
     ("  3: RuntimeError: CUDA error: an illegal memory access was encountered", "error", {"rank": 3}),
     ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.", "oom", {}),
     ("step 1200 loss nan", "nan", {}),
@@ -106,16 +146,23 @@ def test_the_torchrun_failure_summary_box_is_one_record_with_its_traceback():
 
 
 def test_during_handling_chain_and_cpp_terminate_with_frames():
-    text = ("Traceback (most recent call last):\n  File \"a.py\", line 1, in f\n    x()\nKeyError: 'k'\n\n"
-            "During handling of the above exception, another exception occurred:\n\n"
-            "Traceback (most recent call last):\n  File \"a.py\", line 3, in <module>\n    f()\nValueError: v\n"
-            "next line\n")
+    text = (
+        "Traceback (most recent call last):\n  File \"a.py\", line 1, in f\n    x()\nKeyError: 'k'\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        'Traceback (most recent call last):\n  File "a.py", line 3, in <module>\n    f()\nValueError: v\n'
+        "next line\n"
+    )
     records = parse_text(text)
     assert [r.kind for r in records] == ["crash", None]
     assert "KeyError" in records[0].text and records[0].text.endswith("ValueError: v")
     records = parse_text((DATA / "logs" / "watchdog.log").read_text(), year=2025)
     [cpp] = [r for r in records if r.text.startswith("terminate called")]
-    assert cpp.kind == "crash" and "what():" in cpp.text and "frame #2:" in cpp.text and "Exception raised from" in cpp.text
+    assert (
+        cpp.kind == "crash"
+        and "what():" in cpp.text
+        and "frame #2:" in cpp.text
+        and "Exception raised from" in cpp.text
+    )
 
 
 def test_cuda_error_continuation_lines_stay_with_their_traceback_under_srun_labels():
@@ -127,8 +174,10 @@ def test_cuda_error_continuation_lines_stay_with_their_traceback_under_srun_labe
 
 def test_a_runaway_traceback_is_cut_and_says_so():
     frames = "".join(f'  File "f.py", line {i}, in g\n    g()\n' for i in range(5000))
-    [record] = parse_text("Traceback (most recent call last):\n" + frames + "RecursionError: maximum recursion depth exceeded\n",
-                          max_lines=100)
+    [record] = parse_text(
+        "Traceback (most recent call last):\n" + frames + "RecursionError: maximum recursion depth exceeded\n",
+        max_lines=100,
+    )
     assert record.kind == "crash" and record.cut_lines > 0
     assert "lines cut" in record.text and record.text.endswith("RecursionError: maximum recursion depth exceeded")
     assert len(record.text.splitlines()) <= 101

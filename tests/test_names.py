@@ -9,7 +9,12 @@ import time
 import pytest
 
 from incidentbot.analysis.names import (
-    BLOCK_SIZES, candidate_groups, canonical_host, expand_nodelist, link_gpu_ids, normalise_gpu,
+    BLOCK_SIZES,
+    candidate_groups,
+    canonical_host,
+    expand_nodelist,
+    link_gpu_ids,
+    normalise_gpu,
 )
 
 CANONICAL = [
@@ -96,12 +101,23 @@ def test_expand_nodelist_is_linear_on_hostile_input():
 
 
 GPUS = [
-    ("3", "3"), ("03", "3"), ("GPU3", "3"), ("gpu 3", "3"), ("GPU-3", "3"), ("cuda:3", "3"),
-    ("0000:91:00.0", "pci:0000:91:00"), ("00000000:91:00.0", "pci:0000:91:00"), ("91:00.0", "pci:0000:91:00"),
-    ("PCI:0000:91:00", "pci:0000:91:00"), ("0000:AB:00.0", "pci:0000:ab:00"), ("0001:1a:00.0", "pci:0001:1a:00"),
+    ("3", "3"),
+    ("03", "3"),
+    ("GPU3", "3"),
+    ("gpu 3", "3"),
+    ("GPU-3", "3"),
+    ("cuda:3", "3"),
+    ("0000:91:00.0", "pci:0000:91:00"),
+    ("00000000:91:00.0", "pci:0000:91:00"),
+    ("91:00.0", "pci:0000:91:00"),
+    ("PCI:0000:91:00", "pci:0000:91:00"),
+    ("0000:AB:00.0", "pci:0000:ab:00"),
+    ("0001:1a:00.0", "pci:0001:1a:00"),
     ("GPU-8a3b1c2d-1111-2222-3333-444455556666", "GPU-8a3b1c2d-1111-2222-3333-444455556666"),
     ("MIG-8a3b1c2d-1111-2222-3333-444455556666", "MIG-8a3b1c2d-1111-2222-3333-444455556666"),
-    (None, None), ("", None), ("  ", None),
+    (None, None),
+    ("", None),
+    ("  ", None),
 ]
 GPUS_KNOWN_WRONG = [
     # unrecognised spellings are kept as given (stripped), not guessed at
@@ -143,8 +159,10 @@ def _hosts_of(groups, label):
 
 def test_candidate_groups_subnets_racks_prefixes_ranges():
     hosts = (
-        [f"10.4.7.{i}" for i in range(1, 5)] + ["10.4.8.1", "10.4.8.2"]
-        + [f"gpu-r12-n{i:02d}" for i in range(1, 5)] + [f"gpu-r13-n{i:02d}" for i in range(1, 3)]
+        [f"10.4.7.{i}" for i in range(1, 5)]
+        + ["10.4.8.1", "10.4.8.2"]
+        + [f"gpu-r12-n{i:02d}" for i in range(1, 5)]
+        + [f"gpu-r13-n{i:02d}" for i in range(1, 3)]
         + [f"node{i:03d}" for i in range(1, 41)]
     )
     g = candidate_groups(hosts)

@@ -19,8 +19,11 @@ from tests.conftest import ROOT, add_hypothesis, event
 def test_prune_removes_old_events_and_keeps_history(client, runtime, db):
     client.post("/v1/events", json={"events": [event(event_id=f"p{i}", rank=i) for i in range(30)]})
     with db.write() as s:
-        s.execute(Event.__table__.update().where(Event.event_id.in_([f"p{i}" for i in range(20)]))
-                  .values(received_at=datetime.now(timezone.utc) - timedelta(days=120)))
+        s.execute(
+            Event.__table__.update()
+            .where(Event.event_id.in_([f"p{i}" for i in range(20)]))
+            .values(received_at=datetime.now(timezone.utc) - timedelta(days=120))
+        )
         h = Hypothesis(title="kept", cause_class="software", event_count=30)
         s.add(h)
         s.flush()
@@ -51,16 +54,26 @@ def test_schema_ahead_of_the_code_is_refused(db_url):
         conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed9999'"))
     with pytest.raises(SchemaAheadError, match="f00dfeed9999"):
         db.migrate()
-    out = subprocess.run([sys.executable, "-m", "incidentbot", "migrate"], capture_output=True, text=True, cwd=ROOT,
-                         env={"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "migrate"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 2 and "newer version" in out.stderr and "Traceback" not in out.stderr
     db.dispose()
 
 
 def test_migrate_command_on_a_new_database(tmp_path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    out = subprocess.run([sys.executable, "-m", "incidentbot", "migrate"], capture_output=True, text=True, cwd=ROOT,
-                         env={"INCIDENTBOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "migrate"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"INCIDENTBOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     with Database(url).read() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 0
@@ -94,12 +107,28 @@ def test_serve_with_worker_processes(tmp_path):
     url = f"sqlite:///{tmp_path / 'w.db'}"
     port = free_port()
     base_env = {"INCIDENTBOT_DATABASE_URL": url, "INCIDENTBOT_INGEST_TOKENS": "t", "PATH": os.environ["PATH"]}
-    refused = subprocess.run([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
-                             capture_output=True, text=True, cwd=ROOT, env=base_env, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=base_env,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "Slack credentials" in refused.stderr and "SLACK_BOT_TOKEN" in refused.stderr
-    env = {**base_env, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "http://127.0.0.1:9/api/"}
-    proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **base_env,
+        "SLACK_BOT_TOKEN": "xoxb-x",
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "incidentbot", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -110,9 +139,14 @@ def test_serve_with_worker_processes(tmp_path):
                 pass
             assert time.monotonic() < deadline, "workers did not start"
             time.sleep(0.2)
-        results = [httpx.post(f"http://127.0.0.1:{port}/v1/events", headers={"Authorization": "Bearer t"},
-                              json={"events": [event(event_id=f"w{i}-{j}", rank=j) for j in range(50)]}).json()
-                   for i in range(10)]
+        results = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/events",
+                headers={"Authorization": "Bearer t"},
+                json={"events": [event(event_id=f"w{i}-{j}", rank=j) for j in range(50)]},
+            ).json()
+            for i in range(10)
+        ]
         assert sum(r["accepted"] for r in results) == 500
     finally:
         proc.terminate()
@@ -133,18 +167,43 @@ def test_metrics_cover_refusals_analysis_outbox_and_scheduler(db, settings_facto
     ws = Workspace()
     server = run_in_thread(ws)
     try:
-        rt = build_runtime(settings_factory(channel="C0GONE0000", scheduler="off", max_body_bytes=20_000), db=db, migrate=False)
-        app = build_app(rt, slack=SlackSetup(client=WebClient(token=ws.bot_token, base_url=server.api_url), signing_secret="s"),
-                        start_workers=False)
+        rt = build_runtime(
+            settings_factory(channel="C0GONE0000", scheduler="off", max_body_bytes=20_000), db=db, migrate=False
+        )
+        app = build_app(
+            rt,
+            slack=SlackSetup(client=WebClient(token=ws.bot_token, base_url=server.api_url), signing_secret="s"),
+            start_workers=False,
+        )
         with TestClient(app) as c:
             auth = {"Authorization": "Bearer test-token"}
             assert c.post("/v1/events", content=b"{nope", headers=auth).status_code == 400
-            assert c.post("/v1/events", json={"events": []}, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert c.post("/v1/events", json={"events": []}, headers={"Authorization": "Bearer read-token"}).status_code == 403
+            assert (
+                c.post("/v1/events", json={"events": []}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            )
+            assert (
+                c.post("/v1/events", json={"events": []}, headers={"Authorization": "Bearer read-token"}).status_code
+                == 403
+            )
             assert c.post("/v1/events", content=b"x" * 30_000, headers=auth).status_code == 413
-            assert c.post("/v1/events", json={"events": [event(event_id=f"e{i}", rank=i) for i in range(5)]}, headers=auth).status_code == 202
-            am = {"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "GPUFellOffBus", "instance": "n1"},
-                                                                  "annotations": {"description": "Xid 79"}, "fingerprint": "f1"}]}
+            assert (
+                c.post(
+                    "/v1/events", json={"events": [event(event_id=f"e{i}", rank=i) for i in range(5)]}, headers=auth
+                ).status_code
+                == 202
+            )
+            am = {
+                "version": "4",
+                "status": "firing",
+                "alerts": [
+                    {
+                        "status": "firing",
+                        "labels": {"alertname": "GPUFellOffBus", "instance": "n1"},
+                        "annotations": {"description": "Xid 79"},
+                        "fingerprint": "f1",
+                    }
+                ],
+            }
             assert c.post("/v1/alertmanager", json=am, headers={"Authorization": "Bearer am-token"}).status_code == 202
             assert c.post("/v1/analyze", headers=auth).status_code == 200
             # The configured channel does not exist: the alerts fail permanently, by Slack's code.
@@ -154,14 +213,16 @@ def test_metrics_cover_refusals_analysis_outbox_and_scheduler(db, settings_facto
             body = c.get("/metrics", headers=auth).text  # TestClient is not a loopback peer
     finally:
         server.stop()
-    for line in ('incidentbot_requests_refused_total{path="/v1/events",reason="bad_json"} 1.0',
-                 'incidentbot_requests_refused_total{path="/v1/events",reason="unauthorized"} 1.0',
-                 'incidentbot_requests_refused_total{path="/v1/events",reason="forbidden"} 1.0',
-                 'incidentbot_requests_refused_total{path="/v1/events",reason="too_large"} 1.0',
-                 'incidentbot_events_total{outcome="accepted",source="alertmanager"} 1.0',
-                 'incidentbot_ingest_seconds_count{source="alertmanager"} 1.0',
-                 'incidentbot_analysis_seconds_count 1.0',
-                 'incidentbot_slack_delivery_errors_total{error="channel_not_found"}'):
+    for line in (
+        'incidentbot_requests_refused_total{path="/v1/events",reason="bad_json"} 1.0',
+        'incidentbot_requests_refused_total{path="/v1/events",reason="unauthorized"} 1.0',
+        'incidentbot_requests_refused_total{path="/v1/events",reason="forbidden"} 1.0',
+        'incidentbot_requests_refused_total{path="/v1/events",reason="too_large"} 1.0',
+        'incidentbot_events_total{outcome="accepted",source="alertmanager"} 1.0',
+        'incidentbot_ingest_seconds_count{source="alertmanager"} 1.0',
+        "incidentbot_analysis_seconds_count 1.0",
+        'incidentbot_slack_delivery_errors_total{error="channel_not_found"}',
+    ):
         assert line in body, line
     assert re.search(r'incidentbot_hypotheses\{status="open"\} [1-9]', body)
     assert re.search(r'incidentbot_outbox_backlog\{status="failed"\} [1-9]', body)
@@ -188,6 +249,7 @@ def test_one_log_line_per_event_of_interest_and_none_for_rolled_back_work(client
             runtime.resolutions._thread_note(s, hid, "never")
             s.add(H(title="rolled back", cause_class="software"))
             from incidentbot.models import HypothesisLog
+
             s.add(HypothesisLog(hypothesis_id=hid, at=datetime.now(timezone.utc), kind="note", text="rolled back"))
             s.flush()
             raise RuntimeError("abort")
@@ -203,17 +265,32 @@ def test_prune_command_then_analysis_keeps_what_people_decided(client, runtime, 
     signatures keep their counters; a resolved hypothesis keeps its status and resolution."""
     client.post("/v1/events", json={"events": [event(event_id=f"q{i}", rank=i) for i in range(12)]})
     with db.write() as s:
-        s.execute(Event.__table__.update().where(Event.event_id.in_([f"q{i}" for i in range(8)]))
-                  .values(received_at=datetime.now(timezone.utc) - timedelta(days=100)))
+        s.execute(
+            Event.__table__.update()
+            .where(Event.event_id.in_([f"q{i}" for i in range(8)]))
+            .values(received_at=datetime.now(timezone.utc) - timedelta(days=100))
+        )
     hid = add_hypothesis(db, "old bug", {1: 12}, event_count=12)
     runtime.resolutions.resolve(hid, cause="fixed long ago", actor="UALICE")
     env = {"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "incidentbot", "prune", "--older-than", "90d"], capture_output=True,
-                         text=True, cwd=ROOT, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "prune", "--older-than", "90d"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "pruned 8 raw events" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "incidentbot", "prune", "--older-than", "ninety"], capture_output=True,
-                         text=True, cwd=ROOT, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "incidentbot", "prune", "--older-than", "ninety"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert client.post("/v1/analyze").status_code == 200
     with db.read() as s:
@@ -242,13 +319,25 @@ def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox
     slack = run_in_thread(ws)
     ws.fail_for(3600, 503, method="chat.postMessage")  # Slack down: alerts wait in the outbox
     port = free_port()
-    env = {"INCIDENTBOT_DATABASE_URL": db_url, "INCIDENTBOT_INGEST_TOKENS": "t", "PATH": os.environ["PATH"],
-           "SLACK_BOT_TOKEN": ws.bot_token, "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack.api_url,
-           "INCIDENTBOT_CHANNEL": channel, "INCIDENTBOT_SCHEDULER": "off"}
+    env = {
+        "INCIDENTBOT_DATABASE_URL": db_url,
+        "INCIDENTBOT_INGEST_TOKENS": "t",
+        "PATH": os.environ["PATH"],
+        "SLACK_BOT_TOKEN": ws.bot_token,
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_API_URL": slack.api_url,
+        "INCIDENTBOT_CHANNEL": channel,
+        "INCIDENTBOT_SCHEDULER": "off",
+    }
 
     def start():
-        proc = subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "incidentbot", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -269,9 +358,16 @@ def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox
             for i in range(10_000):
                 if stop.is_set():
                     return
-                batch = [event(event_id=f"c{n}-{i}-{j}", rank=j, message=f"{KINDS[i % 7]}Error: the loader failed") for j in range(50)]
+                batch = [
+                    event(event_id=f"c{n}-{i}-{j}", rank=j, message=f"{KINDS[i % 7]}Error: the loader failed")
+                    for j in range(50)
+                ]
                 try:
-                    r = c.post(f"http://127.0.0.1:{port}/v1/events", json={"events": batch}, headers={"Authorization": "Bearer t"})
+                    r = c.post(
+                        f"http://127.0.0.1:{port}/v1/events",
+                        json={"events": batch},
+                        headers={"Authorization": "Bearer t"},
+                    )
                 except httpx.HTTPError:
                     return  # the server is going away: a real client would retry elsewhere
                 if r.status_code == 202:
@@ -296,8 +392,9 @@ def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox
             assert s.scalar(select(func.sum(Signature.count))) == len(stored), "counters agree with the rows"
             waiting = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending"))
             assert waiting >= 1
-            assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_until.is_not(None))) == 0, \
+            assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_until.is_not(None))) == 0, (
                 "a claim outlived the process"
+            )
         # Slack is back; the next process delivers every alert, once.
         ws.clear_faults()
         proc = start()
@@ -311,8 +408,11 @@ def test_sigterm_under_load_keeps_every_acknowledged_event_and_leaves_the_outbox
                 time.sleep(0.2)
             with db.read() as s:
                 signatures = s.scalar(select(func.count()).select_from(Signature))
-            alerts = [m for m in ws.messages(channel)
-                      if any(str(b.get("block_id", "")).startswith("alert:") for b in m.get("blocks") or [])]
+            alerts = [
+                m
+                for m in ws.messages(channel)
+                if any(str(b.get("block_id", "")).startswith("alert:") for b in m.get("blocks") or [])
+            ]
             assert len(alerts) == signatures == 7  # (a hypothesis announcement may join them; it is not counted)
         finally:
             proc.terminate()
@@ -342,8 +442,9 @@ def test_a_reader_that_leaves_early_is_no_traceback(client, runtime, db, db_url,
     for i in range(40):
         add_hypothesis(db, f"bug {i} " + "x" * 200, {1: 3}, event_count=3)
     env = {"INCIDENTBOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "incidentbot", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "incidentbot", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env
+    )
     proc.stdout.close()  # the reader is gone before the first byte is written
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141, err

@@ -29,8 +29,9 @@ def slack():
 
 
 def _worker(db, client, clock):
-    return OutboxWorker(db, client=client, clock=clock,
-                        render=lambda _s, row: Rendered(text=f"alert {row.message_key}", blocks=[]))
+    return OutboxWorker(
+        db, client=client, clock=clock, render=lambda _s, row: Rendered(text=f"alert {row.message_key}", blocks=[])
+    )
 
 
 def _deliver_and_crash(worker: OutboxWorker, monkeypatch) -> None:
@@ -43,8 +44,11 @@ def _deliver_and_crash(worker: OutboxWorker, monkeypatch) -> None:
     monkeypatch.undo()
 
 
-@pytest.mark.parametrize("first_failure", [None, (429, "chat.postMessage"), (500, "chat.postMessage")],
-                         ids=["no-error-before", "429-before", "500-before"])
+@pytest.mark.parametrize(
+    "first_failure",
+    [None, (429, "chat.postMessage"), (500, "chat.postMessage")],
+    ids=["no-error-before", "429-before", "500-before"],
+)
 def test_a_post_that_died_after_slack_took_it_is_not_posted_again(db, slack, monkeypatch, first_failure):
     ws, channel, client = slack
     now = [utcnow() + timedelta(seconds=1)]
@@ -88,7 +92,9 @@ def test_rows_backing_off_go_out_as_soon_as_slack_is_back(db, slack):
     worker = _worker(db, client, lambda: now[0])
     with db.write() as s:
         for k in range(3):
-            enqueue(s, op="post", channel=channel, message_key=f"alert:S-{k}", dedupe_key=f"post:alert:S-{k}", payload={})
+            enqueue(
+                s, op="post", channel=channel, message_key=f"alert:S-{k}", dedupe_key=f"post:alert:S-{k}", payload={}
+            )
     ws.fail_for(10**6, 500, method="chat.postMessage")
     for _ in range(6):  # a long outage: each row is retried and backs off further each time
         with db.read() as s:

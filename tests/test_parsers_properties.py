@@ -1,5 +1,6 @@
 """Property tests for the small parsers people type into: ids, durations, ISO weeks and the
 slash command's argument handling. Arbitrary text may only ever raise the documented error."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -21,9 +22,10 @@ FAST = settings(max_examples=200, deadline=None)
 
 # -- ids ------------------------------------------------------------------------------------------
 
+
 @FAST
 @given(any_text, st.sampled_from([None, "S", "H", "P"]))
-@example("H-٣", None)            # a non-ASCII digit
+@example("H-٣", None)  # a non-ASCII digit
 @example("S-" + "9" * 30, None)
 @example("H-0", "H")
 def test_parse_id_only_raises_id_error(text, expect):
@@ -70,6 +72,7 @@ def test_id_expect_rejects_other_kinds(prefix, expect, n):
 
 # -- durations ------------------------------------------------------------------------------------
 
+
 @FAST
 @given(any_text)
 @example("999999999999999999999w")
@@ -101,6 +104,7 @@ def test_parse_duration_huge_is_a_clean_error(text):
 
 
 # -- ISO weeks ------------------------------------------------------------------------------------
+
 
 @FAST
 @given(any_text)
@@ -136,14 +140,73 @@ def test_week_round_trip(day, before, after, dash, lower):
 
 # -- the slash command router ---------------------------------------------------------------------
 
-COMMANDS = ["help", "list", "show", "signatures", "vote", "resolve", "reject", "reopen", "merge", "split",
-            "unmerge", "mute", "unmute", "link", "unlink", "runbooks", "digest", "HELP", "Show", "nope", ""]
+COMMANDS = [
+    "help",
+    "list",
+    "show",
+    "signatures",
+    "vote",
+    "resolve",
+    "reject",
+    "reopen",
+    "merge",
+    "split",
+    "unmerge",
+    "mute",
+    "unmute",
+    "link",
+    "unlink",
+    "runbooks",
+    "digest",
+    "HELP",
+    "Show",
+    "nope",
+    "",
+]
 tokens = st.one_of(
-    st.sampled_from(["H-1", "S-1", "P-1", "h7", "S-999999999999", "H-0", "X-1", "for", "24h", "0s",
-                     "999999999999999999999w", "99999999d", "--closes", "--open", "--named", "--anonymous",
-                     "close", "stats", "preview", "2025-W03", "9999-W52", "0001-W01", "2025-W99", "new", "top",
-                     "9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00", "2025-03-01T17:00Z",
-                     '"', "'", "\\", '""', "—", "\x00", "\u2028", "🙂", "<@U123>", "&lt;", "*"]),
+    st.sampled_from(
+        [
+            "H-1",
+            "S-1",
+            "P-1",
+            "h7",
+            "S-999999999999",
+            "H-0",
+            "X-1",
+            "for",
+            "24h",
+            "0s",
+            "999999999999999999999w",
+            "99999999d",
+            "--closes",
+            "--open",
+            "--named",
+            "--anonymous",
+            "close",
+            "stats",
+            "preview",
+            "2025-W03",
+            "9999-W52",
+            "0001-W01",
+            "2025-W99",
+            "new",
+            "top",
+            "9999-12-31T23:59:59-14:00",
+            "0001-01-01T00:00+14:00",
+            "2025-03-01T17:00Z",
+            '"',
+            "'",
+            "\\",
+            '""',
+            "—",
+            "\x00",
+            "\u2028",
+            "🙂",
+            "<@U123>",
+            "&lt;",
+            "*",
+        ]
+    ),
     st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x10FFFF), max_size=12),
 )
 command_text = st.one_of(
@@ -163,7 +226,9 @@ def router(request, db_url):
     return CommandRouter(runtime, is_admin=lambda user: user in admins)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(text=command_text, user=st.sampled_from(["UADMIN", "UBOB"]))
 @example(text="vote --closes 999999999999999999999w", user="UBOB")
 @example(text="vote --closes 99999999d", user="UBOB")
@@ -181,8 +246,16 @@ def test_router_never_raises(router, text, user):
     assert reply.view is not None or reply.blocks
 
 
-@pytest.mark.parametrize("text", ["vote --closes 999999999999999999999w", "mute S-1 for 999999999999999999999w",
-                                  "digest preview 9999-W52", "digest preview 0001-W01", "show H-٣"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vote --closes 999999999999999999999w",
+        "mute S-1 for 999999999999999999999w",
+        "digest preview 9999-W52",
+        "digest preview 0001-W01",
+        "show H-٣",
+    ],
+)
 def test_router_answers_odd_input_with_a_warning(router, text):
     from incidentbot.slack.commands import Invocation
 

@@ -36,7 +36,10 @@ def test_the_api_says_404_with_the_read_models_sentence(client, lookup, text, sa
 
 
 def test_records_are_the_same_for_every_shell(client, runtime):
-    assert client.post("/v1/events", json={"events": [event(event_id="a"), event(event_id="b", rank=2)]}).status_code == 202
+    assert (
+        client.post("/v1/events", json={"events": [event(event_id="a"), event(event_id="b", rank=2)]}).status_code
+        == 202
+    )
     page, last = runtime.read_model.signatures_page(limit=10, after=None)
     assert last is None and [s["id"] for s in page] == ["S-1"] and page[0]["count"] == 2
     detail = runtime.read_model.signature_detail("S-1")

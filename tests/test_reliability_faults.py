@@ -85,19 +85,40 @@ def _make_read_only(db) -> None:
 
 
 def test_read_only_database_is_a_clear_503_never_a_silent_202(client, runtime, db_url):
-    ok = client.post("/v1/events", json={"events": [{"event_id": "before", "job_id": "j", "message": "RuntimeError: one"}]})
+    ok = client.post(
+        "/v1/events", json={"events": [{"event_id": "before", "job_id": "j", "message": "RuntimeError: one"}]}
+    )
     assert ok.status_code == 202
     _make_read_only(runtime.db)
-    for body in ({"events": [{"event_id": "ro-1", "job_id": "j", "message": "RuntimeError: two"}]},
-                 {"events": [{"event_id": "before", "job_id": "j", "message": "RuntimeError: one"},
-                             {"event_id": "ro-2", "job_id": "j", "message": "RuntimeError: one"}]}):
+    for body in (
+        {"events": [{"event_id": "ro-1", "job_id": "j", "message": "RuntimeError: two"}]},
+        {
+            "events": [
+                {"event_id": "before", "job_id": "j", "message": "RuntimeError: one"},
+                {"event_id": "ro-2", "job_id": "j", "message": "RuntimeError: one"},
+            ]
+        },
+    ):
         r = client.post("/v1/events", json=body)
         assert r.status_code == 503, r.text
         assert "database unavailable" in r.json()["detail"] and "read" in r.json()["detail"].lower()
         assert r.headers.get("retry-after")
-    am = client.post("/v1/alertmanager", json={"version": "4", "status": "firing", "alerts": [
-        {"status": "firing", "labels": {"alertname": "GPUFellOffBus", "instance": "c2-gpu0011"},
-         "annotations": {"description": "Xid 79"}, "startsAt": "2025-01-01T00:00:00Z", "fingerprint": "abc"}]})
+    am = client.post(
+        "/v1/alertmanager",
+        json={
+            "version": "4",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "GPUFellOffBus", "instance": "c2-gpu0011"},
+                    "annotations": {"description": "Xid 79"},
+                    "startsAt": "2025-01-01T00:00:00Z",
+                    "fingerprint": "abc",
+                }
+            ],
+        },
+    )
     assert am.status_code in (503, 422), am.text
     engine = create_engine(db_url)
     with engine.connect() as c:
@@ -117,8 +138,10 @@ def test_full_disk_is_a_503_that_loses_nothing_and_recovers(client, runtime, db_
     exactly as when the file system has no space left."""
     if not db_url.startswith("sqlite"):
         pytest.skip("a full disk is simulated through SQLite's page limit")
-    ok = client.post("/v1/events", json={"events": [{"event_id": f"pre-{i}", "job_id": "j", "message": "RuntimeError: one"}
-                                                    for i in range(10)]})
+    ok = client.post(
+        "/v1/events",
+        json={"events": [{"event_id": f"pre-{i}", "job_id": "j", "message": "RuntimeError: one"} for i in range(10)]},
+    )
     assert ok.status_code == 202
     db = runtime.db
     with db.engine.connect() as c:

@@ -20,8 +20,17 @@ EVENTS = 5_000
 
 def test_watchdog_storm_is_stored_once_grouped_once_and_posted_once(db_url):
     with slack_standin() as slack:
-        r = run_storm(db_url, slack, events=EVENTS, clients=8, batch=250, lost_answer_rate=0.1, resend_rate=0.1,
-                      probe_interval=0.05, settle_timeout=60)
+        r = run_storm(
+            db_url,
+            slack,
+            events=EVENTS,
+            clients=8,
+            batch=250,
+            lost_answer_rate=0.1,
+            resend_rate=0.1,
+            probe_interval=0.05,
+            settle_timeout=60,
+        )
         everything = slack.everything()
     # Every event stored exactly once, whatever the clients re-sent.
     assert r.resent > 0

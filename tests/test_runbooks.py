@@ -191,6 +191,7 @@ def test_categories_have_one_home():
     assert signatures.CATEGORIES is categories.CATEGORIES
     assert CATEGORIES is categories.CATEGORIES
 
+
 # --------------------------------------------------------------------------- checker: bad files
 
 
@@ -247,7 +248,9 @@ def test_bad_regex(tmp_path):
 
 
 def test_pattern_matching_no_example(tmp_path):
-    text = GOOD.format(id="x").replace("    - 'fallen off the bus'", "    - 'fallen off the bus'\n    - 'GSP RPC timeout'")
+    text = GOOD.format(id="x").replace(
+        "    - 'fallen off the bus'", "    - 'fallen off the bus'\n    - 'GSP RPC timeout'"
+    )
     p = write(tmp_path, "x.md", text)
     assert errors_for(tmp_path) == [
         f"{p}:{line_of(p, 'GSP RPC timeout')}: pattern 'GSP RPC timeout' matches none of the examples"
@@ -259,7 +262,10 @@ def test_pattern_matching_no_example(tmp_path):
 def test_dead_links(tmp_path):
     write(tmp_path, "other.md", GOOD.format(id="other"))
     text = GOOD.format(id="x").replace("related: []", "related: [other, missing-one]")
-    text = text.replace("- Call someone.", "- Call someone, see [other](other.md) and [gone](gone.md#top).\n- [web](https://example.com/a.md)")
+    text = text.replace(
+        "- Call someone.",
+        "- Call someone, see [other](other.md) and [gone](gone.md#top).\n- [web](https://example.com/a.md)",
+    )
     p = write(tmp_path, "x.md", text)
     errs = errors_for(tmp_path)
     assert f"{p}:{line_of(p, 'related:')}: related runbook 'missing-one' does not exist" in errs
@@ -280,7 +286,9 @@ def test_bad_yaml(tmp_path):
 
 def test_missing_front_matter(tmp_path):
     p = write(tmp_path, "x.md", "# just markdown\n")
-    assert errors_for(tmp_path) == [f"{p}:1: missing YAML front matter (file must start with '---' and close it with '---')"]
+    assert errors_for(tmp_path) == [
+        f"{p}:1: missing YAML front matter (file must start with '---' and close it with '---')"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -529,14 +537,20 @@ def test_cli_samples_from_a_jsonl_file(tmp_path):
     import subprocess
     import sys
 
-    text = GOOD.format(id="x").replace("    - 'fallen off the bus'", "    - 'fallen off the bus'\n    - 'GSP RPC timeout'")
+    text = GOOD.format(id="x").replace(
+        "    - 'fallen off the bus'", "    - 'fallen off the bus'\n    - 'GSP RPC timeout'"
+    )
     write(tmp_path, "x.md", text)
     samples = tmp_path / "s.jsonl"
     samples.write_text(_json.dumps({"text": "NVRM: Xid 119: GSP RPC timeout\non GPU 3"}) + "\n")
 
     def check(*extra):
-        return subprocess.run([sys.executable, "-m", "incidentbot", "runbooks", "check", str(tmp_path), *extra],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "incidentbot", "runbooks", "check", str(tmp_path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     without = check()
     assert without.returncode == 1 and "matches none of the examples" in without.stderr
@@ -550,8 +564,10 @@ def test_cli_samples_from_a_jsonl_file(tmp_path):
 def test_summaries_are_slack_mrkdwn_not_markdown(shipped):
     from incidentbot.runbooks.summary import to_mrkdwn
 
-    assert to_mrkdwn("**Drain** it; see [ECC](gpu-ecc-row-remap.md) and [docs](https://docs.nvidia.com/x)") == \
-        "*Drain* it; see ECC and docs (https://docs.nvidia.com/x)"
+    assert (
+        to_mrkdwn("**Drain** it; see [ECC](gpu-ecc-row-remap.md) and [docs](https://docs.nvidia.com/x)")
+        == "*Drain* it; see ECC and docs (https://docs.nvidia.com/x)"
+    )
     for rb in shipped:
         text = summarize(rb)
         assert "**" not in text and not re.search(r"\]\([^)]*\)", text), (rb.id, text)

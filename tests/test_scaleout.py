@@ -21,9 +21,11 @@ from tests.conftest import PG_URL, ROOT, eventually, free_port
 pytestmark = pytest.mark.skipif(not PG_URL, reason="scale-out needs PostgreSQL (INCIDENTBOT_TEST_DATABASE_URL)")
 
 SECRET = "scaleout-secret"
-WATCHDOG = ("[rank{r}]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
-            "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=5, NumelOut=5, Timeout(ms)=600000) "
-            "ran for 600061 milliseconds before timing out.")
+WATCHDOG = (
+    "[rank{r}]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+    "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=5, NumelOut=5, Timeout(ms)=600000) "
+    "ran for 600061 milliseconds before timing out."
+)
 
 
 @pytest.fixture
@@ -35,15 +37,31 @@ def replicas(db_url):
     users = [ws.add_user(f"u{i}", user_id=f"UR{i:03}") for i in range(30)]
     slack = run_in_thread(ws)
     procs, urls, logs = [], [], []
-    env = dict(os.environ, INCIDENTBOT_DATABASE_URL=db_url, INCIDENTBOT_INGEST_TOKENS="t", SLACK_BOT_TOKEN=ws.bot_token,
-               SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url, INCIDENTBOT_CHANNEL=channel,
-               INCIDENTBOT_DIGEST_CRON="* * * * *", INCIDENTBOT_ALERT_UPDATE_SECONDS="1", INCIDENTBOT_LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        INCIDENTBOT_DATABASE_URL=db_url,
+        INCIDENTBOT_INGEST_TOKENS="t",
+        SLACK_BOT_TOKEN=ws.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=slack.api_url,
+        INCIDENTBOT_CHANNEL=channel,
+        INCIDENTBOT_DIGEST_CRON="* * * * *",
+        INCIDENTBOT_ALERT_UPDATE_SECONDS="1",
+        INCIDENTBOT_LOG_LEVEL="WARNING",
+    )
     for _ in range(3):
         port = free_port()
         log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         logs.append(log)
-        procs.append(subprocess.Popen([sys.executable, "-m", "incidentbot", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                                      stdout=log, stderr=log))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "incidentbot", "serve", "--port", str(port)],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        )
         urls.append(f"http://127.0.0.1:{port}")
 
     def up(url):
@@ -73,10 +91,25 @@ def test_three_replicas_count_post_tally_and_digest_once(replicas):
     ws, channel, users, slack, urls, db_url = replicas
     engine = create_engine(db_url)
     # Events: the same batches go to different replicas at once (retries), so half are duplicates.
-    batches = [[{"event_id": f"e{b}-{i}", "job_id": "job-1", "rank": b * 100 + i, "host": f"h{i % 8}",
-                 "message": WATCHDOG.format(r=b * 100 + i)} for i in range(100)] for b in range(12)]
-    batches += [[{"event_id": f"m{i}", "job_id": "job-2", "message": f"RuntimeError: failure mode {name}"}
-                 for i, name in enumerate(("alpha", "beta", "gamma"))]]
+    batches = [
+        [
+            {
+                "event_id": f"e{b}-{i}",
+                "job_id": "job-1",
+                "rank": b * 100 + i,
+                "host": f"h{i % 8}",
+                "message": WATCHDOG.format(r=b * 100 + i),
+            }
+            for i in range(100)
+        ]
+        for b in range(12)
+    ]
+    batches += [
+        [
+            {"event_id": f"m{i}", "job_id": "job-2", "message": f"RuntimeError: failure mode {name}"}
+            for i, name in enumerate(("alpha", "beta", "gamma"))
+        ]
+    ]
     sends = [(urls[i % 3], b) for i, b in enumerate(batches)] + [(urls[(i + 1) % 3], b) for i, b in enumerate(batches)]
 
     def send(arg):
@@ -91,23 +124,36 @@ def test_three_replicas_count_post_tally_and_digest_once(replicas):
     assert sum(r["duplicates"] for r in results) == 12 * 100 + 3
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM event")).scalar() == 1203
-        count, ranks = c.execute(text("SELECT count, rank_count FROM signature WHERE category = 'nccl_watchdog_timeout'")).one()
+        count, ranks = c.execute(
+            text("SELECT count, rank_count FROM signature WHERE category = 'nccl_watchdog_timeout'")
+        ).one()
     # Ranks are counted exactly up to 1,000, then by a HyperLogLog sketch (within about 2%).
     assert count == 1200 and abs(ranks - 1200) <= 24
     # Alerts: four new signatures, each posted once, whichever replica made it.
     ws.wait_for(lambda: len(ws.messages(channel)) >= 4, timeout=30)
     time.sleep(0)  # nothing more should arrive; the outbox rows are all done
-    eventually(lambda: engine.connect().execute(text("SELECT count(*) FROM outbox WHERE op='post' AND status <> 'done'")).scalar() == 0,
-               timeout=30)
+    eventually(
+        lambda: (
+            engine.connect().execute(text("SELECT count(*) FROM outbox WHERE op='post' AND status <> 'done'")).scalar()
+            == 0
+        ),
+        timeout=30,
+    )
     alerts = [m for m in ws.messages(channel) if "alert:" in json.dumps(m.get("blocks"))]
     assert len(alerts) == 4
     # A poll: clicks spread over the replicas; the tally is exact.
-    sims = [SlackSimulator(ws, bot_url=f"{u}/slack/events", signing_secret=SECRET, localslack_url=slack.url) for u in urls]
+    sims = [
+        SlackSimulator(ws, bot_url=f"{u}/slack/events", signing_secret=SECRET, localslack_url=slack.url) for u in urls
+    ]
     with engine.begin() as c:
-        c.execute(text("INSERT INTO hypothesis (title, status, cause_class, kind, scope, confidence, evidence, event_count, "
-                       "created_at, updated_at, last_activity_at, resolution) VALUES "
-                       "('one', 'open', 'software', '', '{}', 0.5, '[]', 0, now(), now(), now(), '{}'), "
-                       "('two', 'open', 'hardware', '', '{}', 0.5, '[]', 0, now(), now(), now(), '{}')"))
+        c.execute(
+            text(
+                "INSERT INTO hypothesis (title, status, cause_class, kind, scope, confidence, evidence, event_count, "
+                "created_at, updated_at, last_activity_at, resolution) VALUES "
+                "('one', 'open', 'software', '', '{}', 0.5, '[]', 0, now(), now(), now(), '{}'), "
+                "('two', 'open', 'hardware', '', '{}', 0.5, '[]', 0, now(), now(), now(), '{}')"
+            )
+        )
     r = sims[0].slash_command("/incident", "vote H-1 H-2", user=users[0], channel=channel)
     assert r.status == 200
     poll = ws.wait_for(lambda: [m for m in ws.messages(channel) if "P-1" in json.dumps(m.get("blocks"))], timeout=20)[0]
@@ -115,10 +161,12 @@ def test_three_replicas_count_post_tally_and_digest_once(replicas):
         options = [row[0] for row in c.execute(text("SELECT id FROM polloption WHERE poll_id = 1 ORDER BY position"))]
 
     def click(i):
-        sims[i % 3].click_button(user=users[i], action_id="ib:vote", channel=channel, message_ts=poll["ts"],
-                                 block_id=f"opt:{options[i % 2]}")
-        sims[(i + 1) % 3].click_button(user=users[i], action_id="ib:vote", channel=channel, message_ts=poll["ts"],
-                                       block_id=f"opt:{options[i % 2]}")
+        sims[i % 3].click_button(
+            user=users[i], action_id="ib:vote", channel=channel, message_ts=poll["ts"], block_id=f"opt:{options[i % 2]}"
+        )
+        sims[(i + 1) % 3].click_button(
+            user=users[i], action_id="ib:vote", channel=channel, message_ts=poll["ts"], block_id=f"opt:{options[i % 2]}"
+        )
 
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(click, range(30)))

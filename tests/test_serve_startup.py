@@ -34,8 +34,11 @@ def test_banner_names_the_stand_in_and_slack_sdk_talks_to_it(tmp_path):
         assert "hello from outside" in [m.get("text") for m in history["messages"]]
         # What Slack refuses, the stand-in refuses through the real client too.
         with pytest.raises(SlackApiError) as exc:
-            client.chat_postMessage(channel="#incidents", text="t",
-                                    blocks=[{"type": "header", "text": {"type": "mrkdwn", "text": "*bold*"}}])
+            client.chat_postMessage(
+                channel="#incidents",
+                text="t",
+                blocks=[{"type": "header", "text": {"type": "mrkdwn", "text": "*bold*"}}],
+            )
         assert exc.value.response["error"] == "invalid_blocks"
         with pytest.raises(SlackApiError):
             WebClient(token="xoxb-wrong", base_url=api, timeout=10).auth_test()
@@ -77,7 +80,7 @@ def test_banner_hides_a_database_password():
 
 
 def test_make_run_passes_one_port():
-    r = subprocess.run(["make", "-n", "run", 'ARGS=--port 8123'], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(["make", "-n", "run", "ARGS=--port 8123"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     line = [ln for ln in r.stdout.splitlines() if "incidentbot serve" in ln]
     assert line, r.stdout + r.stderr
     assert line[-1].count("--port") == 1 and "--port 8123" in line[-1] and "--demo" in line[-1]

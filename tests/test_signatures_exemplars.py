@@ -3,6 +3,7 @@
 The exemplars are read by path (../shared/data/gpu-failures/exemplars.jsonl relative to the
 project root); the tests that need them skip when the data is absent.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from incidentbot.signatures import (
-    CATEGORIES, CAUSE_CLASSES, RULES_VERSION, Explanation, Fingerprint, explain, fingerprint, group,
+    CATEGORIES,
+    CAUSE_CLASSES,
+    RULES_VERSION,
+    Explanation,
+    Fingerprint,
+    explain,
+    fingerprint,
+    group,
 )
 from incidentbot.signatures.masking import mask_line
 from incidentbot.signatures.xid import XID_TABLE, xid_info
@@ -69,7 +77,9 @@ def perturb(text: str, seed: int) -> str:
     text = _CLOCK.sub(lambda m: re.sub(r"\d", lambda _: str(rnd.randint(0, 5)), m.group(0)), text)
     text = _DMESG.sub(lambda m: f"[{rnd.randint(1, 9999999)}.{rnd.randint(0, 999999):06d}]", text)
     text = _SIZE.sub(lambda m: f"{rnd.randint(1, 900)}.{rnd.randint(10, 99)} {m.group(0)[-3:]}", text)
-    text = _NCCL_PFX.sub(lambda m: f"{m.group(1)}:{rnd.randint(100, 999999)}:{rnd.randint(100, 999999)} [{rnd.randint(0, 7)}]", text)
+    text = _NCCL_PFX.sub(
+        lambda m: f"{m.group(1)}:{rnd.randint(100, 999999)}:{rnd.randint(100, 999999)} [{rnd.randint(0, 7)}]", text
+    )
     text = _PCI.sub(lambda m: f"0000:{rnd.randint(16, 250):02x}:00", text)
     text = _PORT.sub(lambda m: f"<{rnd.randint(1024, 65000)}>", text)
     return text
@@ -77,11 +87,28 @@ def perturb(text: str, seed: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 
+
 def test_public_api_shape() -> None:
     exemplar_cats = {
-        "nccl_watchdog_timeout", "nccl_error", "nccl_warn", "infiniband_rdma", "cuda_runtime", "cuda_oom", "xid",
-        "gpu_lost", "gpu_health_check", "loss_instability", "hang", "dataloader", "checkpoint_io",
-        "launcher_elastic", "rendezvous_store", "slurm", "kubernetes", "host_hardware", "host_oom",
+        "nccl_watchdog_timeout",
+        "nccl_error",
+        "nccl_warn",
+        "infiniband_rdma",
+        "cuda_runtime",
+        "cuda_oom",
+        "xid",
+        "gpu_lost",
+        "gpu_health_check",
+        "loss_instability",
+        "hang",
+        "dataloader",
+        "checkpoint_io",
+        "launcher_elastic",
+        "rendezvous_store",
+        "slurm",
+        "kubernetes",
+        "host_hardware",
+        "host_oom",
     }
     assert set(CATEGORIES) == exemplar_cats | {"python_exception", "alert", "other"}
     assert CAUSE_CLASSES == ("hardware", "network", "software", "data", "infrastructure", "unknown")
@@ -150,9 +177,11 @@ def test_expected_groupings_within_categories() -> None:
 
 
 def test_several_ranks_fold_into_one_failure() -> None:
-    line = ("[rank{r}]:[E1206 18:44:12.7152987{r} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
-            "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=5449, NumelOut=6812, "
-            "Timeout(ms)=600000) ran for 60006{r} milliseconds before timing out.")
+    line = (
+        "[rank{r}]:[E1206 18:44:12.7152987{r} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+        "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=5449, NumelOut=6812, "
+        "Timeout(ms)=600000) ran for 60006{r} milliseconds before timing out."
+    )
     one = fingerprint(line.format(r=0))
     many = fingerprint("\n".join(line.format(r=r) for r in range(8)))
     assert one.key == many.key
@@ -164,8 +193,10 @@ def test_several_ranks_fold_into_one_failure() -> None:
 
 
 def test_illegal_memory_access_inside_watchdog_is_cuda_runtime() -> None:
-    t = ("[rank2]:[E626 23:10:17.921506443 ProcessGroupNCCL.cpp:1896] [PG ID 2 PG GUID 3 Rank 2] Process group "
-         "watchdog thread terminated with exception: CUDA error: an illegal memory access was encountered")
+    t = (
+        "[rank2]:[E626 23:10:17.921506443 ProcessGroupNCCL.cpp:1896] [PG ID 2 PG GUID 3 Rank 2] Process group "
+        "watchdog thread terminated with exception: CUDA error: an illegal memory access was encountered"
+    )
     fp = fingerprint(t)
     assert fp.category == "cuda_runtime" and fp.detail("error") == "illegal_memory_access"
 
@@ -185,7 +216,7 @@ def test_xid_table_and_parser() -> None:
 # ---------------------------------------------------------------------------------------------
 # tracebacks
 
-TB = '''Traceback (most recent call last):
+TB = """Traceback (most recent call last):
   File "/home/alice/run-{run}/train.py", line {l1}, in <module>
     main()
   File "/home/alice/run-{run}/train.py", line {l2}, in {fn}
@@ -193,7 +224,7 @@ TB = '''Traceback (most recent call last):
   File "/opt/venv/lib/python3.11/site-packages/torch/nn/modules/module.py", line 1501, in _call_impl
     return forward_call(*args, **kwargs)
 ValueError: expected input of size {n} but got {m}
-'''
+"""
 
 
 def test_traceback_groups_on_type_message_and_app_frames() -> None:
@@ -209,10 +240,12 @@ def test_traceback_groups_on_type_message_and_app_frames() -> None:
 
 
 def test_chained_traceback_uses_last_exception_and_keeps_chain() -> None:
-    t = ('Traceback (most recent call last):\n  File "app.py", line 3, in load\n    d[k]\nKeyError: \'step\'\n\n'
-         'During handling of the above exception, another exception occurred:\n\n'
-         'Traceback (most recent call last):\n  File "app.py", line 9, in run\n    load()\n'
-         'RuntimeError: could not load state\n')
+    t = (
+        "Traceback (most recent call last):\n  File \"app.py\", line 3, in load\n    d[k]\nKeyError: 'step'\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        'Traceback (most recent call last):\n  File "app.py", line 9, in run\n    load()\n'
+        "RuntimeError: could not load state\n"
+    )
     fp = fingerprint(t)
     assert fp.detail("exception") == "RuntimeError"
     assert fp.detail("chained_from") == "KeyError"
@@ -233,31 +266,48 @@ def test_alert_and_other() -> None:
 # normaliser table: input line -> expected masked form
 
 NORMALISER_CASES: list[tuple[str, str]] = [
-    ("[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank 0] x",
-     "[<TS> ProcessGroupNCCL.cpp:<NUM>] [Rank <RANK>] x"),
-    ("[6781741.548768] NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
-     "<TS> NVRM: Xid (<PCI>): <NUM>, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."),
-    ("NVRM: GPU at PCI:0000:9b:00: GPU-509665ad-b600-ac93-3616-d754b23d636d",
-     "NVRM: GPU at <PCI>: <UUID>"),
-    ("Got completion from peer 10.216.210.236<54862> with status=12",
-     "Got completion from peer <IP> with status=<NUM>"),
+    (
+        "[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank 0] x",
+        "[<TS> ProcessGroupNCCL.cpp:<NUM>] [Rank <RANK>] x",
+    ),
+    (
+        "[6781741.548768] NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+        "<TS> NVRM: Xid (<PCI>): <NUM>, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+    ),
+    ("NVRM: GPU at PCI:0000:9b:00: GPU-509665ad-b600-ac93-3616-d754b23d636d", "NVRM: GPU at <PCI>: <UUID>"),
+    (
+        "Got completion from peer 10.216.210.236<54862> with status=12",
+        "Got completion from peer <IP> with status=<NUM>",
+    ),
     ("localGid fd00:1148:9000:5000:4:200:3:ff22 x", "localGid <GID> x"),
     ("peer fe80::966d:ae03:8b:df78%ib0<53249>", "peer <GID><<NUM>>"),
-    ("r11i6n2:486514:486651 [1] include/socket.h:403 NCCL WARN Connect failed",
-     "<HOST>:<PID>:<TID> [<DEV>] include/socket.h:<NUM> NCCL WARN Connect failed"),
-    ("Tried to allocate 304.00 MiB (GPU 0; 8.00 GiB total capacity",
-     "Tried to allocate <SIZE> (GPU <NUM>; <SIZE> total capacity"),
-    ("DataLoader worker (pid 8102) is killed by signal: Terminated.",
-     "DataLoader worker (pid <PID>) is killed by signal: Terminated."),
+    (
+        "r11i6n2:486514:486651 [1] include/socket.h:403 NCCL WARN Connect failed",
+        "<HOST>:<PID>:<TID> [<DEV>] include/socket.h:<NUM> NCCL WARN Connect failed",
+    ),
+    (
+        "Tried to allocate 304.00 MiB (GPU 0; 8.00 GiB total capacity",
+        "Tried to allocate <SIZE> (GPU <NUM>; <SIZE> total capacity",
+    ),
+    (
+        "DataLoader worker (pid 8102) is killed by signal: Terminated.",
+        "DataLoader worker (pid <PID>) is killed by signal: Terminated.",
+    ),
     ("[2023-04-28 06:51:29,903] [INFO] x", "[<TS>] [INFO] x"),
     ("Fri Aug 11 12:31:45 2023[1,0]<stdout>: y", "<TS>[<NUM>,<NUM>]<stdout>: y"),
     ("Started: Tue, 29 Apr 2025 13:43:32 +0800", "Started: <TS>"),
-    ("Feb 14 05:03:41 gpu-node-1 kernel: mlx5_core 0000:ab:00.0 mlx5_5: Port: 1 Link INIT",
-     "<TS> <HOST> kernel: mlx5_core <PCI> mlx5_5: Port: <NUM> Link INIT"),
-    ("frame #0: c10::Error::Error + 0x96 (0x7f0c4756c1b6 in /home/u/miniconda3/envs/x/lib/python3.11/site-packages/torch/lib/libc10.so)",
-     "frame #<NUM>: c10::Error::Error + <HEX> (<HEX> in <PATH>/site-packages/torch/lib/libc10.so)"),
-    ("File \"/opt/venv/lib/python3.10/site-packages/torch/x.py\", line 3",
-     "File \"<PATH>/site-packages/torch/x.py\", line <NUM>"),
+    (
+        "Feb 14 05:03:41 gpu-node-1 kernel: mlx5_core 0000:ab:00.0 mlx5_5: Port: 1 Link INIT",
+        "<TS> <HOST> kernel: mlx5_core <PCI> mlx5_5: Port: <NUM> Link INIT",
+    ),
+    (
+        "frame #0: c10::Error::Error + 0x96 (0x7f0c4756c1b6 in /home/u/miniconda3/envs/x/lib/python3.11/site-packages/torch/lib/libc10.so)",
+        "frame #<NUM>: c10::Error::Error + <HEX> (<HEX> in <PATH>/site-packages/torch/lib/libc10.so)",
+    ),
+    (
+        'File "/opt/venv/lib/python3.10/site-packages/torch/x.py", line 3',
+        'File "<PATH>/site-packages/torch/x.py", line <NUM>',
+    ),
     ("ran for 1802212 milliseconds before timing out", "ran for <DURATION> before timing out"),
     ("[c10d] The client socket has timed out after 900s", "[c10d] The client socket has timed out after <DURATION>"),
     ("[rank3]: RuntimeError: boom", "RuntimeError: boom"),
@@ -279,7 +329,9 @@ def test_normaliser(line: str, expected: str) -> None:
 def test_normaliser_known_wrong(line: str) -> None:
     # Pins the current wrong output instead of raising xfail: the day the normaliser gets it right
     # this fails, and the case moves into NORMALISER_CASES.
-    assert "<GID>" not in mask_line(line), f"now masked correctly ({KNOWN_WRONG_MASKS[line]}): move it to NORMALISER_CASES"
+    assert "<GID>" not in mask_line(line), (
+        f"now masked correctly ({KNOWN_WRONG_MASKS[line]}): move it to NORMALISER_CASES"
+    )
 
 
 def test_group_api_small() -> None:
@@ -294,11 +346,18 @@ def test_group_api_small() -> None:
 
 # Numerical-instability lines as training frameworks print them: text -> the kind it is filed as.
 LOSS_LINES = [
-    (" iteration     1200/  500000 | lm loss: nan | loss scale: 1.0 | grad norm: nan | number of nan iterations:   1 |",
-     "nan_grad_norm"),
-    (" iteration     1200/  500000 | lm loss: nan | loss scale: 1.0 | grad norm: 3.2 | number of nan iterations:   1 |",
-     "nan_result"),
-    (" iteration     1200/  500000 | lm loss: 9.8E+01 | grad norm: 1843.2 | number of nan iterations:   0 |", "grad_norm_spike"),
+    (
+        " iteration     1200/  500000 | lm loss: nan | loss scale: 1.0 | grad norm: nan | number of nan iterations:   1 |",
+        "nan_grad_norm",
+    ),
+    (
+        " iteration     1200/  500000 | lm loss: nan | loss scale: 1.0 | grad norm: 3.2 | number of nan iterations:   1 |",
+        "nan_result",
+    ),
+    (
+        " iteration     1200/  500000 | lm loss: 9.8E+01 | grad norm: 1843.2 | number of nan iterations:   0 |",
+        "grad_norm_spike",
+    ),
     ("WARNING: loss spike detected at step 48211: loss 11.82 > 3.0 x running mean 2.41", "loss_spike"),
     ("Found inf or nan in gradients; skipping step 4821, reducing loss scale to 32768.0", "overflow"),
     ("Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to 32768.0", "overflow"),

@@ -10,6 +10,7 @@ same process (linear ~4x, quadratic ~16x), with the best of three runs to damp n
 cache is defeated by a unique suffix. This is a property, not a speed target (bench/grouping.py
 --redos prints the figures).
 """
+
 from __future__ import annotations
 
 import time
@@ -24,14 +25,48 @@ from incidentbot.signatures.masking import MAX_ANALYSED, mask_line
 CLASSES = ["abcdef", "ABCDEF", "0123456789", "ghxyz", "_", " ", "\t", ".", ":", "/", "-", "=", "'", '"', "é"]
 # openings of detectors, keyed values and maskers (an alternation of them, repeated, never closed)
 OPENINGS = [
-    "DataLoader worker (pid", "error=", "status ", "vendor err ", "Assertion `", "[Rank ", "pid=", "0x",
-    "PCI:", "fe80:", "NCCL WARN ", "Xid (", "/site-packages", "-packages/", "Reason: ", "Exit Code: ",
-    "XFS (", "CUDA error: ", "Traceback (most recent call last):", '  File "', "[", "<", "key=", "k='",
-    "GPU-", "mlx5_", "Thread ", "PULSE: ", "grad norm: ", "1.", "12:34", "Jan 1 ", "[ ", "a.b.",
+    "DataLoader worker (pid",
+    "error=",
+    "status ",
+    "vendor err ",
+    "Assertion `",
+    "[Rank ",
+    "pid=",
+    "0x",
+    "PCI:",
+    "fe80:",
+    "NCCL WARN ",
+    "Xid (",
+    "/site-packages",
+    "-packages/",
+    "Reason: ",
+    "Exit Code: ",
+    "XFS (",
+    "CUDA error: ",
+    "Traceback (most recent call last):",
+    '  File "',
+    "[",
+    "<",
+    "key=",
+    "k='",
+    "GPU-",
+    "mlx5_",
+    "Thread ",
+    "PULSE: ",
+    "grad norm: ",
+    "1.",
+    "12:34",
+    "Jan 1 ",
+    "[ ",
+    "a.b.",
 ]
 
-run_unit = st.builds(lambda chars, k, sep: chars * k + sep,
-                     st.sampled_from(CLASSES), st.integers(1, 64), st.sampled_from(["", " ", "\n", ",", ":", "=", ".", "/"]))
+run_unit = st.builds(
+    lambda chars, k, sep: chars * k + sep,
+    st.sampled_from(CLASSES),
+    st.integers(1, 64),
+    st.sampled_from(["", " ", "\n", ",", ":", "=", ".", "/"]),
+)
 alternation = st.lists(st.sampled_from(OPENINGS), min_size=1, max_size=4).map("".join)
 mixed = st.builds(lambda a, b: a + b, st.sampled_from(OPENINGS), st.sampled_from(CLASSES).map(lambda c: c * 40))
 unit = st.one_of(st.sampled_from(CLASSES), run_unit, alternation, mixed)
@@ -72,8 +107,14 @@ def test_masking_is_linear_on_adversarial_lines(unit_text: str) -> None:
 
 
 # Known-wrong inputs of the past: each took seconds before the patterns were made linear.
-KNOWN_SLOW = ["a" * 32768, "F" * 32768, "ab" * 16384, "1" * 32768, "DataLoader worker (pid" * 1500,
-              "/a" * 16384 + "-packages/"]
+KNOWN_SLOW = [
+    "a" * 32768,
+    "F" * 32768,
+    "ab" * 16384,
+    "1" * 32768,
+    "DataLoader worker (pid" * 1500,
+    "/a" * 16384 + "-packages/",
+]
 
 
 def test_known_blow_ups_are_fast() -> None:

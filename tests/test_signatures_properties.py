@@ -1,4 +1,5 @@
 """Property tests: never raises, roughly linear time, deterministic across processes."""
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,54 @@ ROOT = Path(__file__).resolve().parents[1]
 
 any_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=400)
 loggy = st.lists(
-    st.sampled_from([
-        "[Rank ", "] ", "Watchdog caught collective operation timeout", "OpType=", "ALLREDUCE", "NVRM: Xid (",
-        "PCI:0000:", "): ", "79", "CUDA error: ", "Traceback (most recent call last):\n", '  File "', '", line ',
-        ", in ", "\n", "ValueError: ", "0x", "ff", ":", "::", "1.2.3.4", "<", ">", "NCCL WARN ", "pid=", "\x00",
-        "\ud800", "é", " ", "`", "Assertion `", "` failed", "(", ")", "[", "]", "=", "12", "34.5 MiB", "/tmp/x",
-        "During handling of the above exception", "Killed", "alertname=", "[FIRING:2] ",
-    ]),
+    st.sampled_from(
+        [
+            "[Rank ",
+            "] ",
+            "Watchdog caught collective operation timeout",
+            "OpType=",
+            "ALLREDUCE",
+            "NVRM: Xid (",
+            "PCI:0000:",
+            "): ",
+            "79",
+            "CUDA error: ",
+            "Traceback (most recent call last):\n",
+            '  File "',
+            '", line ',
+            ", in ",
+            "\n",
+            "ValueError: ",
+            "0x",
+            "ff",
+            ":",
+            "::",
+            "1.2.3.4",
+            "<",
+            ">",
+            "NCCL WARN ",
+            "pid=",
+            "\x00",
+            "\ud800",
+            "é",
+            " ",
+            "`",
+            "Assertion `",
+            "` failed",
+            "(",
+            ")",
+            "[",
+            "]",
+            "=",
+            "12",
+            "34.5 MiB",
+            "/tmp/x",
+            "During handling of the above exception",
+            "Killed",
+            "alertname=",
+            "[FIRING:2] ",
+        ]
+    ),
     max_size=60,
 ).map("".join)
 
@@ -64,8 +106,19 @@ def test_non_str_and_huge_inputs() -> None:
     _check(fingerprint(b"bytes"))  # type: ignore[arg-type]
     big_line = "x" * 65536
     t0 = time.perf_counter()
-    for t in (big_line, "1" * 65536, "a:" * 32768, "\x00" * 65536, "0x" * 32768, "Assertion `" * 6000,
-              '  File "' * 8000, "[Rank " * 10000, " " * 65536, "\ud800" * 65536, "NCCL WARN " * 6000 + "\n"):
+    for t in (
+        big_line,
+        "1" * 65536,
+        "a:" * 32768,
+        "\x00" * 65536,
+        "0x" * 32768,
+        "Assertion `" * 6000,
+        '  File "' * 8000,
+        "[Rank " * 10000,
+        " " * 65536,
+        "\ud800" * 65536,
+        "NCCL WARN " * 6000 + "\n",
+    ):
         _check(fingerprint(t))
         _check(fingerprint(t * 20))  # > MAX_ANALYSED: only the head is analysed
     assert time.perf_counter() - t0 < 10
@@ -109,8 +162,13 @@ def test_deterministic_across_processes() -> None:
     keys = [fingerprint(t).key for t in SAMPLES]
     for seed in ("0", "12345"):
         out = subprocess.run(
-            [sys.executable, "-c", code], input=json.dumps(SAMPLES), capture_output=True, text=True, check=True,
-            cwd=ROOT, env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+            [sys.executable, "-c", code],
+            input=json.dumps(SAMPLES),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
         )
         assert json.loads(out.stdout) == keys
 
@@ -133,13 +191,15 @@ def test_shape_cache_agrees_with_a_full_parse() -> None:
     def rewrite(m: re.Match) -> str:
         n = len(m.group())
         width = n if n == 4 or n > 9 else rng.randint(1, 3) if n <= 3 else rng.randint(5, 9)
-        return str(rng.randrange(10 ** (width - 1) if width > 1 else 0, 10 ** width)) if rng.random() < 0.6 else m.group()
+        return str(rng.randrange(10 ** (width - 1) if width > 1 else 0, 10**width)) if rng.random() < 0.6 else m.group()
 
     texts = [json.loads(line)["text"] for line in EXEMPLARS.open(encoding="utf-8")]
     checked = 0
     for text in texts:
-        variants = [text + f"\n[rank{rng.randrange(10 ** rng.randint(1, 6))}] pid {rng.randrange(10 ** rng.randint(1, 7))}"
-                    for _ in range(6)] + [re.sub(r"\d+", rewrite, text) for _ in range(40)]
+        variants = [
+            text + f"\n[rank{rng.randrange(10 ** rng.randint(1, 6))}] pid {rng.randrange(10 ** rng.randint(1, 7))}"
+            for _ in range(6)
+        ] + [re.sub(r"\d+", rewrite, text) for _ in range(40)]
         for v in variants:
             assert fingerprint(v).key == _build(v, False)[0].key, v[:300]
             checked += 1

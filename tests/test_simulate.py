@@ -8,8 +8,20 @@ import pytest
 
 from incidentbot.simulate import NOISE, TEMPLATES, simulate, to_records, write_scenario
 
-FIELDS = {"event_id", "job_id", "message", "time", "cluster", "host", "gpu", "rank", "step", "code_version",
-          "versions", "kind"}
+FIELDS = {
+    "event_id",
+    "job_id",
+    "message",
+    "time",
+    "cluster",
+    "host",
+    "gpu",
+    "rank",
+    "step",
+    "code_version",
+    "versions",
+    "kind",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +84,9 @@ def test_confounders_share_text_across_causes():
 def test_texts_look_real(small):
     msgs = {small.event_template[ev["event_id"]]: ev["message"] for ev in small.events}
     assert "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=" in msgs["nccl_watchdog_timeout"]
-    assert "NVRM: Xid (PCI:0000:" in msgs["xid79_fallen_off_bus"] and "fallen off the bus" in msgs["xid79_fallen_off_bus"]
+    assert (
+        "NVRM: Xid (PCI:0000:" in msgs["xid79_fallen_off_bus"] and "fallen off the bus" in msgs["xid79_fallen_off_bus"]
+    )
     # variable parts vary
     wd = [ev["message"] for ev in small.events if small.event_template[ev["event_id"]] == "nccl_watchdog_timeout"]
     assert len(set(wd)) > 0.9 * len(wd)
@@ -128,12 +142,20 @@ def test_cli_simulate_ingest_analyze_with_the_written_topology(tmp_path):
     import subprocess
     import sys
 
-    env = dict(os.environ, INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", INCIDENTBOT_INGEST_TOKENS="t")
+    env = dict(
+        os.environ, INCIDENTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", INCIDENTBOT_INGEST_TOKENS="t"
+    )
     env.pop("INCIDENTBOT_TOPOLOGY", None)
 
     def run(*args, **extra):
-        out = subprocess.run([sys.executable, "-m", "incidentbot", *args], capture_output=True, text=True,
-                             env={**env, **extra}, cwd=tmp_path, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-m", "incidentbot", *args],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout
 
@@ -157,8 +179,11 @@ def test_load_topology_formats_and_errors(tmp_path):
     js = tmp_path / "t.json"
     js.write_text(json.dumps({"node1": "leaf1", "node3": "leaf2"}))
     assert load_topology(js) == {"node1": "leaf1", "node3": "leaf2"}
-    for bad, needle in (("node1 leaf1 extra\n", "expected 'host switch'"), ('{"node1": 3}', "JSON object"),
-                        ("{not json", "not valid JSON")):
+    for bad, needle in (
+        ("node1 leaf1 extra\n", "expected 'host switch'"),
+        ('{"node1": 3}', "JSON object"),
+        ("{not json", "not valid JSON"),
+    ):
         p = tmp_path / "bad"
         p.write_text(bad)
         with pytest.raises(SettingsError) as exc:
@@ -174,15 +199,31 @@ import dataclasses  # noqa: E402
 import re  # noqa: E402
 
 from incidentbot.analysis.names import (  # noqa: E402
-    candidate_groups, canonical_host, expand_nodelist, link_gpu_ids, normalise_gpu,
+    candidate_groups,
+    canonical_host,
+    expand_nodelist,
+    link_gpu_ids,
+    normalise_gpu,
 )
 from incidentbot.simulate import (  # noqa: E402
-    CLASSIC, NAMINGS, RESTARTS, SINGLE_BUG, Shapes, compress_nodelist, draw_shapes,
+    CLASSIC,
+    NAMINGS,
+    RESTARTS,
+    SINGLE_BUG,
+    Shapes,
+    compress_nodelist,
+    draw_shapes,
 )
 
 TIMEOUT = re.compile(r"Timeout\(ms\)=(\d+)")
-KERNEL = {"xid79_fallen_off_bus", "xid48_dbe", "xid63_row_remap", "xid94_contained", "xid119_gsp_timeout",
-          "nfs_not_responding"}
+KERNEL = {
+    "xid79_fallen_off_bus",
+    "xid48_dbe",
+    "xid63_row_remap",
+    "xid94_contained",
+    "xid119_gsp_timeout",
+    "nfs_not_responding",
+}
 
 
 def shaped(seed=5, size="small", **kw):
@@ -216,10 +257,15 @@ def test_classic_shapes_keep_the_old_fleet():
     assert {ev["gpu"] for ev in sc.events} <= {None} | {f"GPU{g}" for g in range(8)}
 
 
-@pytest.mark.parametrize("naming,pattern", [
-    ("ip", r"10\.\d+\.\d+\.\d+"), ("rack", r"c\d-r\d\d-n\d\d"), ("slurm", r"(node|gpu|dgx|hgx)\d{3}"),
-    ("classic", r"c\d-gpu\d{4}"),
-])
+@pytest.mark.parametrize(
+    "naming,pattern",
+    [
+        ("ip", r"10\.\d+\.\d+\.\d+"),
+        ("rack", r"c\d-r\d\d-n\d\d"),
+        ("slurm", r"(node|gpu|dgx|hgx)\d{3}"),
+        ("classic", r"c\d-gpu\d{4}"),
+    ],
+)
 def test_host_naming_conventions_and_names_reveal_the_leaves(naming, pattern):
     sc = shaped(naming=naming, fqdn_kernel=False, nodelist_jobs=False)
     assert all(re.fullmatch(pattern, h) for h in sc.topology)
@@ -255,8 +301,12 @@ def test_scheduler_lines_carry_the_jobs_node_list():
 
 
 def test_compress_nodelist_round_trips():
-    for hosts in (["node001", "node002", "node003", "node007"], ["gpu-01-ib"], ["c1-r01-n07", "c1-r01-n08"],
-                  ["a", "node9", "node10"]):
+    for hosts in (
+        ["node001", "node002", "node003", "node007"],
+        ["gpu-01-ib"],
+        ["c1-r01-n07", "c1-r01-n08"],
+        ["a", "node9", "node10"],
+    ):
         assert expand_nodelist(compress_nodelist(hosts)) == hosts
     assert compress_nodelist(["node001", "node002", "node003", "node007"]) == "node[001-003,007]"
 
@@ -319,8 +369,11 @@ def test_restart_conventions():
 
 def test_storms_come_after_the_watchdog_timeout_the_text_states():
     sc = shaped(3, size="medium", watchdog_ms=(600000, 1800000))
-    stated = {int(TIMEOUT.search(ev["message"]).group(1)) for ev in sc.events
-              if sc.event_template[ev["event_id"]] == "nccl_watchdog_timeout"}
+    stated = {
+        int(TIMEOUT.search(ev["message"]).group(1))
+        for ev in sc.events
+        if sc.event_template[ev["event_id"]] == "nccl_watchdog_timeout"
+    }
     assert stated == {600000, 1800000}
     # a hardware precursor storm: the watchdog lines come the stated timeout after the Xid
     checked = 0
@@ -363,8 +416,11 @@ def test_single_bug_on_a_torch_cuda_pair():
     bug = of_cause(sc, lambda c: c == SINGLE_BUG)
     assert bug and {(ev["versions"]["torch"], ev["versions"]["cuda"]) for ev in bug} == {("2.3.1", "12.6")}
     # each half of the pair also ran without the other (clean exposure the onset must not count against it)
-    ran = {(ev["versions"]["torch"], ev["versions"]["cuda"]) for ev in sc.events
-           if sc.event_template[ev["event_id"]] == "progress"}
+    ran = {
+        (ev["versions"]["torch"], ev["versions"]["cuda"])
+        for ev in sc.events
+        if sc.event_template[ev["event_id"]] == "progress"
+    }
     assert ("2.3.0", "12.6") in ran and ("2.3.1", "12.4") in ran
 
 
@@ -382,8 +438,11 @@ def test_driver_stands_for_the_cluster():
 def test_data_fault_may_move_to_another_rank_after_a_restart():
     moved = shaped(3, data_rank_moves=True)
     fixed = shaped(3, data_rank_moves=False)
-    ranks = lambda sc: {ev["rank"] for ev in of_cause(sc, lambda c: c.startswith("data-"))  # noqa: E731
-                        if sc.event_template[ev["event_id"]] == "dataloader_zlib_error"}
+    ranks = lambda sc: {
+        ev["rank"]
+        for ev in of_cause(sc, lambda c: c.startswith("data-"))  # noqa: E731
+        if sc.event_template[ev["event_id"]] == "dataloader_zlib_error"
+    }
     assert len(ranks(fixed)) == 1
     assert len(ranks(moved)) > 1
 

@@ -17,7 +17,9 @@ def _hypotheses(rt) -> int:
 
 def test_slash_analyze_waits_for_the_lease(slack_harness):
     h = slack_harness
-    h.ingest([{"job_id": f"j{i}", "host": "node-1", "code_version": "v2", "message": ILLEGAL, "rank": i} for i in range(30)])
+    h.ingest(
+        [{"job_id": f"j{i}", "host": "node-1", "code_version": "v2", "message": ILLEGAL, "rank": i} for i in range(30)]
+    )
     holder = "test-holder"
     assert h.rt.hypotheses._claim(holder)  # another replica's analysis is running
     try:

@@ -13,12 +13,15 @@ from incidentbot.settings import SettingsError, load_settings
 from incidentbot.slack.channels import resolve_channel_names
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("C0123ABCDEF", ["C0123ABCDEF"]),
-    ("#gpu-incidents", ["#gpu-incidents"]),
-    (" gpu-incidents , C0123ABCDEF ,", ["gpu-incidents", "C0123ABCDEF"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("C0123ABCDEF", ["C0123ABCDEF"]),
+        ("#gpu-incidents", ["#gpu-incidents"]),
+        (" gpu-incidents , C0123ABCDEF ,", ["gpu-incidents", "C0123ABCDEF"]),
+        ("", []),
+    ],
+)
 def test_channel_values(value, expected):
     s = load_settings(channel=value)
     assert s.channels == expected
@@ -78,8 +81,12 @@ def test_alerts_go_to_the_first_channel(db, settings_factory, slack):
     app = build_app(rt, slack=SlackSetup(client=client, signing_secret="s"), start_workers=True)
     with LiveServer(app) as service:
         import httpx
-        r = httpx.post(f"{service.url}/v1/events", json={"events": [event(event_id="a1")]},
-                       headers={"Authorization": "Bearer test-token"})
+
+        r = httpx.post(
+            f"{service.url}/v1/events",
+            json={"events": [event(event_id="a1")]},
+            headers={"Authorization": "Bearer test-token"},
+        )
         assert r.status_code == 202
         alert = ws.wait_for(lambda: ws.messages(first), timeout=10)
         assert "illegal memory access" in json.dumps(alert[0]["blocks"]).lower()

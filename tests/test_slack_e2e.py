@@ -10,9 +10,11 @@ from sqlalchemy import func, select
 from incidentbot.models import Outbox
 from tests.conftest import event, eventually
 
-WATCHDOG = ("[rank{r}]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
-            "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
-            "Timeout(ms)=600000) ran for 600061 milliseconds before timing out.")
+WATCHDOG = (
+    "[rank{r}]:[E1206 18:44:12.715298746 ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught collective "
+    "operation timeout: WorkNCCL(SeqNum=7753, OpType=ALLREDUCE, NumelIn=544997376, NumelOut=544997376, "
+    "Timeout(ms)=600000) ran for 600061 milliseconds before timing out."
+)
 
 
 def test_help_and_unknown_commands_reply_ephemerally(slack_harness):
@@ -22,7 +24,19 @@ def test_help_and_unknown_commands_reply_ephemerally(slack_harness):
     body = h.reply(resp)
     assert body.get("response_type", "ephemeral") == "ephemeral"
     text = json.dumps(body)
-    for sub in ("list", "show", "signatures", "vote", "resolve", "merge", "split", "mute", "reopen", "runbooks", "digest"):
+    for sub in (
+        "list",
+        "show",
+        "signatures",
+        "vote",
+        "resolve",
+        "merge",
+        "split",
+        "mute",
+        "reopen",
+        "runbooks",
+        "digest",
+    ):
         assert sub in text
     resp = h.command("frobnicate now")
     reply = h.reply_text(resp)
@@ -38,13 +52,23 @@ def _shows_count(message: dict, n: int) -> bool:
 
 def test_alert_is_posted_once_and_updated_in_place(slack_harness):
     h = slack_harness
-    h.ingest([event(event_id=f"w{i}", job_id="job-a", host=f"h{i % 4}", rank=i, message=WATCHDOG.format(r=i)) for i in range(50)])
+    h.ingest(
+        [
+            event(event_id=f"w{i}", job_id="job-a", host=f"h{i % 4}", rank=i, message=WATCHDOG.format(r=i))
+            for i in range(50)
+        ]
+    )
     msgs = h.ws.wait_for(lambda: h.channel_messages(), timeout=10)
     assert len(msgs) == 1
     first = msgs[0]
     assert "NCCL" in json.dumps(first["blocks"]) and _shows_count(first, 50)
     for batch in range(3):
-        h.ingest([event(event_id=f"w{batch}-{i}", job_id="job-b", host=f"h{i}", rank=i, message=WATCHDOG.format(r=i)) for i in range(100)])
+        h.ingest(
+            [
+                event(event_id=f"w{batch}-{i}", job_id="job-b", host=f"h{i}", rank=i, message=WATCHDOG.format(r=i))
+                for i in range(100)
+            ]
+        )
     h.ws.wait_for(lambda: _shows_count(h.ws.message(h.channel, first["ts"]), 350), timeout=15)
     assert len(h.channel_messages()) == 1, "a storm is one message, edited in place"
     edits = h.ws.edit_count(h.channel, first["ts"])
@@ -68,7 +92,9 @@ def test_429_storm_every_message_delivered_exactly_once(slack_harness):
 
     def posts_pending():
         with h.rt.db.read() as s:
-            return s.scalar(select(func.count()).select_from(Outbox).where(Outbox.op == "post", Outbox.status != "done"))
+            return s.scalar(
+                select(func.count()).select_from(Outbox).where(Outbox.op == "post", Outbox.status != "done")
+            )
 
     eventually(lambda: posts_pending() == 0)
     assert len(h.ws.calls("chat.postMessage")) >= 5 + 4 + 2
@@ -80,13 +106,22 @@ def test_bad_or_stale_signatures_are_refused_without_effect(slack_harness):
     forged = h.sim.slash_command("/incident", "vote", user="UALICE", channel=h.channel, bad_signature=True)
     assert stale.status == 401 and forged.status == 401
     from incidentbot.models import Poll
+
     with h.rt.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Poll)) == 0
 
 
 def test_mentions_and_links_in_failure_text_are_inert(slack_harness):
     h = slack_harness
-    h.ingest([event(event_id="evil", job_id="<!channel> job", message="RuntimeError: <!channel> <@U123> <https://evil.example|click> & <!here>")])
+    h.ingest(
+        [
+            event(
+                event_id="evil",
+                job_id="<!channel> job",
+                message="RuntimeError: <!channel> <@U123> <https://evil.example|click> & <!here>",
+            )
+        ]
+    )
     msg = h.ws.wait_for(lambda: h.channel_messages(), timeout=10)[0]
     raw = json.dumps(msg["blocks"]) + msg["text"]
     assert "<!channel>" not in raw and "<@U123>" not in raw and "<!here>" not in raw and "<https://evil" not in raw
@@ -95,7 +130,16 @@ def test_mentions_and_links_in_failure_text_are_inert(slack_harness):
 
 def test_show_signature_and_list_through_slack(slack_harness):
     h = slack_harness
-    h.ingest([event(event_id=f"o{i}", rank=i, message="torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB") for i in range(3)])
+    h.ingest(
+        [
+            event(
+                event_id=f"o{i}",
+                rank=i,
+                message="torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+            )
+            for i in range(3)
+        ]
+    )
     h.ws.wait_for(lambda: h.channel_messages(), timeout=10)
     resp = h.command("show S-1")
     text = h.reply_text(resp)

@@ -23,15 +23,28 @@ def socket_service(db, settings_factory):
     for name in ("alice", "bob"):
         ws.add_user(name, user_id=f"U{name.upper()}")
     server = run_in_thread(ws)
-    settings = settings_factory(channel=channel, slack_bot_token=ws.bot_token, slack_app_token=ws.app_token,
-                                slack_signing_secret=None, slack_api_url=server.api_url, alert_update_interval=0.5,
-                                analysis_debounce=0.2, scheduler="off", admins="UALICE")
+    settings = settings_factory(
+        channel=channel,
+        slack_bot_token=ws.bot_token,
+        slack_app_token=ws.app_token,
+        slack_signing_secret=None,
+        slack_api_url=server.api_url,
+        alert_update_interval=0.5,
+        analysis_debounce=0.2,
+        scheduler="off",
+        admins="UALICE",
+    )
     rt = build_runtime(settings, db=db, migrate=False)
     try:
         with LiveServer(build_app(rt, start_workers=True)) as service:
             assert ws.socket_mode.wait_connected(10), "the service did not open its Socket Mode connection"
-            sim = SlackSimulator(ws, bot_url=f"{service.url}/slack/events", signing_secret="unused",
-                                 localslack_url=server.url, socket_mode=True)
+            sim = SlackSimulator(
+                ws,
+                bot_url=f"{service.url}/slack/events",
+                signing_secret="unused",
+                localslack_url=server.url,
+                socket_mode=True,
+            )
             yield ws, sim, service, channel
             sim.close()
     finally:
@@ -50,8 +63,11 @@ def _reply(sim: SlackSimulator, resp, user: str = "UALICE") -> str:
     body = resp.json
     if isinstance(body, dict) and body.get("blocks"):
         return json.dumps(body)
-    return json.dumps(sim.wait_for_reply(user, lambda r: bool(r.get("blocks")) and "Working on it" not in (r.get("text") or ""),
-                                         timeout=10))
+    return json.dumps(
+        sim.wait_for_reply(
+            user, lambda r: bool(r.get("blocks")) and "Working on it" not in (r.get("text") or ""), timeout=10
+        )
+    )
 
 
 def test_commands_and_buttons_arrive_over_the_socket(socket_service):
@@ -62,8 +78,11 @@ def test_commands_and_buttons_arrive_over_the_socket(socket_service):
     assert resp.status == 200 and resp.elapsed < 3
     assert all(sub in _reply(sim, resp) for sub in ("list", "show", "vote", "mute"))
 
-    r = httpx.post(f"{service.url}/v1/events", headers={"Authorization": "Bearer test-token"},
-                   json={"events": [event(event_id=f"e{i}", host="gpu-node-7", rank=i) for i in range(3)]})
+    r = httpx.post(
+        f"{service.url}/v1/events",
+        headers={"Authorization": "Bearer test-token"},
+        json={"events": [event(event_id=f"e{i}", host="gpu-node-7", rank=i) for i in range(3)]},
+    )
     assert r.status_code == 202
     alert = ws.wait_for(lambda: ws.messages(channel), timeout=10)[0]
     assert "illegal memory access" in json.dumps(alert["blocks"]).lower()
@@ -74,7 +93,9 @@ def test_commands_and_buttons_arrive_over_the_socket(socket_service):
     # Buttons on the alert: each click is an `interactive` envelope, acknowledged on the socket.
     click = sim.click_button(user="UBOB", action_id="ib:show", channel=channel, message_ts=alert["ts"])
     assert click.status == 200 and click.elapsed < 3
-    sim.wait_for_reply("UBOB", lambda r: "S-1" in json.dumps(r) and "Working on it" not in (r.get("text") or ""), timeout=10)
+    sim.wait_for_reply(
+        "UBOB", lambda r: "S-1" in json.dumps(r) and "Working on it" not in (r.get("text") or ""), timeout=10
+    )
     sim.click_button(user="UALICE", action_id="ib:mute", channel=channel, message_ts=alert["ts"])
     ws.wait_for(lambda: "muted" in json.dumps(ws.message(channel, alert["ts"])["blocks"]).lower(), timeout=10)
 
@@ -97,11 +118,20 @@ def test_http_request_url_refuses_everything_without_a_signing_secret(sqlite_onl
 
     _ws, _sim, service, channel = socket_service
     # Signed with an empty key: what an unset secret would verify against.
-    body = urlencode({"command": "/incident", "text": "merge H-1 H-2", "user_id": "UALICE", "channel_id": channel}).encode()
+    body = urlencode(
+        {"command": "/incident", "text": "merge H-1 H-2", "user_id": "UALICE", "channel_id": channel}
+    ).encode()
     ts = str(int(time.time()))
     sig = "v0=" + hmac.new(b"", f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    r = httpx.post(f"{service.url}/slack/events", content=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig})
+    r = httpx.post(
+        f"{service.url}/slack/events",
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": sig,
+        },
+    )
     assert r.status_code == 404 and "Socket Mode" in r.text
 
 

@@ -23,7 +23,10 @@ LOGDIR = DATA / "logdir"
 
 PLACES = [
     ("logs/job42_iwzyy02b/attempt_1/0/error.json", ErrorFilePlace(attempt=1, local_rank=0, run_id="job42")),
-    ("/tmp/torchelastic_k2j3/none_zfqx3oe1/attempt_0/7/error.json", ErrorFilePlace(attempt=0, local_rank=7, run_id="none")),
+    (
+        "/tmp/torchelastic_k2j3/none_zfqx3oe1/attempt_0/7/error.json",
+        ErrorFilePlace(attempt=0, local_rank=7, run_id="none"),
+    ),
     ("/x/my_run_id_abcd1234/attempt_12/3/error.json", ErrorFilePlace(attempt=12, local_rank=3, run_id="my_run_id")),
     ("attempt_2/5/error.json", ErrorFilePlace(attempt=2, local_rank=5, run_id=None)),
 ]
@@ -58,7 +61,9 @@ def test_real_error_files_of_a_torchrun_run():
 
 
 def test_rank_the_message_names_wins_and_flags_fill_the_rest():
-    text = json.dumps({"message": {"message": "[Rank 12] Watchdog caught collective operation timeout", "extraInfo": {}}})
+    text = json.dumps(
+        {"message": {"message": "[Rank 12] Watchdog caught collective operation timeout", "extraInfo": {}}}
+    )
     ev = from_torchelastic(text, rank=3, path="run_abcdefgh/attempt_0/4/error.json")
     assert ev["rank"] == 12 and ev["attributes"]["local_rank"] == 4 and ev["job_id"] == "run"
     bare = from_torchelastic(json.dumps({"message": "boom"}), rank=3, job_id="j")
@@ -69,8 +74,14 @@ def test_rank_the_message_names_wins_and_flags_fill_the_rest():
 
 
 def _cli(args, env, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "incidentbot", "ingest", *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "incidentbot", "ingest", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_a_whole_log_directory_twice_is_stored_once_with_the_hostname(tmp_path, live_server):
@@ -80,7 +91,12 @@ def test_a_whole_log_directory_twice_is_stored_once_with_the_hostname(tmp_path, 
     args = ["--torchelastic", str(logdir), "--url", live_server.url, "--token", "test-token"]
     out = _cli(args, env)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"accepted": 4, "duplicates": 0, "rejected": 0, "skipped": 0}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "accepted": 4,
+        "duplicates": 0,
+        "rejected": 0,
+        "skipped": 0,
+    }
     out = _cli(args, env)
     assert json.loads(out.stdout.strip().splitlines()[-1])["duplicates"] == 4
     events = httpx.get(f"{live_server.url}/v1/events", headers={"Authorization": "Bearer test-token"}).json()["events"]
@@ -93,8 +109,12 @@ def test_a_whole_log_directory_twice_is_stored_once_with_the_hostname(tmp_path, 
 
 
 def _torch_python() -> str | None:
-    candidates = [os.environ.get("INCIDENTBOT_TEST_TORCH_PYTHON"), sys.executable, "/work/torchvenv/bin/python",
-                  shutil.which("python3")]
+    candidates = [
+        os.environ.get("INCIDENTBOT_TEST_TORCH_PYTHON"),
+        sys.executable,
+        "/work/torchvenv/bin/python",
+        shutil.which("python3"),
+    ]
     for c in candidates:
         if c and Path(c).exists():
             ok = subprocess.run([c, "-c", "import torch.distributed.run"], capture_output=True, timeout=120)
@@ -108,11 +128,24 @@ def test_a_real_torchrun_run_end_to_end(tmp_path, live_server):
     if python is None:
         pytest.skip("no interpreter here can import torch (set INCIDENTBOT_TEST_TORCH_PYTHON to one that can)")
     logdir = tmp_path / "logs"
-    cmd = [python, "-m", "torch.distributed.run", "--nproc_per_node=2", "--rdzv-backend=c10d",
-           f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--rdzv-id=e2e7", "--log-dir", str(logdir), "--tee", "3",
-           str(DATA / "fail_rank1.py")]
+    cmd = [
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{free_port()}",
+        "--rdzv-id=e2e7",
+        "--log-dir",
+        str(logdir),
+        "--tee",
+        "3",
+        str(DATA / "fail_rank1.py"),
+    ]
     with open(tmp_path / "stdout.log", "w") as out, open(tmp_path / "stderr.log", "w") as err:
-        rc = subprocess.run(cmd, stdout=out, stderr=err, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+        rc = subprocess.run(
+            cmd, stdout=out, stderr=err, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        ).returncode
     assert rc != 0
     env = {"PATH": "/usr/bin:/bin", "INCIDENTBOT_URL": f"http://127.0.0.1:{free_port()}"}
     common = ["--url", live_server.url, "--token", "test-token"]
@@ -120,7 +153,9 @@ def test_a_real_torchrun_run_end_to_end(tmp_path, live_server):
     assert out.returncode == 0, out.stderr
     out = _cli(["--torchelastic", str(logdir), "--host", "node-e2e", *common], env)
     assert out.returncode == 0, out.stderr
-    events = httpx.get(f"{live_server.url}/v1/events", params={"limit": 500}, headers={"Authorization": "Bearer test-token"}).json()["events"]
+    events = httpx.get(
+        f"{live_server.url}/v1/events", params={"limit": 500}, headers={"Authorization": "Bearer test-token"}
+    ).json()["events"]
     files = [e for e in events if e["attributes"].get("source") == "torchelastic"]
     assert {(e["job_id"], e["rank"], e["attributes"]["attempt"]) for e in files} == {("e2e7", 0, 0), ("e2e7", 1, 0)}
     logs = [e for e in events if e["attributes"].get("source") == "logfile"]

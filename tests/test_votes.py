@@ -16,7 +16,10 @@ from incidentbot.runtime import build_runtime
 
 def make_hypotheses(db, n=2):
     with db.write() as s:
-        hs = [Hypothesis(title=f"Cause number {i}", cause_class="software", evidence=[f"evidence line {i}"]) for i in range(n)]
+        hs = [
+            Hypothesis(title=f"Cause number {i}", cause_class="software", evidence=[f"evidence line {i}"])
+            for i in range(n)
+        ]
         s.add_all(hs)
         s.flush()
         return [h.id for h in hs]
@@ -49,7 +52,9 @@ def test_fifty_concurrent_voters_give_an_exact_tally_with_few_edits(slack_harnes
 
     def vote(user):
         for oid in plan[user]:
-            r = h.sim.click_button(user=user, action_id="ib:vote", channel=h.channel, message_ts=msg["ts"], block_id=f"opt:{oid}")
+            r = h.sim.click_button(
+                user=user, action_id="ib:vote", channel=h.channel, message_ts=msg["ts"], block_id=f"opt:{oid}"
+            )
             assert r.status == 200
 
     with ThreadPoolExecutor(16) as pool:
@@ -85,8 +90,15 @@ def test_closing_rules_and_late_clicks(slack_harness):
     assert "Closed P-1" in h.reply_text(closed)
     with h.rt.db.read() as s:
         opt = s.scalars(select(PollOption).where(PollOption.poll_id == 1)).first()
-    h.sim.click_button(user="UCAROL", action_id="ib:vote", channel=h.channel, message_ts=msg["ts"],
-                       block_id=f"opt:{opt.id}", strict=False, value=f"1:{opt.id}")
+    h.sim.click_button(
+        user="UCAROL",
+        action_id="ib:vote",
+        channel=h.channel,
+        message_ts=msg["ts"],
+        block_id=f"opt:{opt.id}",
+        strict=False,
+        value=f"1:{opt.id}",
+    )
     reply = h.sim.wait_for_reply("UCAROL", lambda r: "closed" in json.dumps(r), timeout=10)
     assert "closed" in json.dumps(reply)
     with h.rt.db.read() as s:
@@ -107,7 +119,9 @@ def test_deadline_closes_the_poll_after_a_restart(db, settings_factory):
     clock = FakeClock(datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc))
     rt = build_runtime(settings_factory(), db=db, migrate=False, clock=clock)
     h1, h2 = make_hypotheses(db)
-    pid = rt.votes.create(creator="UALICE", channel=None, hypothesis_ids=[h1, h2], closes_at=clock.now + timedelta(hours=2))
+    pid = rt.votes.create(
+        creator="UALICE", channel=None, hypothesis_ids=[h1, h2], closes_at=clock.now + timedelta(hours=2)
+    )
     assert rt.votes.close_due() is False
     # "Restart": a new runtime, later.
     clock2 = FakeClock(clock.now + timedelta(hours=3))
@@ -123,11 +137,23 @@ def test_calibration_matches_a_hand_computation(db, settings_factory):
     h1, h2, h3 = make_hypotheses(db, 3)
     pid = rt.votes.create(creator="UALICE", channel=None, hypothesis_ids=[h1, h2, h3], anonymous=False)
     with db.read() as s:
-        opts = {o.kind + str(o.hypothesis_id or ""): o.id for o in s.scalars(select(PollOption).where(PollOption.poll_id == pid))}
+        opts = {
+            o.kind + str(o.hypothesis_id or ""): o.id
+            for o in s.scalars(select(PollOption).where(PollOption.poll_id == pid))
+        }
     # 5 for H1, 3 for H2, 1 for H3 (the truth), 1 for "one cause"
-    ballots = {"U1": f"hypothesis{h1}", "U2": f"hypothesis{h1}", "U3": f"hypothesis{h1}", "U4": f"hypothesis{h1}",
-               "U5": f"hypothesis{h1}", "U6": f"hypothesis{h2}", "U7": f"hypothesis{h2}", "U8": f"hypothesis{h2}",
-               "U9": f"hypothesis{h3}", "U10": "one_cause"}
+    ballots = {
+        "U1": f"hypothesis{h1}",
+        "U2": f"hypothesis{h1}",
+        "U3": f"hypothesis{h1}",
+        "U4": f"hypothesis{h1}",
+        "U5": f"hypothesis{h1}",
+        "U6": f"hypothesis{h2}",
+        "U7": f"hypothesis{h2}",
+        "U8": f"hypothesis{h2}",
+        "U9": f"hypothesis{h3}",
+        "U10": "one_cause",
+    }
     for user, key in ballots.items():
         rt.votes.cast(poll_id=pid, user=user, option_id=opts[key])
     rt.resolutions.resolve(h3, cause="torch.sum bug upstream", fix="pin torch", actor="UALICE")
@@ -146,7 +172,9 @@ def test_calibration_matches_a_hand_computation(db, settings_factory):
 
 
 def _click_option(h, msg, option_id: int, user: str):
-    h.sim.click_button(user=user, action_id="ib:vote", channel=h.channel, message_ts=msg["ts"], block_id=f"opt:{option_id}")
+    h.sim.click_button(
+        user=user, action_id="ib:vote", channel=h.channel, message_ts=msg["ts"], block_id=f"opt:{option_id}"
+    )
 
 
 def test_open_ballot_deadline_show_outcome_and_stats_through_slack(slack_harness):
@@ -157,7 +185,11 @@ def test_open_ballot_deadline_show_outcome_and_stats_through_slack(slack_harness
     msg = h.ws.wait_for(lambda: poll_message(h), timeout=10)
     assert "closes" in json.dumps(msg["blocks"]) and "open ballot" in json.dumps(msg["blocks"])
     with h.rt.db.read() as s:
-        opts = {o.hypothesis_id: o.id for o in s.scalars(select(PollOption).where(PollOption.poll_id == 1)) if o.hypothesis_id}
+        opts = {
+            o.hypothesis_id: o.id
+            for o in s.scalars(select(PollOption).where(PollOption.poll_id == 1))
+            if o.hypothesis_id
+        }
     # Two for H1, one (Carol) for H2: an open ballot shows who voted what.
     for user, hyp in (("UALICE", h1), ("UBOB", h1), ("UCAROL", h2)):
         _click_option(h, msg, opts[hyp], user)
@@ -168,7 +200,9 @@ def test_open_ballot_deadline_show_outcome_and_stats_through_slack(slack_harness
     h.rt.resolutions.resolve(h2, cause="the least-voted one", actor="UALICE")
     h.ws.wait_for(lambda: "Underdog win" in json.dumps(h.ws.message(h.channel, msg["ts"])["blocks"]), timeout=10)
     # Each voter's record, privately.
-    assert "1 resolved open-ballot polls: 1 right (100%)" in h.reply_text(h.command("vote stats", user="UCAROL"), user="UCAROL")
+    assert "1 resolved open-ballot polls: 1 right (100%)" in h.reply_text(
+        h.command("vote stats", user="UCAROL"), user="UCAROL"
+    )
     assert "0 right (0%)" in h.reply_text(h.command("vote stats", user="UBOB"), user="UBOB")
 
 

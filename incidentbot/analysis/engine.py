@@ -39,7 +39,7 @@ from .coverage import cover, is_job_level_text, routine_signatures
 from .hypothesis import Hyp
 from .incidents import find_anchored, find_incidents
 from .index import Index
-from .localisation import localise
+from .localisation import localise, separate_gpus
 from .merging import human_only, merge
 from .model import Constraints, EventRecord, Proposal, SignatureInfo, Topology
 from .onset import onset, onset_split
@@ -80,6 +80,7 @@ def _run(ix: Index) -> list[Proposal]:
             keep = onset(ix, s, idx)
             if len(ix.components) == n_before:
                 left[s] = keep
+    separate_gpus(ix)
     # incidents, pass 1: one job's failure begun by one host's own hardware or network line (incidents.py)
     find_anchored(ix)
     left = {s: kept for s, idx in left.items() if (kept := [i for i in idx if i not in ix.taken])}

@@ -23,6 +23,15 @@ def device_of(ix: Index, i: int) -> str | None:
     return devs[i]
 
 
+def dominant_device(ix: Index, idx) -> str | None:
+    """The GPU (as ``gpus.device_of`` names it) that at least 80% of these events name, if two or more do."""
+    g = Counter(d for i in idx if (d := device_of(ix, i)) is not None)
+    if not g:
+        return None
+    d, n = g.most_common(1)[0]
+    return d if n >= 2 and n >= 0.8 * sum(g.values()) else None
+
+
 def gpus_per_host(ix: Index) -> int:
     """GPUs per host: the highest GPU index seen anywhere, plus one (at least 2, at most 16).
     Hosts of one fleet are alike, and a host's few events name only a few of its GPUs."""

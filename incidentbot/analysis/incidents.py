@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from .coverage import is_benign_text, is_job_level_text
-from .gpus import device_of
+from .gpus import device_of, dominant_device
 from .hypothesis import Hyp
 from .index import Component, Index, fmt_p
 
@@ -542,13 +542,22 @@ def find_anchored(ix: Index) -> None:
     n_dev = Counter(h for h, _d in groups)
     # GPUs already blamed on a host (localisation.py's GPU-level pass, keyed by the host): an incident
     # on that GPU joins it, one on another GPU of the host is a hypothesis of its own
+    # (a host with two GPUs pinned has them keyed by host and GPU: localisation.separate_gpus)
     blamed: dict[str, set[str]] = defaultdict(set)
+    own_key: set[tuple[str, str]] = set()
     for c in ix.components:
-        if c.kind == "localised_hardware" and len(c.key) == 2 and c.key[0] == "host":
-            for gpu in c.scope.get("gpus", []):
+        if c.kind == "localised_hardware" and c.key[0] == "host":
+            if len(c.key) == 3:
+                own_key.add((c.key[1], c.key[2]))
+                continue
+            dd = dominant_device(ix, c.events)
+            for gpu in [f"{c.key[1]}/{dd}"] if dd is not None else c.scope.get("gpus", []):
                 blamed[c.key[1]].add(gpu.split("/", 1)[1])
     for (h, d), incs in sorted(groups.items()):
-        if d in ("host", "nic") or not blamed[h]:
+        key: tuple[str, ...]
+        if (h, d) in own_key:
+            key = ("host", h, d)
+        elif d in ("host", "nic") or not blamed[h]:
             key = ("host", h) if n_dev[h] == 1 else ("host", h, d)
         else:
             key = ("host", h) if d in blamed[h] else ("host", h, d)

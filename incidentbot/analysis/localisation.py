@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from .gpus import device_of, gpus_per_host
+from .gpus import device_of, dominant_device, gpus_per_host
 from .index import Component, Index, fmt_p
 from .stats import binom_sf
 
@@ -122,8 +122,8 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
         ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
     # then one GPU of a host: a bad GPU concentrates on one device, a code bug spreads over ranks
     # (a network text's PCI bus id is its NIC's, and a link fault is a switch's or the host's: not here)
-    if not suspects and ix.sig_class(s) != "network":
-        _gpu_hits(ix, s, with_host, rest, w, W, n, len(jobs), min_k, alpha)
+    if ix.sig_class(s) != "network":
+        _gpu_hits(ix, s, with_host, rest, w, W, n, len(jobs), min_k, alpha, suspects=suspects)
     # then a spread over several hosts of one switch, none of them alone enough
     if ix.topo and not suspects:
         sw_w: dict[str, float] = defaultdict(float)
@@ -157,13 +157,18 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
     return [i for i in idx if i in rest]
 
 
-def _gpu_hits(ix: Index, s, with_host, rest, w, W, n, n_runs, min_k, alpha) -> None:
+def _gpu_hits(ix: Index, s, with_host, rest, w, W, n, n_runs, min_k, alpha, *, suspects: Sequence[str] = ()) -> None:
     """Occurrences on one GPU of a host beyond its share, Bonferroni over every host x GPU: the
     events of s on that host (that GPU, or none named) are its. The share is the host's exposure
     times the share of the text's occurrences ON OTHER HOSTS that name that GPU index (smoothed
     towards 1/GPUs per host): a line logged by local rank 0 sits on GPU 0 of every host and is no
-    one GPU's fault; a bad GPU's text is elsewhere spread over indices, or absent."""
+    one GPU's fault; a bad GPU's text is elsewhere spread over indices, or absent.
+
+    With ``suspects`` (hosts other texts already pinned), only their GPUs are tested, corrected for
+    that many: a host with one bad GPU is where a second one is looked for, and a GPU other than
+    the one already blamed there is a fault of its own (its own hypothesis, its own ticket)."""
     n_gpu = gpus_per_host(ix)
+    sus = set(suspects)
     units: dict[tuple[str, str], set] = defaultdict(set)
     for i in with_host:
         d = device_of(ix, i)
@@ -175,12 +180,12 @@ def _gpu_hits(ix: Index, s, with_host, rest, w, W, n, n_runs, min_k, alpha) -> N
     on_host: Counter = Counter()
     for (h, _d), u in units.items():
         on_host[h] += len(u)
-    n_tests = len(w) * n_gpu
+    n_tests = (len(sus) if sus else len(w)) * n_gpu
     for (h, d), u in sorted(units.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         k = len(u)
         if k < min_k:
             break
-        if h not in w:
+        if h not in w or (sus and h not in sus):
             continue
         others = sum(by_dev.values()) - on_host[h]
         q = (by_dev[d] - k + 1) / (others + n_gpu)
@@ -199,6 +204,39 @@ def _gpu_hits(ix: Index, s, with_host, rest, w, W, n, n_runs, min_k, alpha) -> N
         ]
         scope = {"hosts": [h], "gpus": [f"{h}/{d}"]}
         ix.add(Component(s, "localised_hardware", ("host", h), take, p, ev, scope, cause_class="hardware"))
+
+
+def separate_gpus(ix: Index) -> None:
+    """Two GPUs of one host pinned by different texts are two faults (two hypotheses, two tickets):
+    their components are keyed by host and GPU, and a host-level text's lines on either GPU go with
+    that GPU. A host with one pinned GPU keeps one hypothesis for all its texts."""
+    by_host: dict[str, list[tuple[Component, str | None]]] = defaultdict(list)
+    for c in ix.components:
+        if c.kind == "localised_hardware" and len(c.key) == 2 and c.key[0] == "host":
+            by_host[c.key[1]].append((c, dominant_device(ix, c.events)))
+    for h, comps in sorted(by_host.items()):
+        devs = sorted({d for _c, d in comps if d is not None})
+        if len(devs) < 2:
+            continue
+        for c, d in comps:
+            if d is not None:
+                c.key = ("host", h, d)
+                c.scope = {"hosts": [h], "gpus": [f"{h}/{d}"]}
+                continue
+            # a host-level component (its text spread over the host's GPUs): each pinned GPU's lines to it
+            for dv in devs:
+                idx = [i for i in c.events if device_of(ix, i) == dv]
+                if not idx:
+                    continue
+                gone = set(idx)
+                c.events = [i for i in c.events if i not in gone]
+                ev = [
+                    f"{ix.sig_title(c.sig)}: {len(idx)} of its occurrences on host {h} are on GPU {dv}, blamed by another text"
+                ]
+                scope = {"hosts": [h], "gpus": [f"{h}/{dv}"]}
+                ix.components.append(
+                    Component(c.sig, c.kind, ("host", h, dv), idx, c.p, ev, scope, cause_class=c.cause_class)
+                )
 
 
 def _one_gpu(ix: Index, idx: list[int]) -> bool:

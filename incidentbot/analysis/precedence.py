@@ -97,6 +97,9 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         known = ix.sig_class(ps) in ("hardware", "network")
         if (c >= 2 or frac_storms >= 0.5 or (known and frac_near >= 0.8)) and frac_near >= 0.3:
             reliable.add((ps, s))
+    # a line of a hypothesis already pinned to a host's hardware or a switch, in the storm's job just
+    # before it, is the rank that failed first (as fr_trace finds it): no need to precede storms often
+    pinned = {hi for hi, h in enumerate(hyps) if any(c.kind in ("localised_hardware", "switch") for c in h.comps)}
     new_h: dict[tuple, int] = {}  # (precursor signature, its switch) -> new storm hypothesis index
     stats: dict[tuple[int, int], dict] = {}  # (hyp, storm sig) -> bursts, events, lags, precursor sigs
     order = sorted(range(len(ix.storm_bursts)), key=lambda b: (starts[b][2], b))
@@ -128,7 +131,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
             ps = ix.ev[i].signature_id
             if i in ix.in_storm:
                 continue
-            if (ps, s) in reliable or incidents.precursor(ix, owner, i):
+            if (ps, s) in reliable or incidents.precursor(ix, owner, i) or owner.get(i) in pinned:
                 best = i
                 break
         if best is None:

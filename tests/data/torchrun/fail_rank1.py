@@ -1,4 +1,5 @@
 """A 2-process torchrun job in which rank 1 raises under @record (chained cause)."""
+
 import os
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
