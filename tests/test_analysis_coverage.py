@@ -198,3 +198,46 @@ def test_two_scheduler_lines_on_how_jobs_ended_are_covered(title, category, cove
         assert set(p.event_ids) == ids
     else:
         assert holders == []
+
+
+CUDAWARN, CHILD, OTHER = 35, 36, 37
+
+
+def either_order_fleet(*, together: bool) -> Fleet:
+    """Failures of two texts from two ranks, milliseconds apart, now one first and now the
+    other; or (``together=False``) two texts that never come together, each followed by the
+    launcher's child-failed line."""
+    f = fleet(n_jobs=6)
+    f.sig(CUDAWARN, "NCCL WARN: Cuda failure 'invalid argument'", "nccl_warn", "software")
+    f.sig(CHILD, "torchrun child process failed (exitcode 1)", "torchelastic", "unknown")
+    f.sig(OTHER, "RuntimeError: CUDA error: device-side assert triggered", "cuda_runtime", "software")
+    for k in range(6):
+        j, hs = f"j{k}", f.jobs[f"j{k}"].hosts
+        t = f.jobs[j].start + 2_000 + 1_000 * k
+        if together:
+            first, second = (CUDAWARN, OTHER) if k % 3 else (OTHER, CUDAWARN)
+            f.event(first, j, None, hs[0], rank=3, at=t)
+            f.event(second, j, None, hs[1], rank=9, at=t + 0.4)
+            f.event(second, j, None, hs[2], rank=17, at=t + 0.6)
+        else:
+            f.event(CUDAWARN if k % 2 else OTHER, j, None, hs[k % 4], rank=3, at=t)
+            f.event(CHILD, j, None, hs[k % 4], rank=3, at=t + 20)
+    return f
+
+
+def test_two_texts_of_one_failure_in_either_order_are_one_hypothesis():
+    f = either_order_fleet(together=True)
+    props = analyze(f.events, f.signatures)
+    holders = [p for p in props if set(p.event_ids) & (f.ids(CUDAWARN) | f.ids(OTHER))]
+    assert len(holders) == 1, [p.title for p in holders]
+    assert set(holders[0].event_ids) == f.ids(CUDAWARN) | f.ids(OTHER)
+    assert holders[0].kind == "unexplained"
+
+
+def test_texts_sharing_only_a_follower_stay_apart():
+    # both are followed by the launcher's line, but neither ever follows the other: two failure modes
+    f = either_order_fleet(together=False)
+    props = analyze(f.events, f.signatures)
+    a = [p for p in props if set(p.event_ids) & f.ids(CUDAWARN)]
+    b = [p for p in props if set(p.event_ids) & f.ids(OTHER)]
+    assert len(a) == 1 and len(b) == 1 and a[0] is not b[0]

@@ -126,6 +126,39 @@ def _cluster_wide(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, 
     return best
 
 
+def _merge_either_order(ix: Index, groups: dict[int, list[int]]) -> None:
+    """Two texts that come together, now one first and now the other (two ranks' lines of one
+    failure, milliseconds apart), are one failure mode: the group each leads holds the other's
+    text, both ways. Such groups are merged into the larger's. A text that only ever follows (the
+    launcher's "child failed") leads no group holding the first, and storms keep their own."""
+    sigs = {
+        s: {ix.ev[i].signature_id for i in idx}
+        for s, idx in groups.items()
+        if ix.weight([i for i in idx if i in ix.in_storm]) * 2 < ix.weight(idx)  # storms: their own rules
+    }
+    parent = {s: s for s in sigs}
+
+    def find(s: int) -> int:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for a in sorted(sigs):
+        for b in sorted(sigs[a]):
+            if b != a and b in sigs and a in sigs[b]:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    # the larger group's lead names the merged one (ties: the lower id, deterministic)
+                    big, small = sorted((ra, rb), key=lambda r: (-ix.weight(groups[r]), r))
+                    parent[small] = big
+    for s in sorted(sigs):
+        r = find(s)
+        if r != s:
+            groups[r].extend(groups.pop(s))
+            groups[r].sort()
+
+
 def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None) -> list[Proposal]:
     """Hypotheses for what no evidence rule explained: one per signature, with the lines that
     ``follow`` it (``incidents.py``: the other lines of its episodes; a storm's abort lines)."""
@@ -156,6 +189,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
         for i in ix.by_sig[s]:
             if i not in owner:
                 groups[follow.get(i, s)].append(i)
+    _merge_either_order(ix, groups)
     out: list[Proposal] = []
     for s in sorted(groups):
         left = sorted(groups[s])
