@@ -66,6 +66,36 @@ def test_two_attempts_or_different_steps_are_not_data(n, same_step):
     assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
 
 
+def restarted_run_two_bad_steps(*, runs: tuple[str, str]):
+    """Bad data read at step 6,123 on three attempts and at step 9,001 on three more; the two
+    steps in one run (``runs`` equal) or in two runs."""
+    f = Fleet()
+    f.sig(ZLIB, "zlib error reading shard", "dataloader", "data")
+    for k in range(6):
+        jid = f"4484{k:02d}"
+        step = 6_123 if k < 3 else 9_001
+        # each attempt runs up to the bad step and stops there
+        f.job(jid, ["h00", "h01", "h02", "h03"], step, start=30_000 * k, every=250)
+        f.event(ZLIB, jid, step, f"h0{k % 4}", rank=3 + 8 * k, at=f.jobs[jid].start + 2 * step + 5)
+    run_of = {f"4484{k:02d}": runs[0] if k < 3 else runs[1] for k in range(6)}
+    f.events = [replace(e, run=run_of[e.job_id]) for e in f.events]
+    return f
+
+
+def test_two_bad_steps_of_one_run_are_one_hypothesis():
+    f = restarted_run_two_bad_steps(runs=("c1-run000", "c1-run000"))
+    (p,) = [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+    assert set(p.event_ids) == f.ids(ZLIB) and p.scope["steps"] == ["6123", "9001"]
+    assert p.title == "Bad training data at steps 6123 and 9001 of run c1-run000: fails there after every restart"
+
+
+def test_bad_steps_of_two_runs_are_two_hypotheses():
+    f = restarted_run_two_bad_steps(runs=("c1-run000", "c1-run001"))
+    data = [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+    assert sorted(p.scope["runs"] for p in data) == [["c1-run000"], ["c1-run001"]]
+    assert sorted(p.scope["steps"] for p in data) == [["6123"], ["9001"]]
+
+
 SEQ = [  # (name, spans, expected job -> run)
     (
         "pods named by a random tail, one after another: one run",

@@ -62,6 +62,9 @@ class Hyp:
                     if v not in cur:
                         cur.append(v)
         for k in scope:
+            if k == "steps":
+                scope[k] = sorted(scope[k], key=lambda x: (int(x) if x.isdigit() else -1, x))
+                continue
             scope[k] = sorted(scope[k], key=lambda x: (version_key(x.split("=", 1)[-1]) if k == "versions" else x, x))
         ps = [c.p for c in comps] + self.storm_p
         p = min(ps) if ps else 1.0
@@ -147,8 +150,14 @@ class Hyp:
             )
             title = f"Network fault under {where}: {n_sym} symptom" + ("s" if n_sym > 1 else "")
         elif kind == "data_step":
+            steps = scope.get("steps", ["?"])
+            at = (
+                f"step {steps[0]}"
+                if len(steps) == 1
+                else f"steps {', '.join(steps[:-1][:5])}{', …' if len(steps) > 6 else ''} and {steps[-1]}"
+            )
             title = (
-                f"Bad training data at step {', '.join(scope.get('steps', ['?']))} of run "
+                f"Bad training data at {at} of run "
                 f"{', '.join(scope.get('runs') or scope.get('jobs', ['?']))}: fails there after every restart"
             )
         elif kind == "host_incident":

@@ -62,8 +62,6 @@ def merge(ix: Index) -> list[list[int]]:
     first: dict[tuple, int] = {}
     for ci, c in enumerate(comps):
         k = c.key
-        if k[0] == "data":
-            k = ("data", k[1], k[2])
         if k in first:
             union(first[k], ci)
         else:

@@ -110,7 +110,9 @@ def find_bad_steps(ix: Index) -> None:
                 Component(
                     s,
                     "data_step",
-                    ("data", j, step),
+                    # one hypothesis per run: its bad steps are one dataset to clean (a shard spans
+                    # steps; a restart reads it again), one ticket, one vote
+                    ("data", j),
                     idx,
                     p,
                     evidence,
