@@ -97,3 +97,33 @@ def test_a_scheduler_line_in_the_bad_jobs_takes_no_part_in_a_pooled_onset(title,
     (p,) = regressions(f)
     assert {NAN, ASSERT, IMA} <= set(p.signature_ids)
     assert (SCHED in p.signature_ids) == joins
+
+
+CHILD, WORKER = 65, 66
+
+
+@pytest.mark.parametrize(
+    "after_another_text, joins",
+    [
+        (False, True),  # a line that opens its own failure inside the versions: one more symptom
+        # known wrong: the launcher's line right after another failure's (a data loader's crash,
+        # which comes on every version) is that failure's, even when the ones it followed happened
+        # to come in the bug's versions
+        (True, False),
+    ],
+)
+def test_a_line_that_follows_other_failures_takes_no_part_in_a_pooled_onset(after_another_text, joins):
+    f = fleet([OLD] * 4 + [NEW] * 4)
+    f.sig(CHILD, "torchrun child process failed (exitcode 1)", "elastic", "unknown")
+    f.sig(WORKER, "RuntimeError: DataLoader worker exited unexpectedly", "dataloader", "unknown")
+    for k, step in ((0, 3_000), (1, 4_000), (2, 6_000)):  # the OLD jobs: the loader crashes there too
+        f.event(WORKER, f"j{k}", step, f.jobs[f"j{k}"].hosts[1], rank=8)
+    for k, step in ((4, 2_000), (5, 5_000), (6, 7_000)):  # the NEW jobs
+        j = f"j{k}"
+        h = f.jobs[j].hosts[k % 4]
+        if after_another_text:
+            f.event(WORKER, j, step, h, rank=0)
+        f.event(CHILD, j, step, h, rank=0, dt=3.0)
+    (p,) = regressions(f)
+    assert {NAN, ASSERT, IMA} <= set(p.signature_ids)
+    assert (CHILD in p.signature_ids) == joins

@@ -139,22 +139,6 @@ def scope_share(ix: Index, keys) -> float:
     return inside / tot if tot > 0 else 1.0
 
 
-def _follows(ix: Index, i: int) -> bool:
-    """Another text's line (not routine noise) came in the same job up to ``episode_gap_s`` before."""
-    e = ix.ev[i]
-    tk = ix.job_times[e.job_id]
-    idx = ix.by_job[e.job_id]
-    k = bisect.bisect_left(tk, e.time - ix.S.episode_gap_s)
-    for q in range(k, min(len(idx), k + 200)):
-        j = idx[q]
-        ej = ix.ev[j]
-        if ej.time > e.time or j == i:
-            break
-        if ej.signature_id != e.signature_id and ej.signature_id not in ix.routine:
-            return True
-    return False
-
-
 def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     """A software regression's rarer symptoms: a leftover text a code bug can show as (software,
     unknown or data meaning; not benign-sounding, not a scheduler's line about the whole job, not
@@ -197,7 +181,7 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         # a bug's line opens its failure; a line right after another text's (the launcher's "child
         # failed", a bad GPU's CUDA error after its Xid) follows that failure, whatever its versions:
         # only the occurrences that open their failure are weighed (one text may have two causes)
-        occs = {o: ii for o, ii in occs.items() if not _follows(ix, ii[0])}
+        occs = {o: ii for o, ii in occs.items() if not ix.follows_other(ii[0])}
         if not occs:
             continue
         cand[s] = occs

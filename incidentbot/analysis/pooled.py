@@ -128,6 +128,7 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
 
     # occurrences per signature and value
     occ_vals: dict[int, list[dict[str, str]]] = {}
+    opening: dict[int, set[int]] = {}
     for s, idx in left.items():
         if ix.sig_class(s) not in S.pool_classes:
             continue  # a text that itself means hardware, network or storage is no code bug's symptom
@@ -136,6 +137,14 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
         firsts: dict[int, int] = {}
         for i in idx:
             firsts.setdefault(ix.occ[i], i)
+        # a bug's line opens its failure; a text that mostly comes right after another text's line
+        # follows those failures (the launcher's "child failed" after any crash), whatever versions
+        # they ran on: only its lines that open a failure are weighed (a text that now and then
+        # comes after a frequent one by chance keeps them all)
+        openers = {o: i for o, i in firsts.items() if not ix.follows_other(i)}
+        if len(openers) < (1 - S.pool_follower_frac) * len(firsts):
+            firsts = openers
+        opening[s] = set(firsts)
         if len(firsts) < S.pool_min_per_sig:
             continue
         if sum(1 for i in firsts.values() if before_storm(i)) >= S.pool_precursor_frac * len(firsts):
@@ -194,9 +203,12 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
             f"together, all {where.replace('only on ', 'on ')}; 0 in {fmt_n(E_out)} steps elsewhere "
             f"({mu:.1f} expected at their pooled rate; {fmt_p(p)})"
         )
+        member_set = set(members)
         for s in members:
             A_key = (d, A)
-            idx = left[s]
+            # its lines that open a failure, and those right after another symptom's line (the bug
+            # firing two texts at once); not those after some other text's (another cause's failure)
+            idx = [i for i in left[s] if ix.occ[i] in opening[s] or ix.texts_before(i) & member_set]
             ev = [pooled_line] if s == members[0] else []
             ix.add(
                 Component(

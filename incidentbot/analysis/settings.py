@@ -30,7 +30,7 @@ class Settings:
     # a regression's rarer symptoms (cooccurrence.join_scope): a text whose occurrences lie inside the
     # regression's versions more often than their share of the steps gives (binomial, this level,
     # corrected for the regressions tried) ...
-    alpha_scope_join: float = 0.02
+    alpha_scope_join: float = 0.05
     # ... or all of them inside versions that ran at most this share of the steps (by chance: share ** n)
     scope_join_min_test: int = 3  # a text with lines outside the versions joins with at least this many inside
     scope_join_rare_share: float = 0.5
@@ -43,6 +43,7 @@ class Settings:
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
     pool_precursor_frac: float = 0.5  # a text this often just before storms is a precursor, not pooled
+    pool_follower_frac: float = 0.5  # a text this often right after another's follows failures: its openers only
     onset_broad_p: float = 0.01  # a clean part of an onset this unlikely by chance: try a version pair
     pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
     # coverage: what no rule explains
