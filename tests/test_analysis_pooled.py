@@ -127,3 +127,33 @@ def test_a_line_that_follows_other_failures_takes_no_part_in_a_pooled_onset(afte
     (p,) = regressions(f)
     assert {NAN, ASSERT, IMA} <= set(p.signature_ids)
     assert (CHILD in p.signature_ids) == joins
+
+
+NCCLX = 67
+
+
+@pytest.mark.parametrize(
+    "second_cause, joins",
+    [
+        (False, True),  # spread over the new torch like the bug's other symptoms: one more symptom
+        # known wrong: a text whose every line is on nccl 2.21.5, which rolled out with part of torch
+        # 2.3.0, while the bug's lines are on both NCCLs, is a second cause, not one more symptom
+        (True, False),
+    ],
+)
+def test_a_text_all_on_a_part_of_the_onset_the_others_avoid_is_a_second_cause(second_cause, joins):
+    old = {"torch": "2.2.2", "nccl": "2.18.3"}
+    new_a = {"torch": "2.3.0", "nccl": "2.18.3"}
+    new_b = {"torch": "2.3.0", "nccl": "2.21.5"}
+    f = fleet([old] * 4 + [new_a] * 5 + [new_b] * 3, per_symptom=0)
+    for n, sig in enumerate((NAN, ASSERT, IMA)):  # the bug: on both NCCLs of the new torch
+        for k in range(4, 12):
+            f.event(sig, f"j{k}", 500 + 3_000 * n + 100 * k, f.jobs[f"j{k}"].hosts[n], rank=8 * n)
+    # seven lines: too few for an onset of their own (nccl 2.21.5 ran a quarter of the steps)
+    f.sig(NCCLX, "NCCL WARN: Cuda failure 'invalid argument'", "nccl", "unknown")
+    jobs = [9, 10, 11, 9, 10, 11, 9] if second_cause else [4, 5, 6, 7, 8, 9, 10]
+    for n, k in enumerate(jobs):
+        f.event(NCCLX, f"j{k}", 1_000 + 1_300 * n, f.jobs[f"j{k}"].hosts[3], rank=24)
+    bug = [p for p in regressions(f) if NAN in p.signature_ids]
+    assert len(bug) == 1 and {NAN, ASSERT, IMA} <= set(bug[0].signature_ids)
+    assert (NCCLX in bug[0].signature_ids) == joins

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from .coverage import is_benign_text
 from .hypothesis import Hyp
 from .index import Index, fmt_p
+from .pooled import lies_apart, part_shares, plain_values
 
 
 # ---- 6. co-occurrence
@@ -139,6 +140,18 @@ def scope_share(ix: Index, keys) -> float:
     return inside / tot if tot > 0 else 1.0
 
 
+def _second_cause(ix: Index, h: Hyp, keys, firsts: list[int]) -> bool:
+    """Whether a text's lines, all inside the regression's versions, lie apart in one part of them
+    the regression's own lines avoid (``pooled.lies_apart``): a second cause rolled out with it."""
+    occ_first: dict[int, int] = {}
+    for i in h.events:
+        occ_first.setdefault(ix.occ[i], i)
+    others = [plain_values(ix.ev[i].code_version, ix.ev[i].versions) for i in occ_first.values()]
+    ovs = [plain_values(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts]
+    shares = part_shares(ix, lambda code, vers: in_scope(code, vers, keys), plain_values)
+    return lies_apart(ix, ovs=ovs, n_jobs=len({ix.ev[i].job_id for i in firsts}), others=others, shares=shares) is not None
+
+
 def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     """A software regression's rarer symptoms: a leftover text a code bug can show as (software,
     unknown or data meaning; not benign-sounding, not a scheduler's line about the whole job, not
@@ -209,6 +222,8 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             if (n - k) / (1.0 - q) > S.scope_join_rate_ratio * k / q:
                 continue
             if not ix.apart_allows(hyps[hi].sigs | {s}):
+                continue
+            if k == n and _second_cause(ix, hyps[hi], keys, [occs[o][0] for o in inside]):
                 continue
             if best is None or (p, q, hi) < best[:3]:
                 best = (p, q, hi, inside, k, n)

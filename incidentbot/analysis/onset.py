@@ -7,13 +7,9 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 
 from .index import Component, Index, fmt_n, fmt_p
-from .pooled import _values, stands_for_cluster
+from .pooled import plain_values, stands_for_cluster
 from .stats import poisson_cdf
 from .versions import version_key
-
-
-def _plain_values(code, vers) -> dict[str, str]:
-    return _values(code, vers, ())
 
 
 # ---- 4. onset
@@ -108,7 +104,7 @@ def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
     # a version that stands for one cluster (all of its steps there, the cluster ran little else)
     # is no regression: the cluster could as well be the cause; only a claim holding within a
     # cluster is kept
-    tests = [t for t in tests if stands_for_cluster(ix, t[1], t[2], _plain_values) is None]
+    tests = [t for t in tests if stands_for_cluster(ix, t[1], t[2], plain_values) is None]
     if not tests:
         return idx
     best_p, d, A, info = tests[0]

@@ -34,6 +34,11 @@ def _values(code, vers, pairs) -> dict[str, str]:
     return vd
 
 
+def plain_values(code, vers) -> dict[str, str]:
+    """Each dimension's value (code_version among them), no pairs."""
+    return _values(code, vers, ())
+
+
 def stands_for_cluster(ix: Index, d: str, A: tuple[str, ...], exposure_of) -> str | None:
     """The cluster a version set stands for: all of its exposure in one cluster, which ran
     (nearly) nothing else."""
@@ -53,9 +58,10 @@ def stands_for_cluster(ix: Index, d: str, A: tuple[str, ...], exposure_of) -> st
     return c if x >= (1 - S.onset_stray_frac) * all_c[c] else None
 
 
-def _best(cands, E, occ_vals, taken, n_tests, S):
+def _best(cands, E, occ_vals, taken, n_tests, S, apart):
     best = None
     for mode, d, A in cands:
+        out = apart.get((d, A), ())
         Aset = set(A)
         E_tot = sum(E[d].values())
         E_in = sum(E[d][v] for v in A)
@@ -65,7 +71,7 @@ def _best(cands, E, occ_vals, taken, n_tests, S):
         members = []
         n_in = 0
         for s, ovs in occ_vals.items():
-            if s in taken:
+            if s in taken or s in out:
                 continue
             k_in = sum(1 for ov in ovs if ov.get(d) in Aset)
             if k_in == len(ovs):
@@ -104,6 +110,67 @@ def too_broad(ix: Index, best, occ_vals, vals_of) -> bool:
     return False
 
 
+def part_shares(ix: Index, inside, vals_of) -> dict[tuple[str, str], float]:
+    """Share of the steps run inside a version set (``inside(code, vers)``) that each value of
+    every dimension ran (nccl 2.21.5: 0.4 of torch 2.3.0's steps)."""
+    E_in = 0.0
+    E_sub: dict[tuple[str, str], float] = defaultdict(float)
+    for _j, code, vers, x in ix.expo.segments:
+        if inside(code, vers):
+            E_in += x
+            for d2, v2 in vals_of(code, vers).items():
+                if "×" not in d2:
+                    E_sub[(d2, v2)] += x
+    return {kv: x / E_in for kv, x in E_sub.items()} if E_in > 0 else {}
+
+
+def lies_apart(
+    ix: Index, *, ovs: list[dict[str, str]], n_jobs: int, others: list[dict[str, str]], shares, skip=(), n_tests: int = 1
+) -> tuple[str, str] | None:
+    """The value (nccl 2.21.5) of one part of a regression's versions that every line of a text
+    sits in while the regression's other lines, and the steps run, mostly do not: then the text
+    is a second cause that rolled out with the first, not one more symptom of it. P(all n of its
+    lines there | the larger of the others' share there and the steps' share) below
+    ``alpha_onset``, corrected for ``n_tests`` and the values tried. A text seen in too few
+    lines or jobs is not weighed (one job's lines share all its versions), nor a value the whole
+    set ran."""
+    S = ix.S
+    if len(ovs) < S.pool_apart_min or n_jobs < S.pool_apart_min_jobs or not others:
+        return None
+    common = {(d2, v2) for d2, v2 in ovs[0].items() if d2 not in skip and "×" not in d2}
+    for ov in ovs[1:]:
+        common = {kv for kv in common if ov.get(kv[0]) == kv[1]}
+    tried = [kv for kv in sorted(common) if shares.get(kv, 0.0) < 1 - S.onset_stray_frac]
+    for d2, v2 in tried:
+        k_r = sum(1 for ov in others if ov.get(d2) == v2)
+        if len(others) - k_r < S.pool_apart_min_rest:
+            continue  # the others lie there too: nothing tells the two apart
+        share = max((k_r + 1) / (len(others) + 2), shares.get((d2, v2), 0.0))
+        if share ** len(ovs) * n_tests * len(tried) < S.alpha_onset:
+            return d2, v2
+    return None
+
+
+def narrower_members(ix: Index, best, occ_vals, occ_jobs, vals_of) -> set[int]:
+    """Members of a pooled onset that lie apart in one part of its versions (``lies_apart``)."""
+    _p, _mode, d, A, members, _n_in, _E_in, _E_out, _mu = best
+    Aset = set(A)
+    shares = part_shares(ix, lambda code, vers: vals_of(code, vers).get(d) in Aset, vals_of)
+    return {
+        s
+        for s in members
+        if lies_apart(
+            ix,
+            ovs=occ_vals[s],
+            n_jobs=len(occ_jobs[s]),
+            others=[ov for m in members if m != s for ov in occ_vals[m]],
+            shares=shares,
+            skip=(d,),
+            n_tests=len(members),
+        )
+    }
+
+
 def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     """Components for groups of leftover signatures sharing one onset; returns the signatures taken."""
     S = ix.S
@@ -129,6 +196,7 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     # occurrences per signature and value
     occ_vals: dict[int, list[dict[str, str]]] = {}
     opening: dict[int, set[int]] = {}
+    occ_jobs: dict[int, set[str]] = {}
     for s, idx in left.items():
         if ix.sig_class(s) not in S.pool_classes:
             continue  # a text that itself means hardware, network or storage is no code bug's symptom
@@ -150,6 +218,7 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
         if sum(1 for i in firsts.values() if before_storm(i)) >= S.pool_precursor_frac * len(firsts):
             continue
         occ_vals[s] = [vals_of(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts.values()]
+        occ_jobs[s] = {ix.ev[i].job_id for i in firsts.values()}
     if len(occ_vals) < S.pool_min_sigs:
         return taken
     cands: list[tuple[str, str, tuple[str, ...]]] = []
@@ -166,18 +235,23 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
             if len(vs) >= 3:
                 cands += [("only", d, (v,)) for v in vs]
     n_tests = max(1, len(cands))
+    apart: dict[tuple, set[int]] = {}  # per candidate: members set apart (narrower_members)
     while True:
         # single dimensions first; a pair only where no single dimension explains it
-        best = _best([c for c in cands if "×" not in c[1]], E, occ_vals, taken, n_tests, S)
+        best = _best([c for c in cands if "×" not in c[1]], E, occ_vals, taken, n_tests, S, apart)
         if best is not None and best[0] < S.alpha_onset and too_broad(ix, best, occ_vals, vals_of):
-            pair = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S)
+            pair = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S, apart)
             if pair is not None and pair[0] < S.alpha_onset:
                 best = pair
         if best is None or best[0] >= S.alpha_onset:
-            best = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S)
+            best = _best([c for c in cands if "×" in c[1]], E, occ_vals, taken, n_tests, S, apart)
         if best is None or best[0] >= S.alpha_onset:
             return taken
         p, mode, d, A, members, n_in, E_in, E_out, mu = best
+        narrow = narrower_members(ix, best, occ_vals, occ_jobs, vals_of)
+        if narrow:
+            apart.setdefault((d, A), set()).update(narrow)
+            continue
         if stands_for_cluster(ix, d, A, vals_of) is not None:
             # the version is one cluster's: no regression claim (coverage keeps the events)
             cands = [c for c in cands if (c[1], c[2]) != (d, A)]

@@ -43,6 +43,11 @@ class Settings:
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
     pool_precursor_frac: float = 0.5  # a text this often just before storms is a precursor, not pooled
+    # a pooled member whose lines all sit in one part of the onset (nccl 2.21.5 within TE 1.12.0)
+    # the others' lines avoid is a second cause: weighed with this many lines, jobs, others outside
+    pool_apart_min: int = 5
+    pool_apart_min_jobs: int = 3
+    pool_apart_min_rest: int = 3
     pool_follower_frac: float = 0.5  # a text this often right after another's follows failures: its openers only
     onset_broad_p: float = 0.01  # a clean part of an onset this unlikely by chance: try a version pair
     pool_classes: tuple[str, ...] = ("software", "unknown", "data")  # texts a code bug can show as
