@@ -149,7 +149,9 @@ def _second_cause(ix: Index, h: Hyp, keys, firsts: list[int]) -> bool:
     others = [plain_values(ix.ev[i].code_version, ix.ev[i].versions) for i in occ_first.values()]
     ovs = [plain_values(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts]
     shares = part_shares(ix, lambda code, vers: in_scope(code, vers, keys), plain_values)
-    return lies_apart(ix, ovs=ovs, n_jobs=len({ix.ev[i].job_id for i in firsts}), others=others, shares=shares) is not None
+    return (
+        lies_apart(ix, ovs=ovs, n_jobs=len({ix.ev[i].job_id for i in firsts}), others=others, shares=shares) is not None
+    )
 
 
 def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:

@@ -125,7 +125,14 @@ def part_shares(ix: Index, inside, vals_of) -> dict[tuple[str, str], float]:
 
 
 def lies_apart(
-    ix: Index, *, ovs: list[dict[str, str]], n_jobs: int, others: list[dict[str, str]], shares, skip=(), n_tests: int = 1
+    ix: Index,
+    *,
+    ovs: list[dict[str, str]],
+    n_jobs: int,
+    others: list[dict[str, str]],
+    shares,
+    skip=(),
+    n_tests: int = 1,
 ) -> tuple[str, str] | None:
     """The value (nccl 2.21.5) of one part of a regression's versions that every line of a text
     sits in while the regression's other lines, and the steps run, mostly do not: then the text
