@@ -82,7 +82,9 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
     gpu_bound = ix.sig_class(s) == "hardware" or (
         len(hits) >= 2 and all(_one_gpu(ix, [i for i in with_host if ix.ev[i].host == h]) for h, *_ in hits)
     )
-    if ix.topo and not suspects and not gpu_bound:
+    # a text from inside one process (a CUDA error, a NaN) is no switch's or rack's doing: hosts only
+    shared = ix.sigs[s].category not in S.process_local_categories if s in ix.sigs else True
+    if ix.topo and not suspects and not gpu_bound and shared:
         for hit in hits:
             sw = ix.topo.get(hit[0])
             if sw is not None:
@@ -125,7 +127,7 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
     if ix.sig_class(s) != "network":
         _gpu_hits(ix, s, with_host, rest, w, W, n, len(jobs), min_k, alpha, suspects=suspects)
     # then a spread over several hosts of one switch, none of them alone enough
-    if ix.topo and not suspects:
+    if ix.topo and not suspects and shared:
         sw_w: dict[str, float] = defaultdict(float)
         for h, x in w.items():
             sw = ix.topo.get(h)

@@ -15,6 +15,9 @@ class Settings:
     alpha_known: float = 1e-2  # when the text's known meaning (hardware/network) agrees with localisation
     min_localised: int = 3
     min_localised_known: int = 2
+    # texts from inside one process on one GPU (a CUDA error, a NaN, CUDA OOM): localised to a host
+    # or a GPU, never to a switch or a group of hosts the names suggest
+    process_local_categories: tuple[str, ...] = ("cuda_runtime", "cuda_oom", "loss_instability")
     min_onset: int = 5  # occurrences needed before an onset is claimed
     alpha_onset: float = 5e-3  # family-wise over all version dimensions and cut points
     onset_stray_frac: float = 0.05  # tolerated share of occurrences outside the onset versions
