@@ -295,3 +295,74 @@ def test_an_xid_of_any_class_begins_an_incident_on_its_gpu():
     ids.add(f.event(ima, "j1", 3_000, "node004", gpu="4", rank=28, at=t + 1.2).id)
     (p,) = host_hyps(analyze(f.events, f.signatures))
     assert set(p.event_ids) == ids and p.scope["gpus"] == ["node004/4"]
+
+
+# --- a host with one blamed GPU: another device's failure there is a fault of its own ---
+
+MLX, XID_NODEV, IMA, STORM = 70, 71, 72, 73
+
+
+def fleet_devices():
+    f = fleet_nodes()
+    f.sig(MLX, "Mellanox/IB event: mlx5_core <PCI>: port module event: cable unplugged", "infiniband_rdma", "hardware")
+    f.sig(XID_NODEV, "Xid 79: GPU has fallen off the bus", "xid", "hardware")
+    f.sig(IMA, "CUDA error: an illegal memory access was encountered", "cuda_runtime", "unknown")
+    f.sig(STORM, "Watchdog caught collective operation timeout: Timeout(ms)=600000", "nccl_watchdog_timeout")
+    return f
+
+
+def nic_failure(f, job, host, step):
+    j = f.jobs[job]
+    t = j.start + step * j.step_s
+    ids = {f.event(MLX, job, None, host, at=t).id}
+    others = [h for h in j.hosts if h != host]
+    for k in range(3):
+        ids.add(f.event(REMOTE, job, step, others[k], rank=8 * (k + 1), at=t + 3 + k).id)
+    return ids
+
+
+def xid_no_device(f, job, host, step):
+    j = f.jobs[job]
+    t = j.start + step * j.step_s
+    return {
+        f.event(XID_NODEV, job, None, host, at=t).id,
+        f.event(CHILD_B, job, step, host, rank=3, at=t + 8).id,
+    }
+
+
+def ima_then_storm(f, job, host, step, gpu):
+    """A rank's CUDA error on one GPU (no Xid), then the job's ranks time out ten minutes later."""
+    j = f.jobs[job]
+    t = j.start + step * j.step_s
+    ids = {f.event(IMA, job, step, host, gpu=gpu, rank=5, at=t).id}
+    ids.add(f.event(CHILD_B, job, step, host, gpu=gpu, rank=5, at=t + 8).id)
+    ids |= {f.event(STORM, job, step, j.hosts[r % 8], rank=r, at=t + 605 + r * 0.01).id for r in range(48)}
+    return ids
+
+
+@pytest.mark.parametrize(
+    "second, apart",
+    [
+        # an Xid naming no device, on the host whose GPU 3 is blamed: that GPU's
+        (xid_no_device, False),
+        # known wrong: a NIC's own event (mlx5: hardware by its words) on that host is no GPU's
+        (nic_failure, True),
+        # a CUDA error on GPU 6 of that host, which a storm followed, is not GPU 3's
+        (lambda f, job, host, step: ima_then_storm(f, job, host, step, "6"), True),
+    ],
+    ids=["xid_without_device", "nic_event", "other_gpu_before_a_storm"],
+)
+def test_a_failure_of_another_device_of_a_blamed_host_is_its_own_hypothesis(second, apart):
+    f = fleet_devices()
+    a = gpu_incident(f, "j1", "node003", 4_000)
+    b = second(f, "j1", "node003", 12_000)
+    props = analyze(f.events, f.signatures)
+    (pa,) = holder(props, a)
+    assert pa.kind == "host_incident" and pa.scope["gpus"] == ["node003/3"]
+    assert (not set(pa.event_ids) & b) == apart
+    if not apart:
+        assert set(pa.event_ids) >= b
+        return
+    (pb,) = holder(props, b)  # the second failure: one hypothesis of its own, on that host
+    assert pb is not pa and pb.key != pa.key
+    assert len(set(pb.event_ids) & b) >= len(b) - 1  # (a lone CUDA line before a storm: below coverage's 3)

@@ -18,11 +18,14 @@ class Hyp:
         human: bool = False,
         incident: tuple[str, str] | None = None,
         shared: str | None = None,
+        incident_device: str | None = None,
     ):
         self.eng = eng
         self.shared = shared  # a cluster whose jobs' storms came at once (storms.shared_storms)
         self.shared_windows: list[tuple[int, int]] = []  # (jobs hit, jobs running) per time it happened
         self.incident = incident  # (host, what its first line means): a host incident (incidents.py)
+        # ... of this device of the host: a GPU, "nic" or "host" (another device's is another incident)
+        self.incident_device = incident_device
         self.episodes = 0
         self.comps = comps
         self.events: list[int] = []
@@ -111,6 +114,8 @@ class Hyp:
             # place and time; an anchored incident has its chance test (the components' p)
             conf = max(eng.S.incident_confidence, conf if comps or self.storm_p else 0.0)
             scope["hosts"] = [self.incident[0]]
+            if self.incident_device not in (None, "nic", "host") and not comps:
+                scope["gpus"] = [f"{self.incident[0]}/{self.incident_device}"]
         pre = self.storm_precursor
         if kind == "storm" and not comps:
             assert pre is not None  # kind "storm" without components is the precursor's
@@ -246,7 +251,8 @@ class Hyp:
             k0 = min((c.key for c in comps), key=lambda k: (str(k[0]), str(k)))
             key = ":".join(str(x) if not isinstance(x, tuple) else "/".join(x) for x in k0)
         elif self.incident is not None:
-            key = f"incident:{self.incident[0]}"
+            dev = self.incident_device
+            key = f"incident:{self.incident[0]}" + (f"/{dev}" if dev is not None else "")
         elif self.shared is not None:
             key = f"shared:{self.shared}"
         elif self.storm_precursor is not None:

@@ -199,18 +199,44 @@ class Incidents:
     def hyps(self) -> frozenset[int]:
         return frozenset(self.by_host.values()) | self.found
 
-    def incident(self, ix: Index, hyps: list[Hyp], host: str, cls: str) -> int:
+    def incident(self, ix: Index, hyps: list[Hyp], lead: int) -> int:
+        """The incident of the host a failure's first line (``lead``) sits on, by device as in
+        ``find_anchored``: a failure of another GPU of a host with an incident, or of its NIC (a
+        network line, an mlx5 event), or of the host itself (no device, not a GPU's text) is a
+        fault of its own, with its own ticket; a GPU's line naming no device joins the host's."""
+        e = ix.ev[lead]
+        host, cls, s = e.host or "?", ix.sig_class(e.signature_id), e.signature_id
+        gpu = device_of(ix, lead)
+        if gpu is None and _category(ix, s) in ix.S.gpu_categories:
+            dev = None
+        elif gpu is None:
+            dev = "nic" if cls == "network" or _category(ix, s) in ix.S.nic_categories else "host"
+        else:
+            dev = gpu
         h = self.by_host.get(host)
+        if dev is not None:
+            got = self.by_gpu.get((host, dev))
+            if got is not None:
+                return got
+            if h is not None and not any(hh == host for hh, _d in self.by_gpu):
+                self.by_gpu[(host, dev)] = h  # the host's incident names no device yet: it is this one's
+                return h
+            if h is not None or gpu is not None:
+                h = self.by_gpu[(host, dev)] = len(hyps)
+                hyps.append(Hyp(ix, [], incident=(host, cls), incident_device=dev))
+                self.by_host.setdefault(host, h)
+                return h
         if h is None:
             h = self.by_host[host] = len(hyps)
             hyps.append(Hyp(ix, [], incident=(host, cls)))
+            if dev is not None:
+                self.by_gpu[(host, dev)] = h
         return h
 
     def take_episode(self, ix: Index, hyps: list[Hyp], owner: dict[int, int], first: int) -> int:
         """The episode of ``first`` (no host line in it) becomes the incident of the host that
         failed first, as when a storm followed it: the collective hung on that rank's error."""
-        e = ix.ev[first]
-        h = self.incident(ix, hyps, e.host or "?", ix.sig_class(e.signature_id))
+        h = self.incident(ix, hyps, first)
         _join(ix, hyps, owner, h, [i for i in self.members.pop(first, [first]) if i not in owner])
         return h
 
@@ -242,9 +268,11 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
         if hyp.incident is not None:
             out.found.add(hi)
             out.by_host.setdefault(hyp.incident[0], hi)
-            for c in hyp.comps:
-                for g in c.scope.get("gpus", []):
-                    out.by_gpu.setdefault(tuple(g.split("/", 1)), hi)
+            gpus = [g for c in hyp.comps for g in c.scope.get("gpus", [])]
+            for g in gpus:
+                out.by_gpu.setdefault(tuple(g.split("/", 1)), hi)
+            if not gpus:  # the host's own or its NIC's (find_anchored: a network line leads a NIC's)
+                out.by_gpu.setdefault((hyp.incident[0], "nic" if hyp.incident[1] == "network" else "host"), hi)
     out.leads = leads
     joins = joining_texts(ix, eps, leads)
     background = background_texts(ix)
@@ -303,9 +331,7 @@ def find_incidents(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> Inciden
             continue
         h = owner.get(lead)
         if h is None:
-            h = out.by_gpu.get((ev[lead].host or "?", device_of(ix, lead) or "?"))
-        if h is None:
-            h = out.incident(ix, hyps, ev[lead].host or "?", ix.sig_class(ev[lead].signature_id))
+            h = out.incident(ix, hyps, lead)
         elif not ix.S.episode_join_owned and not hyps[h].incident:
             continue
         _join(ix, hyps, owner, h, left)
@@ -520,7 +546,12 @@ def find_anchored(ix: Index) -> None:
             devs.pop(None, None)
             if len(devs) == 1:
                 dev = next(iter(devs))
-        kind = "gpu" if dev is not None else ("nic" if ix.sig_class(e.signature_id) == "network" else "host")
+        if dev is not None:
+            kind = "gpu"
+        elif ix.sig_class(e.signature_id) == "network" or _category(ix, e.signature_id) in S.nic_categories:
+            kind = "nic"  # a NIC's own event (mlx5: hardware by its words) is no GPU's
+        else:
+            kind = "host"
         if h is None:
             _node_failure(ix, take, a)
             continue
@@ -535,8 +566,8 @@ def find_anchored(ix: Index) -> None:
             devs_of[h].add(d)
     groups: dict[tuple[str, str], list[tuple[list[int], int, str]]] = defaultdict(list)
     for h, d, take, a, j in incidents:
-        if d == "host" and len(devs_of[h]) == 1:
-            d = next(iter(devs_of[h]))
+        if d == "host" and len(devs_of[h]) == 1 and _category(ix, ev[a].signature_id) in S.gpu_categories:
+            d = next(iter(devs_of[h]))  # a GPU's line naming no device: the host's only blamed GPU
         groups[(h, d)].append((take, a, j))
     n_hosts = max(2, len({e.host for e in ev if e.host is not None}))
     n_dev = Counter(h for h, _d in groups)

@@ -148,6 +148,10 @@ class Settings:
     # ... and whatever their class: the driver's own report on one GPU (an Xid 13 may be the code's
     # bad access or the GPU's; either way that GPU's failure began there)
     incident_categories: tuple[str, ...] = ("xid",)
+    # an incident whose first line names no device: a GPU's text (an Xid with no bus id) goes with
+    # the host's only blamed GPU; a NIC's is the NIC's; any other stays the host's own
+    gpu_categories: tuple[str, ...] = ("xid", "gpu_lost", "gpu_health_check", "cuda_runtime")
+    nic_categories: tuple[str, ...] = ("infiniband_rdma",)
     incident_gap_s: float = 120.0  # the incident's lines follow each other at most this far apart
     incident_pre_s: float = 5.0  # the host's own lines this much before its error (clocks of two logs)
     incident_simul_s: float = 10.0  # the same text on several hosts this close: a shared component
