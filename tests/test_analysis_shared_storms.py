@@ -50,11 +50,35 @@ def test_two_stalls_of_one_file_system_are_one_hypothesis():
     assert p.cause_class == "infrastructure"
 
 
+def test_one_file_system_stalling_under_one_job_at_a_time_is_one_hypothesis():
+    """Hours apart, one job each: each storm right after the file system's line."""
+    f = fleet()
+    stall(f, ["j1"], f.t0 + 5_000)
+    stall(f, ["j2"], f.t0 + 20_000)
+    (p,) = shared(analyze(f.events, f.signatures))
+    assert set(p.event_ids) == f.ids(NFS) | f.ids(WATCHDOG)
+    assert p.title == "Storage stalls on cluster c1: 2 storms, each right after the file system's lines"
+    assert p.cause_class == "infrastructure"
+
+
+def test_a_later_stall_under_one_job_joins_the_stall_that_hit_every_job():
+    f = fleet()
+    stall(f, ["j1", "j2"], f.t0 + 5_000)
+    stall(f, ["j4"], f.t0 + 30_000)
+    (p,) = shared(analyze(f.events, f.signatures))
+    assert set(p.event_ids) == f.ids(NFS) | f.ids(WATCHDOG)
+    assert p.title.endswith("1 time: storage")
+    assert any("1 more storm on cluster c1 came right after a storage line" in line for line in p.evidence)
+
+
 CASES = [  # (name, build): no shared component
     ("one job's storm after a storage line", lambda f: stall(f, ["j1"], f.t0 + 5_000)),
     ("two jobs' storms at once with no storage line", lambda f: stall(f, ["j1", "j2"], f.t0 + 5_000, precursor=None)),
     ("two jobs' storms at once after another text", lambda f: stall(f, ["j1", "j2"], f.t0 + 5_000, precursor=ERR)),
-    ("two jobs' storms hours apart", lambda f: (stall(f, ["j1"], f.t0 + 5_000), stall(f, ["j2"], f.t0 + 20_000))),
+    (
+        "two jobs' storms hours apart after another text",
+        lambda f: (stall(f, ["j1"], f.t0 + 5_000, precursor=ERR), stall(f, ["j2"], f.t0 + 20_000, precursor=ERR)),
+    ),
 ]
 
 

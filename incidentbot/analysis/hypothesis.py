@@ -23,6 +23,7 @@ class Hyp:
         self.eng = eng
         self.shared = shared  # a cluster whose jobs' storms came at once (storms.shared_storms)
         self.shared_windows: list[tuple[int, int]] = []  # (jobs hit, jobs running) per time it happened
+        self.shared_after_storage = 0  # more storms of the cluster's jobs, each right after a storage line
         self.incident = incident  # (host, what its first line means): a host incident (incidents.py)
         # ... of this device of the host: a GPU, "nic" or "host" (another device's is another incident)
         self.incident_device = incident_device
@@ -42,6 +43,16 @@ class Hyp:
                 # found by incidents.find_anchored: its host, what its first line means, its failures
                 self.incident = (c.scope["hosts"][0], c.cause_class)
                 self.episodes = max(self.episodes, c.count)
+
+    @property
+    def storage(self) -> bool:
+        """Whether a file system's own lines are among its texts (nfs, a storage category)."""
+        eng = self.eng
+        return any(
+            "storage" in f"{eng.sigs[s].category} {eng.sig_class(s)}".lower() or "nfs" in eng.sig_title(s).lower()
+            for s in self.sigs
+            if s in eng.sigs
+        )
 
     def add_events(self, s: int, ids: list[int], line: str | None) -> None:
         self.events.extend(ids)
@@ -192,13 +203,12 @@ class Hyp:
         elif kind == "shared_component":
             where = f"cluster {self.shared}" if self.shared else "the fleet"
             n_w = max(1, len(self.shared_windows))
-            storage = any(
-                "storage" in f"{eng.sigs[s].category} {eng.sig_class(s)}".lower() or "nfs" in eng.sig_title(s).lower()
-                for s in self.sigs
-                if s in eng.sigs
-            )
-            what = "storage" if storage else "shared component (switch, storage or scheduler)"
-            title = f"Storms across every job of {where} at once, {n_w} time{'s' if n_w > 1 else ''}: {what}"
+            what = "storage" if self.storage else "shared component (switch, storage or scheduler)"
+            if self.shared_windows:
+                title = f"Storms across every job of {where} at once, {n_w} time{'s' if n_w > 1 else ''}: {what}"
+            else:
+                n = self.shared_after_storage
+                title = f"Storage stalls on {where}: {n} storms, each right after the file system's lines"
             scope = {"clusters": [self.shared]} if self.shared else {}
         else:
             title = f"People's merge: {symptoms}"
@@ -231,6 +241,12 @@ class Hyp:
                 lines.append(
                     f"storms hit {a} of the {b} jobs running on {where} within "
                     f"{eng.S.cluster_storm_span_s / 60:.0f} min: a component they share rather than any one job"
+                )
+            if self.shared_after_storage:
+                n = self.shared_after_storage
+                lines.append(
+                    f"{n} more storm{'s' if n > 1 else ''} on {where} came right after a storage line in "
+                    f"{'their jobs' if n > 1 else 'its job'}: the same file system stalling again"
                 )
             others = [eng.sig_title(s) for s in sig_order if not any(i in eng.in_storm for i in self.sig_events[s])]
             if others:

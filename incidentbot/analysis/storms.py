@@ -107,7 +107,8 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
                 k = m + 1
             else:
                 k += 1
-        if not windows:
+        after_storage = [b for b in bs if storage_before(b)]
+        if not windows and len({ix.storm_bursts[b][1] for b in after_storage}) < 2:
             continue
         h = None
         n_jobs: list[tuple[int, int]] = []
@@ -173,5 +174,33 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
                 and ix.job_span[j][1] >= ev[ix.storm_bursts[take[0]][2][0]].time
             }
             n_jobs.append((len({ix.storm_bursts[b][1] for b in take}), len(running)))
+        if h is None and not windows:
+            h = len(hyps)
+            hyps.append(Hyp(ix, [], shared=c))
         if h is not None:
             hyps[h].shared_windows = n_jobs
+            # the same file system stalling again, under fewer jobs: a storm of this cluster right
+            # after a storage line in its job (nfs: server not responding) is the same component's
+            # (storms of two or more jobs, each after such a line, are one file system's however far apart)
+            if hyps[h].storage or not windows:
+                for b in after_storage:
+                    s, j, g = ix.storm_bursts[b]
+                    if g[0] in owner:
+                        continue
+                    t0 = ev[g[0]].time
+                    tk = ix.job_times[j]
+                    lo = bisect.bisect_left(tk, t0 - watchdog_window(ix, s))
+                    hi = bisect.bisect_right(tk, t0 + 2.0)
+                    mine = [
+                        i
+                        for q in range(lo, hi)
+                        if (i := ix.by_job[j][q]) not in owner
+                        and i not in ix.in_storm
+                        and ev[i].signature_id not in ix.routine
+                        and ix.sig_class(ev[i].signature_id) != "hardware"
+                    ]
+                    for i in mine + list(g) + companions(ix, j, g, owner):
+                        if i not in owner:
+                            hyps[h].add_events(ev[i].signature_id, [i], None)
+                            owner[i] = h
+                    hyps[h].shared_after_storage += 1
