@@ -6,7 +6,7 @@ import pytest
 
 from incidentbot.analysis import analyze
 from incidentbot.analysis.lineage import attempt_number, run_key, sequential_runs
-from incidentbot.analysis.synth import Fleet
+from incidentbot.analysis.synth import PROGRESS, Fleet
 
 ZLIB = 20
 
@@ -115,3 +115,35 @@ SEQ = [  # (name, spans, expected job -> run)
 @pytest.mark.parametrize("name,spans,want", SEQ, ids=[s[0] for s in SEQ])
 def test_sequential_runs(name, spans, want):
     assert sequential_runs(spans) == want
+
+
+def test_one_job_id_failing_again_at_the_step_it_came_back_to_is_data():
+    """Restarts under one job id: after each failure the next line the run logs is the same
+    failure at the same step (it reloaded a checkpoint and came back); after the third the sampler
+    skips the shard and the run goes on. Counted as three attempts, the run's later progress
+    notwithstanding."""
+    f = Fleet()
+    f.sig(ZLIB, "zlib error reading shard", "dataloader", "data")
+    f.job("run-a", ["h00", "h01", "h02", "h03"], 1)
+    t = f.jobs["run-a"].start
+    for k, step in enumerate((5_900, 6_000, 6_100)):
+        f.event(PROGRESS, "run-a", step, "h00", rank=0, at=t + 10 * k)
+    for k in range(3):  # attempt k fails at 6,123, 20 minutes apart, nothing logged between
+        f.event(ZLIB, "run-a", 6_123, f"h0{k}", rank=3 + 8 * k, at=t + 600 + 1_200 * k)
+    for k in range(8):  # then past it
+        f.event(PROGRESS, "run-a", 6_200 + 100 * k, "h00", rank=0, at=t + 3_100 + 60 * k)
+    (p,) = [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+    assert set(p.event_ids) == f.ids(ZLIB) and p.scope["steps"] == ["6123"]
+
+
+def test_an_info_line_every_attempt_logs_at_its_resume_step_is_no_bad_data():
+    """Known wrong before: NCCL's INFO lines at the step each attempt resumes from (its
+    checkpoint), three attempts in a row, each attempt then failing at the same step again."""
+    f = Fleet()
+    info = f.sig(21, "<*> NCCL INFO Bootstrap : Using <*>", "other", "unknown")
+    f.job("run-b", ["h00", "h01", "h02", "h03"], 1)
+    t = f.jobs["run-b"].start
+    for k in range(3):
+        f.event(info, "run-b", 6_000, f"h0{k}", rank=8 * k, at=t + 1_200 * k)
+        f.event(info, "run-b", 6_000, f"h0{k + 1}", rank=8 * k + 1, at=t + 1_200 * k + 90)
+    assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]

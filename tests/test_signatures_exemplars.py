@@ -375,3 +375,26 @@ def test_loss_lines(line: str, kind: str) -> None:
 @pytest.mark.parametrize("line", NOT_LOSS)
 def test_not_loss_lines(line: str) -> None:
     assert fingerprint(line).category != "loss_instability"
+
+
+IB_EVENT_LINES = [
+    "Feb 14 05:03:41 gpu-node-1 kernel: mlx5_core 0000:ab:00.0 mlx5_5: Port: 1 Link INIT",
+    "<6>[    2.962781] mlx5_core 0000:41:00.1: Port module event: module 1, Cable unplug",
+    "mlx5_core: Port 1 link down",
+]
+# known wrong before 2026.12-3: NCCL's INFO list of the NICs it uses, logged by every job's start,
+# was filed as a Mellanox/IB event (and recurred at each restart's resume step as "bad data")
+NOT_IB_EVENT = [
+    "10.11.32.15:235221:235221 [4] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB,[1]mlx5_1:1/IB ; OOB eth0:10.11.32.15<0>",
+    "node01:1234:1234 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/RoCE [1]mlx5_3:1/RoCE ; OOB ens1f0:10.0.0.1<0>",
+]
+
+
+@pytest.mark.parametrize("line", IB_EVENT_LINES)
+def test_ib_event_lines(line: str) -> None:
+    assert fingerprint(line).category == "infiniband_rdma"
+
+
+@pytest.mark.parametrize("line", NOT_IB_EVENT)
+def test_nccl_info_nic_list_is_no_ib_event(line: str) -> None:
+    assert fingerprint(line).category != "infiniband_rdma"

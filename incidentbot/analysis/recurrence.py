@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 
+from .coverage import is_benign_text
 from .index import Component, Index, near
 
 
@@ -21,8 +22,10 @@ def find_bad_steps(ix: Index) -> None:
     flat: dict[tuple, set[int] | int] = {}
     ev, occ, storm, run_of = ix.ev, ix.occ, ix.in_storm, ix.run_of
     for s in sorted(ix.by_sig):
-        if s in ix.routine:
-            continue  # a progress report at the step a restart resumes from is no bad record
+        if s in ix.routine or is_benign_text(ix, s):
+            # a progress report, or an INFO line every attempt logs at the step it resumes from
+            # (NCCL's init), is no bad record
+            continue
         for i in ix.by_sig[s]:
             e = ev[i]
             if e.step is None or i in storm:
@@ -144,7 +147,9 @@ def stops(ix: Index, s: int, k: tuple[str, int]) -> int:
             st = ix.ev[idx[q]].step
             if st is not None:
                 later.append(st)
-                if len(later) == 3:
+                # back at the step: the job restarted from a checkpoint before it (what comes after
+                # that is the next attempt's)
+                if len(later) == 3 or st == step:
                     break
         # the job's next steps do not go past this one (it restarted from a checkpoint, or stopped);
         # a stray line beyond it (a late log, a wrong clock) is outvoted

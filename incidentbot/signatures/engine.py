@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
 
-RULES_VERSION = "2026.12-2"
+RULES_VERSION = "2026.12-3"
 MAX_LINE = 4096
 MAX_TEMPLATE_LINES = 12
 
@@ -702,9 +702,14 @@ _NCCL_WATCHDOG = re.compile(
     r"|failure detected by watchdog|taking the entire process down|watchdog thread terminat|detected by watchdog"
     r"|FlightRecorder is disabled"
 )
-_IB_MISC = re.compile(r"mlx5_|Port module event|ib_core|IBV_WC_|ibv_poll_cq")
+# "mlx5_" is the driver's own line (mlx5_core, mlx5_port_module_event:), never NCCL's INFO list of
+# the NICs it uses ("NET/IB : Using [0]mlx5_0:1/IB,[1]mlx5_1:1/IB"): that is every job's start
+_MLX5 = r"mlx5_(?!\d+:\d+/)"
+_IB_MISC = re.compile(_MLX5 + r"|Port module event|ib_core|IBV_WC_|ibv_poll_cq")
 _INFINIBAND = re.compile(
-    r"NET/IBP?\s?:\s?Got completion from peer|[Tt]ransport retry count exceeded|mlx5_|Port module event|IBV_WC_\w+_ERR"
+    r"NET/IBP?\s?:\s?Got completion from peer|[Tt]ransport retry count exceeded|"
+    + _MLX5
+    + r"|Port module event|IBV_WC_\w+_ERR"
 )
 _NCCL_WARN = re.compile(r"NCCL WARN")
 _GPU_LOST = re.compile(
