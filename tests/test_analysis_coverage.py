@@ -241,3 +241,37 @@ def test_texts_sharing_only_a_follower_stay_apart():
     a = [p for p in props if set(p.event_ids) & f.ids(CUDAWARN)]
     b = [p for p in props if set(p.event_ids) & f.ids(OTHER)]
     assert len(a) == 1 and len(b) == 1 and a[0] is not b[0]
+
+
+def code_fleet(codes):
+    f = Fleet()
+    f.sig(WATCHDOG, "NCCL watchdog timeout", "nccl_watchdog_timeout", "unknown")
+    for k, code in enumerate(codes):
+        f.job(f"j{k}", hosts(4, f"n{k}-"), 10_000, code=code, start=k * 7)
+    return f
+
+
+@pytest.mark.parametrize(
+    "hung, on_one_code",
+    [
+        # five hangs, every one on code v2 (a quarter of the steps): that code's hang (P = 0.25^5, x values)
+        (["j6", "j7", "j6", "j7", "j6"], True),
+        # known wrong as a code's hang: as many hangs spread over the codes as their steps are
+        (["j0", "j2", "j4", "j6", "j7"], False),
+        # two hangs on v2 are too few to tell (at least three)
+        (["j6", "j7"], False),
+    ],
+)
+def test_hangs_with_no_precursor_on_one_code_version_are_that_codes(hung, on_one_code):
+    f = code_fleet(["v1"] * 6 + ["v2"] * 2)
+    for n, j in enumerate(hung):
+        storm(f, j, f.jobs[j].start + 3_000 * (n + 1))
+    props = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)]
+    if on_one_code:
+        (p,) = props
+        assert p.kind == "regression" and p.cause_class == "software"
+        assert p.title == "Collective hangs only on code v2: storms of NCCL watchdog timeout"
+        assert p.scope["versions"] == ["code_version=v2"] and set(p.event_ids) == f.ids(WATCHDOG)
+        assert p.evidence[0].startswith("5 of 5 storms of 'NCCL watchdog timeout' with no error before them came on code v2, which ran 25% of the steps")
+    else:
+        assert [p.kind for p in props] == ["storm_unexplained"]

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from .index import Index, fmt_n
+from .index import Index, confidence_from, fmt_n, fmt_p
 from .model import Proposal
+from .stats import binom_sf
 
 
 def is_benign_text(ix: Index, s: int) -> bool:
@@ -159,6 +160,48 @@ def _merge_either_order(ix: Index, groups: dict[int, list[int]]) -> None:
             groups[r].sort()
 
 
+def _value(e, d: str) -> str | None:
+    return e.code_version if d == "code_version" else dict(e.versions).get(d)
+
+
+def _hang_version(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, str, int, float, float] | None:
+    """The one version value (code v1.3, or a torch, a driver) that storms with no precursor
+    concentrate on beyond the share of steps it ran: P(at least k of the n storms there), binomial,
+    Bonferroni over every value tried; at least ``hang_version_min`` storms there and below
+    ``alpha_onset``. Returns (dimension, value, k, share, p)."""
+    S = ix.S
+    if len(bursts) < S.hang_version_min:
+        return None
+    E: dict[tuple[str, str], float] = defaultdict(float)
+    tot = 0.0
+    for _j, code, vers, x in ix.expo.segments:
+        tot += x
+        if code is not None:
+            E[("code_version", code)] += x
+        for name, v in vers:
+            E[(name, v)] += x
+    if tot <= 0:
+        return None
+    k_of: Counter = Counter()
+    for _j, g in bursts:
+        e = ix.ev[g[0]]
+        if e.code_version is not None:
+            k_of[("code_version", e.code_version)] += 1
+        for name, v in e.versions:
+            k_of[(name, v)] += 1
+    tried = [dv for dv, x in E.items() if x < (1 - S.onset_stray_frac) * tot]
+    best = None
+    for dv in sorted(tried):
+        k = k_of.get(dv, 0)
+        if k < S.hang_version_min:
+            continue
+        q = E[dv] / tot
+        p = min(1.0, binom_sf(k, len(bursts), q) * len(tried))
+        if p < S.alpha_onset and (best is None or p < best[4]):
+            best = (dv[0], dv[1], k, q, p)
+    return best
+
+
 def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None) -> list[Proposal]:
     """Hypotheses for what no evidence rule explained: one per signature, with the lines that
     ``follow`` it (``incidents.py``: the other lines of its episodes; a storm's abort lines)."""
@@ -235,6 +278,32 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                         event_ids=sorted(ix.ev[i].id for i in shared_ids),
                         kind="shared_component",
                         key=f"shared:{c}:{s}",
+                    )
+                )
+            hang_bursts = [(j, g) for j, g in bursts if g[0] in hang_ids]
+            split = _hang_version(ix, hang_bursts)
+            if split is not None:
+                d, v, k, q, p = split
+                on_v = sorted(i for i in hang_ids if _value(ix.ev[i], d) == v)
+                hang_ids -= set(on_v)
+                dn = "code" if d == "code_version" else d
+                jobs, hosts, span = _where(ix, on_v)
+                out.append(
+                    Proposal(
+                        title=f"Collective hangs only on {dn} {v}: storms of {title}",
+                        cause_class="software",
+                        scope={"versions": [f"{d}={v}"], "jobs": jobs[:20]},
+                        confidence=confidence_from(p),
+                        evidence=[
+                            f"{k} of {len(hang_bursts)} storms of '{title}' with no error before them came on "
+                            f"{dn} {v}, which ran {q:.0%} of the steps ({fmt_p(p)}): a hang in that code or "
+                            f"version (a deadlock, a collective one rank skips), not a host or the network",
+                            f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
+                        ],
+                        signature_ids=sorted({ix.ev[i].signature_id for i in on_v}),
+                        event_ids=sorted(ix.ev[i].id for i in on_v),
+                        kind="regression",
+                        key=f"hang:{s}:{d}={v}",
                     )
                 )
             hang = sorted(hang_ids)

@@ -58,6 +58,8 @@ class Settings:
     cover_min_events: int = 3  # a signature's leftover standing for this many events gets a hypothesis
     cover_interruptions: bool = True  # ... and one with fewer when its lines stopped or restarted their job
     cover_confidence: float = 0.2  # "cause not yet known"
+    # storms with no precursor concentrated on one version (coverage._hang_version): at least this many
+    hang_version_min: int = 3
     cover_confidence_shared: float = 0.4  # a storm across a cluster's jobs at once
     benign_markers: tuple[str, ...] = (
         "info:",
