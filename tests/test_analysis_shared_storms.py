@@ -1,6 +1,8 @@
 """Storms of several jobs at once, each after a line about the file system they share: one
 storage stall (however many times it recurs), not one host incident or hang per job."""
 
+import pytest
+
 from incidentbot.analysis import analyze
 from incidentbot.analysis.synth import Fleet
 
@@ -87,3 +89,24 @@ def test_stays_silent():
         f = fleet()
         build(f)
         assert shared(analyze(f.events, f.signatures)) == [], name
+
+
+@pytest.mark.parametrize(
+    "precursor, attributed",
+    [
+        (NFS, True),  # the file system's own line says what it is: one storm after it is enough
+        # known wrong: a line that says nothing (a RuntimeError) before one storm of three stays a
+        # hang whose cause is not known
+        (ERR, False),
+    ],
+)
+def test_one_storm_after_a_storage_line_goes_to_it(precursor, attributed):
+    f = fleet()
+    stall(f, ["j1"], f.t0 + 5_000, precursor=precursor)
+    stall(f, ["j3"], f.t0 + 20_000, precursor=None)
+    stall(f, ["j5"], f.t0 + 40_000, precursor=None)
+    props = analyze(f.events, f.signatures)
+    j1_storm = {e.id for e in f.events if e.job_id == "j1" and e.signature_id == WATCHDOG}
+    (p,) = [p for p in props if set(p.event_ids) & j1_storm]
+    assert (p.kind == "storm" and set(p.event_ids) >= f.ids(precursor)) == attributed
+    assert (p.kind == "storm_unexplained") == (not attributed)

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from .hypothesis import Hyp
 from .incidents import Incidents, companions
 from .index import Index, fmt_n
+from .storms import is_storage_text
 
 # ---- 7. storms and their precursors
 _TIMEOUT_MS = re.compile(r"timeout\(ms\)\s*=\s*(\d{1,9})", re.IGNORECASE)
@@ -94,7 +95,9 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
     for (ps, s), c in pre_count.items():
         frac_storms = c / bursts_per_sig[s]
         frac_near = near_storm[ps] / max(1, len(ix.by_sig[ps]))
-        known = ix.sig_class(ps) in ("hardware", "network")
+        # a text that means hardware, network or a file system stalling says what it is: a few
+        # storms after it are enough (most of its lines sit just before storms)
+        known = ix.sig_class(ps) in ("hardware", "network") or is_storage_text(ix, ps)
         if (c >= 2 or frac_storms >= 0.5 or (known and frac_near >= 0.8)) and frac_near >= 0.3:
             reliable.add((ps, s))
     # a line of a hypothesis already pinned to a host's hardware or a switch, in the storm's job just
