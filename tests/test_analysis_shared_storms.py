@@ -110,3 +110,14 @@ def test_one_storm_after_a_storage_line_goes_to_it(precursor, attributed):
     (p,) = [p for p in props if set(p.event_ids) & j1_storm]
     assert (p.kind == "storm" and set(p.event_ids) >= f.ids(precursor)) == attributed
     assert (p.kind == "storm_unexplained") == (not attributed)
+
+
+def test_two_jobs_hanging_at_once_where_the_file_system_stalls_is_it_again():
+    """Two jobs' storms within a minute, no line before them, in the cluster whose file system
+    stalled before: it again (alone, two jobs at once is no shared component: CASES)."""
+    f = fleet()
+    stall(f, ["j1", "j2"], f.t0 + 5_000)
+    stall(f, ["j4", "j6"], f.t0 + 30_000, precursor=None)
+    (p,) = shared(analyze(f.events, f.signatures))
+    assert set(p.event_ids) == f.ids(NFS) | f.ids(WATCHDOG)
+    assert p.title.endswith("2 times: storage")

@@ -88,6 +88,7 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
     for c in sorted(by_cluster):
         bs = sorted(by_cluster[c], key=lambda b: (ev[ix.storm_bursts[b][2][0]].time, b))
         windows: list[list[int]] = []
+        together: list[tuple[list[int], int, int]] = []  # two jobs or more at once, no more to say
         k = 0
         while k < len(bs):
             t0 = ev[ix.storm_bursts[bs[k]][2][0]].time
@@ -104,6 +105,9 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
             stalled = {ix.storm_bursts[b][1] for b in win if storage_before(b)}
             if wide or (len(jobs) >= 2 and len(stalled) >= 2):
                 windows.append(win)
+                k = m + 1
+            elif len(jobs) >= 2:
+                together.append((win, len(jobs), len(running)))
                 k = m + 1
             else:
                 k += 1
@@ -204,3 +208,16 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
                             hyps[h].add_events(ev[i].signature_id, [i], None)
                             owner[i] = h
                     hyps[h].shared_after_storage += 1
+            # two jobs' storms within minutes in a cluster whose file system is known to stall: it
+            # again (alone, two jobs at once say only "something shared"; cluster_storm_min_jobs)
+            if hyps[h].storage:
+                for win, n_hit, n_running in together:
+                    if any(ix.storm_bursts[b][2][0] in owner for b in win):
+                        continue
+                    for b in win:
+                        s, j, g = ix.storm_bursts[b]
+                        for i in list(g) + companions(ix, j, g, owner):
+                            if i not in owner:
+                                hyps[h].add_events(ev[i].signature_id, [i], None)
+                                owner[i] = h
+                    hyps[h].shared_windows.append((n_hit, n_running))
