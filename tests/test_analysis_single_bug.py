@@ -130,7 +130,10 @@ def _index_with(components_spec):
     for i in range(len(ix.ev)):
         ix.occ[i] = i + 1
     for s, key, jobs in components_spec:
-        ids = [i for i in ix.by_sig[s] if ix.ev[i].job_id in jobs]
+        # jobs: a set (all of the text's lines there) or {job: how many of its lines}
+        per = jobs if isinstance(jobs, dict) else dict.fromkeys(jobs, 3)
+        ids = [i for i in ix.by_sig[s] if ix.ev[i].job_id in per]
+        ids = [i for i in ids if sum(1 for x in ids if x <= i and ix.ev[x].job_id == ix.ev[i].job_id) <= per[ix.ev[i].job_id]]
         ix.add(Component(s, "regression", key, ids, 1e-6, [], compat=frozenset({key[1:]})))
     return ix
 
@@ -150,6 +153,16 @@ MERGE_CASES = [
             (SPIKE, ("onset", "nccl", ("2.20.5",)), {"j0", "j2", "j3"}),
         ],
         False,
+    ),
+    # one text wholly inside the other's versions, the other with 1 of 7 lines outside the first's:
+    # a bug's two texts whose few lines picked neighbouring version sets (fleetgen, medium fleets)
+    (
+        "nested, one line of seven outside",
+        [
+            (NAN, ("onset", "torch", ("2.3.0",)), {"j2", "j3"}),
+            (SPIKE, ("onset", "nccl", ("2.20.5",)), {"j0": 1, "j2": 3, "j3": 3}),
+        ],
+        True,
     ),
 ]
 

@@ -86,17 +86,22 @@ def merge(ix: Index) -> list[list[int]]:
             firsts.setdefault(ix.occ[i], i)
         occ_vals[ci] = [(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts.values()]
 
-    def inside(ci: int, key: tuple) -> bool:
+    def inside(ci: int, key: tuple, frac: float | None = None) -> bool:
         vs = occ_vals[ci]
         n_in = sum(1 for code, vers in vs if in_scope(code, vers, [key]))
-        return bool(vs) and len(vs) - n_in <= S.scope_merge_stray_frac * len(vs)
+        return bool(vs) and len(vs) - n_in <= (S.scope_merge_stray_frac if frac is None else frac) * len(vs)
 
     for x in range(len(ons)):
         for y in range(x + 1, len(ons)):
             a, b = ons[x], ons[y]
             if uf.find(a) == uf.find(b) or comps[a].key[0] != "onset" or comps[b].key[0] != "onset":
                 continue
-            if inside(a, comps[b].key[1:]) and inside(b, comps[a].key[1:]):
+            ka, kb = comps[a].key[1:], comps[b].key[1:]
+            if (inside(a, kb) and inside(b, ka)) or (
+                # one wholly inside the other's versions, the other mostly inside the first's
+                (inside(a, kb, 0.0) and inside(b, ka, S.scope_merge_nested_frac))
+                or (inside(b, ka, 0.0) and inside(a, kb, S.scope_merge_nested_frac))
+            ):
                 union(a, b)
     groups: dict[int, list[int]] = defaultdict(list)
     for ci in range(len(comps)):

@@ -42,6 +42,7 @@ class Settings:
     scheduler_categories: tuple[str, ...] = ("slurm", "scheduler", "kubernetes", "k8s", "pod")
     scope_join_rate_ratio: float = 0.35  # ... and its rate outside the versions is at most this share of inside
     scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
+    scope_merge_nested_frac: float = 0.25  # ... or one has none outside and the other at most this share
     rank0_frac: float = 0.9
     pool_min_per_sig: int = 2  # pooled onset: occurrences each leftover text needs ...
     pool_min_sigs: int = 2  # ... and how many texts share the onset
