@@ -10,7 +10,7 @@ from dataclasses import replace
 from incidentbot.analysis import analyze
 from incidentbot.analysis.synth import Fleet
 
-ERR, CKPT, WATCHDOG, NCCLWARN, RETRY = 30, 31, 32, 33, 34
+ERR, CKPT, WATCHDOG, NCCLWARN, RETRY, SPIKEWARN = 30, 31, 32, 33, 34, 35
 
 
 def hosts(n, prefix="h"):
@@ -30,6 +30,7 @@ def fleet(n_jobs=4):
     # NCCL logs its errors at WARN: the level word does not make them benign
     f.sig(NCCLWARN, "NCCL WARN: Call to ibv_modify_qp failed with error Connection timed out", "nccl_warn", "network")
     f.sig(RETRY, "NCCL WARN: socket connect to <IP> returned Connection refused, retrying", "nccl_warn", "network")
+    f.sig(SPIKEWARN, "WARNING:megatron.training:grad norm spike at iteration <*>: skipping update", "other", "unknown")
     for k in range(n_jobs):
         f.job(f"j{k}", hosts(4, f"n{k}-"), 10_000, start=k * 7)
     return f
@@ -54,9 +55,11 @@ CASES = [  # (name, build, expected kinds of the covering hypothesis or None for
     ("two events only", lambda f: scatter(f, ERR, 2), None),
     ("failure logged at WARN level, spread evenly", lambda f: scatter(f, NCCLWARN, 8), "unexplained"),
     ("failure said to be retried, spread evenly", lambda f: scatter(f, RETRY, 8), None),
+    # a training anomaly the job reports at WARNING (the update skipped) is no benign chatter
+    ("anomaly at WARNING, spread evenly", lambda f: scatter(f, SPIKEWARN, 8), "unexplained"),
 ]
 
-SIG_OF_CASE = {"error": ERR, "two": ERR, "WARN level": NCCLWARN, "retried": RETRY}
+SIG_OF_CASE = {"error": ERR, "two": ERR, "WARN level": NCCLWARN, "retried": RETRY, "anomaly": SPIKEWARN}
 
 
 def test_coverage_table():

@@ -96,6 +96,8 @@ class Settings:
         "refused",
         "unreachable",
         "corrupt",
+        # a training anomaly the job reports (a grad-norm spike, the update skipped) at WARNING
+        "spike",
     )
     # ... though a failure the text says is being retried is transient (NCCL's bootstrap logs
     # "Connection refused, retrying" at WARN while peers come up): benign again
