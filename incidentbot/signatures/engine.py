@@ -17,11 +17,12 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .masking import MAX_ANALYSED, mask_line, strip_line_prefix
 from .xid import SEVERITY_RANK, xid_info
 
-RULES_VERSION = "2026.12-3"
+RULES_VERSION = "2026.12-4"
 MAX_LINE = 4096
 MAX_TEMPLATE_LINES = 12
 
@@ -723,12 +724,45 @@ _GPU_HEALTH = re.compile(
 _HANG = re.compile(
     r"PULSE: .{0,80} is running|Thread \d+ \(idle\)|Thread \d+ \(active\)|py-spy|# The lagging one|appears to be hung|hang detected"
 )
-_LOSS = re.compile(
+_LOSS_WORDS = re.compile(
     r"found NaN|NaN in (?:local )?grad norm|Unexpected result nan|OVERFLOW!|overflow detected, setting loss scale"
-    r"|loss scale already at minimum|grad norm: |loss is nan|nan loss|Gradient overflow|inf or nan in gradients"
-    r"|\bloss spike|\bspike in (?:the )?(?:training )?loss|\bloss\s*[:=]\s*nan\b",
+    r"|loss scale already at minimum|loss is nan|nan loss|Gradient overflow|inf or nan in gradients"
+    r"|\bloss spike|\bspike in (?:the )?(?:training )?loss|\bloss\s*[:=]\s*nan\b|number of nan iterations:\s*[1-9]",
     re.I,
 )
+_GRAD_NORM = re.compile(r"grad norm: ([0-9.]+)", re.I)
+# a grad norm this large (clipping is usually at 1.0) is a spike by itself; a paste of progress lines
+# whose grad norm grew this many times is one too
+GRAD_NORM_SPIKE = 100.0
+GRAD_NORM_GROWTH = 10.0
+
+
+class _LossDetector:
+    """The loss rule's detector: a line that names a numerical failure, or progress lines whose
+    grad norm is a spike. A Megatron progress line with an ordinary grad norm ("grad norm: 0.191")
+    is training going well, not an instability (it is left to the generic template, as progress)."""
+
+    def search(self, text: str):
+        m = _LOSS_WORDS.search(text)
+        if m:
+            return m
+        vals = []
+        for g in _GRAD_NORM.finditer(text[:MAX_ANALYSED]):
+            v = g.group(1)
+            if v.count(".") <= 1 and v != ".":
+                vals.append(float(v))
+            if len(vals) >= 1000:
+                break
+        if not vals:
+            return None
+        if max(vals) >= GRAD_NORM_SPIKE or (vals[0] > 0 and max(vals) / vals[0] >= GRAD_NORM_GROWTH):
+            return _GRAD_NORM.search(text)
+        return None
+
+
+# what a loss line's template keeps (the lines that say it)
+_LOSS = re.compile(_LOSS_WORDS.pattern + r"|grad norm: ", re.I)
+_LOSS_DETECTOR = _LossDetector()
 _DATALOADER = re.compile(r"DataLoader worker|error in worker|in worker process")
 _CHECKPOINT = re.compile(
     r"No space left on device|PytorchStreamWriter failed|PytorchStreamReader failed|write\(\): fd \d+ failed"
@@ -752,6 +786,12 @@ _ALERT = re.compile(r"alertname[=:]|\[FIRING(?::\d+)?\]|\[RESOLVED\]")
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^[ \t]*[A-Za-z_][\w.]*(?:Error|Exception)\b: ", re.M)
 
 
+class Detector(Protocol):
+    """What claims a text for a rule: a compiled pattern, or an object with the same ``search``."""
+
+    def search(self, text: str, /) -> object: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One failure kind: the category it files, its parser, the detector that claims a text and
@@ -759,7 +799,7 @@ class Rule:
 
     category: str
     parser: str
-    detector: re.Pattern
+    detector: Detector
     parse: Callable[[Ctx], Parsed]
     gates: tuple[str, ...]
 
@@ -874,7 +914,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "loss_instability",
         "loss_instability",
-        _LOSS,
+        _LOSS_DETECTOR,
         p_loss,
         ("nan", "overflow", "loss scale", "grad norm", "spike"),
     ),
