@@ -278,3 +278,26 @@ def test_hangs_with_no_precursor_on_one_code_version_are_that_codes(hung, on_one
         assert p.evidence[0].startswith("5 of 5 storms of 'NCCL watchdog timeout' with no error before them came on code v2, which ran 25% of the steps")
     else:
         assert [p.kind for p in props] == ["storm_unexplained"]
+
+
+@pytest.mark.parametrize(
+    "title, kept_out",
+    [
+        # every rank's Megatron progress line at the same iteration: routine, though its title is cut
+        # before the TFLOPs that say so
+        ("iteration <*> | elapsed time per iteration (s): <*> | learning rate: <*> | lm loss: <*> |…", True),
+        # known wrong as routine: an error every rank logs at once is a storm, whatever else it says
+        ("RuntimeError: NCCL communicator was aborted on rank <*>", False),
+    ],
+)
+def test_every_ranks_progress_line_at_once_is_no_storm(title, kept_out):
+    f = fleet()
+    line = f.sig(36, title, "other", "unknown")
+    for k in range(4):
+        j = f"j{k}"
+        for n in range(6):  # six times a run, all 32 ranks within a second
+            t = f.jobs[j].start + 1_500 * (n + 1)
+            for r in range(32):
+                f.event(line, j, 700 * (n + 1), f.jobs[j].hosts[r % 4], rank=r, at=t + r * 0.02)
+    holders = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(line)]
+    assert (holders == []) == kept_out

@@ -81,6 +81,9 @@ class Settings:
         "tokens/s",
         "samples/s",
         "throughput",
+        # Megatron's progress line, whose title may be cut before its TFLOPs
+        "elapsed time per iteration",
+        "learning rate:",
     )
     # ... unless the text also says something failed: a log level is not a meaning. NCCL logs its
     # errors at WARN (it has no ERROR level), and "WARNING: ... failed with error ..." reports a
@@ -117,6 +120,9 @@ class Settings:
         "tokens/s",
         "samples/s",
         "throughput",
+        # Megatron's progress line, whose title may be cut before its TFLOPs
+        "elapsed time per iteration",
+        "learning rate:",
     )
     job_level_markers: tuple[str, ...] = ("time limit", "timelimit", "due to time", "preempt")
     benign_min_places: int = 3  # benign noise is spread: over at least this many hosts ...
