@@ -228,3 +228,41 @@ def test_a_rarer_text_is_weighed_where_the_regression_ran():
         assert (got == inside) is joins, jobs
         if not joins:
             assert not got
+
+
+CUBLAS, IMA2 = 77, 78
+
+
+def two_regressions_fleet():
+    """torch 2.3.0 on j2..j7 (the NaN bug), nccl 2.21.5 on j6 only (the cuBLAS bug); one CUDA
+    error text from both: six lines in j6, four in j4 and j5 (torch 2.3.0, the old nccl)."""
+    f = Fleet()
+    f.sig(NAN, "NaN loss", "loss_instability", "unknown")
+    f.sig(CUBLAS, "cuBLAS failure CUBLAS_STATUS_EXECUTION_FAILED", "cuda_runtime", "software")
+    f.sig(IMA2, "CUDA error: an illegal memory access was encountered", "cuda_runtime", "unknown")
+    for k in range(8):
+        vers = {"torch": "2.3.0" if k >= 2 else "2.2.2", "nccl": "2.21.5" if k == 6 else "2.20.5"}
+        f.job(f"j{k}", hosts(4, f"h{k}-"), 12_000, versions=vers, start=k * 17)
+    rng = random.Random(7)
+    for k in range(2, 8):
+        for n in range(6):
+            f.event(NAN, f"j{k}", 500 + 1_900 * n + 13 * k, f.jobs[f"j{k}"].hosts[n % 4], rank=8 * (n % 4) + 1)
+    for n in range(8):
+        f.event(CUBLAS, "j6", 300 + 1_400 * n, f.jobs["j6"].hosts[n % 4], rank=8 * (n % 4) + 2)
+    for n in range(6):
+        f.event(IMA2, "j6", 1_250 + 1_700 * n, f.jobs["j6"].hosts[(n + 1) % 4], rank=rng.randrange(32))
+    for n, j in enumerate(["j4", "j5", "j4", "j5"]):
+        f.event(IMA2, j, 2_000 + 2_500 * n, f.jobs[j].hosts[n % 4], rank=rng.randrange(32))
+    return f
+
+
+def test_one_text_of_two_regressions_joins_each_with_the_lines_in_its_versions():
+    f = two_regressions_fleet()
+    props = analyze(f.events, f.signatures)
+    nan_bug = next(p for p in props if p.kind == "regression" and set(p.event_ids) & f.ids(NAN))
+    cublas_bug = next(p for p in props if p.kind == "regression" and set(p.event_ids) & f.ids(CUBLAS))
+    assert nan_bug is not cublas_bug
+    on_j6 = {e.id for e in f.events if e.signature_id == IMA2 and e.job_id == "j6"}
+    assert on_j6 <= set(cublas_bug.event_ids)
+    # what the cuBLAS bug's versions leave (torch 2.3.0 on the old nccl) is the NaN bug's
+    assert f.ids(IMA2) - on_j6 <= set(nan_bug.event_ids)

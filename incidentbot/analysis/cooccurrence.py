@@ -206,39 +206,49 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     if not cand:
         return
     for s, occs in sorted(cand.items()):
-        best = None
-        for hi, keys in regs:
-            q = share[hi]
-            if q <= 0 or q >= 1:
-                continue
-            inside = [o for o, ii in occs.items() if in_scope(ix.ev[ii[0]].code_version, ix.ev[ii[0]].versions, keys)]
-            k, n = len(inside), len(occs)
-            if k == 0 or (k < S.scope_join_min_test and k < n):
-                continue
-            p = min(1.0, binom_sf(k, n, q) * n_tests)
-            every = k == n and q**n <= S.scope_join_rare_share
-            if p >= S.alpha_scope_join and not every:
-                continue
-            # nearly absent outside: a line every failure brings (the launcher's "child failed") is
-            # only more frequent where the bug adds failures, and stays with its own causes
-            if (n - k) / (1.0 - q) > S.scope_join_rate_ratio * k / q:
-                continue
-            if not ix.apart_allows(hyps[hi].sigs | {s}):
-                continue
-            if k == n and _second_cause(ix, hyps[hi], keys, [occs[o][0] for o in inside]):
-                continue
-            if best is None or (p, q, hi) < best[:3]:
-                best = (p, q, hi, inside, k, n)
-        if best is None:
-            continue
-        p, q, hi, inside, k, n = best
-        ids = [i for o in inside for i in occs[o]]
-        hyps[hi].add_events(
-            s,
-            ids,
-            f"{ix.sig_title(s)}: {k} of {n} occurrences inside this regression's versions, which ran "
-            f"{q:.0%} of the steps"
-            + (f" ({fmt_p(p)})" if p < S.alpha_scope_join else ": all of them, and nothing else explains them"),
-        )
-        for i in ids:
-            owner[i] = hi
+        # one text, two regressions: what the best one leaves is tried against the others
+        tried: set[int] = set()
+        while occs:
+            best = None
+            for hi, keys in regs:
+                if hi in tried:
+                    continue
+                q = share[hi]
+                if q <= 0 or q >= 1:
+                    continue
+                inside = [
+                    o for o, ii in occs.items() if in_scope(ix.ev[ii[0]].code_version, ix.ev[ii[0]].versions, keys)
+                ]
+                k, n = len(inside), len(occs)
+                if k == 0 or (k < S.scope_join_min_test and k < n):
+                    continue
+                p = min(1.0, binom_sf(k, n, q) * n_tests)
+                every = k == n and q**n <= S.scope_join_rare_share
+                if p >= S.alpha_scope_join and not every:
+                    continue
+                # nearly absent outside: a line every failure brings (the launcher's "child failed") is
+                # only more frequent where the bug adds failures, and stays with its own causes
+                if (n - k) / (1.0 - q) > S.scope_join_rate_ratio * k / q:
+                    continue
+                if not ix.apart_allows(hyps[hi].sigs | {s}):
+                    continue
+                if k == n and _second_cause(ix, hyps[hi], keys, [occs[o][0] for o in inside]):
+                    continue
+                if best is None or (p, q, hi) < best[:3]:
+                    best = (p, q, hi, inside, k, n)
+            if best is None:
+                break
+            p, q, hi, inside, k, n = best
+            tried.add(hi)
+            ids = [i for o in inside for i in occs[o]]
+            hyps[hi].add_events(
+                s,
+                ids,
+                f"{ix.sig_title(s)}: {k} of {n} occurrences inside this regression's versions, which ran "
+                f"{q:.0%} of the steps"
+                + (f" ({fmt_p(p)})" if p < S.alpha_scope_join else ": all of them, and nothing else explains them"),
+            )
+            for i in ids:
+                owner[i] = hi
+            taken = set(inside)
+            occs = {o: ii for o, ii in occs.items() if o not in taken}
