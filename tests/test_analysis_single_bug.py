@@ -3,6 +3,8 @@ cannot tell apart are one hypothesis, and routine benign noise founds no hypothe
 
 import random
 
+import pytest
+
 from incidentbot.analysis import analyze
 from incidentbot.analysis.index import Component, Index
 from incidentbot.analysis.merging import merge
@@ -266,3 +268,50 @@ def test_one_text_of_two_regressions_joins_each_with_the_lines_in_its_versions()
     assert on_j6 <= set(cublas_bug.event_ids)
     # what the cuBLAS bug's versions leave (torch 2.3.0 on the old nccl) is the NaN bug's
     assert f.ids(IMA2) - on_j6 <= set(nan_bug.event_ids)
+
+
+ASSERT2 = 79
+
+
+def nested_regressions_fleet(*, cublas_in_b: int):
+    """nccl 2.21.5 on j4..j11 (bug A: cuBLAS failures, and CUDA errors enough for an onset of their
+    own there), torch 2.3.1 on j10, j11 only (bug B: NaN loss, device-side asserts). 22 of the 30
+    CUDA errors come on j10, j11, a quarter of A's steps; ``cublas_in_b`` of A's 24 cuBLAS lines do."""
+    f = Fleet()
+    f.sig(NAN, "NaN loss", "loss_instability", "unknown")
+    f.sig(ASSERT2, "CUDA error: device-side assert triggered", "cuda_runtime", "software")
+    f.sig(CUBLAS, "cuBLAS failure CUBLAS_STATUS_EXECUTION_FAILED", "cuda_runtime", "software")
+    f.sig(IMA2, "CUDA error: an illegal memory access was encountered", "cuda_runtime", "unknown")
+    for k in range(12):
+        vers = {"nccl": "2.21.5" if k >= 4 else "2.20.5", "torch": "2.3.1" if k >= 10 else "2.3.0"}
+        f.job(f"j{k}", hosts(4, f"h{k}-"), 12_000, versions=vers, start=k * 17)
+    count: dict[str, int] = {}
+
+    def line(sig, j):
+        n = count[j] = count.get(j, 0) + 1
+        f.event(sig, j, 150 * n + 7, f.jobs[j].hosts[n % 4], rank=8 * (n % 4) + 3)
+
+    for n in range(8):
+        line(NAN, f"j{10 + n % 2}")
+        line(ASSERT2, f"j{10 + n % 2}")
+    others = [f"j{k}" for k in range(4, 10)]
+    for n in range(24):
+        line(CUBLAS, f"j{10 + n % 2}" if n < cublas_in_b else others[n % 6])
+    for n in range(30):
+        line(IMA2, f"j{10 + n % 2}" if n < 22 else others[n % 6])
+    return f
+
+
+@pytest.mark.parametrize("cublas_in_b, moved", [(6, True), (18, False)])
+def test_a_text_far_more_often_inside_a_nested_regression_is_that_bugs(cublas_in_b, moved):
+    """The CUDA errors come on B's versions four times as often as A's steps there would give, while
+    A's cuBLAS lines do not: B's bug shows as that text too. Known wrong: when A's other text comes
+    there as often, the versions stand for something A follows, and nothing moves."""
+    f = nested_regressions_fleet(cublas_in_b=cublas_in_b)
+    props = analyze(f.events, f.signatures)
+    b = next(p for p in props if set(p.event_ids) & f.ids(NAN))
+    in_b = {e.id for e in f.events if e.signature_id == IMA2 and e.job_id in ("j10", "j11")}
+    said = any("this bug shows as that text too" in line for p in props for line in p.evidence)
+    assert said == moved
+    if moved:
+        assert in_b <= set(b.event_ids) and not set(b.event_ids) & f.ids(CUBLAS)

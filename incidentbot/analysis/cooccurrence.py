@@ -252,3 +252,81 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                 owner[i] = hi
             taken = set(inside)
             occs = {o: ii for o, ii in occs.items() if o not in taken}
+
+
+def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
+    """One text claimed by one regression (A) whose lines come far more often inside another
+    regression's versions (B) than the steps run there, within A's versions, would give (binomial
+    tail, ``alpha_onset`` corrected for the pairs and texts tried), while A's other texts show no
+    such excess there: B's bug shows as that text
+    too, and the lines inside B's versions go to B. Those lines cannot be told apart one by one; the
+    excess says most of them are B's, and the evidence line says how many were moved and why."""
+    from .stats import binom_sf
+
+    S = ix.S
+    regs = [(hi, keys) for hi, h in enumerate(hyps) if h.events and not h.incident and (keys := regression_keys(h))]
+    if len(regs) < 2:
+        return
+    plans: list[tuple[float, int, int, int, list[int], str]] = []
+    n_tests = 0
+    for a, keys_a in regs:
+        for b, keys_b in regs:
+            if a == b or len(hyps[b].sigs) < 2:
+                continue  # B must be a bug in its own right, with other texts of its own
+            inside_a = 0.0
+            both = 0.0
+            for _j, code, vers, x in ix.expo.segments:
+                if in_scope(code, vers, keys_a):
+                    inside_a += x
+                    if in_scope(code, vers, keys_b):
+                        both += x
+            if inside_a <= 0 or not 0 < both < (1 - S.onset_stray_frac) * inside_a:
+                continue
+            q = both / inside_a
+            for s in sorted(hyps[a].sigs):
+                if s in hyps[b].sigs and len(hyps[a].sigs) > 1:
+                    continue
+                firsts: dict[int, int] = {}
+                for i in hyps[a].sig_events[s]:
+                    firsts.setdefault(ix.occ[i], i)
+                n = len(firsts)
+                inside = [o for o, i in firsts.items() if in_scope(ix.ev[i].code_version, ix.ev[i].versions, keys_b)]
+                k = len(inside)
+                if k < S.scope_join_min_test or k == n:
+                    continue  # all of it inside both: nothing tells whose it is
+                # A's other texts must not show the same excess there: else the versions stand for
+                # something A's bug itself follows (a torch used mostly with the later code)
+                o_first: dict[int, int] = {}
+                for s2 in hyps[a].sigs - {s}:
+                    for i in hyps[a].sig_events[s2]:
+                        o_first.setdefault(ix.occ[i], i)
+                n_o = len(o_first)
+                k_o = sum(1 for i in o_first.values() if in_scope(ix.ev[i].code_version, ix.ev[i].versions, keys_b))
+                if n_o < S.scope_join_min_test or binom_sf(k_o, n_o, q) < S.alpha_scope_join:
+                    continue
+                n_tests += 1
+                p = binom_sf(k, n, q)
+                ids = [i for i in hyps[a].sig_events[s] if ix.occ[i] in set(inside)]
+                line = (
+                    f"{ix.sig_title(s)}: {k} of its {n} occurrences lie inside this regression's versions, "
+                    f"which ran {q:.0%} of the steps of the other regression that also shows it"
+                )
+                plans.append((p, a, b, s, ids, line))
+    done: set[int] = set()
+    for p, a, b, s, ids, line in sorted(plans, key=lambda t: (t[0], t[1], t[2], t[3])):
+        p = min(1.0, p * max(1, n_tests))
+        if p >= S.alpha_onset or s in done:  # a claim about which bug a text is: the onset's level
+            continue
+        done.add(s)
+        gone = set(ids)
+        ha, hb = hyps[a], hyps[b]
+        ha.events = [i for i in ha.events if i not in gone]
+        ha.sig_events[s] = [i for i in ha.sig_events[s] if i not in gone]
+        for c in ha.comps:
+            if c.sig == s:
+                c.events = [i for i in c.events if i not in gone]
+        if not ha.sig_events[s]:
+            ha.sigs.discard(s)
+        hb.add_events(s, ids, f"{line} ({fmt_p(p)}): this bug shows as that text too")
+        for i in ids:
+            owner[i] = b

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .cooccurrence import cooccur, join_scope
+from .cooccurrence import cooccur, join_scope, split_by_rate
 from .coverage import cover, is_job_level_text, routine_signatures
 from .hypothesis import Hyp
 from .incidents import find_anchored, find_incidents
@@ -125,6 +125,7 @@ def _run(ix: Index) -> list[Proposal]:
     shared_storms(ix, hyps, owner)  # before incidents: a file system's stall is no host's incident
     incidents = find_incidents(ix, hyps, owner)
     join_scope(ix, hyps, owner)
+    split_by_rate(ix, hyps, owner)
     attribute_storms(ix, hyps, owner, incidents)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]
