@@ -9,6 +9,7 @@ from .coverage import is_benign_text
 from .hypothesis import Hyp
 from .index import Index, fmt_p
 from .pooled import lies_apart, part_shares, plain_values
+from .stats import binom_sf
 
 
 # ---- 6. co-occurrence
@@ -102,9 +103,7 @@ def support_keys(ix: Index, h: Hyp) -> list[tuple[str, tuple[str, ...]]]:
     some of the fleet's values out. A bug active under one torch x CUDA pair claimed "since cuda
     12.6" is still seen under torch 2.5.1 only: a rarer text is weighed against that."""
     S = ix.S
-    firsts: dict[int, int] = {}
-    for i in h.events:
-        firsts.setdefault(ix.occ[i], i)
+    firsts = ix.occurrence_firsts(h.events)
     n = len(firsts)
     if n < S.min_onset:
         return []
@@ -143,9 +142,7 @@ def scope_share(ix: Index, keys) -> float:
 def _second_cause(ix: Index, h: Hyp, keys, firsts: list[int]) -> bool:
     """Whether a text's lines, all inside the regression's versions, lie apart in one part of them
     the regression's own lines avoid (``pooled.lies_apart``): a second cause rolled out with it."""
-    occ_first: dict[int, int] = {}
-    for i in h.events:
-        occ_first.setdefault(ix.occ[i], i)
+    occ_first = ix.occurrence_firsts(h.events)
     others = [plain_values(ix.ev[i].code_version, ix.ev[i].versions) for i in occ_first.values()]
     ovs = [plain_values(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts]
     shares = part_shares(ix, lambda code, vers: in_scope(code, vers, keys), plain_values)
@@ -165,7 +162,6 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     test that nothing else claimed). Only occurrences that open their failure are weighed: a line
     right after another text's belongs to that failure (incidents, coverage)."""
     from .coverage import is_job_level_text, is_scheduler_text
-    from .stats import binom_sf
 
     S = ix.S
     regs = [
@@ -261,8 +257,6 @@ def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     such excess there: B's bug shows as that text
     too, and the lines inside B's versions go to B. Those lines cannot be told apart one by one; the
     excess says most of them are B's, and the evidence line says how many were moved and why."""
-    from .stats import binom_sf
-
     S = ix.S
     regs = [(hi, keys) for hi, h in enumerate(hyps) if h.events and not h.incident and (keys := regression_keys(h))]
     if len(regs) < 2:
@@ -270,25 +264,19 @@ def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     plans: list[tuple[float, int, int, int, list[int], str]] = []
     n_tests = 0
     for a, keys_a in regs:
+        segs_a = [(code, vers, x) for _j, code, vers, x in ix.expo.segments if in_scope(code, vers, keys_a)]
+        inside_a = sum(x for _c, _v, x in segs_a)
         for b, keys_b in regs:
             if a == b or len(hyps[b].sigs) < 2:
                 continue  # B must be a bug in its own right, with other texts of its own
-            inside_a = 0.0
-            both = 0.0
-            for _j, code, vers, x in ix.expo.segments:
-                if in_scope(code, vers, keys_a):
-                    inside_a += x
-                    if in_scope(code, vers, keys_b):
-                        both += x
+            both = sum(x for code, vers, x in segs_a if in_scope(code, vers, keys_b))
             if inside_a <= 0 or not 0 < both < (1 - S.onset_stray_frac) * inside_a:
                 continue
             q = both / inside_a
             for s in sorted(hyps[a].sigs):
                 if s in hyps[b].sigs and len(hyps[a].sigs) > 1:
                     continue
-                firsts: dict[int, int] = {}
-                for i in hyps[a].sig_events[s]:
-                    firsts.setdefault(ix.occ[i], i)
+                firsts = ix.occurrence_firsts(hyps[a].sig_events[s])
                 n = len(firsts)
                 inside = [o for o, i in firsts.items() if in_scope(ix.ev[i].code_version, ix.ev[i].versions, keys_b)]
                 k = len(inside)
@@ -296,17 +284,15 @@ def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                     continue  # all of it inside both: nothing tells whose it is
                 # A's other texts must not show the same excess there: else the versions stand for
                 # something A's bug itself follows (a torch used mostly with the later code)
-                o_first: dict[int, int] = {}
-                for s2 in hyps[a].sigs - {s}:
-                    for i in hyps[a].sig_events[s2]:
-                        o_first.setdefault(ix.occ[i], i)
+                o_first = ix.occurrence_firsts(i for s2 in sorted(hyps[a].sigs - {s}) for i in hyps[a].sig_events[s2])
                 n_o = len(o_first)
                 k_o = sum(1 for i in o_first.values() if in_scope(ix.ev[i].code_version, ix.ev[i].versions, keys_b))
                 if n_o < S.scope_join_min_test or binom_sf(k_o, n_o, q) < S.alpha_scope_join:
                     continue
                 n_tests += 1
                 p = binom_sf(k, n, q)
-                ids = [i for i in hyps[a].sig_events[s] if ix.occ[i] in set(inside)]
+                inside_set = set(inside)
+                ids = [i for i in hyps[a].sig_events[s] if ix.occ[i] in inside_set]
                 line = (
                     f"{ix.sig_title(s)}: {k} of its {n} occurrences lie inside this regression's versions, "
                     f"which ran {q:.0%} of the steps of the other regression that also shows it"
@@ -318,15 +304,7 @@ def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         if p >= S.alpha_onset or s in done:  # a claim about which bug a text is: the onset's level
             continue
         done.add(s)
-        gone = set(ids)
-        ha, hb = hyps[a], hyps[b]
-        ha.events = [i for i in ha.events if i not in gone]
-        ha.sig_events[s] = [i for i in ha.sig_events[s] if i not in gone]
-        for c in ha.comps:
-            if c.sig == s:
-                c.events = [i for i in c.events if i not in gone]
-        if not ha.sig_events[s]:
-            ha.sigs.discard(s)
-        hb.add_events(s, ids, f"{line} ({fmt_p(p)}): this bug shows as that text too")
+        hyps[a].remove_events(s, ids)
+        hyps[b].add_events(s, ids, f"{line} ({fmt_p(p)}): this bug shows as that text too")
         for i in ids:
             owner[i] = b

@@ -160,10 +160,6 @@ def _merge_either_order(ix: Index, groups: dict[int, list[int]]) -> None:
             groups[r].sort()
 
 
-def _value(e, d: str) -> str | None:
-    return e.code_version if d == "code_version" else dict(e.versions).get(d)
-
-
 def _hang_version(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, str, int, float, float] | None:
     """The one version value (code v1.3, or a torch, a driver) that storms with no precursor
     concentrate on beyond the share of steps it ran: P(at least k of the n storms there), binomial,
@@ -205,6 +201,7 @@ def _hang_version(ix: Index, bursts: list[tuple[str, list[int]]]) -> tuple[str, 
 def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None) -> list[Proposal]:
     """Hypotheses for what no evidence rule explained: one per signature, with the lines that
     ``follow`` it (``incidents.py``: the other lines of its episodes; a storm's abort lines)."""
+    from .cooccurrence import scope_value  # cooccurrence reads this module's text tests
     from .incidents import companions  # incidents reads this module's text tests
 
     S = ix.S
@@ -284,7 +281,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
             split = _hang_version(ix, hang_bursts)
             if split is not None:
                 d, v, k, q, p = split
-                on_v = sorted(i for i in hang_ids if _value(ix.ev[i], d) == v)
+                on_v = sorted(i for i in hang_ids if scope_value(ix.ev[i].code_version, ix.ev[i].versions, d) == v)
                 hang_ids -= set(on_v)
                 dn = "code" if d == "code_version" else d
                 jobs, hosts, span = _where(ix, on_v)

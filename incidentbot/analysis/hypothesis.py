@@ -61,6 +61,17 @@ class Hyp:
         if line:
             self.lines_extra.append(line)
 
+    def remove_events(self, s: int, ids) -> None:
+        """Take lines of text ``s`` out (from its components too): another hypothesis explains them."""
+        gone = set(ids)
+        self.events = [i for i in self.events if i not in gone]
+        self.sig_events[s] = [i for i in self.sig_events[s] if i not in gone]
+        for c in self.comps:
+            if c.sig == s:
+                c.events = [i for i in c.events if i not in gone]
+        if not self.sig_events[s]:
+            self.sigs.discard(s)
+
     def proposal(self) -> Proposal:
         eng = self.eng
         ev = eng.ev

@@ -207,10 +207,10 @@ class Incidents:
         e = ix.ev[lead]
         host, cls, s = e.host or "?", ix.sig_class(e.signature_id), e.signature_id
         gpu = device_of(ix, lead)
-        if gpu is None and _category(ix, s) in ix.S.gpu_categories:
+        if gpu is None and ix.sig_category(s) in ix.S.gpu_categories:
             dev = None
         elif gpu is None:
-            dev = "nic" if cls == "network" or _category(ix, s) in ix.S.nic_categories else "host"
+            dev = "nic" if cls == "network" or ix.sig_category(s) in ix.S.nic_categories else "host"
         else:
             dev = gpu
         h = self.by_host.get(host)
@@ -371,11 +371,6 @@ def companions(ix: Index, j: str, g: list[int], owner: dict[int, int]) -> list[i
     return out
 
 
-def _category(ix: Index, s: int) -> str:
-    si = ix.sigs.get(s)
-    return si.category if si else ""
-
-
 def _says_down(ix: Index, s: int) -> bool:
     return ix.sig_mentions(s, ix.S.host_down_markers)
 
@@ -433,7 +428,7 @@ def find_anchored(ix: Index) -> None:
     anchor_sig = {
         s
         for s in ix.by_sig
-        if (not benign[s] and (ix.sig_class(s) in S.incident_classes or _category(ix, s) in S.incident_categories))
+        if (not benign[s] and (ix.sig_class(s) in S.incident_classes or ix.sig_category(s) in S.incident_categories))
         or s in down
     }
     if not anchor_sig:
@@ -548,7 +543,7 @@ def find_anchored(ix: Index) -> None:
                 dev = next(iter(devs))
         if dev is not None:
             kind = "gpu"
-        elif ix.sig_class(e.signature_id) == "network" or _category(ix, e.signature_id) in S.nic_categories:
+        elif ix.sig_class(e.signature_id) == "network" or ix.sig_category(e.signature_id) in S.nic_categories:
             kind = "nic"  # a NIC's own event (mlx5: hardware by its words) is no GPU's
         else:
             kind = "host"
@@ -566,7 +561,7 @@ def find_anchored(ix: Index) -> None:
             devs_of[h].add(d)
     groups: dict[tuple[str, str], list[tuple[list[int], int, str]]] = defaultdict(list)
     for h, d, take, a, j in incidents:
-        if d == "host" and len(devs_of[h]) == 1 and _category(ix, ev[a].signature_id) in S.gpu_categories:
+        if d == "host" and len(devs_of[h]) == 1 and ix.sig_category(ev[a].signature_id) in S.gpu_categories:
             d = next(iter(devs_of[h]))  # a GPU's line naming no device: the host's only blamed GPU
         groups[(h, d)].append((take, a, j))
     n_hosts = max(2, len({e.host for e in ev if e.host is not None}))

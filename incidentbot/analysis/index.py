@@ -282,6 +282,19 @@ class Index:
         si = self.sigs.get(s)
         return si.cause_class if si else "unknown"
 
+    def sig_category(self, s: int) -> str:
+        si = self.sigs.get(s)
+        return si.category if si else ""
+
+    def occurrence_firsts(self, idx) -> dict[int, int]:
+        """Occurrence id -> the first of the records ``idx`` in it (``idx`` in time order): the
+        unit rules count in."""
+        occ = self.occ
+        firsts: dict[int, int] = {}
+        for i in idx:
+            firsts.setdefault(occ[i], i)
+        return firsts
+
     def just_before_storm(self, i: int) -> bool:
         """Whether event ``i`` comes within the watchdog's window before a storm of its job starts
         (or up to 2 s after: clocks of one job differ), the place of a storm's precursor rather than

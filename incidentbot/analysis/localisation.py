@@ -83,7 +83,7 @@ def localise(ix: Index, s: int, idx: list[int], suspects: Sequence[str] = ()) ->
         len(hits) >= 2 and all(_one_gpu(ix, [i for i in with_host if ix.ev[i].host == h]) for h, *_ in hits)
     )
     # a text from inside one process (a CUDA error, a NaN) is no switch's or rack's doing: hosts only
-    shared = ix.sigs[s].category not in S.process_local_categories if s in ix.sigs else True
+    shared = ix.sig_category(s) not in S.process_local_categories
     if ix.topo and not suspects and not gpu_bound and shared:
         for hit in hits:
             sw = ix.topo.get(hit[0])

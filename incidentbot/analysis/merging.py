@@ -81,9 +81,7 @@ def merge(ix: Index) -> list[list[int]]:
     S = ix.S
     occ_vals: dict[int, list[tuple]] = {}
     for ci in ons:
-        firsts: dict[int, int] = {}
-        for i in comps[ci].events:
-            firsts.setdefault(ix.occ[i], i)
+        firsts = ix.occurrence_firsts(comps[ci].events)
         occ_vals[ci] = [(ix.ev[i].code_version, ix.ev[i].versions) for i in firsts.values()]
 
     def inside(ci: int, key: tuple, frac: float | None = None) -> bool:

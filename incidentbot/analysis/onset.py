@@ -15,9 +15,7 @@ from .versions import version_key
 # ---- 4. onset
 def onset(ix: Index, s: int, idx: list[int]) -> list[int]:
     S = ix.S
-    occ_first: dict[int, int] = {}
-    for i in idx:
-        occ_first.setdefault(ix.occ[i], i)
+    occ_first = ix.occurrence_firsts(idx)
     n_tot = len(occ_first)
     if n_tot < S.min_onset:
         return idx
@@ -182,9 +180,7 @@ def onset_split(
     ix: Index, s: int, idx: list[int], keys: list[tuple[str, tuple[str, ...]]], labels: Mapping[tuple, str]
 ) -> None:
     S = ix.S
-    occ_first: dict[int, int] = {}
-    for i in idx:
-        occ_first.setdefault(ix.occ[i], i)
+    occ_first = ix.occurrence_firsts(idx)
     n = len(occ_first)
     if n < S.min_onset:
         return

@@ -209,9 +209,7 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
             continue  # a text that itself means hardware, network or storage is no code bug's symptom
         if is_scheduler_text(ix, s):
             continue  # nor is the scheduler's line on how a job ended
-        firsts: dict[int, int] = {}
-        for i in idx:
-            firsts.setdefault(ix.occ[i], i)
+        firsts = ix.occurrence_firsts(idx)
         # a bug's line opens its failure; a text that mostly comes right after another text's line
         # follows those failures (the launcher's "child failed" after any crash), whatever versions
         # they ran on: only its lines that open a failure are weighed (a text that now and then

@@ -70,21 +70,48 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
     S = ix.S
     ev = ix.ev
 
-    def storage_before(b: int) -> bool:
+    def window(b: int) -> list[int]:
+        """The lines of the storm's job within the watchdog's window before it starts."""
         s, j, g = ix.storm_bursts[b]
         t0 = ev[g[0]].time
         tk = ix.job_times[j]
         lo = bisect.bisect_left(tk, t0 - watchdog_window(ix, s))
         hi = bisect.bisect_right(tk, t0 + 2.0)
-        return any(
-            ix.by_job[j][q] not in ix.in_storm and is_storage_text(ix, ev[ix.by_job[j][q]].signature_id)
-            for q in range(lo, hi)
-        )
+        return ix.by_job[j][lo:hi]
+
+    def lines_before(b: int) -> tuple[list[int], bool]:
+        """The storm's unexplained lines before it (not a host's own hardware fault), and whether a
+        line another hypothesis explains as hardware or network came there too."""
+        mine: list[int] = []
+        explained = False
+        for i in window(b):
+            if i in ix.in_storm or ev[i].signature_id in ix.routine:
+                continue
+            if i in owner:
+                if ix.sig_class(ev[i].signature_id) in ("hardware", "network"):
+                    explained = True
+                continue
+            if ix.sig_class(ev[i].signature_id) != "hardware":
+                mine.append(i)
+        return mine, explained
+
+    def claim(h: int, ids) -> None:
+        for i in ids:
+            if i not in owner:
+                hyps[h].add_events(ev[i].signature_id, [i], None)
+                owner[i] = h
 
     by_cluster: dict[str, list[int]] = defaultdict(list)
     for b, (_s, _j, g) in enumerate(ix.storm_bursts):
         if g[0] not in owner:
             by_cluster[ev[g[0]].cluster or ""].append(b)
+    # storms right after a storage line in their job (nfs, Lustre, checkpoint I/O)
+    after_storage_line = {
+        b
+        for bs in by_cluster.values()
+        for b in bs
+        if any(i not in ix.in_storm and is_storage_text(ix, ev[i].signature_id) for i in window(b))
+    }
     for c in sorted(by_cluster):
         bs = sorted(by_cluster[c], key=lambda b: (ev[ix.storm_bursts[b][2][0]].time, b))
         windows: list[list[int]] = []
@@ -102,7 +129,7 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
             wide = len(jobs) >= S.cluster_storm_min_jobs and len(jobs) >= S.cluster_storm_share * max(1, len(running))
             # storms of several jobs at once, each after a storage line (nfs, Lustre, checkpoint I/O):
             # the file system they share stalled, however many other jobs ran on
-            stalled = {ix.storm_bursts[b][1] for b in win if storage_before(b)}
+            stalled = {ix.storm_bursts[b][1] for b in win if b in after_storage_line}
             if wide or (len(jobs) >= 2 and len(stalled) >= 2):
                 windows.append(win)
                 k = m + 1
@@ -111,7 +138,7 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
                 k = m + 1
             else:
                 k += 1
-        after_storage = [b for b in bs if storage_before(b)]
+        after_storage = [b for b in bs if b in after_storage_line]
         if not windows and len({ix.storm_bursts[b][1] for b in after_storage}) < 2:
             continue
         h = None
@@ -120,23 +147,7 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
             take: list[int] = []
             pre: list[int] = []
             for b in win:
-                s, j, g = ix.storm_bursts[b]
-                t0 = ev[g[0]].time
-                tk = ix.job_times[j]
-                lo = bisect.bisect_left(tk, t0 - watchdog_window(ix, s))
-                hi = bisect.bisect_right(tk, t0 + 2.0)
-                mine: list[int] = []
-                explained = False
-                for q in range(lo, hi):
-                    i = ix.by_job[j][q]
-                    if i in ix.in_storm or ev[i].signature_id in ix.routine:
-                        continue
-                    if i in owner:
-                        if ix.sig_class(ev[i].signature_id) in ("hardware", "network"):
-                            explained = True
-                        continue
-                    if ix.sig_class(ev[i].signature_id) != "hardware":
-                        mine.append(i)
+                mine, explained = lines_before(b)
                 if explained:
                     continue
                 take.append(b)
@@ -188,25 +199,10 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
             # (storms of two or more jobs, each after such a line, are one file system's however far apart)
             if hyps[h].storage or not windows:
                 for b in after_storage:
-                    s, j, g = ix.storm_bursts[b]
+                    _s, j, g = ix.storm_bursts[b]
                     if g[0] in owner:
                         continue
-                    t0 = ev[g[0]].time
-                    tk = ix.job_times[j]
-                    lo = bisect.bisect_left(tk, t0 - watchdog_window(ix, s))
-                    hi = bisect.bisect_right(tk, t0 + 2.0)
-                    mine = [
-                        i
-                        for q in range(lo, hi)
-                        if (i := ix.by_job[j][q]) not in owner
-                        and i not in ix.in_storm
-                        and ev[i].signature_id not in ix.routine
-                        and ix.sig_class(ev[i].signature_id) != "hardware"
-                    ]
-                    for i in mine + list(g) + companions(ix, j, g, owner):
-                        if i not in owner:
-                            hyps[h].add_events(ev[i].signature_id, [i], None)
-                            owner[i] = h
+                    claim(h, lines_before(b)[0] + list(g) + companions(ix, j, g, owner))
                     hyps[h].shared_after_storage += 1
             # two jobs' storms within minutes in a cluster whose file system is known to stall: it
             # again (alone, two jobs at once say only "something shared"; cluster_storm_min_jobs)
@@ -215,9 +211,6 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
                     if any(ix.storm_bursts[b][2][0] in owner for b in win):
                         continue
                     for b in win:
-                        s, j, g = ix.storm_bursts[b]
-                        for i in list(g) + companions(ix, j, g, owner):
-                            if i not in owner:
-                                hyps[h].add_events(ev[i].signature_id, [i], None)
-                                owner[i] = h
+                        _s, j, g = ix.storm_bursts[b]
+                        claim(h, list(g) + companions(ix, j, g, owner))
                     hyps[h].shared_windows.append((n_hit, n_running))

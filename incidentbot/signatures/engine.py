@@ -14,6 +14,7 @@ characters for masking.  Nothing here raises on any ``str`` input.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -516,11 +517,7 @@ def p_loss(ctx: Ctx) -> Parsed:
     t = ctx.text
     kind, _, title = first_kind(_LOSS_KINDS, t) or ("loss", None, "Loss instability")
     if kind == "grad_norm_spike":
-        vals = [
-            float(v)
-            for v in re.findall(r"grad norm: ([0-9.]+)", t[:MAX_ANALYSED])[:1000]
-            if v.count(".") <= 1 and v != "."
-        ]
+        vals = grad_norms(t)
         if len(vals) >= 2 and vals[0] > 0:
             ctx.reasons.append(f"grad norm grew {max(vals) / vals[0]:.0f}x over {len(vals)} lines")
     ctx.reasons.append(f"matched numerical-instability line: {kind}")
@@ -737,6 +734,15 @@ GRAD_NORM_SPIKE = 100.0
 GRAD_NORM_GROWTH = 10.0
 
 
+def grad_norms(text: str) -> list[float]:
+    """The grad norms a text reports ("grad norm: 0.191"), of its first 1,000 such fields."""
+    return [
+        float(v)
+        for g in itertools.islice(_GRAD_NORM.finditer(text[:MAX_ANALYSED]), 1000)
+        if (v := g.group(1)).count(".") <= 1 and v != "."
+    ]
+
+
 class _LossDetector:
     """The loss rule's detector: a line that names a numerical failure, or progress lines whose
     grad norm is a spike. A Megatron progress line with an ordinary grad norm ("grad norm: 0.191")
@@ -746,13 +752,7 @@ class _LossDetector:
         m = _LOSS_WORDS.search(text)
         if m:
             return m
-        vals = []
-        for g in _GRAD_NORM.finditer(text[:MAX_ANALYSED]):
-            v = g.group(1)
-            if v.count(".") <= 1 and v != ".":
-                vals.append(float(v))
-            if len(vals) >= 1000:
-                break
+        vals = grad_norms(text)
         if not vals:
             return None
         if max(vals) >= GRAD_NORM_SPIKE or (vals[0] > 0 and max(vals) / vals[0] >= GRAD_NORM_GROWTH):
