@@ -166,6 +166,9 @@ class EventAggregate(SQLModel, table=True):
     versions: dict = _json()
     run: str | None = Field(default=None, max_length=256)
     attempt: int | None = Field(default=None, sa_type=BigInteger)
+    # the launcher's job name (attributes job_name / slurm_job_name): a job has one, so it is no
+    # part of the key; resubmissions of a run share it (migration 0009)
+    job_name: str | None = Field(default=None, max_length=256)
     count: int = Field(default=0, sa_type=BigInteger)
     first_time: datetime = _ts()
     last_time: datetime = _ts()

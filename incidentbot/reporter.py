@@ -17,7 +17,8 @@ SLURM_JOB_ID, RANK, SLURM_PROCID, LOCAL_RANK, HOSTNAME, SLURMD_NODENAME, CUDA_VI
 Run lineage (``run``, ``attempt``: which run a job belongs to and which restart it is) comes from
 ``Reporter(run=..., attempt=...)``, else INCIDENTBOT_RUN / INCIDENTBOT_ATTEMPT, else torchelastic's
 TORCHELASTIC_RUN_ID / TORCHELASTIC_RESTART_COUNT, else SLURM's SLURM_JOB_ID / SLURM_RESTART_COUNT
-(a requeued SLURM job keeps its id and counts restarts).
+(a requeued SLURM job keeps its id and counts restarts). SLURM_JOB_NAME goes as
+``attributes.job_name``: a resubmission gets a new id and keeps the name, which ties it to its run.
 Delivery uses httpx with a timeout and a few retries; an event gets an id up front, so a retry
 that reached the service twice is counted once. Anything that goes wrong is logged, not raised.
 """
@@ -122,6 +123,9 @@ class Reporter:
         if job_id:
             self.context["job_id"] = job_id
         self.context.update(run_lineage(env))
+        # SLURM keeps a job's name when it is resubmitted under a new id: the run's attempts share it
+        if env.get("SLURM_JOB_NAME"):
+            self.context["attributes"] = {"job_name": env["SLURM_JOB_NAME"][:256]}
         if run:
             self.context["run"] = str(run)[:256]
         if isinstance(attempt, int) and attempt >= 0:
@@ -151,7 +155,10 @@ class Reporter:
                 **({"code_version": self.code_version} if self.code_version else {}),
                 **({"versions": self.versions} if self.versions else {}),
             }
-            event.update({k: v for k, v in fields.items() if v is not None})
+            extra = {k: v for k, v in fields.items() if v is not None}
+            if isinstance(extra.get("attributes"), Mapping) and "attributes" in self.context:
+                extra["attributes"] = {**self.context["attributes"], **extra["attributes"]}
+            event.update(extra)
             return self._send(event)
         except Exception:  # noqa: BLE001 - a reporter must never take the training job down
             log.warning("incidentbot: could not build the report", exc_info=True)

@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from incidentbot.analysis import EventRecord, SignatureInfo
+from incidentbot.analysis.lineage import launcher_job_name
 
 __all__ = [
     "Scenario",
@@ -1525,6 +1526,7 @@ def to_records(scenario: Scenario, signature_of: Callable[[dict[str, Any]], tupl
                 versions=tuple(sorted((ev.get("versions") or {}).items())),
                 run=run_of(ev),
                 attempt=attempt_of(ev),
+                job_name=launcher_job_name(ev.get("attributes")),
             )
         )
         id_map[n] = ev["event_id"]

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from incidentbot.analysis import analyze
-from incidentbot.analysis.lineage import attempt_number, run_key, sequential_runs
+from incidentbot.analysis.lineage import attempt_number, launcher_job_name, run_key, sequential_runs
 from incidentbot.analysis.synth import PROGRESS, Fleet
 
 ZLIB = 20
@@ -115,6 +115,90 @@ SEQ = [  # (name, spans, expected job -> run)
 @pytest.mark.parametrize("name,spans,want", SEQ, ids=[s[0] for s in SEQ])
 def test_sequential_runs(name, spans, want):
     assert sequential_runs(spans) == want
+
+
+NAMED = [  # (name, spans, job names, expected job -> run)
+    (
+        "SLURM resubmissions: new numeric ids, one job name, one after another",
+        {"8126167": (0, 100), "8136476": (150, 300), "8139773": (320, 500)},
+        {"8126167": "moe-sft50", "8136476": "moe-sft50", "8139773": "moe-sft50"},
+        {"8126167": "moe-sft50", "8136476": "moe-sft50", "8139773": "moe-sft50"},
+    ),
+    (
+        "one name, two jobs at the same time: parallel jobs (a sweep), not attempts",
+        {"8126167": (0, 1000), "8126168": (5, 990)},
+        {"8126167": "sweep", "8126168": "sweep"},
+        {},
+    ),
+    (
+        "different names: different runs",
+        {"8126167": (0, 100), "8136476": (150, 300)},
+        {"8126167": "llama-pt", "8136476": "moe-sft"},
+        {},
+    ),
+    (
+        "the name wins over a random tail",
+        {"pt73-82637b": (0, 100), "pt73-36fb35": (120, 300)},
+        {"pt73-82637b": "llama", "pt73-36fb35": "llama"},
+        {"pt73-82637b": "llama", "pt73-36fb35": "llama"},
+    ),
+]
+
+
+@pytest.mark.parametrize("name,spans,names,want", NAMED, ids=[s[0] for s in NAMED])
+def test_sequential_runs_by_the_launchers_job_name(name, spans, names, want):
+    assert sequential_runs(spans, names=names) == want
+
+
+JOB_NAMES = [
+    ({"job_name": "moe-sft50"}, "moe-sft50"),
+    ({"slurm_job_name": "llama-pt"}, "llama-pt"),
+    ({"job_name": "  padded  "}, "padded"),
+    ({"job_name": "x" * 300}, "x" * 256),
+    # known wrong: not a name, so no lineage is guessed from it
+    ({"job_name": ""}, None),
+    ({"job_name": "   "}, None),
+    ({"job_name": 7}, None),
+    ({"job_name": ["a"]}, None),
+    ({}, None),
+    (None, None),
+    ("job_name=x", None),
+]
+
+
+@pytest.mark.parametrize("attributes,want", JOB_NAMES)
+def test_launcher_job_name(attributes, want):
+    assert launcher_job_name(attributes) == want
+
+
+def resubmitted_run(*, names: tuple[str, str, str], overlap: bool = False):
+    """A run resubmitted twice under new numeric SLURM ids, failing at step 6,123 each time; the
+    reporter says only the job name (``names``), not the run."""
+    f = Fleet()
+    f.sig(ZLIB, "zlib error reading shard", "dataloader", "data")
+    for k, name in enumerate(names):
+        jid = f"81{k}6167"
+        f.job(jid, ["h00", "h01", "h02", "h03"], 6_123, start=(1_000 if overlap else 30_000) * k, every=250)
+        f.event(ZLIB, jid, 6_123, f"h0{k % 4}", rank=3 + 8 * k, at=f.jobs[jid].start + 2 * 6_123 + 5)
+    f.events = [replace(e, job_name=names[int(e.job_id[2])]) for e in f.events]
+    return f
+
+
+def test_resubmissions_sharing_a_job_name_are_one_run():
+    f = resubmitted_run(names=("moe-sft50",) * 3)
+    (p,) = [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+    assert set(p.event_ids) == f.ids(ZLIB) and p.scope["runs"] == ["moe-sft50"]
+    assert p.scope["jobs"] == ["8106167", "8116167", "8126167"]
+
+
+@pytest.mark.parametrize(
+    "names,overlap",
+    [(("moe-sft50", "llama-pt", "moe-sft50"), False), (("sweep",) * 3, True)],
+    ids=["different names", "one name, running at the same time"],
+)
+def test_jobs_of_other_names_or_running_at_once_are_not_one_run(names, overlap):
+    f = resubmitted_run(names=names, overlap=overlap)
+    assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
 
 
 def test_one_job_id_failing_again_at_the_step_it_came_back_to_is_data():

@@ -90,3 +90,40 @@ def test_lineage_is_stored_on_event_and_aggregate_and_reaches_the_analysis(clien
     assert sorted((r.run, r.attempt, r.count) for r in records) == [("r-1", 0, 1), ("r-1", 1, 1)]
     listed = {e["event_id"]: e for e in client.get("/v1/events").json()["events"]}
     assert (listed["b"]["run"], listed["b"]["attempt"]) == ("r-1", 1)
+
+
+def test_job_name_is_stored_on_the_aggregate_and_reaches_the_analysis(client, runtime, db):
+    """SLURM's job name (attributes.job_name) ties a resubmission's new numeric id to its run."""
+    body = [
+        {**BASE, "event_id": "a", "job_id": "8126167", "host": "h1", "attributes": {"job_name": "moe-sft50"}},
+        {**BASE, "event_id": "b", "job_id": "8136476", "host": "h1", "attributes": {"slurm_job_name": "moe-sft50"}},
+        {**BASE, "event_id": "c", "job_id": "8136476", "host": "h2"},  # a line without the name
+        {**BASE, "event_id": "d", "job_id": "9", "host": "h1", "attributes": {"job_name": 7}},  # no name
+    ]
+    assert client.post("/v1/events", json={"events": body}).status_code == 202
+    with db.read() as s:
+        stored = sorted(s.execute(select(EventAggregate.job_id, EventAggregate.host, EventAggregate.job_name)).all())
+        assert stored == [("8126167", "h1", "moe-sft50"), ("8136476", "h1", "moe-sft50"), ("8136476", "h2", None), ("9", "h1", None)]
+        records, *_ = runtime.hypotheses.load_inputs(s)
+    assert sorted((r.job_id, r.host, r.job_name) for r in records) == stored
+    # the raw attributes are kept as given
+    listed = {e["event_id"]: e for e in client.get("/v1/events").json()["events"]}
+    assert listed["b"]["attributes"] == {"slurm_job_name": "moe-sft50"}
+
+
+def test_reporter_sends_slurms_job_name_and_keeps_the_callers_attributes(live_server, runtime, db):
+    """Against the real service: SLURM_JOB_NAME goes as attributes.job_name, merged with what the
+    caller adds, and lands on the aggregate the analysis reads."""
+    import httpx
+
+    from incidentbot.reporter import Reporter
+
+    env = {"SLURM_JOB_ID": "8126167", "SLURM_JOB_NAME": "moe-sft50", "HOSTNAME": "h1"}
+    rep = Reporter(live_server.url, "test-token", env=env, versions={"torch": "2.5"})
+    assert rep.report("RuntimeError: boom", step=3)
+    assert rep.report("RuntimeError: boom again", attributes={"shard": "03266"})
+    events = httpx.get(f"{live_server.url}/v1/events", headers={"Authorization": "Bearer test-token"}).json()["events"]
+    assert sorted(e["attributes"] == {"job_name": "moe-sft50"} for e in events) == [False, True]
+    assert {"job_name": "moe-sft50", "shard": "03266"} in [e["attributes"] for e in events]
+    with db.read() as s:
+        assert set(s.execute(select(EventAggregate.job_id, EventAggregate.job_name)).all()) == {("8126167", "moe-sft50")}

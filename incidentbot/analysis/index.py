@@ -214,7 +214,8 @@ class Index:
         for e in self.ev:
             if e.job_id not in self.run_of or (e.run and self.run_of[e.job_id] == e.job_id):
                 self.run_of[e.job_id] = run_key(e.job_id, e.run)
-        # attempts named by a random tail (a pod per attempt) that ran one after another: one run
+        # attempts named by a random tail (a pod per attempt) or sharing the launcher's job name
+        # (a SLURM resubmission) that ran one after another: one run
         # (its training span: the lines with a step; a health check hours after a failure is no
         # part of the attempt's run time)
         spans: dict[str, tuple[float, float]] = {}
@@ -225,7 +226,8 @@ class Index:
                 t0, t1 = d.get(e.job_id, (e.time, e.time))
                 d[e.job_id] = (min(t0, e.time), max(t1, e.time))
         spans.update(stepped)
-        self.run_of.update(sequential_runs(spans))
+        names = {e.job_id: e.job_name for e in self.ev if e.job_name and self.run_of[e.job_id] == e.job_id}
+        self.run_of.update(sequential_runs(spans, names=names))
         self.cons = constraints
         self.S = settings
         # Progress reports widen what each job is known to have run (hosts, versions, steps);

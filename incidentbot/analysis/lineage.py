@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["run_key", "attempt_number", "sequential_runs"]
+__all__ = ["run_key", "attempt_number", "sequential_runs", "launcher_job_name"]
 
 # a restart suffix at the end of a job id: -r2, _r3, -attempt2, _attempt-3, -retry1, -restart4,
 # -try2, -requeue1, and a bare .N (SLURM's job.step style used for attempts)
@@ -45,14 +45,41 @@ def attempt_number(job_id: str, attempt: int | None = None) -> int | None:
 _HASH_TAIL = re.compile(r"[-_]([0-9a-f]{5,12})$")
 
 
+# where launchers put the name a user gave the job (SLURM's ``--job-name``, a Kubernetes job's
+# name): a resubmission of a run gets a new numeric id and keeps the name
+JOB_NAME_ATTRIBUTES = ("job_name", "slurm_job_name", "jobname")
+
+
+def launcher_job_name(attributes: object) -> str | None:
+    """The job name an event's attributes carry (``job_name``, ``slurm_job_name``), else None."""
+    if not isinstance(attributes, dict):
+        return None
+    for key in JOB_NAME_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:256]
+    return None
+
+
 def sequential_runs(
-    spans: dict[str, tuple[float, float]], *, overlap_s: float = 60.0, overlap_frac: float = 0.25
+    spans: dict[str, tuple[float, float]],
+    *,
+    names: dict[str, str] | None = None,
+    overlap_s: float = 60.0,
+    overlap_frac: float = 0.25,
 ) -> dict[str, str]:
-    """Job ids that differ only by a random hex tail and ran one after another (each starting after
-    the one before it ended, within ``overlap_s`` or ``overlap_frac`` of the shorter) -> their common name: the attempts of one run.
-    Ids sharing a name that ran at the same time are parallel jobs and stay apart."""
+    """Jobs of one name that ran one after another (each starting after the one before it ended,
+    within ``overlap_s`` or ``overlap_frac`` of the shorter) -> that name: the attempts of one run.
+    A job's name is the launcher's job name when ``names`` gives one (a SLURM resubmission: a new
+    numeric id, the same ``--job-name``), else its id without a random hex tail. Jobs sharing a
+    name that ran at the same time are parallel jobs and stay apart."""
+    names = names or {}
     groups: dict[str, list[tuple[float, float, str]]] = {}
     for j, (t0, t1) in spans.items():
+        name = names.get(j)
+        if name is not None and name != j:
+            groups.setdefault(name, []).append((t0, t1, j))
+            continue
         m = _HASH_TAIL.search(j)
         if m and m.start() > 0 and any(c.isdigit() for c in m.group(1)):
             groups.setdefault(j[: m.start()], []).append((t0, t1, j))

@@ -50,6 +50,9 @@ class EventRecord:
     count: int = 1
     run: str | None = None  # the run a job belongs to, when the reporter says (attributes.run_id)
     attempt: int | None = None  # the restart attempt within the run, when known
+    # the launcher's job name (SLURM's --job-name, attributes.job_name): jobs of one name that ran
+    # one after another are the attempts of one run (lineage.sequential_runs)
+    job_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

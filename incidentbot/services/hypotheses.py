@@ -146,6 +146,7 @@ class HypothesisService:
             a.hypothesis_id,
             a.last_time,
             a.max_step,
+            a.job_name,
         )
         conn = session.connection()
         ER = analysis.EventRecord
@@ -168,6 +169,7 @@ class HypothesisService:
                 hid,
                 t_last,
                 last_step,
+                job_name,
             ) in conn.execute(q):
                 versions = tuple(sorted((versions or {}).items()))
                 records.append(
@@ -186,6 +188,7 @@ class HypothesisService:
                         count=n,
                         run=run,
                         attempt=attempt,
+                        job_name=job_name,
                     )
                 )
                 current[aid] = hid

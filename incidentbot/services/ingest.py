@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from incidentbot import audit, signatures
+from incidentbot.analysis.lineage import launcher_job_name
 from incidentbot.db import Database
 from incidentbot.ingest.schema import EventIn
 from incidentbot.models import (
@@ -157,6 +158,7 @@ def _aggregate_upsert_sql(dialect: str) -> str:
         "versions",
         "run",
         "attempt",
+        "job_name",
         "count",
         "first_time",
         "last_time",
@@ -174,7 +176,8 @@ def _aggregate_upsert_sql(dialect: str) -> str:
         f"first_time = {least}(a.first_time, excluded.first_time), last_time = {greatest}(a.last_time, excluded.last_time), "
         f"gpu = CASE WHEN a.gpu {same} excluded.gpu THEN a.gpu ELSE '{MIXED_GPU}' END, "
         f"min_step = {least}(coalesce(a.min_step, excluded.min_step), coalesce(excluded.min_step, a.min_step)), "
-        f"max_step = {greatest}(coalesce(a.max_step, excluded.max_step), coalesce(excluded.max_step, a.max_step))"
+        f"max_step = {greatest}(coalesce(a.max_step, excluded.max_step), coalesce(excluded.max_step, a.max_step)), "
+        "job_name = coalesce(a.job_name, excluded.job_name)"
     )
 
 
@@ -291,6 +294,7 @@ class IngestService:
                     "_fp": fp.key,
                     "run": run,
                     "attempt": run_attempt,
+                    "job_name": launcher_job_name(ev.attributes),
                     "aggregate_id": None,
                 }
             )
@@ -500,6 +504,7 @@ class IngestService:
                     v,
                     r["run"],
                     r["attempt"],
+                    r["job_name"],
                     n,
                     t0,
                     t1,
