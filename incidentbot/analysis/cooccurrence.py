@@ -216,25 +216,36 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                     o for o, ii in occs.items() if in_scope(ix.ev[ii[0]].code_version, ix.ev[ii[0]].versions, keys)
                 ]
                 k, n = len(inside), len(occs)
-                if k == 0 or (k < S.scope_join_min_test and k < n):
+                if k == 0:
+                    continue
+                # the text's rate outside these versions, as a share of its rate inside
+                ratio = (n - k) / (1.0 - q) / (k / q)
+                # without a test, only one process's lines: an occurrence on several hosts at once is
+                # a collective's (a hang's, a network fault's), and weighs as much as its many lines
+                lone = all(len({ix.ev[i].host for i in occs[o]}) <= 1 for o in inside)
+                likely = lone and S.scope_join_likely_min <= k < n and ratio < S.scope_join_likely_ratio
+                if k < S.scope_join_min_test and k < n and not likely:
                     continue
                 p = min(1.0, binom_sf(k, n, q) * n_tests)
-                every = k == n and q**n <= S.scope_join_rare_share
-                if p >= S.alpha_scope_join and not every:
-                    continue
-                # nearly absent outside: a line every failure brings (the launcher's "child failed") is
-                # only more frequent where the bug adds failures, and stays with its own causes
-                if (n - k) / (1.0 - q) > S.scope_join_rate_ratio * k / q:
+                every = lone and k == n and q**n <= S.scope_join_rare_share
+                if p < S.alpha_scope_join or every:
+                    likely = False
+                    # nearly absent outside: a line every failure brings (the launcher's "child
+                    # failed") is only more frequent where the bug adds failures, and stays with its
+                    # own causes
+                    if ratio > S.scope_join_rate_ratio:
+                        continue
+                elif not likely:
                     continue
                 if not ix.apart_allows(hyps[hi].sigs | {s}):
                     continue
                 if k == n and _second_cause(ix, hyps[hi], keys, [occs[o][0] for o in inside]):
                     continue
-                if best is None or (p, q, hi) < best[:3]:
-                    best = (p, q, hi, inside, k, n)
+                if best is None or (likely, p, q, hi) < best[:4]:
+                    best = (likely, p, q, hi, inside, k, n, ratio)
             if best is None:
                 break
-            p, q, hi, inside, k, n = best
+            likely, p, q, hi, inside, k, n, ratio = best
             tried.add(hi)
             ids = [i for o in inside for i in occs[o]]
             hyps[hi].add_events(
@@ -242,7 +253,14 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                 ids,
                 f"{ix.sig_title(s)}: {k} of {n} occurrences inside this regression's versions, which ran "
                 f"{q:.0%} of the steps"
-                + (f" ({fmt_p(p)})" if p < S.alpha_scope_join else ": all of them, and nothing else explains them"),
+                + (
+                    f": {1 / ratio:.1f}x its rate elsewhere, too few for a test (p={p:.2f}); most likely this "
+                    "regression's, as nothing else explains them"
+                    if likely
+                    else f" ({fmt_p(p)})"
+                    if p < S.alpha_scope_join
+                    else ": all of them, and nothing else explains them"
+                ),
             )
             for i in ids:
                 owner[i] = hi

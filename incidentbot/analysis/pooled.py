@@ -178,6 +178,24 @@ def narrower_members(ix: Index, best, occ_vals, occ_jobs, vals_of) -> set[int]:
     }
 
 
+def inside_known(ix: Index, best, occ_vals, known, vals_of) -> set[int]:
+    """Members of a pooled onset whose every line lies inside the versions of a regression already
+    found on its own (torch 2.6.0 within the pool's cuda 12.6), a narrower part of the pool's: that
+    regression explains them with no new cause (its rarer symptoms join it by scope), so they are
+    no evidence for this one."""
+    _p, _mode, d, A, members, _n_in, _E_in, _E_out, _mu = best
+    Aset = set(A)
+    out: set[int] = set()
+    for d2, A2 in known:
+        if d2 == d:
+            continue
+        shares = part_shares(ix, lambda code, vers: vals_of(code, vers).get(d) in Aset, vals_of)
+        if sum(shares.get((d2, v), 0.0) for v in A2) >= 1 - ix.S.onset_stray_frac:
+            continue  # not narrower: the pool's versions all ran it
+        out |= {s for s in members if all(ov.get(d2) in A2 for ov in occ_vals[s])}
+    return out
+
+
 def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
     """Components for groups of leftover signatures sharing one onset; returns the signatures taken."""
     S = ix.S
@@ -240,7 +258,9 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
             if len(vs) >= 3:
                 cands += [("only", d, (v,)) for v in vs]
     n_tests = max(1, len(cands))
-    apart: dict[tuple, set[int]] = {}  # per candidate: members set apart (narrower_members)
+    # regressions found on their own so far (one text each, enough lines for an onset)
+    known = sorted({(c.key[1], c.key[2]) for c in ix.components if c.kind == "regression" and c.key[0] == "onset"})
+    apart: dict[tuple, set[int]] = {}  # per candidate: members set apart (narrower_members, inside_known)
     while True:
         # single dimensions first; a pair only where no single dimension explains it
         best = _best([c for c in cands if "×" not in c[1]], E, occ_vals, taken, n_tests, S, apart)
@@ -253,7 +273,9 @@ def pooled_onset(ix: Index, left: Mapping[int, list[int]]) -> set[int]:
         if best is None or best[0] >= S.alpha_onset:
             return taken
         p, mode, d, A, members, n_in, E_in, E_out, mu = best
-        narrow = narrower_members(ix, best, occ_vals, occ_jobs, vals_of)
+        narrow = narrower_members(ix, best, occ_vals, occ_jobs, vals_of) | inside_known(
+            ix, best, occ_vals, known, vals_of
+        )
         if narrow:
             apart.setdefault((d, A), set()).update(narrow)
             continue

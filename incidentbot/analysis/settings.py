@@ -41,6 +41,12 @@ class Settings:
     # no regression (join_scope) and takes part in no pooled onset
     scheduler_categories: tuple[str, ...] = ("slurm", "scheduler", "kubernetes", "k8s", "pod")
     scope_join_rate_ratio: float = 0.35  # ... and its rate outside the versions is at most this share of inside
+    # ... or, too few lines for a test, the lines inside are most likely the regression's: the text's
+    # rate outside, carried inside, gives less than this share of what is there (and at least
+    # scope_join_likely_min lines inside). Such a text's lines go nowhere else: the alternative is
+    # "cause not yet known", so the likelier home is taken, and the evidence says it is a guess.
+    scope_join_likely_ratio: float = 0.45
+    scope_join_likely_min: int = 2
     scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
     scope_merge_nested_frac: float = 0.25  # ... or one has none outside and the other at most this share
     rank0_frac: float = 0.9
