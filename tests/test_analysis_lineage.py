@@ -30,17 +30,21 @@ def test_attempt_number():
     assert attempt_number("llama-r3") == 3 and attempt_number("x", 4) == 4 and attempt_number("job-0007") is None
 
 
-def restarted_run(n_attempts, *, same_step=True, new_ids=True):
+def restarted_run(n_attempts, *, same_step=True, new_ids=True, same_host=False, sig=None, collective=False):
     """A run failing at step 6,123 on each attempt; each attempt a new SLURM job id (the reporter
-    names the run), read by a different rank each time."""
+    names the run), read by a different rank (on another host, unless ``same_host``) each time."""
     f = Fleet()
-    f.sig(ZLIB, "zlib error reading shard", "dataloader", "data")
+    f.sig(ZLIB, *(sig or ("zlib error reading shard", "dataloader", "data")))
     for k in range(n_attempts):
         jid = f"4483{k:02d}" if new_ids else "run-a"
         if jid not in f.jobs:
             f.job(jid, ["h00", "h01", "h02", "h03"], 7_000, start=30_000 * k, every=250)
         step = 6_123 if same_step else 6_123 + 400 * k
-        e = f.event(ZLIB, jid, step, f"h0{k % 4}", rank=3 + 8 * k, at=f.jobs[jid].start + 20_000)
+        host = "h01" if same_host else f"h0{k % 4}"
+        if collective:  # every host of the job at once, as NCCL failing to connect is
+            for h in ("h00", "h02", "h03"):
+                f.event(ZLIB, jid, step, h, rank=int(h[-1]) * 8, at=f.jobs[jid].start + 20_000)
+        e = f.event(ZLIB, jid, step, host, rank=3 + 8 * k, at=f.jobs[jid].start + 20_000)
         f.events[e.id - 1] = replace(e, run="c1-run000", attempt=k)
     f.events = [replace(e, run="c1-run000") for e in f.events]
     return f
@@ -60,10 +64,35 @@ def test_same_step_across_attempts_with_new_job_ids_and_moving_ranks_is_data():
     assert p.scope["runs"] == ["c1-run000"] and p.scope["jobs"] == ["448300", "448301", "448302"]
 
 
-@pytest.mark.parametrize("n,same_step", [(2, True), (3, False)])
-def test_two_attempts_or_different_steps_are_not_data(n, same_step):
-    f = restarted_run(n, same_step=same_step)
-    assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+def test_two_attempts_failing_at_the_step_on_different_hosts_are_data():
+    """The bad record moved with the sampler: two attempts are enough."""
+    f = restarted_run(2)
+    (p,) = [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
+    assert set(p.event_ids) == f.ids(ZLIB) and p.scope["steps"] == ["6123"]
+    assert any("in 2 separate attempts" in line for line in p.evidence)
+
+
+NOT_DATA = [  # (name, attempts, kwargs)
+    ("two attempts on one host: a bad GPU failing again right after the restart", 2, {"same_host": True}),
+    ("two attempts on different hosts, a hardware line", 2, {"sig": ("Xid 79: GPU has fallen off the bus", "xid", "hardware")}),
+    ("three attempts at different steps", 3, {"same_step": False}),
+    (
+        "two attempts, each on many hosts at once: a collective's line at the step it resumed from",
+        2,
+        {"collective": True, "sig": ("NCCL WARN: Call to ibv_modify_qp failed", "nccl", "unknown")},
+    ),
+]
+
+
+@pytest.mark.parametrize("name,n,kwargs", NOT_DATA, ids=[c[0] for c in NOT_DATA])
+def test_attempts_that_do_not_make_a_bad_record(name, n, kwargs):
+    f = restarted_run(n, **kwargs)
+    assert not [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"], name
+
+
+def test_three_attempts_on_one_host_are_still_data():
+    f = restarted_run(3, same_host=True)
+    assert [p for p in analyze(f.events, f.signatures) if p.kind == "data_step"]
 
 
 def restarted_run_two_bad_steps(*, runs: tuple[str, str]):
@@ -193,7 +222,7 @@ def test_resubmissions_sharing_a_job_name_are_one_run():
 
 @pytest.mark.parametrize(
     "names,overlap",
-    [(("moe-sft50", "llama-pt", "moe-sft50"), False), (("sweep",) * 3, True)],
+    [(("moe-sft50", "llama-pt", "vlm-ft"), False), (("sweep",) * 3, True)],
     ids=["different names", "one name, running at the same time"],
 )
 def test_jobs_of_other_names_or_running_at_once_are_not_one_run(names, overlap):

@@ -45,12 +45,21 @@ def find_bad_steps(ix: Index) -> None:
                 cur.add(o)
     distinct_keys_per_sig = Counter(k3[2] for k3 in flat)
     keys: dict[tuple[str, int], dict[int, set[int]]] = defaultdict(dict)
-    primary: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    primary: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
     per_job_sig: dict[tuple[str, int], list[tuple[str, int, int]]] = defaultdict(list)
     repeated = {k: v for k, v in flat.items() if not isinstance(v, int)}
+    # how many attempts must fail there: fewer when the failures came on different hosts (the bad
+    # record moved with the sampler; a bad GPU failing again right after the restart stays put)
+    need: dict[tuple, int] = {}
     for k3 in sorted(repeated):
-        if len(repeated[k3]) >= S.data_min_repeats:
-            per_job_sig[(k3[0], k3[2])].append(k3)
+        n_occ = len(repeated[k3])
+        if n_occ >= S.data_min_repeats:
+            need[k3] = S.data_min_repeats
+        elif n_occ >= S.data_min_repeats_moved and _moved(ix, k3):
+            need[k3] = S.data_min_repeats_moved
+        else:
+            continue
+        per_job_sig[(k3[0], k3[2])].append(k3)
     if per_job_sig:
         occ_in_job: Counter = Counter()
         for k3, v in flat.items():
@@ -61,8 +70,8 @@ def find_bad_steps(ix: Index) -> None:
             # a bad record: few such steps in the job, or most of the signature's failures there
             if len(k3s) <= 2 or share >= 0.5:
                 for k3 in k3s:
-                    primary[k3[2]].append(k3[:2])
-    cand_keys = {k for ks in primary.values() for k in ks}
+                    primary[k3[2]].append((k3[0], k3[1], need[k3]))
+    cand_keys = {k[:2] for ks in primary.values() for k in ks}
     for k3, v in flat.items():
         if k3[:2] in cand_keys:
             keys[k3[:2]][k3[2]] = {v} if isinstance(v, int) else v
@@ -72,8 +81,9 @@ def find_bad_steps(ix: Index) -> None:
         # a signature that "recurs" at many steps is periodic logging, not a bad record
         if len(ks) > max(3, 0.05 * distinct_keys_per_sig[s]):
             continue
-        for k in ks:
-            if stops(ix, s, k) >= S.data_min_repeats - 1:
+        for j, step, n_need in ks:
+            k = (j, step)
+            if stops(ix, s, k) >= n_need - 1:
                 bad_keys.setdefault(k, len(keys[k][s]))
                 primary_of[k].add(s)
     if not bad_keys:
@@ -124,6 +134,24 @@ def find_bad_steps(ix: Index) -> None:
                     cause_class="data",
                 )
             )
+
+
+def _moved(ix: Index, k3: tuple) -> bool:
+    """Whether text ``s`` failed at (run, step) on one host each time, a different host across the
+    attempts, and is no hardware or network line (which says where it broke, not what was read).
+    One rank reads a bad record; a line from many hosts at once is a collective's (NCCL failing to
+    connect at the step the attempt resumed from)."""
+    run, step, s = k3
+    if ix.sig_class(s) in ("hardware", "network"):
+        return False
+    hosts_of: dict[int, set] = defaultdict(set)
+    for i in ix.by_sig[s]:
+        e = ix.ev[i]
+        if e.step == step and ix.run_of[e.job_id] == run:
+            hosts_of[ix.occ[i]].add(e.host)
+    if any(len(hs) != 1 or None in hs for hs in hosts_of.values()):
+        return False
+    return len(set().union(*hosts_of.values())) >= 2
 
 
 def stops(ix: Index, s: int, k: tuple[str, int]) -> int:

@@ -11,6 +11,7 @@ class Settings:
     storm_min_events: int = 8
     storm_min_hosts: int = 3
     data_min_repeats: int = 3  # same (job, step) failing in this many separate occurrences
+    data_min_repeats_moved: int = 2  # ... or in this many on different hosts (the record moved, a GPU would not)
     alpha: float = 1e-3  # family-wise, after Bonferroni
     alpha_known: float = 1e-2  # when the text's known meaning (hardware/network) agrees with localisation
     min_localised: int = 3
