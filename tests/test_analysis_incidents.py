@@ -366,3 +366,39 @@ def test_a_failure_of_another_device_of_a_blamed_host_is_its_own_hypothesis(seco
     (pb,) = holder(props, b)  # the second failure: one hypothesis of its own, on that host
     assert pb is not pa and pb.key != pa.key
     assert len(set(pb.event_ids) & b) >= len(b) - 1  # (a lone CUDA line before a storm: below coverage's 3)
+
+
+ODD, NAN_T = 57, 58
+
+
+def test_the_launchers_line_after_a_failure_goes_with_that_failure():
+    """'child process failed' comes after every kind of failure: a leftover line goes with the
+    failure it follows in its job (here a GPU localised by its Xid lines, the last of which stopped
+    the job), not into one hypothesis of every launcher line. After a regression's line it stays
+    apart: a regression holds its lines by versions, a guess line by line, and the launcher's line
+    would only repeat the guess."""
+    f = fleet()
+    f.sig(ODD, "RuntimeError: something odd in the fused kernel", "python_exception", "unknown")
+    f.sig(NAN_T, "NaN loss", "loss_instability", "software")
+    for k in range(6, 12):  # six more jobs, the later three on a new torch
+        versions = {"torch": "2.3" if k >= 9 else "2.2"}
+        f.job(f"j{k}", [f"n{k}-{i:02d}" for i in range(4)], 20_000, start=k * 1_000, versions=versions)
+    xids = {f.event(XID, "j2", None, "n2-01", at=f.jobs["j2"].start + 2_000 + 3_000 * n).id for n in range(5)}
+    after_xid = f.event(CHILD, "j2", 9_000, "n2-01", rank=5, at=f.jobs["j2"].start + 14_030).id
+    for n, k in enumerate((1, 3, 5)):  # the launcher's line after other failures too
+        t = f.jobs[f"j{k}"].start + 6_000 + 900 * n
+        f.event(ODD, f"j{k}", 3_000, f"n{k}-01", rank=5, at=t)
+        f.event(CHILD, f"j{k}", 3_000, f"n{k}-01", rank=5, at=t + 40)
+    after_nan = set()
+    for n in range(12):  # NaN on the new torch only; three of them followed by the launcher's line
+        j, host = f"j{9 + n % 3}", f"n{9 + n % 3}-0{n % 4}"
+        t = f.jobs[j].start + 2_000 + 1_500 * n
+        f.event(NAN_T, j, 1_000 + 700 * n, host, rank=n, at=t)
+        if n % 4 == 0:
+            after_nan.add(f.event(CHILD, j, 1_000 + 700 * n, host, rank=n, at=t + 40).id)
+    props = analyze(f.events, f.signatures)
+    (gpu,) = holder(props, xids)
+    assert gpu.kind == "localised_hardware" and set(gpu.event_ids) == xids | {after_xid}
+    assert any("1 line right after this cause's own in the same job" in line for line in gpu.evidence)
+    (r,) = [p for p in props if p.kind == "regression"]
+    assert not (after_nan & set(r.event_ids))

@@ -67,6 +67,50 @@ def cooccur(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             owner[i] = h
 
 
+def join_followers(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> dict[int, int]:
+    """The launcher's word on a failure belongs to that failure, line by line. A follower text (one
+    whose lines mostly come right after another text's in the same job: "child process failed")
+    has each leftover line join the hypothesis holding the lines it follows, when those are all
+    one hypothesis's and it holds them by place (a host, a GPU, a storm, a bad step): a
+    regression holds its rarer lines by versions, a guess line by line, and a follower would only
+    repeat the guess. A line after lines nothing explains yet follows their text into coverage
+    (returned: event -> the signature it follows)."""
+    S = ix.S
+    follow: dict[int, int] = {}
+    for s in sorted(ix.by_sig):
+        if s in ix.routine:
+            continue
+        left = [i for i in ix.by_sig[s] if i not in owner and i not in ix.in_storm]
+        if not left:
+            continue
+        firsts = ix.occurrence_firsts(ix.by_sig[s])
+        if sum(1 for i in firsts.values() if ix.follows_other(i)) < S.pool_follower_frac * len(firsts):
+            continue  # a text that opens its failures: coverage or another rule decides
+        per_h: dict[int, list[int]] = defaultdict(list)
+        for i in left:
+            leads = ix.lines_before(i)
+            holders = {owner.get(j) for j in leads}
+            if len(holders) != 1:
+                continue  # after nothing, or after lines of several causes: no one failure to join
+            (h,) = holders
+            if h is not None:
+                per_h[h].append(i)
+            elif len(lead_sigs := {ix.ev[j].signature_id for j in leads}) == 1:
+                (follow[i],) = lead_sigs
+        for h, ids in sorted(per_h.items()):
+            if regression_keys(hyps[h]) or not ix.apart_allows(hyps[h].sigs | {s}):
+                continue
+            hyps[h].add_events(
+                s,
+                ids,
+                f"{ix.sig_title(s)}: {len(ids)} line{'s' if len(ids) > 1 else ''} right after this cause's own "
+                f"in the same job (within {int(S.episode_gap_s)} s): what followed that failure",
+            )
+            for i in ids:
+                owner[i] = h
+    return follow
+
+
 # ---- 6b. co-occurrence in version space: inside a regression's scope
 def scope_value(code: str | None, vers: tuple[tuple[str, str], ...], d: str) -> str | None:
     """The value of version dimension ``d`` (``code_version``, a name, or a pair ``a×b`` whose

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .cooccurrence import cooccur, join_scope, split_by_rate
+from .cooccurrence import cooccur, join_followers, join_scope, split_by_rate
 from .coverage import cover, is_job_level_text, routine_signatures
 from .hypothesis import Hyp
 from .incidents import find_anchored, find_incidents
@@ -127,9 +127,10 @@ def _run(ix: Index) -> list[Proposal]:
     join_scope(ix, hyps, owner)
     split_by_rate(ix, hyps, owner)
     attribute_storms(ix, hyps, owner, incidents)
+    followers = join_followers(ix, hyps, owner)
     human_only(ix, hyps, owner)
     out = [h.proposal() for h in hyps if h.events]
-    out += cover(ix, owner, incidents.follow)
+    out += cover(ix, owner, {**followers, **incidents.follow})
     out.sort(key=lambda p: (-len(p.event_ids), p.key))
     return out
 

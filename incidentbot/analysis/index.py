@@ -317,22 +317,26 @@ class Index:
         S = self.S
         return k < len(st) and st[k] - t <= S.watchdog_timeout_s * S.watchdog_margin + S.watchdog_slack_s
 
-    def texts_before(self, i: int) -> set[int]:
-        """Signatures of other texts' lines (not routine noise) in the same job up to
-        ``episode_gap_s`` before event ``i``: the failure ``i`` follows, if any."""
+    def lines_before(self, i: int) -> list[int]:
+        """Other texts' lines (not routine noise) in the same job up to ``episode_gap_s`` before
+        event ``i``: the failure ``i`` follows, if any."""
         e = self.ev[i]
         tk = self.job_times[e.job_id]
         idx = self.by_job[e.job_id]
         k = bisect.bisect_left(tk, e.time - self.S.episode_gap_s)
-        out: set[int] = set()
+        out: list[int] = []
         for q in range(k, min(len(idx), k + 200)):
             j = idx[q]
             ej = self.ev[j]
             if ej.time > e.time or j == i:
                 break
             if ej.signature_id != e.signature_id and ej.signature_id not in self.routine:
-                out.add(ej.signature_id)
+                out.append(j)
         return out
+
+    def texts_before(self, i: int) -> set[int]:
+        """Signatures of ``lines_before(i)``."""
+        return {self.ev[j].signature_id for j in self.lines_before(i)}
 
     def follows_other(self, i: int) -> bool:
         """Whether event ``i`` follows another text's failure (``texts_before``: the launcher's
