@@ -278,7 +278,25 @@ def test_hangs_with_no_precursor_on_one_code_version_are_that_codes(hung, on_one
         assert p.scope["versions"] == ["code_version=v2"] and set(p.event_ids) == f.ids(WATCHDOG)
         assert p.evidence[0].startswith("5 of 5 storms of 'NCCL watchdog timeout' with no error before them came on code v2, which ran 25% of the steps")
     else:
-        assert [p.kind for p in props] == ["storm_unexplained"]
+        # no code's hang: unexplained hangs, one hypothesis per code version they came on
+        assert {p.kind for p in props} == {"storm_unexplained"}
+        codes = sorted({f.jobs[j].code for j in hung})
+        assert sorted(p.title for p in props) == [
+            f"Collective hang, cause not yet known: storms of NCCL watchdog timeout on code {c}" for c in codes
+        ]
+        assert sorted(p.scope["code_version"] for p in props) == [[c] for c in codes]
+
+
+def test_unexplained_hangs_on_no_code_version_are_one_hypothesis_per_run():
+    """Without a code version, hangs with nothing before them are one incident per run."""
+    f = code_fleet([None] * 4)
+    for n, j in enumerate(["j0", "j0", "j2"]):
+        storm(f, j, f.jobs[j].start + 3_000 * (n + 1))
+    props = [p for p in analyze(f.events, f.signatures) if set(p.event_ids) & f.ids(WATCHDOG)]
+    assert sorted((p.kind, p.scope["runs"]) for p in props) == [("storm_unexplained", ["j0"]), ("storm_unexplained", ["j2"])]
+    assert sorted(p.title for p in props) == [
+        f"Collective hang, cause not yet known: storms of NCCL watchdog timeout on run {j}" for j in ("j0", "j2")
+    ]
 
 
 @pytest.mark.parametrize(

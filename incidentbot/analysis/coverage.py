@@ -303,30 +303,44 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                         key=f"hang:{s}:{d}={v}",
                     )
                 )
-            hang = sorted(hang_ids)
-            if ix.weight(hang) < S.cover_min_events:
-                continue
-            n_b = sum(1 for _j, g in bursts if g[0] in hang_ids)
-            jobs, hosts, span = _where(ix, hang)
-            lines = [
-                f"{n_b} storms of '{title}' ({fmt_n(ix.weight(hang))} events from many ranks within seconds) "
-                f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
-                "no error on the ranks or hosts that failed first came before them within the watchdog "
-                "window: the hang's cause is not in the events yet",
-            ]
-            out.append(
-                Proposal(
-                    title=f"Collective hang, cause not yet known: storms of {title}",
-                    cause_class="unknown",
-                    scope={"jobs": jobs[:20]},
-                    confidence=S.cover_confidence,
-                    evidence=lines,
-                    signature_ids=sorted({ix.ev[i].signature_id for i in hang}),
-                    event_ids=sorted(ix.ev[i].id for i in hang),
-                    kind="storm_unexplained",
-                    key=f"hang:{s}",
+            # hangs with nothing before them: those on one code version are one failure mode to look
+            # into (the same code hanging again; too few for the version test above), the rest one
+            # per run (two runs hanging days apart on different code share only the op they hung in)
+            groups_h: dict[tuple[str, str], list[int]] = defaultdict(list)
+            for i in sorted(hang_ids):
+                e = ix.ev[i]
+                groups_h[("code", e.code_version) if e.code_version else ("run", ix.run_of[e.job_id])].append(i)
+            for (what, name), hang in sorted(groups_h.items()):
+                if ix.weight(hang) < S.cover_min_events:
+                    continue
+                hang_set = set(hang)
+                n_b = sum(1 for _j, g in bursts if g[0] in hang_set)
+                jobs, hosts, span = _where(ix, hang)
+                runs = sorted({ix.run_of[ix.ev[i].job_id] for i in hang})
+                where = f"code {name}" if what == "code" else f"run {name}"
+                lines = [
+                    f"{n_b} storm{'s' if n_b != 1 else ''} of '{title}' ({fmt_n(ix.weight(hang))} events from "
+                    f"many ranks within seconds) on {where}, in {len(runs)} run{'s' if len(runs) != 1 else ''} "
+                    f"({len(jobs)} job{'s' if len(jobs) != 1 else ''}) {span}",
+                    "no error on the ranks or hosts that failed first came before them within the watchdog "
+                    "window: the hang's cause is not in the events yet",
+                ]
+                hang_scope: dict[str, list[str]] = {"runs": runs[:20], "jobs": jobs[:20]}
+                if what == "code":
+                    hang_scope["code_version"] = [name]
+                out.append(
+                    Proposal(
+                        title=f"Collective hang, cause not yet known: storms of {title} on {where}",
+                        cause_class="unknown",
+                        scope=hang_scope,
+                        confidence=S.cover_confidence,
+                        evidence=lines,
+                        signature_ids=sorted({ix.ev[i].signature_id for i in hang}),
+                        event_ids=sorted(ix.ev[i].id for i in hang),
+                        kind="storm_unexplained",
+                        key=f"hang:{s}:{what}:{name}",
+                    )
                 )
-            )
             continue
         if is_benign_text(ix, s) and spread_evenly(ix, left):
             continue

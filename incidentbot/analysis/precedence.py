@@ -67,7 +67,9 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         for k in range(lo, hi):
             i = ix.by_job[j][k]
             ps = ix.ev[i].signature_id
-            if ps in storm_sigs and i in ix.in_storm:
+            if ps in storm_sigs:
+                # a text that storms (a watchdog's timeout) says a collective hung, not why: one
+                # rank's line of it just before the others' is the same hang seen from another op
                 continue
             if ps == s:
                 continue
@@ -132,7 +134,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
         for k in range(hi - 1, lo - 1, -1):
             i = ix.by_job[j][k]
             ps = ix.ev[i].signature_id
-            if i in ix.in_storm:
+            if i in ix.in_storm or ps in storm_sigs:
                 continue
             if (ps, s) in reliable or incidents.precursor(ix, owner, i) or owner.get(i) in pinned:
                 best = i
