@@ -363,7 +363,7 @@ def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     done: set[int] = set()
     for p, a, b, s, ids, line in sorted(plans, key=lambda t: (t[0], t[1], t[2], t[3])):
         p = min(1.0, p * max(1, n_tests))
-        if p >= S.alpha_onset or s in done:  # a claim about which bug a text is: the onset's level
+        if p >= S.alpha_split_rate or s in done:
             continue
         done.add(s)
         hyps[a].remove_events(s, ids)

@@ -48,6 +48,9 @@ class Settings:
     # "cause not yet known", so the likelier home is taken, and the evidence says it is a guess.
     scope_join_likely_ratio: float = 0.45
     scope_join_likely_min: int = 2
+    # one text of two regressions (cooccurrence.split_by_rate): the level for moving the lines inside
+    # the other's versions there, corrected for the texts and pairs tried
+    alpha_split_rate: float = 5e-3
     scope_merge_stray_frac: float = 0.1  # two onsets are one when each has at most this share outside the other
     scope_merge_nested_frac: float = 0.25  # ... or one has none outside and the other at most this share
     rank0_frac: float = 0.9
