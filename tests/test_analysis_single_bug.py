@@ -123,13 +123,15 @@ LIKELY_CASES = [
     ("two inside, two elsewhere: the rate outside carried inside gives half of them", 2, 2, False, False),
     ("one inside, one elsewhere", 1, 1, False, False),
     ("three inside, one elsewhere, each on every host of its job at once (a collective's line)", 3, 1, True, False),
+    ("six inside, none elsewhere, each on every host at once: significant, but a collective's line", 6, 0, True, False),
 ]
 
 
 @pytest.mark.parametrize("name,n_in,n_out,collective,joins", LIKELY_CASES, ids=[c[0] for c in LIKELY_CASES])
 def test_a_rare_text_mostly_inside_goes_to_its_likelier_home(name, n_in, n_out, collective, joins):
     """Too few lines for a test; the alternative is "cause not yet known": the lines inside join
-    when the text's rate elsewhere, carried inside, explains less than half of them."""
+    when the text's rate elsewhere, carried inside, explains less than half of them. A line from
+    every host of a job at once is a collective's, which no regression takes by its versions."""
     f = fleet()
     rng = random.Random(3)
     for k in range(n_in + n_out):

@@ -264,14 +264,16 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                     continue
                 # the text's rate outside these versions, as a share of its rate inside
                 ratio = (n - k) / (1.0 - q) / (k / q)
-                # without a test, only one process's lines: an occurrence on several hosts at once is
-                # a collective's (a hang's, a network fault's), and weighs as much as its many lines
-                lone = all(len({ix.ev[i].host for i in occs[o]}) <= 1 for o in inside)
-                likely = lone and S.scope_join_likely_min <= k < n and ratio < S.scope_join_likely_ratio
+                # only one process's lines: an occurrence on several hosts at once is a collective's
+                # (NCCL failing to connect, a hang), which the storm and host rules place; a bug's
+                # rarer symptom is one rank's error
+                if not all(len({ix.ev[i].host for i in occs[o]}) <= 1 for o in inside):
+                    continue
+                likely = S.scope_join_likely_min <= k < n and ratio < S.scope_join_likely_ratio
                 if k < S.scope_join_min_test and k < n and not likely:
                     continue
                 p = min(1.0, binom_sf(k, n, q) * n_tests)
-                every = lone and k == n and q**n <= S.scope_join_rare_share
+                every = k == n and q**n <= S.scope_join_rare_share
                 if p < S.alpha_scope_join or every:
                     likely = False
                     # nearly absent outside: a line every failure brings (the launcher's "child
