@@ -9,8 +9,9 @@ unit of counting is an *occurrence*: events of one signature in one job less tha
 Every threshold is in ``settings.Settings``. The rules, in order, each taking what it explains:
 
 1. ``storms.py``: bursts of one signature from many hosts/ranks within seconds are set aside.
-2. ``recurrence.py``: a run failing at the same step in >= 3 attempts (new job ids allowed, any
-   rank) -> bad data.
+2. ``recurrence.py``: a run failing at the same step in >= 3 attempts, or in 2 on different
+   hosts, one host each (new job ids allowed, any rank; runs from id patterns, the reporter's
+   run, or the launcher's job name) -> bad data.
 3. ``localisation.py``: occurrences concentrated on a host beyond what its exposure in the
    affected runs allows (binomial tail, Bonferroni over hosts); several hosts of one switch (or
    name group) -> the switch. Scheduler lines about a whole job are never localised.
@@ -20,12 +21,15 @@ Every threshold is in ``settings.Settings``. The rules, in order, each taking wh
    such as torch x cuda when the single claim is too broad), pooled into one bug.
 5. ``merging.py``: components with one evidence profile -> one hypothesis (one bug, many
    symptoms); people's together/apart decisions obeyed.
-6. ``cooccurrence.py``: leftover occurrences reliably next to a hypothesis' events join it.
+6. ``cooccurrence.py``: leftover occurrences reliably next to a hypothesis' events join it; a
+   regression's rarer texts join it by version scope (a binomial test, or, too few for one, when
+   the text's rate elsewhere explains under half of its lines inside; one process's lines only).
 7. ``precedence.py``: a storm goes to the nearest reliable precursor in its job within the
-   watchdog's own timeout (``Timeout(ms)=`` in the text, else ``watchdog_timeout_s``).
+   watchdog's own timeout (``Timeout(ms)=`` in the text, else ``watchdog_timeout_s``); another
+   watchdog's line is no precursor. The launcher's line after a failure goes with that failure.
 8. ``coverage.py``: what is left becomes "one failure mode, cause not yet known" (or "collective
-   hang, cause not yet known", or a shared component when storms hit a cluster's jobs at once);
-   benign noise (benign words AND spread) stays out.
+   hang, cause not yet known" per code version or run, or a shared component when storms hit a
+   cluster's jobs at once); benign noise (benign words AND spread) stays out.
 
 The confidence of a hypothesis is a monotone map of its strongest test (see ``Proposal``).
 """
