@@ -6,7 +6,7 @@ import bisect
 from collections import Counter, defaultdict
 
 from .coverage import is_benign_text
-from .hypothesis import Hyp
+from .hypothesis import Hyp, give
 from .index import Index, fmt_p
 from .pooled import lies_apart, part_shares, plain_values
 from .stats import binom_sf
@@ -57,14 +57,15 @@ def cooccur(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             continue
         # only the occurrences that sit next to it; the rest stay unexplained
         ids = [i for o, ii in occs.items() if h in near_of.get(o, ()) for i in ii]
-        hyps[h].add_events(
+        give(
+            hyps,
+            owner,
+            h,
             s,
             ids,
             f"{ix.sig_title(s)}: {v} of {len(occs)} occurrences within "
             f"{int(S.cooccur_window_s)} s of this cause's other events in the same job",
         )
-        for i in ids:
-            owner[i] = h
 
 
 def join_followers(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> dict[int, int]:
@@ -100,14 +101,15 @@ def join_followers(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> dict[in
         for h, ids in sorted(per_h.items()):
             if regression_keys(hyps[h]) or not ix.apart_allows(hyps[h].sigs | {s}):
                 continue
-            hyps[h].add_events(
+            give(
+                hyps,
+                owner,
+                h,
                 s,
                 ids,
                 f"{ix.sig_title(s)}: {len(ids)} line{'s' if len(ids) > 1 else ''} right after this cause's own "
                 f"in the same job (within {int(S.episode_gap_s)} s): what followed that failure",
             )
-            for i in ids:
-                owner[i] = h
     return follow
 
 
@@ -369,6 +371,4 @@ def split_by_rate(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             continue
         done.add(s)
         hyps[a].remove_events(s, ids)
-        hyps[b].add_events(s, ids, f"{line} ({fmt_p(p)}): this bug shows as that text too")
-        for i in ids:
-            owner[i] = b
+        give(hyps, owner, b, s, ids, f"{line} ({fmt_p(p)}): this bug shows as that text too")

@@ -297,3 +297,10 @@ class Hyp:
             kind=kind,
             key=key,
         )
+
+
+def give(hyps: list[Hyp], owner: dict[int, int], h: int, s: int, ids: list[int], line: str | None) -> None:
+    """Lines ``ids`` of text ``s`` join hypothesis ``h``, which now explains them (``owner``)."""
+    hyps[h].add_events(s, ids, line)
+    for i in ids:
+        owner[i] = h

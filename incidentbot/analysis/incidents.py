@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from .coverage import is_benign_text, is_job_level_text
 from .gpus import device_of, dominant_device
-from .hypothesis import Hyp
+from .hypothesis import Hyp, give
 from .index import Component, Index, fmt_p
 
 
@@ -345,9 +345,7 @@ def _join(ix: Index, hyps: list[Hyp], owner: dict[int, int], h: int, ids: list[i
     for s, ii in sorted(by_sig.items()):
         if not ix.apart_allows(hyps[h].sigs | {s}):
             continue
-        hyps[h].add_events(s, ii, None)
-        for i in ii:
-            owner[i] = h
+        give(hyps, owner, h, s, ii, None)
     hyps[h].episodes += 1
 
 

@@ -7,7 +7,7 @@ import itertools
 from collections import defaultdict
 
 from .cooccurrence import in_scope
-from .hypothesis import Hyp
+from .hypothesis import Hyp, give
 from .index import Index
 
 
@@ -123,9 +123,7 @@ def human_only(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
         for s in present:
             ids = [i for i in ix.by_sig[s] if i not in owner]
             if ids:
-                hyps[h].add_events(s, ids, None)
-                for i in ids:
-                    owner[i] = h
+                give(hyps, owner, h, s, ids, None)
         hyps[h].lines_extra.append(
             "people merged " + ", ".join(f"'{ix.sig_title(s)}'" for s in present) + " into one cause"
         )

@@ -6,7 +6,7 @@ import bisect
 import re
 from collections import Counter, defaultdict
 
-from .hypothesis import Hyp
+from .hypothesis import Hyp, give
 from .incidents import Incidents, companions
 from .index import Index, fmt_n
 from .storms import is_storage_text
@@ -161,9 +161,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
                 and i not in ix.in_storm
                 and (sw is None or _switch(ix, i) == sw or ix.ev[i].host == sw)
             ]
-            hyps[h].add_events(ps, pre_ids, None)
-            for i in pre_ids:
-                owner[i] = h
+            give(hyps, owner, h, ps, pre_ids, None)
         if not ix.apart_allows(hyps[h].sigs | {s}):
             continue
         _attach(ix, hyps, owner, h, s, j, g)
@@ -186,9 +184,7 @@ def attribute_storms(ix: Index, hyps: list[Hyp], owner: dict[int, int], incident
 
 
 def _attach(ix: Index, hyps: list[Hyp], owner: dict[int, int], h: int, s: int, j: str, g: list[int]) -> None:
-    hyps[h].add_events(s, g, None)
-    for i in g:
-        owner[i] = h
+    give(hyps, owner, h, s, g, None)
     for i in companions(ix, j, g, owner):
         if ix.apart_allows(hyps[h].sigs | {ix.ev[i].signature_id}):
             hyps[h].add_events(ix.ev[i].signature_id, [i], None)

@@ -63,7 +63,7 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
     that do not mean a host's own hardware fault (``nfs: server not responding``) and the storms'
     abort lines. A storm whose job shows a line already explained by another hypothesis (a
     localised host, a switch) just before it is left to ``precedence.py``."""
-    from .hypothesis import Hyp
+    from .hypothesis import Hyp, give
     from .incidents import companions
     from .precedence import watchdog_window
 
@@ -176,9 +176,7 @@ def shared_storms(ix: Index, hyps: list, owner: dict[int, int]) -> None:
                     owner[i] = h
             for b in take:
                 s, j, g = ix.storm_bursts[b]
-                hyps[h].add_events(s, g, None)
-                for i in g:
-                    owner[i] = h
+                give(hyps, owner, h, s, g, None)
                 for i in companions(ix, j, g, owner):
                     hyps[h].add_events(ev[i].signature_id, [i], None)
                     owner[i] = h
