@@ -248,6 +248,10 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
     if not cand:
         return
     for s, occs in sorted(cand.items()):
+        # only one process's lines: an occurrence on several hosts at once is a collective's (NCCL
+        # failing to connect, a hang), which the storm and host rules place; a bug's rarer symptom
+        # is one rank's error. A regression whose versions hold one takes none of the text's lines.
+        collective = {o for o, ii in occs.items() if len({ix.ev[i].host for i in ii}) > 1}
         # one text, two regressions: what the best one leaves is tried against the others
         tried: set[int] = set()
         while occs:
@@ -266,10 +270,7 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                     continue
                 # the text's rate outside these versions, as a share of its rate inside
                 ratio = (n - k) / (1.0 - q) / (k / q)
-                # only one process's lines: an occurrence on several hosts at once is a collective's
-                # (NCCL failing to connect, a hang), which the storm and host rules place; a bug's
-                # rarer symptom is one rank's error
-                if not all(len({ix.ev[i].host for i in occs[o]}) <= 1 for o in inside):
+                if collective.intersection(inside):
                     continue
                 likely = S.scope_join_likely_min <= k < n and ratio < S.scope_join_likely_ratio
                 if k < S.scope_join_min_test and k < n and not likely:
@@ -296,7 +297,10 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
             likely, p, q, hi, inside, k, n, ratio = best
             tried.add(hi)
             ids = [i for o in inside for i in occs[o]]
-            hyps[hi].add_events(
+            give(
+                hyps,
+                owner,
+                hi,
                 s,
                 ids,
                 f"{ix.sig_title(s)}: {k} of {n} occurrences inside this regression's versions, which ran "
@@ -310,8 +314,6 @@ def join_scope(ix: Index, hyps: list[Hyp], owner: dict[int, int]) -> None:
                     else ": all of them, and nothing else explains them"
                 ),
             )
-            for i in ids:
-                owner[i] = hi
             taken = set(inside)
             occs = {o: ii for o, ii in occs.items() if o not in taken}
 

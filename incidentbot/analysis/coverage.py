@@ -19,6 +19,7 @@ still covered: its spread, not its words, is what would make it harmless.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import TypedDict
 
 from .index import Index, confidence_from, fmt_n, fmt_p
 from .model import Proposal
@@ -87,6 +88,19 @@ def _stopped_its_job(ix: Index, i: int) -> bool:
 
     s = ix.ev[i].signature_id
     return is_job_level_text(ix, s) or is_scheduler_text(ix, s) or interrupted(ix, [i], restart=True)
+
+
+class _Members(TypedDict):
+    signature_ids: list[int]
+    event_ids: list[int]
+
+
+def _members(ix: Index, idx) -> _Members:
+    """A proposal's signature and event ids for the records ``idx``."""
+    return {
+        "signature_ids": sorted({ix.ev[i].signature_id for i in idx}),
+        "event_ids": sorted(ix.ev[i].id for i in idx),
+    }
 
 
 def _where(ix: Index, idx: list[int]) -> tuple[list[str], list[str], str]:
@@ -233,7 +247,6 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
     out: list[Proposal] = []
     for s in sorted(groups):
         left = sorted(groups[s])
-        sig_ids = sorted({ix.ev[i].signature_id for i in left})
         n = ix.weight(left)
         if n < S.cover_min_events and not (
             S.cover_interruptions and not is_benign_text(ix, s) and any(_stopped_its_job(ix, i) for i in left)
@@ -271,8 +284,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                         scope={"clusters": [c]} if c else {},
                         confidence=S.cover_confidence_shared,
                         evidence=lines,
-                        signature_ids=sorted({ix.ev[i].signature_id for i in shared_ids}),
-                        event_ids=sorted(ix.ev[i].id for i in shared_ids),
+                        **_members(ix, shared_ids),
                         kind="shared_component",
                         key=f"shared:{c}:{s}",
                     )
@@ -297,8 +309,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                             f"version (a deadlock, a collective one rank skips), not a host or the network",
                             f"in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}",
                         ],
-                        signature_ids=sorted({ix.ev[i].signature_id for i in on_v}),
-                        event_ids=sorted(ix.ev[i].id for i in on_v),
+                        **_members(ix, on_v),
                         kind="regression",
                         key=f"hang:{s}:{d}={v}",
                     )
@@ -315,7 +326,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                     continue
                 hang_set = set(hang)
                 n_b = sum(1 for _j, g in bursts if g[0] in hang_set)
-                jobs, hosts, span = _where(ix, hang)
+                jobs, _hosts, span = _where(ix, hang)
                 runs = sorted({ix.run_of[ix.ev[i].job_id] for i in hang})
                 where = f"code {name}" if what == "code" else f"run {name}"
                 lines = [
@@ -335,8 +346,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                         scope=hang_scope,
                         confidence=S.cover_confidence,
                         evidence=lines,
-                        signature_ids=sorted({ix.ev[i].signature_id for i in hang}),
-                        event_ids=sorted(ix.ev[i].id for i in hang),
+                        **_members(ix, hang),
                         kind="storm_unexplained",
                         key=f"hang:{s}:{what}:{name}",
                     )
@@ -358,8 +368,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                         f"{fmt_n(n)} lines of '{title}' in {len(jobs)} job{'s' if len(jobs) != 1 else ''} {span}: "
                         "a line about the whole job, not any one host's fault"
                     ],
-                    signature_ids=sig_ids,
-                    event_ids=sorted(ix.ev[i].id for i in left),
+                    **_members(ix, left),
                     kind="scheduler",
                     key=f"scheduler:{s}",
                 )
@@ -392,8 +401,7 @@ def cover(ix: Index, owner: dict[int, int], follow: dict[int, int] | None = None
                 scope=scope,
                 confidence=S.cover_confidence,
                 evidence=lines,
-                signature_ids=sig_ids,
-                event_ids=sorted(ix.ev[i].id for i in left),
+                **_members(ix, left),
                 kind="unexplained",
                 key=f"unexplained:{s}",
             )

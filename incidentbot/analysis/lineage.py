@@ -51,7 +51,8 @@ JOB_NAME_ATTRIBUTES = ("job_name", "slurm_job_name", "jobname")
 
 
 def launcher_job_name(attributes: object) -> str | None:
-    """The job name an event's attributes carry (``job_name``, ``slurm_job_name``), else None."""
+    """The job name an event's attributes carry (the first of ``JOB_NAME_ATTRIBUTES`` that holds a
+    non-blank string, at most 256 characters), else None."""
     if not isinstance(attributes, dict):
         return None
     for key in JOB_NAME_ATTRIBUTES:

@@ -186,10 +186,12 @@ def inside_known(ix: Index, best, occ_vals, known, vals_of) -> set[int]:
     _p, _mode, d, A, members, _n_in, _E_in, _E_out, _mu = best
     Aset = set(A)
     out: set[int] = set()
+    shares: dict[tuple[str, str], float] | None = None
     for d2, A2 in known:
         if d2 == d:
             continue
-        shares = part_shares(ix, lambda code, vers: vals_of(code, vers).get(d) in Aset, vals_of)
+        if shares is None:  # the same for every known regression: computed once, when needed
+            shares = part_shares(ix, lambda code, vers: vals_of(code, vers).get(d) in Aset, vals_of)
         if sum(shares.get((d2, v), 0.0) for v in A2) >= 1 - ix.S.onset_stray_frac:
             continue  # not narrower: the pool's versions all ran it
         out |= {s for s in members if all(ov.get(d2) in A2 for ov in occ_vals[s])}
